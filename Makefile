@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both set everything up first.
+# Needs Python >= 3.11 and a C/C++ toolchain (the first setup compiles llama.cpp: minutes).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+export PIP_DISABLE_PIP_VERSION_CHECK = 1
+
+.PHONY: setup run test lab lint typecheck bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+## run: serve the two embedded models and run every experiment; prints the run folder
+run: setup
+	$(VENV)/bin/workbench run
+
+## test: unit, integration (real local models) and notebook tests
+test: setup
+	$(PY) -m pytest
+
+## lab: JupyterLab on the notebooks
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+lint: setup
+	$(VENV)/bin/ruff check workbench tests bench
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,28 @@
+"""llm-workbench: measure LLM contenders on your own workloads and decide with the numbers.
+
+The public API is re-exported here; notebooks import `workbench as wb`.
+"""
+
+from workbench.config import Contender, ContenderSet, load_contenders
+from workbench.errors import ConfigError, UnknownNameError, WorkbenchError
+from workbench.results import RecordWriter, RunDir, load_records, load_runs
+from workbench.types import ErrorClass, Prompt, Record, Usage
+
+__all__ = [
+    "ConfigError",
+    "Contender",
+    "ContenderSet",
+    "ErrorClass",
+    "Prompt",
+    "Record",
+    "RecordWriter",
+    "RunDir",
+    "UnknownNameError",
+    "Usage",
+    "WorkbenchError",
+    "load_contenders",
+    "load_records",
+    "load_runs",
+]
+
+__version__ = "0.1.0"

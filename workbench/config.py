@@ -1,0 +1,297 @@
+"""Typed contenders config: what to measure and how to reach it, validated before anything runs.
+
+Precedence, lowest to highest (one chain, everywhere):
+  1. field defaults in this module,
+  2. the YAML file (`experiments/contenders.yaml`; its `defaults:` block, then each entry),
+  3. notebook / `workbench run --param` overrides (e.g. `max_tokens`), applied by the caller.
+API keys are never part of the config: an entry names the environment variable that holds its
+key (`api_key_env`), and the key is read from the environment only when a request is built.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from workbench.errors import ConfigError, UnknownNameError
+
+__all__ = [
+    "Contender",
+    "ContenderSet",
+    "Sampling",
+    "Skipped",
+    "load_contenders",
+    "load_yaml",
+    "DEFAULT_CONTENDERS_FILE",
+]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONTENDERS_FILE = PROJECT_ROOT / "experiments" / "contenders.yaml"
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Shapes of real keys; a value like this in `api_key_env` means a key was pasted into the file.
+_KEY_LIKE = re.compile(r"^(sk-|sk_|AIza|xai-|gsk_|hf_)|^[A-Za-z0-9_\-]{40,}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sampling(_Strict):
+    """Decoding settings sent with every request unless an experiment overrides them."""
+
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy, for repeatable runs")
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="nucleus sampling; None = server default")
+    max_tokens: int = Field(64, ge=1, le=32768, description="output cap per request")
+    stop: list[str] = Field(default_factory=list, description="stop sequences")
+    seed: int | None = Field(None, description="sampling seed, where the API supports one")
+
+
+class Contender(_Strict):
+    """One model behind one API: the unit the decision matrix ranks."""
+
+    name: str = Field(description="unique name used everywhere (records, CLI, notebooks)")
+    api: str = Field(description="wire format; one of workbench.providers.api_kinds()")
+    model: str = Field(description="model id sent to the API")
+    base_url: str | None = Field(None, description="API root, e.g. https://api.openai.com/v1")
+    local: str | None = Field(None, description="embedded model name; the workbench serves it")
+    api_key_env: str | None = Field(None, description="NAME of the env variable holding the key")
+    prompt_template: str | None = Field(
+        None, description="completion models: text with one {prompt} placeholder"
+    )
+    system_prompt: str | None = Field(None, description="chat models: optional system message")
+    sampling: Sampling = Field(default_factory=Sampling)
+    enabled: bool = Field(True, description="false = never selected by default")
+    timeout_s: float = Field(60.0, gt=0, description="per-request deadline, connect to last byte")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra non-secret headers")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="provider-specific settings (e.g. generic field paths)"
+    )
+    declared: dict[str, Any] = Field(
+        default_factory=dict, description="integration facts declared by hand (SDK, docs, ...)"
+    )
+    price: dict[str, Any] | None = Field(None, description="price overrides, see workbench.cost")
+    notes: str | None = Field(None, description="free text shown in reports")
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-]*", v):
+            raise ValueError("use letters, digits, '.', '_' or '-' (it names files and columns)")
+        return v
+
+    @field_validator("api")
+    @classmethod
+    def _api_known(cls, v: str) -> str:
+        from workbench.providers import api_kinds
+
+        if v not in api_kinds():
+            raise ValueError(f"unknown api kind {v!r}; valid: {', '.join(sorted(api_kinds()))}")
+        return v
+
+    @field_validator("local")
+    @classmethod
+    def _local_known(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from workbench.local import LOCAL_MODELS
+
+        if v not in LOCAL_MODELS:
+            raise ValueError(f"unknown local model {v!r}; valid: {', '.join(sorted(LOCAL_MODELS))}")
+        return v
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if _KEY_LIKE.search(v) and not v.isupper():
+            raise ValueError("this looks like a key; put the variable's NAME here, the key in the environment")
+        if not _ENV_NAME.match(v):
+            raise ValueError(f"{v!r} is not an environment variable name")
+        return v
+
+    @field_validator("headers")
+    @classmethod
+    def _no_secret_headers(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if key.lower() in {"authorization", "x-api-key", "x-goog-api-key", "api-key"}:
+                raise ValueError(f"header {key!r} carries a secret; use api_key_env instead")
+        return v
+
+    @model_validator(mode="after")
+    def _endpoint_and_template(self) -> Contender:
+        if (self.base_url is None) == (self.local is None):
+            raise ValueError("set exactly one of base_url (hosted) or local (embedded model)")
+        if self.base_url is not None and not re.match(r"^https?://", self.base_url):
+            raise ValueError(f"base_url {self.base_url!r} must start with http:// or https://")
+        from workbench.providers import get_provider
+
+        provider = get_provider(self.api)
+        if provider.needs_prompt_template:
+            if not self.prompt_template:
+                raise ValueError(f"api {self.api!r} is a completion API: prompt_template is required")
+            if "{prompt}" not in self.prompt_template:
+                raise ValueError("prompt_template must contain the placeholder {prompt}")
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.local is not None
+
+    def api_key(self) -> str | None:
+        """The key from the environment, or None. Never stored on the object."""
+        if self.api_key_env is None:
+            return None
+        value = os.environ.get(self.api_key_env)
+        return value or None
+
+    def key_missing(self) -> bool:
+        return self.api_key_env is not None and self.api_key() is None
+
+    def with_sampling(self, **overrides: Any) -> Contender:
+        """A copy with sampling fields replaced (None values are ignored)."""
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        if not clean:
+            return self
+        return self.model_copy(update={"sampling": self.sampling.model_copy(update=clean)})
+
+    def public_dict(self) -> dict[str, Any]:
+        """For manifests and reports: everything but secrets (there are none stored, by design)."""
+        return self.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A contender left out of a run, with the one-line reason shown to the user."""
+
+    name: str
+    reason: str
+
+
+class ContenderSet:
+    """The validated contents of a contenders file, with name lookups that explain themselves."""
+
+    def __init__(self, contenders: Iterable[Contender], source: str = "<memory>") -> None:
+        self.source = source
+        self._by_name: dict[str, Contender] = {}
+        for c in contenders:
+            if c.name in self._by_name:
+                raise ConfigError(source, f"contenders[{c.name}]", "duplicate contender name")
+            self._by_name[c.name] = c
+
+    def __iter__(self) -> Iterator[Contender]:
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def names(self) -> list[str]:
+        return list(self._by_name)
+
+    def get(self, name: str) -> Contender:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownNameError("contender", name, self._by_name) from None
+
+    def select(self, names: str | Iterable[str] | None = None) -> tuple[list[Contender], list[Skipped]]:
+        """Resolve a selection to runnable contenders plus the skipped ones and why.
+
+        `names` may be None / "" / "enabled" (every enabled entry), "all", a comma-separated
+        string or a list. Named contenders that are unknown raise; named ones whose key is
+        missing are skipped with a note, like disabled defaults.
+        """
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",") if n.strip()]
+        wanted: list[Contender]
+        if not names or list(names) == ["enabled"]:
+            wanted = [c for c in self if c.enabled]
+        elif list(names) == ["all"]:
+            wanted = list(self)
+        else:
+            wanted = [self.get(n) for n in names]
+        chosen: list[Contender] = []
+        skipped: list[Skipped] = []
+        for c in wanted:
+            if c.key_missing():
+                skipped.append(Skipped(c.name, f"skipped {c.name}: ${c.api_key_env} is not set"))
+            else:
+                chosen.append(c)
+        if not names:
+            for c in self:
+                if not c.enabled and c.key_missing():
+                    skipped.append(Skipped(c.name, f"skipped {c.name}: ${c.api_key_env} is not set"))
+        return chosen, skipped
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Parse a YAML file, turning syntax errors into a ConfigError with the line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), None, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(p), where, f"invalid YAML: {problem}") from None
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) if loc else "(entry)"
+
+
+def load_contenders(path: str | Path | None = None) -> ContenderSet:
+    """Load and validate a contenders file; any mistake raises ConfigError naming file and field."""
+    p = Path(path) if path is not None else DEFAULT_CONTENDERS_FILE
+    data = load_yaml(p)
+    src = str(p)
+    if not isinstance(data, dict):
+        raise ConfigError(src, None, "expected a mapping with a 'contenders' list")
+    unknown = set(data) - {"defaults", "contenders"}
+    if unknown:
+        raise ConfigError(src, sorted(unknown)[0], "unknown top-level field; valid: contenders, defaults")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(src, "defaults", "must be a mapping")
+    entries = data.get("contenders")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(src, "contenders", "must be a non-empty list")
+    contenders: list[Contender] = []
+    for i, entry in enumerate(entries):
+        label = f"contenders[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(src, label, "each contender must be a mapping")
+        if isinstance(entry.get("name"), str):
+            label = f"contenders[{entry['name']}]"
+        try:
+            contenders.append(Contender.model_validate(_merge(defaults, entry)))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = _field_path(tuple(err["loc"]))
+            reason = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                reason = f"unknown field; valid: {', '.join(sorted(Contender.model_fields))}"
+            raise ConfigError(src, f"{label}.{field}" if err["loc"] else label, reason) from None
+    return ContenderSet(contenders, source=src)

@@ -1,0 +1,330 @@
+"""One timed request → one record. The only place requests are timed.
+
+The clock starts immediately before the request is handed to httpx and every later reading is
+`time.perf_counter_ns()` (monotonic). A failure of any kind — HTTP error, timeout, refused
+connection, malformed or truncated stream — comes back as a record with `status="error"` and a
+typed `error_class`; this function does not raise for request failures.
+
+Token counts: the server's `usage` when it reports one (`token_source="usage"`). When a stream
+carries none (llama.cpp's server ignores `stream_options.include_usage`), a `TokenCounter` may
+count the text with the server's own tokenizer (`"tokenizer"`, still an exact count of the text
+but flagged `tokens_estimated` because re-tokenising text can differ from the generated ids by a
+token); failing that, content chunks are counted (`"chunks"`) or characters/4 (`"chars/4"`),
+both flagged as estimates. Zero is never reported for a non-empty answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from workbench import metrics
+from workbench.config import Contender
+from workbench.providers import get_provider
+from workbench.providers.errors import rate_limit_headers
+from workbench.providers.sse import SSEDecoder
+from workbench.types import ErrorClass, ErrorInfo, Prompt, Record, Usage
+
+__all__ = ["TokenCounter", "make_client", "probe", "probe_once", "new_request_id"]
+
+#: Counts tokens of a text with the model's own tokenizer; None when it cannot.
+TokenCounter = Callable[[str], Awaitable[int | None]]
+
+_MAX_ERROR_BODY = 64 * 1024
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def make_client(max_connections: int = 64, timeout_s: float = 60.0) -> httpx.AsyncClient:
+    """An HTTP/1.1 keep-alive client sized for `max_connections` requests in flight.
+
+    Pool waits would silently add to measured latency, so the pool is never smaller than the
+    concurrency a caller asks for.
+    """
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=30.0,
+    )
+    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout_s), trust_env=False)
+
+
+def _error_from_exception(exc: BaseException, url: str, timeout_s: float) -> ErrorInfo:
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        return ErrorInfo(ErrorClass.TIMEOUT, f"no complete response from {url} within {timeout_s:g}s "
+                         f"({type(exc).__name__})", retryable=True)
+    if isinstance(exc, httpx.ConnectError):
+        return ErrorInfo(ErrorClass.CONNECTION, f"cannot connect to {url}: {exc}", retryable=True)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return ErrorInfo(ErrorClass.PROTOCOL, f"{url}: {exc}", retryable=True)
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.NetworkError)):
+        return ErrorInfo(ErrorClass.CONNECTION, f"{url}: connection lost: {exc!r}", retryable=True)
+    if isinstance(exc, asyncio.CancelledError):
+        return ErrorInfo(ErrorClass.CANCELLED, "cancelled by the workbench")
+    return ErrorInfo(ErrorClass.PROTOCOL, f"{url}: {type(exc).__name__}: {exc}")
+
+
+def _decode_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return raw[:2000].decode("utf-8", "replace")
+
+
+async def probe(
+    client: httpx.AsyncClient,
+    contender: Contender,
+    prompt: Prompt,
+    *,
+    base_url: str | None = None,
+    stream: bool = True,
+    run_id: str = "adhoc",
+    experiment: str = "probe",
+    request_id: str | None = None,
+    token_counter: TokenCounter | None = None,
+    extra: dict[str, Any] | None = None,
+    keep_itl: bool = True,
+) -> Record:
+    """Send one request and time it. Never raises for request failures."""
+    provider = get_provider(contender.api)
+    url_root = base_url or contender.base_url
+    if url_root is None:
+        raise ValueError(f"contender {contender.name!r} is local; pass the served base_url")
+    rec = Record(
+        run_id=run_id,
+        experiment=experiment,
+        contender=contender.name,
+        model=contender.model,
+        request_id=request_id or new_request_id(),
+        t_start_unix=time.time(),
+        api_kind=contender.api,
+        stream=stream,
+        prompt_id=prompt.id,
+        extra=dict(extra or {}),
+    )
+    api_key = contender.api_key()
+    if contender.key_missing():
+        _fail(rec, ErrorInfo(ErrorClass.AUTH, f"${contender.api_key_env} is not set"))
+        return rec
+    req = provider.build_request(contender, prompt, stream=stream, api_key=api_key, base_url=url_root)
+    timeout_s = contender.timeout_s
+    usage: Usage | None = None
+    text_parts: list[str] = []
+    chunk_ns: list[int] = []
+    finish: str | None = None
+    err: ErrorInfo | None = None
+    headers: httpx.Headers | None = None
+    request = client.build_request(req.method, req.url, headers=req.headers, json=req.json)
+    t0 = time.perf_counter_ns()
+    end = t0
+    try:
+        async with asyncio.timeout(timeout_s):
+            response = await client.send(request, stream=True)
+            try:
+                headers = response.headers
+                rec.http_status = response.status_code
+                if response.status_code >= 400:
+                    raw = b""
+                    async for part in response.aiter_raw():
+                        raw += part
+                        if len(raw) > _MAX_ERROR_BODY:
+                            break
+                    end = time.perf_counter_ns()
+                    err = provider.classify_error(response.status_code, _decode_body(raw), headers)
+                elif stream:
+                    usage, finish, err = await _read_stream(
+                        response, provider, text_parts, chunk_ns
+                    )
+                    end = time.perf_counter_ns()
+                else:
+                    raw = await response.aread()
+                    end = time.perf_counter_ns()
+                    try:
+                        completion = provider.parse_response(json.loads(raw))
+                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                        err = ErrorInfo(ErrorClass.PROTOCOL, f"unreadable response from {req.url}: {exc}")
+                    else:
+                        text_parts.append(completion.text)
+                        usage = completion.usage
+                        finish = completion.finish_reason
+            finally:
+                await response.aclose()
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
+        end = time.perf_counter_ns()
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        if isinstance(exc, asyncio.CancelledError):
+            # Task cancelled from outside (deadline of a load run): record it, then re-raise.
+            _fail(rec, _error_from_exception(exc, req.url, timeout_s))
+            rec.e2e_s = metrics.e2e_s(t0, end)
+            raise
+        err = _error_from_exception(exc, req.url, timeout_s)
+    rec.e2e_s = metrics.e2e_s(t0, end)
+    if headers is not None:
+        rec.rate_limit = rate_limit_headers(headers)
+    text = "".join(text_parts)
+    rec.output_text = text
+    rec.finish_reason = finish
+    if stream:
+        rec.n_chunks = len(chunk_ns)
+        rec.ttft_s = metrics.ttft_s(t0, chunk_ns[0] if chunk_ns else None)
+        if keep_itl:
+            rec.itl_s = metrics.itl_s(chunk_ns)
+    if err is not None:
+        _fail(rec, err)
+        return rec
+    await _fill_tokens(rec, usage, text, prompt, contender, len(chunk_ns) if stream else None,
+                       token_counter)
+    rec.tpot_s = metrics.tpot_s(rec.e2e_s, rec.ttft_s, rec.output_tokens)
+    return rec
+
+
+async def _read_stream(
+    response: httpx.Response,
+    provider: Any,
+    text_parts: list[str],
+    chunk_ns: list[int],
+) -> tuple[Usage | None, str | None, ErrorInfo | None]:
+    decoder = SSEDecoder()
+    parser = provider.stream_parser()
+    utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+    usage: Usage | None = None
+    finish: str | None = None
+    complete = False
+    async for raw in response.aiter_raw():
+        now = time.perf_counter_ns()
+        for event in decoder.feed(utf8.decode(raw)):
+            for delta in parser.feed(event):
+                if delta.error is not None:
+                    return usage, finish, delta.error
+                if delta.text:
+                    text_parts.append(delta.text)
+                    chunk_ns.append(now)
+                if delta.usage is not None:
+                    usage = _merge_usage(usage, delta.usage)
+                if delta.finish_reason:
+                    finish = delta.finish_reason
+                    complete = True
+                if delta.done:
+                    complete = True
+    tail = utf8.decode(b"", final=True)
+    partial = decoder.has_partial or bool(tail)
+    now = time.perf_counter_ns()
+    for event in decoder.feed(tail) + decoder.flush():
+        for delta in parser.feed(event):
+            if delta.error is not None:
+                return usage, finish, delta.error
+            if delta.text:
+                text_parts.append(delta.text)
+                chunk_ns.append(now)
+            if delta.usage is not None:
+                usage = _merge_usage(usage, delta.usage)
+            if delta.finish_reason:
+                finish = delta.finish_reason
+                complete = True
+            if delta.done:
+                complete = True
+    if not complete:
+        why = "ended mid-event" if partial else "ended without a finish marker"
+        return usage, finish, ErrorInfo(ErrorClass.PROTOCOL, f"truncated stream: {why}")
+    return usage, finish, None
+
+
+def _merge_usage(old: Usage | None, new: Usage) -> Usage:
+    """Later usage reports win field by field (Anthropic sends input early, output late)."""
+    if old is None:
+        return new
+    return Usage(
+        input_tokens=new.input_tokens if new.input_tokens is not None else old.input_tokens,
+        output_tokens=new.output_tokens if new.output_tokens is not None else old.output_tokens,
+        cached_input_tokens=new.cached_input_tokens
+        if new.cached_input_tokens is not None else old.cached_input_tokens,
+        cache_creation_input_tokens=new.cache_creation_input_tokens
+        if new.cache_creation_input_tokens is not None else old.cache_creation_input_tokens,
+        reasoning_tokens=new.reasoning_tokens
+        if new.reasoning_tokens is not None else old.reasoning_tokens,
+    )
+
+
+async def _fill_tokens(
+    rec: Record,
+    usage: Usage | None,
+    text: str,
+    prompt: Prompt,
+    contender: Contender,
+    n_chunks: int | None,
+    token_counter: TokenCounter | None,
+) -> None:
+    if usage is not None and usage.output_tokens is not None:
+        rec.input_tokens = usage.input_tokens
+        rec.output_tokens = usage.output_tokens
+        rec.cached_input_tokens = usage.cached_input_tokens
+        rec.reasoning_tokens = usage.reasoning_tokens
+        rec.token_source = "usage"
+        rec.tokens_estimated = False
+        return
+    rec.tokens_estimated = True
+    counted_out = await token_counter(text) if token_counter and text else None
+    if counted_out is not None:
+        rec.output_tokens = counted_out
+        rec.token_source = "tokenizer"
+    elif n_chunks:
+        rec.output_tokens = n_chunks
+        rec.token_source = "chunks"
+    else:
+        rec.output_tokens = _chars_estimate(text)
+        rec.token_source = "chars/4"
+    rendered = _rendered_prompt(contender, prompt)
+    counted_in = await token_counter(rendered) if token_counter else None
+    if usage is not None and usage.input_tokens is not None:
+        rec.input_tokens = usage.input_tokens
+    else:
+        rec.input_tokens = counted_in if counted_in is not None else _chars_estimate(rendered)
+
+
+def _rendered_prompt(contender: Contender, prompt: Prompt) -> str:
+    if contender.prompt_template:
+        return contender.prompt_template.replace("{prompt}", prompt.text)
+    system = prompt.system or contender.system_prompt or ""
+    return (system + "\n" + prompt.text) if system else prompt.text
+
+
+def _chars_estimate(text: str) -> int:
+    return 0 if not text else max(1, round(len(text) / 4))
+
+
+def _fail(rec: Record, err: ErrorInfo) -> None:
+    rec.status = "error"
+    rec.error_class = err.error_class.value
+    rec.error_message = err.message
+    rec.provider_error_code = err.provider_code
+    rec.retry_after_s = err.retry_after_s
+    if err.http_status is not None:
+        rec.http_status = err.http_status
+
+
+def probe_once(
+    contender: Contender,
+    prompt: Prompt,
+    *,
+    base_url: str | None = None,
+    stream: bool = True,
+    token_counter: TokenCounter | None = None,
+) -> Record:
+    """Synchronous convenience for the CLI and notebooks: one request on a fresh client."""
+
+    async def _go() -> Record:
+        async with make_client(1, contender.timeout_s) as client:
+            return await probe(client, contender, prompt, base_url=base_url, stream=stream,
+                               token_counter=token_counter)
+
+    return asyncio.run(_go())

@@ -1,0 +1,26 @@
+"""Wire formats, one module each, registered by api kind (see `base.register`).
+
+Importing this package registers every provider; `get_provider(kind)` finds one and lists
+the valid kinds when the name is unknown.
+"""
+
+from workbench.providers import openai as _openai  # noqa: F401  (registers)
+from workbench.providers.base import (
+    Completion,
+    HttpRequest,
+    Provider,
+    StreamParser,
+    api_kinds,
+    get_provider,
+    register,
+)
+
+__all__ = [
+    "Completion",
+    "HttpRequest",
+    "Provider",
+    "StreamParser",
+    "api_kinds",
+    "get_provider",
+    "register",
+]

@@ -1,0 +1,106 @@
+"""The one small interface every wire format implements, and its registry.
+
+A provider knows three things about its API: how to build a request, how to read a complete
+response, and how to turn a stream's events into `StreamDelta`s. Timing, retries and records
+live in `workbench.probe`, so every provider is measured the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from workbench.errors import UnknownNameError
+from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
+
+if TYPE_CHECKING:
+    from workbench.config import Contender
+    from workbench.providers.sse import SSEEvent
+
+__all__ = [
+    "Completion",
+    "HttpRequest",
+    "Provider",
+    "StreamParser",
+    "api_kinds",
+    "get_provider",
+    "register",
+]
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    """A fully built HTTP request, ready for httpx. Headers may hold the key: never log them."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    json: dict[str, Any]
+    stream: bool
+
+
+@dataclass(slots=True)
+class Completion:
+    """A parsed non-streamed response."""
+
+    text: str
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    raw_model: str | None = None
+
+
+class StreamParser(Protocol):
+    """Stateful: fed each SSE event of one response in order."""
+
+    def feed(self, event: SSEEvent) -> list[StreamDelta]: ...
+
+
+class Provider(Protocol):
+    """A wire format. Implementations are stateless singletons registered by api kind."""
+
+    kind: str
+    #: completion-style APIs render `Contender.prompt_template` and need one.
+    needs_prompt_template: bool
+    #: whether the stream is Server-Sent Events (all current ones) or JSON lines.
+    stream_format: str
+
+    def build_request(
+        self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
+        base_url: str,
+    ) -> HttpRequest: ...
+
+    def parse_response(self, body: Any) -> Completion: ...
+
+    def stream_parser(self) -> StreamParser: ...
+
+    def classify_error(
+        self, status: int, body: Any, headers: Mapping[str, str]
+    ) -> ErrorInfo: ...
+
+
+_REGISTRY: dict[str, Provider] = {}
+P = TypeVar("P")
+
+
+def register(kind: str) -> Callable[[type[P]], type[P]]:
+    """Class decorator: instantiate and register a provider under `kind`."""
+
+    def deco(cls: type[P]) -> type[P]:
+        inst = cls()
+        inst.kind = kind  # type: ignore[attr-defined]
+        _REGISTRY[kind] = inst  # type: ignore[assignment]
+        return cls
+
+    return deco
+
+
+def get_provider(kind: str) -> Provider:
+    try:
+        return _REGISTRY[kind]
+    except KeyError:
+        raise UnknownNameError("api kind", kind, _REGISTRY) from None
+
+
+def api_kinds() -> list[str]:
+    return sorted(_REGISTRY)

@@ -1,0 +1,208 @@
+"""OpenAI wire format: `/chat/completions` (kind `openai-chat`) and `/completions`
+(kind `openai-completions`), the format llama.cpp's server and many gateways also speak.
+
+Reference: platform.openai.com/docs/api-reference/chat. Streaming asks for
+`stream_options.include_usage`, which makes the last chunk carry `usage` with empty `choices`;
+servers that ignore it (llama-cpp-python's, for one) send no usage, and the probe then counts
+tokens another way and says so on the record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from workbench.providers.base import Completion, HttpRequest, register
+from workbench.providers.errors import classify
+from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
+
+if TYPE_CHECKING:
+    from workbench.config import Contender
+    from workbench.providers.sse import SSEEvent
+
+__all__ = ["OpenAIChat", "OpenAICompletions", "parse_usage", "error_fields"]
+
+
+def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
+    """OpenAI `usage` → Usage (cached and reasoning counts from the `*_details` objects)."""
+    if not u:
+        return None
+    prompt_details = u.get("prompt_tokens_details") or {}
+    completion_details = u.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=u.get("prompt_tokens"),
+        output_tokens=u.get("completion_tokens"),
+        cached_input_tokens=prompt_details.get("cached_tokens"),
+        reasoning_tokens=completion_details.get("reasoning_tokens"),
+    )
+
+
+def error_fields(body: Any) -> tuple[str | None, str]:
+    """(code, message) from the shapes seen in the wild:
+    `{"error": {"message", "type", "code"}}`, `{"error": "code", "message": "..."}`,
+    `{"detail": "..."}` (FastAPI), or plain text."""
+    if isinstance(body, Mapping):
+        err = body.get("error")
+        if isinstance(err, Mapping):
+            code = err.get("code") or err.get("type") or err.get("status")
+            return (str(code) if code is not None else None, str(err.get("message") or err))
+        if isinstance(err, str):
+            return err, str(body.get("message") or err)
+        if "detail" in body:
+            return None, json.dumps(body["detail"])[:500]
+        return None, json.dumps(body)[:500]
+    return None, str(body)[:500]
+
+
+class _OpenAIBase:
+    kind = ""
+    needs_prompt_template = False
+    stream_format = "sse"
+    path = ""
+
+    def _headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
+        headers = {"content-type": "application/json", **contender.headers}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        return headers
+
+    def _sampling(self, contender: Contender, stream: bool) -> dict[str, Any]:
+        s = contender.sampling
+        opts = contender.options
+        body: dict[str, Any] = {"model": contender.model}
+        # Newer OpenAI chat models take max_completion_tokens and reject max_tokens.
+        body[str(opts.get("max_tokens_field", "max_tokens"))] = s.max_tokens
+        if not opts.get("omit_temperature", False):
+            body["temperature"] = s.temperature
+        if s.top_p is not None:
+            body["top_p"] = s.top_p
+        if s.stop:
+            body["stop"] = s.stop
+        if s.seed is not None:
+            body["seed"] = s.seed
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        for key, value in (opts.get("extra_body") or {}).items():
+            body[key] = value
+        return body
+
+    def build_request(
+        self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
+        base_url: str,
+    ) -> HttpRequest:
+        body = self._sampling(contender, stream)
+        body.update(self._payload(contender, prompt))
+        return HttpRequest(
+            method="POST",
+            url=base_url.rstrip("/") + self.path,
+            headers=self._headers(contender, api_key),
+            json=body,
+            stream=stream,
+        )
+
+    def _payload(self, contender: Contender, prompt: Prompt) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _choice_text(self, choice: Mapping[str, Any]) -> str | None:
+        raise NotImplementedError
+
+    def parse_response(self, body: Any) -> Completion:
+        if not isinstance(body, Mapping) or not isinstance(body.get("choices"), list):
+            raise ValueError("response has no 'choices' list")
+        choices = body["choices"]
+        text = ""
+        finish = None
+        if choices:
+            text = self._full_text(choices[0]) or ""
+            finish = choices[0].get("finish_reason")
+        return Completion(
+            text=text,
+            usage=parse_usage(body.get("usage")) or Usage(),
+            finish_reason=finish,
+            raw_model=body.get("model"),
+        )
+
+    def _full_text(self, choice: Mapping[str, Any]) -> str | None:
+        raise NotImplementedError
+
+    def stream_parser(self) -> _OpenAIStream:
+        return _OpenAIStream(self)
+
+    def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
+        code, message = error_fields(body)
+        return classify(status, code, message, headers)
+
+
+class _OpenAIStream:
+    __slots__ = ("_p",)
+
+    def __init__(self, provider: _OpenAIBase) -> None:
+        self._p = provider
+
+    def feed(self, event: SSEEvent) -> list[StreamDelta]:
+        data = event.data
+        if data.strip() == "[DONE]":
+            return [StreamDelta(done=True)]
+        if not data:
+            return []
+        try:
+            obj = json.loads(data)
+        except json.JSONDecodeError:
+            return [StreamDelta(error=ErrorInfo(ErrorClass.PROTOCOL, f"malformed chunk: {data[:200]}"))]
+        if not isinstance(obj, dict):
+            return [StreamDelta(error=ErrorInfo(ErrorClass.PROTOCOL, f"chunk is not an object: {data[:200]}"))]
+        if "error" in obj:
+            code, message = error_fields(obj)
+            return [StreamDelta(error=classify(None, code, message))]
+        out: list[StreamDelta] = []
+        for choice in obj.get("choices") or ():
+            text = self._p._choice_text(choice)
+            finish = choice.get("finish_reason")
+            if text or finish:
+                out.append(StreamDelta(text=text or None, finish_reason=finish))
+        usage = parse_usage(obj.get("usage"))
+        if usage is not None:
+            out.append(StreamDelta(usage=usage))
+        return out
+
+
+@register("openai-chat")
+class OpenAIChat(_OpenAIBase):
+    path = "/chat/completions"
+
+    def _payload(self, contender: Contender, prompt: Prompt) -> dict[str, Any]:
+        messages = []
+        system = prompt.system or contender.system_prompt
+        if system:
+            messages.append({"role": "system", "content": system})
+        messages.append({"role": "user", "content": prompt.text})
+        return {"messages": messages}
+
+    def _choice_text(self, choice: Mapping[str, Any]) -> str | None:
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        return content if isinstance(content, str) else None
+
+    def _full_text(self, choice: Mapping[str, Any]) -> str | None:
+        message = choice.get("message") or {}
+        content = message.get("content")
+        return content if isinstance(content, str) else None
+
+
+@register("openai-completions")
+class OpenAICompletions(_OpenAIBase):
+    path = "/completions"
+    needs_prompt_template = True
+
+    def _payload(self, contender: Contender, prompt: Prompt) -> dict[str, Any]:
+        template = contender.prompt_template or "{prompt}"
+        return {"prompt": template.replace("{prompt}", prompt.text)}
+
+    def _choice_text(self, choice: Mapping[str, Any]) -> str | None:
+        text = choice.get("text")
+        return text if isinstance(text, str) else None
+
+    def _full_text(self, choice: Mapping[str, Any]) -> str | None:
+        return self._choice_text(choice)

@@ -1,0 +1,287 @@
+"""Run folders, append-only record files, the run manifest, and loaders into pandas.
+
+Layout of `results/<run-id>/` (the user-facing contract, see results/README.md):
+  manifest.json          run id, UTC time, git commit, parameters, contenders (no secrets),
+                         package and server versions, machine
+  <experiment>.jsonl     one JSON object per request attempt, appended and flushed as it ends
+  <experiment>.ipynb     the executed notebook
+  logs/                  local model server logs
+  decision_matrix.csv, report.html   written by the summary
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import subprocess
+import warnings
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+from workbench.types import RECORD_CORE_FIELDS, Record
+
+__all__ = [
+    "RESULTS_ROOT",
+    "RecordWriter",
+    "RunDir",
+    "load_records",
+    "load_runs",
+    "new_run_id",
+    "read_manifest",
+    "update_manifest",
+    "secret_values",
+    "assert_no_secrets",
+]
+
+RESULTS_ROOT = Path(__file__).resolve().parent.parent / "results"
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """Sortable, unique: UTC time plus 4 random hex digits."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return now.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+class RunDir:
+    """A run folder. Creating one writes its manifest skeleton."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, root: str | Path | None = None, run_id: str | None = None) -> RunDir:
+        """A new run folder under `root` (default: the project's results/)."""
+        run_id = run_id or new_run_id()
+        path = Path(root or RESULTS_ROOT) / run_id
+        path.mkdir(parents=True, exist_ok=False)
+        return cls._init(path)
+
+    @classmethod
+    def open_or_create(cls, path: str | Path | None) -> RunDir:
+        """An existing run folder (e.g. the runner's), else a new one at `path` or under results/."""
+        if not path:
+            return cls.create()
+        p = Path(path)
+        if (p / "manifest.json").exists():
+            return cls(p)
+        p.mkdir(parents=True, exist_ok=True)
+        return cls._init(p)
+
+    @classmethod
+    def _init(cls, path: Path) -> RunDir:
+        update_manifest(
+            path,
+            run_id=path.name,
+            created_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            git=_git_info(),
+            machine=_machine_info(),
+            packages=_package_versions(),
+        )
+        return cls(path)
+
+    @property
+    def run_id(self) -> str:
+        return str(read_manifest(self.path).get("run_id", self.path.name))
+
+    @property
+    def logs(self) -> Path:
+        p = self.path / "logs"
+        p.mkdir(exist_ok=True)
+        return p
+
+    def jsonl(self, experiment: str) -> Path:
+        return self.path / f"{experiment}.jsonl"
+
+    def writer(self, experiment: str) -> RecordWriter:
+        return RecordWriter(self.jsonl(experiment))
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+
+class RecordWriter:
+    """Appends one JSON line per record and flushes it to the OS before returning.
+
+    A crash (even kill -9) loses only requests still in flight; a torn last line is skipped by
+    the loaders. `fsync` runs on close (and every `fsync_every` records) for power loss.
+    """
+
+    def __init__(self, path: str | Path, fsync_every: int = 256) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: IO[str] | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        self._fsync_every = fsync_every
+        self._since_sync = 0
+        self.count = 0
+        self._secrets = secret_values()
+
+    def write(self, record: Record | Mapping[str, Any]) -> None:
+        if self._fh is None:
+            raise ValueError(f"writer for {self.path} is closed")
+        obj = record.to_dict() if isinstance(record, Record) else dict(record)
+        line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+        if self._secrets:
+            assert_no_secrets(line, self._secrets, where=str(self.path))
+        self._fh.write(line + "\n")
+        self._fh.flush()
+        self.count += 1
+        self._since_sync += 1
+        if self._since_sync >= self._fsync_every:
+            os.fsync(self._fh.fileno())
+            self._since_sync = 0
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def secret_values(contenders_file: str | Path | None = None) -> list[str]:
+    """Values of every key variable named in the contenders file that is set right now.
+
+    Used to refuse writing any of them anywhere (records, manifests, logs)."""
+    try:
+        from workbench.config import load_contenders
+
+        cs = load_contenders(contenders_file)
+    except Exception:  # noqa: BLE001 - no config, no configured secrets
+        return []
+    out = []
+    for c in cs:
+        key = c.api_key()
+        if key and len(key) >= 8:
+            out.append(key)
+    return out
+
+
+def assert_no_secrets(text: str, values: Iterable[str], where: str) -> None:
+    for v in values:
+        if v and v in text:
+            raise RuntimeError(f"refusing to write an API key into {where}")
+
+
+def read_manifest(run_dir: str | Path) -> dict[str, Any]:
+    p = Path(run_dir) / "manifest.json"
+    if not p.exists():
+        return {}
+    return dict(json.loads(p.read_text(encoding="utf-8")))
+
+
+def update_manifest(run_dir: str | Path, **sections: Any) -> dict[str, Any]:
+    """Merge top-level sections into manifest.json atomically (write temp, then rename).
+
+    Dict sections are merged one level deep so experiments can add their own parameters."""
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(manifest.get(key), dict):
+            manifest[key] = {**manifest[key], **value}
+        else:
+            manifest[key] = value
+    text = json.dumps(manifest, indent=2, sort_keys=False, default=str)
+    assert_no_secrets(text, secret_values(), where=str(run_dir / "manifest.json"))
+    tmp = run_dir / f".manifest.{os.getpid()}.tmp"
+    tmp.write_text(text + "\n", encoding="utf-8")
+    os.replace(tmp, run_dir / "manifest.json")
+    return manifest
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.readlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1 and not line.endswith("\n"):
+                warnings.warn(f"{path}: skipped a torn last line (a run was interrupted)", stacklevel=3)
+            else:
+                raise ValueError(f"{path}:{i + 1}: not valid JSON") from None
+    return rows
+
+
+def load_records(run_dir: str | Path, experiment: str | None = None) -> Any:
+    """Records of one run as a DataFrame (all experiments, or one). Empty frame if none."""
+    import pandas as pd
+
+    run_dir = Path(run_dir)
+    files = [run_dir / f"{experiment}.jsonl"] if experiment else sorted(run_dir.glob("*.jsonl"))
+    rows: list[dict[str, Any]] = []
+    for f in files:
+        if f.exists():
+            rows.extend(_read_jsonl(f))
+    df = pd.DataFrame(rows)
+    if df.empty:
+        df = pd.DataFrame(columns=list(RECORD_CORE_FIELDS))
+    return df
+
+
+def load_runs(run_dirs: Iterable[str | Path], experiment: str | None = None) -> Any:
+    """Records of several runs in one DataFrame; `run_id` tells them apart."""
+    import pandas as pd
+
+    frames = [load_records(d, experiment) for d in run_dirs]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=list(RECORD_CORE_FIELDS))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _git_info() -> dict[str, Any]:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                    cwd=root, capture_output=True, text=True, timeout=5).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit or None, "dirty": dirty}
+
+
+def _machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["mem_total_kib"] = int(line.split()[1])
+                break
+    except OSError:
+        pass
+    return info
+
+
+def _package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in ("llm-workbench", "httpx", "llama_cpp_python", "papermill", "pandas", "numpy",
+                 "scipy", "matplotlib", "seaborn", "nbconvert"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out

@@ -1,0 +1,176 @@
+"""The workbench's whole vocabulary: what a request record, a usage count and an error are.
+
+Every other module speaks these types. A record is the unit of truth: one per request attempt,
+appended to `<run>/<experiment>.jsonl` as it happens. Metric definitions live in
+`workbench.metrics` and are applied to the raw timestamps captured here, never re-derived
+elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ErrorClass",
+    "ErrorInfo",
+    "Prompt",
+    "Record",
+    "RECORD_CORE_FIELDS",
+    "StreamDelta",
+    "Usage",
+]
+
+
+class ErrorClass(str, enum.Enum):
+    """Why a request failed, independent of the provider that failed it.
+
+    The provider's own code and message are kept beside the class on the record.
+    """
+
+    RATE_LIMITED = "rate_limited"  # 429 and friends: retry later
+    QUOTA_EXHAUSTED = "quota_exhausted"  # billing/quota: retrying will not help
+    OVERLOADED = "overloaded"  # 503 / 529: the provider is shedding load
+    AUTH = "auth"  # 401 / 403, or a missing key
+    BAD_REQUEST = "bad_request"  # 400 / 404 / 422: the request itself is wrong
+    SERVER_ERROR = "server_error"  # other 5xx
+    TIMEOUT = "timeout"  # connect/read/total deadline passed
+    CONNECTION = "connection"  # refused, reset, DNS: never reached a response
+    PROTOCOL = "protocol"  # malformed or truncated response / stream
+    CANCELLED = "cancelled"  # stopped by the workbench (budget, deadline, Ctrl-C)
+
+
+@dataclass(slots=True)
+class ErrorInfo:
+    """A typed failure: our class plus what the provider said, verbatim."""
+
+    error_class: ErrorClass
+    message: str
+    http_status: int | None = None
+    provider_code: str | None = None
+    retry_after_s: float | None = None
+    retryable: bool = False
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts as the server reported them (or as estimated; see `Record.tokens_estimated`).
+
+    `input_tokens` is the total prompt size; cached and cache-creation counts are parts of it.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class StreamDelta:
+    """One parsed piece of a streamed response: output text, a usage report, an error, or the end.
+
+    A provider's stream parser turns each wire event into zero or more deltas; the probe times
+    them. `text` is only set when the event carries output text (role-only or empty chunks
+    carry none), so TTFT is measured on real content.
+    """
+
+    text: str | None = None
+    usage: Usage | None = None
+    error: ErrorInfo | None = None
+    done: bool = False
+    finish_reason: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Prompt:
+    """One item of a prompt set (see `experiments/prompts/`)."""
+
+    id: str
+    text: str
+    system: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# The fields every record carries (DESIGN.md section 4), in the order they are written.
+RECORD_CORE_FIELDS: tuple[str, ...] = (
+    "run_id",
+    "experiment",
+    "contender",
+    "model",
+    "request_id",
+    "t_start_unix",
+    "ttft_s",
+    "e2e_s",
+    "tpot_s",
+    "input_tokens",
+    "output_tokens",
+    "tokens_estimated",
+    "status",
+    "error_class",
+    "error_message",
+)
+
+
+@dataclass(slots=True)
+class Record:
+    """One request attempt, as written to a results JSONL file.
+
+    Times are seconds derived from `time.perf_counter_ns()` deltas; `t_start_unix` is the wall
+    clock at send time, only for placing the record on a timeline. `extra` holds
+    experiment-specific fields (`concurrency`, `target_rate`, `grade`, ...) and is flattened into
+    the written object.
+    """
+
+    run_id: str
+    experiment: str
+    contender: str
+    model: str
+    request_id: str
+    t_start_unix: float
+    ttft_s: float | None = None
+    e2e_s: float | None = None
+    tpot_s: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    tokens_estimated: bool = False
+    status: str = "ok"  # "ok" | "error"
+    error_class: str | None = None
+    error_message: str | None = None
+    # Beyond the core contract:
+    api_kind: str | None = None
+    stream: bool | None = None
+    prompt_id: str | None = None
+    token_source: str | None = None  # "usage" | "tokenizer" | "chunks" | "chars/4"
+    cached_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    n_chunks: int | None = None
+    itl_s: list[float] | None = None
+    http_status: int | None = None
+    provider_error_code: str | None = None
+    retry_after_s: float | None = None
+    rate_limit: dict[str, str] | None = None
+    attempt: int = 1
+    logical_request_id: str | None = None
+    finish_reason: str | None = None
+    output_text: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat JSON-ready dict: core fields first, then the rest, then `extra`."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name == "extra":
+                continue
+            out[f.name] = getattr(self, f.name)
+        for key, value in self.extra.items():
+            if key in out:
+                raise ValueError(f"experiment field {key!r} would overwrite a record field")
+            out[key] = value
+        return out
