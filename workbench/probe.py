@@ -20,8 +20,7 @@ import codecs
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -34,8 +33,16 @@ from workbench.types import ErrorClass, ErrorInfo, Prompt, Record, Usage
 
 __all__ = ["TokenCounter", "make_client", "probe", "probe_once", "new_request_id"]
 
-#: Counts tokens of a text with the model's own tokenizer; None when it cannot.
-TokenCounter = Callable[[str], Awaitable[int | None]]
+
+class TokenCounter(Protocol):
+    """Counts tokens with the model's own tokenizer, for servers that report no usage.
+
+    `count_input` must count what the server would: the prompt as rendered by the template
+    (chat template or `prompt_template`), special tokens included. None = cannot count."""
+
+    def count_output(self, text: str) -> int | None: ...
+
+    def count_input(self, contender: Contender, prompt: Prompt) -> int | None: ...
 
 _MAX_ERROR_BODY = 64 * 1024
 
@@ -272,23 +279,29 @@ async def _fill_tokens(
         rec.token_source = "usage"
         rec.tokens_estimated = False
         return
-    rec.tokens_estimated = True
-    counted_out = await token_counter(text) if token_counter and text else None
+    counted_out = token_counter.count_output(text) if token_counter is not None else None
     if counted_out is not None:
+        # The model's own tokenizer: a real count of the text (see module docstring).
         rec.output_tokens = counted_out
         rec.token_source = "tokenizer"
+        rec.tokens_estimated = False
     elif n_chunks:
         rec.output_tokens = n_chunks
         rec.token_source = "chunks"
+        rec.tokens_estimated = True
     else:
         rec.output_tokens = _chars_estimate(text)
         rec.token_source = "chars/4"
-    rendered = _rendered_prompt(contender, prompt)
-    counted_in = await token_counter(rendered) if token_counter else None
+        rec.tokens_estimated = True
     if usage is not None and usage.input_tokens is not None:
         rec.input_tokens = usage.input_tokens
+        return
+    counted_in = token_counter.count_input(contender, prompt) if token_counter is not None else None
+    if counted_in is not None:
+        rec.input_tokens = counted_in
     else:
-        rec.input_tokens = counted_in if counted_in is not None else _chars_estimate(rendered)
+        rec.input_tokens = _chars_estimate(_rendered_prompt(contender, prompt))
+        rec.tokens_estimated = True
 
 
 def _rendered_prompt(contender: Contender, prompt: Prompt) -> str:
