@@ -3,9 +3,11 @@
 The public API is re-exported here; notebooks import `workbench as wb`.
 """
 
+from workbench import plots
 from workbench.config import Contender, ContenderSet, load_contenders
 from workbench.errors import ConfigError, UnknownNameError, WorkbenchError
 from workbench.results import RecordWriter, RunDir, load_records, load_runs
+from workbench.session import Session, open_session
 from workbench.types import ErrorClass, Prompt, Record, Usage
 
 __all__ = [
@@ -17,12 +19,15 @@ __all__ = [
     "Record",
     "RecordWriter",
     "RunDir",
+    "Session",
     "UnknownNameError",
     "Usage",
     "WorkbenchError",
     "load_contenders",
     "load_records",
     "load_runs",
+    "open_session",
+    "plots",
 ]
 
 __version__ = "0.1.0"

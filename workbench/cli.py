@@ -1,0 +1,166 @@
+"""`workbench` console script: serve, probe, run, list.
+
+Every user mistake ends as one `error: ...` line (exit 2) that says what was wrong and what
+would be right; failed *requests* are records, never errors here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+
+__all__ = ["main"]
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from workbench.local import LOCAL_MODELS, serve
+    from workbench.session import ENDPOINTS_ENV
+
+    names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else list(LOCAL_MODELS)
+    for n in names:
+        if n not in LOCAL_MODELS:
+            from workbench.errors import UnknownNameError
+
+            raise UnknownNameError("local model", n, LOCAL_MODELS)
+    log_dir = Path(args.log_dir) if args.log_dir else Path(tempfile.mkdtemp(prefix="workbench-serve-"))
+    with serve(names, log_dir) as servers:
+        endpoints = {name: s.base_url for name, s in servers.items()}
+        for name, s in servers.items():
+            print(f"{name:32s} {s.base_url}   (ready in {s.startup_s:.1f} s, log {s.log_path})")
+        print(f"\nexport {ENDPOINTS_ENV}='{json.dumps(endpoints)}'")
+        print("Ctrl-C stops the servers.", flush=True)
+        if args.once:
+            return 0
+        try:
+            while all(s.process.poll() is None for s in servers.values()):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("\nstopping")
+            return 0
+        dead = [n for n, s in servers.items() if s.process.poll() is not None]
+        raise WorkbenchError(f"server(s) exited: {', '.join(dead)}; see {log_dir}")
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from workbench.config import load_contenders
+    from workbench.local import start_server
+    from workbench.probe import probe_once
+    from workbench.tokenizers import token_counter_for
+    from workbench.types import Prompt
+
+    cset = load_contenders(args.contenders_file)
+    contender = cset.get(args.contender)
+    if contender.key_missing():
+        print(f"{contender.name}: ${contender.api_key_env} is not set; export it to probe this contender",
+              file=sys.stderr)
+        return 2
+    if args.max_tokens:
+        contender = contender.with_sampling(max_tokens=args.max_tokens)
+    prompt = Prompt(id="cli", text=args.prompt)
+    server = None
+    base_url = contender.base_url
+    if contender.local is not None:
+        log_dir = Path(tempfile.mkdtemp(prefix="workbench-probe-"))
+        server = start_server(contender.local, log_dir)
+        base_url = server.base_url
+    try:
+        rec = probe_once(contender, prompt, base_url=base_url, stream=not args.no_stream,
+                         token_counter=token_counter_for(contender))
+    finally:
+        if server is not None:
+            server.stop()
+    out = rec.to_dict()
+    if not args.itl:
+        out.pop("itl_s", None)
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return 0 if rec.ok else 1
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from workbench.experiments import select_experiments
+    from workbench.runner import parse_params, run_experiments
+
+    experiments = select_experiments(args.experiments)
+    params = parse_params(args.param or [])
+    if args.contenders_file:
+        params["contenders_file"] = str(Path(args.contenders_file).resolve())
+    run = run_experiments(experiments, out_dir=args.out, params=params)
+    report = run.path / "report.html"
+    if report.exists():
+        print(f"report: {report}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from workbench.config import load_contenders
+    from workbench.experiments import EXPERIMENTS
+
+    cset = load_contenders(args.contenders_file)
+    print("contenders:")
+    for c in cset:
+        where = f"local:{c.local}" if c.local else c.base_url
+        state = "enabled" if c.enabled else "disabled"
+        if c.key_missing():
+            state += f", ${c.api_key_env} unset"
+        print(f"  {c.name:28s} {c.api:20s} {where}  ({state})")
+    print("experiments:")
+    for e in EXPERIMENTS.values():
+        print(f"  {e.name:14s} {e.summary}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workbench", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="serve the embedded models until Ctrl-C")
+    s.add_argument("--models", help="comma-separated local model names (default: all)")
+    s.add_argument("--log-dir", help="where server logs go (default: a temp dir)")
+    s.add_argument("--once", action="store_true", help="start, print the endpoints, stop (a smoke test)")
+    s.set_defaults(func=_cmd_serve)
+
+    s = sub.add_parser("probe", help="one timed request, printed as a JSON record")
+    s.add_argument("--contender", required=True)
+    s.add_argument("--prompt", required=True)
+    s.add_argument("--no-stream", action="store_true", help="non-streamed request (no TTFT)")
+    s.add_argument("--max-tokens", type=int)
+    s.add_argument("--itl", action="store_true", help="include the inter-chunk gaps")
+    s.add_argument("--contenders-file")
+    s.set_defaults(func=_cmd_probe)
+
+    s = sub.add_parser("run", help="run experiment notebooks headlessly into a run folder")
+    s.add_argument("--experiments", help="comma-separated (default: all)")
+    s.add_argument("--param", action="append", metavar="NAME=VALUE", help="notebook parameter override")
+    s.add_argument("--out", help="run folder (default: results/<new run id>)")
+    s.add_argument("--contenders-file")
+    s.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("list", help="contenders and experiments")
+    s.add_argument("--contenders-file")
+    s.set_defaults(func=_cmd_list)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        return int(args.func(args))
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Latency experiment: single requests, one at a time, so latency is the model's and not a queue's.
+
+Per contender, in this order:
+  1. `cold` — the first request after the server started (embedded models, started by this
+     session) or on a fresh connection (hosted APIs: DNS, TLS and any provider-side cold path);
+  2. `warmup` — `warmup` requests, recorded but left out of the statistics;
+  3. `warm` — `n_requests` measured requests, prompts cycled in order.
+Warm requests of all contenders are interleaved round-robin so that a drift of the machine
+(another process, thermal throttling) hits every contender alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from workbench import stats
+from workbench.aio import run_sync
+from workbench.probe import make_client, probe
+from workbench.session import Session
+from workbench.types import Prompt, Record
+
+__all__ = ["run_latency", "latency_summary", "format_summary", "cold_start_table", "METRICS"]
+
+METRICS = ("ttft_s", "e2e_s", "tpot_s")
+
+
+async def _run(
+    session: Session, prompts: Sequence[Prompt], n_requests: int, warmup: int, stream: bool
+) -> list[Record]:
+    records: list[Record] = []
+    with session.writer() as writer:
+
+        async def one(c: Any, prompt: Prompt, phase: str, i: int, client: Any, **extra: Any) -> None:
+            rec = await probe(
+                client, c, prompt, base_url=session.base_url(c), stream=stream,
+                run_id=session.run_id, experiment=session.experiment,
+                request_id=f"{c.name}:{phase}:{i}", token_counter=session.token_counter(c),
+                extra={"phase": phase, "seq": i, **extra},
+            )
+            writer.write(rec)
+            records.append(rec)
+
+        clients = {c.name: make_client(4, c.timeout_s) for c in session.contenders}
+        try:
+            for c in session.contenders:
+                server = session.server_for(c)
+                cold_extra: dict[str, Any] = {
+                    "cold_kind": "server_start" if server is not None else "new_connection",
+                    "server_startup_s": server.startup_s if server is not None else None,
+                }
+                await one(c, prompts[0], "cold", 0, clients[c.name], **cold_extra)
+                for i in range(warmup):
+                    await one(c, prompts[(i + 1) % len(prompts)], "warmup", i, clients[c.name])
+            for i in range(n_requests):
+                for c in session.contenders:
+                    await one(c, prompts[i % len(prompts)], "warm", i, clients[c.name])
+        finally:
+            for client in clients.values():
+                await client.aclose()
+    return records
+
+
+def run_latency(
+    session: Session, prompts: Sequence[Prompt], *, n_requests: int = 20, warmup: int = 2,
+    stream: bool = True,
+) -> list[Record]:
+    """Run the experiment; records are appended to `<run>/latency.jsonl` as they complete."""
+    if n_requests < 1:
+        raise ValueError("n_requests must be >= 1")
+    return run_sync(_run(session, prompts, n_requests, warmup, stream))
+
+
+def latency_summary(df: Any, qs: Sequence[float] = (50, 95, 99), n_boot: int = 2000) -> Any:
+    """Per contender and metric over successful warm requests: n and each percentile with its
+    bootstrap 95% CI. One row per (contender, metric)."""
+    import pandas as pd
+
+    warm = df[(df["status"] == "ok") & (df.get("phase", "warm") == "warm")]
+    rows = []
+    for contender, g in warm.groupby("contender", sort=True):
+        for metric in METRICS:
+            values = g[metric].dropna().to_numpy(dtype=float)
+            row: dict[str, Any] = {"contender": contender, "metric": metric, "n": len(values)}
+            for q in qs:
+                est = stats.percentile_ci(values, q, n_boot=n_boot)
+                row[f"p{q:g}"] = est.value
+                row[f"p{q:g}_low"] = est.low
+                row[f"p{q:g}_high"] = est.high
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_summary(summary: Any, scale: float = 1000.0, digits: int = 1) -> Any:
+    """The summary as text cells `value [low, high]` in milliseconds, one row per contender+metric."""
+    import pandas as pd
+
+    out = summary[["contender", "metric", "n"]].copy()
+    for col in summary.columns:
+        if col.startswith("p") and not col.endswith(("_low", "_high")):
+            out[f"{col} ms [95% CI]"] = [
+                _fmt(v * scale, lo * scale, hi * scale, digits)
+                for v, lo, hi in zip(summary[col], summary[f"{col}_low"], summary[f"{col}_high"], strict=True)
+            ]
+    return pd.DataFrame(out)
+
+
+def _fmt(v: float, lo: float, hi: float, digits: int) -> str:
+    if v != v:  # NaN
+        return "n/a"
+    if lo != lo:
+        return f"{v:.{digits}f}"
+    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def cold_start_table(df: Any) -> Any:
+    """The cold request of each contender beside its warm median, and the server start time."""
+    import pandas as pd
+
+    rows = []
+    for contender, g in df.groupby("contender", sort=True):
+        cold = g[g["phase"] == "cold"]
+        warm = g[(g["phase"] == "warm") & (g["status"] == "ok")]
+        if cold.empty:
+            continue
+        c = cold.iloc[0]
+        rows.append({
+            "contender": contender,
+            "cold_kind": c.get("cold_kind"),
+            "server_startup_s": c.get("server_startup_s"),
+            "cold_ttft_s": c["ttft_s"],
+            "cold_e2e_s": c["e2e_s"],
+            "warm_median_e2e_s": warm["e2e_s"].median() if not warm.empty else None,
+            "status": c["status"],
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,160 @@
+"""What a notebook opens first: the run folder, the chosen contenders, and endpoints for them.
+
+`open_session()` resolves the contender selection (printing a one-line note for each skipped
+one), starts the embedded model servers the selection needs — or reuses servers named in
+`local_endpoints` / `$WORKBENCH_LOCAL_ENDPOINTS`, e.g. those of `workbench serve` — and records
+the experiment's parameters, contenders (no secrets) and server versions in the manifest.
+Closing the session stops the servers it started; so does the end of the kernel.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.config import Contender, Skipped, load_contenders
+from workbench.errors import ConfigError, WorkbenchError
+from workbench.local import LocalServer, start_server
+from workbench.probe import TokenCounter
+from workbench.results import RecordWriter, RunDir, update_manifest
+from workbench.tokenizers import token_counter_for
+
+__all__ = ["Session", "open_session", "check_parameters", "ENDPOINTS_ENV"]
+
+ENDPOINTS_ENV = "WORKBENCH_LOCAL_ENDPOINTS"
+_SECRET_NAME = re.compile(r"(api[_-]?key|secret|token|password|bearer)", re.IGNORECASE)
+_SECRET_VALUE = re.compile(r"^(sk-|sk_|AIza|xai-|gsk_)[A-Za-z0-9_\-]{8,}")
+
+
+def check_parameters(params: Mapping[str, Any]) -> None:
+    """Refuse anything that looks like a secret: papermill writes parameters into the output
+    notebook, so a key passed as a parameter would be saved in plain text."""
+    for name, value in params.items():
+        if _SECRET_NAME.search(name) and not name.endswith(("_env", "_tokens", "max_tokens")):
+            raise WorkbenchError(
+                f"parameter {name!r} looks like a secret; keys are never parameters — put the key in "
+                "the environment variable named by the contender's api_key_env"
+            )
+        if isinstance(value, str) and _SECRET_VALUE.match(value):
+            raise WorkbenchError(
+                f"parameter {name!r} holds what looks like an API key; keys are never parameters — "
+                "set the environment variable named by the contender's api_key_env"
+            )
+
+
+@dataclass
+class Session:
+    """Everything an experiment needs to send requests and keep its records."""
+
+    run: RunDir
+    experiment: str
+    contenders: list[Contender]
+    skipped: list[Skipped]
+    base_urls: dict[str, str]
+    servers: dict[str, LocalServer] = field(default_factory=dict)
+    reused_servers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.path.name
+
+    def base_url(self, contender: Contender) -> str:
+        return self.base_urls[contender.name]
+
+    def token_counter(self, contender: Contender) -> TokenCounter | None:
+        return token_counter_for(contender)
+
+    def writer(self, name: str | None = None) -> RecordWriter:
+        return self.run.writer(name or self.experiment)
+
+    def server_for(self, contender: Contender) -> LocalServer | None:
+        return self.servers.get(contender.local) if contender.local else None
+
+    def close(self) -> None:
+        for s in self.servers.values():
+            s.stop()
+        self.servers.clear()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _parse_endpoints(text: str) -> dict[str, str]:
+    if not text:
+        return {}
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        raise ConfigError("local_endpoints", None, "must be a JSON object {model: base_url}") from None
+    if not isinstance(obj, dict) or not all(isinstance(v, str) for v in obj.values()):
+        raise ConfigError("local_endpoints", None, "must be a JSON object {model: base_url}")
+    return {str(k): v for k, v in obj.items()}
+
+
+def open_session(
+    experiment: str,
+    *,
+    out_dir: str | Path = "",
+    contenders: str = "enabled",
+    contenders_file: str | Path = "",
+    local_endpoints: str = "",
+    parameters: Mapping[str, Any] | None = None,
+    sampling: Mapping[str, Any] | None = None,
+) -> Session:
+    """Open a run folder and make every selected contender reachable.
+
+    `sampling` overrides (e.g. max_tokens) are applied to every contender — the top of the
+    precedence chain. Prints one line per skipped contender."""
+    params = dict(parameters or {})
+    check_parameters(params)
+    cset = load_contenders(contenders_file or None)
+    chosen, skipped = cset.select(contenders)
+    for s in skipped:
+        print(s.reason)
+    if sampling:
+        chosen = [c.with_sampling(**sampling) for c in chosen]
+    if not chosen:
+        raise WorkbenchError(
+            f"no contender to run (selection {contenders!r}); valid: {', '.join(cset.names())}"
+        )
+    run = RunDir.open_or_create(out_dir or None)
+    reuse = _parse_endpoints(local_endpoints or os.environ.get(ENDPOINTS_ENV, ""))
+    session = Session(run=run, experiment=experiment, contenders=chosen, skipped=skipped, base_urls={})
+    atexit.register(session.close)
+    try:
+        for c in chosen:
+            if c.local is None:
+                assert c.base_url is not None
+                session.base_urls[c.name] = c.base_url
+            elif c.local in reuse:
+                session.base_urls[c.name] = reuse[c.local]
+                session.reused_servers[c.local] = reuse[c.local]
+            else:
+                if c.local not in session.servers:
+                    session.servers[c.local] = start_server(c.local, run.logs)
+                session.base_urls[c.name] = session.servers[c.local].base_url
+    except BaseException:
+        session.close()
+        raise
+    update_manifest(
+        run.path,
+        experiments={
+            experiment: {
+                "parameters": params,
+                "contenders": [c.public_dict() for c in chosen],
+                "skipped": [s.reason for s in skipped],
+                "servers": {k: v.info() for k, v in session.servers.items()}
+                | {k: {"base_url": v, "reused": True} for k, v in session.reused_servers.items()},
+            }
+        },
+    )
+    return session
