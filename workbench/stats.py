@@ -71,6 +71,9 @@ NAN = float("nan")
 # indices plus the gathered values), so n=1e5 with 2000 resamples never needs gigabytes.
 _CHUNK_ELEMS = 1 << 22
 
+# usl_fit: relative effect below which a fitted sigma/kappa is reported as exactly 0.
+_SNAP = 1e-5
+
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
@@ -490,8 +493,11 @@ def usl_fit(concurrency: Values, throughput: Values) -> USLFit:
 
     Bounds: lambda > 0, 0 <= sigma <= 1, kappa >= 0. The starting lambda is the throughput per
     worker at the smallest concurrency; a few starting (sigma, kappa) pairs are tried and the
-    lowest residual wins, since the surface is flat along sigma-kappa trade-offs. Points with a
-    missing side are dropped. Needs >= 3 distinct concurrency levels (three parameters).
+    lowest residual wins, since the surface is flat along sigma-kappa trade-offs. A sigma or
+    kappa whose effect at the largest measured N is below 1e-5 is reported as 0 (so linear
+    data gives peak_concurrency = inf, not an artefact at N ~ 1e4); r2/rmse use the reported
+    parameters. Points with a missing side are dropped. Needs >= 3 distinct concurrency levels
+    (three parameters).
     """
     n_arr, x_arr = _paired(concurrency, throughput)
     levels = np.unique(n_arr)
@@ -530,15 +536,24 @@ def usl_fit(concurrency: Values, throughput: Values) -> USLFit:
     if best is None:
         raise RuntimeError("usl_fit: the least-squares fit did not converge from any start")
     lam, sigma, kappa = best
+    # The bounded solver stays strictly inside its bounds, so a true 0 comes back as ~1e-10 and
+    # would put a "peak" at N ~ 1e4. A term that moves the model by < 1e-5 (relative) even at
+    # the largest measured N is indistinguishable from zero on this data: snap it to 0.
+    n_max = float(levels[-1])
+    if sigma * (n_max - 1.0) < _SNAP:
+        sigma = 0.0
+    if kappa * n_max * (n_max - 1.0) < _SNAP:
+        kappa = 0.0
     if kappa > 0:
         peak_n = math.sqrt((1.0 - sigma) / kappa)
         peak_x = float(_usl(np.asarray(peak_n), lam, sigma, kappa))
     else:
         peak_n = math.inf
         peak_x = lam / sigma if sigma > 0 else math.inf
+    sse = float(np.sum((x_arr - _usl(n_arr, lam, sigma, kappa)) ** 2))
     ss_tot = float(np.sum((x_arr - np.mean(x_arr)) ** 2))
-    r2 = 1.0 - best_sse / ss_tot if ss_tot > 0 else NAN
-    rmse = math.sqrt(best_sse / x_arr.size)
+    r2 = 1.0 - sse / ss_tot if ss_tot > 0 else NAN
+    rmse = math.sqrt(sse / x_arr.size)
     return USLFit(lam, sigma, kappa, peak_n, peak_x, r2, rmse, int(x_arr.size))
 
 
