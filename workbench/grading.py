@@ -266,7 +266,14 @@ _PREMISE_PHRASES = (
     "has not", "have not", "havent", "has never", "have never", "had never", "was never",
     "were never", "never been", "no such", "no record", "no evidence", "not a real", "isnt a real",
     "not real", "fictional", "fictitious", "made up", "no known", "does not appear",
-    "doesnt appear", "not true", "not aware of any",
+    "doesnt appear", "not true", "not aware of any", "has no", "have no", "had no",
+    "does not have", "doesnt have", "do not have", "dont have",
+)  # fmt: skip
+# An abstention followed by a guess ("I'm not sure, but I think it was 1968") is an answer.
+_GUESS_PHRASES = (
+    "i think", "i believe", "my guess", "my best guess", "i guess", "probably", "likely",
+    "might be", "may be", "could be", "might have been", "may have been", "perhaps", "possibly",
+    "maybe", "i would say", "id say", "i suspect",
 )  # fmt: skip
 
 
@@ -277,6 +284,7 @@ def _phrase_re(phrases: Iterable[str]) -> re.Pattern[str]:
 
 _ABSTAIN_RE = _phrase_re(_ABSTAIN_PHRASES)
 _PREMISE_RE = _phrase_re(_PREMISE_PHRASES)
+_GUESS_RE = _phrase_re(_GUESS_PHRASES)
 
 
 def _phrase_text(text: str) -> str:
@@ -285,8 +293,13 @@ def _phrase_text(text: str) -> str:
 
 
 def is_abstention(text: str) -> bool:
-    """True when the response declines to answer ("I don't know", "not mentioned in the passage")."""
-    return bool(_ABSTAIN_RE.search(_phrase_text(text)))
+    """True when the response declines to answer ("I don't know", "not mentioned in the passage").
+
+    A decline that goes on to guess ("not sure, but probably 1968") is not an abstention: the
+    guess is an answer and is graded as one.
+    """
+    s = _phrase_text(text)
+    return bool(_ABSTAIN_RE.search(s)) and not _GUESS_RE.search(s)
 
 
 def rejects_premise(text: str) -> bool:
