@@ -292,6 +292,7 @@ def load_contenders(path: str | Path | None = None) -> ContenderSet:
             field = _field_path(tuple(err["loc"]))
             reason = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                reason = f"unknown field; valid: {', '.join(sorted(Contender.model_fields))}"
+                model: type[BaseModel] = Sampling if err["loc"][:1] == ("sampling",) else Contender
+                reason = f"unknown field; valid: {', '.join(sorted(model.model_fields))}"
             raise ConfigError(src, f"{label}.{field}" if err["loc"] else label, reason) from None
     return ContenderSet(contenders, source=src)

@@ -1,0 +1,93 @@
+"""Contenders config: the shipped file validates; each mistake names file, field and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workbench.config import DEFAULT_CONTENDERS_FILE, load_contenders
+from workbench.errors import ConfigError, UnknownNameError
+
+LOCAL = """
+  - name: g
+    api: openai-completions
+    local: gemma-3-270m
+    model: gemma
+    prompt_template: "Q: {prompt}\\nA:"
+"""
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "contenders.yaml"
+    p.write_text(body)
+    return p
+
+
+def test_shipped_file_validates_and_local_models_are_enabled() -> None:
+    cs = load_contenders(DEFAULT_CONTENDERS_FILE)
+    locals_ = [c for c in cs if c.is_local]
+    assert {c.local for c in locals_} == {"gemma-3-270m", "qwen2.5-coder-0.5b-instruct"}
+    assert all(c.enabled for c in locals_)
+    for name in ("gpt-5",):
+        assert cs.get(name).api_key_env
+
+
+def test_hosted_contender_without_key_is_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    chosen, skipped = load_contenders().select("enabled")
+    assert "gpt-5" not in [c.name for c in chosen]
+    assert any(s.name == "gpt-5" and "OPENAI_API_KEY is not set" in s.reason for s in skipped)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-canary-000000000000")
+    chosen, _ = load_contenders().select("gpt-5")
+    assert [c.name for c in chosen] == ["gpt-5"]
+
+
+def test_unknown_contender_lists_valid_names() -> None:
+    with pytest.raises(UnknownNameError, match="valid: .*gemma-3-270m"):
+        load_contenders().select("nope")
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ("contenders:\n  - name: g\n    api: telepathy\n    base_url: http://x\n    model: m\n",
+         "contenders[g].api", "unknown api kind 'telepathy'; valid: .*openai-chat"),
+        ("contenders:" + LOCAL + "    colour: red\n", "contenders[g].colour", "unknown field"),
+        ("contenders:" + LOCAL.replace('    prompt_template: "Q: {prompt}\\nA:"\n', ""),
+         "contenders[g]", "prompt_template is required"),
+        ("contenders:" + LOCAL.replace("local: gemma-3-270m", "local: llama-70b"),
+         "contenders[g].local", "unknown local model 'llama-70b'; valid:"),
+        ("contenders:" + LOCAL + LOCAL, "contenders[g]", "duplicate contender name"),
+        ("contenders:" + LOCAL.replace("model: gemma", "model: gemma\n    sampling: {max_tokens: lots}"),
+         "contenders[g].sampling.max_tokens", "valid integer"),
+        ("contenders:\n  - name: h\n    api: openai-chat\n    base_url: http://x\n    model: m\n"
+         "    api_key_env: sk-abcdefabcdefabcdefabcdef\n", "contenders[h].api_key_env", "looks like a key"),
+        ("contenders:\n  - name: h\n    api: openai-chat\n    model: m\n", "contenders[h]",
+         "exactly one of base_url"),
+        ("contenders:\n  - name: h\n    api: openai-chat\n    base_url: http://x\n    model: m\n"
+         "    headers: {Authorization: Bearer x}\n", "contenders[h].headers", "carries a secret"),
+        ("contenders: [\n", "line", "invalid YAML"),
+        ("stuff: 1\n", "stuff", "unknown top-level field"),
+    ],
+)
+def test_each_mistake_names_file_field_and_reason(tmp_path: Path, body: str, field: str, reason: str) -> None:
+    p = write(tmp_path, body)
+    with pytest.raises(ConfigError, match=reason) as info:
+        load_contenders(p)
+    err = info.value
+    assert err.path == str(p)
+    assert err.field is not None and err.field.startswith(field)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_contenders(tmp_path / "nope.yaml")
+
+
+def test_sampling_override_is_top_of_precedence() -> None:
+    c = load_contenders().get("gemma-3-270m")
+    assert c.sampling.stop == ["\n"]  # from the entry
+    assert c.sampling.max_tokens == 64  # from defaults:
+    c2 = c.with_sampling(max_tokens=5)
+    assert (c2.sampling.max_tokens, c2.sampling.stop) == (5, ["\n"])

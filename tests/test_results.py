@@ -1,0 +1,77 @@
+"""Run folders: records appended and flushed one by one, torn lines survived, no secrets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from workbench.results import RecordWriter, RunDir, load_records, load_runs, read_manifest, update_manifest
+from workbench.types import RECORD_CORE_FIELDS, Record
+
+
+def rec(i: int, run: str = "r1") -> Record:
+    return Record(run_id=run, experiment="latency", contender="c", model="m", request_id=str(i),
+                  t_start_unix=1.0 + i, e2e_s=0.1 * i, extra={"phase": "warm"})
+
+
+def test_each_record_is_on_disk_before_write_returns(tmp_path: Path) -> None:
+    w = RecordWriter(tmp_path / "x.jsonl")
+    w.write(rec(1))
+    # Read through a separate handle while the writer is still open: already flushed.
+    lines = (tmp_path / "x.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["request_id"] == "1"
+    w.close()
+
+
+def test_record_carries_every_core_field_in_order() -> None:
+    d = rec(1).to_dict()
+    assert list(d)[: len(RECORD_CORE_FIELDS)] == list(RECORD_CORE_FIELDS)
+    assert d["phase"] == "warm"
+
+
+def test_extra_cannot_overwrite_a_core_field() -> None:
+    r = rec(1)
+    r.extra["e2e_s"] = 5
+    with pytest.raises(ValueError, match="overwrite"):
+        r.to_dict()
+
+
+def test_run_folder_manifest_and_loaders(tmp_path: Path) -> None:
+    run = RunDir.create(root=tmp_path, run_id="run-a")
+    m = read_manifest(run.path)
+    assert m["run_id"] == "run-a" and "created_utc" in m and "machine" in m and "packages" in m
+    with run.writer("latency") as w:
+        for i in range(3):
+            w.write(rec(i, "run-a"))
+    update_manifest(run.path, experiments={"latency": {"parameters": {"n": 3}}})
+    update_manifest(run.path, experiments={"other": {"parameters": {}}})
+    assert set(read_manifest(run.path)["experiments"]) == {"latency", "other"}
+    df = load_records(run.path, "latency")
+    assert len(df) == 3 and set(RECORD_CORE_FIELDS) <= set(df.columns)
+    run_b = RunDir.create(root=tmp_path, run_id="run-b")
+    with run_b.writer("latency") as w:
+        w.write(rec(9, "run-b"))
+    both = load_runs([run.path, run_b.path], "latency")
+    assert sorted(both["run_id"].unique()) == ["run-a", "run-b"]
+
+
+def test_torn_last_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    p = tmp_path / "latency.jsonl"
+    p.write_text(json.dumps(rec(1).to_dict()) + "\n" + '{"run_id": "r1", "exper')
+    with pytest.warns(UserWarning, match="torn last line"):
+        df = load_records(tmp_path, "latency")
+    assert len(df) == 1
+
+
+def test_writer_refuses_a_configured_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    canary = "sk-canary-0123456789abcdef"
+    monkeypatch.setenv("OPENAI_API_KEY", canary)
+    w = RecordWriter(tmp_path / "x.jsonl")
+    r = rec(1)
+    r.error_message = f"echoed {canary}"
+    with pytest.raises(RuntimeError, match="refusing to write an API key"):
+        w.write(r)
+    w.close()
+    assert canary not in (tmp_path / "x.jsonl").read_text()
