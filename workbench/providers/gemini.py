@@ -77,9 +77,24 @@ def error_fields(body: Any) -> tuple[str | None, str, float | None]:
     return None, str(body)[:500], None
 
 
+def _error_reasons(body: Any) -> set[str]:
+    if isinstance(body, list) and body and isinstance(body[0], Mapping):
+        body = body[0]
+    err = body.get("error") if isinstance(body, Mapping) else None
+    details = err.get("details") if isinstance(err, Mapping) else None
+    return {str(d.get("reason")) for d in details or () if isinstance(d, Mapping) and d.get("reason")}
+
+
+# Gemini answers a wrong or expired key with 400 INVALID_ARGUMENT; only the ErrorInfo detail's
+# `reason` says it is a key problem (auth), not a malformed request.
+_KEY_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"}
+
+
 def _classify(status: int | None, body: Any, headers: Mapping[str, str] | None) -> ErrorInfo:
     code, message, delay = error_fields(body)
     info = classify(status, code, message, headers)
+    if info.error_class is ErrorClass.BAD_REQUEST and _error_reasons(body) & _KEY_REASONS:
+        info = dataclasses.replace(info, error_class=ErrorClass.AUTH, retryable=False)
     if info.retry_after_s is None and delay is not None:
         info = dataclasses.replace(info, retry_after_s=delay)
     return info
