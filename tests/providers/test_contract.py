@@ -7,6 +7,7 @@ truncated/aborted/malformed stream, timeout, connection, retry-after sources, re
 from __future__ import annotations
 
 import email.utils
+import itertools
 import socket
 import time
 from typing import Any
@@ -206,7 +207,7 @@ def test_retries_one_record_per_attempt(wire: WireServer, fmt: str) -> None:
     assert recs[-1].ok and recs[-1].output_text == "Hello, world!"
     # The server's hint was honoured, and no sleep is inside any attempt's e2e.
     assert recs[1].extra["retry_wait_s"] == pytest.approx(wait)
-    for prev, nxt in zip(recs, recs[1:], strict=False):
+    for prev, nxt in itertools.pairwise(recs):
         assert prev.e2e_s is not None
         gap = nxt.t_start_unix - (prev.t_start_unix + prev.e2e_s)
         assert gap >= nxt.extra["retry_wait_s"] - 0.005

@@ -17,9 +17,10 @@ transfer encoding with TCP_NODELAY, as real servers do, so each event reaches th
 written. Usage numbers come from the `Scenario`; faults are queued with `server.fail(...)` and
 consumed one per POST request (then the scenario's normal answer resumes).
 
-Fault kinds: `none` (answer normally; a placeholder in a queue), `http` (status + body + headers), `stream_error` (an in-stream error event in the
-format's own shape after the first chunk), `truncate` (stream ends cleanly without its finish
-marker), `abort` (connection closed mid-body), `malformed` (an event whose data is not JSON).
+Fault kinds: `none` (answer normally; a placeholder in a queue), `http` (status + body +
+headers), `stream_error` (an in-stream error event in the format's own shape after the first
+chunk), `truncate` (stream ends cleanly without its finish marker), `abort` (connection closed
+mid-body), `malformed` (an event whose data is not JSON).
 `error_fault(fmt, cls)` builds the provider's real error body for an error class.
 """
 
@@ -118,7 +119,8 @@ def error_fault(fmt: str, cls: str, retry_s: float | None = None) -> Fault:
                               "reason": "API_KEY_INVALID", "domain": "googleapis.com"}])),
             "bad_request": (400, g(400, "INVALID_ARGUMENT", "Invalid value at 'generation_config'")),
             "server_error": (500, g(500, "INTERNAL", "An internal error has occurred.")),
-            "timeout": (504, g(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete.")),
+            "timeout": (504, g(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could "
+                                "complete.")),
         }
     elif fmt == "generic":
         table = {
@@ -274,7 +276,9 @@ class _Handler(BaseHTTPRequestHandler):
             w.piece(piece)
             if i == 0 and fault is not None:
                 if fault.kind == "stream_error":
-                    name, data = (None, fault.payload) if fault.payload is not None else stream_error_payload(fmt)
+                    name, data = stream_error_payload(fmt)
+                    if fault.payload is not None:
+                        name, data = None, fault.payload
                     self._event(data, name)
                     self._end()
                     return
