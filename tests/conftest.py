@@ -1,18 +1,76 @@
-"""Shared fixtures. The embedded model servers start once per test session (about 5 s) and are
-shared by every test that needs them, through `local_endpoints` and $WORKBENCH_LOCAL_ENDPOINTS
-(which notebooks executed by papermill inherit)."""
+"""Shared fixtures.
+
+- `wire`: one local server per session speaking every wire format (tests/servers/wire.py),
+  reset before each test, with a canary key in the environment.
+- `local_endpoints`: the embedded model servers, started once per session (about 5 s) and
+  shared by every test that needs them, through the returned mapping and
+  $WORKBENCH_LOCAL_ENDPOINTS (which notebooks executed by papermill inherit).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
+from tests.servers.wire import WireServer
+from workbench.config import Contender
 from workbench.local import LOCAL_MODELS, serve
 from workbench.session import ENDPOINTS_ENV
+
+T = TypeVar("T")
+KEY_ENV = "WB_TEST_KEY"
+CANARY = "canary-7f3a9c1e-do-not-log-0123456789"
+
+
+@pytest.fixture(scope="session")
+def _wire_session() -> Iterator[WireServer]:
+    with WireServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def wire(_wire_session: WireServer, monkeypatch: pytest.MonkeyPatch) -> WireServer:
+    _wire_session.reset()
+    monkeypatch.setenv(KEY_ENV, CANARY)
+    return _wire_session
+
+
+def contender_for(fmt: str, srv: WireServer, **kw: Any) -> Contender:
+    """A contender of wire format `fmt` pointed at the test server (generic declares SSE)."""
+    spec: dict[str, Any] = {
+        "name": f"t-{fmt}",
+        "api": fmt,
+        "model": {"anthropic": "claude-test", "gemini": "gemini-test"}.get(fmt, "test-model"),
+        "base_url": srv.base_url(fmt),
+        "api_key_env": KEY_ENV,
+        "timeout_s": 5.0,
+        "system_prompt": "Be brief.",
+    }
+    if fmt == "openai-completions":
+        spec["prompt_template"] = "Q: {prompt}\nA:"
+    if fmt == "generic":
+        spec["options"] = {"stream": "sse"}
+    for k, v in kw.items():
+        if k == "options":
+            spec["options"] = {**spec.get("options", {}), **v}
+        else:
+            spec[k] = v
+    return Contender.model_validate(spec)
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 15.0) -> T:
+    """Run a coroutine with a hard deadline (every test is bounded in time)."""
+
+    async def _bounded() -> T:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(_bounded())
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ import httpx
 
 from workbench import metrics
 from workbench.config import Contender
-from workbench.providers import get_provider
+from workbench.providers import provider_for
 from workbench.providers.errors import rate_limit_headers
 from workbench.providers.sse import SSEDecoder
 from workbench.types import ErrorClass, ErrorInfo, Prompt, Record, Usage
@@ -102,7 +102,7 @@ async def probe(
     keep_itl: bool = True,
 ) -> Record:
     """Send one request and time it. Never raises for request failures."""
-    provider = get_provider(contender.api)
+    provider = provider_for(contender)
     url_root = base_url or contender.base_url
     if url_root is None:
         raise ValueError(f"contender {contender.name!r} is local; pass the served base_url")
@@ -188,7 +188,9 @@ async def probe(
             rec.itl_s = metrics.itl_s(chunk_ns)
     if err is not None:
         _fail(rec, err)
+        _redact(rec, api_key)
         return rec
+    _redact(rec, api_key)
     await _fill_tokens(rec, usage, text, prompt, contender, len(chunk_ns) if stream else None,
                        token_counter)
     rec.tpot_s = metrics.tpot_s(rec.e2e_s, rec.ttft_s, rec.output_tokens)
@@ -323,6 +325,19 @@ def _fail(rec: Record, err: ErrorInfo) -> None:
     rec.retry_after_s = err.retry_after_s
     if err.http_status is not None:
         rec.http_status = err.http_status
+
+
+def _redact(rec: Record, api_key: str | None) -> None:
+    """Keys never reach a record: a server may echo the key it was sent in an error message
+    (or, misbehaving, in its answer), and records are written to disk and shared."""
+    if not api_key or len(api_key) < 4:
+        return
+    if rec.error_message and api_key in rec.error_message:
+        rec.error_message = rec.error_message.replace(api_key, "[REDACTED]")
+    if rec.output_text and api_key in rec.output_text:
+        rec.output_text = rec.output_text.replace(api_key, "[REDACTED]")
+    if rec.rate_limit:
+        rec.rate_limit = {k: v.replace(api_key, "[REDACTED]") for k, v in rec.rate_limit.items()}
 
 
 def probe_once(

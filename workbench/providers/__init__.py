@@ -4,6 +4,9 @@ Importing this package registers every provider; `get_provider(kind)` finds one 
 the valid kinds when the name is unknown.
 """
 
+from workbench.providers import anthropic as _anthropic  # noqa: F401  (registers)
+from workbench.providers import gemini as _gemini  # noqa: F401  (registers)
+from workbench.providers import generic as _generic  # noqa: F401  (registers)
 from workbench.providers import openai as _openai  # noqa: F401  (registers)
 from workbench.providers.base import (
     Completion,
@@ -12,6 +15,7 @@ from workbench.providers.base import (
     StreamParser,
     api_kinds,
     get_provider,
+    provider_for,
     register,
 )
 
@@ -22,5 +26,6 @@ __all__ = [
     "StreamParser",
     "api_kinds",
     "get_provider",
+    "provider_for",
     "register",
 ]

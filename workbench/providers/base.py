@@ -25,6 +25,7 @@ __all__ = [
     "StreamParser",
     "api_kinds",
     "get_provider",
+    "provider_for",
     "register",
 ]
 
@@ -100,6 +101,18 @@ def get_provider(kind: str) -> Provider:
         return _REGISTRY[kind]
     except KeyError:
         raise UnknownNameError("api kind", kind, _REGISTRY) from None
+
+
+def provider_for(contender: Contender) -> Provider:
+    """The provider that serves `contender`: the registered singleton, or, for wire formats whose
+    response parsing depends on per-contender settings (the `generic` field paths), the
+    instance its optional `bind(contender)` method returns. Stateless providers need no `bind`."""
+    provider = get_provider(contender.api)
+    bind = getattr(provider, "bind", None)
+    if bind is None:
+        return provider
+    bound: Provider = bind(contender)
+    return bound
 
 
 def api_kinds() -> list[str]:

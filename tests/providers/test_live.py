@@ -1,0 +1,51 @@
+"""Live calls to each hosted provider, tiny max_tokens; each runs only when its key is set."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.conftest import run
+from workbench.config import Contender
+from workbench.probe import make_client, probe
+from workbench.types import Prompt, Record
+
+pytestmark = [pytest.mark.live, pytest.mark.timeout(60)]
+
+LIVE = {
+    "gpt-5": {"api": "openai-chat", "model": "gpt-5", "base_url": "https://api.openai.com/v1",
+              "api_key_env": "OPENAI_API_KEY",
+              # gpt-5 reasons before answering; a tiny cap can end in reasoning, so allow a little.
+              "sampling": {"max_tokens": 64},
+              "options": {"max_tokens_field": "max_completion_tokens", "omit_temperature": True,
+                          "extra_body": {"reasoning_effort": "minimal"}}},
+    "claude-3-5-haiku": {"api": "anthropic", "model": "claude-3-5-haiku-20241022",
+                         "base_url": "https://api.anthropic.com/v1", "api_key_env": "ANTHROPIC_API_KEY",
+                         "sampling": {"max_tokens": 8}},
+    "gemini-2.5-flash": {"api": "gemini", "model": "gemini-2.5-flash",
+                         "base_url": "https://generativelanguage.googleapis.com/v1beta",
+                         "api_key_env": "GEMINI_API_KEY", "sampling": {"max_tokens": 8},
+                         "options": {"thinking_budget": 0}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIVE))
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+def test_live_provider(name: str, stream: bool) -> None:
+    spec = LIVE[name]
+    env = str(spec["api_key_env"])
+    if not os.environ.get(env):
+        pytest.skip(f"${env} is not set")
+    c = Contender.model_validate({"name": name, **spec})
+
+    async def _go() -> Record:
+        async with make_client(1, c.timeout_s) as client:
+            return await probe(client, c, Prompt(id="live", text="Say OK."), stream=stream)
+
+    rec = run(_go(), timeout=60)
+    assert rec.ok, (rec.error_class, rec.error_message)
+    assert rec.token_source == "usage" and rec.output_tokens and rec.input_tokens
+    if stream:
+        assert rec.ttft_s is not None and rec.e2e_s is not None and rec.ttft_s <= rec.e2e_s
+    assert os.environ[env] not in repr(rec.to_dict())

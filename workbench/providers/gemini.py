@@ -1,0 +1,225 @@
+"""Gemini API wire format (kind `gemini`): `models/{model}:generateContent` and
+`:streamGenerateContent?alt=sse` under `base_url` (e.g. https://generativelanguage.googleapis.com/v1beta).
+
+Reference: ai.google.dev/api/generate-content. Measurement-relevant details:
+
+- Each stream event is a whole `GenerateContentResponse`; `usageMetadata` may ride on several
+  of them (the last wins, which the probe's field-by-field usage merge gives), and the final
+  one carries `finishReason`, which is what makes a stream complete.
+- `promptTokenCount` already includes `cachedContentTokenCount` (the total prompt, as
+  `Usage.input_tokens` wants). Thinking tokens (`thoughtsTokenCount`) are billed as output but
+  reported apart from `candidatesTokenCount`; they are added to `output_tokens` and kept in
+  `reasoning_tokens`, matching OpenAI, whose `completion_tokens` include reasoning.
+- Parts flagged `"thought": true` are thought summaries, not answer text: skipped for TTFT.
+- Errors are google.rpc statuses, `{"error": {"code", "message", "status", "details"}}`, in an
+  HTTP error body or as an event inside a 200 stream. RESOURCE_EXHAUSTED is rate_limited (see
+  `providers.errors`), with the wait from the `google.rpc.RetryInfo` detail's `retryDelay`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from workbench.providers.base import Completion, HttpRequest, register
+from workbench.providers.errors import classify, parse_duration
+from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
+
+if TYPE_CHECKING:
+    from workbench.config import Contender
+    from workbench.providers.sse import SSEEvent
+
+__all__ = ["Gemini", "GeminiStream", "error_fields", "parse_usage", "retry_delay"]
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
+    """`usageMetadata` → Usage; output = candidates + thoughts (see module docstring)."""
+    if not isinstance(u, Mapping) or not u:
+        return None
+    cand = _int(u.get("candidatesTokenCount"))
+    thoughts = _int(u.get("thoughtsTokenCount"))
+    prompt = _int(u.get("promptTokenCount"))
+    output = None if cand is None and thoughts is None else (cand or 0) + (thoughts or 0)
+    if output is None and prompt is not None and _int(u.get("totalTokenCount")) == prompt:
+        output = 0  # a complete report with nothing generated omits candidatesTokenCount
+    return Usage(
+        input_tokens=prompt,
+        output_tokens=output,
+        cached_input_tokens=_int(u.get("cachedContentTokenCount")),
+        reasoning_tokens=thoughts,
+    )
+
+
+def retry_delay(err: Mapping[str, Any]) -> float | None:
+    """Seconds from the `google.rpc.RetryInfo` entry of `error.details`, if any."""
+    for detail in err.get("details") or ():
+        if isinstance(detail, Mapping) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            return parse_duration(detail.get("retryDelay"))
+    return None
+
+
+def error_fields(body: Any) -> tuple[str | None, str, float | None]:
+    """(status name, message, RetryInfo seconds) from a google.rpc error body."""
+    if isinstance(body, list) and body and isinstance(body[0], Mapping):
+        body = body[0]  # some Google front ends wrap the error in a one-element list
+    if isinstance(body, Mapping):
+        err = body.get("error")
+        if isinstance(err, Mapping):
+            status = err.get("status")
+            return (str(status) if status else None, str(err.get("message") or err), retry_delay(err))
+        return None, json.dumps(body)[:500], None
+    return None, str(body)[:500], None
+
+
+def _error_reasons(body: Any) -> set[str]:
+    if isinstance(body, list) and body and isinstance(body[0], Mapping):
+        body = body[0]
+    err = body.get("error") if isinstance(body, Mapping) else None
+    details = err.get("details") if isinstance(err, Mapping) else None
+    return {str(d.get("reason")) for d in details or () if isinstance(d, Mapping) and d.get("reason")}
+
+
+# Gemini answers a wrong or expired key with 400 INVALID_ARGUMENT; only the ErrorInfo detail's
+# `reason` says it is a key problem (auth), not a malformed request.
+_KEY_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"}
+
+
+def _classify(status: int | None, body: Any, headers: Mapping[str, str] | None) -> ErrorInfo:
+    code, message, delay = error_fields(body)
+    info = classify(status, code, message, headers)
+    if info.error_class is ErrorClass.BAD_REQUEST and _error_reasons(body) & _KEY_REASONS:
+        info = dataclasses.replace(info, error_class=ErrorClass.AUTH, retryable=False)
+    if info.retry_after_s is None and delay is not None:
+        info = dataclasses.replace(info, retry_after_s=delay)
+    return info
+
+
+def _model_path(model: str) -> str:
+    return model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> None:
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
+            _deep_merge(base[k], v)
+        else:
+            base[k] = v
+
+
+@register("gemini")
+class Gemini:
+    """Gemini generateContent. Options: `omit_temperature`, `thinking_budget` (int; 0 turns
+    thinking off on 2.5 Flash, whose thinking otherwise spends `maxOutputTokens`), `extra_body`
+    (deep-merged into the JSON body)."""
+
+    kind = "gemini"
+    needs_prompt_template = False
+    stream_format = "sse"
+
+    def build_request(
+        self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
+        base_url: str,
+    ) -> HttpRequest:
+        s = contender.sampling
+        opts = contender.options
+        gen: dict[str, Any] = {"maxOutputTokens": s.max_tokens}
+        if not opts.get("omit_temperature", False):
+            gen["temperature"] = s.temperature
+        if s.top_p is not None:
+            gen["topP"] = s.top_p
+        if s.stop:
+            gen["stopSequences"] = list(s.stop)
+        if s.seed is not None:
+            gen["seed"] = s.seed
+        if opts.get("thinking_budget") is not None:
+            gen["thinkingConfig"] = {"thinkingBudget": int(opts["thinking_budget"])}
+        body: dict[str, Any] = {
+            "contents": [{"role": "user", "parts": [{"text": prompt.text}]}],
+            "generationConfig": gen,
+        }
+        system = prompt.system or contender.system_prompt
+        if system:
+            body["systemInstruction"] = {"parts": [{"text": system}]}
+        _deep_merge(body, opts.get("extra_body") or {})
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        headers = {"content-type": "application/json", **contender.headers}
+        if api_key:
+            headers["x-goog-api-key"] = api_key  # a header, never `?key=`: URLs end up in messages
+        return HttpRequest(
+            method="POST",
+            url=f"{base_url.rstrip('/')}/{_model_path(contender.model)}:{method}",
+            headers=headers,
+            json=body,
+            stream=stream,
+        )
+
+    def parse_response(self, body: Any) -> Completion:
+        if not isinstance(body, Mapping):
+            raise ValueError("response is not an object")
+        if "candidates" not in body and "promptFeedback" not in body:
+            raise ValueError("response has neither 'candidates' nor 'promptFeedback'")
+        text, finish = _candidate(body)
+        return Completion(
+            text=text or "",
+            usage=parse_usage(body.get("usageMetadata")) or Usage(),
+            finish_reason=finish,
+            raw_model=body.get("modelVersion"),
+        )
+
+    def stream_parser(self) -> GeminiStream:
+        return GeminiStream()
+
+    def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
+        return _classify(status, body, headers)
+
+
+def _candidate(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(answer text, finish reason) of the first candidate; a prompt blocked by safety filters
+    has no candidate and finishes with `prompt_blocked:<reason>`."""
+    cands = obj.get("candidates") or []
+    if not cands:
+        block = (obj.get("promptFeedback") or {}).get("blockReason")
+        return None, (f"prompt_blocked:{block}" if block else None)
+    cand = cands[0] if isinstance(cands[0], Mapping) else {}
+    parts = (cand.get("content") or {}).get("parts") or []
+    text = "".join(
+        p["text"] for p in parts
+        if isinstance(p, Mapping) and isinstance(p.get("text"), str) and not p.get("thought")
+    )
+    finish = cand.get("finishReason")
+    return text or None, (str(finish) if finish else None)
+
+
+class GeminiStream:
+    """Each event is a full response chunk; see the module docstring."""
+
+    __slots__ = ()
+
+    def feed(self, event: SSEEvent) -> list[StreamDelta]:
+        if not event.data:
+            return []
+        try:
+            obj = json.loads(event.data)
+        except json.JSONDecodeError:
+            return [StreamDelta(error=ErrorInfo(ErrorClass.PROTOCOL, f"malformed chunk: {event.data[:200]}"))]
+        if not isinstance(obj, dict):
+            return [StreamDelta(error=ErrorInfo(ErrorClass.PROTOCOL, f"not an object: {event.data[:200]}"))]
+        if "error" in obj:
+            # No HTTP status: the response itself was a 200; the rpc status name classifies it.
+            return [StreamDelta(error=_classify(None, obj, None))]
+        out: list[StreamDelta] = []
+        text, finish = _candidate(obj)
+        if text:
+            out.append(StreamDelta(text=text))
+        usage = parse_usage(obj.get("usageMetadata"))
+        if usage is not None:
+            out.append(StreamDelta(usage=usage))
+        if finish:
+            out.append(StreamDelta(finish_reason=finish))
+        return out

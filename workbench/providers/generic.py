@@ -1,0 +1,198 @@
+"""Generic JSON wire format (kind `generic`) for in-house endpoints that speak no standard API.
+
+`POST {base_url}{options.path}` (default `/generate`) with `{"model", "prompt", "max_tokens"}`
+(+ `temperature`, `stop`); the answer's fields are found by dotted paths with list indices
+(`"choices.0.text"`), all set in `contender.options`:
+
+  path                "/generate"
+  text_path           "text"
+  input_tokens_path   "usage.input_tokens"
+  output_tokens_path  "usage.output_tokens"
+  finish_path         "finish_reason"        (optional in the answer)
+  stream              "none" | "sse"         (default "none")
+  delta_path          text_path              (text of one SSE event, when stream is "sse")
+  done_marker         "[DONE]"               (SSE data that ends the stream)
+  auth_header         "authorization"        (header that carries the key)
+  auth_scheme         "Bearer {key}"         (its value; "{key}" alone for a bare key header)
+
+Streaming is opt-in because nothing can be assumed about an unknown server: with `stream:
+none`, asking the probe to stream raises a `ConfigError` that says to pass `stream=False`
+(or declare SSE), instead of silently measuring a non-streamed answer as if it had a TTFT.
+With `stream: sse`, each event's JSON gives text at `delta_path`; the stream is complete at the
+`done_marker` or an event with a value at `finish_path`; token counts found in any event are
+used (last wins). Errors are read like OpenAI's, including the gateway shape
+`{"error": "rate_limit_exceeded", "message": "..."}`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import ConfigError
+from workbench.providers.base import Completion, HttpRequest, register
+from workbench.providers.errors import classify
+from workbench.providers.openai import error_fields
+from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
+
+if TYPE_CHECKING:
+    from workbench.config import Contender
+    from workbench.providers.sse import SSEEvent
+
+__all__ = ["Generic", "GenericStream", "get_path"]
+
+_MISSING = object()
+
+
+def get_path(obj: Any, path: str, default: Any = None) -> Any:
+    """Follow a dotted path through dicts and lists ("choices.0.text"); `default` if absent."""
+    cur = obj
+    for part in path.split(".") if path else ():
+        if isinstance(cur, Mapping):
+            cur = cur.get(part, _MISSING)
+        elif isinstance(cur, list) and part.lstrip("-").isdigit():
+            i = int(part)
+            cur = cur[i] if -len(cur) <= i < len(cur) else _MISSING
+        else:
+            return default
+        if cur is _MISSING:
+            return default
+    return cur
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+class _Paths:
+    """The options of one contender, resolved once per request/stream."""
+
+    __slots__ = ("delta", "done_marker", "finish", "input", "output", "text")
+
+    def __init__(self, opts: Mapping[str, Any]) -> None:
+        self.text = str(opts.get("text_path", "text"))
+        self.delta = str(opts.get("delta_path", self.text))
+        self.input = str(opts.get("input_tokens_path", "usage.input_tokens"))
+        self.output = str(opts.get("output_tokens_path", "usage.output_tokens"))
+        self.finish = str(opts.get("finish_path", "finish_reason"))
+        self.done_marker = str(opts.get("done_marker", "[DONE]"))
+
+    def usage(self, obj: Any) -> Usage | None:
+        inp = _int(get_path(obj, self.input))
+        out = _int(get_path(obj, self.output))
+        if inp is None and out is None:
+            return None
+        return Usage(input_tokens=inp, output_tokens=out)
+
+
+@register("generic")
+class Generic:
+    """A configurable JSON-over-HTTP endpoint; see the module docstring for the options.
+
+    `parse_response` takes the paths from the contender, so the probe's call (which passes only
+    the body) goes through `bind`; the registered instance uses the default paths.
+    """
+
+    kind = "generic"
+    needs_prompt_template = False
+    stream_format = "sse"
+
+    def __init__(self, paths: _Paths | None = None) -> None:
+        self._paths = paths or _Paths({})
+
+    def bind(self, contender: Contender) -> Generic:
+        return Generic(_Paths(contender.options))
+
+    def build_request(
+        self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
+        base_url: str,
+    ) -> HttpRequest:
+        opts = contender.options
+        mode = str(opts.get("stream", "none")).lower()
+        if mode not in ("none", "sse"):
+            raise ConfigError(f"contender {contender.name}", "options.stream", "must be 'none' or 'sse'")
+        if stream and mode != "sse":
+            raise ConfigError(
+                f"contender {contender.name}", "options.stream",
+                "this generic endpoint is not declared to stream; probe it with stream=False "
+                "or set options.stream: sse (and delta_path) if it speaks Server-Sent Events",
+            )
+        s = contender.sampling
+        template = contender.prompt_template or "{prompt}"
+        body: dict[str, Any] = {
+            "model": contender.model,
+            "prompt": template.replace("{prompt}", prompt.text),
+            "max_tokens": s.max_tokens,
+        }
+        if not opts.get("omit_temperature", False):
+            body["temperature"] = s.temperature
+        if s.stop:
+            body["stop"] = list(s.stop)
+        if stream:
+            body["stream"] = True
+        for key, value in (opts.get("extra_body") or {}).items():
+            body[key] = value
+        headers = {"content-type": "application/json", **contender.headers}
+        if api_key:
+            name = str(opts.get("auth_header", "authorization"))
+            headers[name] = str(opts.get("auth_scheme", "Bearer {key}")).replace("{key}", api_key)
+        path = str(opts.get("path", "/generate"))
+        return HttpRequest(
+            method="POST",
+            url=base_url.rstrip("/") + ("" if path.startswith("/") else "/") + path,
+            headers=headers,
+            json=body,
+            stream=stream,
+        )
+
+    def parse_response(self, body: Any) -> Completion:
+        text = get_path(body, self._paths.text, _MISSING)
+        if not isinstance(text, str):
+            raise ValueError(f"no text at {self._paths.text!r} in the response")
+        finish = get_path(body, self._paths.finish)
+        return Completion(
+            text=text,
+            usage=self._paths.usage(body) or Usage(),
+            finish_reason=str(finish) if finish is not None else None,
+            raw_model=body.get("model") if isinstance(body, Mapping) else None,
+        )
+
+    def stream_parser(self) -> GenericStream:
+        return GenericStream(self._paths)
+
+    def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
+        code, message = error_fields(body)
+        return classify(status, code, message, headers)
+
+
+class GenericStream:
+    __slots__ = ("_paths",)
+
+    def __init__(self, paths: _Paths) -> None:
+        self._paths = paths
+
+    def feed(self, event: SSEEvent) -> list[StreamDelta]:
+        data = event.data
+        if data.strip() == self._paths.done_marker:
+            return [StreamDelta(done=True)]
+        if not data:
+            return []
+        try:
+            obj = json.loads(data)
+        except json.JSONDecodeError:
+            return [StreamDelta(error=ErrorInfo(ErrorClass.PROTOCOL, f"malformed event: {data[:200]}"))]
+        if isinstance(obj, Mapping) and "error" in obj:
+            code, message = error_fields(obj)
+            return [StreamDelta(error=classify(None, code, message))]
+        out: list[StreamDelta] = []
+        text = get_path(obj, self._paths.delta)
+        if isinstance(text, str) and text:
+            out.append(StreamDelta(text=text))
+        usage = self._paths.usage(obj)
+        if usage is not None:
+            out.append(StreamDelta(usage=usage))
+        finish = get_path(obj, self._paths.finish)
+        if finish is not None:
+            out.append(StreamDelta(finish_reason=str(finish)))
+        return out
