@@ -29,7 +29,7 @@ def test_shipped_file_validates_and_local_models_are_enabled() -> None:
     locals_ = [c for c in cs if c.is_local]
     assert {c.local for c in locals_} == {"gemma-3-270m", "qwen2.5-coder-0.5b-instruct"}
     assert all(c.enabled for c in locals_)
-    for name in ("gpt-5",):
+    for name in ("gpt-5", "claude-3.7-sonnet", "claude-3.5-haiku", "gemini-2.5-flash"):
         assert cs.get(name).api_key_env
 
 

@@ -225,10 +225,6 @@ class ContenderSet:
                 skipped.append(Skipped(c.name, f"skipped {c.name}: ${c.api_key_env} is not set"))
             else:
                 chosen.append(c)
-        if not names:
-            for c in self:
-                if not c.enabled and c.key_missing():
-                    skipped.append(Skipped(c.name, f"skipped {c.name}: ${c.api_key_env} is not set"))
         return chosen, skipped
 
 

@@ -292,6 +292,9 @@ def start_server(
         "--n_ctx", str(model.n_ctx),
         "--n_threads", str(threads),
         "--n_threads_batch", str(threads),
+        # By default llama-cpp-python ends a running stream early (with [DONE]) as soon as
+        # another request waits: answers would be silently truncated under concurrency.
+        "--interrupt_requests", "False",
         *model.server_args,
     ]
     log_fh = open(log_path, "ab")  # noqa: SIM115 - closed in LocalServer.stop

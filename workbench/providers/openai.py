@@ -136,14 +136,22 @@ class _OpenAIBase:
 
 
 class _OpenAIStream:
-    __slots__ = ("_p",)
+    __slots__ = ("_p", "_finished")
 
     def __init__(self, provider: _OpenAIBase) -> None:
         self._p = provider
+        self._finished = False
 
     def feed(self, event: SSEEvent) -> list[StreamDelta]:
         data = event.data
         if data.strip() == "[DONE]":
+            if not self._finished:
+                # OpenAI-format servers send a finish_reason before [DONE]; without one the
+                # server cut the answer short (llama-cpp-python does this to a running stream
+                # when another request arrives, unless started with --interrupt_requests False).
+                return [StreamDelta(error=ErrorInfo(
+                    ErrorClass.PROTOCOL, "stream ended by [DONE] before any finish_reason: "
+                    "the server cut the answer short"))]
             return [StreamDelta(done=True)]
         if not data:
             return []
@@ -160,6 +168,8 @@ class _OpenAIStream:
         for choice in obj.get("choices") or ():
             text = self._p._choice_text(choice)
             finish = choice.get("finish_reason")
+            if finish:
+                self._finished = True
             if text or finish:
                 out.append(StreamDelta(text=text or None, finish_reason=finish))
         usage = parse_usage(obj.get("usage"))
