@@ -1,0 +1,52 @@
+"""The console script: bad input gets one clear line and exit code 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_unknown_experiment_lists_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "run", "--experiments", "latncy")
+    assert code == 2 and "unknown experiment 'latncy'; valid: " in err and "latency" in err
+
+
+def test_unknown_contender_lists_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "probe", "--contender", "gpt-6", "--prompt", "hi")
+    assert code == 2 and "unknown contender 'gpt-6'; valid: " in err and "gemma-3-270m" in err
+
+
+def test_hosted_contender_without_key_is_one_line(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    code, out, err = run(capsys, "probe", "--contender", "claude-3.5-haiku", "--prompt", "hi")
+    assert code == 2 and out == ""
+    assert err.strip() == ("claude-3.5-haiku: $ANTHROPIC_API_KEY is not set; "
+                           "export it to probe this contender")
+
+
+@pytest.mark.parametrize("param", ["api_key=abc", "openai_token=x", "note=sk-abcdefghijklmnop"])
+def test_secrets_are_refused_as_parameters(capsys: pytest.CaptureFixture[str], param: str) -> None:
+    code, _, err = run(capsys, "run", "--experiments", "latency", "--param", param)
+    assert code == 2 and "keys are never parameters" in err
+
+
+def test_unknown_parameter_lists_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "run", "--experiments", "latency", "--param", "n_reqests=3")
+    assert code == 2 and "unknown parameter 'n_reqests'; valid: " in err and "n_requests" in err
+
+
+def test_bad_contenders_file_names_file_and_field(capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+    from pathlib import Path
+
+    p = Path(str(tmp_path)) / "c.yaml"
+    p.write_text("contenders:\n  - name: x\n    api: nope\n    base_url: http://h\n    model: m\n")
+    code, _, err = run(capsys, "list", "--contenders-file", str(p))
+    assert code == 2 and f"{p}: contenders[x].api: unknown api kind 'nope'" in err
