@@ -23,13 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from workbench.errors import ConfigError, UnknownNameError
 
 __all__ = [
+    "DEFAULT_CONTENDERS_FILE",
     "Contender",
     "ContenderSet",
     "Sampling",
     "Skipped",
     "load_contenders",
     "load_yaml",
-    "DEFAULT_CONTENDERS_FILE",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["ConfigError", "UnknownNameError", "WorkbenchError", "ServerStartError"]
+__all__ = ["ConfigError", "ServerStartError", "UnknownNameError", "WorkbenchError"]
 
 
 class WorkbenchError(Exception):

@@ -15,9 +15,10 @@ All timestamps are `time.perf_counter_ns()` readings taken by `workbench.probe`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
-__all__ = ["NS", "ttft_s", "e2e_s", "tpot_s", "itl_s", "throughput", "goodput"]
+__all__ = ["NS", "e2e_s", "goodput", "itl_s", "throughput", "tpot_s", "ttft_s"]
 
 NS = 1e-9
 
@@ -37,7 +38,7 @@ def tpot_s(e2e: float | None, ttft: float | None, output_tokens: int | None) -> 
 
 
 def itl_s(content_chunk_ns: Sequence[int]) -> list[float]:
-    return [(b - a) * NS for a, b in zip(content_chunk_ns, content_chunk_ns[1:], strict=False)]
+    return [(b - a) * NS for a, b in itertools.pairwise(content_chunk_ns)]
 
 
 def throughput(

@@ -31,7 +31,7 @@ from workbench.providers.errors import rate_limit_headers
 from workbench.providers.sse import SSEDecoder
 from workbench.types import ErrorClass, ErrorInfo, Prompt, Record, Usage
 
-__all__ = ["TokenCounter", "make_client", "probe", "probe_once", "new_request_id"]
+__all__ = ["TokenCounter", "make_client", "new_request_id", "probe", "probe_once"]
 
 
 class TokenCounter(Protocol):
@@ -165,7 +165,7 @@ async def probe(
                         finish = completion.finish_reason
             finally:
                 await response.aclose()
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
+    except BaseException as exc:
         end = time.perf_counter_ns()
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise

@@ -29,13 +29,13 @@ __all__ = [
     "RESULTS_ROOT",
     "RecordWriter",
     "RunDir",
+    "assert_no_secrets",
     "load_records",
     "load_runs",
     "new_run_id",
     "read_manifest",
-    "update_manifest",
     "secret_values",
-    "assert_no_secrets",
+    "update_manifest",
 ]
 
 RESULTS_ROOT = Path(__file__).resolve().parent.parent / "results"
@@ -43,7 +43,7 @@ RESULTS_ROOT = Path(__file__).resolve().parent.parent / "results"
 
 def new_run_id(now: dt.datetime | None = None) -> str:
     """Sortable, unique: UTC time plus 4 random hex digits."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return now.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
@@ -77,7 +77,7 @@ class RunDir:
         update_manifest(
             path,
             run_id=path.name,
-            created_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            created_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             git=_git_info(),
             machine=_machine_info(),
             packages=_package_versions(),
@@ -157,7 +157,7 @@ def secret_values(contenders_file: str | Path | None = None) -> list[str]:
         from workbench.config import load_contenders
 
         cs = load_contenders(contenders_file)
-    except Exception:  # noqa: BLE001 - no config, no configured secrets
+    except Exception:
         return []
     out = []
     for c in cs:

@@ -20,7 +20,7 @@ from workbench.experiments import NOTEBOOKS_DIR, Experiment
 from workbench.results import RunDir, update_manifest
 from workbench.session import check_parameters
 
-__all__ = ["notebook_parameters", "parse_params", "run_experiments", "ExperimentFailed"]
+__all__ = ["ExperimentFailed", "notebook_parameters", "parse_params", "run_experiments"]
 
 # Set by the runner itself, never by --param.
 _RESERVED = {"out_dir"}

@@ -25,7 +25,7 @@ from workbench.probe import TokenCounter
 from workbench.results import RecordWriter, RunDir, update_manifest
 from workbench.tokenizers import token_counter_for
 
-__all__ = ["Session", "open_session", "check_parameters", "ENDPOINTS_ENV"]
+__all__ = ["ENDPOINTS_ENV", "Session", "check_parameters", "open_session"]
 
 ENDPOINTS_ENV = "WORKBENCH_LOCAL_ENDPOINTS"
 _SECRET_NAME = re.compile(r"(api[_-]?key|secret|token|password|bearer)", re.IGNORECASE)

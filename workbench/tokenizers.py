@@ -76,7 +76,7 @@ class LocalTokenCounter:
                                 special=True))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _counter(model_name: str) -> LocalTokenCounter:
     return LocalTokenCounter(model_name)
 

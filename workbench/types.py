@@ -14,17 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "RECORD_CORE_FIELDS",
     "ErrorClass",
     "ErrorInfo",
     "Prompt",
     "Record",
-    "RECORD_CORE_FIELDS",
     "StreamDelta",
     "Usage",
 ]
 
 
-class ErrorClass(str, enum.Enum):
+class ErrorClass(enum.StrEnum):
     """Why a request failed, independent of the provider that failed it.
 
     The provider's own code and message are kept beside the class on the record.

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from workbench.config import Contender
     from workbench.providers.sse import SSEEvent
 
-__all__ = ["OpenAIChat", "OpenAICompletions", "parse_usage", "error_fields"]
+__all__ = ["OpenAIChat", "OpenAICompletions", "error_fields", "parse_usage"]
 
 
 def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
@@ -136,7 +136,7 @@ class _OpenAIBase:
 
 
 class _OpenAIStream:
-    __slots__ = ("_p", "_finished")
+    __slots__ = ("_finished", "_p")
 
     def __init__(self, provider: _OpenAIBase) -> None:
         self._p = provider

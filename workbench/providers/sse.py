@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SSEEvent", "SSEDecoder"]
+__all__ = ["SSEDecoder", "SSEEvent"]
 
 
 @dataclass(slots=True)
@@ -23,7 +23,7 @@ class SSEEvent:
 class SSEDecoder:
     """Stateful decoder: `feed(text)` returns the events completed by that text."""
 
-    __slots__ = ("_buf", "_event", "_data", "_id", "_retry", "_pending_cr")
+    __slots__ = ("_buf", "_data", "_event", "_id", "_pending_cr", "_retry")
 
     def __init__(self) -> None:
         self._buf = ""
