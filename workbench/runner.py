@@ -102,5 +102,10 @@ def run_experiments(
             update_manifest(run.path, runner={"failed": {"experiment": exp.name, "detail": detail}})
             raise ExperimentFailed(exp.name, output, detail) from None
         log(f"      done in {time.perf_counter() - t0:.0f} s → {output}")
+        if exp.html_report:
+            from workbench.report import export_html
+
+            html = export_html(output, run.path / "report.html")
+            log(f"      report: {html}")
     log(f"results: {run.path}")
     return run

@@ -22,6 +22,8 @@ class Experiment:
     name: str
     notebook: str
     summary: str
+    #: export the executed notebook as report.html (without code cells)
+    html_report: bool = False
 
     @property
     def path(self) -> Path:
@@ -32,6 +34,8 @@ EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in (
         Experiment("latency", "latency.ipynb", "TTFT / E2E / TPOT percentiles with CIs, cold start"),
+        Experiment("summary", "summary.ipynb", "decision matrix per scenario, comparisons, report.html",
+                   html_report=True),
     )
 }
 

@@ -1,0 +1,278 @@
+"""Evidence: every measured number the decision matrix rests on, per contender, with its interval.
+
+Read from a run folder (or several, to compare runs): `latency.jsonl`, `concurrency.jsonl`,
+`hallucination.jsonl`, `coalescing.jsonl` and `capabilities.json`. Whatever is missing is
+listed in `Evidence.missing`, never invented. Each metric keeps bootstrap replicates where it
+is a statistic, so a scenario score can carry an interval (see `workbench.decision`).
+
+Metric names match `workbench.scenarios.METRICS` where a hard constraint may test them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench import stats
+from workbench.results import load_runs
+
+__all__ = ["INTEGRATION_FACTS", "Evidence", "Metric", "concurrency_levels", "gather_evidence"]
+
+#: Facts that lower integration effort when true; unknown counts half (not established).
+INTEGRATION_FACTS: tuple[str, ...] = (
+    "streaming", "usage_in_stream", "json_mode", "tool_calling", "rate_limit_headers", "openai_compatible",
+)
+
+
+@dataclass
+class Metric:
+    """One measured number: point value, 95% interval, sample size, and bootstrap replicates."""
+
+    value: float
+    low: float = math.nan
+    high: float = math.nan
+    n: int = 0
+    reps: np.ndarray | None = None
+    source: str = ""
+
+    def fmt(self, scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
+        if not math.isfinite(self.value):
+            return "n/a" if math.isnan(self.value) else "∞"
+        v = f"{self.value * scale:.{digits}g}{unit}"
+        if math.isfinite(self.low) and math.isfinite(self.high):
+            v += f" [{self.low * scale:.{digits}g}, {self.high * scale:.{digits}g}]"
+        return v + (f" n={self.n}" if self.n else "")
+
+
+@dataclass
+class Evidence:
+    """Per contender label: metrics by name, integration facts, and raw frames for tests."""
+
+    metrics: dict[str, dict[str, Metric]] = field(default_factory=dict)
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)
+
+    @property
+    def contenders(self) -> list[str]:
+        names = set(self.metrics) | set(self.facts)
+        return sorted(names)
+
+    def get(self, contender: str, metric: str) -> Metric | None:
+        return self.metrics.get(contender, {}).get(metric)
+
+    def put(self, contender: str, metric: str, m: Metric) -> None:
+        self.metrics.setdefault(contender, {})[metric] = m
+
+
+def _label(df: pd.DataFrame, multi: bool) -> pd.Series:
+    if multi:
+        return df["contender"].astype(str) + "@" + df["run_id"].astype(str)
+    return df["contender"].astype(str)
+
+
+def _boot_percentile(values: np.ndarray, q: float, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    if len(values) == 0:
+        return np.full(n_boot, np.nan)
+    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
+    return np.asarray(np.percentile(values[idx], q, axis=1), dtype=float)
+
+
+def _boot_mean(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    if len(values) == 0:
+        return np.full(n_boot, np.nan)
+    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
+    return np.asarray(values[idx].mean(axis=1), dtype=float)
+
+
+def _pct_metric(values: np.ndarray, q: float, n_boot: int, rng: np.random.Generator, source: str) -> Metric:
+    est = stats.percentile_ci(values, q, n_boot=n_boot)
+    return Metric(est.value, est.low, est.high, est.n, _boot_percentile(values, q, n_boot, rng), source)
+
+
+def _prop_metric(k: int, n: int, n_boot: int, rng: np.random.Generator, source: str) -> Metric:
+    est = stats.wilson_interval(k, n)
+    reps = rng.binomial(n, k / n, size=n_boot) / n if n else np.full(n_boot, np.nan)
+    return Metric(est.value, est.low, est.high, n, np.asarray(reps, dtype=float), source)
+
+
+def concurrency_levels(df: pd.DataFrame, slo_p95_e2e_s: float) -> pd.DataFrame:
+    """Per contender and concurrency level of a closed-loop sweep: throughput, p95 E2E and
+    goodput (requests/s that succeeded within the SLO) over the level's measured window."""
+    rows: list[dict[str, Any]] = []
+    if df.empty or "concurrency" not in df:
+        return pd.DataFrame(rows)
+    d = df[df["concurrency"].notna()]
+    if "load_profile" in d:
+        d = d[d["load_profile"].fillna("closed") == "closed"]
+    if "mitigation" in d:
+        d = d[d["mitigation"].isna()]
+    for (label, level), g in d.groupby(["label", "concurrency"]):
+        ok = g[g["status"] == "ok"]
+        start = g["t_start_unix"].min()
+        end = (g["t_start_unix"] + g["e2e_s"].fillna(0)).max()
+        window = max(float(end - start), 1e-9)
+        good = ok[ok["e2e_s"] <= slo_p95_e2e_s]
+        rows.append({
+            "label": label, "concurrency": int(level), "n": len(g), "ok": len(ok),
+            "throughput_rps": len(ok) / window,
+            "output_tps": float(ok["output_tokens"].fillna(0).sum()) / window,
+            "p95_e2e_s": float(np.percentile(ok["e2e_s"], 95)) if len(ok) else math.nan,
+            "goodput_rps": len(good) / window,
+            "error_rate": 1 - len(ok) / len(g) if len(g) else math.nan,
+        })
+    return pd.DataFrame(rows)
+
+
+def gather_evidence(
+    run_dirs: str | Path | Sequence[str | Path],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> Evidence:
+    """Load one or more runs and compute every per-contender metric the matrix uses.
+
+    With several runs, contenders are labelled `name@run_id` so runs can be compared."""
+    dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(d) for d in run_dirs]
+    multi = len(dirs) > 1
+    rng = np.random.default_rng(seed)
+    ev = Evidence(runs=[d.name for d in dirs])
+    for experiment in ("latency", "concurrency", "hallucination", "coalescing"):
+        df = load_runs(dirs, experiment)
+        if df.empty:
+            ev.missing.append(experiment)
+            continue
+        df = df.assign(label=_label(df, multi))
+        ev.frames[experiment] = df
+    _latency(ev, rng, n_boot)
+    _errors(ev)
+    _hallucination(ev, rng, n_boot)
+    _coalescing(ev, rng, n_boot)
+    _throughput(ev, rng, n_boot)
+    _capabilities(ev, dirs, multi)
+    return ev
+
+
+def _latency(ev: Evidence, rng: np.random.Generator, n_boot: int) -> None:
+    df = ev.frames.get("latency")
+    if df is None:
+        return
+    warm = df[(df["phase"] == "warm") & (df["status"] == "ok")]
+    for label, g in warm.groupby("label"):
+        e2e = g["e2e_s"].dropna().to_numpy(float)
+        ttft = g["ttft_s"].dropna().to_numpy(float)
+        src = "latency.jsonl, warm requests"
+        ev.put(label, "p50_e2e_s", _pct_metric(e2e, 50, n_boot, rng, src))
+        ev.put(label, "p95_e2e_s", _pct_metric(e2e, 95, n_boot, rng, src))
+        ev.put(label, "p99_e2e_s", _pct_metric(e2e, 99, n_boot, rng, src))
+        ev.put(label, "p50_ttft_s", _pct_metric(ttft, 50, n_boot, rng, src))
+        ev.put(label, "p95_ttft_s", _pct_metric(ttft, 95, n_boot, rng, src))
+        toks_in = g["input_tokens"].fillna(0).to_numpy(float)
+        toks_out = g["output_tokens"].fillna(0).to_numpy(float)
+        ev.put(label, "input_tokens_per_request", Metric(float(toks_in.mean()), n=len(g),
+                                                         reps=_boot_mean(toks_in, n_boot, rng), source=src))
+        ev.put(label, "output_tokens_per_request", Metric(float(toks_out.mean()), n=len(g),
+                                                          reps=_boot_mean(toks_out, n_boot, rng), source=src))
+        total_e2e = float(g["e2e_s"].sum())
+        if total_e2e > 0:
+            ev.put(label, "single_stream_output_tps", Metric(float(toks_out.sum()) / total_e2e, n=len(g),
+                                                             source="latency: output tokens / E2E, one at a time"))
+    for label, g in df[df["phase"] == "cold"].groupby("label"):
+        ev.put(label, "cold_e2e_s", Metric(float(g["e2e_s"].iloc[0]), n=1, source="latency.jsonl, cold request"))
+
+
+def _errors(ev: Evidence) -> None:
+    frames = [ev.frames[e] for e in ("latency", "concurrency", "hallucination") if e in ev.frames]
+    if not frames:
+        return
+    df = pd.concat(frames, ignore_index=True)
+    if "mitigation" in df:  # rate-limit rehearsal provokes errors on purpose
+        df = df[df["mitigation"].isna()]
+    for label, g in df.groupby("label"):
+        k = int((g["status"] != "ok").sum())
+        est = stats.wilson_interval(k, len(g))
+        ev.put(label, "error_rate", Metric(est.value, est.low, est.high, len(g), source="all records"))
+
+
+def _hallucination(ev: Evidence, rng: np.random.Generator, n_boot: int) -> None:
+    df = ev.frames.get("hallucination")
+    if df is None or "grade" not in df:
+        return
+    graded = df[df["grade"].notna()]
+    if "sample_index" in graded:
+        graded = graded[graded["sample_index"].fillna(0) == 0]
+    for label, g in graded.groupby("label"):
+        n = len(g)
+        src = "hallucination.jsonl, deterministic grader"
+        ev.put(label, "hallucination_rate", _prop_metric(int((g["grade"] == "incorrect").sum()), n, n_boot, rng, src))
+        ev.put(label, "abstention_rate", _prop_metric(int((g["grade"] == "not_attempted").sum()), n, n_boot, rng, src))
+        ev.put(label, "qa_accuracy", _prop_metric(int((g["grade"] == "correct").sum()), n, n_boot, rng, src))
+
+
+def _coalescing(ev: Evidence, rng: np.random.Generator, n_boot: int) -> None:
+    """Annotation accuracy vs gold labels per strategy, from the coalescing experiment.
+
+    The records' `doc_results` (per-document `correct`) are used when present; otherwise the
+    experiment's summary CSV in each run folder."""
+    df = ev.frames.get("coalescing")
+    if df is None:
+        return
+    for col in ("n_correct", "n_docs", "strategy"):
+        if col not in df:
+            return
+    final = df[df["status"] == "ok"]
+    for (label, strategy), g in final.groupby(["label", "strategy"]):
+        n = int(g["n_docs"].fillna(0).sum())
+        k = int(g["n_correct"].fillna(0).sum())
+        if n:
+            ev.put(label, f"accuracy[{strategy}]", _prop_metric(k, n, n_boot, rng, "coalescing.jsonl"))
+        tin = float(g["input_tokens"].fillna(0).sum())
+        tout = float(g["output_tokens"].fillna(0).sum())
+        if n:
+            ev.put(label, f"input_tokens_per_document[{strategy}]", Metric(tin / n, n=n, source="coalescing.jsonl"))
+            ev.put(label, f"output_tokens_per_document[{strategy}]", Metric(tout / n, n=n, source="coalescing.jsonl"))
+            ev.put(label, f"requests_per_document[{strategy}]", Metric(len(g) / n, n=n, source="coalescing.jsonl"))
+            ev.put(label, f"latency_per_request_s[{strategy}]",
+                   Metric(float(g["e2e_s"].mean()), n=len(g), source="coalescing.jsonl"))
+
+
+def _throughput(ev: Evidence, rng: np.random.Generator, n_boot: int) -> None:
+    df = ev.frames.get("concurrency")
+    if df is None:
+        return
+    levels = concurrency_levels(df, math.inf)
+    for label, g in levels.groupby("label"):
+        best = g.loc[g["throughput_rps"].idxmax()]
+        ev.put(label, "max_throughput_rps", Metric(float(best["throughput_rps"]), n=int(best["n"]),
+                                                   source=f"concurrency.jsonl, level {int(best['concurrency'])}"))
+        ev.put(label, "max_output_tps", Metric(float(g["output_tps"].max()), n=int(best["n"]),
+                                               source="concurrency.jsonl"))
+
+
+def _capabilities(ev: Evidence, dirs: Iterable[Path], multi: bool) -> None:
+    found = False
+    for d in dirs:
+        p = d / "capabilities.json"
+        if not p.exists():
+            continue
+        found = True
+        for contender, facts in json.loads(p.read_text()).items():
+            label = f"{contender}@{d.name}" if multi else contender
+            ev.facts[label] = facts
+            score = 0.0
+            for f in INTEGRATION_FACTS:
+                v = facts.get(f, {}).get("value")
+                score += 1.0 if v is True else 0.0 if v is False else 0.5
+            ev.put(label, "integration_score",
+                   Metric(score / len(INTEGRATION_FACTS), n=len(INTEGRATION_FACTS),
+                          source="capabilities.json (true=1, unknown=0.5, false=0)"))
+    if not found:
+        ev.missing.append("capabilities")
