@@ -292,6 +292,9 @@ def start_server(
         "--n_ctx", str(model.n_ctx),
         "--n_threads", str(threads),
         "--n_threads_batch", str(threads),
+        # llama-cpp-python's default (True) aborts the running stream when another request
+        # arrives; we want the documented behaviour: one at a time, the others queue.
+        "--interrupt_requests", "False",
         *model.server_args,
     ]
     log_fh = open(log_path, "ab")  # noqa: SIM115 - closed in LocalServer.stop

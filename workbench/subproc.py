@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import Self
 
 from workbench.errors import ServerStartError
 
@@ -82,7 +83,7 @@ class ChildServer:
                 self.process.kill()
                 self.process.wait(timeout_s)
 
-    def __enter__(self) -> ChildServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

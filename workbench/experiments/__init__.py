@@ -32,6 +32,8 @@ EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in (
         Experiment("latency", "latency.ipynb", "TTFT / E2E / TPOT percentiles with CIs, cold start"),
+        Experiment("concurrency", "concurrency.ipynb",
+                   "load sweep: throughput, p95 vs concurrency, knee, USL, fleet cost, rate-limit rehearsal"),
     )
 }
 
