@@ -82,6 +82,10 @@ class ChildServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout_s)
+        if self.process.stdout is not None:
+            time.sleep(0.01)  # let the drain thread see EOF first
+            with contextlib.suppress(OSError, ValueError):
+                self.process.stdout.close()
 
     def __enter__(self) -> Self:
         return self
