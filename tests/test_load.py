@@ -7,6 +7,7 @@ themselves are measured by tests/test_synthetic_fidelity.py and bench/loadgen_be
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 from collections.abc import Iterator
 
@@ -112,7 +113,9 @@ def test_open_loop_drop_is_a_typed_record(chat: Contender, fast_server: Syntheti
     assert all(r.extra["sent"] is False and r.e2e_s is None for r in dropped)
 
 
-def test_open_loop_deadline_cancels_waiting_and_in_flight(chat: Contender, slow_server: SyntheticServer) -> None:
+def test_open_loop_deadline_cancels_waiting_and_in_flight(
+    chat: Contender, slow_server: SyntheticServer
+) -> None:
     res = asyncio.run(open_loop(_target(chat, slow_server), rate=100, n_requests=5, max_duration_s=0.5,
                                 arrival="constant", max_in_flight=2, on_cap="queue"))
     assert res.deadline_hit
@@ -135,7 +138,7 @@ def test_arrival_offsets() -> None:
 
 
 def _gaps(ts: list[float]) -> list[float]:
-    return [b - a for a, b in zip(ts, ts[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(ts)]
 
 
 def test_backoff_policy_honours_retry_after() -> None:
