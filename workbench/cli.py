@@ -1,4 +1,4 @@
-"""`workbench` console script: serve, probe, run, list.
+"""`workbench` console script: serve, probe, run, list, synthetic-server, ratelimit-proxy.
 
 Every user mistake ends as one `error: ...` line (exit 2) that says what was wrong and what
 would be right; failed *requests* are records, never errors here.
@@ -117,6 +117,18 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_synthetic(args: argparse.Namespace) -> int:
+    from workbench.synthetic_server import run_from_args
+
+    return run_from_args(args)
+
+
+def _cmd_ratelimit_proxy(args: argparse.Namespace) -> int:
+    from workbench.ratelimit_proxy import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = p.add_subparsers(dest="command", required=True)
@@ -146,6 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("list", help="contenders and experiments")
     s.add_argument("--contenders-file")
     s.set_defaults(func=_cmd_list)
+
+    from workbench import ratelimit_proxy, synthetic_server
+
+    s = sub.add_parser("synthetic-server", help="OpenAI-compatible streaming server with known timing")
+    synthetic_server.add_arguments(s)
+    s.set_defaults(func=_cmd_synthetic)
+
+    s = sub.add_parser("ratelimit-proxy", help="forward to a base URL, answering 429 beyond N in flight")
+    ratelimit_proxy.add_arguments(s)
+    s.set_defaults(func=_cmd_ratelimit_proxy)
     return p
 
 

@@ -40,6 +40,7 @@ class ErrorClass(enum.StrEnum):
     CONNECTION = "connection"  # refused, reset, DNS: never reached a response
     PROTOCOL = "protocol"  # malformed or truncated response / stream
     CANCELLED = "cancelled"  # stopped by the workbench (budget, deadline, Ctrl-C)
+    DROPPED = "dropped"  # never sent: the load generator's own in-flight cap was full (open loop)
 
 
 @dataclass(slots=True)

@@ -34,6 +34,8 @@ EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in (
         Experiment("latency", "latency.ipynb", "TTFT / E2E / TPOT percentiles with CIs, cold start"),
+        Experiment("concurrency", "concurrency.ipynb",
+                   "load sweep: throughput, p95 vs concurrency, knee, USL, fleet cost, rate-limit rehearsal"),
         Experiment("summary", "summary.ipynb", "decision matrix per scenario, comparisons, report.html",
                    html_report=True),
     )

@@ -1,0 +1,139 @@
+"""How fast and how faithful is the load generator? Two measurements, one report.
+
+1. Rate: the highest request rate one process sustains on one core against a null server
+   (answers every request instantly with a tiny fixed JSON; a separate process pinned to the
+   other core when there is one), the client's CPU time per request, and — in the same run,
+   against the same server — `wrk` for comparison (skipped, and said so, if not installed).
+2. Fidelity: TTFT and E2E measured through the real probe against the synthetic server, minus
+   the configured truth, at several concurrency levels (p50/p99 of the error, in ms).
+
+    PYTHONPATH=. .venv/bin/python bench/loadgen_bench.py [--duration 3] [--levels 1,64,512]
+
+Numbers go to stdout (and, with --json PATH, to a file); bench/README.md records a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+from workbench.config import load_contenders
+from workbench.load import LoadTarget, closed_loop
+from workbench.synthetic_server import SyntheticConfig, SyntheticServer
+from workbench.types import Prompt
+
+
+def _pin(cpu: int) -> None:
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {cpu})
+
+
+def _cpus() -> tuple[int | None, int]:
+    """(server cpu, client cpu): the other core for the server when there are two or more."""
+    n = os.cpu_count() or 1
+    return (1, 0) if n > 1 else (None, 0)
+
+
+async def _rate(base_url: str, concurrency: int, duration_s: float) -> dict[str, Any]:
+    c = load_contenders().get("qwen2.5-coder-0.5b")
+    target = LoadTarget(c, base_url, [Prompt("p", "x")], stream=False)
+    await closed_loop(target, concurrency=concurrency, n_requests=concurrency * 4, max_duration_s=5)  # warm
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    res = await closed_loop(target, concurrency=concurrency, n_requests=10_000_000, max_duration_s=duration_s)
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    ok = sum(1 for r in res.records if r.ok)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    return {"concurrency": concurrency, "requests_ok": ok, "errors": len(res.records) - ok,
+            "wall_s": res.wall_s, "rps": ok / res.wall_s, "cpu_ms_per_request": 1000 * cpu / max(1, ok),
+            "client_cpu_share": res.client.cpu_share, "loop_lag_p99_ms": res.client.loop_lag_p99_s * 1000}
+
+
+def _wrk(url: str, concurrency: int, duration_s: float, cpu: int) -> dict[str, Any]:
+    exe = shutil.which("wrk")
+    if exe is None:
+        return {"skipped": "wrk is not installed (Debian: apt-get install wrk)"}
+    cmd = [exe, "-t1", f"-c{concurrency}", f"-d{max(1, round(duration_s))}s", url]
+    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 30).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return {"rps": float(m.group(1)) if m else None, "command": " ".join(cmd), "raw": out.strip()}
+
+
+async def _fidelity(base_url: str, cfg: SyntheticConfig, concurrency: int, rounds: int) -> dict[str, Any]:
+    c = load_contenders().get("qwen2.5-coder-0.5b")
+    target = LoadTarget(c, base_url, [Prompt("p", "x")])
+    await closed_loop(target, concurrency=min(concurrency, 8), n_requests=8, max_duration_s=10)  # warm
+    res = await closed_loop(target, concurrency=concurrency, n_requests=concurrency * rounds,
+                            max_duration_s=120)
+    ok = [r for r in res.records if r.ok]
+    ttft_err = sorted(1000 * r.ttft_s - cfg.ttft_ms for r in ok if r.ttft_s is not None)
+    e2e_err = sorted(1000 * r.e2e_s - cfg.e2e_ms for r in ok if r.e2e_s is not None)
+
+    def q(xs: list[float], p: float) -> float:
+        return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
+
+    return {"concurrency": concurrency, "n": len(ok), "errors": len(res.records) - len(ok),
+            "ttft_err_p50_ms": q(ttft_err, 0.5), "ttft_err_p99_ms": q(ttft_err, 0.99),
+            "e2e_err_p50_ms": q(e2e_err, 0.5), "e2e_err_p99_ms": q(e2e_err, 0.99),
+            "loop_lag_p99_ms": res.client.loop_lag_p99_s * 1000, "client_cpu_share": res.client.cpu_share,
+            "client_limited": "; ".join(res.client_warnings()) or None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=float, default=3.0, help="seconds per rate measurement")
+    p.add_argument("--rate-concurrency", default="16,64", help="closed-loop workers for the rate runs")
+    p.add_argument("--levels", default="1,64,512", help="concurrency levels for the fidelity runs")
+    p.add_argument("--rounds", type=int, default=2, help="requests per worker in each fidelity run")
+    p.add_argument("--ttft-ms", type=float, default=500.0)
+    p.add_argument("--itl-ms", type=float, default=50.0)
+    p.add_argument("--n-chunks", type=int, default=5)
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+    server_cpu, client_cpu = _cpus()
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "server_cpu": server_cpu, "client_cpu": client_cpu,
+                              "loadavg_before": os.getloadavg()}
+    print(f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}; "
+          f"server pinned to {server_cpu}, client to {client_cpu}")
+    with SyntheticServer(SyntheticConfig(null=True), cpu=server_cpu) as null:
+        _pin(client_cpu)
+        report["rate"] = []
+        for conc in (int(x) for x in args.rate_concurrency.split(",")):
+            ours = asyncio.run(_rate(null.base_url, conc, args.duration))
+            wrk = _wrk(null.base_url + "/chat/completions", conc, args.duration, client_cpu)
+            ratio = ours["rps"] / wrk["rps"] if wrk.get("rps") else None
+            report["rate"].append({"workbench": ours, "wrk": {k: v for k, v in wrk.items() if k != "raw"},
+                                   "ratio_workbench_to_wrk": ratio})
+            vs = f"wrk {wrk['rps']:.0f} req/s; ratio {ratio:.3f}" if ratio else f"wrk: {wrk.get('skipped')}"
+            print(f"rate c={conc}: workbench {ours['rps']:.0f} req/s "
+                  f"({ours['cpu_ms_per_request']:.2f} ms CPU/request, "
+                  f"loop lag p99 {ours['loop_lag_p99_ms']:.1f} ms); {vs}")
+    cfg = SyntheticConfig(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, n_chunks=args.n_chunks)
+    report["fidelity_truth"] = {"ttft_ms": cfg.ttft_ms, "e2e_ms": cfg.e2e_ms, "n_chunks": cfg.n_chunks}
+    report["fidelity"] = []
+    with SyntheticServer(cfg, cpu=server_cpu) as syn:
+        for conc in (int(x) for x in args.levels.split(",")):
+            f = asyncio.run(_fidelity(syn.base_url, cfg, conc, args.rounds))
+            report["fidelity"].append(f)
+            print(f"fidelity c={conc}: n={f['n']} TTFT error p50 {f['ttft_err_p50_ms']:.2f} / p99 "
+                  f"{f['ttft_err_p99_ms']:.2f} ms; E2E error p50 {f['e2e_err_p50_ms']:.2f} / p99 "
+                  f"{f['e2e_err_p99_ms']:.2f} ms; loop lag p99 {f['loop_lag_p99_ms']:.1f} ms"
+                  + (f"  [client limited: {f['client_limited']}]" if f["client_limited"] else ""))
+    report["loadavg_after"] = os.getloadavg()
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

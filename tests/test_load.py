@@ -1,0 +1,153 @@
+"""Closed and open loop against the synthetic server: exact counts, bounds, schedule fields.
+
+Timing assertions are loose on purpose (the machine is shared); the fidelity figures
+themselves are measured by tests/test_synthetic_fidelity.py and bench/loadgen_bench.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+from collections.abc import Iterator
+
+import pytest
+
+from workbench.config import Contender, load_contenders
+from workbench.load import BackoffPolicy, LoadTarget, arrival_offsets, closed_loop, open_loop
+from workbench.synthetic_server import SyntheticConfig, SyntheticServer
+from workbench.types import Prompt, Record
+
+PROMPTS = [Prompt("p1", "hello"), Prompt("p2", "world")]
+
+
+@pytest.fixture(scope="module")
+def chat() -> Contender:
+    return load_contenders().get("qwen2.5-coder-0.5b")
+
+
+@pytest.fixture(scope="module")
+def fast_server() -> Iterator[SyntheticServer]:
+    """TTFT 20 ms, E2E 50 ms."""
+    with SyntheticServer(SyntheticConfig(ttft_ms=20, itl_ms=10, n_chunks=4)) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def slow_server() -> Iterator[SyntheticServer]:
+    """E2E 2 s: anything bounded below that is cut by the deadline."""
+    with SyntheticServer(SyntheticConfig(ttft_ms=1000, itl_ms=500, n_chunks=3)) as s:
+        yield s
+
+
+def _target(c: Contender, s: SyntheticServer) -> LoadTarget:
+    return LoadTarget(c, s.base_url, PROMPTS)
+
+
+def test_closed_loop_counts_are_exact(chat: Contender, fast_server: SyntheticServer) -> None:
+    written: list[Record] = []
+    res = asyncio.run(closed_loop(_target(chat, fast_server), concurrency=4, n_requests=20,
+                                  max_duration_s=30, on_record=written.append, extra={"level": 4}))
+    assert res.sent == len(res.records) == len(written) == 20
+    assert all(r.ok for r in res.records), [r.error_message for r in res.records if not r.ok]
+    assert len({r.request_id for r in res.records}) == 20
+    assert max(r.extra["in_flight"] for r in res.records) <= 4
+    r = res.records[0]
+    for key in ("load_profile", "concurrency", "target_rate", "scheduled_s", "sent_s", "schedule_lag_s",
+                "e2e_from_schedule_s", "ttft_from_schedule_s", "level"):
+        assert key in r.to_dict()
+    assert r.extra["load_profile"] == "closed" and r.extra["concurrency"] == 4
+    assert r.output_tokens == 4 and r.token_source == "usage"
+    assert not res.deadline_hit
+
+
+def test_closed_loop_bounded_by_time(chat: Contender, fast_server: SyntheticServer) -> None:
+    res = asyncio.run(closed_loop(_target(chat, fast_server), concurrency=2, n_requests=100_000,
+                                  max_duration_s=0.5))
+    assert res.wall_s < 5.0  # 0.5 s bound plus cancellation; generous for a loaded machine
+    assert res.sent == len(res.records) < 100_000
+    assert res.sent >= 2
+
+
+def test_deadline_cancels_in_flight_as_records(chat: Contender, slow_server: SyntheticServer) -> None:
+    res = asyncio.run(closed_loop(_target(chat, slow_server), concurrency=3, n_requests=10,
+                                  max_duration_s=0.3))
+    assert res.deadline_hit
+    assert res.sent == len(res.records) == 3
+    assert {r.error_class for r in res.records} == {"cancelled"}
+    assert all(r.e2e_s is not None and r.e2e_s >= 0.2 for r in res.records)
+
+
+def test_open_loop_constant_schedule_and_lag(chat: Contender, fast_server: SyntheticServer) -> None:
+    res = asyncio.run(open_loop(_target(chat, fast_server), rate=40, n_requests=12, max_duration_s=30,
+                                arrival="constant"))
+    assert res.sent == len(res.records) == 12
+    by_i = sorted(res.records, key=lambda r: r.extra["scheduled_s"])
+    for i, r in enumerate(by_i):
+        assert r.extra["scheduled_s"] == pytest.approx(i / 40)
+        assert r.extra["target_rate"] == 40 and r.extra["load_profile"] == "open"
+        lag = r.extra["schedule_lag_s"]
+        assert lag == pytest.approx(r.extra["sent_s"] - r.extra["scheduled_s"])
+        assert r.extra["e2e_from_schedule_s"] == pytest.approx(lag + r.e2e_s)
+        assert r.extra["ttft_from_schedule_s"] == pytest.approx(lag + r.ttft_s)
+    assert statistics.median(r.extra["schedule_lag_s"] for r in by_i) < 0.05
+
+
+def test_open_loop_queue_counts_the_wait_as_lag(chat: Contender, fast_server: SyntheticServer) -> None:
+    # 10 arrivals at once-ish (1000/s) through a cap of 1: each waits for the previous (~50 ms).
+    res = asyncio.run(open_loop(_target(chat, fast_server), rate=1000, n_requests=10, max_duration_s=30,
+                                arrival="constant", max_in_flight=1, on_cap="queue"))
+    assert len(res.records) == res.sent == 10
+    assert max(r.extra["in_flight"] for r in res.records) == 1
+    last = max(res.records, key=lambda r: r.extra["scheduled_s"])
+    assert last.extra["schedule_lag_s"] > 0.2  # waited behind ~9 requests of 50 ms
+    assert last.extra["e2e_from_schedule_s"] > last.e2e_s + 0.2
+
+
+def test_open_loop_drop_is_a_typed_record(chat: Contender, fast_server: SyntheticServer) -> None:
+    res = asyncio.run(open_loop(_target(chat, fast_server), rate=1000, n_requests=10, max_duration_s=30,
+                                arrival="constant", max_in_flight=1, on_cap="drop"))
+    assert len(res.records) == 10 == res.sent + res.dropped
+    dropped = [r for r in res.records if r.error_class == "dropped"]
+    assert len(dropped) == res.dropped >= 5
+    assert all(r.extra["sent"] is False and r.e2e_s is None for r in dropped)
+
+
+def test_open_loop_deadline_cancels_waiting_and_in_flight(
+    chat: Contender, slow_server: SyntheticServer
+) -> None:
+    res = asyncio.run(open_loop(_target(chat, slow_server), rate=100, n_requests=5, max_duration_s=0.5,
+                                arrival="constant", max_in_flight=2, on_cap="queue"))
+    assert res.deadline_hit
+    assert len(res.records) == 5 == res.sent + res.unsent_cancelled
+    assert res.sent == 2 and res.unsent_cancelled == 3
+    assert {r.error_class for r in res.records} == {"cancelled"}
+
+
+def test_arrival_offsets() -> None:
+    assert arrival_offsets(10, 4, "constant") == pytest.approx([0, 0.1, 0.2, 0.3])
+    gaps = _gaps(arrival_offsets(100, 4001, "poisson", seed=1))
+    assert statistics.mean(gaps) == pytest.approx(0.01, rel=0.1)
+    assert statistics.stdev(gaps) / statistics.mean(gaps) == pytest.approx(1.0, rel=0.15)
+    bursty = _gaps(arrival_offsets(100, 4001, "gamma", burstiness=0.25, seed=1))
+    assert statistics.mean(bursty) == pytest.approx(0.01, rel=0.15)
+    assert statistics.stdev(bursty) / statistics.mean(bursty) == pytest.approx(2.0, rel=0.2)
+    assert arrival_offsets(100, 50, seed=3) == arrival_offsets(100, 50, seed=3)
+    with pytest.raises(ValueError, match="unknown arrival"):
+        arrival_offsets(1, 2, "uniform")
+
+
+def _gaps(ts: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(ts)]
+
+
+def test_backoff_policy_honours_retry_after() -> None:
+    import random
+
+    pol = BackoffPolicy(max_attempts=3)
+    rec = Record("r", "e", "c", "m", "id", 0.0, status="error", error_class="rate_limited", retry_after_s=0.2)
+    assert pol.wait_s(rec, random.Random(0)) == 0.2
+    rec.attempt = 3
+    assert pol.wait_s(rec, random.Random(0)) is None
+    rec.attempt, rec.error_class = 1, "bad_request"
+    assert pol.wait_s(rec, random.Random(0)) is None

@@ -1,0 +1,37 @@
+"""Generator fidelity against known truth: measured TTFT/E2E minus the synthetic server's
+configured timing, at concurrency 1 and 64. Asserted loosely (shared machine); the figures
+for the report, including 512, come from bench/loadgen_bench.py."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from workbench.config import load_contenders
+from workbench.load import LoadTarget, closed_loop
+from workbench.synthetic_server import SyntheticConfig, SyntheticServer
+from workbench.types import Prompt
+
+CFG = SyntheticConfig(ttft_ms=200, itl_ms=40, n_chunks=5)  # E2E 360 ms
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("concurrency", [1, 64])
+def test_timing_error_against_truth(concurrency: int) -> None:
+    c = load_contenders().get("qwen2.5-coder-0.5b")
+    with SyntheticServer(CFG) as srv:
+        target = LoadTarget(c, srv.base_url, [Prompt("p", "x")])
+        asyncio.run(closed_loop(target, concurrency=min(8, concurrency), n_requests=8, max_duration_s=20))
+        res = asyncio.run(closed_loop(target, concurrency=concurrency, n_requests=concurrency * 2,
+                                      max_duration_s=60))
+    ok = [r for r in res.records if r.ok]
+    assert len(ok) == len(res.records) == concurrency * 2
+    ttft_err = sorted(r.ttft_s * 1000 - CFG.ttft_ms for r in ok if r.ttft_s is not None)
+    e2e_err = sorted(r.e2e_s * 1000 - CFG.e2e_ms for r in ok if r.e2e_s is not None)
+    p99 = lambda xs: xs[min(len(xs) - 1, int(0.99 * len(xs)))]  # noqa: E731
+    print(f"c={concurrency}: TTFT error p50 {ttft_err[len(ttft_err) // 2]:.2f} p99 {p99(ttft_err):.2f} ms; "
+          f"E2E error p99 {p99(e2e_err):.2f} ms; loop lag p99 {res.client.loop_lag_p99_s * 1000:.1f} ms")
+    assert min(ttft_err) > -1.0  # never earlier than the truth (beyond clock noise)
+    limit = 50.0 if concurrency == 1 else 500.0  # loose: the target is < 2 ms on an idle machine
+    assert p99(ttft_err) < limit and p99(e2e_err) < limit

@@ -1,0 +1,79 @@
+"""Closed loop: N workers, each sending its next request the moment the previous one ends.
+
+This is how most benchmarks (and `ab -c N`) load a server: the offered load adapts to the
+server, so a slow server is offered less — which hides queueing from users who would not wait
+(use the open loop for that). Optional `client_limit` puts a semaphore in front of the probe,
+the client-side mitigation for a provider's concurrent-request limit; the wait for it is
+recorded as `schedule_lag_s` (the worker was ready at `scheduled_s`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from workbench.load.backoff import BackoffPolicy
+from workbench.load.common import LoadResult, LoadRun, LoadTarget, OnRecord, own_client
+
+__all__ = ["MAX_WORKERS", "closed_loop"]
+
+#: Upper bound on workers per run: far above what one Python process can keep honest.
+MAX_WORKERS = 4096
+
+
+async def closed_loop(
+    target: LoadTarget,
+    *,
+    concurrency: int,
+    n_requests: int,
+    max_duration_s: float,
+    client: httpx.AsyncClient | None = None,
+    client_limit: int | None = None,
+    retry: BackoffPolicy | None = None,
+    on_record: OnRecord | None = None,
+    run_id: str = "adhoc",
+    experiment: str = "load",
+    request_prefix: str = "",
+    extra: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> LoadResult:
+    """Run `n_requests` (logical) requests with `concurrency` workers, within `max_duration_s`.
+
+    `client`: a shared client whose pool holds at least `concurrency` connections (made with
+    `workbench.probe.make_client`); None = one is made and closed here.
+    """
+    if not 1 <= concurrency <= MAX_WORKERS:
+        raise ValueError(f"concurrency must be in 1..{MAX_WORKERS}, got {concurrency}")
+    if n_requests < 0:
+        raise ValueError("n_requests must be >= 0")
+    if client_limit is not None and client_limit < 1:
+        raise ValueError("client_limit must be >= 1 (or None)")
+    http, owned = own_client(client, concurrency, target.contender.timeout_s)
+    fields = {"concurrency": concurrency, "target_rate": None, "client_limit": client_limit,
+              **(extra or {})}
+    run = LoadRun(http, target, profile="closed", max_duration_s=max_duration_s, fields=fields,
+                  run_id=run_id, experiment=experiment, request_prefix=request_prefix,
+                  on_record=on_record, retry=retry, seed=seed)
+    limiter = asyncio.Semaphore(client_limit) if client_limit else None
+    next_i = 0
+
+    async def worker() -> None:
+        nonlocal next_i
+        while next_i < n_requests and not run.expired():
+            i = next_i
+            next_i += 1
+            await run.dispatch(i, run.now_s(), limiter)
+
+    try:
+        run.start()
+        loop = asyncio.get_running_loop()
+        workers = [loop.create_task(worker()) for _ in range(min(concurrency, n_requests))]
+        await run.drain(*workers)
+    finally:
+        if owned:
+            await http.aclose()
+    params = {"concurrency": concurrency, "n_requests": n_requests, "max_duration_s": max_duration_s,
+              "client_limit": client_limit, "retry": retry is not None}
+    return await run.result(params)

@@ -1,0 +1,292 @@
+"""What every load profile shares: the target, the bounded run, and one dispatched request.
+
+A run is bounded twice: by a count (requests, or arrivals) and by wall time. When the deadline
+passes, requests still in flight are cancelled and each becomes a record with error_class
+`cancelled` (so nothing sent is ever missing from the results); arrivals that were still waiting
+for a slot become `cancelled` records marked `sent=False`. Timing is `workbench.probe.probe`'s;
+this module only adds *when* a request was due (`scheduled_s`) and when it was handed to the
+probe (`sent_s`), both as offsets from the run start, so that latency can also be read from the
+schedule (coordinated omission):
+
+  schedule_lag_s        = sent_s - scheduled_s   (a late generator, a full cap, a client limiter)
+  e2e_from_schedule_s   = schedule_lag_s + e2e_s
+  ttft_from_schedule_s  = schedule_lag_s + ttft_s
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from workbench.config import Contender
+from workbench.load.backoff import BackoffPolicy
+from workbench.load.monitor import ClientMonitor, ClientOverhead
+from workbench.probe import TokenCounter, make_client, new_request_id, probe
+from workbench.types import ErrorClass, Prompt, Record
+
+__all__ = ["LoadResult", "LoadRun", "LoadTarget", "OnRecord"]
+
+# httpcore asks `import sniffio` on every lock it creates (several per request). When sniffio is
+# not installed, each failed import rescans sys.path: measured at ~1.5 ms of CPU per request, the
+# largest single cost of the generator. A None entry makes the import fail at once, which is what
+# httpcore expects without sniffio (it then assumes asyncio). Installing sniffio also fixes it.
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+OnRecord = Callable[[Record], None]
+
+
+@dataclass(frozen=True)
+class LoadTarget:
+    """What to load: one contender at one base URL, prompts cycled in order."""
+
+    contender: Contender
+    base_url: str
+    prompts: Sequence[Prompt]
+    token_counter: TokenCounter | None = None
+    stream: bool = True
+    keep_itl: bool = False  # per-chunk gaps make records large under load; off by default
+
+    def __post_init__(self) -> None:
+        if not self.prompts:
+            raise ValueError("a load target needs at least one prompt")
+
+
+@dataclass
+class LoadResult:
+    """The outcome of one bounded run. `records` holds every record, in completion order.
+
+    Invariant: len(records) == sent + dropped + unsent_cancelled, where `sent` counts attempts
+    handed to the probe (retries included).
+    """
+
+    profile: str
+    params: dict[str, Any]
+    records: list[Record]
+    sent: int
+    dropped: int
+    unsent_cancelled: int
+    wall_s: float
+    deadline_hit: bool
+    client: ClientOverhead
+    notes: list[str] = field(default_factory=list)
+
+    def client_warnings(self) -> list[str]:
+        return self.client.limited_by_client()
+
+    def summary(self) -> dict[str, Any]:
+        ok = sum(1 for r in self.records if r.ok)
+        return {
+            "profile": self.profile, **self.params, "records": len(self.records), "sent": self.sent,
+            "ok": ok, "dropped": self.dropped, "unsent_cancelled": self.unsent_cancelled,
+            "wall_s": self.wall_s, "deadline_hit": self.deadline_hit,
+            "loop_lag_p99_s": self.client.loop_lag_p99_s, "client_cpu_share": self.client.cpu_share,
+            "client_limited": "; ".join(self.client_warnings()) or None,
+        }
+
+
+class LoadRun:
+    """One bounded run in progress: the clock, the counters, the tasks and the records."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        target: LoadTarget,
+        *,
+        profile: str,
+        max_duration_s: float,
+        fields: dict[str, Any],
+        run_id: str,
+        experiment: str,
+        request_prefix: str,
+        on_record: OnRecord | None,
+        retry: BackoffPolicy | None,
+        seed: int = 0,
+    ) -> None:
+        if max_duration_s <= 0:
+            raise ValueError("max_duration_s must be > 0: every run is bounded in time")
+        self.client = client
+        self.target = target
+        self.profile = profile
+        self.fields = fields
+        self.run_id = run_id
+        self.experiment = experiment
+        self.prefix = request_prefix or new_request_id() + ":"
+        self.on_record = on_record
+        self.retry = retry
+        self.seed = seed
+        self.max_duration_s = max_duration_s
+        self.records: list[Record] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.bugs: list[BaseException] = []
+        self.sent = 0
+        self.dropped = 0
+        self.unsent_cancelled = 0
+        self.in_flight = 0
+        self.deadline_hit = False
+        self.monitor = ClientMonitor()
+        self.t0 = 0.0
+        self.deadline = 0.0
+
+    # -- clock ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.monitor.start()
+        self.t0 = time.perf_counter()
+        self.deadline = self.t0 + self.max_duration_s
+
+    def now_s(self) -> float:
+        """Seconds since the run started."""
+        return time.perf_counter() - self.t0
+
+    def expired(self) -> bool:
+        return time.perf_counter() >= self.deadline
+
+    # -- records ----------------------------------------------------------------------------
+    def _finish(self, rec: Record) -> None:
+        lag = rec.extra.get("schedule_lag_s")
+        if lag is not None:
+            rec.extra["e2e_from_schedule_s"] = lag + rec.e2e_s if rec.e2e_s is not None else None
+            rec.extra["ttft_from_schedule_s"] = lag + rec.ttft_s if rec.ttft_s is not None else None
+        self.records.append(rec)
+        if self.on_record is not None:
+            self.on_record(rec)
+
+    def _blank(self, request_id: str, prompt: Prompt, extra: dict[str, Any]) -> Record:
+        c = self.target.contender
+        return Record(
+            run_id=self.run_id, experiment=self.experiment, contender=c.name, model=c.model,
+            request_id=request_id, t_start_unix=time.time(), api_kind=c.api, stream=self.target.stream,
+            prompt_id=prompt.id, extra=extra,
+        )
+
+    def _extra(self, scheduled_s: float, sent_s: float | None, **more: Any) -> dict[str, Any]:
+        return {
+            "load_profile": self.profile, **self.fields, "scheduled_s": scheduled_s, "sent_s": sent_s,
+            "schedule_lag_s": None if sent_s is None else sent_s - scheduled_s, **more,
+        }
+
+    def record_unsent(self, i: int, scheduled_s: float, error: ErrorClass, message: str) -> None:
+        """An arrival that never reached the probe: dropped at the cap, or cancelled while waiting."""
+        prompt = self.target.prompts[i % len(self.target.prompts)]
+        request_id = f"{self.prefix}{i}"
+        waited = self.now_s() - scheduled_s
+        rec = self._blank(request_id, prompt, self._extra(scheduled_s, None, sent=False, waited_s=waited))
+        rec.status, rec.error_class, rec.error_message = "error", error.value, message
+        rec.logical_request_id = request_id
+        if error is ErrorClass.DROPPED:
+            self.dropped += 1
+        else:
+            self.unsent_cancelled += 1
+        self._finish(rec)
+
+    # -- sending ----------------------------------------------------------------------------
+    async def _attempt(self, i: int, attempt: int, scheduled_s: float, retry_wait_s: float | None) -> Record:
+        prompt = self.target.prompts[i % len(self.target.prompts)]
+        logical = f"{self.prefix}{i}"
+        request_id = logical if attempt == 1 else f"{logical}#{attempt}"
+        self.in_flight += 1
+        self.sent += 1
+        sent_s = self.now_s()
+        extra = self._extra(scheduled_s, sent_s, sent=True, in_flight=self.in_flight)
+        if retry_wait_s is not None:
+            extra["retry_wait_s"] = retry_wait_s
+        try:
+            rec = await probe(
+                self.client, self.target.contender, prompt, base_url=self.target.base_url,
+                stream=self.target.stream, run_id=self.run_id, experiment=self.experiment,
+                request_id=request_id, token_counter=self.target.token_counter, extra=extra,
+                keep_itl=self.target.keep_itl,
+            )
+        except asyncio.CancelledError:
+            # probe() does not return its record when cancelled; rebuild it here.
+            rec = self._blank(request_id, prompt, extra)
+            rec.t_start_unix = time.time() - (self.now_s() - sent_s)
+            rec.e2e_s = self.now_s() - sent_s  # time until cancellation, not a latency
+            rec.status, rec.error_class = "error", ErrorClass.CANCELLED.value
+            rec.error_message = f"cancelled in flight at the run deadline ({self.max_duration_s:g} s)"
+            rec.attempt, rec.logical_request_id = attempt, logical
+            self._finish(rec)
+            raise
+        finally:
+            self.in_flight -= 1
+        rec.attempt, rec.logical_request_id = attempt, logical
+        self._finish(rec)
+        return rec
+
+    async def dispatch(self, i: int, scheduled_s: float, limiter: asyncio.Semaphore | None = None) -> None:
+        """Send request `i` (due at `scheduled_s`), through `limiter` if given, retrying per policy."""
+        try:
+            if limiter is not None:
+                await limiter.acquire()
+        except asyncio.CancelledError:
+            self.record_unsent(i, scheduled_s, ErrorClass.CANCELLED,
+                               "cancelled at the run deadline while waiting for an in-flight slot")
+            raise
+        try:
+            rng = random.Random(self.seed * 1_000_003 + i)
+            wait: float | None = None
+            for attempt in range(1, (self.retry.max_attempts if self.retry else 1) + 1):
+                rec = await self._attempt(i, attempt, scheduled_s, wait)
+                wait = self.retry.wait_s(rec, rng) if self.retry else None
+                if wait is None:
+                    break
+                if wait > 0:
+                    await asyncio.sleep(wait)
+        finally:
+            if limiter is not None:
+                limiter.release()
+
+    def spawn(self, i: int, scheduled_s: float, limiter: asyncio.Semaphore | None = None) -> None:
+        self._track(asyncio.get_running_loop().create_task(self.dispatch(i, scheduled_s, limiter)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.bugs.append(task.exception())  # type: ignore[arg-type]
+
+    async def drain(self, *also: asyncio.Task[None]) -> None:
+        """Wait for `also` and every spawned task, cancelling whatever is left at the deadline."""
+        for t in also:
+            self._track(t)
+        while self.tasks:
+            remaining = self.deadline - time.perf_counter()
+            if remaining <= 0:
+                self.deadline_hit = True
+                pending = list(self.tasks)
+                for t in pending:
+                    t.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                break
+            await asyncio.wait(list(self.tasks), timeout=remaining)
+        if self.bugs:  # a bug in the generator, not a failed request: never swallow it
+            raise self.bugs[0]
+
+    async def result(self, params: dict[str, Any], notes: list[str] | None = None) -> LoadResult:
+        wall = self.now_s()
+        overhead = await self.monitor.stop()
+        return LoadResult(
+            profile=self.profile, params=params, records=self.records, sent=self.sent,
+            dropped=self.dropped, unsent_cancelled=self.unsent_cancelled, wall_s=wall,
+            deadline_hit=self.deadline_hit, client=overhead, notes=list(notes or []),
+        )
+
+
+def own_client(
+    client: httpx.AsyncClient | None, pool: int, timeout_s: float
+) -> tuple[httpx.AsyncClient, bool]:
+    """The caller's client, or a new one whose pool fits `pool` requests in flight."""
+    if client is not None:
+        return client, False
+    return make_client(max(1, pool), timeout_s), True

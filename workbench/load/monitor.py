@@ -1,0 +1,110 @@
+"""The load generator watching itself: is the client, not the server, what limited a run?
+
+A Python client that is short of CPU shows it in two places: the event loop wakes up late
+(a 10 ms timer fires 20 ms later, and every response it reads is timestamped that much late),
+and the loop's thread burns close to a whole core. `ClientMonitor` samples both during a run;
+`ClientOverhead.limited_by_client()` turns them into a plain-language warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["CPU_SHARE_LIMIT", "LAG_P99_LIMIT_S", "ClientMonitor", "ClientOverhead"]
+
+#: Loop lag p99 above this means response timestamps may be late by as much: the client limited.
+LAG_P99_LIMIT_S = 0.005
+#: The loop thread using more than this share of one core leaves no headroom for reading responses.
+CPU_SHARE_LIMIT = 0.80
+
+
+@dataclass(frozen=True)
+class ClientOverhead:
+    """What the client's own event loop went through during one run."""
+
+    interval_s: float
+    n_samples: int
+    loop_lag_p50_s: float
+    loop_lag_p99_s: float
+    loop_lag_max_s: float
+    cpu_s: float  # CPU time of the event loop's thread
+    wall_s: float
+    cpu_share: float  # cpu_s / wall_s: 1.0 = one core fully busy
+    notes: list[str] = field(default_factory=list)
+
+    def limited_by_client(
+        self, lag_p99_limit_s: float = LAG_P99_LIMIT_S, cpu_share_limit: float = CPU_SHARE_LIMIT
+    ) -> list[str]:
+        """Reasons to distrust a run's latencies (empty: the client kept up)."""
+        reasons = []
+        if self.loop_lag_p99_s > lag_p99_limit_s:
+            reasons.append(
+                f"event-loop lag p99 {self.loop_lag_p99_s * 1000:.1f} ms > {lag_p99_limit_s * 1000:g} ms"
+            )
+        if self.cpu_share > cpu_share_limit:
+            reasons.append(f"client CPU {self.cpu_share:.0%} of a core > {cpu_share_limit:.0%}")
+        return reasons
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ClientMonitor:
+    """Samples event-loop lag every `interval_s` and the loop thread's CPU time.
+
+    Start and stop it from inside the loop being measured. Lag = how late a sleep of
+    `interval_s` woke up; CPU is `time.thread_time()` of the loop's thread, which is where
+    httpx, the SSE parser and the record writer all run.
+    """
+
+    def __init__(self, interval_s: float = 0.010) -> None:
+        self.interval_s = interval_s
+        self._lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+        self._cpu0 = 0.0
+        self._wall0 = 0.0
+
+    async def _sample(self) -> None:
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(self.interval_s)
+            self._lags.append(max(0.0, time.perf_counter() - t - self.interval_s))
+
+    def start(self) -> None:
+        self._cpu0 = time.thread_time()
+        self._wall0 = time.perf_counter()
+        self._task = asyncio.get_running_loop().create_task(self._sample())
+
+    async def stop(self) -> ClientOverhead:
+        cpu = time.thread_time() - self._cpu0
+        wall = time.perf_counter() - self._wall0
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        lags = sorted(self._lags)
+        notes = [] if lags else ["run shorter than one sampling interval: no lag samples"]
+        return ClientOverhead(
+            interval_s=self.interval_s,
+            n_samples=len(lags),
+            loop_lag_p50_s=_quantile(lags, 0.50),
+            loop_lag_p99_s=_quantile(lags, 0.99),
+            loop_lag_max_s=lags[-1] if lags else math.nan,
+            cpu_s=cpu,
+            wall_s=wall,
+            cpu_share=cpu / wall if wall > 0 else math.nan,
+            notes=notes,
+        )
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank quantile (no interpolation): a monitoring figure, not a reported statistic."""
+    if not sorted_values:
+        return math.nan
+    k = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
+    return sorted_values[k]
