@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from workbench.load.backoff import BackoffPolicy
-from workbench.load.common import LoadResult, LoadRun, LoadTarget, OnRecord, own_client
+from workbench.load.common import ClientShards, LoadResult, LoadRun, LoadTarget, OnRecord
 
 __all__ = ["MAX_WORKERS", "closed_loop"]
 
@@ -50,7 +50,7 @@ async def closed_loop(
         raise ValueError("n_requests must be >= 0")
     if client_limit is not None and client_limit < 1:
         raise ValueError("client_limit must be >= 1 (or None)")
-    http, owned = own_client(client, concurrency, target.contender.timeout_s)
+    http = ClientShards.for_pool(client, concurrency, target.contender.timeout_s)
     fields = {"concurrency": concurrency, "target_rate": None, "client_limit": client_limit,
               **(extra or {})}
     run = LoadRun(http, target, profile="closed", max_duration_s=max_duration_s, fields=fields,
@@ -72,8 +72,7 @@ async def closed_loop(
         workers = [loop.create_task(worker()) for _ in range(min(concurrency, n_requests))]
         await run.drain(*workers)
     finally:
-        if owned:
-            await http.aclose()
+        await http.aclose()
     params = {"concurrency": concurrency, "n_requests": n_requests, "max_duration_s": max_duration_s,
               "client_limit": client_limit, "retry": retry is not None}
     return await run.result(params)

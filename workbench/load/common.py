@@ -16,9 +16,7 @@ schedule (coordinated omission):
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,14 +30,40 @@ from workbench.load.monitor import ClientMonitor, ClientOverhead
 from workbench.probe import TokenCounter, make_client, new_request_id, probe
 from workbench.types import ErrorClass, Prompt, Record
 
-__all__ = ["LoadResult", "LoadRun", "LoadTarget", "OnRecord"]
+__all__ = ["SHARD_SIZE", "ClientShards", "LoadResult", "LoadRun", "LoadTarget", "OnRecord"]
 
-# httpcore asks `import sniffio` on every lock it creates (several per request). When sniffio is
-# not installed, each failed import rescans sys.path: measured at ~1.5 ms of CPU per request, the
-# largest single cost of the generator. A None entry makes the import fail at once, which is what
-# httpcore expects without sniffio (it then assumes asyncio). Installing sniffio also fixes it.
-if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
+#: Connections per httpx client. httpcore scans every connection of its pool each time it
+#: assigns a request (O(pool) per request, so O(N²) per round at concurrency N); many small
+#: clients keep that scan constant (measured with `bench/loadgen_bench.py`, see
+#: bench/README.md). `sniffio` is a declared dependency: without it httpcore retried a
+#: failing import on every lock, ~1.5 ms of CPU per request.
+SHARD_SIZE = 4
+
+
+class ClientShards:
+    """Small keep-alive clients that together carry a run's requests, one picked per request.
+
+    Each shard's pool limit is the run's whole in-flight bound, so a request never waits for a
+    connection inside httpx (that wait would be hidden inside the measured latency)."""
+
+    def __init__(self, clients: list[httpx.AsyncClient], owned: bool) -> None:
+        self.clients = clients
+        self.owned = owned
+
+    @classmethod
+    def for_pool(cls, client: httpx.AsyncClient | None, pool: int, timeout_s: float) -> ClientShards:
+        if client is not None:
+            return cls([client], owned=False)
+        n = max(1, -(-max(1, pool) // SHARD_SIZE))
+        return cls([make_client(max(1, pool), timeout_s) for _ in range(n)], owned=True)
+
+    def pick(self, i: int) -> httpx.AsyncClient:
+        return self.clients[i % len(self.clients)]
+
+    async def aclose(self) -> None:
+        if self.owned:
+            for c in self.clients:
+                await c.aclose()
 
 OnRecord = Callable[[Record], None]
 
@@ -98,7 +122,7 @@ class LoadRun:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        clients: ClientShards,
         target: LoadTarget,
         *,
         profile: str,
@@ -113,7 +137,7 @@ class LoadRun:
     ) -> None:
         if max_duration_s <= 0:
             raise ValueError("max_duration_s must be > 0: every run is bounded in time")
-        self.client = client
+        self.clients = clients
         self.target = target
         self.profile = profile
         self.fields = fields
@@ -200,7 +224,7 @@ class LoadRun:
             extra["retry_wait_s"] = retry_wait_s
         try:
             rec = await probe(
-                self.client, self.target.contender, prompt, base_url=self.target.base_url,
+                self.clients.pick(i), self.target.contender, prompt, base_url=self.target.base_url,
                 stream=self.target.stream, run_id=self.run_id, experiment=self.experiment,
                 request_id=request_id, token_counter=self.target.token_counter, extra=extra,
                 keep_itl=self.target.keep_itl,
@@ -281,12 +305,3 @@ class LoadRun:
             dropped=self.dropped, unsent_cancelled=self.unsent_cancelled, wall_s=wall,
             deadline_hit=self.deadline_hit, client=overhead, notes=list(notes or []),
         )
-
-
-def own_client(
-    client: httpx.AsyncClient | None, pool: int, timeout_s: float
-) -> tuple[httpx.AsyncClient, bool]:
-    """The caller's client, or a new one whose pool fits `pool` requests in flight."""
-    if client is not None:
-        return client, False
-    return make_client(max(1, pool), timeout_s), True

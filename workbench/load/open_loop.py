@@ -23,7 +23,7 @@ from typing import Any, Literal
 import httpx
 
 from workbench.load.backoff import BackoffPolicy
-from workbench.load.common import LoadResult, LoadRun, LoadTarget, OnRecord, own_client
+from workbench.load.common import ClientShards, LoadResult, LoadRun, LoadTarget, OnRecord
 from workbench.types import ErrorClass
 
 __all__ = ["ARRIVALS", "arrival_offsets", "open_loop"]
@@ -83,7 +83,7 @@ async def open_loop(
         raise ValueError("max_in_flight must be >= 1 (or None)")
     offsets = [t for t in arrival_offsets(rate, n_requests, arrival, burstiness, seed) if t < max_duration_s]
     pool = max_in_flight or min(max(1, n_requests), max(1, int(rate * target.contender.timeout_s) + 1))
-    http, owned = own_client(client, pool, target.contender.timeout_s)
+    http = ClientShards.for_pool(client, pool, target.contender.timeout_s)
     fields = {"concurrency": max_in_flight, "target_rate": rate, "arrival": arrival,
               "burstiness": burstiness if arrival == "gamma" else None,
               "on_cap": on_cap if max_in_flight else None, **(extra or {})}
@@ -109,8 +109,7 @@ async def open_loop(
         run.start()
         await run.drain(asyncio.get_running_loop().create_task(schedule()))
     finally:
-        if owned:
-            await http.aclose()
+        await http.aclose()
     params = {"rate": rate, "n_requests": n_requests, "arrivals_scheduled": len(offsets),
               "max_duration_s": max_duration_s, "arrival": arrival, "burstiness": burstiness,
               "max_in_flight": max_in_flight, "on_cap": on_cap, "retry": retry is not None}
