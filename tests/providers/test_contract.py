@@ -25,8 +25,11 @@ pytestmark = pytest.mark.timeout(30)
 
 PROMPT = Prompt(id="p1", text="Say hello.")
 TTFT, ITL = 0.12, 0.02
-# Timer slack on two shared cores: TTFT must be >= configured and at most this much later.
-SLACK = 0.03
+# TTFT can never be below the configured delay; above it by at most the client's overhead plus
+# the scheduler's latency on two shared cores. Typical overhead is ~5 ms; the slack is wide
+# because these run beside real model servers. Precise fidelity is measured in
+# tests/test_synthetic_fidelity.py and bench/ instead.
+SLACK = 0.08
 
 
 def go(c: Contender, *, stream: bool = True, **kw: Any) -> Record:
