@@ -99,6 +99,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from workbench.report import render_report
+    from workbench.runner import parse_params
+
+    run_dir = Path(args.run)
+    if not (run_dir / "manifest.json").exists():
+        raise WorkbenchError(f"{run_dir} is not a run folder (no manifest.json)")
+    for other in args.compare or []:
+        if not (Path(other) / "manifest.json").exists():
+            raise WorkbenchError(f"--compare {other}: not a run folder (no manifest.json)")
+    html = render_report(run_dir, compare=args.compare, params=parse_params(args.param or []))
+    print(f"report: {html}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from workbench.config import load_contenders
     from workbench.experiments import EXPERIMENTS
@@ -154,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="run folder (default: results/<new run id>)")
     s.add_argument("--contenders-file")
     s.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("report", help="re-render a run's decision matrix and report.html")
+    s.add_argument("run", help="run folder, e.g. results/20261129-101500-ab12")
+    s.add_argument("--compare", action="append", metavar="RUN", help="another run folder to compare with")
+    s.add_argument("--param", action="append", metavar="NAME=VALUE", help="summary notebook parameter")
+    s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("list", help="contenders and experiments")
     s.add_argument("--contenders-file")

@@ -99,8 +99,8 @@ def _scenario_metrics(ev: Evidence, sc: Scenario, contenders: dict[str, Any], ma
         elif isinstance(sc, PrototypingScenario) and per_req is not None:
             proj = costmod.project_prototyping(sc.monthly_requests, per_req)
             m["monthly_cost_usd"] = Metric(proj.monthly_cost_usd, source=f"{how}; {sc.monthly_requests} requests/month")
-        if "accuracy" not in m and "qa_accuracy" in m:
-            m["accuracy"] = m["qa_accuracy"]
+        if "accuracy" not in m and "qa_accuracy" in m and not isinstance(sc, BatchScenario):
+            m["accuracy"] = m["qa_accuracy"]  # annotation accuracy must come from the annotation workload
         out[label] = m
     return out
 

@@ -1,0 +1,137 @@
+"""Evidence → decision matrix, on synthetic run folders whose right answers are known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from workbench.comparisons import pairwise_tests
+from workbench.config import Contender
+from workbench.decision import decide, decision_matrix
+from workbench.evidence import gather_evidence
+from workbench.report import migration_checklist
+from workbench.results import RecordWriter, RunDir
+from workbench.scenarios import load_scenarios
+from workbench.types import Record
+
+HOSTED = {"api": "openai-chat", "base_url": "http://127.0.0.1:9/v1", "price": {"input": 1.0, "output": 2.0}}
+
+
+def contenders(*names: str) -> dict[str, Contender]:
+    return {n: Contender.model_validate({"name": n, "model": n, **HOSTED}) for n in names}
+
+
+def write_run(root: Path, spec: dict[str, dict[str, Any]], run_id: str = "run-1", seed: int = 0) -> Path:
+    """spec: contender → {e2e: mean seconds, halluc: share incorrect, caps: {fact: value}}."""
+    rng = np.random.default_rng(seed)
+    run = RunDir.create(root=root, run_id=run_id)
+    with RecordWriter(run.jsonl("latency")) as w:
+        for name, s in spec.items():
+            for i, e2e in enumerate(rng.normal(s["e2e"], s["e2e"] * 0.05, 40)):
+                w.write(Record(run_id=run_id, experiment="latency", contender=name, model=name,
+                               request_id=f"{name}:warm:{i}", t_start_unix=1000.0 + i, ttft_s=e2e / 3,
+                               e2e_s=float(e2e), input_tokens=50, output_tokens=10,
+                               extra={"phase": "warm"}))
+    with RecordWriter(run.jsonl("hallucination")) as w:
+        for name, s in spec.items():
+            for i in range(60):
+                grade = "incorrect" if i < int(60 * s["halluc"]) else "correct"
+                w.write(Record(run_id=run_id, experiment="hallucination", contender=name, model=name,
+                               request_id=f"{name}:{i}", t_start_unix=1.0, e2e_s=0.1,
+                               extra={"item_id": f"q{i}", "grade": grade, "sample_index": 0}))
+    caps = {name: {f: {"value": v, "source": "probed"} for f, v in s.get("caps", {}).items()}
+            for name, s in spec.items()}
+    (run.path / "capabilities.json").write_text(json.dumps(caps))
+    return run.path
+
+
+def test_routing_slo_is_a_hard_constraint_and_the_pick_meets_it(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"fast": {"e2e": 0.05, "halluc": 0.3}, "slow": {"e2e": 0.3, "halluc": 0.05}})
+    ev = gather_evidence(run, n_boot=200)
+    assert "concurrency" in ev.missing and "latency" not in ev.missing
+    sc = load_scenarios()["routing"]
+    res = decide(ev, "routing", sc, contenders("fast", "slow"), machine_hour_usd=0.1, n_boot=200)
+    t = res.table.set_index("contender")
+    assert bool(t.loc["fast", "eligible"]) and not bool(t.loc["slow", "eligible"])
+    assert "p95_e2e_s" in str(t.loc["slow", "failed_constraint"]) and "0.1" in str(t.loc["slow", "failed_constraint"])
+    assert res.pick == "fast" and t.loc["fast", "rank"] == 1
+    assert "cost" in res.dropped_axes  # no concurrency sweep: no cost at the target rate
+
+
+def test_none_eligible_is_said_plainly(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"a": {"e2e": 0.4, "halluc": 0.2}, "b": {"e2e": 0.5, "halluc": 0.2}})
+    ev = gather_evidence(run, n_boot=100)
+    res = decide(ev, "routing", load_scenarios()["routing"], contenders("a", "b"), machine_hour_usd=0.1, n_boot=100)
+    assert res.pick is None
+    assert set(res.table["gives_up"]) == {"no contender meets every hard constraint"}
+    assert "No contender meets" in migration_checklist(res, ev)[0]
+
+
+def test_overlapping_scores_tie_and_clear_gaps_rank(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.10}, "b": {"e2e": 0.05, "halluc": 0.11},
+                               "c": {"e2e": 0.05, "halluc": 0.60}})
+    ev = gather_evidence(run, n_boot=300)
+    res = decide(ev, "prototyping", load_scenarios()["prototyping"], contenders("a", "b", "c"),
+                 machine_hour_usd=0.1, n_boot=300)
+    ranks = res.table.set_index("contender")["rank"]
+    assert ranks["a"] == ranks["b"] == 1  # 10% vs 11% of 60 items: not distinguishable
+    assert ranks["c"] > 1
+    row_c = res.table.set_index("contender").loc["c"]
+    assert row_c["gives_up"].startswith("hallucination:")
+    assert row_c["score_low"] <= row_c["score"] <= row_c["score_high"]
+
+
+def test_matrix_has_the_contract_columns(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}, "b": {"e2e": 0.08, "halluc": 0.2}})
+    ev = gather_evidence(run, n_boot=100)
+    cs = contenders("a", "b")
+    m = decision_matrix([decide(ev, n, s, cs, machine_hour_usd=0.1, n_boot=100) for n, s in load_scenarios().items()])
+    assert list(m.columns[:9]) == ["scenario", "contender", "eligible", "failed_constraint", "score", "score_low",
+                                   "score_high", "rank", "gives_up"]
+    assert set(m["scenario"]) == {"routing", "batch_annotation", "prototyping"}
+    batch = m[m["scenario"] == "batch_annotation"]
+    assert (~batch["eligible"]).all() and batch["failed_constraint"].str.contains("accuracy not measured").all()
+
+
+def test_pairwise_tests_find_real_differences_and_apply_holm(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}, "b": {"e2e": 0.20, "halluc": 0.5},
+                               "c": {"e2e": 0.051, "halluc": 0.1}})
+    sig = pairwise_tests(gather_evidence(run, n_boot=100))
+    lat = sig[sig["axis"] == "latency"].set_index(["a", "b"])
+    assert bool(lat.loc[("a", "b"), "significant"]) and lat.loc[("a", "b"), "effect"] < 0
+    hal = sig[sig["axis"] == "hallucination"].set_index(["a", "b"])
+    assert bool(hal.loc[("a", "b"), "significant"])
+    assert not bool(hal.loc[("a", "c"), "significant"])  # identical grades
+    assert (sig["p_holm"] >= sig["p"]).all()
+
+
+def test_checklist_follows_from_the_facts(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1, "caps": {"streaming": True, "usage_in_stream": False}},
+                               "b": {"e2e": 0.06, "halluc": 0.3}})
+    ev = gather_evidence(run, n_boot=100)
+    res = decide(ev, "prototyping", load_scenarios()["prototyping"], contenders("a", "b"), machine_hour_usd=0.1,
+                 n_boot=100)
+    items = "\n".join(migration_checklist(res, ev))
+    assert "usage_in_stream is false" in items and "streaming is" not in items
+    assert "Error budget" in items and "Hallucination rate measured" in items
+
+
+def test_several_runs_are_compared_as_separate_contenders(tmp_path: Path) -> None:
+    r1 = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}}, run_id="before")
+    r2 = write_run(tmp_path, {"a": {"e2e": 0.03, "halluc": 0.1}}, run_id="after", seed=1)
+    ev = gather_evidence([r1, r2], n_boot=100)
+    assert ev.contenders == ["a@after", "a@before"]
+    sig = pairwise_tests(ev)
+    assert bool(sig[sig["axis"] == "latency"]["significant"].iloc[0])
+
+
+@pytest.mark.parametrize("missing", ["latency", "hallucination"])
+def test_missing_experiments_are_named_not_invented(tmp_path: Path, missing: str) -> None:
+    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}})
+    (run / f"{missing}.jsonl").unlink()
+    ev = gather_evidence(run, n_boot=50)
+    assert missing in ev.missing
