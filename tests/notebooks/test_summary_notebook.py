@@ -1,0 +1,29 @@
+"""summary.ipynb executes on a run folder and leaves decision_matrix.csv and report.html."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.synthetic_runs import HOSTED, write_run
+from workbench.report import render_report
+
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+
+
+def test_summary_renders_matrix_and_standalone_report(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"fast": {"e2e": 0.05, "halluc": 0.3, "caps": {"streaming": True}},
+                               "slow": {"e2e": 0.3, "halluc": 0.05}})
+    cfile = tmp_path / "contenders.yaml"
+    cfile.write_text(yaml.safe_dump({"contenders": [{"name": n, "model": n, **HOSTED} for n in ("fast", "slow")]}))
+    html = render_report(run, params={"contenders_file": str(cfile), "n_boot": 200})
+    matrix = pd.read_csv(run / "decision_matrix.csv")
+    routing = matrix[matrix["scenario"] == "routing"].set_index("contender")
+    assert bool(routing.loc["fast", "eligible"]) and not bool(routing.loc["slow", "eligible"])
+    text = html.read_text()
+    assert "Decision matrix" in text and "Migration checklist" in text and "Statistical comparisons" in text
+    assert "build_summary(" not in text  # code cells are left out of the report
+    assert text.count("data:image/png;base64") >= 3  # plots are embedded: the file stands alone
