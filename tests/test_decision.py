@@ -13,6 +13,7 @@ from workbench.evidence import gather_evidence
 from workbench.report import migration_checklist
 from workbench.scenarios import load_scenarios
 
+
 def test_routing_slo_is_a_hard_constraint_and_the_pick_meets_it(tmp_path: Path) -> None:
     run = write_run(tmp_path, {"fast": {"e2e": 0.05, "halluc": 0.3}, "slow": {"e2e": 0.3, "halluc": 0.05}})
     ev = gather_evidence(run, n_boot=200)

@@ -20,7 +20,7 @@ from workbench.evidence import Evidence, concurrency_levels, gather_evidence
 from workbench.report import migration_checklist
 from workbench.scenarios import RealtimeScenario, load_scenarios
 
-__all__ = ["Summary", "build_summary", "AXES_SHOWN"]
+__all__ = ["AXES_SHOWN", "Summary", "build_summary"]
 
 #: Per-contender metrics shown in the axes table: (metric, label, scale, unit).
 AXES_SHOWN: tuple[tuple[str, str, float, str], ...] = (
