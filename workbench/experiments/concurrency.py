@@ -26,7 +26,7 @@ from workbench.aio import run_sync
 from workbench.config import Contender
 from workbench.cost import price_for, price_from_throughput, project_realtime, request_cost
 from workbench.load import LoadResult, LoadTarget, closed_loop
-from workbench.probe import make_client
+from workbench.load.common import ClientShards
 from workbench.session import Session
 from workbench.types import Prompt
 
@@ -53,7 +53,9 @@ async def _sweep(
     with session.writer() as writer:
         for c in session.contenders:
             target = LoadTarget(c, session.base_url(c), prompts, session.token_counter(c), stream)
-            async with make_client(max(levels), c.timeout_s) as client:
+            # One set of connections per contender, kept across levels (no reconnects mid-sweep),
+            # sharded so the client's CPU per request does not grow with the level.
+            async with ClientShards.for_pool(None, max(levels), c.timeout_s) as client:
                 await closed_loop(target, concurrency=1, n_requests=1,
                                   max_duration_s=max_duration_per_level_s, client=client,
                                   on_record=writer.write, run_id=session.run_id,

@@ -29,7 +29,7 @@ async def closed_loop(
     concurrency: int,
     n_requests: int,
     max_duration_s: float,
-    client: httpx.AsyncClient | None = None,
+    client: httpx.AsyncClient | ClientShards | None = None,
     client_limit: int | None = None,
     retry: BackoffPolicy | None = None,
     on_record: OnRecord | None = None,

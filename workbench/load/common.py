@@ -51,7 +51,10 @@ class ClientShards:
         self.owned = owned
 
     @classmethod
-    def for_pool(cls, client: httpx.AsyncClient | None, pool: int, timeout_s: float) -> ClientShards:
+    def for_pool(cls, client: httpx.AsyncClient | ClientShards | None, pool: int, timeout_s: float) -> ClientShards:
+        """The caller's client or shards (not closed here), or new shards for `pool` in flight."""
+        if isinstance(client, ClientShards):
+            return cls(client.clients, owned=False)
         if client is not None:
             return cls([client], owned=False)
         n = max(1, -(-max(1, pool) // SHARD_SIZE))
@@ -64,6 +67,12 @@ class ClientShards:
         if self.owned:
             for c in self.clients:
                 await c.aclose()
+
+    async def __aenter__(self) -> ClientShards:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 OnRecord = Callable[[Record], None]
 

@@ -62,7 +62,7 @@ async def open_loop(
     burstiness: float = 1.0,
     max_in_flight: int | None = None,
     on_cap: Literal["queue", "drop"] = "queue",
-    client: httpx.AsyncClient | None = None,
+    client: httpx.AsyncClient | ClientShards | None = None,
     retry: BackoffPolicy | None = None,
     on_record: OnRecord | None = None,
     run_id: str = "adhoc",
