@@ -2,12 +2,18 @@
 
 `workbench run` executes the notebooks of the registered experiments in this order; the
 summary comes last because it reads the others' records.
+
+A notebook's own parameter defaults are small, so CI and a first look stay fast; an
+experiment's `run_params` are what a full `workbench run` (`make run`) uses instead. Precedence,
+lowest to highest: notebook defaults < `run_params` < `--param` overrides.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from workbench.config import PROJECT_ROOT
 from workbench.errors import UnknownNameError
@@ -22,6 +28,8 @@ class Experiment:
     name: str
     notebook: str
     summary: str
+    run_params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """Parameters `workbench run` passes unless the user overrides them (e.g. the full dataset)."""
 
     @property
     def path(self) -> Path:
@@ -32,6 +40,11 @@ EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in (
         Experiment("latency", "latency.ipynb", "TTFT / E2E / TPOT percentiles with CIs, cold start"),
+        Experiment(
+            "hallucination", "hallucination.ipynb",
+            "hallucination / abstention rates with Wilson CIs, paired McNemar, worst answers",
+            run_params={"sample_size": 0},  # the full dataset (173 items: a few minutes)
+        ),
     )
 }
 
