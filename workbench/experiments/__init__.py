@@ -18,7 +18,7 @@ from typing import Any
 from workbench.config import PROJECT_ROOT
 from workbench.errors import UnknownNameError
 
-__all__ = ["Experiment", "EXPERIMENTS", "NOTEBOOKS_DIR", "get_experiment", "select_experiments"]
+__all__ = ["EXPERIMENTS", "NOTEBOOKS_DIR", "Experiment", "get_experiment", "select_experiments"]
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 

@@ -97,7 +97,7 @@ def resolve_datasets(spec: str | Sequence[str] = "") -> list[Path]:
         candidate = DEFAULT_DATASETS_DIR / f"{name}.jsonl"
         if not candidate.exists():
             valid = ", ".join(sorted(f.stem for f in DEFAULT_DATASETS_DIR.glob("*.jsonl")))
-            raise ConfigError(name, None, f"no such dataset; valid names: {valid}, or a path to a .jsonl file")
+            raise ConfigError(name, None, f"no such dataset; valid names: {valid}, or a .jsonl path")
         out.append(candidate)
     return out
 
