@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cost_quality_pareto", "latency_ecdf", "rate_bars", "save", "throughput_vs_concurrency"]
+__all__ = ["cost_quality_pareto", "hallucination_bars", "latency_ecdf", "rate_bars", "save",
+           "throughput_vs_concurrency"]
 
 
 def save(fig: Any, path: str | Path | None) -> None:
@@ -133,6 +134,38 @@ def cost_quality_pareto(points: Any, path: str | Path | None = None) -> Any:
             ax.set_xlabel(str(d["cost_label"].iloc[0]))
             ax.set_ylabel(str(d["quality_label"].iloc[0]))
         ax.set_title(f"{s}: cost vs quality (★ Pareto front)", fontsize=9)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def hallucination_bars(
+    summary: Any,
+    rates: tuple[str, ...] = ("hallucination_rate", "abstention_rate", "accuracy_given_attempted"),
+    path: str | Path | None = None,
+) -> Any:
+    """Grouped bars of each rate per contender with their 95% Wilson intervals as error bars.
+
+    `summary` is `workbench.hallucination.summary_table(df)`. Bars without error bars would
+    invite reading a 3-point gap on 24 items as a difference; the whiskers say when it is not."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    contenders = list(summary["contender"])
+    x = np.arange(len(rates))
+    width = 0.8 / max(1, len(contenders))
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.2 * len(rates)), 3.8))
+    for i, (_, row) in enumerate(summary.iterrows()):
+        vals = np.array([row[r] for r in rates], dtype=float)
+        lo = np.array([row[f"{r}_low"] for r in rates], dtype=float)
+        hi = np.array([row[f"{r}_high"] for r in rates], dtype=float)
+        err = np.vstack([np.nan_to_num(vals - lo), np.nan_to_num(hi - vals)])
+        ax.bar(x + (i - (len(contenders) - 1) / 2) * width, np.nan_to_num(vals), width,
+               yerr=err, capsize=3, label=f"{row['contender']} (n={int(row['n'])})")
+    ax.set_xticks(x, [r.replace("_", " ") for r in rates], fontsize=9)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of items (95% Wilson CI)")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     save(fig, path)
     return fig

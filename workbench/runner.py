@@ -20,7 +20,7 @@ from workbench.experiments import NOTEBOOKS_DIR, Experiment
 from workbench.results import RunDir, update_manifest
 from workbench.session import check_parameters
 
-__all__ = ["ExperimentFailed", "notebook_parameters", "parse_params", "run_experiments"]
+__all__ = ["ExperimentFailed", "notebook_parameters", "parse_params", "resolve_parameters", "run_experiments"]
 
 # Set by the runner itself, never by --param.
 _RESERVED = {"out_dir"}
@@ -58,6 +58,16 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
     return {name: spec.get("default") for name, spec in info.items()}
 
 
+def resolve_parameters(
+    experiment: Experiment, declared: Mapping[str, Any], params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What one notebook receives: the experiment's `run_params`, then the user's overrides,
+    each kept only when the notebook's parameters cell declares it (the rest are its defaults).
+    `out_dir` is added by the caller."""
+    merged = {**experiment.run_params, **params}
+    return {k: v for k, v in merged.items() if k in declared}
+
+
 def run_experiments(
     experiments: Sequence[Experiment],
     *,
@@ -82,7 +92,7 @@ def run_experiments(
                                       "argv": sys.argv[1:]})
     log(f"run folder: {run.path}")
     for i, exp in enumerate(experiments, start=1):
-        nb_params = {k: v for k, v in params.items() if k in declared[exp.name]}
+        nb_params = resolve_parameters(exp, declared[exp.name], params)
         nb_params["out_dir"] = str(run.path.resolve())
         output = run.path / exp.notebook
         log(f"[{i}/{len(experiments)}] {exp.name}: {exp.summary}")

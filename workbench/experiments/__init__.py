@@ -2,12 +2,18 @@
 
 `workbench run` executes the notebooks of the registered experiments in this order; the
 summary comes last because it reads the others' records.
+
+A notebook's own parameter defaults are small, so CI and a first look stay fast; an
+experiment's `run_params` are what a full `workbench run` (`make run`) uses instead. Precedence,
+lowest to highest: notebook defaults < `run_params` < `--param` overrides.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from workbench.config import PROJECT_ROOT
 from workbench.errors import UnknownNameError
@@ -24,6 +30,8 @@ class Experiment:
     summary: str
     #: export the executed notebook as report.html (without code cells)
     html_report: bool = False
+    run_params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """Parameters `workbench run` passes unless the user overrides them (e.g. the full dataset)."""
 
     @property
     def path(self) -> Path:
@@ -36,6 +44,11 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment("latency", "latency.ipynb", "TTFT / E2E / TPOT percentiles with CIs, cold start"),
         Experiment("concurrency", "concurrency.ipynb",
                    "load sweep: throughput, p95 vs concurrency, knee, USL, fleet cost, rate-limit rehearsal"),
+        Experiment(
+            "hallucination", "hallucination.ipynb",
+            "hallucination / abstention rates with Wilson CIs, paired McNemar, worst answers",
+            run_params={"sample_size": 0},  # the full dataset (173 items: a few minutes)
+        ),
         Experiment("summary", "summary.ipynb", "decision matrix per scenario, comparisons, report.html",
                    html_report=True),
     )
