@@ -43,12 +43,20 @@ class Metric:
     source: str = ""
 
     def fmt(self, scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
+        """`value unit [low, high] n=N`, in plain notation with about `digits` significant digits."""
         if not math.isfinite(self.value):
             return "n/a" if math.isnan(self.value) else "∞"
-        v = f"{self.value * scale:.{digits}g}{unit}"
+        v = f"{_num(self.value * scale, digits)}{unit}"
         if math.isfinite(self.low) and math.isfinite(self.high):
-            v += f" [{self.low * scale:.{digits}g}, {self.high * scale:.{digits}g}]"
+            v += f" [{_num(self.low * scale, digits)}, {_num(self.high * scale, digits)}]"
         return v + (f" n={self.n}" if self.n else "")
+
+
+def _num(x: float, digits: int) -> str:
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(x)))))
+    return f"{x:,.{decimals}f}"
 
 
 @dataclass

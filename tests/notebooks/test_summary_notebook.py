@@ -27,3 +27,4 @@ def test_summary_renders_matrix_and_standalone_report(tmp_path: Path) -> None:
     assert "Decision matrix" in text and "Migration checklist" in text and "Statistical comparisons" in text
     assert "build_summary(" not in text  # code cells are left out of the report
     assert text.count("data:image/png;base64") >= 3  # plots are embedded: the file stands alone
+    assert "Concurrency was not measured in this run" in text
