@@ -85,13 +85,18 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from workbench.config import load_contenders
     from workbench.experiments import select_experiments
     from workbench.runner import parse_params, run_experiments
 
+    if args.resume:
+        return _resume(args)
     experiments = select_experiments(args.experiments)
     params = parse_params(args.param or [])
     if args.contenders_file:
         params["contenders_file"] = str(Path(args.contenders_file).resolve())
+    # Validate the config before anything is written: a mistake leaves no half-made run folder.
+    load_contenders(params.get("contenders_file") or None)
     run = run_experiments(experiments, out_dir=args.out, params=params)
     report = run.path / "report.html"
     if report.exists():
@@ -132,6 +137,29 @@ def _cmd_fault_server(args: argparse.Namespace) -> int:
         print(f"served {sum(srv.counts.values())} requests: {dict(sorted(srv.counts.items()))}", flush=True)
 
     asyncio.run(_serve())
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """`workbench run --resume DIR`: the run's own experiments and parameters (from its manifest),
+    into the same folder; each experiment skips the request ids already recorded."""
+    from workbench.config import load_contenders
+    from workbench.experiments import get_experiment
+    from workbench.results import read_manifest
+    from workbench.runner import run_experiments
+
+    if args.experiments or args.param or args.out or args.contenders_file:
+        raise WorkbenchError("--resume takes the experiments and parameters from the run's manifest; "
+                             "drop --experiments/--param/--out/--contenders-file")
+    run_dir = Path(args.resume)
+    runner = read_manifest(run_dir).get("runner")
+    if not isinstance(runner, dict) or not runner.get("experiments"):
+        raise WorkbenchError(f"cannot resume {run_dir}: no manifest.json with a runner section "
+                             "(only folders made by `workbench run` can be resumed)")
+    experiments = [get_experiment(name) for name in runner["experiments"]]
+    params = dict(runner.get("params") or {})
+    load_contenders(params.get("contenders_file") or None)
+    run_experiments(experiments, out_dir=run_dir, params=params, resume=True)
     return 0
 
 
@@ -177,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--param", action="append", metavar="NAME=VALUE", help="notebook parameter override")
     s.add_argument("--out", help="run folder (default: results/<new run id>)")
     s.add_argument("--contenders-file")
+    s.add_argument("--resume", metavar="RUN_DIR",
+                   help="finish an interrupted run in place: skip requests already recorded")
     s.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("fault-server", help="a local OpenAI-compatible server that injects faults")
