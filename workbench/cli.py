@@ -85,13 +85,18 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from workbench.config import load_contenders
     from workbench.experiments import select_experiments
     from workbench.runner import parse_params, run_experiments
 
+    if args.resume:
+        return _resume(args)
     experiments = select_experiments(args.experiments)
     params = parse_params(args.param or [])
     if args.contenders_file:
         params["contenders_file"] = str(Path(args.contenders_file).resolve())
+    # Validate the config before anything is written: a mistake leaves no half-made run folder.
+    load_contenders(params.get("contenders_file") or None)
     run = run_experiments(experiments, out_dir=args.out, params=params)
     report = run.path / "report.html"
     if report.exists():
@@ -111,6 +116,65 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise WorkbenchError(f"--compare {other}: not a run folder (no manifest.json)")
     html = render_report(run_dir, compare=args.compare, params=parse_params(args.param or []))
     print(f"report: {html}")
+    return 0
+
+
+def _cmd_fault_server(args: argparse.Namespace) -> int:
+    """Serve the fault-injecting OpenAI-compatible server until Ctrl-C (or `--duration`)."""
+    import asyncio
+
+    from workbench.fault_server import FaultPlan, FaultServer, parse_fault_specs
+
+    try:
+        plan = FaultPlan(
+            probabilities=parse_fault_specs(args.fault or []),
+            sequence=[k.strip() for k in (args.sequence or "").split(",") if k.strip()],
+            seed=args.seed, ttft_s=args.ttft, itl_s=args.itl, slow_s=args.slow,
+            stall_s=args.stall, retry_after_s=args.retry_after, oversized_chars=args.oversized_chars,
+        )
+    except ValueError as exc:
+        raise WorkbenchError(str(exc)) from None
+    srv = FaultServer(plan, port=args.port, log_path=args.log)
+
+    async def _serve() -> None:
+        task = asyncio.create_task(srv.serve())
+        while srv.port == 0 and not task.done():
+            await asyncio.sleep(0.01)
+        print(f"fault server: {srv.base_url}  faults {plan.probabilities or '-'}"
+              f"  sequence {plan.sequence or '-'}  seed {plan.seed}", flush=True)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), args.duration) if args.duration else await task
+        except TimeoutError:
+            pass
+        finally:
+            srv.stop_soon()
+            await task
+        print(f"served {sum(srv.counts.values())} requests: {dict(sorted(srv.counts.items()))}", flush=True)
+
+    asyncio.run(_serve())
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """`workbench run --resume DIR`: the run's own experiments and parameters (from its manifest),
+    into the same folder; each experiment skips the request ids already recorded."""
+    from workbench.config import load_contenders
+    from workbench.experiments import get_experiment
+    from workbench.results import read_manifest
+    from workbench.runner import run_experiments
+
+    if args.experiments or args.param or args.out or args.contenders_file:
+        raise WorkbenchError("--resume takes the experiments and parameters from the run's manifest; "
+                             "drop --experiments/--param/--out/--contenders-file")
+    run_dir = Path(args.resume)
+    runner = read_manifest(run_dir).get("runner")
+    if not isinstance(runner, dict) or not runner.get("experiments"):
+        raise WorkbenchError(f"cannot resume {run_dir}: no manifest.json with a runner section "
+                             "(only folders made by `workbench run` can be resumed)")
+    experiments = [get_experiment(name) for name in runner["experiments"]]
+    params = dict(runner.get("params") or {})
+    load_contenders(params.get("contenders_file") or None)
+    run_experiments(experiments, out_dir=run_dir, params=params, resume=True)
     return 0
 
 
@@ -168,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--param", action="append", metavar="NAME=VALUE", help="notebook parameter override")
     s.add_argument("--out", help="run folder (default: results/<new run id>)")
     s.add_argument("--contenders-file")
+    s.add_argument("--resume", metavar="RUN_DIR",
+                   help="finish an interrupted run in place: skip requests already recorded")
     s.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("report", help="re-render a run's decision matrix and report.html")
@@ -175,6 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compare", action="append", metavar="RUN", help="another run folder to compare with")
     s.add_argument("--param", action="append", metavar="NAME=VALUE", help="summary notebook parameter")
     s.set_defaults(func=_cmd_report)
+
+    s = sub.add_parser("fault-server", help="a local OpenAI-compatible server that injects faults")
+    s.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    s.add_argument("--fault", action="append", metavar="KIND[=PROB]",
+                   help="inject KIND with probability PROB (default 1); repeatable")
+    s.add_argument("--sequence", help="comma-separated faults for the first requests, in order")
+    s.add_argument("--seed", type=int, default=0, help="RNG seed: same seed, same faults")
+    s.add_argument("--ttft", type=float, default=0.0, help="seconds to the first chunk")
+    s.add_argument("--itl", type=float, default=0.0, help="seconds between chunks")
+    s.add_argument("--slow", type=float, default=0.3, help="slow_first_byte delay (s)")
+    s.add_argument("--stall", type=float, default=30.0, help="stall length (s)")
+    s.add_argument("--retry-after", type=float, default=1.0, help="retry-after of rate_limit (s)")
+    s.add_argument("--oversized-chars", type=int, default=1_000_000, help="size of oversized/huge_error")
+    s.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: Ctrl-C)")
+    s.add_argument("--log", help="append one JSON line per request (text, fault, stream) to this file")
+    s.set_defaults(func=_cmd_fault_server)
 
     s = sub.add_parser("list", help="contenders and experiments")
     s.add_argument("--contenders-file")

@@ -31,7 +31,16 @@ from workbench.providers.errors import rate_limit_headers
 from workbench.providers.sse import SSEDecoder
 from workbench.types import ErrorClass, ErrorInfo, Prompt, Record, Usage
 
-__all__ = ["TokenCounter", "make_client", "new_request_id", "probe", "probe_once"]
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_CHARS",
+    "MAX_BODY_BYTES",
+    "MAX_ERROR_MESSAGE_CHARS",
+    "TokenCounter",
+    "make_client",
+    "new_request_id",
+    "probe",
+    "probe_once",
+]
 
 
 class TokenCounter(Protocol):
@@ -45,6 +54,13 @@ class TokenCounter(Protocol):
     def count_input(self, contender: Contender, prompt: Prompt) -> int | None: ...
 
 _MAX_ERROR_BODY = 64 * 1024
+# What of a provider's error message is kept on the record (a cut body may still parse).
+MAX_ERROR_MESSAGE_CHARS = 2000
+# A non-streamed body larger than this is not an answer but a fault; reading stops there.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+# Output text kept on a record; longer answers are cut and flagged `output_truncated`, so a
+# runaway stream cannot fill memory or the results file. Counting (chunks, tokens) goes on.
+DEFAULT_MAX_OUTPUT_CHARS = 100_000
 
 
 def new_request_id() -> str:
@@ -80,6 +96,42 @@ def _error_from_exception(exc: BaseException, url: str, timeout_s: float) -> Err
     return ErrorInfo(ErrorClass.PROTOCOL, f"{url}: {type(exc).__name__}: {exc}")
 
 
+class _Text:
+    """Output text kept up to `cap` characters; `total` counts all of it."""
+
+    __slots__ = ("cap", "kept", "parts", "total")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.parts: list[str] = []
+        self.kept = 0
+        self.total = 0
+
+    def append(self, text: str) -> None:
+        self.total += len(text)
+        room = self.cap - self.kept
+        if room > 0:
+            piece = text[:room]
+            self.parts.append(piece)
+            self.kept += len(piece)
+
+
+class _TooLarge(Exception):
+    """A non-streamed body over MAX_BODY_BYTES: recorded as a protocol error."""
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
+    """The body, or its first `cap` bytes and True when it is longer (reading stops there)."""
+    parts: list[bytes] = []
+    size = 0
+    async for part in response.aiter_bytes():
+        parts.append(part)
+        size += len(part)
+        if size > cap:
+            return b"".join(parts)[:cap], True
+    return b"".join(parts), False
+
+
 def _decode_body(raw: bytes) -> Any:
     try:
         return json.loads(raw)
@@ -100,8 +152,13 @@ async def probe(
     token_counter: TokenCounter | None = None,
     extra: dict[str, Any] | None = None,
     keep_itl: bool = True,
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
 ) -> Record:
-    """Send one request and time it. Never raises for request failures."""
+    """Send one request and time it. Never raises for request failures.
+
+    At most `max_output_chars` of the answer are kept on the record (`output_truncated` says
+    when it was cut); error bodies are read up to 64 KiB and non-streamed bodies up to
+    `MAX_BODY_BYTES`, so an oversized response costs bounded memory."""
     provider = provider_for(contender)
     url_root = base_url or contender.base_url
     if url_root is None:
@@ -125,7 +182,7 @@ async def probe(
     req = provider.build_request(contender, prompt, stream=stream, api_key=api_key, base_url=url_root)
     timeout_s = contender.timeout_s
     usage: Usage | None = None
-    text_parts: list[str] = []
+    text_parts = _Text(max(0, max_output_chars))
     chunk_ns: list[int] = []
     finish: str | None = None
     err: ErrorInfo | None = None
@@ -140,11 +197,7 @@ async def probe(
                 headers = response.headers
                 rec.http_status = response.status_code
                 if response.status_code >= 400:
-                    raw = b""
-                    async for part in response.aiter_raw():
-                        raw += part
-                        if len(raw) > _MAX_ERROR_BODY:
-                            break
+                    raw, _ = await _read_capped(response, _MAX_ERROR_BODY)
                     end = time.perf_counter_ns()
                     err = provider.classify_error(response.status_code, _decode_body(raw), headers)
                 elif stream:
@@ -153,8 +206,10 @@ async def probe(
                     )
                     end = time.perf_counter_ns()
                 else:
-                    raw = await response.aread()
+                    raw, too_big = await _read_capped(response, MAX_BODY_BYTES)
                     end = time.perf_counter_ns()
+                    if too_big:
+                        raise _TooLarge(f"response from {req.url} is larger than {MAX_BODY_BYTES} bytes")
                     try:
                         completion = provider.parse_response(json.loads(raw))
                     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -174,11 +229,14 @@ async def probe(
             _fail(rec, _error_from_exception(exc, req.url, timeout_s))
             rec.e2e_s = metrics.e2e_s(t0, end)
             raise
-        err = _error_from_exception(exc, req.url, timeout_s)
+        err = (ErrorInfo(ErrorClass.PROTOCOL, str(exc)) if isinstance(exc, _TooLarge)
+               else _error_from_exception(exc, req.url, timeout_s))
     rec.e2e_s = metrics.e2e_s(t0, end)
     if headers is not None:
         rec.rate_limit = rate_limit_headers(headers)
-    text = "".join(text_parts)
+    text = "".join(text_parts.parts)
+    full_chars = text_parts.total
+    rec.output_truncated = full_chars > len(text)
     rec.output_text = text
     rec.finish_reason = finish
     if stream:
@@ -188,11 +246,12 @@ async def probe(
             rec.itl_s = metrics.itl_s(chunk_ns)
     if err is not None:
         _fail(rec, err)
-        _redact(rec, api_key)
+        _redact(rec, api_key)  # before cutting, so no part of a key survives the cut
+        _cap_message(rec)
         return rec
     _redact(rec, api_key)
     await _fill_tokens(rec, usage, text, prompt, contender, len(chunk_ns) if stream else None,
-                       token_counter)
+                       token_counter, full_chars)
     rec.tpot_s = metrics.tpot_s(rec.e2e_s, rec.ttft_s, rec.output_tokens)
     return rec
 
@@ -200,7 +259,7 @@ async def probe(
 async def _read_stream(
     response: httpx.Response,
     provider: Any,
-    text_parts: list[str],
+    text_parts: _Text,
     chunk_ns: list[int],
 ) -> tuple[Usage | None, str | None, ErrorInfo | None]:
     decoder = SSEDecoder()
@@ -272,6 +331,7 @@ async def _fill_tokens(
     contender: Contender,
     n_chunks: int | None,
     token_counter: TokenCounter | None,
+    full_chars: int | None = None,
 ) -> None:
     if usage is not None and usage.output_tokens is not None:
         rec.input_tokens = usage.input_tokens
@@ -281,7 +341,9 @@ async def _fill_tokens(
         rec.token_source = "usage"
         rec.tokens_estimated = False
         return
-    counted_out = token_counter.count_output(text) if token_counter is not None else None
+    truncated = full_chars is not None and full_chars > len(text)
+    # A cut text cannot be counted exactly: fall through to the estimates below.
+    counted_out = token_counter.count_output(text) if token_counter is not None and not truncated else None
     if counted_out is not None:
         # The model's own tokenizer: a real count of the text (see module docstring).
         rec.output_tokens = counted_out
@@ -292,7 +354,7 @@ async def _fill_tokens(
         rec.token_source = "chunks"
         rec.tokens_estimated = True
     else:
-        rec.output_tokens = _chars_estimate(text)
+        rec.output_tokens = _chars_estimate("x" * full_chars if truncated and full_chars else text)
         rec.token_source = "chars/4"
         rec.tokens_estimated = True
     if usage is not None and usage.input_tokens is not None:
@@ -325,6 +387,13 @@ def _fail(rec: Record, err: ErrorInfo) -> None:
     rec.retry_after_s = err.retry_after_s
     if err.http_status is not None:
         rec.http_status = err.http_status
+
+
+def _cap_message(rec: Record) -> None:
+    """Keep a huge error message (a provider echoing a whole page) from bloating the results."""
+    msg = rec.error_message
+    if msg and len(msg) > MAX_ERROR_MESSAGE_CHARS:
+        rec.error_message = msg[:MAX_ERROR_MESSAGE_CHARS] + f"... [{len(msg) - MAX_ERROR_MESSAGE_CHARS} chars cut]"
 
 
 def _redact(rec: Record, api_key: str | None) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "load_records",
     "load_runs",
     "new_run_id",
+    "read_jsonl_tolerant",
     "read_manifest",
     "secret_values",
     "update_manifest",
@@ -114,6 +115,7 @@ class RecordWriter:
     def __init__(self, path: str | Path, fsync_every: int = 256) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_torn_tail(self.path)
         self._fh: IO[str] | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
         self._fsync_every = fsync_every
         self._since_sync = 0
@@ -147,6 +149,39 @@ class RecordWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a torn last line (a writer killed mid-line) before appending after it: otherwise the
+    next record would be glued to the fragment and both would be lost to the loaders."""
+    try:
+        with open(path, "rb+") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            fh.seek(size - 1)
+            if fh.read(1) == b"\n":
+                return
+            pos = size
+            keep = 0
+            while pos > 0:  # scan back, 64 KiB at a time, for the last complete line
+                step = min(pos, 1 << 16)
+                pos -= step
+                fh.seek(pos)
+                cut = fh.read(step).rfind(b"\n")
+                if cut >= 0:
+                    keep = pos + cut + 1
+                    break
+            fh.truncate(keep)
+    except FileNotFoundError:
+        return
+
+
+def read_jsonl_tolerant(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of one JSONL results file, skipping a torn last line without a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _read_jsonl(Path(path))
 
 
 def secret_values(contenders_file: str | Path | None = None) -> list[str]:

@@ -7,6 +7,7 @@ of the executed notebook (which papermill saves with the traceback in it).
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,13 +18,13 @@ import yaml
 
 from workbench.errors import WorkbenchError
 from workbench.experiments import NOTEBOOKS_DIR, Experiment
-from workbench.results import RunDir, update_manifest
+from workbench.results import RunDir, read_manifest, update_manifest
 from workbench.session import check_parameters
 
 __all__ = ["ExperimentFailed", "notebook_parameters", "parse_params", "resolve_parameters", "run_experiments"]
 
 # Set by the runner itself, never by --param.
-_RESERVED = {"out_dir"}
+_RESERVED = {"out_dir", "resume"}
 
 
 class ExperimentFailed(WorkbenchError):
@@ -74,26 +75,39 @@ def run_experiments(
     out_dir: str | Path | None = None,
     params: Mapping[str, Any] | None = None,
     log: Callable[[str], None] = print,
+    resume: bool = False,
 ) -> RunDir:
-    """Execute the notebooks in order; return the run folder."""
+    """Execute the notebooks in order; return the run folder.
+
+    `resume=True` re-executes them into the existing `out_dir` with `resume=True` (for notebooks
+    that declare it), so each experiment skips the request ids already recorded there."""
     import papermill as pm
 
     params = dict(params or {})
     check_parameters(params)
+    if resume and not (out_dir and (Path(out_dir) / "manifest.json").exists()):
+        raise WorkbenchError(f"cannot resume {out_dir or '(no folder)'}: not a run folder (no manifest.json)")
     declared: dict[str, dict[str, Any]] = {e.name: notebook_parameters(e.path) for e in experiments}
     known = set().union(*(set(d) for d in declared.values())) - _RESERVED if declared else set()
     for key in params:
         if key in _RESERVED:
-            raise WorkbenchError(f"--param {key}: set by the runner; use --out instead")
+            raise WorkbenchError(f"--param {key}: set by the runner; use --out / --resume instead")
         if key not in known:
             raise WorkbenchError(f"unknown parameter {key!r}; valid: {', '.join(sorted(known))}")
     run = RunDir.open_or_create(out_dir)
-    update_manifest(run.path, runner={"experiments": [e.name for e in experiments], "params": params,
-                                      "argv": sys.argv[1:]})
+    if resume:
+        previous = read_manifest(run.path).get("runner") or {}
+        resumes = [*previous.get("resumed_utc", []), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")]
+        update_manifest(run.path, runner={"resumed_utc": resumes, "failed": None})
+    else:
+        update_manifest(run.path, runner={"experiments": [e.name for e in experiments], "params": params,
+                                          "argv": sys.argv[1:]})
     log(f"run folder: {run.path}")
     for i, exp in enumerate(experiments, start=1):
         nb_params = resolve_parameters(exp, declared[exp.name], params)
         nb_params["out_dir"] = str(run.path.resolve())
+        if resume and "resume" in declared[exp.name]:
+            nb_params["resume"] = True
         output = run.path / exp.notebook
         log(f"[{i}/{len(experiments)}] {exp.name}: {exp.summary}")
         t0 = time.perf_counter()

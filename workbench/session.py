@@ -18,18 +18,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.budget import Budget, budget_for
 from workbench.config import Contender, Skipped, load_contenders
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.local import LocalServer, start_server
 from workbench.probe import TokenCounter
-from workbench.results import RecordWriter, RunDir, update_manifest
+from workbench.results import RecordWriter, RunDir, read_jsonl_tolerant, update_manifest
 from workbench.tokenizers import token_counter_for
 
-__all__ = ["ENDPOINTS_ENV", "Session", "check_parameters", "open_session"]
+__all__ = ["ENDPOINTS_ENV", "LOOPBACK_HOSTS", "Session", "check_parameters", "check_target", "open_session"]
 
 ENDPOINTS_ENV = "WORKBENCH_LOCAL_ENDPOINTS"
 _SECRET_NAME = re.compile(r"(api[_-]?key|secret|token|password|bearer)", re.IGNORECASE)
 _SECRET_VALUE = re.compile(r"^(sk-|sk_|AIza|xai-|gsk_)[A-Za-z0-9_\-]{8,}")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def check_target(contender: Contender, url: str) -> None:
+    """Refuse to send a contender's requests anywhere but its own endpoint.
+
+    The guard for "loads only go to the configured endpoints", applied where every request's
+    URL is chosen (`Session.base_url`, and `probe()` for callers outside a session): a hosted
+    contender may only be reached at its configured `base_url`; an embedded one only on the
+    loopback interface (the workbench binds its servers to 127.0.0.1)."""
+    from urllib.parse import urlsplit
+
+    if contender.base_url is not None:
+        if url.rstrip("/") != contender.base_url.rstrip("/"):
+            raise WorkbenchError(f"refusing to send {contender.name!r}'s requests to {url}: "
+                                 f"its configured base_url is {contender.base_url}")
+        return
+    host = urlsplit(url).hostname or ""
+    if host not in LOOPBACK_HOSTS:
+        raise WorkbenchError(f"refusing to send {contender.name!r}'s requests to {url}: an embedded "
+                             f"model is served on 127.0.0.1 only")
 
 
 def check_parameters(params: Mapping[str, Any]) -> None:
@@ -59,13 +81,29 @@ class Session:
     base_urls: dict[str, str]
     servers: dict[str, LocalServer] = field(default_factory=dict)
     reused_servers: dict[str, str] = field(default_factory=dict)
+    budget: Budget | None = None  # spend cap (open_session(budget_usd=...)); None = none
+    resume: bool = False  # skip request ids that already have a record (workbench run --resume)
 
     @property
     def run_id(self) -> str:
         return self.run.path.name
 
     def base_url(self, contender: Contender) -> str:
-        return self.base_urls[contender.name]
+        url = self.base_urls[contender.name]
+        check_target(contender, url)
+        return url
+
+    def completed_ids(self, experiment: str | None = None) -> set[str]:
+        """Request ids that already have a record in the experiment's JSONL (empty if none).
+
+        What a resumed run skips. A torn last line (the writer was killed mid-line) does not
+        count; neither do `cancelled` records (refused by a budget or stopped by the workbench:
+        never sent, so a resume with a larger budget sends them)."""
+        path = self.run.jsonl(experiment or self.experiment)
+        if not path.exists():
+            return set()
+        return {str(r["request_id"]) for r in read_jsonl_tolerant(path)
+                if r.get("request_id") is not None and r.get("error_class") != "cancelled"}
 
     def token_counter(self, contender: Contender) -> TokenCounter | None:
         return token_counter_for(contender)
@@ -109,11 +147,15 @@ def open_session(
     local_endpoints: str = "",
     parameters: Mapping[str, Any] | None = None,
     sampling: Mapping[str, Any] | None = None,
+    budget_usd: float | None = None,
+    resume: bool = False,
 ) -> Session:
     """Open a run folder and make every selected contender reachable.
 
     `sampling` overrides (e.g. max_tokens) are applied to every contender — the top of the
-    precedence chain. Prints one line per skipped contender."""
+    precedence chain. Prints one line per skipped contender. `budget_usd` (None or 0: no cap)
+    gives the session a `Budget` over the contenders' prices; `resume=True` marks the session
+    as resuming an interrupted run (experiments skip `completed_ids()`)."""
     params = dict(parameters or {})
     check_parameters(params)
     cset = load_contenders(contenders_file or None)
@@ -128,7 +170,8 @@ def open_session(
         )
     run = RunDir.open_or_create(out_dir or None)
     reuse = _parse_endpoints(local_endpoints or os.environ.get(ENDPOINTS_ENV, ""))
-    session = Session(run=run, experiment=experiment, contenders=chosen, skipped=skipped, base_urls={})
+    session = Session(run=run, experiment=experiment, contenders=chosen, skipped=skipped, base_urls={},
+                      budget=budget_for(budget_usd, chosen), resume=resume)
     atexit.register(session.close)
     try:
         for c in chosen:
@@ -136,6 +179,7 @@ def open_session(
                 assert c.base_url is not None
                 session.base_urls[c.name] = c.base_url
             elif c.local in reuse:
+                check_target(c, reuse[c.local])
                 session.base_urls[c.name] = reuse[c.local]
                 session.reused_servers[c.local] = reuse[c.local]
             else:

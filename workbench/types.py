@@ -157,6 +157,7 @@ class Record:
     logical_request_id: str | None = None
     finish_reason: str | None = None
     output_text: str | None = None
+    output_truncated: bool = False  # output_text was cut at the probe's max_output_chars
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

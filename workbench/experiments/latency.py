@@ -7,6 +7,16 @@ Per contender, in this order:
   3. `warm` — `n_requests` measured requests, prompts cycled in order.
 Warm requests of all contenders are interleaved round-robin so that a drift of the machine
 (another process, thermal throttling) hits every contender alike.
+
+Request ids are stable (`{contender}:{phase}:{i}`), so a resumed run (`workbench run --resume`,
+`session.resume`) skips every id that already has a record. In particular the cold request is
+never repeated: a resumed run's cold request is the original one, measured on the first
+server (a second "cold" request on a restarted server would be a different measurement). If the
+run died before its cold request finished, the resumed run sends it, on its own fresh server.
+
+With a budget (`session.budget`), each request is first checked at its worst case (input
+estimate + `max_tokens` output); the first refusal is recorded as a `cancelled` record
+("budget exhausted: spent $X of $Y") and the experiment stops sending.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from typing import Any
 
 from workbench import stats
 from workbench.aio import run_sync
+from workbench.budget import BudgetExhausted
 from workbench.probe import make_client, probe
 from workbench.session import Session
 from workbench.types import Prompt, Record
@@ -29,36 +40,64 @@ async def _run(
     session: Session, prompts: Sequence[Prompt], n_requests: int, warmup: int, stream: bool
 ) -> list[Record]:
     records: list[Record] = []
+    done = session.completed_ids() if session.resume else set()
+    budget = session.budget
+    if done:
+        print(f"resuming: {len(done)} requests already recorded are skipped")
     with session.writer() as writer:
 
         async def one(c: Any, prompt: Prompt, phase: str, i: int, client: Any, **extra: Any) -> None:
+            request_id = f"{c.name}:{phase}:{i}"
+            if request_id in done:
+                return
+            fields = {"phase": phase, "seq": i, **extra}
+            if budget is not None and not budget.allow(c.name, _est_input(c, prompt), c.sampling.max_tokens):
+                writer.write(budget.refusal_record(run_id=session.run_id, experiment=session.experiment,
+                                                   contender=c, request_id=request_id, extra=fields))
+                raise BudgetExhausted(budget.spent_usd, budget.max_usd)
             rec = await probe(
                 client, c, prompt, base_url=session.base_url(c), stream=stream,
                 run_id=session.run_id, experiment=session.experiment,
-                request_id=f"{c.name}:{phase}:{i}", token_counter=session.token_counter(c),
-                extra={"phase": phase, "seq": i, **extra},
+                request_id=request_id, token_counter=session.token_counter(c), extra=fields,
             )
             writer.write(rec)
             records.append(rec)
+            if budget is not None:
+                budget.charge(rec)
 
         clients = {c.name: make_client(4, c.timeout_s) for c in session.contenders}
         try:
-            for c in session.contenders:
-                server = session.server_for(c)
-                cold_extra: dict[str, Any] = {
-                    "cold_kind": "server_start" if server is not None else "new_connection",
-                    "server_startup_s": server.startup_s if server is not None else None,
-                }
-                await one(c, prompts[0], "cold", 0, clients[c.name], **cold_extra)
-                for i in range(warmup):
-                    await one(c, prompts[(i + 1) % len(prompts)], "warmup", i, clients[c.name])
-            for i in range(n_requests):
-                for c in session.contenders:
-                    await one(c, prompts[i % len(prompts)], "warm", i, clients[c.name])
+            await _phases(session, prompts, n_requests, warmup, clients, one)
+        except BudgetExhausted as exc:
+            print(f"stopped: {exc}")
         finally:
             for client in clients.values():
                 await client.aclose()
     return records
+
+
+async def _phases(session: Session, prompts: Sequence[Prompt], n_requests: int, warmup: int,
+                  clients: dict[str, Any], one: Any) -> None:
+    """The order of requests: per contender cold then warmup; then warm, round-robin."""
+    for c in session.contenders:
+        server = session.server_for(c)
+        cold_extra: dict[str, Any] = {
+            "cold_kind": "server_start" if server is not None else "new_connection",
+            "server_startup_s": server.startup_s if server is not None else None,
+        }
+        await one(c, prompts[0], "cold", 0, clients[c.name], **cold_extra)
+        for i in range(warmup):
+            await one(c, prompts[(i + 1) % len(prompts)], "warmup", i, clients[c.name])
+    for i in range(n_requests):
+        for c in session.contenders:
+            await one(c, prompts[i % len(prompts)], "warm", i, clients[c.name])
+
+
+def _est_input(c: Any, prompt: Prompt) -> int:
+    """Input tokens of a request, estimated before sending (chars/4 of the rendered prompt)."""
+    text = c.prompt_template.replace("{prompt}", prompt.text) if c.prompt_template else (
+        (prompt.system or c.system_prompt or "") + prompt.text)
+    return max(1, len(text) // 4)
 
 
 def run_latency(

@@ -1,0 +1,78 @@
+"""Spend budget: refuses the next request before the projection would pass the cap, and says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CANARY, KEY_ENV
+from tests.reliability.conftest import fault_contender
+from workbench.budget import Budget, BudgetExhausted, budget_for
+from workbench.config import Contender
+from workbench.cost import Price
+from workbench.experiments.latency import run_latency
+from workbench.fault_server import FaultPlan, FaultServer
+from workbench.results import RunDir, load_records
+from workbench.session import Session
+from workbench.types import Prompt, Record
+
+# $1 per 1M input and $10 per 1M output tokens: 100 in + 100 out = $0.0011.
+PRICE = Price(input=1.0, output=10.0, source="test")
+
+
+def rec(contender: str, n_in: int | None, n_out: int | None) -> Record:
+    return Record(run_id="r", experiment="e", contender=contender, model="m", request_id="x",
+                  t_start_unix=0.0, input_tokens=n_in, output_tokens=n_out)
+
+
+def test_allow_projects_the_worst_case_and_charge_adds_real_usage() -> None:
+    b = Budget(0.003, {"a": PRICE})
+    assert b.estimate("a", 100, 100) == pytest.approx(0.0011)
+    assert b.allow("a", 100, 100)
+    assert b.charge(rec("a", 100, 100)) == pytest.approx(0.0011)
+    assert b.allow("a", 100, 100)  # 0.0022 <= 0.003
+    b.charge(rec("a", 100, 100))
+    assert not b.allow("a", 100, 100)  # 0.0033 > 0.003: refused before sending
+    assert b.refused == 1 and b.charged == 2
+    assert b.message() == "budget exhausted: spent $0.0022 of $0.003"
+
+
+def test_failed_requests_without_usage_cost_nothing_and_unpriced_contenders_are_listed() -> None:
+    b = Budget(1.0, {"a": PRICE, "local": None, "hourly": Price(machine_hour_usd=2.0)})
+    assert b.charge(rec("a", None, None)) == 0.0
+    assert b.unpriced == {"local", "hourly"}
+    assert b.estimate("local", 10**9, 10**9) == 0.0
+
+
+def test_no_budget_means_none() -> None:
+    c = Contender.model_validate({"name": "x", "api": "openai-chat", "model": "m", "base_url": "http://h"})
+    assert budget_for(None, [c]) is None and budget_for(0.0, [c]) is None
+    with pytest.raises(ValueError, match="max_usd must be > 0"):
+        Budget(-1.0, {})
+
+
+def test_latency_stops_at_the_budget_with_a_cancelled_record(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, CANARY)
+    with FaultServer(FaultPlan()) as srv:
+        c = fault_contender(srv, 5.0).with_sampling(max_tokens=100)
+        # Worst case per request ~$0.001 (100 output tokens at $10/M); the real usage (8 in, ~4
+        # out) costs ~$0.00005, so a $0.00105 cap lets a few through, then refuses one.
+        budget = Budget(0.00105, {c.name: PRICE})
+        run = RunDir.create(tmp_path)
+        session = Session(run=run, experiment="latency", contenders=[c], skipped=[],
+                          base_urls={c.name: srv.base_url}, budget=budget)
+        recs = run_latency(session, [Prompt(id="p", text="hi")], n_requests=20, warmup=0)
+        sent = sum(srv.counts.values())
+    df = load_records(run.path, "latency")
+    cancelled = df[df["error_class"] == "cancelled"]
+    assert len(cancelled) == 1 and len(recs) == sent == len(df) - 1
+    msg = cancelled.iloc[0]["error_message"]
+    assert msg.startswith("budget exhausted: spent $") and msg.endswith(" of $0.00105")
+    assert budget.spent_usd <= budget.max_usd
+    assert sent < 21  # stopped early
+
+
+def test_budget_exhausted_is_a_workbench_error() -> None:
+    assert "budget exhausted: spent $1 of $1.5" in str(BudgetExhausted(1.0, 1.5))
