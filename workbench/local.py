@@ -41,6 +41,7 @@ __all__ = [
     "ModelFileError",
     "assemble_model",
     "cache_dir",
+    "die_with_parent",
     "serve",
     "start_server",
 ]
@@ -206,7 +207,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -304,7 +305,7 @@ def start_server(
     started_unix = time.time()
     proc = subprocess.Popen(
         cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
     )
     server = LocalServer(model, proc, port, log_path, 0.0, started_unix, log_fh)
     url = f"http://127.0.0.1:{port}/v1/models"

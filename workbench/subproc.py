@@ -9,11 +9,9 @@ test or notebook leaves no server behind.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import re
 import select
-import signal
 import subprocess
 import sys
 import threading
@@ -22,16 +20,11 @@ from collections.abc import Sequence
 from typing import Self
 
 from workbench.errors import ServerStartError
+from workbench.local import die_with_parent
 
 __all__ = ["ChildServer", "start_child"]
 
 _LISTEN = re.compile(r"listening on (http://\S+)")
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _drain(proc: subprocess.Popen[str]) -> None:
@@ -41,12 +34,15 @@ def _drain(proc: subprocess.Popen[str]) -> None:
             pass
 
 
-def start_child(args: Sequence[str], timeout_s: float = 15.0) -> tuple[subprocess.Popen[str], str]:
-    """Start `workbench <args>` and wait for its `listening on URL` line; returns (process, URL)."""
+def start_child(args: Sequence[str], timeout_s: float = 60.0) -> tuple[subprocess.Popen[str], str]:
+    """Start `workbench <args>` and wait for its `listening on URL` line; returns (process, URL).
+
+    The deadline is generous: the child imports the package (pandas, pydantic) before it
+    listens, which takes seconds on a busy 2-core machine."""
     cmd = [sys.executable, "-m", "workbench.cli", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                            preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                            preexec_fn=die_with_parent if sys.platform == "linux" else None)
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout_s
     seen: list[str] = []
