@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from workbench.config import Contender, load_contenders
-from workbench.load import BackoffPolicy, LoadTarget, arrival_offsets, closed_loop, open_loop
+from workbench.load import LoadTarget, arrival_offsets, closed_loop, open_loop
+from workbench.retry import RetryPolicy
 from workbench.synthetic_server import SyntheticConfig, SyntheticServer
 from workbench.types import Prompt, Record
 
@@ -144,10 +145,10 @@ def _gaps(ts: list[float]) -> list[float]:
 def test_backoff_policy_honours_retry_after() -> None:
     import random
 
-    pol = BackoffPolicy(max_attempts=3)
+    pol = RetryPolicy(max_attempts=3)
     rec = Record("r", "e", "c", "m", "id", 0.0, status="error", error_class="rate_limited", retry_after_s=0.2)
-    assert pol.wait_s(rec, random.Random(0)) == 0.2
+    assert pol.next_wait_s(rec, random.Random(0)) == 0.2
     rec.attempt = 3
-    assert pol.wait_s(rec, random.Random(0)) is None
+    assert pol.next_wait_s(rec, random.Random(0)) is None
     rec.attempt, rec.error_class = 1, "bad_request"
-    assert pol.wait_s(rec, random.Random(0)) is None
+    assert pol.next_wait_s(rec, random.Random(0)) is None

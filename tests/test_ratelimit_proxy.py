@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from workbench.config import load_contenders
-from workbench.load import BackoffPolicy, LoadTarget, closed_loop
+from workbench.load import LoadTarget, closed_loop
 from workbench.ratelimit_proxy import RateLimitProxy
+from workbench.retry import RetryPolicy
 from workbench.synthetic_server import SyntheticConfig, SyntheticServer
 from workbench.types import Prompt
 
@@ -79,7 +80,7 @@ def test_load_through_proxy_gives_rate_limited_records_and_linked_retries(proxy:
     assert "Concurrent limit reached: 1 active requests" in (limited.error_message or "")
 
     retried = asyncio.run(closed_loop(target, concurrency=2, n_requests=4, max_duration_s=30,
-                                      retry=BackoffPolicy(max_attempts=10)))
+                                      retry=RetryPolicy(max_attempts=10)))
     assert retried.sent == len(retried.records) > 4
     by_logical: dict[str, list[int]] = {}
     for r in retried.records:

@@ -81,6 +81,13 @@ class RetryPolicy:
         raw = min(self.backoff_cap_s, self.backoff_base_s * (2.0 ** (failed_attempt - 1)))
         return raw * (1.0 - self.jitter * rng.random())
 
+    def next_wait_s(self, rec: Record, rng: random.Random) -> float | None:
+        """Seconds to wait before another attempt after `rec`; None = no further attempt
+        (success, a class not worth retrying, attempts used up, or a hint too long)."""
+        if not self.should_retry(rec) or rec.attempt >= self.max_attempts:
+            return None
+        return self.wait_s(rec, rng)
+
     def wait_s(self, rec: Record, rng: random.Random) -> float | None:
         """Seconds to wait before the next attempt after the failed `rec`; None = stop."""
         if self.honour_retry_after and rec.retry_after_s is not None:

@@ -6,7 +6,7 @@ answers 429 `rate_limit_exceeded` beyond that. The same logical requests are the
   none          closed loop at `concurrency`: the 429s are `rate_limited` records;
   client_limit  closed loop at `concurrency` behind a client semaphore of `limit`;
   backoff       closed loop at `concurrency`, retrying 429s after `retry-after` (one record per
-                attempt, linked by `logical_request_id`; see `workbench.load.backoff`);
+                attempt, linked by `logical_request_id`; see `workbench.retry`);
   queue         open loop (Poisson) at `queue_rate`, in-flight cap `limit`, arrivals queue.
 
 What a user waits is read from the schedule: for each logical request, its final attempt's
@@ -23,15 +23,18 @@ from workbench import stats
 from workbench.aio import run_sync
 from workbench.config import Contender
 from workbench.experiments.concurrency import poisson_rate_ci
-from workbench.load import BackoffPolicy, LoadResult, LoadTarget, closed_loop, open_loop
+from workbench.load import LoadResult, LoadTarget, closed_loop, open_loop
 from workbench.probe import make_client
 from workbench.ratelimit_proxy import RateLimitProxy
+from workbench.retry import RetryPolicy
 from workbench.session import Session
 from workbench.types import Prompt
 
 __all__ = ["MITIGATIONS", "rehearsal_table", "run_rehearsal"]
 
 MITIGATIONS = ("none", "client_limit", "backoff", "queue")
+#: The "backoff" mitigation: up to 4 attempts, honouring retry-after (the proxy's hint).
+REHEARSAL_RETRY = RetryPolicy(max_attempts=4, backoff_base_s=0.1, backoff_cap_s=2.0, max_retry_after_s=10.0)
 
 
 async def _rehearse(
@@ -56,7 +59,7 @@ async def _rehearse(
                     results[name] = await closed_loop(
                         target, concurrency=concurrency,
                         client_limit=limit if name == "client_limit" else None,
-                        retry=BackoffPolicy() if name == "backoff" else None, **kw)
+                        retry=REHEARSAL_RETRY if name == "backoff" else None, **kw)
     return results
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.aio import run_sync
-from workbench.load.backoff import BackoffPolicy
 from workbench.load.closed_loop import MAX_WORKERS, closed_loop
 from workbench.load.common import LoadResult, LoadTarget, OnRecord
 from workbench.load.monitor import CPU_SHARE_LIMIT, LAG_P99_LIMIT_S, ClientMonitor, ClientOverhead
@@ -25,7 +24,6 @@ __all__ = [
     "CPU_SHARE_LIMIT",
     "LAG_P99_LIMIT_S",
     "MAX_WORKERS",
-    "BackoffPolicy",
     "ClientMonitor",
     "ClientOverhead",
     "LoadResult",

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from workbench.load.backoff import BackoffPolicy
 from workbench.load.common import ClientShards, LoadResult, LoadRun, LoadTarget, OnRecord
+from workbench.retry import RetryPolicy
 
 __all__ = ["MAX_WORKERS", "closed_loop"]
 
@@ -31,7 +31,7 @@ async def closed_loop(
     max_duration_s: float,
     client: httpx.AsyncClient | ClientShards | None = None,
     client_limit: int | None = None,
-    retry: BackoffPolicy | None = None,
+    retry: RetryPolicy | None = None,
     on_record: OnRecord | None = None,
     run_id: str = "adhoc",
     experiment: str = "load",

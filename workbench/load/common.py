@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 
 from workbench.config import Contender
-from workbench.load.backoff import BackoffPolicy
 from workbench.load.monitor import ClientMonitor, ClientOverhead
 from workbench.probe import TokenCounter, make_client, new_request_id, probe
+from workbench.retry import RetryPolicy
 from workbench.types import ErrorClass, Prompt, Record
 
 __all__ = ["SHARD_SIZE", "ClientShards", "LoadResult", "LoadRun", "LoadTarget", "OnRecord"]
@@ -141,7 +141,7 @@ class LoadRun:
         experiment: str,
         request_prefix: str,
         on_record: OnRecord | None,
-        retry: BackoffPolicy | None,
+        retry: RetryPolicy | None,
         seed: int = 0,
     ) -> None:
         if max_duration_s <= 0:
@@ -268,7 +268,7 @@ class LoadRun:
             wait: float | None = None
             for attempt in range(1, (self.retry.max_attempts if self.retry else 1) + 1):
                 rec = await self._attempt(i, attempt, scheduled_s, wait)
-                wait = self.retry.wait_s(rec, rng) if self.retry else None
+                wait = self.retry.next_wait_s(rec, rng) if self.retry else None
                 if wait is None:
                     break
                 if wait > 0:

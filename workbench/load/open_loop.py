@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 import httpx
 
-from workbench.load.backoff import BackoffPolicy
 from workbench.load.common import ClientShards, LoadResult, LoadRun, LoadTarget, OnRecord
+from workbench.retry import RetryPolicy
 from workbench.types import ErrorClass
 
 __all__ = ["ARRIVALS", "arrival_offsets", "open_loop"]
@@ -63,7 +63,7 @@ async def open_loop(
     max_in_flight: int | None = None,
     on_cap: Literal["queue", "drop"] = "queue",
     client: httpx.AsyncClient | ClientShards | None = None,
-    retry: BackoffPolicy | None = None,
+    retry: RetryPolicy | None = None,
     on_record: OnRecord | None = None,
     run_id: str = "adhoc",
     experiment: str = "load",
