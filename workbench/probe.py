@@ -28,7 +28,7 @@ from workbench import metrics
 from workbench.config import Contender
 from workbench.providers import provider_for
 from workbench.providers.errors import rate_limit_headers
-from workbench.providers.sse import SSEDecoder
+from workbench.providers.sse import SSEDecoder, SSEEvent
 from workbench.types import ErrorClass, ErrorInfo, Prompt, Record, Usage
 
 __all__ = [
@@ -256,6 +256,39 @@ async def probe(
     return rec
 
 
+class _StreamState:
+    """What a stream has said so far; `take()` applies the deltas of one network read."""
+
+    __slots__ = ("chunk_ns", "complete", "error", "finish", "text_parts", "usage")
+
+    def __init__(self, text_parts: _Text, chunk_ns: list[int]) -> None:
+        self.text_parts = text_parts
+        self.chunk_ns = chunk_ns
+        self.usage: Usage | None = None
+        self.finish: str | None = None
+        self.complete = False
+        self.error: ErrorInfo | None = None
+
+    def take(self, events: list[SSEEvent], parser: Any, now: int) -> bool:
+        """Apply the events of one read (all stamped `now`); False once the stream errored."""
+        for event in events:
+            for delta in parser.feed(event):
+                if delta.error is not None:
+                    self.error = delta.error
+                    return False
+                if delta.text:
+                    self.text_parts.append(delta.text)
+                    self.chunk_ns.append(now)
+                if delta.usage is not None:
+                    self.usage = _merge_usage(self.usage, delta.usage)
+                if delta.finish_reason:
+                    self.finish = delta.finish_reason
+                    self.complete = True
+                if delta.done:
+                    self.complete = True
+        return True
+
+
 async def _read_stream(
     response: httpx.Response,
     provider: Any,
@@ -265,46 +298,18 @@ async def _read_stream(
     decoder = SSEDecoder()
     parser = provider.stream_parser()
     utf8 = codecs.getincrementaldecoder("utf-8")("replace")
-    usage: Usage | None = None
-    finish: str | None = None
-    complete = False
+    st = _StreamState(text_parts, chunk_ns)
     async for raw in response.aiter_raw():
-        now = time.perf_counter_ns()
-        for event in decoder.feed(utf8.decode(raw)):
-            for delta in parser.feed(event):
-                if delta.error is not None:
-                    return usage, finish, delta.error
-                if delta.text:
-                    text_parts.append(delta.text)
-                    chunk_ns.append(now)
-                if delta.usage is not None:
-                    usage = _merge_usage(usage, delta.usage)
-                if delta.finish_reason:
-                    finish = delta.finish_reason
-                    complete = True
-                if delta.done:
-                    complete = True
+        if not st.take(decoder.feed(utf8.decode(raw)), parser, time.perf_counter_ns()):
+            return st.usage, st.finish, st.error
     tail = utf8.decode(b"", final=True)
     partial = decoder.has_partial or bool(tail)
-    now = time.perf_counter_ns()
-    for event in decoder.feed(tail) + decoder.flush():
-        for delta in parser.feed(event):
-            if delta.error is not None:
-                return usage, finish, delta.error
-            if delta.text:
-                text_parts.append(delta.text)
-                chunk_ns.append(now)
-            if delta.usage is not None:
-                usage = _merge_usage(usage, delta.usage)
-            if delta.finish_reason:
-                finish = delta.finish_reason
-                complete = True
-            if delta.done:
-                complete = True
-    if not complete:
+    if not st.take(decoder.feed(tail) + decoder.flush(), parser, time.perf_counter_ns()):
+        return st.usage, st.finish, st.error
+    if not st.complete:
         why = "ended mid-event" if partial else "ended without a finish marker"
-        return usage, finish, ErrorInfo(ErrorClass.PROTOCOL, f"truncated stream: {why}")
-    return usage, finish, None
+        return st.usage, st.finish, ErrorInfo(ErrorClass.PROTOCOL, f"truncated stream: {why}")
+    return st.usage, st.finish, None
 
 
 def _merge_usage(old: Usage | None, new: Usage) -> Usage:

@@ -129,7 +129,7 @@ def test_mix_of_every_fault_at_200_concurrent(tmp_path: Path, monkeypatch: pytes
         wall = time.perf_counter() - t0
     finally:
         os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(10)
+        proc.communicate(timeout=10)  # reaps it and closes both pipes
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     served = [json.loads(line) for line in log.read_text().splitlines()]
     injected = {s["text"]: s["fault"] for s in served}
