@@ -20,7 +20,7 @@ from workbench.experiments import NOTEBOOKS_DIR, Experiment
 from workbench.results import RunDir, update_manifest
 from workbench.session import check_parameters
 
-__all__ = ["notebook_parameters", "parse_params", "run_experiments", "ExperimentFailed"]
+__all__ = ["ExperimentFailed", "notebook_parameters", "parse_params", "run_experiments"]
 
 # Set by the runner itself, never by --param.
 _RESERVED = {"out_dir"}
@@ -82,7 +82,9 @@ def run_experiments(
                                       "argv": sys.argv[1:]})
     log(f"run folder: {run.path}")
     for i, exp in enumerate(experiments, start=1):
-        nb_params = {k: v for k, v in params.items() if k in declared[exp.name]}
+        # Precedence: notebook defaults < the experiment's run_params < the user's --param.
+        nb_params = {k: v for k, v in exp.run_params.items() if k in declared[exp.name]}
+        nb_params.update({k: v for k, v in params.items() if k in declared[exp.name]})
         nb_params["out_dir"] = str(run.path.resolve())
         output = run.path / exp.notebook
         log(f"[{i}/{len(experiments)}] {exp.name}: {exp.summary}")

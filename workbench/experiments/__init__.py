@@ -6,22 +6,30 @@ summary comes last because it reads the others' records.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from workbench.config import PROJECT_ROOT
 from workbench.errors import UnknownNameError
 
-__all__ = ["Experiment", "EXPERIMENTS", "NOTEBOOKS_DIR", "get_experiment", "select_experiments"]
+__all__ = ["EXPERIMENTS", "NOTEBOOKS_DIR", "Experiment", "get_experiment", "select_experiments"]
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 
 
 @dataclass(frozen=True)
 class Experiment:
+    """One registered experiment.
+
+    `run_params` are the sizes `workbench run` (and so `make run`) uses instead of the
+    notebook's CI-safe defaults; a `--param` given by the user always wins over them.
+    """
+
     name: str
     notebook: str
     summary: str
+    run_params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -32,6 +40,11 @@ EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in (
         Experiment("latency", "latency.ipynb", "TTFT / E2E / TPOT percentiles with CIs, cold start"),
+        Experiment(
+            "coalescing", "coalescing.ipynb",
+            "architecture levers on annotation: naive vs coalesced vs dedup vs cache, with projections",
+            run_params={"n_docs": 142, "window": 16},
+        ),
     )
 }
 
