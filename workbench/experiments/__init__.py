@@ -43,7 +43,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment(
             "coalescing", "coalescing.ipynb",
             "architecture levers on annotation: naive vs coalesced vs dedup vs cache, with projections",
-            run_params={"n_docs": 142, "window": 16},
+            run_params={"n_docs": 64, "window": 16},
         ),
     )
 }

@@ -90,6 +90,8 @@ _EXAMPLES: tuple[tuple[str, str], ...] = (
     ("Do you have any open positions in your design team?", "other"),
 )
 
+_BATCH_SHOTS = (2, 0, 3)
+
 
 @dataclass(frozen=True, slots=True)
 class Document:
@@ -219,8 +221,12 @@ def annotation_contender(
         template = f"{_guide(labels)}\n\n{shots}\n{{prompt}}\nLabel:"
         stop = ["\n"]
     else:
-        ex = build_batch_prompt([(str(i), t) for i, (t, _) in enumerate(_EXAMPLES)], names)
-        answers = "\n".join(f"{n}: {lab}" for n, (_, lab) in enumerate(_EXAMPLES, start=1))
+        # Three worked documents, labels out of list order: a base model tends to copy the
+        # example's answer lines, and a copied 3-line answer to a k-document batch shows up as
+        # missing documents (fallback) or wrong labels (accuracy) instead of looking right.
+        shots3 = [_EXAMPLES[i] for i in _BATCH_SHOTS]
+        ex = build_batch_prompt([(str(i), t) for i, (t, _) in enumerate(shots3)], names)
+        answers = "\n".join(f"{n}: {lab}" for n, (_, lab) in enumerate(shots3, start=1))
         template = f"{_guide(labels)}\n\n{ex}\nAnswers:\n{answers}\n\n{{prompt}}\nAnswers:\n"
         stop = ["\n\n"]
     return contender.model_copy(
