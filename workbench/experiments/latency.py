@@ -20,7 +20,7 @@ from workbench.probe import make_client, probe
 from workbench.session import Session
 from workbench.types import Prompt, Record
 
-__all__ = ["run_latency", "latency_summary", "format_summary", "cold_start_table", "METRICS"]
+__all__ = ["METRICS", "cold_start_table", "format_summary", "latency_summary", "run_latency"]
 
 METRICS = ("ttft_s", "e2e_s", "tpot_s")
 
