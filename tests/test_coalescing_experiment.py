@@ -185,7 +185,7 @@ def test_annotation_prompt_is_the_experiments() -> None:
     assert single.prompt_template is not None and "Label:" in single.prompt_template
     assert single.sampling.stop == ["\n"] and single.sampling.max_tokens == 8
     batch = co.annotation_contender(gemma, LABELS, batch_k=4, max_tokens=36)
-    assert batch.sampling.stop == ["\n\n"] and batch.prompt_template.endswith("{prompt}\nAnswers:\n")
+    assert batch.sampling.stop == ["\n\n"] and (batch.prompt_template or "").endswith("{prompt}\nAnswers:\n")
     chat = co.annotation_contender(qwen, LABELS, batch_k=4, max_tokens=36)
     assert chat.system_prompt is not None and "billing:" in chat.system_prompt
     assert gemma.prompt_template is not None and "capital of France" in gemma.prompt_template  # untouched

@@ -54,6 +54,7 @@ from workbench.aio import run_sync
 from workbench.coalesce import AnswerCache, build_batch_prompt, dedupe, parse_batch_answer, parse_single_label
 from workbench.config import PROJECT_ROOT, Contender
 from workbench.probe import make_client, probe
+from workbench.results import update_manifest
 from workbench.scenarios import BatchScenario, PrototypingScenario, RealtimeScenario, ScenarioSet
 from workbench.session import Session
 from workbench.types import Prompt, Record
@@ -465,6 +466,17 @@ def run_coalescing(
         raise ValueError(f"unknown strategy {unknown[0]!r}; valid: {', '.join(STRATEGIES)}")
     if not docs:
         raise ValueError("no documents")
+    # The annotation prompts are the experiment's: keep them beside the contenders in the manifest.
+    prompts: dict[str, Any] = {}
+    for c in session.contenders:
+        one = annotation_contender(c, labels, batch_k=None, max_tokens=max_tokens)
+        many = annotation_contender(c, labels, batch_k=k, max_tokens=k * max_tokens_per_doc + 4)
+        prompts[c.name] = {
+            kind: {"prompt_template": x.prompt_template, "system_prompt": x.system_prompt,
+                   "sampling": x.sampling.model_dump(mode="json")}
+            for kind, x in (("single", one), (f"batch_k{k}", many))
+        }
+    update_manifest(session.run.path, coalescing_prompts=prompts)
     _records, outcomes = run_sync(_run(
         session, docs, labels, k=k, window=window, concurrency=concurrency, max_tokens=max_tokens,
         max_tokens_per_doc=max_tokens_per_doc, repeats=repeats, strategies=strategies,
