@@ -25,6 +25,12 @@ NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 
 @dataclass(frozen=True)
 class Experiment:
+    """One registered experiment.
+
+    `run_params` are the sizes `workbench run` (and so `make run`) uses instead of the
+    notebook's CI-safe defaults; a `--param` given by the user always wins over them.
+    """
+
     name: str
     notebook: str
     summary: str
@@ -48,6 +54,11 @@ EXPERIMENTS: dict[str, Experiment] = {
             "hallucination", "hallucination.ipynb",
             "hallucination / abstention rates with Wilson CIs, paired McNemar, worst answers",
             run_params={"sample_size": 0},  # the full dataset (173 items: a few minutes)
+        ),
+        Experiment(
+            "coalescing", "coalescing.ipynb",
+            "architecture levers on annotation: naive vs coalesced vs dedup vs cache, with projections",
+            run_params={"n_docs": 64, "window": 16},
         ),
         Experiment("summary", "summary.ipynb", "decision matrix per scenario, comparisons, report.html",
                    html_report=True),
