@@ -95,7 +95,8 @@ def _scenario_metrics(ev: Evidence, sc: Scenario, contenders: dict[str, Any], ma
         if isinstance(sc, RealtimeScenario):
             _realtime(label, m, sc, levels, contenders, machine_hour_usd, price, tin, tout, assumptions)
         elif isinstance(sc, BatchScenario):
-            _batch(label, m, sc, price, assumptions)
+            c = contenders.get(label.split("@")[0])
+            _batch(label, m, sc, price, c is not None and c.local is not None, machine_hour_usd)
         elif isinstance(sc, PrototypingScenario) and per_req is not None:
             proj = costmod.project_prototyping(sc.monthly_requests, per_req)
             m["monthly_cost_usd"] = Metric(proj.monthly_cost_usd, source=f"{how}; {sc.monthly_requests} requests/month")
@@ -131,35 +132,42 @@ def _realtime(label: str, m: dict[str, Metric], sc: RealtimeScenario, levels: pd
     m["replicas"] = Metric(float(proj.replicas), source="; ".join(proj.assumptions))
 
 
-def _batch(label: str, m: dict[str, Metric], sc: BatchScenario, price: costmod.Price | None,
-           assumptions: list[str]) -> None:
+def _batch(label: str, m: dict[str, Metric], sc: BatchScenario, price: costmod.Price | None, local: bool,
+           machine_hour_usd: float) -> None:
+    """Per strategy measured on the annotation workload: cost per document — machine time for
+    a self-hosted model (one server serves one request at a time, so a document costs
+    requests/doc × latency/request of machine time), list-price tokens for a hosted one — then
+    the cheapest strategy whose accuracy meets the floor (else naive) stands for the contender."""
     strategies = sorted({k[len("accuracy["):-1] for k in m if k.startswith("accuracy[")})
     if not strategies:
         return
-    best: tuple[float, str] | None = None
-    for s in strategies:
-        acc = m[f"accuracy[{s}]"]
+
+    def per_doc(s: str) -> float | None:
         tin, tout = m.get(f"input_tokens_per_document[{s}]"), m.get(f"output_tokens_per_document[{s}]")
+        lat, rpd = m.get(f"latency_per_request_s[{s}]"), m.get(f"requests_per_document[{s}]")
+        if local:
+            return None if lat is None or rpd is None else machine_hour_usd / 3600.0 * lat.value * rpd.value
         if price is None or not price.per_token or tin is None or tout is None:
-            continue
-        per_doc = costmod.request_cost(price, tin.value, tout.value)
-        if acc.value >= sc.accuracy_floor and (best is None or per_doc < best[0]):
-            best = (per_doc, s)
-    chosen = best[1] if best else ("naive" if "naive" in strategies else strategies[0])
+            return None
+        return costmod.request_cost(price, tin.value, tout.value)
+
+    costs = {s: per_doc(s) for s in strategies}
+    meeting = [s for s in strategies if m[f"accuracy[{s}]"].value >= sc.accuracy_floor and costs[s] is not None]
+    chosen = min(meeting, key=lambda s: costs[s] or math.inf) if meeting else (
+        "naive" if "naive" in strategies else strategies[0])
     m["accuracy"] = m[f"accuracy[{chosen}]"]
     m["strategy"] = Metric(math.nan, source=chosen)
-    tin, tout = m.get(f"input_tokens_per_document[{chosen}]"), m.get(f"output_tokens_per_document[{chosen}]")
+    cost = costs[chosen]
     lat, rpd = m.get(f"latency_per_request_s[{chosen}]"), m.get(f"requests_per_document[{chosen}]")
-    if price is None or not price.per_token or tin is None or tout is None or lat is None or rpd is None:
+    if cost is None or lat is None or rpd is None:
         return
-    proj = costmod.project_batch(
-        n_documents=sc.documents_per_night, window_hours=sc.window_hours, per_doc_input_tokens=tin.value,
-        per_doc_output_tokens=tout.value, price=price, requests_per_doc=rpd.value,
-        per_request_latency_s=lat.value, concurrency_limit=sc.concurrency_limit,
-    )
-    m["cost_per_document_usd"] = Metric(proj.cost_per_document_usd, source=f"strategy {chosen}; "
-                                        + "; ".join(proj.assumptions))
-    m["batch_wall_time_h"] = Metric(proj.wall_time_s / 3600.0, source="; ".join(proj.assumptions))
+    how = (f"self-hosted: ${machine_hour_usd:g}/machine-hour × {rpd.value:.3g} requests/doc × "
+           f"{lat.value:.3g} s/request" if local else "list-price tokens per document")
+    m["cost_per_document_usd"] = Metric(cost, source=f"strategy {chosen}; {how}")
+    wall_h = sc.documents_per_night * rpd.value * lat.value / sc.concurrency_limit / 3600.0
+    m["batch_wall_time_h"] = Metric(wall_h, source=(
+        f"strategy {chosen}: {sc.documents_per_night:,} docs × {rpd.value:.3g} requests/doc × {lat.value:.3g} s "
+        f"/ {sc.concurrency_limit} in flight" + (" (= as many llama.cpp servers)" if local else "")))
 
 
 def _axis_values(metrics: dict[str, dict[str, Metric]], labels: list[str], kind: str, axis: str,

@@ -163,7 +163,7 @@ def gather_evidence(
     _latency(ev, rng, n_boot)
     _errors(ev)
     _hallucination(ev, rng, n_boot)
-    _coalescing(ev, rng, n_boot)
+    _coalescing(ev, dirs, multi)
     _throughput(ev, rng, n_boot)
     _capabilities(ev, dirs, multi)
     return ev
@@ -225,31 +225,33 @@ def _hallucination(ev: Evidence, rng: np.random.Generator, n_boot: int) -> None:
         ev.put(label, "qa_accuracy", _prop_metric(int((g["grade"] == "correct").sum()), n, n_boot, rng, src))
 
 
-def _coalescing(ev: Evidence, rng: np.random.Generator, n_boot: int) -> None:
-    """Annotation accuracy vs gold labels per strategy, from the coalescing experiment.
-
-    The records' `doc_results` (per-document `correct`) are used when present; otherwise the
-    experiment's summary CSV in each run folder."""
-    df = ev.frames.get("coalescing")
-    if df is None:
-        return
-    for col in ("n_correct", "n_docs", "strategy"):
-        if col not in df:
-            return
-    final = df[df["status"] == "ok"]
-    for (label, strategy), g in final.groupby(["label", "strategy"]):
-        n = int(g["n_docs"].fillna(0).sum())
-        k = int(g["n_correct"].fillna(0).sum())
-        if n:
-            ev.put(label, f"accuracy[{strategy}]", _prop_metric(k, n, n_boot, rng, "coalescing.jsonl"))
-        tin = float(g["input_tokens"].fillna(0).sum())
-        tout = float(g["output_tokens"].fillna(0).sum())
-        if n:
-            ev.put(label, f"input_tokens_per_document[{strategy}]", Metric(tin / n, n=n, source="coalescing.jsonl"))
-            ev.put(label, f"output_tokens_per_document[{strategy}]", Metric(tout / n, n=n, source="coalescing.jsonl"))
-            ev.put(label, f"requests_per_document[{strategy}]", Metric(len(g) / n, n=n, source="coalescing.jsonl"))
-            ev.put(label, f"latency_per_request_s[{strategy}]",
-                   Metric(float(g["e2e_s"].mean()), n=len(g), source="coalescing.jsonl"))
+def _coalescing(ev: Evidence, dirs: Sequence[Path], multi: bool) -> None:
+    """Annotation accuracy vs gold labels, tokens, requests and latency per document, per
+    strategy, from each run's `coalescing_summary.csv` (written by the coalescing notebook from
+    its records; accuracy with a Wilson interval over documents)."""
+    found = False
+    for d in dirs:
+        p = d / "coalescing_summary.csv"
+        if not p.exists():
+            continue
+        found = True
+        table = pd.read_csv(p)
+        for row in table.itertuples(index=False):
+            label = f"{row.contender}@{d.name}" if multi else str(row.contender)
+            s = str(row.strategy)
+            n = int(row.accuracy_n) if pd.notna(row.accuracy_n) else 0
+            src = f"coalescing_summary.csv ({d.name})"
+            if n:
+                k = round(float(row.accuracy) * n)
+                est = stats.wilson_interval(k, n)
+                ev.put(label, f"accuracy[{s}]", Metric(est.value, est.low, est.high, n, source=src))
+            ev.put(label, f"input_tokens_per_document[{s}]", Metric(float(row.input_tokens_per_doc), n=n, source=src))
+            ev.put(label, f"output_tokens_per_document[{s}]", Metric(float(row.output_tokens_per_doc), n=n,
+                                                                     source=src))
+            ev.put(label, f"requests_per_document[{s}]", Metric(float(row.requests_per_doc), n=n, source=src))
+            ev.put(label, f"latency_per_request_s[{s}]", Metric(float(row.mean_e2e_s), n=int(row.e2e_n), source=src))
+    if not found and "coalescing" not in ev.missing:
+        ev.missing.append("coalescing")
 
 
 def _throughput(ev: Evidence, rng: np.random.Generator, n_boot: int) -> None:
