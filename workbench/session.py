@@ -29,7 +29,9 @@ from workbench.tokenizers import token_counter_for
 __all__ = ["ENDPOINTS_ENV", "LOOPBACK_HOSTS", "Session", "check_parameters", "check_target", "open_session"]
 
 ENDPOINTS_ENV = "WORKBENCH_LOCAL_ENDPOINTS"
-_SECRET_NAME = re.compile(r"(api[_-]?key|secret|token|password|bearer)", re.IGNORECASE)
+# Names that say "credential": api_key, openai_token, secret, password... but not max_tokens,
+# tokens_per_doc or a *_env variable *name* (which is what config should hold).
+_SECRET_NAME = re.compile(r"(api[_-]?key|secret|password|passwd|bearer|credential|(^|_)(token|key)$)", re.IGNORECASE)
 _SECRET_VALUE = re.compile(r"^(sk-|sk_|AIza|xai-|gsk_)[A-Za-z0-9_\-]{8,}")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -58,7 +60,7 @@ def check_parameters(params: Mapping[str, Any]) -> None:
     """Refuse anything that looks like a secret: papermill writes parameters into the output
     notebook, so a key passed as a parameter would be saved in plain text."""
     for name, value in params.items():
-        if _SECRET_NAME.search(name) and not name.endswith(("_env", "_tokens", "max_tokens")):
+        if _SECRET_NAME.search(name) and not name.endswith("_env"):
             raise WorkbenchError(
                 f"parameter {name!r} looks like a secret; keys are never parameters — put the key in "
                 "the environment variable named by the contender's api_key_env"

@@ -1,0 +1,34 @@
+"""The experiment registry: run order, notebooks present, names that explain themselves."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from workbench.errors import UnknownNameError
+from workbench.experiments import EXPERIMENTS, select_experiments
+from workbench.runner import notebook_parameters
+
+
+def test_summary_runs_last_because_it_reads_every_other_experiment() -> None:
+    assert list(EXPERIMENTS)[0] == "latency" and list(EXPERIMENTS)[-1] == "summary"
+    assert [e.name for e in select_experiments("summary,latency")] == ["latency", "summary"]
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_each_notebook_is_thin_tagged_and_committed_without_outputs(name: str) -> None:
+    exp = EXPERIMENTS[name]
+    nb = nbformat.read(exp.path, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, "exactly one parameters cell"
+    assert all(not c.get("outputs") and c.get("execution_count") is None
+               for c in nb.cells if c.cell_type == "code"), "commit notebooks without outputs"
+    params = notebook_parameters(exp.path)
+    assert "out_dir" in params
+    assert not any(k in params for k in ("api_key", "openai_api_key", "key")), "no secret parameters"
+    assert set(exp.run_params) <= set(params), "run_params must be declared by the notebook"
+
+
+def test_unknown_experiment_lists_valid_names() -> None:
+    with pytest.raises(UnknownNameError, match="valid: .*latency"):
+        select_experiments("latncy")
