@@ -11,7 +11,8 @@ from workbench.runner import notebook_parameters
 
 
 def test_summary_runs_last_because_it_reads_every_other_experiment() -> None:
-    assert list(EXPERIMENTS)[0] == "latency" and list(EXPERIMENTS)[-1] == "summary"
+    names = list(EXPERIMENTS)
+    assert names[0] == "latency" and names[-1] == "summary"
     assert [e.name for e in select_experiments("summary,latency")] == ["latency", "summary"]
 
 
