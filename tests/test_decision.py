@@ -100,3 +100,26 @@ def test_missing_experiments_are_named_not_invented(tmp_path: Path, missing: str
     (run / f"{missing}.jsonl").unlink()
     ev = gather_evidence(run, n_boot=50)
     assert missing in ev.missing
+
+
+def test_batch_takes_the_cheapest_strategy_that_meets_the_accuracy_floor(tmp_path: Path) -> None:
+    import pandas as pd
+
+    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}})
+    rows = [  # coalesced is cheapest but below the floor; dedup is cheaper than naive and meets it
+        {"strategy": "naive", "accuracy": 0.90, "requests_per_doc": 1.0, "mean_e2e_s": 0.5},
+        {"strategy": "coalesced", "accuracy": 0.50, "requests_per_doc": 0.25, "mean_e2e_s": 0.8},
+        {"strategy": "dedup", "accuracy": 0.85, "requests_per_doc": 0.6, "mean_e2e_s": 0.5},
+    ]
+    pd.DataFrame([{"contender": "a", "accuracy_n": 100, "input_tokens_per_doc": 300 * r["requests_per_doc"],
+                   "output_tokens_per_doc": 2 * r["requests_per_doc"], "e2e_n": 50, **r} for r in rows]
+                 ).to_csv(run / "coalescing_summary.csv", index=False)
+    ev = gather_evidence(run, n_boot=50)
+    assert ev.get("a", "accuracy[dedup]") is not None and "coalescing" not in ev.missing
+    res = decide(ev, "batch_annotation", load_scenarios()["batch_annotation"], contenders("a"),
+                 machine_hour_usd=0.1, n_boot=50)
+    m = res.metrics["a"]
+    assert m["strategy"].source == "dedup"
+    assert m["accuracy"].value == pytest.approx(0.85)
+    # hosted, list price 1/2 USD per 1M tokens: 180 input + 1.2 output tokens per document
+    assert m["cost_per_document_usd"].value == pytest.approx((180 * 1.0 + 1.2 * 2.0) / 1e6)
