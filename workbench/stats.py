@@ -47,6 +47,7 @@ __all__ = [
     "bootstrap_ci",
     "bootstrap_diff_percentile",
     "ecdf",
+    "format_interval",
     "holm",
     "knee_concurrency",
     "mann_whitney",
@@ -623,3 +624,13 @@ def ecdf(values: Values) -> tuple[FloatArray, FloatArray]:
     n = x.size
     y = np.arange(1, n + 1, dtype=np.float64) / n if n else np.empty(0, dtype=np.float64)
     return x, y
+
+
+def format_interval(value: float, low: float, high: float, scale: float = 1.0, digits: int = 1) -> str:
+    """`value [low, high]` scaled (e.g. 1000 for ms) with fixed decimals; "n/a" for NaN, and
+    the bare value when the interval is undefined (n < 2)."""
+    if math.isnan(value):
+        return "n/a"
+    if math.isnan(low) or math.isnan(high):
+        return f"{value * scale:.{digits}f}"
+    return f"{value * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"

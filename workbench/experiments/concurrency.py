@@ -153,14 +153,6 @@ def level_summary(df: Any, slo_e2e_s: float, n_boot: int = 2000) -> Any:
     return pd.DataFrame(rows)
 
 
-def _ci(v: float, lo: float, hi: float, scale: float = 1.0, digits: int = 1) -> str:
-    if v != v:
-        return "n/a"
-    if lo != lo:
-        return f"{v * scale:.{digits}f}"
-    return f"{v * scale:.{digits}f} [{lo * scale:.{digits}f}, {hi * scale:.{digits}f}]"
-
-
 def format_levels(summary: Any) -> Any:
     """The level summary as text: value [95% CI], latencies in ms."""
     import pandas as pd
@@ -168,15 +160,18 @@ def format_levels(summary: Any) -> Any:
     out = []
     for _, r in summary.iterrows():
         row = {"contender": r["contender"], "concurrency": r["level"], "sent": r["sent"], "ok": r["ok"],
-               "req/s": _ci(r["throughput_rps"], r["throughput_rps_low"], r["throughput_rps_high"], digits=2),
+               "req/s": stats.format_interval(r["throughput_rps"], r["throughput_rps_low"], r["throughput_rps_high"],
+                                              digits=2),
                "out tok/s": f"{r['output_tok_s']:.1f}" + (" (est.)" if r["tokens_estimated"] else "")}
         for m in ("ttft", "e2e"):
             for q in QS:
                 k = f"{m}_p{q}"
-                row[f"{m.upper()} p{q} ms"] = _ci(r[k], r[f"{k}_low"], r[f"{k}_high"], 1000.0, 0)
-        row["error rate"] = _ci(r["error_rate"], r["error_rate_low"], r["error_rate_high"], 100.0, 0) + " %"
+                row[f"{m.upper()} p{q} ms"] = stats.format_interval(r[k], r[f"{k}_low"], r[f"{k}_high"], 1000.0, 0)
+        row["error rate"] = stats.format_interval(r["error_rate"], r["error_rate_low"], r["error_rate_high"],
+                                                  100.0, 0) + " %"
         row["errors"] = r["errors_by_class"]
-        row["goodput req/s"] = _ci(r["goodput_rps"], r["goodput_rps_low"], r["goodput_rps_high"], digits=2)
+        row["goodput req/s"] = stats.format_interval(r["goodput_rps"], r["goodput_rps_low"], r["goodput_rps_high"],
+                                                     digits=2)
         out.append(row)
     return pd.DataFrame(out)
 

@@ -138,18 +138,10 @@ def format_summary(summary: Any, scale: float = 1000.0, digits: int = 1) -> Any:
     for col in summary.columns:
         if col.startswith("p") and not col.endswith(("_low", "_high")):
             out[f"{col} ms [95% CI]"] = [
-                _fmt(v * scale, lo * scale, hi * scale, digits)
+                stats.format_interval(v, lo, hi, scale, digits)
                 for v, lo, hi in zip(summary[col], summary[f"{col}_low"], summary[f"{col}_high"], strict=True)
             ]
     return pd.DataFrame(out)
-
-
-def _fmt(v: float, lo: float, hi: float, digits: int) -> str:
-    if v != v:  # NaN
-        return "n/a"
-    if lo != lo:
-        return f"{v:.{digits}f}"
-    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def cold_start_table(df: Any) -> Any:

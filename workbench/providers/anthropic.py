@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.providers.base import Completion, HttpRequest, register
+from workbench.providers.base import Completion, HttpRequest, event_object, register
 from workbench.providers.errors import classify
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -158,12 +158,9 @@ class AnthropicStream:
     def feed(self, event: SSEEvent) -> list[StreamDelta]:
         if not event.data:
             return []
-        try:
-            obj = json.loads(event.data)
-        except json.JSONDecodeError:
-            return [StreamDelta(error=ErrorInfo(ErrorClass.PROTOCOL, f"malformed event: {event.data[:200]}"))]
-        if not isinstance(obj, dict):
-            return [StreamDelta(error=ErrorInfo(ErrorClass.PROTOCOL, f"not an object: {event.data[:200]}"))]
+        obj = event_object(event.data)
+        if isinstance(obj, StreamDelta):
+            return [obj]
         etype = obj.get("type") or event.event
         if etype == "error" or event.event == "error":
             return [StreamDelta(error=_classify(None, obj, None))]

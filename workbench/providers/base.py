@@ -7,12 +7,13 @@ live in `workbench.probe`, so every provider is measured the same way.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from workbench.errors import UnknownNameError
-from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
+from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
     from workbench.config import Contender
@@ -24,6 +25,7 @@ __all__ = [
     "Provider",
     "StreamParser",
     "api_kinds",
+    "event_object",
     "get_provider",
     "provider_for",
     "register",
@@ -94,6 +96,20 @@ def register(kind: str) -> Callable[[type[P]], type[P]]:
         return cls
 
     return deco
+
+
+def event_object(data: str) -> dict[str, Any] | StreamDelta:
+    """A stream event's JSON object, or a `protocol` error delta saying why it is not one.
+
+    Every wire format streams JSON objects; a malformed or non-object event is the server's
+    fault and ends the stream as a typed error rather than an exception."""
+    try:
+        obj = json.loads(data)
+    except json.JSONDecodeError:
+        return StreamDelta(error=ErrorInfo(ErrorClass.PROTOCOL, f"malformed event: {data[:200]}"))
+    if not isinstance(obj, dict):
+        return StreamDelta(error=ErrorInfo(ErrorClass.PROTOCOL, f"event is not an object: {data[:200]}"))
+    return obj
 
 
 def get_provider(kind: str) -> Provider:

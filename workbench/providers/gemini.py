@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.providers.base import Completion, HttpRequest, register
+from workbench.providers.base import Completion, HttpRequest, event_object, register
 from workbench.providers.errors import classify, parse_duration
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -204,12 +204,9 @@ class GeminiStream:
     def feed(self, event: SSEEvent) -> list[StreamDelta]:
         if not event.data:
             return []
-        try:
-            obj = json.loads(event.data)
-        except json.JSONDecodeError:
-            return [StreamDelta(error=ErrorInfo(ErrorClass.PROTOCOL, f"malformed chunk: {event.data[:200]}"))]
-        if not isinstance(obj, dict):
-            return [StreamDelta(error=ErrorInfo(ErrorClass.PROTOCOL, f"not an object: {event.data[:200]}"))]
+        obj = event_object(event.data)
+        if isinstance(obj, StreamDelta):
+            return [obj]
         if "error" in obj:
             # No HTTP status: the response itself was a 200; the rpc status name classifies it.
             return [StreamDelta(error=_classify(None, obj, None))]

@@ -26,15 +26,14 @@ used (last wins). Errors are read like OpenAI's, including the gateway shape
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError
-from workbench.providers.base import Completion, HttpRequest, register
+from workbench.providers.base import Completion, HttpRequest, event_object, register
 from workbench.providers.errors import classify
 from workbench.providers.openai import error_fields
-from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
+from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
     from workbench.config import Contender
@@ -178,10 +177,9 @@ class GenericStream:
             return [StreamDelta(done=True)]
         if not data:
             return []
-        try:
-            obj = json.loads(data)
-        except json.JSONDecodeError:
-            return [StreamDelta(error=ErrorInfo(ErrorClass.PROTOCOL, f"malformed event: {data[:200]}"))]
+        obj = event_object(data)
+        if isinstance(obj, StreamDelta):
+            return [obj]
         if isinstance(obj, Mapping) and "error" in obj:
             code, message = error_fields(obj)
             return [StreamDelta(error=classify(None, code, message))]

@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.providers.base import Completion, HttpRequest, register
+from workbench.providers.base import Completion, HttpRequest, event_object, register
 from workbench.providers.errors import classify
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -155,12 +155,9 @@ class _OpenAIStream:
             return [StreamDelta(done=True)]
         if not data:
             return []
-        try:
-            obj = json.loads(data)
-        except json.JSONDecodeError:
-            return [StreamDelta(error=ErrorInfo(ErrorClass.PROTOCOL, f"malformed chunk: {data[:200]}"))]
-        if not isinstance(obj, dict):
-            return [StreamDelta(error=ErrorInfo(ErrorClass.PROTOCOL, f"chunk is not an object: {data[:200]}"))]
+        obj = event_object(data)
+        if isinstance(obj, StreamDelta):
+            return [obj]
         if "error" in obj:
             code, message = error_fields(obj)
             return [StreamDelta(error=classify(None, code, message))]
