@@ -50,3 +50,27 @@ def test_bad_contenders_file_names_file_and_field(capsys: pytest.CaptureFixture[
     p.write_text("contenders:\n  - name: x\n    api: nope\n    base_url: http://h\n    model: m\n")
     code, _, err = run(capsys, "list", "--contenders-file", str(p))
     assert code == 2 and f"{p}: contenders[x].api: unknown api kind 'nope'" in err
+
+
+@pytest.mark.parametrize("fmt", ["openai-chat", "anthropic", "gemini"])
+def test_probe_prints_a_correct_record_for_a_hosted_format(
+    capsys: pytest.CaptureFixture[str], tmp_path: object, wire: object, fmt: str
+) -> None:
+    """The seed's `curl … | jq .usage` probe, against a local server speaking the provider's
+    wire format: one JSON record with real timings and the server's token usage."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from tests.conftest import CANARY, contender_for
+
+    c = contender_for(fmt, wire)  # type: ignore[arg-type]
+    p = Path(str(tmp_path)) / "c.yaml"
+    p.write_text(yaml.safe_dump({"contenders": [c.model_dump(mode="json", exclude_none=True)]}))
+    code, out, err = run(capsys, "probe", "--contender", c.name, "--prompt", "Say hello.", "--contenders-file", str(p))
+    rec = json.loads(out)
+    assert code == 0 and rec["status"] == "ok", err
+    assert rec["api_kind"] == fmt and rec["token_source"] == "usage" and rec["output_tokens"] > 0
+    assert 0 < rec["ttft_s"] < rec["e2e_s"]
+    assert CANARY not in out and CANARY not in err
