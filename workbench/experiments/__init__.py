@@ -49,7 +49,8 @@ EXPERIMENTS: dict[str, Experiment] = {
     for e in (
         Experiment("latency", "latency.ipynb", "TTFT / E2E / TPOT percentiles with CIs, cold start"),
         Experiment("concurrency", "concurrency.ipynb",
-                   "load sweep: throughput, p95 vs concurrency, knee, USL, fleet cost, rate-limit rehearsal"),
+                   "load sweep: throughput, p95 vs concurrency, knee, USL, fleet cost, rate-limit rehearsal",
+                   run_params={"levels": "1,2,4,8", "requests_per_level": 12}),  # 4 levels: a USL fit with dof
         Experiment(
             "hallucination", "hallucination.ipynb",
             "hallucination / abstention rates with Wilson CIs, paired McNemar, worst answers",
