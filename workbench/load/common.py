@@ -34,10 +34,12 @@ __all__ = ["SHARD_SIZE", "ClientShards", "LoadResult", "LoadRun", "LoadTarget", 
 
 #: Connections per httpx client. httpcore scans every connection of its pool each time it
 #: assigns a request (O(pool) per request, so O(N²) per round at concurrency N); many small
-#: clients keep that scan constant (measured with `bench/loadgen_bench.py`, see
-#: bench/README.md). `sniffio` is a declared dependency: without it httpcore retried a
-#: failing import on every lock, ~1.5 ms of CPU per request.
-SHARD_SIZE = 4
+#: clients keep that scan constant (closed loop, c=512, streamed, process CPU per request:
+#: 1 connection per client ~1.8 ms, 4 ~2.3 ms, 16 ~3.0 ms; see bench/README.md).
+#: A client is cheap to make now that all share one TLS context (~0.07 ms of CPU each).
+#: `sniffio` is a declared dependency: without it httpcore retried a failing import on every
+#: lock, ~1.5 ms of CPU per request.
+SHARD_SIZE = 1
 
 
 class ClientShards:
