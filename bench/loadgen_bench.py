@@ -5,7 +5,8 @@
    other core when there is one), the client's CPU time per request, and — in the same run,
    against the same server — `wrk` for comparison (skipped, and said so, if not installed).
 2. Fidelity: TTFT and E2E measured through the real probe against the synthetic server, minus
-   the configured truth, at several concurrency levels (p50/p99 of the error, in ms).
+   the configured truth, at several concurrency levels (p50/p99 of the error, in ms), each
+   twice: on cold clients (connects inside the measured run) and warm ones (keep-alive).
 
     PYTHONPATH=. .venv/bin/python bench/loadgen_bench.py [--duration 3] [--levels 1,64,512]
 
@@ -27,6 +28,7 @@ from typing import Any
 
 from workbench.config import load_contenders
 from workbench.load import LoadTarget, closed_loop
+from workbench.load.common import ClientShards
 from workbench.synthetic_server import SyntheticConfig, SyntheticServer
 from workbench.types import Prompt
 
@@ -68,12 +70,24 @@ def _wrk(url: str, concurrency: int, duration_s: float, cpu: int) -> dict[str, A
     return {"rps": float(m.group(1)) if m else None, "command": " ".join(cmd), "raw": out.strip()}
 
 
-async def _fidelity(base_url: str, cfg: SyntheticConfig, concurrency: int, rounds: int) -> dict[str, Any]:
+async def _fidelity(base_url: str, cfg: SyntheticConfig, concurrency: int, rounds: int,
+                    warm: bool = False) -> dict[str, Any]:
+    """Cold: the measured run opens its own connections (the first round's TTFT includes the
+    TCP connects of every worker at once). Warm: the same clients first carry one request per
+    worker, so every measured request finds an open keep-alive connection (steady state)."""
     c = load_contenders().get("qwen2.5-coder-0.5b")
     target = LoadTarget(c, base_url, [Prompt("p", "x")])
     await closed_loop(target, concurrency=min(concurrency, 8), n_requests=8, max_duration_s=10)  # warm
-    res = await closed_loop(target, concurrency=concurrency, n_requests=concurrency * rounds,
-                            max_duration_s=120)
+    async with ClientShards.for_pool(None, concurrency, c.timeout_s) as shards:
+        client = shards if warm else None
+        if warm:
+            await closed_loop(target, concurrency=concurrency, n_requests=concurrency, max_duration_s=60,
+                              client=shards)
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        res = await closed_loop(target, concurrency=concurrency, n_requests=concurrency * rounds,
+                                max_duration_s=120, client=client)
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     ok = [r for r in res.records if r.ok]
     ttft_err = sorted(1000 * r.ttft_s - cfg.ttft_ms for r in ok if r.ttft_s is not None)
     e2e_err = sorted(1000 * r.e2e_s - cfg.e2e_ms for r in ok if r.e2e_s is not None)
@@ -81,7 +95,8 @@ async def _fidelity(base_url: str, cfg: SyntheticConfig, concurrency: int, round
     def q(xs: list[float], p: float) -> float:
         return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
 
-    return {"concurrency": concurrency, "n": len(ok), "errors": len(res.records) - len(ok),
+    return {"concurrency": concurrency, "connections": "warm" if warm else "cold", "n": len(ok),
+            "errors": len(res.records) - len(ok), "cpu_ms_per_request": 1000 * cpu / max(1, len(ok)),
             "ttft_err_p50_ms": q(ttft_err, 0.5), "ttft_err_p99_ms": q(ttft_err, 0.99),
             "e2e_err_p50_ms": q(e2e_err, 0.5), "e2e_err_p99_ms": q(e2e_err, 0.99),
             "loop_lag_p99_ms": res.client.loop_lag_p99_s * 1000, "client_cpu_share": res.client.cpu_share,
@@ -121,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     report["fidelity_truth"] = {"ttft_ms": cfg.ttft_ms, "e2e_ms": cfg.e2e_ms, "n_chunks": cfg.n_chunks}
     report["fidelity"] = []
     with SyntheticServer(cfg, cpu=server_cpu) as syn:
-        for conc in (int(x) for x in args.levels.split(",")):
-            f = asyncio.run(_fidelity(syn.base_url, cfg, conc, args.rounds))
+        for conc, warm in ((int(x), w) for x in args.levels.split(",") for w in (False, True)):
+            f = asyncio.run(_fidelity(syn.base_url, cfg, conc, args.rounds, warm))
             report["fidelity"].append(f)
-            print(f"fidelity c={conc}: n={f['n']} TTFT error p50 {f['ttft_err_p50_ms']:.2f} / p99 "
+            print(f"fidelity c={conc} {f['connections']}: n={f['n']} TTFT error p50 {f['ttft_err_p50_ms']:.2f} / p99 "
                   f"{f['ttft_err_p99_ms']:.2f} ms; E2E error p50 {f['e2e_err_p50_ms']:.2f} / p99 "
-                  f"{f['e2e_err_p99_ms']:.2f} ms; loop lag p99 {f['loop_lag_p99_ms']:.1f} ms"
+                  f"{f['e2e_err_p99_ms']:.2f} ms; loop lag p99 {f['loop_lag_p99_ms']:.1f} ms; "
+                  f"{f['cpu_ms_per_request']:.2f} ms CPU/request"
                   + (f"  [client limited: {f['client_limited']}]" if f["client_limited"] else ""))
     report["loadavg_after"] = os.getloadavg()
     if args.json:

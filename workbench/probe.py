@@ -26,6 +26,7 @@ import httpx
 
 from workbench import metrics
 from workbench.config import Contender
+from workbench.netbackend import async_transport
 from workbench.providers import provider_for
 from workbench.providers.errors import rate_limit_headers
 from workbench.providers.sse import SSEDecoder, SSEEvent
@@ -71,14 +72,16 @@ def make_client(max_connections: int = 64, timeout_s: float = 60.0) -> httpx.Asy
     """An HTTP/1.1 keep-alive client sized for `max_connections` requests in flight.
 
     Pool waits would silently add to measured latency, so the pool is never smaller than the
-    concurrency a caller asks for.
+    concurrency a caller asks for. The transport is httpx's over `workbench.netbackend`'s
+    asyncio backend, with the process's one shared TLS context (see that module for why).
     """
     limits = httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_connections,
         keepalive_expiry=30.0,
     )
-    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout_s), trust_env=False)
+    return httpx.AsyncClient(transport=async_transport(limits), timeout=httpx.Timeout(timeout_s),
+                             trust_env=False)
 
 
 def _error_from_exception(exc: BaseException, url: str, timeout_s: float) -> ErrorInfo:

@@ -30,14 +30,19 @@ from workbench.probe import TokenCounter, make_client, new_request_id, probe
 from workbench.retry import RetryPolicy
 from workbench.types import ErrorClass, Prompt, Record
 
-__all__ = ["SHARD_SIZE", "ClientShards", "LoadResult", "LoadRun", "LoadTarget", "OnRecord"]
+__all__ = ["MAX_SHARDS", "SHARD_SIZE", "ClientShards", "LoadResult", "LoadRun", "LoadTarget", "OnRecord"]
 
 #: Connections per httpx client. httpcore scans every connection of its pool each time it
 #: assigns a request (O(pool) per request, so O(N²) per round at concurrency N); many small
-#: clients keep that scan constant (measured with `bench/loadgen_bench.py`, see
-#: bench/README.md). `sniffio` is a declared dependency: without it httpcore retried a
-#: failing import on every lock, ~1.5 ms of CPU per request.
-SHARD_SIZE = 4
+#: clients keep that scan constant (closed loop, c=512, streamed, process CPU per request:
+#: 1 connection per client ~1.8 ms, 4 ~2.3 ms, 16 ~3.0 ms; see bench/README.md).
+#: A client is cheap to make now that all share one TLS context (~0.07 ms of CPU each).
+#: `sniffio` is a declared dependency: without it httpcore retried a failing import on every
+#: lock, ~1.5 ms of CPU per request.
+SHARD_SIZE = 1
+#: At most this many clients per run (an open loop sized rate × timeout can ask for tens of
+#: thousands of connections; beyond this they share clients, a few per pool).
+MAX_SHARDS = 1024
 
 
 class ClientShards:
@@ -57,7 +62,7 @@ class ClientShards:
             return cls(client.clients, owned=False)
         if client is not None:
             return cls([client], owned=False)
-        n = max(1, -(-max(1, pool) // SHARD_SIZE))
+        n = min(MAX_SHARDS, max(1, -(-max(1, pool) // SHARD_SIZE)))
         return cls([make_client(max(1, pool), timeout_s) for _ in range(n)], owned=True)
 
     def pick(self, i: int) -> httpx.AsyncClient:

@@ -1,0 +1,114 @@
+"""The asyncio network backend under httpx: TLS, certificate checks, timeouts, dead keep-alives."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from workbench.config import load_contenders
+from workbench.netbackend import async_transport, shared_ssl_context
+from workbench.probe import make_client, probe
+from workbench.synthetic_server import SyntheticConfig, _Handler
+from workbench.types import Prompt
+
+LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
+CFG = SyntheticConfig(ttft_ms=20, itl_ms=5, n_chunks=4)
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "key.pem"),
+         "-out", str(d / "cert.pem"), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True)
+    return d / "cert.pem", d / "key.pem"
+
+
+async def _tls_server(cert: tuple[Path, Path]) -> tuple[asyncio.Server, int]:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+    server = await asyncio.start_server(_Handler(CFG), "127.0.0.1", 0, ssl=ctx)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def test_streams_over_tls_with_a_trusted_certificate(cert: tuple[Path, Path]) -> None:
+    async def go() -> None:
+        server, port = await _tls_server(cert)
+        trusting = ssl.create_default_context(cafile=str(cert[0]))
+        c = load_contenders().get("qwen2.5-coder-0.5b")
+        async with server, httpx.AsyncClient(transport=async_transport(LIMITS, ssl_context=trusting)) as client:
+            for _ in range(3):  # the second and third reuse the TLS connection
+                rec = await probe(client, c, Prompt("p", "x"), base_url=f"https://localhost:{port}/v1")
+                assert rec.ok, rec.error_message
+                assert rec.n_chunks == CFG.n_chunks and rec.output_tokens == CFG.n_chunks
+                assert rec.ttft_s is not None and rec.ttft_s >= CFG.ttft_ms / 1000 * 0.9
+            r = await client.get(f"https://127.0.0.1:{port}/v1/models")
+            assert r.status_code == 200 and r.json()["data"][0]["id"] == "synthetic"
+
+    asyncio.run(go())
+
+
+def test_an_untrusted_certificate_is_refused(cert: tuple[Path, Path]) -> None:
+    async def go() -> None:
+        server, port = await _tls_server(cert)
+        c = load_contenders().get("qwen2.5-coder-0.5b")
+        async with server, make_client(2, 5.0) as client:
+            rec = await probe(client, c, Prompt("p", "x"), base_url=f"https://localhost:{port}/v1")
+        assert rec.error_class == "connection" and "CERTIFICATE_VERIFY_FAILED" in (rec.error_message or "")
+
+    asyncio.run(go())
+
+
+def test_the_tls_context_is_shared_and_verifies() -> None:
+    ctx = shared_ssl_context()
+    assert ctx is shared_ssl_context()
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+
+
+def test_read_timeout_and_a_keepalive_the_server_closed() -> None:
+    """A silent server times out as a ReadTimeout; an idle connection the server closed is
+    noticed (EOF in the protocol) and replaced, so the next request does not fail on it."""
+
+    async def go() -> None:
+        conns = 0
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal conns
+            conns += 1
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if b"/silent" in head:
+                    await asyncio.sleep(5)
+                else:
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+            except (asyncio.IncompleteReadError, asyncio.CancelledError, ConnectionError):
+                pass
+            finally:
+                writer.close()  # keep-alive offered, then closed by the server
+
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, httpx.AsyncClient(transport=async_transport(LIMITS)) as client:
+            with pytest.raises(httpx.ReadTimeout):
+                await client.get(f"http://127.0.0.1:{port}/silent", timeout=0.2)
+            assert (await client.get(f"http://127.0.0.1:{port}/a")).text == "ok"
+            await asyncio.sleep(0.2)  # the server has closed the idle connection by now
+            assert (await client.get(f"http://127.0.0.1:{port}/b")).text == "ok"
+        assert conns == 3
+        with pytest.raises(httpx.ConnectError):
+            async with httpx.AsyncClient(transport=async_transport(LIMITS)) as client:
+                await client.get(f"http://127.0.0.1:{port}/")  # server closed: refused
+
+    asyncio.run(go())

@@ -1,0 +1,302 @@
+"""An httpcore network backend on plain asyncio transports, and the one shared TLS context.
+
+httpx's default backend goes through anyio: every read and write opens a cancel scope
+(`fail_after`), every idle-connection check polls the socket through anyio's typed-attribute
+lookup, and sniffio is asked for the running library each time. Under load that is most of the
+client's CPU outside h11 (see bench/README.md). This backend implements httpcore's documented
+extension point (`AsyncNetworkBackend` / `AsyncNetworkStream`) on an `asyncio.Protocol`:
+data the loop has read waits in a buffer, a read takes all of it (up to `max_bytes`) at once,
+timeouts are one `call_later` handle, and "is this idle connection readable?" is answered from
+the protocol's own state (EOF, error, or unread bytes) without a system call.
+
+HTTP itself (h11, the pool, limits, timeouts, redirects, the httpx API) is still httpx's and
+httpcore's: `async_transport()` builds a stock `httpx.AsyncHTTPTransport` and swaps in an
+`httpcore.AsyncConnectionPool` that uses this backend. TLS goes through `loop.start_tls` with
+the shared context from `shared_ssl_context()` (certifi's roots, loaded once per process:
+loading them costs ~40 ms of CPU, which many small clients would otherwise pay each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+import ssl
+import typing
+
+import httpcore
+import httpx
+
+__all__ = ["AsyncioBackend", "AsyncioStream", "async_transport", "shared_ssl_context"]
+
+_SSL_CONTEXT: ssl.SSLContext | None = None
+
+# A read buffer above this pauses the socket until the reader catches up.
+_HIGH_WATER = 1 << 20
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verifying client context (httpx's defaults: certifi roots, TLS ≥ 1.2) per process."""
+    global _SSL_CONTEXT
+    if _SSL_CONTEXT is None:
+        _SSL_CONTEXT = httpx.create_ssl_context(verify=True, trust_env=False)
+    return _SSL_CONTEXT
+
+
+class _Protocol(asyncio.Protocol):
+    """Bytes the loop has read, a waiting reader, and write flow control for one connection."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.size = 0
+        self.eof = False
+        self.exc: BaseException | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.paused_reading = False
+        self.paused_writing = False
+
+    # -- asyncio callbacks ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.size += len(data)
+        if self.size > _HIGH_WATER and not self.paused_reading and self.transport is not None:
+            self.paused_reading = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        self._wake()
+        return None  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        if exc is not None:
+            self.exc = exc
+        self._wake()
+        w = self.drain_waiter
+        if w is not None and not w.done():
+            if exc is None:
+                w.set_result(None)
+            else:
+                w.set_exception(exc)
+
+    def pause_writing(self) -> None:
+        self.paused_writing = True
+
+    def resume_writing(self) -> None:
+        self.paused_writing = False
+        w = self.drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _wake(self) -> None:
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    # -- stream side -------------------------------------------------------------------------
+    def take(self, max_bytes: int) -> bytes:
+        chunks = self.chunks
+        if len(chunks) == 1 and self.size <= max_bytes:
+            data = chunks.popleft()
+        else:
+            data = b"".join(chunks)
+            chunks.clear()
+            if len(data) > max_bytes:
+                chunks.append(data[max_bytes:])
+                data = data[:max_bytes]
+        self.size -= len(data)
+        if self.paused_reading and self.size <= _HIGH_WATER // 4 and self.transport is not None:
+            self.paused_reading = False
+            self.transport.resume_reading()
+        return data
+
+
+def _expire(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
+async def _wait(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None], timeout: float | None) -> None:
+    if timeout is None:
+        await fut
+        return
+    handle = loop.call_later(timeout, _expire, fut)
+    try:
+        await fut
+    finally:
+        handle.cancel()
+
+
+class AsyncioStream(httpcore.AsyncNetworkStream):
+    """One connection (plain or TLS) as httpcore sees it."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        p = self._protocol
+        if not p.size:
+            if p.exc is not None:
+                raise httpcore.ReadError(str(p.exc) or repr(p.exc)) from p.exc
+            if p.eof:
+                return b""
+            fut = p.loop.create_future()
+            p.waiter = fut
+            try:
+                await _wait(p.loop, fut, timeout)
+            except TimeoutError as exc:
+                raise httpcore.ReadTimeout(f"no data within {timeout} s") from exc
+            finally:
+                p.waiter = None
+            if not p.size:
+                if p.exc is not None:
+                    raise httpcore.ReadError(str(p.exc) or repr(p.exc)) from p.exc
+                return b""  # EOF
+        return p.take(max_bytes)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        p = self._protocol
+        if p.exc is not None or self._transport.is_closing():
+            raise httpcore.WriteError("connection closed" if p.exc is None else repr(p.exc))
+        try:
+            self._transport.write(buffer)
+        except (OSError, RuntimeError) as exc:
+            raise httpcore.WriteError(repr(exc)) from exc
+        if p.paused_writing:
+            fut = p.loop.create_future()
+            p.drain_waiter = fut
+            try:
+                await _wait(p.loop, fut, timeout)
+            except TimeoutError as exc:
+                raise httpcore.WriteTimeout(f"could not write within {timeout} s") from exc
+            except OSError as exc:
+                raise httpcore.WriteError(repr(exc)) from exc
+            finally:
+                p.drain_waiter = None
+
+    async def aclose(self) -> None:
+        self._transport.close()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = self._protocol.loop
+        try:
+            new = await loop.start_tls(self._transport, self._protocol, ssl_context,
+                                       server_hostname=server_hostname, ssl_handshake_timeout=timeout)
+        except TimeoutError as exc:
+            self._transport.close()
+            raise httpcore.ConnectTimeout(f"TLS handshake did not finish within {timeout} s") from exc
+        except (OSError, ssl.SSLError, ConnectionError) as exc:
+            self._transport.close()
+            raise httpcore.ConnectError(str(exc) or repr(exc)) from exc
+        if new is None:  # pragma: no cover - the connection closed during the handshake
+            raise httpcore.ConnectError("connection closed during the TLS handshake")
+        self._protocol.transport = new
+        return AsyncioStream(new, self._protocol)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "is_readable":
+            # An idle keep-alive connection is "readable" when the server closed it or sent
+            # something unasked; the loop has already moved any such bytes into the protocol.
+            p = self._protocol
+            return p.eof or p.exc is not None or p.size > 0 or self._transport.is_closing()
+        if info == "ssl_object":
+            return self._transport.get_extra_info("ssl_object")
+        if info == "client_addr":
+            return self._transport.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._transport.get_extra_info("peername")
+        if info == "socket":
+            return self._transport.get_extra_info("socket")
+        return None
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """Connects with `loop.create_connection` (TCP_NODELAY is asyncio's default)."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        protocol = _Protocol(loop)
+        try:
+            async with asyncio.timeout(timeout):
+                transport, _ = await loop.create_connection(
+                    lambda: protocol, host, port,
+                    local_addr=(local_address, 0) if local_address else None)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"cannot connect to {host}:{port} within {timeout} s") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc) or repr(exc)) from exc
+        _set_options(transport, socket_options)
+        return AsyncioStream(transport, protocol)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        protocol = _Protocol(loop)
+        try:
+            async with asyncio.timeout(timeout):
+                transport, _ = await loop.create_unix_connection(lambda: protocol, path)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"cannot connect to {path} within {timeout} s") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc) or repr(exc)) from exc
+        _set_options(transport, socket_options)
+        return AsyncioStream(transport, protocol)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def _set_options(transport: asyncio.Transport,
+                 options: typing.Iterable[httpcore.SOCKET_OPTION] | None) -> None:
+    sock: socket.socket | None = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    for option in options or ():
+        sock.setsockopt(*option)
+
+
+def async_transport(
+    limits: httpx.Limits, *, http2: bool = False, ssl_context: ssl.SSLContext | None = None
+) -> httpx.AsyncHTTPTransport:
+    """httpx's own transport (request/response mapping, exception mapping) over a connection
+    pool that uses `AsyncioBackend` and the shared TLS context (or `ssl_context`); no proxies,
+    no environment."""
+    ctx = ssl_context or shared_ssl_context()
+    transport = httpx.AsyncHTTPTransport(verify=ctx, limits=limits, http2=http2, trust_env=False)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=ctx,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        http1=True,
+        http2=http2,
+        network_backend=AsyncioBackend(),
+    )
+    return transport
