@@ -134,15 +134,19 @@ def _realtime(label: str, m: dict[str, Metric], sc: RealtimeScenario, levels: pd
 
 def _batch(label: str, m: dict[str, Metric], sc: BatchScenario, price: costmod.Price | None, local: bool,
            machine_hour_usd: float) -> None:
-    """Per strategy measured on the annotation workload: cost per document — machine time for
-    a self-hosted model (one server serves one request at a time, so a document costs
-    requests/doc × latency/request of machine time), list-price tokens for a hosted one — then
-    the cheapest strategy whose accuracy meets the floor (else naive) stands for the contender."""
+    """Per strategy measured on the annotation workload: cost per document as the coalescing
+    notebook priced it from this run (with its interval), else machine time for a self-hosted
+    model (requests/doc × latency/request, one request at a time per server) or list-price tokens
+    for a hosted one; the cheapest strategy whose accuracy meets the floor (else naive) then
+    stands for the contender."""
     strategies = sorted({k[len("accuracy["):-1] for k in m if k.startswith("accuracy[")})
     if not strategies:
         return
 
     def per_doc(s: str) -> float | None:
+        measured = m.get(f"cost_per_document_usd[{s}]")
+        if measured is not None and math.isfinite(measured.value):
+            return measured.value  # priced by the coalescing notebook from this run's throughput
         tin, tout = m.get(f"input_tokens_per_document[{s}]"), m.get(f"output_tokens_per_document[{s}]")
         lat, rpd = m.get(f"latency_per_request_s[{s}]"), m.get(f"requests_per_document[{s}]")
         if local:
@@ -161,9 +165,14 @@ def _batch(label: str, m: dict[str, Metric], sc: BatchScenario, price: costmod.P
     lat, rpd = m.get(f"latency_per_request_s[{chosen}]"), m.get(f"requests_per_document[{chosen}]")
     if cost is None or lat is None or rpd is None:
         return
-    how = (f"self-hosted: ${machine_hour_usd:g}/machine-hour × {rpd.value:.3g} requests/doc × "
-           f"{lat.value:.3g} s/request" if local else "list-price tokens per document")
-    m["cost_per_document_usd"] = Metric(cost, source=f"strategy {chosen}; {how}")
+    priced = m.get(f"cost_per_document_usd[{chosen}]")
+    if priced is not None and math.isfinite(priced.value):
+        m["cost_per_document_usd"] = Metric(priced.value, priced.low, priced.high, priced.n,
+                                            source=f"strategy {chosen}; {priced.source}")
+    else:
+        how = (f"self-hosted: ${machine_hour_usd:g}/machine-hour × {rpd.value:.3g} requests/doc × "
+               f"{lat.value:.3g} s/request" if local else "list-price tokens per document")
+        m["cost_per_document_usd"] = Metric(cost, source=f"strategy {chosen}; {how}")
     wall_h = sc.documents_per_night * rpd.value * lat.value / sc.concurrency_limit / 3600.0
     m["batch_wall_time_h"] = Metric(wall_h, source=(
         f"strategy {chosen}: {sc.documents_per_night:,} docs × {rpd.value:.3g} requests/doc × {lat.value:.3g} s "

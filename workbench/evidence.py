@@ -249,6 +249,11 @@ def _coalescing(ev: Evidence, dirs: Sequence[Path], multi: bool) -> None:
             ev.put(label, f"output_tokens_per_document[{s}]", Metric(float(row.output_tokens_per_doc), n=n,
                                                                      source=src))
             ev.put(label, f"requests_per_document[{s}]", Metric(float(row.requests_per_doc), n=n, source=src))
+            cost = getattr(row, "cost_per_doc_usd", float("nan"))
+            if pd.notna(cost):
+                ev.put(label, f"cost_per_document_usd[{s}]", Metric(
+                    float(cost), float(getattr(row, "cost_per_doc_low", math.nan)),
+                    float(getattr(row, "cost_per_doc_high", math.nan)), n, source=src + ", priced by the notebook"))
             ev.put(label, f"latency_per_request_s[{s}]", Metric(float(row.mean_e2e_s), n=int(row.e2e_n), source=src))
     if found and "coalescing" in ev.missing:
         ev.missing.remove("coalescing")  # the summary file is what the matrix reads
