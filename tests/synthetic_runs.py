@@ -41,3 +41,15 @@ def write_run(root: Path, spec: dict[str, dict[str, Any]], run_id: str = "run-1"
             for name, s in spec.items()}
     (run.path / "capabilities.json").write_text(json.dumps(caps))
     return run.path
+
+
+def write_concurrency(run: Path, name: str, e2e_by_level: dict[int, float], n: int = 20) -> None:
+    """A closed-loop sweep whose levels take `e2e` seconds per request, back to back per worker."""
+    with RecordWriter(run / "concurrency.jsonl") as w:
+        for level, e2e in e2e_by_level.items():
+            for i in range(n):
+                w.write(Record(run_id=run.name, experiment="concurrency", contender=name, model=name,
+                               request_id=f"{name}:c{level}:{i}", t_start_unix=100.0 * level + (i // level) * e2e,
+                               ttft_s=e2e / 2, e2e_s=e2e, input_tokens=40, output_tokens=5,
+                               extra={"phase": "sweep", "level": level, "concurrency": level,
+                                      "load_profile": "closed", "sent_s": (i // level) * e2e}))

@@ -123,3 +123,17 @@ def test_batch_takes_the_cheapest_strategy_that_meets_the_accuracy_floor(tmp_pat
     assert m["accuracy"].value == pytest.approx(0.85)
     # hosted, list price 1/2 USD per 1M tokens: 180 input + 1.2 output tokens per document
     assert m["cost_per_document_usd"].value == pytest.approx((180 * 1.0 + 1.2 * 2.0) / 1e6)
+
+
+def test_routing_cost_and_replicas_come_from_goodput_under_the_slo(tmp_path: Path) -> None:
+    from tests.synthetic_runs import write_concurrency
+
+    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}})
+    write_concurrency(run, "a", {1: 0.05, 2: 0.08, 4: 0.2})  # level 4 breaks the 100 ms SLO
+    ev = gather_evidence(run, n_boot=50)
+    res = decide(ev, "routing", load_scenarios()["routing"], contenders("a"), machine_hour_usd=0.1, n_boot=50)
+    m = res.metrics["a"]
+    # best level within the SLO is 2 workers x 1/0.08 s = 25 req/s (window from first send to last end)
+    assert m["goodput_rps"].value == pytest.approx(25.0, rel=0.1)
+    assert m["replicas"].value == pytest.approx(10000 / m["goodput_rps"].value, abs=1.0)
+    assert "cost" not in res.dropped_axes and m["cost_per_1k_requests_usd"].value > 0

@@ -113,31 +113,22 @@ def _prop_metric(k: int, n: int, n_boot: int, rng: np.random.Generator, source: 
 
 
 def concurrency_levels(df: pd.DataFrame, slo_p95_e2e_s: float) -> pd.DataFrame:
-    """Per contender and concurrency level of a closed-loop sweep: throughput, p95 E2E and
-    goodput (requests/s that succeeded within the SLO) over the level's measured window."""
-    rows: list[dict[str, Any]] = []
-    if df.empty or "concurrency" not in df:
-        return pd.DataFrame(rows)
-    d = df[df["concurrency"].notna()]
-    if "load_profile" in d:
-        d = d[d["load_profile"].fillna("closed") == "closed"]
-    if "mitigation" in d:
-        d = d[d["mitigation"].isna()]
-    for (label, level), g in d.groupby(["label", "concurrency"]):
-        ok = g[g["status"] == "ok"]
-        start = g["t_start_unix"].min()
-        end = (g["t_start_unix"] + g["e2e_s"].fillna(0)).max()
-        window = max(float(end - start), 1e-9)
-        good = ok[ok["e2e_s"] <= slo_p95_e2e_s]
-        rows.append({
-            "label": label, "concurrency": int(level), "n": len(g), "ok": len(ok),
-            "throughput_rps": len(ok) / window,
-            "output_tps": float(ok["output_tokens"].fillna(0).sum()) / window,
-            "p95_e2e_s": float(np.percentile(ok["e2e_s"], 95)) if len(ok) else math.nan,
-            "goodput_rps": len(good) / window,
-            "error_rate": 1 - len(ok) / len(g) if len(g) else math.nan,
-        })
-    return pd.DataFrame(rows)
+    """Per contender label and concurrency level of the sweep: throughput, p95 E2E and goodput
+    under `slo_p95_e2e_s` — computed by the concurrency experiment's own `level_summary`, so the
+    summary and the concurrency notebook cannot disagree."""
+    from workbench.experiments.concurrency import level_summary
+
+    if df.empty or "level" not in df or "phase" not in df:
+        return pd.DataFrame()
+    d = df.assign(contender=df["label"]) if "label" in df else df
+    table = level_summary(d, slo_p95_e2e_s, n_boot=200)
+    if table.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "label": table["contender"], "concurrency": table["level"], "n": table["sent"], "ok": table["ok"],
+        "throughput_rps": table["throughput_rps"], "output_tps": table["output_tok_s"],
+        "p95_e2e_s": table["e2e_p95"], "goodput_rps": table["goodput_rps"], "error_rate": table["error_rate"],
+    })
 
 
 def gather_evidence(
