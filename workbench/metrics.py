@@ -16,7 +16,8 @@ All timestamps are `time.perf_counter_ns()` readings taken by `workbench.probe`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Sequence
 
 __all__ = ["NS", "e2e_s", "goodput", "itl_s", "throughput", "tpot_s", "ttft_s"]
 
@@ -41,33 +42,20 @@ def itl_s(content_chunk_ns: Sequence[int]) -> list[float]:
     return [(b - a) * NS for a, b in itertools.pairwise(content_chunk_ns)]
 
 
-def throughput(
-    starts: Sequence[float], ends: Sequence[float], output_tokens: Sequence[int | None]
-) -> tuple[float, float, float]:
-    """(requests/s, output tokens/s, window seconds) for completed requests.
-
-    `starts`/`ends` are seconds on one clock (e.g. t_start_unix and t_start_unix + e2e_s).
-    """
-    if not starts:
-        return 0.0, 0.0, 0.0
-    window = max(ends) - min(starts)
-    if window <= 0:
-        return 0.0, 0.0, 0.0
-    toks = sum(t for t in output_tokens if t)
-    return len(ends) / window, toks / window, window
+def window_s(starts: Sequence[float], ends: Sequence[float]) -> float:
+    """The measured window: first send → last response end (seconds on one clock)."""
+    if len(starts) == 0:
+        return math.nan
+    return float(max(ends) - min(starts))
 
 
-def goodput(
-    starts: Sequence[float],
-    ends: Sequence[float],
-    meets_slo: Sequence[bool],
-    window: float | None = None,
-) -> float:
-    """Requests/s that met every SLO, over the measured window (or the one given)."""
-    if not starts:
-        return 0.0
-    w = window if window is not None else max(ends) - min(starts)
-    return sum(1 for ok in meets_slo if ok) / w if w > 0 else 0.0
+def throughput(n_completed: int, output_tokens: float, window: float) -> tuple[float, float]:
+    """(completed requests/s, output tokens/s) over the measured window."""
+    if not window > 0:
+        return math.nan, math.nan
+    return n_completed / window, output_tokens / window
 
 
-SLOCheck = Callable[[float | None, float | None], bool]
+def goodput(n_met_slo: int, window: float) -> float:
+    """Requests/s that succeeded and met every SLO, over the measured window."""
+    return n_met_slo / window if window > 0 else math.nan

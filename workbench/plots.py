@@ -100,6 +100,7 @@ def rate_bars(rows: Any, path: str | Path | None = None, title: str = "Hallucina
         x = np.arange(len(metrics)) + i * width
         v = sub["value"].to_numpy(float) * 100
         err = np.vstack([v - sub["low"].to_numpy(float) * 100, sub["high"].to_numpy(float) * 100 - v])
+        v, err = np.nan_to_num(v), np.clip(np.nan_to_num(err), 0, None)  # undefined rate: no bar
         n = int(sub["n"].max()) if sub["n"].notna().any() else 0
         ax.bar(x, v, width, yerr=err, capsize=3, label=f"{c} (n={n})")
     ax.set_xticks(np.arange(len(metrics)) + width * (len(contenders) - 1) / 2, metrics)
@@ -148,24 +149,11 @@ def hallucination_bars(
 
     `summary` is `workbench.hallucination.summary_table(df)`. Bars without error bars would
     invite reading a 3-point gap on 24 items as a difference; the whiskers say when it is not."""
-    import matplotlib.pyplot as plt
-    import numpy as np
+    import pandas as pd
 
-    contenders = list(summary["contender"])
-    x = np.arange(len(rates))
-    width = 0.8 / max(1, len(contenders))
-    fig, ax = plt.subplots(figsize=(max(6.0, 2.2 * len(rates)), 3.8))
-    for i, (_, row) in enumerate(summary.iterrows()):
-        vals = np.array([row[r] for r in rates], dtype=float)
-        lo = np.array([row[f"{r}_low"] for r in rates], dtype=float)
-        hi = np.array([row[f"{r}_high"] for r in rates], dtype=float)
-        err = np.vstack([np.nan_to_num(vals - lo), np.nan_to_num(hi - vals)])
-        ax.bar(x + (i - (len(contenders) - 1) / 2) * width, np.nan_to_num(vals), width,
-               yerr=err, capsize=3, label=f"{row['contender']} (n={int(row['n'])})")
-    ax.set_xticks(x, [r.replace("_", " ") for r in rates], fontsize=9)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("share of items (95% Wilson CI)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    save(fig, path)
-    return fig
+    rows = pd.DataFrame([
+        {"contender": r["contender"], "metric": rate.replace("_", " "), "value": r[rate],
+         "low": r[f"{rate}_low"], "high": r[f"{rate}_high"], "n": r["n"]}
+        for _, r in summary.iterrows() for rate in rates
+    ])
+    return rate_bars(rows, path=path, title="Hallucination, abstention and accuracy (95% Wilson intervals)")

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench import stats
+from workbench import metrics, stats
 from workbench.aio import run_sync
 from workbench.config import Contender
 from workbench.cost import price_for, price_from_throughput, project_realtime, request_cost
@@ -113,8 +113,7 @@ def poisson_rate_ci(k: int, window_s: float, ci: float = 0.95) -> stats.Estimate
 
 
 def _window(g: Any) -> float:
-    ends = (g["sent_s"] + g["e2e_s"].fillna(0.0)).max()
-    return float(ends - g["sent_s"].min()) if len(g) else math.nan
+    return metrics.window_s(g["sent_s"], g["sent_s"] + g["e2e_s"].fillna(0.0))
 
 
 def level_summary(df: Any, slo_e2e_s: float, n_boot: int = 2000) -> Any:
@@ -131,13 +130,14 @@ def level_summary(df: Any, slo_e2e_s: float, n_boot: int = 2000) -> Any:
         window = _window(g)
         row: dict[str, Any] = {"contender": contender, "level": int(level), "sent": len(g), "ok": len(ok),
                                "window_s": window}
-        for name, est in (
-            ("throughput_rps", poisson_rate_ci(len(ok), window)),
-            ("goodput_rps", poisson_rate_ci(int((ok["e2e_s"] <= slo_e2e_s).sum()), window)),
+        n_good = int((ok["e2e_s"] <= slo_e2e_s).sum())
+        rps, tok_s = metrics.throughput(len(ok), float(ok["output_tokens"].fillna(0).sum()), window)
+        for name, value, est in (
+            ("throughput_rps", rps, poisson_rate_ci(len(ok), window)),
+            ("goodput_rps", metrics.goodput(n_good, window), poisson_rate_ci(n_good, window)),
         ):
-            row[name], row[f"{name}_low"], row[f"{name}_high"] = est.value, est.low, est.high
-        out_tok = float(ok["output_tokens"].fillna(0).sum())
-        row["output_tok_s"] = out_tok / window if window > 0 else math.nan
+            row[name], row[f"{name}_low"], row[f"{name}_high"] = value, est.low, est.high
+        row["output_tok_s"] = tok_s
         row["tokens_estimated"] = bool(ok["tokens_estimated"].any()) if len(ok) else False
         for metric in ("ttft_s", "e2e_s"):
             for q in QS:
