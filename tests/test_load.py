@@ -89,8 +89,11 @@ def test_open_loop_constant_schedule_and_lag(chat: Contender, fast_server: Synth
         assert r.extra["target_rate"] == 40 and r.extra["load_profile"] == "open"
         lag = r.extra["schedule_lag_s"]
         assert lag == pytest.approx(r.extra["sent_s"] - r.extra["scheduled_s"])
-        assert r.extra["e2e_from_schedule_s"] == pytest.approx(lag + r.e2e_s)
-        assert r.extra["ttft_from_schedule_s"] == pytest.approx(lag + r.ttft_s)
+        # the probe's own time before the request went out counts from the schedule, not in E2E
+        assert r.send_delay_s is not None and r.e2e_s is not None and r.ttft_s is not None
+        assert 0 <= r.send_delay_s < 0.05
+        assert r.extra["e2e_from_schedule_s"] == pytest.approx(lag + r.send_delay_s + r.e2e_s)
+        assert r.extra["ttft_from_schedule_s"] == pytest.approx(lag + r.send_delay_s + r.ttft_s)
     assert statistics.median(r.extra["schedule_lag_s"] for r in by_i) < 0.05
 
 
@@ -152,3 +155,4 @@ def test_backoff_policy_honours_retry_after() -> None:
     assert pol.next_wait_s(rec, random.Random(0)) is None
     rec.attempt, rec.error_class = 1, "bad_request"
     assert pol.next_wait_s(rec, random.Random(0)) is None
+

@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -112,3 +113,58 @@ def test_read_timeout_and_a_keepalive_the_server_closed() -> None:
                 await client.get(f"http://127.0.0.1:{port}/")  # server closed: refused
 
     asyncio.run(go())
+
+
+def test_stamps_arrival_per_piece_and_send_at_the_wire() -> None:
+    """A read returns one received piece with the time it arrived (not the time it was read);
+    the send stamp is the connect start for a connection's first request, then each request's
+    first written byte."""
+    from workbench.netbackend import AsyncioBackend, AsyncioStream, arrival_clock, wire_start_ns
+
+    async def go() -> None:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                for _ in range(2):
+                    await reader.readuntil(b"\r\n\r\n")
+                    writer.write(b"one")
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+                    writer.write(b"two")
+                    await writer.drain()
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            before_connect = time.perf_counter_ns()
+            stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=5)
+            assert isinstance(stream, AsyncioStream)
+            clock = arrival_clock(stream)
+            await asyncio.sleep(0.02)  # nothing sent yet: no request stamp
+            assert wire_start_ns(stream) is None
+            await stream.write(b"GET / HTTP/1.1\r\n\r\n")
+            start = wire_start_ns(stream)
+            assert start is not None and before_connect <= start == stream.connect_started_ns
+            await asyncio.sleep(0.2)  # both pieces arrive while nobody reads
+            t_read = time.perf_counter_ns()
+            assert await stream.read(100) == b"one"
+            first = clock()
+            assert await stream.read(100) == b"two"
+            second = clock()
+            assert first < second < t_read and second - first > 30_000_000  # arrived ~50 ms apart
+            before_write = time.perf_counter_ns()
+            await stream.write(b"GET / HTTP/1.1\r\n")  # the second request: two writes, one stamp
+            await stream.write(b"\r\n")
+            start2 = wire_start_ns(stream)
+            assert start2 is not None and start2 >= before_write and stream.requests_sent == 2
+            assert await stream.read(100) == b"one"
+            assert await stream.read(100) == b"two"
+            assert await stream.read(100) == b""  # the server closed
+            await stream.aclose()
+        assert arrival_clock(object()) is time.perf_counter_ns and wire_start_ns(object()) is None
+
+    asyncio.run(go())
+

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from workbench.config import load_contenders
@@ -21,10 +22,15 @@ CFG = SyntheticConfig(ttft_ms=200, itl_ms=40, n_chunks=5)  # E2E 360 ms
 def test_timing_error_against_truth(concurrency: int) -> None:
     c = load_contenders().get("qwen2.5-coder-0.5b")
     with SyntheticServer(CFG) as srv:
-        target = LoadTarget(c, srv.base_url, [Prompt("p", "x")])
-        asyncio.run(closed_loop(target, concurrency=min(8, concurrency), n_requests=8, max_duration_s=20))
-        res = asyncio.run(closed_loop(target, concurrency=concurrency, n_requests=concurrency * 2,
-                                      max_duration_s=60))
+        warm = LoadTarget(c, srv.base_url, [Prompt("w", "w")])
+        asyncio.run(closed_loop(warm, concurrency=min(8, concurrency), n_requests=8, max_duration_s=20))
+        with httpx.Client() as h:
+            h.get(srv.base_url + "/truth")  # forget the warm-up
+        prompts = [Prompt(f"r{i}", f"r{i}") for i in range(concurrency * 2)]
+        res = asyncio.run(closed_loop(LoadTarget(c, srv.base_url, prompts), concurrency=concurrency,
+                                      n_requests=concurrency * 2, max_duration_s=60))
+        with httpx.Client() as h:
+            truth = h.get(srv.base_url + "/truth").json()
     ok = [r for r in res.records if r.ok]
     assert len(ok) == len(res.records) == concurrency * 2
     ttft_err = sorted(r.ttft_s * 1000 - CFG.ttft_ms for r in ok if r.ttft_s is not None)
@@ -33,5 +39,15 @@ def test_timing_error_against_truth(concurrency: int) -> None:
     print(f"c={concurrency}: TTFT error p50 {ttft_err[len(ttft_err) // 2]:.2f} p99 {p99(ttft_err):.2f} ms; "
           f"E2E error p99 {p99(e2e_err):.2f} ms; loop lag p99 {res.client.loop_lag_p99_s * 1000:.1f} ms")
     assert min(ttft_err) > -1.0  # never earlier than the truth (beyond clock noise)
+    # Against what the server noted it did (read the request, sent the first / last chunk, on
+    # the machine's one monotonic clock): the client sends before the server reads and reads
+    # after the server sends, so its figure can never be the smaller one — a check of the
+    # send and arrival stamps themselves.
+    assert set(truth) == {p.text for p in prompts}
+    for r in ok:
+        read_ns, first_ns, last_ns, _due = truth[r.prompt_id]
+        assert r.ttft_s is not None and r.ttft_s * 1e9 >= first_ns - read_ns - 50_000, r
+        assert r.e2e_s is not None and r.e2e_s * 1e9 >= last_ns - read_ns - 50_000, r
+        assert r.send_delay_s is not None and r.send_delay_s >= 0
     limit = 50.0 if concurrency == 1 else 500.0  # loose: the target is < 2 ms on an idle machine
     assert p99(ttft_err) < limit and p99(e2e_err) < limit

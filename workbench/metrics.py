@@ -1,10 +1,16 @@
 """Metric definitions: the single place where a latency number is computed from timestamps.
 
-All timestamps are `time.perf_counter_ns()` readings taken by `workbench.probe`.
+All timestamps are `time.perf_counter_ns()` readings taken by `workbench.probe` and
+`workbench.netbackend`:
 
+- Request start: the request's first byte handed to the socket — or, when a connection was
+  opened for it, the start of that connect (TCP + TLS count). The client's own Python before
+  that is `send_delay_s` on the record, outside every latency (and inside `*_from_schedule_s`).
+- A chunk's time: when the bytes that completed it reached the process (stamped as the event
+  loop received them), not when the client got round to parsing them.
 - TTFT: request start → first streamed chunk that carries non-empty output text (a role-only
   or empty chunk does not count). Undefined (None) for non-streamed requests.
-- E2E: request start → last byte of the response (stream end, or full body read).
+- E2E: request start → arrival of the last byte of the response (stream end, or full body).
 - TPOT: (E2E − TTFT) / (output_tokens − 1), defined for output_tokens ≥ 2.
 - ITL: the gaps between successive content chunks (a chunk may carry several tokens; chunks
   that arrive in one network read have a gap of ~0).

@@ -22,12 +22,13 @@ import asyncio
 import collections
 import socket
 import ssl
+import time
 import typing
 
 import httpcore
 import httpx
 
-__all__ = ["AsyncioBackend", "AsyncioStream", "async_transport", "shared_ssl_context"]
+__all__ = ["AsyncioBackend", "AsyncioStream", "arrival_clock", "async_transport", "shared_ssl_context", "wire_start_ns"]
 
 _SSL_CONTEXT: ssl.SSLContext | None = None
 
@@ -50,6 +51,7 @@ class _Protocol(asyncio.Protocol):
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.chunks: collections.deque[bytes] = collections.deque()
+        self.stamps: collections.deque[int] = collections.deque()  # arrival ns, one per chunk
         self.size = 0
         self.eof = False
         self.exc: BaseException | None = None
@@ -63,6 +65,7 @@ class _Protocol(asyncio.Protocol):
         self.transport = typing.cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        self.stamps.append(time.perf_counter_ns())
         self.chunks.append(data)
         self.size += len(data)
         if self.size > _HIGH_WATER and not self.paused_reading and self.transport is not None:
@@ -102,21 +105,46 @@ class _Protocol(asyncio.Protocol):
             w.set_result(None)
 
     # -- stream side -------------------------------------------------------------------------
-    def take(self, max_bytes: int) -> bytes:
-        chunks = self.chunks
-        if len(chunks) == 1 and self.size <= max_bytes:
-            data = chunks.popleft()
+    def take(self, max_bytes: int) -> tuple[bytes, int]:
+        """The oldest unread piece (at most `max_bytes` of it) and when it arrived.
+
+        One piece per read keeps each piece's own arrival time; several pieces wait here only
+        when the reader is behind, and then each read is as cheap as a deque pop."""
+        data = self.chunks.popleft()
+        if len(data) > max_bytes:
+            self.chunks.appendleft(data[max_bytes:])
+            stamp = self.stamps[0]
+            data = data[:max_bytes]
         else:
-            data = b"".join(chunks)
-            chunks.clear()
-            if len(data) > max_bytes:
-                chunks.append(data[max_bytes:])
-                data = data[:max_bytes]
+            stamp = self.stamps.popleft()
         self.size -= len(data)
         if self.paused_reading and self.size <= _HIGH_WATER // 4 and self.transport is not None:
             self.paused_reading = False
             self.transport.resume_reading()
-        return data
+        return data, stamp
+
+
+def arrival_clock(network_stream: object) -> typing.Callable[[], int]:
+    """A clock for "when did the bytes just read arrive": the stream's arrival stamp when it is
+    an `AsyncioStream` that has read something, else `time.perf_counter_ns()` (the moment of
+    parsing — what any other backend, or HTTP/2, can offer)."""
+    if isinstance(network_stream, AsyncioStream):
+        def stamp() -> int:
+            t = network_stream.last_arrival_ns
+            return t if t is not None else time.perf_counter_ns()
+        return stamp
+    return time.perf_counter_ns
+
+
+def wire_start_ns(network_stream: object) -> int | None:
+    """When the request just answered on `network_stream` went out: the start of the connect
+    when the connection was opened for it (its first request), else its first written byte.
+    None when the stream is not an `AsyncioStream` (then the caller's own clock stands)."""
+    if not isinstance(network_stream, AsyncioStream) or network_stream.request_sent_ns is None:
+        return None
+    if network_stream.requests_sent == 1 and network_stream.connect_started_ns is not None:
+        return network_stream.connect_started_ns
+    return network_stream.request_sent_ns
 
 
 def _expire(fut: asyncio.Future[None]) -> None:
@@ -136,13 +164,26 @@ async def _wait(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None], time
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
-    """One connection (plain or TLS) as httpcore sees it."""
+    """One connection (plain or TLS) as httpcore sees it.
 
-    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+    httpx hands it to callers as `response.extensions["network_stream"]` (HTTP/1.1)."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol,
+                 connect_started_ns: int | None = None) -> None:
         self._transport = transport
         self._protocol = protocol
+        #: `time.perf_counter_ns()` when the bytes of the latest read reached this process.
+        self.last_arrival_ns: int | None = None
+        #: when the connect that opened this connection began
+        self.connect_started_ns = connect_started_ns
+        #: when the current request's first byte was written, and how many requests so far
+        #: (HTTP/1.1, no pipelining: the first write after a read starts the next request)
+        self.request_sent_ns: int | None = None
+        self.requests_sent = 0
+        self._between_requests = True
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._between_requests = True
         p = self._protocol
         if not p.size:
             if p.exc is not None:
@@ -161,11 +202,16 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 if p.exc is not None:
                     raise httpcore.ReadError(str(p.exc) or repr(p.exc)) from p.exc
                 return b""  # EOF
-        return p.take(max_bytes)
+        data, self.last_arrival_ns = p.take(max_bytes)
+        return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
+        if self._between_requests:
+            self._between_requests = False
+            self.requests_sent += 1
+            self.request_sent_ns = time.perf_counter_ns()
         p = self._protocol
         if p.exc is not None or self._transport.is_closing():
             raise httpcore.WriteError("connection closed" if p.exc is None else repr(p.exc))
@@ -207,7 +253,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if new is None:  # pragma: no cover - the connection closed during the handshake
             raise httpcore.ConnectError("connection closed during the TLS handshake")
         self._protocol.transport = new
-        return AsyncioStream(new, self._protocol)
+        # Pieces now arrive decrypted, stamped alike; the handshake was part of the connect.
+        return AsyncioStream(new, self._protocol, self.connect_started_ns)
 
     def get_extra_info(self, info: str) -> typing.Any:
         if info == "is_readable":
@@ -239,6 +286,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         protocol = _Protocol(loop)
+        started = time.perf_counter_ns()
         try:
             async with asyncio.timeout(timeout):
                 transport, _ = await loop.create_connection(
@@ -249,7 +297,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         except OSError as exc:
             raise httpcore.ConnectError(str(exc) or repr(exc)) from exc
         _set_options(transport, socket_options)
-        return AsyncioStream(transport, protocol)
+        return AsyncioStream(transport, protocol, started)
 
     async def connect_unix_socket(
         self,
@@ -259,6 +307,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         protocol = _Protocol(loop)
+        started = time.perf_counter_ns()
         try:
             async with asyncio.timeout(timeout):
                 transport, _ = await loop.create_unix_connection(lambda: protocol, path)
@@ -267,7 +316,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         except OSError as exc:
             raise httpcore.ConnectError(str(exc) or repr(exc)) from exc
         _set_options(transport, socket_options)
-        return AsyncioStream(transport, protocol)
+        return AsyncioStream(transport, protocol, started)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -1,9 +1,20 @@
 """One timed request → one record. The only place requests are timed.
 
-The clock starts immediately before the request is handed to httpx and every later reading is
-`time.perf_counter_ns()` (monotonic). A failure of any kind — HTTP error, timeout, refused
-connection, malformed or truncated stream — comes back as a record with `status="error"` and a
-typed `error_class`; this function does not raise for request failures.
+Every reading is `time.perf_counter_ns()` (monotonic). A request starts when it went out: its
+first byte handed to the socket, or the start of the connect when a connection was opened for
+it (`workbench.netbackend.wire_start_ns`). The client's own time before that — building the
+request, httpx's and the pool's Python — is `send_delay_s` on the record, not part of any
+latency (under a burst it is the load generator's cost, not the server's); a failure before
+the response began is timed from the moment the request was handed to httpx. A chunk's time is
+when its bytes reached this process (the network backend stamps each read as the loop receives
+it, `workbench.netbackend.arrival_clock`), not when the parser got to them: under load a busy
+client parses late, and that delay is the client's, not the server's. The end of a response
+(E2E) is the arrival of its last bytes. Other network backends (or HTTP/2) give neither stamp;
+then the request starts when handed to httpx and chunks are stamped when parsed.
+
+A failure of any kind — HTTP error, timeout, refused connection, malformed or truncated
+stream — comes back as a record with `status="error"` and a typed `error_class`; this function
+does not raise for request failures.
 
 Token counts: the server's `usage` when it reports one (`token_source="usage"`). When a stream
 carries none (llama.cpp's server ignores `stream_options.include_usage`), a `TokenCounter` may
@@ -20,13 +31,14 @@ import codecs
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import httpx
 
 from workbench import metrics
 from workbench.config import Contender
-from workbench.netbackend import async_transport
+from workbench.netbackend import arrival_clock, async_transport, wire_start_ns
 from workbench.providers import provider_for
 from workbench.providers.errors import rate_limit_headers
 from workbench.providers.sse import SSEDecoder, SSEEvent
@@ -196,21 +208,25 @@ async def probe(
     try:
         async with asyncio.timeout(timeout_s):
             response = await client.send(request, stream=True)
+            network_stream = response.extensions.get("network_stream")
+            clock = arrival_clock(network_stream)
+            sent = wire_start_ns(network_stream)
+            if sent is not None and sent >= t0:
+                rec.send_delay_s = (sent - t0) * metrics.NS
+                t0 = sent
             try:
                 headers = response.headers
                 rec.http_status = response.status_code
                 if response.status_code >= 400:
                     raw, _ = await _read_capped(response, _MAX_ERROR_BODY)
-                    end = time.perf_counter_ns()
+                    end = clock()
                     err = provider.classify_error(response.status_code, _decode_body(raw), headers)
                 elif stream:
-                    usage, finish, err = await _read_stream(
-                        response, provider, text_parts, chunk_ns
-                    )
-                    end = time.perf_counter_ns()
+                    usage, finish, err = await _read_stream(response, provider, text_parts, chunk_ns, clock)
+                    end = clock()
                 else:
                     raw, too_big = await _read_capped(response, MAX_BODY_BYTES)
-                    end = time.perf_counter_ns()
+                    end = clock()
                     if too_big:
                         raise _TooLarge(f"response from {req.url} is larger than {MAX_BODY_BYTES} bytes")
                     try:
@@ -297,17 +313,18 @@ async def _read_stream(
     provider: Any,
     text_parts: _Text,
     chunk_ns: list[int],
+    clock: Callable[[], int] = time.perf_counter_ns,
 ) -> tuple[Usage | None, str | None, ErrorInfo | None]:
     decoder = SSEDecoder()
     parser = provider.stream_parser()
     utf8 = codecs.getincrementaldecoder("utf-8")("replace")
     st = _StreamState(text_parts, chunk_ns)
     async for raw in response.aiter_raw():
-        if not st.take(decoder.feed(utf8.decode(raw)), parser, time.perf_counter_ns()):
+        if not st.take(decoder.feed(utf8.decode(raw)), parser, clock()):
             return st.usage, st.finish, st.error
     tail = utf8.decode(b"", final=True)
     partial = decoder.has_partial or bool(tail)
-    if not st.take(decoder.feed(tail) + decoder.flush(), parser, time.perf_counter_ns()):
+    if not st.take(decoder.feed(tail) + decoder.flush(), parser, clock()):
         return st.usage, st.finish, st.error
     if not st.complete:
         why = "ended mid-event" if partial else "ended without a finish marker"

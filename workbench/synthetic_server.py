@@ -7,6 +7,13 @@ streams `n_chunks` content chunks, the first `ttft_ms` after the request was rea
 value minus the truth is the load generator's error. Non-streamed requests answer after the
 E2E time with one JSON body.
 
+What the server actually did is kept too: for every streamed request it notes, on the
+machine-wide monotonic clock (`time.perf_counter_ns()`, CLOCK_MONOTONIC on Linux, the clock the
+probe uses), when it had read the request and when its first and last chunks went to the
+socket. `GET /v1/truth` returns and clears those notes, keyed by the request's last message (or
+prompt) text. Measured minus *that* is the client's own error; the server's lateness against its
+schedule (a busy server at 512 streams) is reported apart, so neither hides in the other.
+
 `null=True` answers every request instantly with one small fixed chat-completion JSON: the
 "null server" for measuring how fast a load generator (ours, or `wrk`) can go.
 
@@ -22,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -100,6 +108,8 @@ class _Handler:
             "choices": [{"index": 0, "text": full, "finish_reason": "length"}]}).encode()
         models = {"object": "list", "data": [{"id": "synthetic", "object": "model"}]}
         self.models = json.dumps(models).encode()
+        # key -> [read_ns, first_chunk_sent_ns, last_chunk_sent_ns, first_chunk_due_ns]
+        self.truth: dict[str, list[int]] = {}
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
@@ -127,6 +137,10 @@ class _Handler:
                 t_recv = loop.time()
                 if self.cfg.null:
                     writer.write(self.null_response)
+                elif method == b"GET" and path.endswith(b"/truth"):
+                    out = json.dumps(self.truth).encode()
+                    self.truth = {}
+                    writer.write(_head("200 OK", "application/json", len(out), keep_alive) + out)
                 elif method == b"GET" and path.endswith(b"/models"):
                     head_ = _head("200 OK", "application/json", len(self.models), keep_alive)
                     writer.write(head_ + self.models)
@@ -150,8 +164,10 @@ class _Handler:
     ) -> None:
         loop = asyncio.get_running_loop()
         cfg = self.cfg
+        t_read_ns = time.perf_counter_ns()
         try:
-            stream = bool(json.loads(body or b"{}").get("stream"))
+            payload = json.loads(body or b"{}")
+            stream = bool(payload.get("stream"))
         except (ValueError, AttributeError):
             msg = b'{"error":{"message":"body is not JSON","type":"invalid_request_error"}}'
             writer.write(_head("400 Bad Request", "application/json", len(msg), keep_alive) + msg)
@@ -164,10 +180,28 @@ class _Handler:
         chunk = self.chat_chunk if chat else self.comp_chunk
         end = self.chat_end if chat else self.comp_end
         writer.write(_head("200 OK", "text/event-stream", None, keep_alive))
+        note = [t_read_ns, 0, 0, t_read_ns + round(cfg.ttft_ms * 1e6)]
         for k in range(cfg.n_chunks):
             await _sleep_until(loop, t_recv + (cfg.ttft_ms + k * cfg.itl_ms) / 1000.0)
             writer.write(chunk + end if k == cfg.n_chunks - 1 else chunk)
+            note[2] = time.perf_counter_ns()
+            if k == 0:
+                note[1] = note[2]
             await writer.drain()
+        if len(self.truth) < _MAX_TRUTH:
+            self.truth[_truth_key(payload)] = note
+
+
+_MAX_TRUTH = 1_000_000  # notes kept until fetched; beyond this, new ones are not noted
+
+
+def _truth_key(payload: dict[str, object]) -> str:
+    """The request's last message text (chat) or prompt (completions): the bench sends each
+    text once, so it names the request on both sides."""
+    messages = payload.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
+        return str(messages[-1].get("content"))
+    return str(payload.get("prompt"))
 
 
 async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:

@@ -149,6 +149,8 @@ class Record:
     reasoning_tokens: int | None = None
     n_chunks: int | None = None
     itl_s: list[float] | None = None
+    # The client's own time before the request went out (httpx, the pool); not in any latency.
+    send_delay_s: float | None = None
     http_status: int | None = None
     provider_error_code: str | None = None
     retry_after_s: float | None = None

@@ -9,8 +9,11 @@ probe (`sent_s`), both as offsets from the run start, so that latency can also b
 schedule (coordinated omission):
 
   schedule_lag_s        = sent_s - scheduled_s   (a late generator, a full cap, a client limiter)
-  e2e_from_schedule_s   = schedule_lag_s + e2e_s
-  ttft_from_schedule_s  = schedule_lag_s + ttft_s
+  e2e_from_schedule_s   = schedule_lag_s + send_delay_s + e2e_s
+  ttft_from_schedule_s  = schedule_lag_s + send_delay_s + ttft_s
+
+(`send_delay_s`: the probe's own time from `sent_s` until the request went out; see
+`workbench.probe`.)
 """
 
 from __future__ import annotations
@@ -191,6 +194,7 @@ class LoadRun:
     def _finish(self, rec: Record) -> None:
         lag = rec.extra.get("schedule_lag_s")
         if lag is not None:
+            lag += rec.send_delay_s or 0.0
             rec.extra["e2e_from_schedule_s"] = lag + rec.e2e_s if rec.e2e_s is not None else None
             rec.extra["ttft_from_schedule_s"] = lag + rec.ttft_s if rec.ttft_s is not None else None
         self.records.append(rec)
