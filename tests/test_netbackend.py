@@ -168,3 +168,24 @@ def test_stamps_arrival_per_piece_and_send_at_the_wire() -> None:
 
     asyncio.run(go())
 
+
+def test_probe_times_from_the_wire_and_reports_the_send_delay() -> None:
+    """TTFT and E2E run from the request's first byte on the wire; the client's own time before
+    that is `send_delay_s`, and TTFT stays within a few ms of the server's configured 20 ms."""
+
+    async def go() -> None:
+        server = await asyncio.start_server(_Handler(CFG), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        c = load_contenders().get("qwen2.5-coder-0.5b")
+        async with server, make_client(2, 5.0) as client:
+            for lean in (False, True):
+                async with make_client(2, 5.0, lean=lean) as cl:
+                    for _ in range(2):
+                        rec = await probe(cl, c, Prompt("p", "x"), base_url=f"http://127.0.0.1:{port}/v1")
+                        assert rec.ok and rec.ttft_s is not None and rec.e2e_s is not None
+                        assert rec.send_delay_s is not None and 0 <= rec.send_delay_s < 0.05
+                        assert CFG.ttft_ms / 1000 <= rec.ttft_s < CFG.ttft_ms / 1000 + 0.05
+                        assert rec.ttft_s <= rec.e2e_s
+            del client
+
+    asyncio.run(go())

@@ -30,11 +30,20 @@ TTFT, ITL = 0.12, 0.02
 # because these run beside real model servers. Precise fidelity is measured in
 # tests/test_synthetic_fidelity.py and bench/ instead.
 SLACK = 0.08
+LEAN = False
+
+
+@pytest.fixture(autouse=True, params=["httpcore", "lean"])
+def _client_kind(request: pytest.FixtureRequest) -> None:
+    """Every contract holds for both clients: httpx over httpcore (single requests) and the
+    lean HTTP/1.1 transport (load runs, `workbench.http11`)."""
+    global LEAN
+    LEAN = request.param == "lean"
 
 
 def go(c: Contender, *, stream: bool = True, **kw: Any) -> Record:
     async def _go() -> Record:
-        async with make_client(2, c.timeout_s) as client:
+        async with make_client(2, c.timeout_s, lean=LEAN) as client:
             return await probe(client, c, PROMPT, stream=stream, **kw)
 
     return run(_go())
@@ -199,7 +208,7 @@ def test_retries_one_record_per_attempt(wire: WireServer, fmt: str) -> None:
     policy = RetryPolicy(max_attempts=4, backoff_base_s=0.03, backoff_cap_s=0.05, seed=1)
 
     async def _go() -> list[Record]:
-        async with make_client(2, c.timeout_s) as client:
+        async with make_client(2, c.timeout_s, lean=LEAN) as client:
             return await probe_with_retries(client, c, PROMPT, policy, stream=True,
                                             request_id="logical-1")
 
@@ -224,7 +233,7 @@ def test_no_retry_for_non_retryable(wire: WireServer, fmt: str) -> None:
     c = contender_for(fmt, wire)
 
     async def _go() -> list[Record]:
-        async with make_client(2, c.timeout_s) as client:
+        async with make_client(2, c.timeout_s, lean=LEAN) as client:
             return await probe_with_retries(client, c, PROMPT, RetryPolicy(max_attempts=3))
 
     recs = run(_go())

@@ -33,9 +33,19 @@ TIMEOUT_S = 3.0
 PLAN = {"slow_s": 0.3, "stall_s": 5.0, "oversized_chars": 100_000, "retry_after_s": 2.0}
 
 
+LEAN = False
+
+
+@pytest.fixture(autouse=True, params=["httpcore", "lean"])
+def _client_kind(request: pytest.FixtureRequest) -> None:
+    """Every fault maps to the same record with both clients (see workbench.http11)."""
+    global LEAN
+    LEAN = request.param == "lean"
+
+
 async def _send(srv: FaultServer, ids: list[str], stream: bool, timeout_s: float = TIMEOUT_S) -> list[Record]:
     c = fault_contender(srv, timeout_s)
-    async with make_client(len(ids), timeout_s) as client:
+    async with make_client(len(ids), timeout_s, lean=LEAN) as client:
         return list(await asyncio.gather(*(
             probe(client, c, Prompt(id=rid, text=rid), stream=stream, request_id=rid, max_output_chars=CAP)
             for rid in ids
@@ -114,7 +124,7 @@ def test_mix_of_every_fault_at_200_concurrent(tmp_path: Path, monkeypatch: pytes
             c = Contender.model_validate({"name": "faulty", "api": "openai-chat", "model": "m",
                                           "base_url": base_url, "api_key_env": KEY_ENV, "timeout_s": 15.0})
             with RecordWriter(out) as writer:
-                async with make_client(200, 15.0) as client:
+                async with make_client(200, 15.0, lean=LEAN) as client:
 
                     async def one(rid: str) -> None:
                         rec = await probe(client, c, Prompt(id=rid, text=rid), stream=True, request_id=rid,

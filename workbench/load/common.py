@@ -66,7 +66,7 @@ class ClientShards:
         if client is not None:
             return cls([client], owned=False)
         n = min(MAX_SHARDS, max(1, -(-max(1, pool) // SHARD_SIZE)))
-        return cls([make_client(max(1, pool), timeout_s) for _ in range(n)], owned=True)
+        return cls([make_client(max(1, pool), timeout_s, lean=True) for _ in range(n)], owned=True)
 
     def pick(self, i: int) -> httpx.AsyncClient:
         return self.clients[i % len(self.clients)]
