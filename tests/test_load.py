@@ -156,3 +156,35 @@ def test_backoff_policy_honours_retry_after() -> None:
     rec.attempt, rec.error_class = 1, "bad_request"
     assert pol.next_wait_s(rec, random.Random(0)) is None
 
+
+def test_closed_loop_ramp_spreads_the_first_requests(chat: Contender, slow_server: SyntheticServer) -> None:
+    # E2E 2 s > the ramp: each of the 8 workers sends exactly one request, at its own start
+    res = asyncio.run(closed_loop(_target(chat, slow_server), concurrency=8, n_requests=8, max_duration_s=10,
+                                  ramp_s=0.4))
+    firsts = sorted(r.extra["scheduled_s"] for r in res.records)
+    assert len(firsts) == 8 and firsts[0] < 0.05
+    gaps = [b - a for a, b in itertools.pairwise(firsts)]
+    assert all(0.03 < g < 0.2 for g in gaps), gaps  # 0.4 s / 8 workers = 50 ms apart
+    assert all(r.extra["ramp_s"] == 0.4 for r in res.records)
+    with pytest.raises(ValueError, match="ramp_s"):
+        asyncio.run(closed_loop(_target(chat, slow_server), concurrency=2, n_requests=2, max_duration_s=1,
+                                ramp_s=1.0))
+
+
+def test_each_worker_keeps_its_own_connection(chat: Contender, fast_server: SyntheticServer) -> None:
+    """A warm closed loop opens no connection mid-run: worker w always uses client w."""
+    from workbench.load.common import ClientShards
+
+    async def go() -> tuple[int, int]:
+        async with ClientShards.for_pool(None, 8, 10.0) as shards:
+            await closed_loop(_target(chat, fast_server), concurrency=8, n_requests=8, max_duration_s=10,
+                              client=shards)
+            before: int = sum(len(c._lean._open) for c in shards.clients)  # type: ignore[attr-defined,misc]
+            res = await closed_loop(_target(chat, fast_server), concurrency=8, n_requests=64, max_duration_s=10,
+                                    client=shards)
+            after: int = sum(len(c._lean._open) for c in shards.clients)  # type: ignore[attr-defined,misc]
+            assert all(r.ok for r in res.records)
+        return before, after
+
+    assert asyncio.run(go()) == (8, 8)
+

@@ -230,7 +230,8 @@ class LoadRun:
         self._finish(rec)
 
     # -- sending ----------------------------------------------------------------------------
-    async def _attempt(self, i: int, attempt: int, scheduled_s: float, retry_wait_s: float | None) -> Record:
+    async def _attempt(self, i: int, attempt: int, scheduled_s: float, retry_wait_s: float | None,
+                       slot: int) -> Record:
         prompt = self.target.prompts[i % len(self.target.prompts)]
         logical = f"{self.prefix}{i}"
         request_id = logical if attempt == 1 else f"{logical}#{attempt}"
@@ -242,7 +243,7 @@ class LoadRun:
             extra["retry_wait_s"] = retry_wait_s
         try:
             rec = await probe(
-                self.clients.pick(i), self.target.contender, prompt, base_url=self.target.base_url,
+                self.clients.pick(slot), self.target.contender, prompt, base_url=self.target.base_url,
                 stream=self.target.stream, run_id=self.run_id, experiment=self.experiment,
                 request_id=request_id, token_counter=self.target.token_counter, extra=extra,
                 keep_itl=self.target.keep_itl,
@@ -263,8 +264,10 @@ class LoadRun:
         self._finish(rec)
         return rec
 
-    async def dispatch(self, i: int, scheduled_s: float, limiter: asyncio.Semaphore | None = None) -> None:
-        """Send request `i` (due at `scheduled_s`), through `limiter` if given, retrying per policy."""
+    async def dispatch(self, i: int, scheduled_s: float, limiter: asyncio.Semaphore | None = None,
+                       slot: int | None = None) -> None:
+        """Send request `i` (due at `scheduled_s`), through `limiter` if given, retrying per policy,
+        on client `slot` (default: `i`, round robin over the shards)."""
         try:
             if limiter is not None:
                 await limiter.acquire()
@@ -276,7 +279,7 @@ class LoadRun:
             rng = random.Random(self.seed * 1_000_003 + i)
             wait: float | None = None
             for attempt in range(1, (self.retry.max_attempts if self.retry else 1) + 1):
-                rec = await self._attempt(i, attempt, scheduled_s, wait)
+                rec = await self._attempt(i, attempt, scheduled_s, wait, i if slot is None else slot)
                 wait = self.retry.next_wait_s(rec, rng) if self.retry else None
                 if wait is None:
                     break
