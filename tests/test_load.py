@@ -188,3 +188,33 @@ def test_each_worker_keeps_its_own_connection(chat: Contender, fast_server: Synt
 
     assert asyncio.run(go()) == (8, 8)
 
+
+def test_no_garbage_collection_inside_a_run_and_the_collector_comes_back(
+        chat: Contender, fast_server: SyntheticServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from workbench.load import monitor
+
+    seen: list[bool] = []
+
+    def spy(rec: Record) -> None:
+        seen.append(gc.isenabled())
+
+    assert gc.isenabled()
+    res = asyncio.run(closed_loop(_target(chat, fast_server), concurrency=2, n_requests=4, max_duration_s=10,
+                                  on_record=spy))
+    assert seen == [False] * 4 and gc.isenabled() and res.client.gc_forced == 0
+    # the safety valve: a run whose tracked objects grow past the limit is collected anyway, and says so
+    monkeypatch.setattr(monitor, "GC_MAX_GROWTH", 10)
+    res = asyncio.run(closed_loop(_target(chat, fast_server), concurrency=2, n_requests=8, max_duration_s=10))
+    assert res.client.gc_forced > 0 and gc.isenabled()
+    assert any("garbage collection" in w for w in res.client_warnings())
+
+    # a run that fails still gives the collector back
+    def boom(rec: Record) -> None:
+        raise RuntimeError("writer broke")
+
+    with pytest.raises(RuntimeError, match="writer broke"):
+        asyncio.run(closed_loop(_target(chat, fast_server), concurrency=1, n_requests=1, max_duration_s=10,
+                                on_record=boom))
+    assert gc.isenabled()

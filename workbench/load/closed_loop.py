@@ -87,6 +87,9 @@ async def closed_loop(
         loop = asyncio.get_running_loop()
         workers = [loop.create_task(worker(w)) for w in range(n_workers)]
         await run.drain(*workers)
+    except BaseException:
+        run.monitor.cancel()  # the collector comes back even when a run fails
+        raise
     finally:
         await http.aclose()
     params = {"concurrency": concurrency, "n_requests": n_requests, "max_duration_s": max_duration_s,

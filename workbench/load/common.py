@@ -130,6 +130,7 @@ class LoadResult:
             "ok": ok, "dropped": self.dropped, "unsent_cancelled": self.unsent_cancelled,
             "wall_s": self.wall_s, "deadline_hit": self.deadline_hit,
             "loop_lag_p99_s": self.client.loop_lag_p99_s, "client_cpu_share": self.client.cpu_share,
+            "gc_forced": self.client.gc_forced,
             "client_limited": "; ".join(self.client_warnings()) or None,
         }
 

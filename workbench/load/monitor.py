@@ -4,23 +4,58 @@ A Python client that is short of CPU shows it in two places: the event loop wake
 (a 10 ms timer fires 20 ms later, and every response it reads is timestamped that much late),
 and the loop's thread burns close to a whole core. `ClientMonitor` samples both during a run;
 `ClientOverhead.limited_by_client()` turns them into a plain-language warning.
+
+It also keeps the garbage collector out of the measured window. CPython's cyclic collector stops
+the thread while it walks a generation, and in a load run the young generations are full of
+in-flight requests (at 512 workers: tasks, coroutines, buffers, records), so even gen-0/1
+collections took 10–20 ms and a full one ~120 ms, every response read in the meantime stamped
+that much late (closed loop, c=512, streamed, bench/README.md: E2E error p99 98 ms with the
+default collector, 15–23 ms with only full collections held off, 2.4–4.3 ms with none). The
+request path makes no cyclic garbage (a full collection after 2,048 requests found 0 objects),
+so while a monitor runs, automatic collection is off; it is restored, and one collection run,
+when the monitor stops — outside the measured window. A safety valve collects anyway if the
+tracked objects grow by `GC_MAX_GROWTH` (a very long run, or failures that keep tracebacks);
+`ClientOverhead.gc_forced` counts those and `gc_pause_s` is the time they took.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["CPU_SHARE_LIMIT", "LAG_P99_LIMIT_S", "ClientMonitor", "ClientOverhead"]
+__all__ = ["CPU_SHARE_LIMIT", "GC_MAX_GROWTH", "LAG_P99_LIMIT_S", "ClientMonitor", "ClientOverhead"]
 
 #: Loop lag p99 above this means response timestamps may be late by as much: the client limited.
 LAG_P99_LIMIT_S = 0.005
 #: The loop thread using more than this share of one core leaves no headroom for reading responses.
 CPU_SHARE_LIMIT = 0.80
+#: Net growth of GC-tracked objects (`gc.get_count()[0]` with collection off) that forces a
+#: collection during a run: ~100–300 MB of small objects.
+GC_MAX_GROWTH = 1_000_000
+
+_gc_holders = 0  # monitors running now (runs may overlap in one loop)
+_gc_was_enabled = True
+
+
+def _hold_gc() -> None:
+    global _gc_holders, _gc_was_enabled
+    if _gc_holders == 0:
+        _gc_was_enabled = gc.isenabled()
+        gc.disable()
+    _gc_holders += 1
+
+
+def _release_gc() -> None:
+    global _gc_holders
+    _gc_holders -= 1
+    if _gc_holders == 0 and _gc_was_enabled:
+        gc.collect()
+        gc.enable()
 
 
 @dataclass(frozen=True)
@@ -36,6 +71,8 @@ class ClientOverhead:
     wall_s: float
     cpu_share: float  # cpu_s / wall_s: 1.0 = one core fully busy
     notes: list[str] = field(default_factory=list)
+    gc_forced: int = 0  # collections the safety valve ran inside the run
+    gc_pause_s: float = 0.0  # time those took (the loop was stopped for it)
 
     def limited_by_client(
         self, lag_p99_limit_s: float = LAG_P99_LIMIT_S, cpu_share_limit: float = CPU_SHARE_LIMIT
@@ -48,6 +85,9 @@ class ClientOverhead:
             )
         if self.cpu_share > cpu_share_limit:
             reasons.append(f"client CPU {self.cpu_share:.0%} of a core > {cpu_share_limit:.0%}")
+        if self.gc_forced:
+            reasons.append(f"{self.gc_forced} garbage collection(s) inside the run stopped the client for "
+                           f"{self.gc_pause_s * 1000:.0f} ms")
         return reasons
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,7 +95,8 @@ class ClientOverhead:
 
 
 class ClientMonitor:
-    """Samples event-loop lag every `interval_s` and the loop thread's CPU time.
+    """Samples event-loop lag every `interval_s` and the loop thread's CPU time, and holds
+    automatic garbage collection off from `start()` to `stop()` (see the module docstring).
 
     Start and stop it from inside the loop being measured. Lag = how late a sleep of
     `interval_s` woke up; CPU is `time.thread_time()` of the loop's thread, which is where
@@ -68,17 +109,36 @@ class ClientMonitor:
         self._task: asyncio.Task[None] | None = None
         self._cpu0 = 0.0
         self._wall0 = 0.0
+        self._holding = False
+        self._gc_forced = 0
+        self._gc_pause_s = 0.0
 
     async def _sample(self) -> None:
         while True:
             t = time.perf_counter()
             await asyncio.sleep(self.interval_s)
             self._lags.append(max(0.0, time.perf_counter() - t - self.interval_s))
+            if gc.get_count()[0] > GC_MAX_GROWTH:
+                t = time.perf_counter()
+                gc.collect()
+                self._gc_forced += 1
+                self._gc_pause_s += time.perf_counter() - t
 
     def start(self) -> None:
+        if not self._holding:
+            self._holding = True
+            _hold_gc()
         self._cpu0 = time.thread_time()
         self._wall0 = time.perf_counter()
         self._task = asyncio.get_running_loop().create_task(self._sample())
+
+    def cancel(self) -> None:
+        """Stop sampling and give the collector back, for a run that ended in an exception."""
+        if self._task is not None:
+            self._task.cancel()
+        if self._holding:
+            self._holding = False
+            _release_gc()
 
     async def stop(self) -> ClientOverhead:
         cpu = time.thread_time() - self._cpu0
@@ -87,6 +147,9 @@ class ClientMonitor:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._holding:
+            self._holding = False
+            _release_gc()
         lags = sorted(self._lags)
         notes = [] if lags else ["run shorter than one sampling interval: no lag samples"]
         return ClientOverhead(
@@ -99,6 +162,8 @@ class ClientMonitor:
             wall_s=wall,
             cpu_share=cpu / wall if wall > 0 else math.nan,
             notes=notes,
+            gc_forced=self._gc_forced,
+            gc_pause_s=self._gc_pause_s,
         )
 
 

@@ -108,6 +108,9 @@ async def open_loop(
     try:
         run.start()
         await run.drain(asyncio.get_running_loop().create_task(schedule()))
+    except BaseException:
+        run.monitor.cancel()  # the collector comes back even when a run fails
+        raise
     finally:
         await http.aclose()
     params = {"rate": rate, "n_requests": n_requests, "arrivals_scheduled": len(offsets),
