@@ -26,6 +26,8 @@ import subprocess
 import sys
 from typing import Any
 
+import httpx
+
 from workbench.config import load_contenders
 from workbench.load import LoadTarget, closed_loop
 from workbench.load.common import ClientShards
@@ -70,35 +72,63 @@ def _wrk(url: str, concurrency: int, duration_s: float, cpu: int) -> dict[str, A
     return {"rps": float(m.group(1)) if m else None, "command": " ".join(cmd), "raw": out.strip()}
 
 
+def _q(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
+
+
 async def _fidelity(base_url: str, cfg: SyntheticConfig, concurrency: int, rounds: int,
-                    warm: bool = False) -> dict[str, Any]:
+                    warm: bool = False, ramp_s: float = 0.0) -> dict[str, Any]:
     """Cold: the measured run opens its own connections (the first round's TTFT includes the
     TCP connects of every worker at once). Warm: the same clients first carry one request per
-    worker, so every measured request finds an open keep-alive connection (steady state)."""
+    worker, so every measured request finds an open keep-alive connection (steady state).
+
+    Two errors per request: against the configured truth (everything, the server's own
+    lateness included) and against what the server noted it did (`GET /v1/truth`: request read,
+    first and last chunk sent) — the client's error alone."""
     c = load_contenders().get("qwen2.5-coder-0.5b")
-    target = LoadTarget(c, base_url, [Prompt("p", "x")])
-    await closed_loop(target, concurrency=min(concurrency, 8), n_requests=8, max_duration_s=10)  # warm
+    mode = ("warm" if warm else "cold") + (f"+ramp {ramp_s:g}s" if ramp_s else "")
+    tag = f"c{concurrency}-{mode}"
+    n = concurrency * rounds
+    prompts = [Prompt(f"{tag}-{i}", f"{tag}-{i}") for i in range(n)]
+    warmup = LoadTarget(c, base_url, [Prompt("w", "w")])
+    target = LoadTarget(c, base_url, prompts)
+    await closed_loop(warmup, concurrency=min(concurrency, 8), n_requests=8, max_duration_s=10)  # warm
     async with ClientShards.for_pool(None, concurrency, c.timeout_s) as shards:
         client = shards if warm else None
         if warm:
-            await closed_loop(target, concurrency=concurrency, n_requests=concurrency, max_duration_s=60,
+            await closed_loop(warmup, concurrency=concurrency, n_requests=concurrency, max_duration_s=60,
                               client=shards)
+        async with httpx.AsyncClient() as h:  # forget the warm-up's notes
+            await h.get(base_url + "/truth")
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
-        res = await closed_loop(target, concurrency=concurrency, n_requests=concurrency * rounds,
-                                max_duration_s=120, client=client)
+        res = await closed_loop(target, concurrency=concurrency, n_requests=n, max_duration_s=120, client=client,
+                                ramp_s=ramp_s)
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    async with httpx.AsyncClient() as h:
+        truth: dict[str, list[int]] = (await h.get(base_url + "/truth")).json()
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    ok = [r for r in res.records if r.ok]
-    ttft_err = sorted(1000 * r.ttft_s - cfg.ttft_ms for r in ok if r.ttft_s is not None)
-    e2e_err = sorted(1000 * r.e2e_s - cfg.e2e_ms for r in ok if r.e2e_s is not None)
-
-    def q(xs: list[float], p: float) -> float:
-        return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
-
-    return {"concurrency": concurrency, "connections": "warm" if warm else "cold", "n": len(ok),
+    ok = [r for r in res.records if r.ok and r.ttft_s is not None and r.e2e_s is not None]
+    ttft_err = [1000 * r.ttft_s - cfg.ttft_ms for r in ok if r.ttft_s is not None]
+    e2e_err = [1000 * r.e2e_s - cfg.e2e_ms for r in ok if r.e2e_s is not None]
+    client_ttft, client_e2e, late = [], [], []
+    for r in ok:
+        note = truth.get(r.prompt_id or "")
+        if note is None or r.ttft_s is None or r.e2e_s is None:
+            continue
+        read_ns, first_ns, last_ns, due_ns = note
+        client_ttft.append(1000 * r.ttft_s - (first_ns - read_ns) / 1e6)
+        client_e2e.append(1000 * r.e2e_s - (last_ns - read_ns) / 1e6)
+        late.append((first_ns - due_ns) / 1e6)
+    return {"concurrency": concurrency, "connections": mode, "ramp_s": ramp_s, "n": len(ok),
             "errors": len(res.records) - len(ok), "cpu_ms_per_request": 1000 * cpu / max(1, len(ok)),
-            "ttft_err_p50_ms": q(ttft_err, 0.5), "ttft_err_p99_ms": q(ttft_err, 0.99),
-            "e2e_err_p50_ms": q(e2e_err, 0.5), "e2e_err_p99_ms": q(e2e_err, 0.99),
+            "ttft_err_p50_ms": _q(ttft_err, 0.5), "ttft_err_p99_ms": _q(ttft_err, 0.99),
+            "e2e_err_p50_ms": _q(e2e_err, 0.5), "e2e_err_p99_ms": _q(e2e_err, 0.99),
+            "n_noted": len(client_ttft),
+            "client_ttft_err_p50_ms": _q(client_ttft, 0.5), "client_ttft_err_p99_ms": _q(client_ttft, 0.99),
+            "client_ttft_err_max_ms": max(client_ttft, default=float("nan")),
+            "client_e2e_err_p50_ms": _q(client_e2e, 0.5), "client_e2e_err_p99_ms": _q(client_e2e, 0.99),
+            "server_late_p50_ms": _q(late, 0.5), "server_late_p99_ms": _q(late, 0.99),
             "loop_lag_p99_ms": res.client.loop_lag_p99_s * 1000, "client_cpu_share": res.client.cpu_share,
             "client_limited": "; ".join(res.client_warnings()) or None}
 
@@ -136,12 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     report["fidelity_truth"] = {"ttft_ms": cfg.ttft_ms, "e2e_ms": cfg.e2e_ms, "n_chunks": cfg.n_chunks}
     report["fidelity"] = []
     with SyntheticServer(cfg, cpu=server_cpu) as syn:
-        for conc, warm in ((int(x), w) for x in args.levels.split(",") for w in (False, True)):
-            f = asyncio.run(_fidelity(syn.base_url, cfg, conc, args.rounds, warm))
+        modes = ((False, 0.0), (True, 0.0), (True, cfg.e2e_ms / 1000))
+        for conc, (warm, ramp) in ((int(x), m) for x in args.levels.split(",") for m in modes):
+            f = asyncio.run(_fidelity(syn.base_url, cfg, conc, args.rounds, warm, ramp))
             report["fidelity"].append(f)
-            print(f"fidelity c={conc} {f['connections']}: n={f['n']} TTFT error p50 {f['ttft_err_p50_ms']:.2f} / p99 "
-                  f"{f['ttft_err_p99_ms']:.2f} ms; E2E error p50 {f['e2e_err_p50_ms']:.2f} / p99 "
-                  f"{f['e2e_err_p99_ms']:.2f} ms; loop lag p99 {f['loop_lag_p99_ms']:.1f} ms; "
+            print(f"fidelity c={conc} {f['connections']}: n={f['n']} vs configured truth: TTFT error p50 "
+                  f"{f['ttft_err_p50_ms']:.2f} / p99 {f['ttft_err_p99_ms']:.2f} ms, E2E p50 {f['e2e_err_p50_ms']:.2f}"
+                  f" / p99 {f['e2e_err_p99_ms']:.2f} ms | vs what the server did (n={f['n_noted']}): TTFT error"
+                  f" p50 {f['client_ttft_err_p50_ms']:.2f} / p99 {f['client_ttft_err_p99_ms']:.2f} ms, E2E p50 "
+                  f"{f['client_e2e_err_p50_ms']:.2f} / p99 {f['client_e2e_err_p99_ms']:.2f} ms | server late p50 "
+                  f"{f['server_late_p50_ms']:.2f} / p99 {f['server_late_p99_ms']:.2f} ms | "
+                  f"loop lag p99 {f['loop_lag_p99_ms']:.1f} ms; "
                   f"{f['cpu_ms_per_request']:.2f} ms CPU/request"
                   + (f"  [client limited: {f['client_limited']}]" if f["client_limited"] else ""))
     report["loadavg_after"] = os.getloadavg()
