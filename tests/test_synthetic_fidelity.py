@@ -51,3 +51,21 @@ def test_timing_error_against_truth(concurrency: int) -> None:
         assert r.send_delay_s is not None and r.send_delay_s >= 0
     limit = 50.0 if concurrency == 1 else 500.0  # loose: the target is < 2 ms on an idle machine
     assert p99(ttft_err) < limit and p99(e2e_err) < limit
+
+
+def test_truth_notes_are_taken_once_and_by_prefix() -> None:
+    """Several clients can share one synthetic server: each takes only its own notes."""
+    from workbench.probe import probe_once
+
+    c = load_contenders().get("qwen2.5-coder-0.5b")
+    with SyntheticServer(SyntheticConfig(ttft_ms=5, itl_ms=1, n_chunks=2)) as srv:
+        for text in ("a-1", "a-2", "b-1"):
+            assert probe_once(c, Prompt(text, text), base_url=srv.base_url).ok
+        with httpx.Client() as h:
+            mine = h.get(srv.base_url + "/truth", params={"prefix": "a-"}).json()
+            assert sorted(mine) == ["a-1", "a-2"]
+            for read_ns, first_ns, last_ns, due_ns in mine.values():
+                assert read_ns <= first_ns <= last_ns and due_ns == read_ns + 5_000_000
+            assert h.get(srv.base_url + "/truth", params={"prefix": "a-"}).json() == {}
+            assert sorted(h.get(srv.base_url + "/truth").json()) == ["b-1"]
+            assert h.get(srv.base_url + "/truth").json() == {}

@@ -10,8 +10,9 @@ E2E time with one JSON body.
 What the server actually did is kept too: for every streamed request it notes, on the
 machine-wide monotonic clock (`time.perf_counter_ns()`, CLOCK_MONOTONIC on Linux, the clock the
 probe uses), when it had read the request and when its first and last chunks went to the
-socket. `GET /v1/truth` returns and clears those notes, keyed by the request's last message (or
-prompt) text. Measured minus *that* is the client's own error; the server's lateness against its
+socket. `GET /v1/truth[?prefix=P]` returns and clears those notes (or those whose key starts
+with P: several clients can share one server), keyed by the request's last message (or prompt)
+text. Measured minus *that* is the client's own error; the server's lateness against its
 schedule (a busy server at 512 streams) is reported apart, so neither hides in the other.
 
 `null=True` answers every request instantly with one small fixed chat-completion JSON: the
@@ -30,6 +31,7 @@ import contextlib
 import json
 import os
 import time
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -111,6 +113,17 @@ class _Handler:
         # key -> [read_ns, first_chunk_sent_ns, last_chunk_sent_ns, first_chunk_due_ns]
         self.truth: dict[str, list[int]] = {}
 
+    def _take_truth(self, query: bytes) -> dict[str, list[int]]:
+        """The notes (all, or those whose key starts with `?prefix=`), forgotten once taken."""
+        prefix = urllib.parse.parse_qs(query.decode("latin-1")).get("prefix", [""])[0]
+        if not prefix:
+            taken, self.truth = self.truth, {}
+            return taken
+        taken = {k: v for k, v in self.truth.items() if k.startswith(prefix)}
+        for k in taken:
+            del self.truth[k]
+        return taken
+
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
         try:
@@ -123,7 +136,7 @@ class _Handler:
                 parts = lines[0].split(b" ")
                 if len(parts) < 2:
                     return
-                method, path = parts[0], parts[1].split(b"?")[0]
+                method, path, _, query = parts[0], *parts[1].partition(b"?")
                 length = 0
                 keep_alive = not lines[0].endswith(b"HTTP/1.0")
                 for line in lines[1:]:
@@ -138,8 +151,7 @@ class _Handler:
                 if self.cfg.null:
                     writer.write(self.null_response)
                 elif method == b"GET" and path.endswith(b"/truth"):
-                    out = json.dumps(self.truth).encode()
-                    self.truth = {}
+                    out = json.dumps(self._take_truth(query)).encode()
                     writer.write(_head("200 OK", "application/json", len(out), keep_alive) + out)
                 elif method == b"GET" and path.endswith(b"/models"):
                     head_ = _head("200 OK", "application/json", len(self.models), keep_alive)
