@@ -9,11 +9,12 @@ E2E time with one JSON body.
 
 What the server actually did is kept too: for every streamed request it notes, on the
 machine-wide monotonic clock (`time.perf_counter_ns()`, CLOCK_MONOTONIC on Linux, the clock the
-probe uses), when it had read the request and when its first and last chunks went to the
-socket. `GET /v1/truth[?prefix=P]` returns and clears those notes (or those whose key starts
-with P: several clients can share one server), keyed by the request's last message (or prompt)
-text. Measured minus *that* is the client's own error; the server's lateness against its
-schedule (a busy server at 512 streams) is reported apart, so neither hides in the other.
+probe uses), when it had read the request and when it handed its first and last chunks to the
+socket (stamped just before each write, so a client can never see the bytes earlier).
+`GET /v1/truth[?prefix=P]` returns and clears those notes (or those whose key starts with P:
+several clients can share one server), keyed by the request's last message (or prompt) text.
+Measured minus *that* is the client's own error; the server's lateness against its schedule (a
+busy server at 512 streams) is reported apart, so neither hides in the other.
 
 `null=True` answers every request instantly with one small fixed chat-completion JSON: the
 "null server" for measuring how fast a load generator (ours, or `wrk`) can go.
@@ -195,10 +196,12 @@ class _Handler:
         note = [t_read_ns, 0, 0, t_read_ns + round(cfg.ttft_ms * 1e6)]
         for k in range(cfg.n_chunks):
             await _sleep_until(loop, t_recv + (cfg.ttft_ms + k * cfg.itl_ms) / 1000.0)
-            writer.write(chunk + end if k == cfg.n_chunks - 1 else chunk)
+            # Stamped before the write: the bytes cannot reach the client earlier, whereas a stamp
+            # after it can be late by however long this process was preempted in between.
             note[2] = time.perf_counter_ns()
             if k == 0:
                 note[1] = note[2]
+            writer.write(chunk + end if k == cfg.n_chunks - 1 else chunk)
             await writer.drain()
         if len(self.truth) < _MAX_TRUTH:
             self.truth[_truth_key(payload)] = note

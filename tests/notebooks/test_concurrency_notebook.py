@@ -25,6 +25,10 @@ def test_concurrency_notebook(local_endpoints: dict[str, str], tmp_path: Path) -
     assert len(sweep) == 2 * (3 + 3 + 3)  # two contenders, max(3, N) requests at N = 1, 2, 3
     assert {r["concurrency"] for r in sweep} == {1, 2, 3}
     assert all(r["load_profile"] == "closed" and "scheduled_s" in r for r in sweep)
+    # the client's own pre-wire time is on every record and summarised per level
+    assert all(r["send_delay_s"] is not None and r["send_delay_s"] >= 0 for r in sweep if r["status"] == "ok")
+    levels = (run.path / "concurrency_levels.csv").read_text().splitlines()
+    assert "send_delay_p99" in levels[0].split(",")
     reh = [r for r in rows if r["phase"] == "rehearsal"]
     assert {r["mitigation"] for r in reh} == {"none", "client_limit", "backoff", "queue"}
     assert any(r["error_class"] == "rate_limited" for r in reh if r["mitigation"] == "none")

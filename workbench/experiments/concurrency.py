@@ -113,7 +113,9 @@ def poisson_rate_ci(k: int, window_s: float, ci: float = 0.95) -> stats.Estimate
 
 
 def _window(g: Any) -> float:
-    return metrics.window_s(g["sent_s"], g["sent_s"] + g["e2e_s"].fillna(0.0))
+    """First hand-off to the probe → last response end (the probe's pre-wire time included)."""
+    delay = g["send_delay_s"].fillna(0.0) if "send_delay_s" in g else 0.0
+    return metrics.window_s(g["sent_s"], g["sent_s"] + delay + g["e2e_s"].fillna(0.0))
 
 
 def level_summary(df: Any, slo_e2e_s: float, n_boot: int = 2000) -> Any:
@@ -144,6 +146,10 @@ def level_summary(df: Any, slo_e2e_s: float, n_boot: int = 2000) -> Any:
                 est = stats.percentile_ci(ok[metric].dropna().to_numpy(dtype=float), q, n_boot=n_boot)
                 key = f"{metric.removesuffix('_s')}_p{q}"
                 row[key], row[f"{key}_low"], row[f"{key}_high"] = est.value, est.low, est.high
+        # The client's own time before each request went out (outside every latency above):
+        # large values mean the generator, not the server, was busy.
+        delays = ok["send_delay_s"].dropna() if "send_delay_s" in ok else pd.Series(dtype=float)
+        row["send_delay_p99"] = float(delays.quantile(0.99)) if len(delays) else math.nan
         err = stats.wilson_interval(len(g) - len(ok), len(g))
         row["error_rate"], row["error_rate_low"], row["error_rate_high"] = err.value, err.low, err.high
         classes = g.loc[g["status"] != "ok", "error_class"].value_counts().to_dict()
@@ -170,6 +176,7 @@ def format_levels(summary: Any) -> Any:
         row["error rate"] = stats.format_interval(r["error_rate"], r["error_rate_low"], r["error_rate_high"],
                                                   100.0, 0) + " %"
         row["errors"] = r["errors_by_class"]
+        row["client send delay p99 ms"] = f"{r['send_delay_p99'] * 1000:.1f}"
         row["goodput req/s"] = stats.format_interval(r["goodput_rps"], r["goodput_rps_low"], r["goodput_rps_high"],
                                                      digits=2)
         out.append(row)

@@ -103,7 +103,8 @@ def rehearsal_table(df: Any, slo_e2e_s: float) -> Any:
         ok = final[final["status"] == "ok"]
         user = ok["e2e_from_schedule_s"].dropna().to_numpy(dtype=float)
         p95 = stats.percentile_ci(user, 95)
-        window = float((g["sent_s"].fillna(g["scheduled_s"]) + g["e2e_s"].fillna(0)).max()
+        delay = g["send_delay_s"].fillna(0) if "send_delay_s" in g else 0
+        window = float((g["sent_s"].fillna(g["scheduled_s"]) + delay + g["e2e_s"].fillna(0)).max()
                        - g["scheduled_s"].min())
         good = poisson_rate_ci(int((ok["e2e_from_schedule_s"] <= slo_e2e_s).sum()), window)
         thr = poisson_rate_ci(len(ok), window)
