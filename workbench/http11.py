@@ -109,7 +109,11 @@ class Http11Transport(httpx.AsyncBaseTransport):
             stream = await self._backend.connect_tcp(host.decode("ascii"), port, timeout=timeout)
             if scheme == b"https":
                 ctx = self._ssl or shared_ssl_context()
-                tls = await stream.start_tls(ctx, server_hostname=host.decode("ascii"), timeout=timeout)
+                try:
+                    tls = await stream.start_tls(ctx, server_hostname=host.decode("ascii"), timeout=timeout)
+                except BaseException:  # cancelled mid-handshake included: never leak the socket
+                    await stream.aclose()
+                    raise
                 assert isinstance(tls, AsyncioStream)
                 stream = tls
         except (httpcore.NetworkError, httpcore.TimeoutException) as exc:
