@@ -11,6 +11,11 @@ Contenders without a per-token price (the embedded models, or a hosted model wit
 price) cost 0 here: the budget cannot protect what it cannot price, and `unpriced` lists them so
 a notebook can say so. A refused request becomes a record with `error_class="cancelled"` and the
 message `budget exhausted: spent $X of $Y` (see `refusal_record`), never a silent gap.
+
+Under concurrency several requests are in flight before any is charged, so the load runs
+`reserve()` each request's worst case before sending it and `release()` the reservation when
+it ends (then `charge()` the real cost): the projection is spent + every in-flight worst case +
+this one.
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from dataclasses import dataclass, field
 from workbench.config import Contender
 from workbench.cost import Price, request_cost
 from workbench.errors import WorkbenchError
-from workbench.types import ErrorClass, Record
+from workbench.types import ErrorClass, Prompt, Record
 
-__all__ = ["Budget", "BudgetExhausted", "budget_for"]
+__all__ = ["Budget", "BudgetExhausted", "budget_for", "estimate_input_tokens"]
 
 
 class BudgetExhausted(WorkbenchError):
@@ -48,6 +53,7 @@ class Budget:
     max_usd: float
     prices: Mapping[str, Price | None]  # contender name → its price (None: unpriced)
     spent_usd: float = 0.0
+    reserved_usd: float = 0.0  # worst cases of requests in flight (see reserve)
     charged: int = 0
     refused: int = 0
     unpriced: set[str] = field(default_factory=set)
@@ -68,10 +74,23 @@ class Budget:
 
     def allow(self, contender: str, est_input_tokens: float, est_output_tokens: float) -> bool:
         """True when this request, at the given size, keeps the projected spend within the cap."""
-        ok = self.spent_usd + self.estimate(contender, est_input_tokens, est_output_tokens) <= self.max_usd
+        est = self.estimate(contender, est_input_tokens, est_output_tokens)
+        ok = self.spent_usd + self.reserved_usd + est <= self.max_usd
         if not ok:
             self.refused += 1
         return ok
+
+    def reserve(self, contender: str, est_input_tokens: float, est_output_tokens: float) -> float | None:
+        """Hold this request's worst case while it is in flight: the USD held, or None (refused)."""
+        if not self.allow(contender, est_input_tokens, est_output_tokens):
+            return None
+        held = self.estimate(contender, est_input_tokens, est_output_tokens)
+        self.reserved_usd += held
+        return held
+
+    def release(self, held: float) -> None:
+        """The request ended: drop its reservation (then `charge` what it really cost)."""
+        self.reserved_usd = max(0.0, self.reserved_usd - held)
 
     def charge(self, record: Record) -> float:
         """Add a finished request's cost (from its token counts); returns what it cost.
@@ -100,6 +119,13 @@ class Budget:
             error_class=ErrorClass.CANCELLED.value, error_message=self.message(),
             api_kind=contender.api, extra=dict(extra or {}),
         )
+
+
+def estimate_input_tokens(contender: Contender, prompt: Prompt) -> int:
+    """Input tokens of a request, estimated before sending (chars/4 of the rendered prompt)."""
+    text = contender.prompt_template.replace("{prompt}", prompt.text) if contender.prompt_template else (
+        (prompt.system or contender.system_prompt or "") + prompt.text)
+    return max(1, len(text) // 4)
 
 
 def _per_token(price: Price | None) -> bool:

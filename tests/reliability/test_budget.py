@@ -76,3 +76,41 @@ def test_latency_stops_at_the_budget_with_a_cancelled_record(tmp_path: Path,
 
 def test_budget_exhausted_is_a_workbench_error() -> None:
     assert "budget exhausted: spent $1 of $1.5" in str(BudgetExhausted(1.0, 1.5))
+
+
+def test_reservations_hold_the_worst_case_of_requests_in_flight() -> None:
+    b = Budget(0.003, {"a": PRICE})
+    held = [b.reserve("a", 100, 100), b.reserve("a", 100, 100)]
+    assert held == [pytest.approx(0.0011)] * 2
+    assert b.reserve("a", 100, 100) is None  # 2 in flight at worst + this one > the cap
+    b.release(held[0])
+    b.charge(rec("a", 10, 10))  # it really cost $0.00011
+    assert b.reserve("a", 100, 100) is not None
+
+
+@pytest.mark.parametrize("profile", ["closed", "open"])
+def test_a_load_run_stops_at_the_budget(profile: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """8 workers in flight never take the spend past the cap: each request's worst case is held
+    while it runs; the refused one is a cancelled record and nothing starts after it."""
+    import asyncio
+
+    from workbench.load import LoadTarget, closed_loop, open_loop
+
+    monkeypatch.setenv(KEY_ENV, CANARY)
+    with FaultServer(FaultPlan(ttft_s=0.02)) as srv:
+        c = fault_contender(srv, 5.0).with_sampling(max_tokens=100)
+        # worst case ~$0.001 a request, real ~$0.00005: a few dozen fit under the cap
+        budget = Budget(0.0035, {c.name: PRICE})
+        target = LoadTarget(c, srv.base_url, [Prompt(id="p", text="hi")], budget=budget)
+        if profile == "closed":
+            res = asyncio.run(closed_loop(target, concurrency=2, n_requests=200, max_duration_s=20))
+        else:
+            res = asyncio.run(open_loop(target, rate=40, n_requests=200, max_duration_s=20, arrival="constant"))
+        sent = sum(srv.counts.values())
+    assert res.budget_stopped and any("stopped by the spend budget" in n for n in res.notes)
+    refused = [r for r in res.records if r.error_class == "cancelled"]
+    assert len(refused) >= 1 and all(r.extra["sent"] is False for r in refused)
+    assert all((r.error_message or "").startswith("budget exhausted") for r in refused)
+    assert len(res.records) == res.sent + res.dropped + res.unsent_cancelled
+    assert res.sent == sent and 5 < sent < 200
+    assert budget.spent_usd <= budget.max_usd and budget.reserved_usd == 0

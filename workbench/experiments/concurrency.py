@@ -8,6 +8,10 @@ the knee (`stats.knee_concurrency`, model-free), a Universal Scalability Law fit
 (`stats.usl_fit`) reported with its residual degrees of freedom, and a fleet projection
 (`cost.project_realtime`) to a target rate under the SLO.
 
+With a spend budget (`session.budget`, the notebook's `budget_usd`), every request's worst case
+is held while it is in flight (`workbench.budget.Budget.reserve`); the first request the budget
+refuses is a `cancelled` record and the sweep ends there, for every contender (one budget).
+
 Window of a level = first send → last response end, over that level's records. Goodput counts
 successful requests with E2E <= SLO; a level *meets* the SLO when its p95 E2E (point value)
 is within it.
@@ -52,7 +56,8 @@ async def _sweep(
     loadgen: list[dict[str, Any]] = []
     with session.writer() as writer:
         for c in session.contenders:
-            target = LoadTarget(c, session.base_url(c), prompts, session.token_counter(c), stream)
+            target = LoadTarget(c, session.base_url(c), prompts, session.token_counter(c), stream,
+                                budget=session.budget)
             # One set of connections per contender, kept across levels (no reconnects mid-sweep),
             # sharded so the client's CPU per request does not grow with the level.
             async with ClientShards.for_pool(None, max(levels), c.timeout_s) as client:
@@ -69,7 +74,12 @@ async def _sweep(
                         request_prefix=f"{c.name}:c{level}:", extra={"phase": "sweep", "level": level},
                     )
                     loadgen.append({"contender": c.name, "level": level, **res.summary(),
-                                    "client_notes": res.client.notes})
+                                    "client_notes": res.client.notes, "notes": res.notes})
+                    if res.budget_stopped:
+                        print(f"stopped: {c.name} at concurrency {level}: {'; '.join(res.notes)}")
+                        break
+                if target.budget is not None and target.budget.refused:
+                    break  # the budget is shared by every contender: the sweep ends here
     (session.run.path / f"{session.experiment}_loadgen.json").write_text(json.dumps(loadgen, indent=1))
     return loadgen
 

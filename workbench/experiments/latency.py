@@ -26,7 +26,7 @@ from typing import Any
 
 from workbench import stats
 from workbench.aio import run_sync
-from workbench.budget import BudgetExhausted
+from workbench.budget import BudgetExhausted, estimate_input_tokens
 from workbench.probe import make_client, probe
 from workbench.session import Session
 from workbench.types import Prompt, Record
@@ -51,7 +51,7 @@ async def _run(
             if request_id in done:
                 return
             fields = {"phase": phase, "seq": i, **extra}
-            if budget is not None and not budget.allow(c.name, _est_input(c, prompt), c.sampling.max_tokens):
+            if budget is not None and not budget.allow(c.name, estimate_input_tokens(c, prompt), c.sampling.max_tokens):
                 writer.write(budget.refusal_record(run_id=session.run_id, experiment=session.experiment,
                                                    contender=c, request_id=request_id, extra=fields))
                 raise BudgetExhausted(budget.spent_usd, budget.max_usd)
@@ -91,13 +91,6 @@ async def _phases(session: Session, prompts: Sequence[Prompt], n_requests: int, 
     for i in range(n_requests):
         for c in session.contenders:
             await one(c, prompts[i % len(prompts)], "warm", i, clients[c.name])
-
-
-def _est_input(c: Any, prompt: Prompt) -> int:
-    """Input tokens of a request, estimated before sending (chars/4 of the rendered prompt)."""
-    text = c.prompt_template.replace("{prompt}", prompt.text) if c.prompt_template else (
-        (prompt.system or c.system_prompt or "") + prompt.text)
-    return max(1, len(text) // 4)
 
 
 def run_latency(

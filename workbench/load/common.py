@@ -14,6 +14,11 @@ schedule (coordinated omission):
 
 (`send_delay_s`: the probe's own time from `sent_s` until the request went out; see
 `workbench.probe`.)
+
+A target with a `budget` (`workbench.budget.Budget`) has each request's worst case reserved
+before it is sent; the first request the budget refuses becomes a `cancelled` record ("budget
+exhausted: …", `sent=False`), no further request is started, requests in flight finish, and the
+result's notes say the run stopped there.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -32,6 +37,9 @@ from workbench.load.monitor import ClientMonitor, ClientOverhead
 from workbench.probe import TokenCounter, make_client, new_request_id, probe
 from workbench.retry import RetryPolicy
 from workbench.types import ErrorClass, Prompt, Record
+
+if TYPE_CHECKING:
+    from workbench.budget import Budget
 
 __all__ = ["MAX_SHARDS", "SHARD_SIZE", "ClientShards", "LoadResult", "LoadRun", "LoadTarget", "OnRecord"]
 
@@ -95,6 +103,7 @@ class LoadTarget:
     token_counter: TokenCounter | None = None
     stream: bool = True
     keep_itl: bool = False  # per-chunk gaps make records large under load; off by default
+    budget: Budget | None = None  # spend cap shared by the experiment's runs (None: none)
 
     def __post_init__(self) -> None:
         if not self.prompts:
@@ -119,6 +128,7 @@ class LoadResult:
     deadline_hit: bool
     client: ClientOverhead
     notes: list[str] = field(default_factory=list)
+    budget_stopped: bool = False  # the spend budget refused a request: the run stopped there
 
     def client_warnings(self) -> list[str]:
         return self.client.limited_by_client()
@@ -128,7 +138,7 @@ class LoadResult:
         return {
             "profile": self.profile, **self.params, "records": len(self.records), "sent": self.sent,
             "ok": ok, "dropped": self.dropped, "unsent_cancelled": self.unsent_cancelled,
-            "wall_s": self.wall_s, "deadline_hit": self.deadline_hit,
+            "wall_s": self.wall_s, "deadline_hit": self.deadline_hit, "budget_stopped": self.budget_stopped,
             "loop_lag_p99_s": self.client.loop_lag_p99_s, "client_cpu_share": self.client.cpu_share,
             "gc_forced": self.client.gc_forced,
             "client_limited": "; ".join(self.client_warnings()) or None,
@@ -175,6 +185,8 @@ class LoadRun:
         self.in_flight = 0
         self.deadline_hit = False
         self.monitor = ClientMonitor()
+        self.budget_stopped = False
+        self.notes: list[str] = []
         self.t0 = 0.0
         self.deadline = 0.0
 
@@ -189,7 +201,8 @@ class LoadRun:
         return time.perf_counter() - self.t0
 
     def expired(self) -> bool:
-        return time.perf_counter() >= self.deadline
+        """No new request may start: the deadline passed, or the budget refused one."""
+        return self.budget_stopped or time.perf_counter() >= self.deadline
 
     # -- records ----------------------------------------------------------------------------
     def _finish(self, rec: Record) -> None:
@@ -236,6 +249,15 @@ class LoadRun:
         prompt = self.target.prompts[i % len(self.target.prompts)]
         logical = f"{self.prefix}{i}"
         request_id = logical if attempt == 1 else f"{logical}#{attempt}"
+        budget, held = self.target.budget, 0.0
+        if budget is not None:
+            from workbench.budget import estimate_input_tokens
+
+            c = self.target.contender
+            reserved = budget.reserve(c.name, estimate_input_tokens(c, prompt), c.sampling.max_tokens)
+            if reserved is None:
+                return self._refused(budget, prompt, request_id, logical, attempt, scheduled_s)
+            held = reserved
         self.in_flight += 1
         self.sent += 1
         sent_s = self.now_s()
@@ -261,7 +283,27 @@ class LoadRun:
             raise
         finally:
             self.in_flight -= 1
+            if budget is not None:
+                budget.release(held)
+        if budget is not None:
+            budget.charge(rec)
         rec.attempt, rec.logical_request_id = attempt, logical
+        self._finish(rec)
+        return rec
+
+    def _refused(self, budget: Budget, prompt: Prompt, request_id: str, logical: str, attempt: int,
+                 scheduled_s: float) -> Record:
+        """The budget refused this request: a `cancelled` record, and no new request after it."""
+        if not self.budget_stopped:
+            self.budget_stopped = True
+            self.notes.append(f"stopped by the spend budget: {budget.message()} "
+                              f"(requests in flight finished; no new request was started)")
+        rec = budget.refusal_record(run_id=self.run_id, experiment=self.experiment,
+                                    contender=self.target.contender, request_id=request_id,
+                                    extra=self._extra(scheduled_s, None, sent=False))
+        rec.prompt_id, rec.stream = prompt.id, self.target.stream
+        rec.attempt, rec.logical_request_id = attempt, logical
+        self.unsent_cancelled += 1
         self._finish(rec)
         return rec
 
@@ -325,5 +367,6 @@ class LoadRun:
         return LoadResult(
             profile=self.profile, params=params, records=self.records, sent=self.sent,
             dropped=self.dropped, unsent_cancelled=self.unsent_cancelled, wall_s=wall,
-            deadline_hit=self.deadline_hit, client=overhead, notes=list(notes or []),
+            deadline_hit=self.deadline_hit, client=overhead, notes=list(notes or []) + self.notes,
+            budget_stopped=self.budget_stopped,
         )
