@@ -17,7 +17,8 @@ from workbench.runner import run_experiments
 @pytest.mark.slow
 def test_concurrency_notebook(local_endpoints: dict[str, str], tmp_path: Path) -> None:
     params = {"levels": "1,2,3", "requests_per_level": 3, "max_tokens": 4, "rehearse_limit": 1,
-              "rehearse_concurrency": 3, "rehearse_requests": 4, "max_duration_per_level_s": 60.0}
+              "rehearse_concurrency": 3, "rehearse_requests": 4, "max_duration_per_level_s": 60.0,
+              "ramp_s": 0.2}
     run = run_experiments([get_experiment("concurrency")], out_dir=tmp_path / "run", params=params,
                           log=lambda _: None)
     rows = [json.loads(line) for line in (run.path / "concurrency.jsonl").read_text().splitlines()]
@@ -25,6 +26,7 @@ def test_concurrency_notebook(local_endpoints: dict[str, str], tmp_path: Path) -
     assert len(sweep) == 2 * (3 + 3 + 3)  # two contenders, max(3, N) requests at N = 1, 2, 3
     assert {r["concurrency"] for r in sweep} == {1, 2, 3}
     assert all(r["load_profile"] == "closed" and "scheduled_s" in r for r in sweep)
+    assert {r["ramp_s"] for r in sweep if r["concurrency"] > 1} == {0.2}  # worker starts spread
     # the client's own pre-wire time is on every record and summarised per level
     assert all(r["send_delay_s"] is not None and r["send_delay_s"] >= 0 for r in sweep if r["status"] == "ok")
     levels = (run.path / "concurrency_levels.csv").read_text().splitlines()

@@ -51,7 +51,7 @@ QS = (50, 95, 99)
 
 async def _sweep(
     session: Session, prompts: Sequence[Prompt], levels: Sequence[int], requests_per_level: int,
-    max_duration_per_level_s: float, stream: bool,
+    max_duration_per_level_s: float, stream: bool, ramp_s: float = 0.0,
 ) -> list[dict[str, Any]]:
     loadgen: list[dict[str, Any]] = []
     with session.writer() as writer:
@@ -72,6 +72,7 @@ async def _sweep(
                         max_duration_s=max_duration_per_level_s, client=client, on_record=writer.write,
                         run_id=session.run_id, experiment=session.experiment,
                         request_prefix=f"{c.name}:c{level}:", extra={"phase": "sweep", "level": level},
+                        ramp_s=ramp_s if level > 1 else 0.0,
                     )
                     loadgen.append({"contender": c.name, "level": level, **res.summary(),
                                     "client_notes": res.client.notes, "notes": res.notes})
@@ -87,8 +88,12 @@ async def _sweep(
 def run_sweep(
     session: Session, prompts: Sequence[Prompt], *, levels: Sequence[int] = (1, 2, 4),
     requests_per_level: int = 8, max_duration_per_level_s: float = 60.0, stream: bool = True,
+    ramp_s: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Run the sweep; records go to `<run>/<experiment>.jsonl` as they complete.
+
+    `ramp_s` > 0 spreads each level's worker starts over that many seconds (`closed_loop`):
+    the steady state instead of N requests in the same instant every round.
 
     Each level sends max(requests_per_level, level) requests, so every worker sends at least
     one. Returns the load generator's own per-level figures (also saved as
@@ -98,7 +103,9 @@ def run_sweep(
         raise ValueError("levels must be a non-empty list of integers >= 1")
     if requests_per_level < 1:
         raise ValueError("requests_per_level must be >= 1")
-    return run_sync(_sweep(session, prompts, levels, requests_per_level, max_duration_per_level_s, stream))
+    if not 0 <= ramp_s < max_duration_per_level_s:
+        raise ValueError(f"ramp_s must be in [0, max_duration_per_level_s={max_duration_per_level_s:g})")
+    return run_sync(_sweep(session, prompts, levels, requests_per_level, max_duration_per_level_s, stream, ramp_s))
 
 
 def client_warnings(loadgen: Sequence[dict[str, Any]]) -> list[str]:
