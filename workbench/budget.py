@@ -107,6 +107,11 @@ class Budget:
         self.charged += 1
         return usd
 
+    def charge_usd(self, usd: float) -> None:
+        """Count a cost known only as an amount (a request cut off in flight: its worst case)."""
+        self.spent_usd += max(0.0, usd)
+        self.charged += 1
+
     def message(self) -> str:
         return str(BudgetExhausted(self.spent_usd, self.max_usd))
 

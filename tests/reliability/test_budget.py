@@ -114,3 +114,19 @@ def test_a_load_run_stops_at_the_budget(profile: str, monkeypatch: pytest.Monkey
     assert len(res.records) == res.sent + res.dropped + res.unsent_cancelled
     assert res.sent == sent and 5 < sent < 200
     assert budget.spent_usd <= budget.max_usd and budget.reserved_usd == 0
+
+
+def test_a_request_cut_off_at_the_deadline_counts_its_worst_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The provider may bill an answer the workbench stopped reading: the cap must still hold."""
+    import asyncio
+
+    from workbench.load import LoadTarget, closed_loop
+
+    monkeypatch.setenv(KEY_ENV, CANARY)
+    with FaultServer(FaultPlan(ttft_s=2.0)) as srv:
+        c = fault_contender(srv, 5.0).with_sampling(max_tokens=100)
+        budget = Budget(1.0, {c.name: PRICE})
+        target = LoadTarget(c, srv.base_url, [Prompt(id="p", text="hi")], budget=budget)
+        res = asyncio.run(closed_loop(target, concurrency=2, n_requests=2, max_duration_s=0.3))
+    assert [r.error_class for r in res.records] == ["cancelled", "cancelled"]
+    assert budget.spent_usd == pytest.approx(2 * budget.estimate(c.name, 1, 100)) and budget.reserved_usd == 0

@@ -279,6 +279,8 @@ class LoadRun:
             rec.status, rec.error_class = "error", ErrorClass.CANCELLED.value
             rec.error_message = f"cancelled in flight at the run deadline ({self.max_duration_s:g} s)"
             rec.attempt, rec.logical_request_id = attempt, logical
+            if budget is not None:  # cut off mid-answer: the provider may bill it; count the worst case
+                budget.charge_usd(held)
             self._finish(rec)
             raise
         finally:
