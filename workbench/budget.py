@@ -74,17 +74,20 @@ class Budget:
 
     def allow(self, contender: str, est_input_tokens: float, est_output_tokens: float) -> bool:
         """True when this request, at the given size, keeps the projected spend within the cap."""
-        est = self.estimate(contender, est_input_tokens, est_output_tokens)
-        ok = self.spent_usd + self.reserved_usd + est <= self.max_usd
+        return self._admit(self.estimate(contender, est_input_tokens, est_output_tokens))
+
+    def _admit(self, usd: float) -> bool:
+        """Spent + every in-flight worst case + this one within the cap? Counts a refusal."""
+        ok = self.spent_usd + self.reserved_usd + usd <= self.max_usd
         if not ok:
             self.refused += 1
         return ok
 
     def reserve(self, contender: str, est_input_tokens: float, est_output_tokens: float) -> float | None:
         """Hold this request's worst case while it is in flight: the USD held, or None (refused)."""
-        if not self.allow(contender, est_input_tokens, est_output_tokens):
-            return None
         held = self.estimate(contender, est_input_tokens, est_output_tokens)
+        if not self._admit(held):
+            return None
         self.reserved_usd += held
         return held
 

@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.httpserve import read_request
+
 __all__ = ["FAULTS", "FaultPlan", "FaultServer", "parse_fault_specs"]
 
 RATE_LIMIT_BODY = {"error": "rate_limit_exceeded", "message": "Concurrent limit reached: 512 active requests"}
@@ -228,18 +230,11 @@ class FaultServer:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                req = await read_request(reader)
+                if req is None:
                     return
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = [*lines[0].split(" "), "", ""][:3]
-                headers = {k.strip().lower(): v.strip() for k, _, v in
-                           (line.partition(":") for line in lines[1:] if line)}
-                length = int(headers.get("content-length") or 0)
-                raw = await reader.readexactly(length) if length else b""
-                keep = await self._handle(method, path.split("?")[0], raw, writer)
-                if not keep or headers.get("connection", "").lower() == "close":
+                keep = await self._handle(req.method, req.path, req.body, writer)
+                if not keep or not req.keep_alive:
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
             return

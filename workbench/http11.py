@@ -179,13 +179,12 @@ class Http11Transport(httpx.AsyncBaseTransport):
                     self._discard(conn)
                     raise httpx.RemoteProtocolError(f"bad content-length {value!r}", request=request) from None
         if request.method == "HEAD" or status in (204, 304):
-            body_iter: _Body = _Body(self, conn, request, b"", None, False, True, read_timeout)
+            rest, length, chunked = b"", None, False  # no body at all
         elif chunked:
-            body_iter = _Body(self, conn, request, rest, None, True, keep_alive, read_timeout)
-        elif length is not None:
-            body_iter = _Body(self, conn, request, rest, length, False, keep_alive, read_timeout)
-        else:  # read until the server closes
-            body_iter = _Body(self, conn, request, rest, -1, False, False, read_timeout)
+            length = None
+        elif length is None:
+            length, keep_alive = -1, False  # the body ends when the server closes
+        body_iter = _Body(self, conn, request, rest, length, chunked, keep_alive, read_timeout)
         return httpx.Response(
             status, headers=headers, stream=body_iter,
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason, "network_stream": stream},

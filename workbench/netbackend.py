@@ -285,19 +285,9 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
-        protocol = _Protocol(loop)
-        started = time.perf_counter_ns()
-        try:
-            async with asyncio.timeout(timeout):
-                transport, _ = await loop.create_connection(
-                    lambda: protocol, host, port,
-                    local_addr=(local_address, 0) if local_address else None)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"cannot connect to {host}:{port} within {timeout} s") from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc) or repr(exc)) from exc
-        _set_options(transport, socket_options)
-        return AsyncioStream(transport, protocol, started)
+        local_addr = (local_address, 0) if local_address else None
+        return await _connect(lambda p: loop.create_connection(p, host, port, local_addr=local_addr),
+                              f"{host}:{port}", timeout, socket_options)
 
     async def connect_unix_socket(
         self,
@@ -306,20 +296,34 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
-        protocol = _Protocol(loop)
-        started = time.perf_counter_ns()
-        try:
-            async with asyncio.timeout(timeout):
-                transport, _ = await loop.create_unix_connection(lambda: protocol, path)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"cannot connect to {path} within {timeout} s") from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc) or repr(exc)) from exc
-        _set_options(transport, socket_options)
-        return AsyncioStream(transport, protocol, started)
+        return await _connect(lambda p: loop.create_unix_connection(p, path), path, timeout, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+_Opener = typing.Callable[[typing.Callable[[], _Protocol]], typing.Awaitable[tuple[asyncio.BaseTransport, typing.Any]]]
+
+
+async def _connect(
+    open_: _Opener,
+    where: str,
+    timeout: float | None,
+    socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None,
+) -> AsyncioStream:
+    """Open a connection with `open_` (a loop.create_* call) under one timeout, stamping its start."""
+    protocol = _Protocol(asyncio.get_running_loop())
+    started = time.perf_counter_ns()
+    try:
+        async with asyncio.timeout(timeout):
+            transport, _ = await open_(lambda: protocol)
+    except TimeoutError as exc:
+        raise httpcore.ConnectTimeout(f"cannot connect to {where} within {timeout} s") from exc
+    except OSError as exc:
+        raise httpcore.ConnectError(str(exc) or repr(exc)) from exc
+    stream = typing.cast(asyncio.Transport, transport)
+    _set_options(stream, socket_options)
+    return AsyncioStream(stream, protocol, started)
 
 
 def _set_options(transport: asyncio.Transport,

@@ -36,6 +36,7 @@ import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from workbench.httpserve import read_request
 from workbench.subproc import ChildServer, start_child
 
 __all__ = ["SyntheticConfig", "SyntheticServer", "main", "serve", "start_synthetic"]
@@ -114,9 +115,9 @@ class _Handler:
         # key -> [read_ns, first_chunk_sent_ns, last_chunk_sent_ns, first_chunk_due_ns]
         self.truth: dict[str, list[int]] = {}
 
-    def _take_truth(self, query: bytes) -> dict[str, list[int]]:
+    def _take_truth(self, query: str) -> dict[str, list[int]]:
         """The notes (all, or those whose key starts with `?prefix=`), forgotten once taken."""
-        prefix = urllib.parse.parse_qs(query.decode("latin-1")).get("prefix", [""])[0]
+        prefix = urllib.parse.parse_qs(query).get("prefix", [""])[0]
         if not prefix:
             taken, self.truth = self.truth, {}
             return taken
@@ -129,36 +130,21 @@ class _Handler:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                req = await read_request(reader)
+                if req is None:
                     return
-                lines = head.split(b"\r\n")
-                parts = lines[0].split(b" ")
-                if len(parts) < 2:
-                    return
-                method, path, _, query = parts[0], *parts[1].partition(b"?")
-                length = 0
-                keep_alive = not lines[0].endswith(b"HTTP/1.0")
-                for line in lines[1:]:
-                    name, _, value = line.partition(b":")
-                    lname = name.strip().lower()
-                    if lname == b"content-length":
-                        length = int(value.strip())
-                    elif lname == b"connection":
-                        keep_alive = value.strip().lower() != b"close"
-                body = await reader.readexactly(length) if length else b""
+                method, path, query, body, keep_alive = req.method, req.path, req.query, req.body, req.keep_alive
                 t_recv = loop.time()
                 if self.cfg.null:
                     writer.write(self.null_response)
-                elif method == b"GET" and path.endswith(b"/truth"):
+                elif method == "GET" and path.endswith("/truth"):
                     out = json.dumps(self._take_truth(query)).encode()
                     writer.write(_head("200 OK", "application/json", len(out), keep_alive) + out)
-                elif method == b"GET" and path.endswith(b"/models"):
+                elif method == "GET" and path.endswith("/models"):
                     head_ = _head("200 OK", "application/json", len(self.models), keep_alive)
                     writer.write(head_ + self.models)
-                elif method == b"POST" and path.endswith((b"/chat/completions", b"/completions")):
-                    chat = path.endswith(b"/chat/completions")
+                elif method == "POST" and path.endswith(("/chat/completions", "/completions")):
+                    chat = path.endswith("/chat/completions")
                     await self._complete(writer, chat, body, t_recv, keep_alive)
                 else:
                     msg = b'{"error":{"message":"not found","type":"invalid_request_error"}}'

@@ -43,6 +43,7 @@ __all__ = [
     "plot_sweep",
     "poisson_rate_ci",
     "project_fleet",
+    "request_ends",
     "run_sweep",
 ]
 
@@ -129,10 +130,16 @@ def poisson_rate_ci(k: int, window_s: float, ci: float = 0.95) -> stats.Estimate
     return stats.Estimate(k / window_s, low, high, k)
 
 
-def _window(g: Any) -> float:
-    """First hand-off to the probe → last response end (the probe's pre-wire time included)."""
+def request_ends(g: Any) -> Any:
+    """When each request ended on the run's clock: hand-off to the probe + the probe's pre-wire
+    time + E2E (0 for a record that never got a response; NaN for one never sent)."""
     delay = g["send_delay_s"].fillna(0.0) if "send_delay_s" in g else 0.0
-    return metrics.window_s(g["sent_s"], g["sent_s"] + delay + g["e2e_s"].fillna(0.0))
+    return g["sent_s"] + delay + g["e2e_s"].fillna(0.0)
+
+
+def _window(g: Any) -> float:
+    """First hand-off to the probe → last response end."""
+    return metrics.window_s(g["sent_s"], request_ends(g))
 
 
 def level_summary(df: Any, slo_e2e_s: float, n_boot: int = 2000) -> Any:

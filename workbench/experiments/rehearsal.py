@@ -22,7 +22,7 @@ from typing import Any
 from workbench import stats
 from workbench.aio import run_sync
 from workbench.config import Contender
-from workbench.experiments.concurrency import poisson_rate_ci
+from workbench.experiments.concurrency import poisson_rate_ci, request_ends
 from workbench.load import LoadResult, LoadTarget, closed_loop, open_loop
 from workbench.probe import make_client
 from workbench.ratelimit_proxy import RateLimitProxy
@@ -103,9 +103,8 @@ def rehearsal_table(df: Any, slo_e2e_s: float) -> Any:
         ok = final[final["status"] == "ok"]
         user = ok["e2e_from_schedule_s"].dropna().to_numpy(dtype=float)
         p95 = stats.percentile_ci(user, 95)
-        delay = g["send_delay_s"].fillna(0) if "send_delay_s" in g else 0
-        window = float((g["sent_s"].fillna(g["scheduled_s"]) + delay + g["e2e_s"].fillna(0)).max()
-                       - g["scheduled_s"].min())
+        ends = request_ends(g).fillna(g["scheduled_s"])  # never sent: ended where it was due
+        window = float(ends.max() - g["scheduled_s"].min())
         good = poisson_rate_ci(int((ok["e2e_from_schedule_s"] <= slo_e2e_s).sum()), window)
         thr = poisson_rate_ci(len(ok), window)
         rows.append({

@@ -251,7 +251,7 @@ class LoadRun:
         request_id = logical if attempt == 1 else f"{logical}#{attempt}"
         budget, held = self.target.budget, 0.0
         if budget is not None:
-            from workbench.budget import estimate_input_tokens
+            from workbench.budget import estimate_input_tokens  # budget → cost → pandas: only when used
 
             c = self.target.contender
             reserved = budget.reserve(c.name, estimate_input_tokens(c, prompt), c.sampling.max_tokens)
