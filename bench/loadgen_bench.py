@@ -29,9 +29,10 @@ from typing import Any
 import httpx
 
 from workbench.config import load_contenders
-from workbench.load import LoadTarget, closed_loop
-from workbench.load.common import ClientShards
-from workbench.synthetic_server import SyntheticConfig, SyntheticServer
+from workbench.measure.load import closed_loop
+from workbench.measure.load.common import ClientShards
+from workbench.measure.target import Target
+from workbench.serve.synthetic import SyntheticConfig, SyntheticServer
 from workbench.types import Prompt
 
 
@@ -48,10 +49,11 @@ def _cpus() -> tuple[int | None, int]:
 
 async def _rate(base_url: str, concurrency: int, duration_s: float) -> dict[str, Any]:
     c = load_contenders().get("qwen2.5-coder-0.5b")
-    target = LoadTarget(c, base_url, [Prompt("p", "x")], stream=False)
-    await closed_loop(target, concurrency=concurrency, n_requests=concurrency * 4, max_duration_s=5)  # warm
+    target, prompts = Target(c, base_url, stream=False, keep_itl=False), [Prompt("p", "x")]
+    await closed_loop(target, prompts, concurrency=concurrency, n_requests=concurrency * 4, max_duration_s=5)  # warm
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
-    res = await closed_loop(target, concurrency=concurrency, n_requests=10_000_000, max_duration_s=duration_s)
+    res = await closed_loop(target, prompts, concurrency=concurrency, n_requests=10_000_000,
+                            max_duration_s=duration_s)
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     ok = sum(1 for r in res.records if r.ok)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
@@ -91,19 +93,18 @@ async def _fidelity(base_url: str, cfg: SyntheticConfig, concurrency: int, round
     tag = f"c{concurrency}-{mode}"
     n = concurrency * rounds
     prompts = [Prompt(f"{tag}-{i}", f"{tag}-{i}") for i in range(n)]
-    warmup = LoadTarget(c, base_url, [Prompt("w", "w")])
-    target = LoadTarget(c, base_url, prompts)
-    await closed_loop(warmup, concurrency=min(concurrency, 8), n_requests=8, max_duration_s=10)  # warm
+    target, warmup = Target(c, base_url, keep_itl=False), [Prompt("w", "w")]
+    await closed_loop(target, warmup, concurrency=min(concurrency, 8), n_requests=8, max_duration_s=10)  # warm
     async with ClientShards.for_pool(None, concurrency, c.timeout_s) as shards:
         client = shards if warm else None
         if warm:
-            await closed_loop(warmup, concurrency=concurrency, n_requests=concurrency, max_duration_s=60,
+            await closed_loop(target, warmup, concurrency=concurrency, n_requests=concurrency, max_duration_s=60,
                               client=shards)
         async with httpx.AsyncClient() as h:  # forget the warm-up's notes
             await h.get(base_url + "/truth")
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
-        res = await closed_loop(target, concurrency=concurrency, n_requests=n, max_duration_s=120, client=client,
-                                ramp_s=ramp_s)
+        res = await closed_loop(target, prompts, concurrency=concurrency, n_requests=n, max_duration_s=120,
+                                client=client, ramp_s=ramp_s)
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
     async with httpx.AsyncClient() as h:
         truth: dict[str, list[int]] = (await h.get(base_url + "/truth")).json()

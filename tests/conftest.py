@@ -1,6 +1,6 @@
 """Shared fixtures.
 
-- `wire`: one local server per session speaking every wire format (tests/servers/wire.py),
+- `wire`: one local server per session speaking every wire format (workbench/serve/wire.py),
   reset before each test, with a canary key in the environment.
 - `local_endpoints`: the embedded model servers, started once per session (about 5 s) and
   shared by every test that needs them, through the returned mapping and
@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.servers.wire import WireServer
 from workbench.config import Contender
-from workbench.local import LOCAL_MODELS, serve
+from workbench.embedded import LOCAL_MODELS
+from workbench.serve.llama import serve
+from workbench.serve.wire import WireServer
 from workbench.session import ENDPOINTS_ENV
 
 T = TypeVar("T")

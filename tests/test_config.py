@@ -91,3 +91,14 @@ def test_sampling_override_is_top_of_precedence() -> None:
     assert c.sampling.max_tokens == 64  # from defaults:
     c2 = c.with_sampling(max_tokens=5)
     assert (c2.sampling.max_tokens, c2.sampling.stop) == (5, ["\n"])
+
+
+def test_overrides_are_validated_like_the_file() -> None:
+    c = load_contenders().get("qwen2.5-coder-0.5b")
+    with pytest.raises(ConfigError, match=r"sampling parameters: contenders\[qwen2.5-coder-0.5b\].sampling.max_tokens"):
+        c.with_sampling(source="sampling parameters", max_tokens=0)
+    with pytest.raises(ConfigError, match=r"sampling.no_such_field: unknown field; valid: max_tokens"):
+        c.with_sampling(no_such_field=1)
+    with pytest.raises(ConfigError, match=r"annotation prompt: .*prompt_template must contain the placeholder"):
+        load_contenders().get("gemma-3-270m").override("annotation prompt", prompt_template="no placeholder")
+    assert c.override("x", system_prompt="Be terse.").system_prompt == "Be terse."

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from workbench import keys
+from workbench.config import load_contenders
+from workbench.errors import WorkbenchError
 from workbench.results import RecordWriter, RunDir, load_records, load_runs, read_manifest, update_manifest
 from workbench.types import RECORD_CORE_FIELDS, Record
 
@@ -68,10 +71,24 @@ def test_torn_last_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
 def test_writer_refuses_a_configured_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     canary = "sk-canary-0123456789abcdef"
     monkeypatch.setenv("OPENAI_API_KEY", canary)
+    load_contenders()  # as every session does: the file names the variables to guard
     w = RecordWriter(tmp_path / "x.jsonl")
     r = rec(1)
     r.error_message = f"echoed {canary}"
-    with pytest.raises(RuntimeError, match="refusing to write an API key"):
+    with pytest.raises(WorkbenchError, match="refusing to write an API key"):
         w.write(r)
     w.close()
+    assert canary not in (tmp_path / "x.jsonl").read_text()
+
+
+def test_writer_refuses_a_key_the_process_has_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    canary = "read-canary-0123456789abcdef"
+    monkeypatch.setenv("WB_READ_ONLY_KEY", canary)
+    assert keys.read_key("WB_READ_ONLY_KEY") == canary
+    monkeypatch.delenv("WB_READ_ONLY_KEY")  # gone from the environment, still remembered
+    with RecordWriter(tmp_path / "x.jsonl") as w:
+        r = rec(1)
+        r.output_text = f"the key is {canary}"
+        with pytest.raises(WorkbenchError, match="refusing to write an API key"):
+            w.write(r)
     assert canary not in (tmp_path / "x.jsonl").read_text()

@@ -3,7 +3,7 @@
 The public API is re-exported here; notebooks import `workbench as wb`.
 """
 
-from workbench import plots
+from workbench.analysis import plots
 from workbench.config import Contender, ContenderSet, load_contenders
 from workbench.errors import ConfigError, UnknownNameError, WorkbenchError
 from workbench.results import RecordWriter, RunDir, load_records, load_runs

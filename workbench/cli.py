@@ -21,7 +21,8 @@ __all__ = ["main"]
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from workbench.local import LOCAL_MODELS, serve
+    from workbench.embedded import LOCAL_MODELS
+    from workbench.serve.llama import serve
     from workbench.session import ENDPOINTS_ENV
 
     names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else list(LOCAL_MODELS)
@@ -51,9 +52,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from workbench.config import load_contenders
-    from workbench.local import start_server
-    from workbench.probe import probe_once
-    from workbench.tokenizers import token_counter_for
+    from workbench.measure.probe import probe_once
+    from workbench.measure.target import Target
+    from workbench.measure.tokenizers import token_counter_for
+    from workbench.serve.llama import start_server
     from workbench.types import Prompt
 
     cset = load_contenders(args.contenders_file)
@@ -72,8 +74,9 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         server = start_server(contender.local, log_dir)
         base_url = server.base_url
     try:
-        rec = probe_once(contender, prompt, base_url=base_url, stream=not args.no_stream,
-                         token_counter=token_counter_for(contender))
+        assert base_url is not None
+        target = Target(contender, base_url, stream=not args.no_stream, token_counter=token_counter_for(contender))
+        rec = probe_once(target, prompt)
     finally:
         if server is not None:
             server.stop()
@@ -105,8 +108,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from workbench.report import render_report
-    from workbench.runner import parse_params
+    from workbench.runner import parse_params, render_report
 
     run_dir = Path(args.run)
     if not (run_dir / "manifest.json").exists():
@@ -123,7 +125,7 @@ def _cmd_fault_server(args: argparse.Namespace) -> int:
     """Serve the fault-injecting OpenAI-compatible server until Ctrl-C (or `--duration`)."""
     import asyncio
 
-    from workbench.fault_server import FaultPlan, FaultServer, parse_fault_specs
+    from workbench.serve.faults import FaultPlan, FaultServer, parse_fault_specs
 
     try:
         plan = FaultPlan(
@@ -197,13 +199,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_synthetic(args: argparse.Namespace) -> int:
-    from workbench.synthetic_server import run_from_args
+    from workbench.serve.synthetic import run_from_args
 
     return run_from_args(args)
 
 
 def _cmd_ratelimit_proxy(args: argparse.Namespace) -> int:
-    from workbench.ratelimit_proxy import run_from_args
+    from workbench.serve.ratelimit import run_from_args
 
     return run_from_args(args)
 
@@ -262,14 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--contenders-file")
     s.set_defaults(func=_cmd_list)
 
-    from workbench import ratelimit_proxy, synthetic_server
+    from workbench.serve import ratelimit, synthetic
 
     s = sub.add_parser("synthetic-server", help="OpenAI-compatible streaming server with known timing")
-    synthetic_server.add_arguments(s)
+    synthetic.add_arguments(s)
     s.set_defaults(func=_cmd_synthetic)
 
     s = sub.add_parser("ratelimit-proxy", help="forward to a base URL, answering 429 beyond N in flight")
-    ratelimit_proxy.add_arguments(s)
+    ratelimit.add_arguments(s)
     s.set_defaults(func=_cmd_ratelimit_proxy)
     return p
 

@@ -10,7 +10,6 @@ key (`api_key_env`), and the key is read from the environment only when a reques
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from workbench import keys
 from workbench.errors import ConfigError, UnknownNameError
 
 __all__ = [
@@ -35,9 +35,6 @@ __all__ = [
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONTENDERS_FILE = PROJECT_ROOT / "experiments" / "contenders.yaml"
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Shapes of real keys; a value like this in `api_key_env` means a key was pasted into the file.
-_KEY_LIKE = re.compile(r"^(sk-|sk_|AIza|xai-|gsk_|hf_)|^[A-Za-z0-9_\-]{40,}$")
 
 
 class _Strict(BaseModel):
@@ -77,7 +74,7 @@ class Contender(_Strict):
     declared: dict[str, Any] = Field(
         default_factory=dict, description="integration facts declared by hand (SDK, docs, ...)"
     )
-    price: dict[str, Any] | None = Field(None, description="price overrides, see workbench.cost")
+    price: dict[str, Any] | None = Field(None, description="price overrides, see workbench.analysis.cost")
     notes: str | None = Field(None, description="free text shown in reports")
 
     @field_validator("name")
@@ -101,7 +98,7 @@ class Contender(_Strict):
     def _local_known(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        from workbench.local import LOCAL_MODELS
+        from workbench.embedded import LOCAL_MODELS
 
         if v not in LOCAL_MODELS:
             raise ValueError(f"unknown local model {v!r}; valid: {', '.join(sorted(LOCAL_MODELS))}")
@@ -110,19 +107,13 @@ class Contender(_Strict):
     @field_validator("api_key_env")
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        if _KEY_LIKE.search(v) and not v.isupper():
-            raise ValueError("this looks like a key; put the variable's NAME here, the key in the environment")
-        if not _ENV_NAME.match(v):
-            raise ValueError(f"{v!r} is not an environment variable name")
-        return v
+        return v if v is None else keys.check_env_name(v)
 
     @field_validator("headers")
     @classmethod
     def _no_secret_headers(cls, v: dict[str, str]) -> dict[str, str]:
         for key in v:
-            if key.lower() in {"authorization", "x-api-key", "x-goog-api-key", "api-key"}:
+            if key.lower() in keys.SECRET_HEADERS:
                 raise ValueError(f"header {key!r} carries a secret; use api_key_env instead")
         return v
 
@@ -148,20 +139,32 @@ class Contender(_Strict):
 
     def api_key(self) -> str | None:
         """The key from the environment, or None. Never stored on the object."""
-        if self.api_key_env is None:
-            return None
-        value = os.environ.get(self.api_key_env)
-        return value or None
+        return None if self.api_key_env is None else keys.read_key(self.api_key_env)
 
     def key_missing(self) -> bool:
         return self.api_key_env is not None and self.api_key() is None
 
-    def with_sampling(self, **overrides: Any) -> Contender:
-        """A copy with sampling fields replaced (None values are ignored)."""
+    def with_sampling(self, *, source: str = "overrides", **overrides: Any) -> Contender:
+        """A validated copy with sampling fields replaced (None values are ignored).
+
+        The top of the precedence chain (notebook / `--param` overrides) goes through the same
+        validation as the file: `max_tokens=0` or an unknown field raises ConfigError naming
+        `source` and the field."""
         clean = {k: v for k, v in overrides.items() if v is not None}
         if not clean:
             return self
-        return self.model_copy(update={"sampling": self.sampling.model_copy(update=clean)})
+        return self.override(source, sampling={**self.sampling.model_dump(), **clean})
+
+    def override(self, source: str = "overrides", /, **fields: Any) -> Contender:
+        """A validated copy with top-level fields replaced (e.g. an experiment's own prompt).
+
+        Never `model_copy(update=...)`, which skips validation: every contender that reaches
+        the wire has passed the same checks as one read from the file."""
+        data = {**self.model_dump(), **fields}
+        try:
+            return Contender.model_validate(data)
+        except ValidationError as exc:
+            raise _config_error(exc, source, f"contenders[{self.name}]") from None
 
     def public_dict(self) -> dict[str, Any]:
         """For manifests and reports: everything but secrets (there are none stored, by design)."""
@@ -258,6 +261,17 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc) if loc else "(entry)"
 
 
+def _config_error(exc: ValidationError, source: str, label: str) -> ConfigError:
+    """The first validation error as ConfigError(file, field, reason), listing valid fields."""
+    err = exc.errors()[0]
+    field = _field_path(tuple(err["loc"]))
+    reason = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        model: type[BaseModel] = Sampling if err["loc"][:1] == ("sampling",) else Contender
+        reason = f"unknown field; valid: {', '.join(sorted(model.model_fields))}"
+    return ConfigError(source, f"{label}.{field}" if err["loc"] else label, reason)
+
+
 def load_contenders(path: str | Path | None = None) -> ContenderSet:
     """Load and validate a contenders file; any mistake raises ConfigError naming file and field."""
     p = Path(path) if path is not None else DEFAULT_CONTENDERS_FILE
@@ -284,11 +298,6 @@ def load_contenders(path: str | Path | None = None) -> ContenderSet:
         try:
             contenders.append(Contender.model_validate(_merge(defaults, entry)))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = _field_path(tuple(err["loc"]))
-            reason = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                model: type[BaseModel] = Sampling if err["loc"][:1] == ("sampling",) else Contender
-                reason = f"unknown field; valid: {', '.join(sorted(model.model_fields))}"
-            raise ConfigError(src, f"{label}.{field}" if err["loc"] else label, reason) from None
+            raise _config_error(exc, src, label) from None
+    keys.watch(c.api_key_env for c in contenders if c.api_key_env)
     return ContenderSet(contenders, source=src)

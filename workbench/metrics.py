@@ -1,7 +1,7 @@
 """Metric definitions: the single place where a latency number is computed from timestamps.
 
-All timestamps are `time.perf_counter_ns()` readings taken by `workbench.probe` and
-`workbench.netbackend`:
+All timestamps are `time.perf_counter_ns()` readings taken by `workbench.measure.probe` and
+`workbench.measure.netbackend`:
 
 - Request start: the request's first byte handed to the socket — or, when a connection was
   opened for it, the start of that connect (TCP + TLS count). The client's own Python before

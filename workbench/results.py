@@ -23,19 +23,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
+from workbench import keys
 from workbench.types import RECORD_CORE_FIELDS, Record
 
 __all__ = [
     "RESULTS_ROOT",
     "RecordWriter",
     "RunDir",
-    "assert_no_secrets",
     "load_records",
     "load_runs",
     "new_run_id",
     "read_jsonl_tolerant",
     "read_manifest",
-    "secret_values",
     "update_manifest",
 ]
 
@@ -120,15 +119,13 @@ class RecordWriter:
         self._fsync_every = fsync_every
         self._since_sync = 0
         self.count = 0
-        self._secrets = secret_values()
 
     def write(self, record: Record | Mapping[str, Any]) -> None:
         if self._fh is None:
             raise ValueError(f"writer for {self.path} is closed")
         obj = record.to_dict() if isinstance(record, Record) else dict(record)
         line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
-        if self._secrets:
-            assert_no_secrets(line, self._secrets, where=str(self.path))
+        keys.guard(line, where=str(self.path))
         self._fh.write(line + "\n")
         self._fh.flush()
         self.count += 1
@@ -184,30 +181,6 @@ def read_jsonl_tolerant(path: str | Path) -> list[dict[str, Any]]:
         return _read_jsonl(Path(path))
 
 
-def secret_values(contenders_file: str | Path | None = None) -> list[str]:
-    """Values of every key variable named in the contenders file that is set right now.
-
-    Used to refuse writing any of them anywhere (records, manifests, logs)."""
-    try:
-        from workbench.config import load_contenders
-
-        cs = load_contenders(contenders_file)
-    except Exception:
-        return []
-    out = []
-    for c in cs:
-        key = c.api_key()
-        if key and len(key) >= 8:
-            out.append(key)
-    return out
-
-
-def assert_no_secrets(text: str, values: Iterable[str], where: str) -> None:
-    for v in values:
-        if v and v in text:
-            raise RuntimeError(f"refusing to write an API key into {where}")
-
-
 def read_manifest(run_dir: str | Path) -> dict[str, Any]:
     p = Path(run_dir) / "manifest.json"
     if not p.exists():
@@ -227,7 +200,7 @@ def update_manifest(run_dir: str | Path, **sections: Any) -> dict[str, Any]:
         else:
             manifest[key] = value
     text = json.dumps(manifest, indent=2, sort_keys=False, default=str)
-    assert_no_secrets(text, secret_values(), where=str(run_dir / "manifest.json"))
+    keys.guard(text, where=str(run_dir / "manifest.json"))
     tmp = run_dir / f".manifest.{os.getpid()}.tmp"
     tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, run_dir / "manifest.json")

@@ -1,8 +1,13 @@
-"""Headless runs: execute experiment notebooks with papermill into one run folder.
+"""Headless runs: execute experiment notebooks with papermill into one run folder, and the report.
 
 Each notebook receives `out_dir` (the run folder) plus the user's `--param` overrides that its
 `parameters` cell declares. A failing cell stops the run with the cell, the error and the path
 of the executed notebook (which papermill saves with the traceback in it).
+
+The report: the summary notebook executed on a run folder and exported with nbconvert without
+code cells (`export_html`), so `report.html` reads on its own — the matrix, the plots
+(embedded), the significance table and the checklist. `workbench report RUN` calls
+`render_report`.
 """
 
 from __future__ import annotations
@@ -16,12 +21,20 @@ from typing import Any
 
 import yaml
 
+from workbench import keys
 from workbench.errors import WorkbenchError
-from workbench.experiments import NOTEBOOKS_DIR, Experiment
+from workbench.experiments import NOTEBOOKS_DIR, Experiment, get_experiment
 from workbench.results import RunDir, read_manifest, update_manifest
-from workbench.session import check_parameters
 
-__all__ = ["ExperimentFailed", "notebook_parameters", "parse_params", "resolve_parameters", "run_experiments"]
+__all__ = [
+    "ExperimentFailed",
+    "export_html",
+    "notebook_parameters",
+    "parse_params",
+    "render_report",
+    "resolve_parameters",
+    "run_experiments",
+]
 
 # Set by the runner itself, never by --param.
 _RESERVED = {"out_dir", "resume"}
@@ -84,7 +97,7 @@ def run_experiments(
     import papermill as pm
 
     params = dict(params or {})
-    check_parameters(params)
+    keys.check_parameters(params)
     if resume and not (out_dir and (Path(out_dir) / "manifest.json").exists()):
         raise WorkbenchError(f"cannot resume {out_dir or '(no folder)'}: not a run folder (no manifest.json)")
     declared: dict[str, dict[str, Any]] = {e.name: notebook_parameters(e.path) for e in experiments}
@@ -127,9 +140,34 @@ def run_experiments(
             raise ExperimentFailed(exp.name, output, detail) from None
         log(f"      done in {time.perf_counter() - t0:.0f} s → {output}")
         if exp.html_report:
-            from workbench.report import export_html
-
             html = export_html(output, run.path / "report.html")
             log(f"      report: {html}")
     log(f"results: {run.path}")
     return run
+
+
+def export_html(notebook: str | Path, out_html: str | Path) -> Path:
+    """Executed notebook → standalone HTML without input cells (plots embedded)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)  # type: ignore[no-untyped-call]
+    exporter = HTMLExporter(template_name="lab")  # type: ignore[no-untyped-call]
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(nb)
+    out = Path(out_html)
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def render_report(
+    run_dir: str | Path, *, compare: list[str] | None = None, params: dict[str, Any] | None = None
+) -> Path:
+    """Execute the summary notebook on `run_dir` and write `report.html` there."""
+    p = dict(params or {})
+    if compare:
+        p["compare_runs"] = ",".join(str(Path(c).resolve()) for c in compare)
+    run = run_experiments([get_experiment("summary")], out_dir=run_dir, params=p)
+    return run.path / "report.html"

@@ -12,64 +12,24 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.budget import Budget, budget_for
+from workbench import keys
 from workbench.config import Contender, Skipped, load_contenders
 from workbench.errors import ConfigError, WorkbenchError
-from workbench.local import LocalServer, start_server
-from workbench.probe import TokenCounter
+from workbench.measure.budget import Budget, budget_for
+from workbench.measure.target import Target, check_url
+from workbench.measure.tokenizers import token_counter_for
 from workbench.results import RecordWriter, RunDir, read_jsonl_tolerant, update_manifest
-from workbench.tokenizers import token_counter_for
+from workbench.serve.llama import LocalServer, start_server
+from workbench.types import TokenCounter
 
-__all__ = ["ENDPOINTS_ENV", "LOOPBACK_HOSTS", "Session", "check_parameters", "check_target", "open_session"]
+__all__ = ["ENDPOINTS_ENV", "Session", "open_session"]
 
 ENDPOINTS_ENV = "WORKBENCH_LOCAL_ENDPOINTS"
-# Names that say "credential": api_key, openai_token, secret, password... but not max_tokens,
-# tokens_per_doc or a *_env variable *name* (which is what config should hold).
-_SECRET_NAME = re.compile(r"(api[_-]?key|secret|password|passwd|bearer|credential|(^|_)(token|key)$)", re.IGNORECASE)
-_SECRET_VALUE = re.compile(r"^(sk-|sk_|AIza|xai-|gsk_)[A-Za-z0-9_\-]{8,}")
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-def check_target(contender: Contender, url: str) -> None:
-    """Refuse to send a contender's requests anywhere but its own endpoint.
-
-    The guard for "loads only go to the configured endpoints", applied where every request's
-    URL is chosen (`Session.base_url`, and `probe()` for callers outside a session): a hosted
-    contender may only be reached at its configured `base_url`; an embedded one only on the
-    loopback interface (the workbench binds its servers to 127.0.0.1)."""
-    from urllib.parse import urlsplit
-
-    if contender.base_url is not None:
-        if url.rstrip("/") != contender.base_url.rstrip("/"):
-            raise WorkbenchError(f"refusing to send {contender.name!r}'s requests to {url}: "
-                                 f"its configured base_url is {contender.base_url}")
-        return
-    host = urlsplit(url).hostname or ""
-    if host not in LOOPBACK_HOSTS:
-        raise WorkbenchError(f"refusing to send {contender.name!r}'s requests to {url}: an embedded "
-                             f"model is served on 127.0.0.1 only")
-
-
-def check_parameters(params: Mapping[str, Any]) -> None:
-    """Refuse anything that looks like a secret: papermill writes parameters into the output
-    notebook, so a key passed as a parameter would be saved in plain text."""
-    for name, value in params.items():
-        if _SECRET_NAME.search(name) and not name.endswith("_env"):
-            raise WorkbenchError(
-                f"parameter {name!r} looks like a secret; keys are never parameters — put the key in "
-                "the environment variable named by the contender's api_key_env"
-            )
-        if isinstance(value, str) and _SECRET_VALUE.match(value):
-            raise WorkbenchError(
-                f"parameter {name!r} holds what looks like an API key; keys are never parameters — "
-                "set the environment variable named by the contender's api_key_env"
-            )
 
 
 @dataclass
@@ -92,8 +52,18 @@ class Session:
 
     def base_url(self, contender: Contender) -> str:
         url = self.base_urls[contender.name]
-        check_target(contender, url)
+        check_url(contender, url)
         return url
+
+    def target(self, contender: Contender, **fields: Any) -> Target:
+        """The one object a request of `contender` in this experiment goes out with (see
+        `workbench.measure.target`): its endpoint, this run and experiment, its token counter
+        and the session's budget; `fields` override (e.g. `stream=False`, `keep_itl=False`, or
+        the `base_url` of a proxy in front of the contender — checked like any other)."""
+        base: dict[str, Any] = {"base_url": self.base_urls[contender.name], "run_id": self.run_id,
+                                "experiment": self.experiment, "token_counter": self.token_counter(contender),
+                                "budget": self.budget}
+        return Target(contender, **{**base, **fields})
 
     def completed_ids(self, experiment: str | None = None) -> set[str]:
         """Request ids that already have a record in the experiment's JSONL (empty if none).
@@ -159,13 +129,13 @@ def open_session(
     gives the session a `Budget` over the contenders' prices; `resume=True` marks the session
     as resuming an interrupted run (experiments skip `completed_ids()`)."""
     params = dict(parameters or {})
-    check_parameters(params)
+    keys.check_parameters(params)
     cset = load_contenders(contenders_file or None)
     chosen, skipped = cset.select(contenders)
     for s in skipped:
         print(s.reason)
     if sampling:
-        chosen = [c.with_sampling(**sampling) for c in chosen]
+        chosen = [c.with_sampling(source="sampling parameters", **sampling) for c in chosen]
     if not chosen:
         raise WorkbenchError(
             f"no contender to run (selection {contenders!r}); valid: {', '.join(cset.names())}"
@@ -181,7 +151,7 @@ def open_session(
                 assert c.base_url is not None
                 session.base_urls[c.name] = c.base_url
             elif c.local in reuse:
-                check_target(c, reuse[c.local])
+                check_url(c, reuse[c.local])
                 session.base_urls[c.name] = reuse[c.local]
                 session.reused_servers[c.local] = reuse[c.local]
             else:

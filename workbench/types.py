@@ -11,7 +11,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from workbench.config import Contender
 
 __all__ = [
     "RECORD_CORE_FIELDS",
@@ -20,6 +23,7 @@ __all__ = [
     "Prompt",
     "Record",
     "StreamDelta",
+    "TokenCounter",
     "Usage",
 ]
 
@@ -178,3 +182,14 @@ class Record:
                 raise ValueError(f"experiment field {key!r} would overwrite a record field")
             out[key] = value
         return out
+
+
+class TokenCounter(Protocol):
+    """Counts tokens with the model's own tokenizer, for servers that report no usage.
+
+    `count_input` must count what the server would: the prompt as rendered by the template
+    (chat template or `prompt_template`), special tokens included. None = cannot count."""
+
+    def count_output(self, text: str) -> int | None: ...
+
+    def count_input(self, contender: Contender, prompt: Prompt) -> int | None: ...

@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from workbench.config import load_contenders
-from workbench.probe import make_client, probe, probe_once
-from workbench.tokenizers import token_counter_for
+from workbench.measure.probe import make_client, probe, probe_once
+from workbench.measure.target import Target
+from workbench.measure.tokenizers import token_counter_for
 from workbench.types import Prompt
 
 pytestmark = [pytest.mark.local_models, pytest.mark.slow]
@@ -21,7 +22,7 @@ PROMPTS = [Prompt("p1", "What is the capital of Italy?"), Prompt("p2", "How many
 def test_streamed_probe_gives_real_timings_and_tokens(name: str, local_endpoints: dict[str, str]) -> None:
     c = load_contenders().get(name).with_sampling(max_tokens=16)
     assert c.local is not None
-    rec = probe_once(c, PROMPTS[0], base_url=local_endpoints[c.local], token_counter=token_counter_for(c))
+    rec = probe_once(Target(c, local_endpoints[c.local], token_counter=token_counter_for(c)), PROMPTS[0])
     assert rec.ok, rec.error_message
     assert rec.ttft_s is not None and rec.e2e_s is not None
     assert 0 < rec.ttft_s <= rec.e2e_s
@@ -44,7 +45,7 @@ def test_local_token_counts_match_the_servers_usage(name: str, local_endpoints: 
     async def go() -> None:
         async with make_client(2) as client:
             for p in PROMPTS:
-                full = await probe(client, c, p, base_url=local_endpoints[c.local], stream=False)
+                full = await probe(client, Target(c, local_endpoints[c.local], stream=False), p)
                 assert full.ok and full.token_source == "usage"
                 assert counter.count_input(c, p) == full.input_tokens
                 assert full.output_text is not None and full.output_tokens is not None
@@ -55,7 +56,7 @@ def test_local_token_counts_match_the_servers_usage(name: str, local_endpoints: 
 
 def test_endpoint_down_is_a_record_naming_the_url() -> None:
     c = load_contenders().get("qwen2.5-coder-0.5b")
-    rec = probe_once(c, PROMPTS[0], base_url="http://127.0.0.1:9/v1")
+    rec = probe_once(Target(c, "http://127.0.0.1:9/v1"), PROMPTS[0])
     assert rec.status == "error" and rec.error_class == "connection"
     assert "http://127.0.0.1:9/v1/chat/completions" in (rec.error_message or "")
 
@@ -69,7 +70,7 @@ def test_concurrent_streams_are_queued_not_cut_short(local_endpoints: dict[str, 
     async def go() -> list[object]:
         async with make_client(4) as client:
             return list(await asyncio.gather(*[
-                probe(client, c, prompt, base_url=local_endpoints[c.local]) for _ in range(3)
+                probe(client, Target(c, local_endpoints[c.local]), prompt) for _ in range(3)
             ]))
 
     recs = asyncio.run(go())

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.synthetic_runs import HOSTED, write_run
-from workbench.report import render_report
+from workbench.runner import render_report
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import CANARY, contender_for, run
-from tests.servers.wire import FORMATS, Fault, Scenario, WireServer, error_fault
 from workbench.config import Contender
-from workbench.probe import make_client, probe
-from workbench.retry import RetryPolicy, probe_with_retries
+from workbench.measure.probe import make_client, probe
+from workbench.measure.retry import RetryPolicy, probe_with_retries
+from workbench.measure.target import Target
+from workbench.serve.wire import FORMATS, Fault, Scenario, WireServer, error_fault
 from workbench.types import Prompt, Record
 
 pytestmark = pytest.mark.timeout(30)
@@ -36,7 +37,7 @@ LEAN = False
 @pytest.fixture(autouse=True, params=["httpcore", "lean"])
 def _client_kind(request: pytest.FixtureRequest) -> None:
     """Every contract holds for both clients: httpx over httpcore (single requests) and the
-    lean HTTP/1.1 transport (load runs, `workbench.http11`)."""
+    lean HTTP/1.1 transport (load runs, `workbench.measure.http11`)."""
     global LEAN
     LEAN = request.param == "lean"
 
@@ -44,7 +45,7 @@ def _client_kind(request: pytest.FixtureRequest) -> None:
 def go(c: Contender, *, stream: bool = True, **kw: Any) -> Record:
     async def _go() -> Record:
         async with make_client(2, c.timeout_s, lean=LEAN) as client:
-            return await probe(client, c, PROMPT, stream=stream, **kw)
+            return await probe(client, Target.hosted(c, stream=stream), PROMPT, **kw)
 
     return run(_go())
 
@@ -209,8 +210,7 @@ def test_retries_one_record_per_attempt(wire: WireServer, fmt: str) -> None:
 
     async def _go() -> list[Record]:
         async with make_client(2, c.timeout_s, lean=LEAN) as client:
-            return await probe_with_retries(client, c, PROMPT, policy, stream=True,
-                                            request_id="logical-1")
+            return await probe_with_retries(client, Target.hosted(c), PROMPT, policy, request_id="logical-1")
 
     recs = run(_go())
     assert [r.attempt for r in recs] == [1, 2, 3]
@@ -234,7 +234,7 @@ def test_no_retry_for_non_retryable(wire: WireServer, fmt: str) -> None:
 
     async def _go() -> list[Record]:
         async with make_client(2, c.timeout_s, lean=LEAN) as client:
-            return await probe_with_retries(client, c, PROMPT, RetryPolicy(max_attempts=3))
+            return await probe_with_retries(client, Target.hosted(c), PROMPT, RetryPolicy(max_attempts=3))
 
     recs = run(_go())
     assert len(recs) == 1 and recs[0].error_class == "auth"

@@ -6,12 +6,12 @@ import pytest
 
 from tests.conftest import contender_for
 from tests.providers.test_contract import PROMPT, go
-from tests.servers.wire import Scenario, WireServer
 from workbench.errors import ConfigError
 from workbench.providers import get_provider
 from workbench.providers.errors import classify, parse_duration, parse_retry_after
 from workbench.providers.generic import get_path
 from workbench.providers.sse import SSEEvent
+from workbench.serve.wire import Scenario, WireServer
 
 pytestmark = pytest.mark.timeout(20)
 

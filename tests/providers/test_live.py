@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import run
 from workbench.config import Contender
-from workbench.probe import make_client, probe
+from workbench.measure.probe import make_client, probe
+from workbench.measure.target import Target
 from workbench.types import Prompt, Record
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(60)]
@@ -41,7 +42,7 @@ def test_live_provider(name: str, stream: bool) -> None:
 
     async def _go() -> Record:
         async with make_client(1, c.timeout_s) as client:
-            return await probe(client, c, Prompt(id="live", text="Say OK."), stream=stream)
+            return await probe(client, Target.hosted(c, stream=stream), Prompt(id="live", text="Say OK."))
 
     rec = run(_go(), timeout=60)
     assert rec.ok, (rec.error_class, rec.error_message)

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import CANARY, KEY_ENV
 from workbench.config import Contender
-from workbench.fault_server import FaultPlan, FaultServer
+from workbench.serve.faults import FaultPlan, FaultServer
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from workbench.analysis.grading import load_dataset
+from workbench.analysis.scenarios import load_scenarios
 from workbench.cli import main
 from workbench.config import load_contenders
 from workbench.errors import ConfigError
-from workbench.grading import load_dataset
 from workbench.prompts import load_prompts
-from workbench.scenarios import load_scenarios
 
 GOOD = ("contenders:\n  - name: h\n    api: openai-chat\n    base_url: http://127.0.0.1:9/v1\n"
         "    model: m\n")

@@ -8,12 +8,12 @@ import pytest
 
 from tests.conftest import CANARY, KEY_ENV
 from tests.reliability.conftest import fault_contender
-from workbench.budget import Budget, BudgetExhausted, budget_for
 from workbench.config import Contender
-from workbench.cost import Price
 from workbench.experiments.latency import run_latency
-from workbench.fault_server import FaultPlan, FaultServer
+from workbench.measure.budget import Budget, BudgetExhausted, budget_for
+from workbench.pricing import Price
 from workbench.results import RunDir, load_records
+from workbench.serve.faults import FaultPlan, FaultServer
 from workbench.session import Session
 from workbench.types import Prompt, Record
 
@@ -94,18 +94,20 @@ def test_a_load_run_stops_at_the_budget(profile: str, monkeypatch: pytest.Monkey
     while it runs; the refused one is a cancelled record and nothing starts after it."""
     import asyncio
 
-    from workbench.load import LoadTarget, closed_loop, open_loop
+    from workbench.measure.load import closed_loop, open_loop
+    from workbench.measure.target import Target
 
     monkeypatch.setenv(KEY_ENV, CANARY)
     with FaultServer(FaultPlan(ttft_s=0.02)) as srv:
         c = fault_contender(srv, 5.0).with_sampling(max_tokens=100)
         # worst case ~$0.001 a request, real ~$0.00005: a few dozen fit under the cap
         budget = Budget(0.0035, {c.name: PRICE})
-        target = LoadTarget(c, srv.base_url, [Prompt(id="p", text="hi")], budget=budget)
+        target, prompts = Target(c, srv.base_url, budget=budget), [Prompt(id="p", text="hi")]
         if profile == "closed":
-            res = asyncio.run(closed_loop(target, concurrency=2, n_requests=200, max_duration_s=20))
+            res = asyncio.run(closed_loop(target, prompts, concurrency=2, n_requests=200, max_duration_s=20))
         else:
-            res = asyncio.run(open_loop(target, rate=40, n_requests=200, max_duration_s=20, arrival="constant"))
+            res = asyncio.run(open_loop(target, prompts, rate=40, n_requests=200, max_duration_s=20,
+                                        arrival="constant"))
         sent = sum(srv.counts.values())
     assert res.budget_stopped and any("stopped by the spend budget" in n for n in res.notes)
     refused = [r for r in res.records if r.error_class == "cancelled"]
@@ -120,13 +122,15 @@ def test_a_request_cut_off_at_the_deadline_counts_its_worst_case(monkeypatch: py
     """The provider may bill an answer the workbench stopped reading: the cap must still hold."""
     import asyncio
 
-    from workbench.load import LoadTarget, closed_loop
+    from workbench.measure.load import closed_loop
+    from workbench.measure.target import Target
 
     monkeypatch.setenv(KEY_ENV, CANARY)
     with FaultServer(FaultPlan(ttft_s=2.0)) as srv:
         c = fault_contender(srv, 5.0).with_sampling(max_tokens=100)
         budget = Budget(1.0, {c.name: PRICE})
-        target = LoadTarget(c, srv.base_url, [Prompt(id="p", text="hi")], budget=budget)
-        res = asyncio.run(closed_loop(target, concurrency=2, n_requests=2, max_duration_s=0.3))
+        target = Target(c, srv.base_url, budget=budget)
+        res = asyncio.run(closed_loop(target, [Prompt(id="p", text="hi")], concurrency=2, n_requests=2,
+                                      max_duration_s=0.3))
     assert [r.error_class for r in res.records] == ["cancelled", "cancelled"]
     assert budget.spent_usd == pytest.approx(2 * budget.estimate(c.name, 1, 100)) and budget.reserved_usd == 0

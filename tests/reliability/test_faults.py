@@ -18,11 +18,12 @@ import pytest
 
 from tests.conftest import CANARY, KEY_ENV, run
 from tests.reliability.conftest import fault_contender
-from workbench import probe as probe_mod
 from workbench.config import Contender
-from workbench.fault_server import FAULTS, FaultPlan, FaultServer, parse_fault_specs
-from workbench.probe import make_client, probe
+from workbench.measure import probe as probe_mod
+from workbench.measure.probe import make_client, probe
+from workbench.measure.target import Target
 from workbench.results import RecordWriter
+from workbench.serve.faults import FAULTS, FaultPlan, FaultServer, parse_fault_specs
 from workbench.types import Prompt, Record
 
 N_PER_FAULT = 8
@@ -38,7 +39,7 @@ LEAN = False
 
 @pytest.fixture(autouse=True, params=["httpcore", "lean"])
 def _client_kind(request: pytest.FixtureRequest) -> None:
-    """Every fault maps to the same record with both clients (see workbench.http11)."""
+    """Every fault maps to the same record with both clients (see workbench.measure.http11)."""
     global LEAN
     LEAN = request.param == "lean"
 
@@ -47,7 +48,8 @@ async def _send(srv: FaultServer, ids: list[str], stream: bool, timeout_s: float
     c = fault_contender(srv, timeout_s)
     async with make_client(len(ids), timeout_s, lean=LEAN) as client:
         return list(await asyncio.gather(*(
-            probe(client, c, Prompt(id=rid, text=rid), stream=stream, request_id=rid, max_output_chars=CAP)
+            probe(client, Target.hosted(c, stream=stream, max_output_chars=CAP), Prompt(id=rid, text=rid),
+                  request_id=rid)
             for rid in ids
         )))
 
@@ -127,8 +129,8 @@ def test_mix_of_every_fault_at_200_concurrent(tmp_path: Path, monkeypatch: pytes
                 async with make_client(200, 15.0, lean=LEAN) as client:
 
                     async def one(rid: str) -> None:
-                        rec = await probe(client, c, Prompt(id=rid, text=rid), stream=True, request_id=rid,
-                                          max_output_chars=CAP)
+                        rec = await probe(client, Target.hosted(c, max_output_chars=CAP), Prompt(id=rid, text=rid),
+                                          request_id=rid)
                         writer.write(rec)
 
                     await asyncio.gather(*(one(rid) for rid in ids))

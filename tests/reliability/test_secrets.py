@@ -14,8 +14,8 @@ from tests.conftest import CANARY, KEY_ENV
 from workbench.cli import main
 from workbench.errors import WorkbenchError
 from workbench.experiments import get_experiment
-from workbench.fault_server import FaultPlan, FaultServer
 from workbench.runner import run_experiments
+from workbench.serve.faults import FaultPlan, FaultServer
 
 
 @pytest.mark.slow

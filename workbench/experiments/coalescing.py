@@ -19,7 +19,7 @@ the one before it, so the before/after table reads as a stack:
     better; this one measures what a single run's stream gives.
 
 The annotation prompt is the experiment's, not the contender's: each request goes out with a
-copy of the contender (`Contender.model_copy`) whose `prompt_template` (completion models) or
+validated copy of the contender (`Contender.override`) whose `prompt_template` (completion models) or
 `system_prompt` (chat models), stop sequences and `max_tokens` are set here. The contenders file
 is left alone and the manifest records the original contender.
 
@@ -49,13 +49,15 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from workbench import cost, stats
+from workbench import pricing
 from workbench.aio import run_sync
-from workbench.coalesce import AnswerCache, build_batch_prompt, dedupe, parse_batch_answer, parse_single_label
+from workbench.analysis import cost, stats
+from workbench.analysis.scenarios import BatchScenario, PrototypingScenario, RealtimeScenario, ScenarioSet
 from workbench.config import PROJECT_ROOT, Contender
-from workbench.probe import make_client, probe
+from workbench.measure.coalesce import AnswerCache, build_batch_prompt, dedupe, parse_batch_answer, parse_single_label
+from workbench.measure.probe import make_client, probe
+from workbench.measure.target import Target
 from workbench.results import update_manifest
-from workbench.scenarios import BatchScenario, PrototypingScenario, RealtimeScenario, ScenarioSet
 from workbench.session import Session
 from workbench.types import Prompt, Record
 
@@ -212,11 +214,9 @@ def annotation_contender(
     `batch_k` None = the single-document prompt.
     """
     names = list(labels)
-    sampling = contender.sampling.model_copy(update={"max_tokens": max_tokens})
+    sampling = {**contender.sampling.model_dump(), "max_tokens": max_tokens}
     if contender.prompt_template is None:
-        return contender.model_copy(
-            update={"system_prompt": _guide(labels), "sampling": sampling.model_copy(update={"stop": []})}
-        )
+        return contender.override("annotation prompt", system_prompt=_guide(labels), sampling={**sampling, "stop": []})
     if batch_k is None:
         shots = "\n".join(f"{_single_text(t, names)}\nLabel: {lab}\n" for t, lab in _EXAMPLES)
         template = f"{_guide(labels)}\n\n{shots}\n{{prompt}}\nLabel:"
@@ -230,9 +230,7 @@ def annotation_contender(
         answers = "\n".join(f"{n}: {lab}" for n, (_, lab) in enumerate(shots3, start=1))
         template = f"{_guide(labels)}\n\n{ex}\nAnswers:\n{answers}\n\n{{prompt}}\nAnswers:\n"
         stop = ["\n\n"]
-    return contender.model_copy(
-        update={"prompt_template": template, "sampling": sampling.model_copy(update={"stop": stop})}
-    )
+    return contender.override("annotation prompt", prompt_template=template, sampling={**sampling, "stop": stop})
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,28 +244,20 @@ ClientFactory = Callable[[Contender], httpx.AsyncClient]
 class _Ctx:
     """Per-contender state of one run: prompts, client, concurrency gate, where records go."""
 
-    session: Session
-    contender: Contender
+    target: Target  # the contender as configured; each request goes out with its annotation copy
     single: Contender
     batch: dict[int, Contender]
     labels: list[str]
     client: httpx.AsyncClient
     gate: asyncio.Semaphore
     write: Callable[[Record], None]
-    stream: bool
     seq: int = 0
 
     async def _send(self, c: Contender, prompt: Prompt, extra: dict[str, Any]) -> Record:
         self.seq += 1
-        rid = f"{self.contender.name}:{extra['strategy']}:{extra['repeat']}:{self.seq}"
+        rid = f"{self.target.contender.name}:{extra['strategy']}:{extra['repeat']}:{self.seq}"
         async with self.gate:
-            rec = await probe(
-                self.client, c, prompt, base_url=self.session.base_url(self.contender),
-                stream=self.stream, run_id=self.session.run_id, experiment=self.session.experiment,
-                request_id=rid, token_counter=self.session.token_counter(self.contender),
-                extra=extra, keep_itl=False,
-            )
-        return rec
+            return await probe(self.client, self.target.replace(contender=c), prompt, request_id=rid, extra=extra)
 
     async def single_label(
         self, doc: Document, strategy: str, repeat: int, window: int, fallback: bool
@@ -341,7 +331,7 @@ async def _strategy(
 ) -> list[DocOutcome]:
     outcomes: list[DocOutcome] = []
     cache = AnswerCache()
-    name = ctx.contender.name
+    name = ctx.target.contender.name
 
     def outcome(d: Document, label: str | None, source: str) -> None:
         outcomes.append(DocOutcome(name, strategy, repeat, d.id, d.label, label,
@@ -412,12 +402,12 @@ async def _run(
         for c in session.contenders:
             client = client_factory(c) if client_factory else make_client(concurrency * 2, c.timeout_s)
             ctx = _Ctx(
-                session=session, contender=c,
+                target=session.target(c, stream=stream, keep_itl=False),
                 single=annotation_contender(c, labels, batch_k=None, max_tokens=max_tokens),
                 batch={n: annotation_contender(c, labels, batch_k=n,
                                                max_tokens=n * max_tokens_per_doc + 4) for n in sizes},
                 labels=list(labels), client=client, gate=asyncio.Semaphore(concurrency),
-                write=_keep, stream=stream,
+                write=_keep,
             )
             try:
                 for rep in range(repeats):
@@ -500,7 +490,7 @@ def measured_throughput(records: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Per contender, rates measured in this run over its successful requests (all strategies).
 
     `prefill_tps` = Σ input tokens / Σ TTFT and `decode_tps` = Σ (output tokens − 1) /
-    Σ (E2E − TTFT): the split `cost.price_from_throughput` wants so a request is charged the
+    Σ (E2E − TTFT): the split `pricing.price_from_throughput` wants so a request is charged the
     machine time it held. `e2e_output_tps` = Σ output tokens / Σ E2E. llama.cpp reuses the KV
     cache of a shared prompt prefix, so `prefill_tps` is an effective rate (cached prefix
     included), not the raw prefill speed. One request at a time per server, so the sums are
@@ -526,26 +516,26 @@ def measured_throughput(records: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def contender_prices(
     contenders: Sequence[Contender], records: pd.DataFrame, machine_hour_usd: float
-) -> dict[str, cost.Price]:
+) -> dict[str, pricing.Price]:
     """Per-token price of each contender: local ones from `machine_hour_usd` and the throughput
     measured in THIS run (`price_from_throughput` with prefill and decode rates; output-only
-    end-to-end rate when no TTFT was measured), hosted ones from `cost.price_for`. Contenders
+    end-to-end rate when no TTFT was measured), hosted ones from `pricing.price_for`. Contenders
     without a price are left out (their cost shows as NaN, never as a guess)."""
     tps = measured_throughput(records)
-    prices: dict[str, cost.Price] = {}
+    prices: dict[str, pricing.Price] = {}
     for c in contenders:
         t = tps.get(c.name)
         if c.is_local:
             if t is None:
                 continue
             if t["prefill_tps"] > 0 and t["decode_tps"] > 0:
-                prices[c.name] = cost.price_from_throughput(
+                prices[c.name] = pricing.price_from_throughput(
                     machine_hour_usd, t["decode_tps"], t["prefill_tps"]
                 )
             elif t["e2e_output_tps"] > 0:
-                prices[c.name] = cost.price_from_throughput(machine_hour_usd, t["e2e_output_tps"])
+                prices[c.name] = pricing.price_from_throughput(machine_hour_usd, t["e2e_output_tps"])
             continue
-        p = cost.price_for(c)
+        p = pricing.price_for(c)
         if p is not None and not p.per_token and t is not None and t["e2e_output_tps"] > 0:
             p = p.resolve(t["e2e_output_tps"])
         if p is not None and p.per_token:
@@ -564,7 +554,7 @@ def _pass_wall_s(g: pd.DataFrame) -> list[float]:
 
 
 def strategy_summary(
-    records: pd.DataFrame, outcomes: pd.DataFrame, prices: Mapping[str, cost.Price], n_boot: int = 2000
+    records: pd.DataFrame, outcomes: pd.DataFrame, prices: Mapping[str, pricing.Price], n_boot: int = 2000
 ) -> pd.DataFrame:
     """One row per (contender, strategy): counts, wall/busy time, tokens, cost and accuracy per
     document, each statistic with its 95% interval and n (see the module docstring for which)."""
@@ -706,7 +696,7 @@ def plot_levers(summary: pd.DataFrame, path: str | Path | None = None) -> Any:
     Wilson intervals. One group of bars per contender and strategy."""
     import matplotlib.pyplot as plt
 
-    from workbench.plots import save
+    from workbench.analysis.plots import save
 
     ba = before_after(summary)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
@@ -758,7 +748,7 @@ def _measured_note(r: pd.Series, strategy: str) -> str:
     )
 
 
-def _batch_row(r: pd.Series, scn: BatchScenario, price: cost.Price) -> dict[str, Any]:
+def _batch_row(r: pd.Series, scn: BatchScenario, price: pricing.Price) -> dict[str, Any]:
     p = cost.project_batch(
         scn.documents_per_night, scn.window_hours, r["input_tokens_per_doc"], r["output_tokens_per_doc"],
         price, r["requests_per_doc"], r["mean_e2e_s"], scn.concurrency_limit,
@@ -822,7 +812,7 @@ def _prototyping_row(
 
 def project_scenarios(
     summary: pd.DataFrame,
-    prices: Mapping[str, cost.Price],
+    prices: Mapping[str, pricing.Price],
     scenarios: ScenarioSet,
     *,
     local: Mapping[str, bool],

@@ -1,7 +1,7 @@
 """Hallucination spot-checks: ask each contender short questions with known answers, grade them.
 
 Per contender, items run one after another (latency is not the point here, but every request
-goes through `workbench.probe`, so TTFT and E2E are recorded anyway). Each request becomes a
+goes through `workbench.measure.probe`, so TTFT and E2E are recorded anyway). Each request becomes a
 record in `<run>/hallucination.jsonl` with the item and its grade beside the core fields:
 `item_id, category, answerable, question, response, grade, f1, sample_index` (plus
 `judge_grade` / `judge_response` / `judge_error` in model-graded mode, and `temperature`).
@@ -21,7 +21,7 @@ How the question is put to each kind of API -- the part that decides what is mea
 - **Grounded items** (with a passage), for both kinds: `"Passage: ...\\nQuestion: ...\\n"` plus
   `GROUNDED_INSTRUCTION` (answer only from the passage; otherwise say it is not stated).
 
-Grades come from the rule-based `workbench.grading.grade_answer` (deterministic, explainable).
+Grades come from the rule-based `workbench.analysis.grading.grade_answer` (deterministic, explainable).
 The optional model-graded mode asks one contender (`judge_contender`) with
 `grading.JUDGE_PROMPT` and reports its verdict separately as `judge_grade`: the rule grade stays
 the headline, a judge is a second opinion with its own biases.
@@ -41,9 +41,7 @@ from typing import Any
 import httpx
 
 from workbench.aio import run_sync
-from workbench.config import Contender
-from workbench.errors import ConfigError
-from workbench.grading import (
+from workbench.analysis.grading import (
     DEFAULT_DATASETS_DIR,
     JUDGE_PROMPT,
     QAItem,
@@ -53,7 +51,9 @@ from workbench.grading import (
     stratified_sample,
     token_f1,
 )
-from workbench.probe import make_client, probe
+from workbench.config import Contender
+from workbench.errors import ConfigError
+from workbench.measure.probe import make_client, probe
 from workbench.providers import get_provider
 from workbench.session import Session
 from workbench.types import Prompt, Record
@@ -161,6 +161,7 @@ async def _run(
         with session.writer() as writer:
             for c in session.contenders:
                 # One sequential request at a time per contender: latency is recorded, not stressed.
+                target = session.target(c, keep_itl=False)
                 async with make_client(1, c.timeout_s) as client:
                     for item in items:
                         prompt = build_prompt(item, c)
@@ -170,10 +171,8 @@ async def _run(
                         ]
                         for sample_index, contender in plan:
                             rec = await probe(
-                                client, contender, prompt, base_url=session.base_url(c),
-                                run_id=session.run_id, experiment=session.experiment,
+                                client, target.replace(contender=contender), prompt,
                                 request_id=f"{c.name}:{item.id}:{sample_index}",
-                                token_counter=session.token_counter(c), keep_itl=False,
                                 extra=_item_fields(item, sample_index, contender.sampling.temperature),
                             )
                             _grade(rec, item)
@@ -195,11 +194,8 @@ async def _judge(
     response = rec.extra.get("response")
     if response is None:
         return
-    jrec = await probe(
-        client, judge, _judge_prompt(item, response), base_url=session.base_url(judge),
-        run_id=session.run_id, experiment=session.experiment,
-        request_id=f"judge:{judge.name}:{rec.request_id}", keep_itl=False,
-    )
+    jrec = await probe(client, session.target(judge, keep_itl=False), _judge_prompt(item, response),
+                       request_id=f"judge:{judge.name}:{rec.request_id}")
     if not jrec.ok:
         rec.extra["judge_error"] = f"{jrec.error_class}: {jrec.error_message}"
         return

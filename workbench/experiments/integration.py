@@ -1,6 +1,6 @@
 """Integration-effort facts for every contender of a session, saved as `capabilities.json`.
 
-The facts come from `workbench.capabilities.probe_capabilities` (observed where the API
+The facts come from `workbench.measure.capabilities.probe_capabilities` (observed where the API
 allows). For embedded models the served context window is known exactly — the workbench
 starts llama.cpp with it — so it is filled in as declared when the listing reports none.
 """
@@ -11,9 +11,9 @@ import json
 from typing import Any
 
 from workbench.aio import run_sync
-from workbench.capabilities import probe_capabilities
-from workbench.local import LOCAL_MODELS
-from workbench.probe import make_client
+from workbench.embedded import LOCAL_MODELS
+from workbench.measure.capabilities import probe_capabilities
+from workbench.measure.probe import make_client
 from workbench.session import Session
 
 __all__ = ["CAPABILITIES_FILE", "capabilities_table", "collect_capabilities"]
@@ -25,7 +25,7 @@ async def _collect(session: Session) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     async with make_client(4) as client:
         for c in session.contenders:
-            facts = await probe_capabilities(client, c, session.base_url(c))
+            facts = await probe_capabilities(client, session.target(c))
             if c.local is not None and facts.get("context_window", {}).get("value") is None:
                 facts["context_window"] = {"value": LOCAL_MODELS[c.local].n_ctx, "source": "declared",
                                            "detail": "n_ctx the workbench serves this model with"}

@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from workbench import stats
 from workbench.aio import run_sync
-from workbench.budget import BudgetExhausted, estimate_input_tokens
-from workbench.probe import make_client, probe
+from workbench.analysis import stats
+from workbench.measure.budget import BudgetExhausted, estimate_input_tokens
+from workbench.measure.probe import make_client, probe
 from workbench.session import Session
 from workbench.types import Prompt, Record
 
@@ -55,16 +55,13 @@ async def _run(
                 writer.write(budget.refusal_record(run_id=session.run_id, experiment=session.experiment,
                                                    contender=c, request_id=request_id, extra=fields))
                 raise BudgetExhausted(budget.spent_usd, budget.max_usd)
-            rec = await probe(
-                client, c, prompt, base_url=session.base_url(c), stream=stream,
-                run_id=session.run_id, experiment=session.experiment,
-                request_id=request_id, token_counter=session.token_counter(c), extra=fields,
-            )
+            rec = await probe(client, targets[c.name], prompt, request_id=request_id, extra=fields)
             writer.write(rec)
             records.append(rec)
             if budget is not None:
                 budget.charge(rec)
 
+        targets = {c.name: session.target(c, stream=stream) for c in session.contenders}
         clients = {c.name: make_client(4, c.timeout_s) for c in session.contenders}
         try:
             await _phases(session, prompts, n_requests, warmup, clients, one)

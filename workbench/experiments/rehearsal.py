@@ -6,7 +6,7 @@ answers 429 `rate_limit_exceeded` beyond that. The same logical requests are the
   none          closed loop at `concurrency`: the 429s are `rate_limited` records;
   client_limit  closed loop at `concurrency` behind a client semaphore of `limit`;
   backoff       closed loop at `concurrency`, retrying 429s after `retry-after` (one record per
-                attempt, linked by `logical_request_id`; see `workbench.retry`);
+                attempt, linked by `logical_request_id`; see `workbench.measure.retry`);
   queue         open loop (Poisson) at `queue_rate`, in-flight cap `limit`, arrivals queue.
 
 What a user waits is read from the schedule: for each logical request, its final attempt's
@@ -19,14 +19,14 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from workbench import stats
 from workbench.aio import run_sync
+from workbench.analysis import stats
+from workbench.analysis.capacity import poisson_rate_ci, request_ends
 from workbench.config import Contender
-from workbench.experiments.concurrency import poisson_rate_ci, request_ends
-from workbench.load import LoadResult, LoadTarget, closed_loop, open_loop
-from workbench.probe import make_client
-from workbench.ratelimit_proxy import RateLimitProxy
-from workbench.retry import RetryPolicy
+from workbench.measure.load import LoadResult, closed_loop, open_loop
+from workbench.measure.probe import make_client
+from workbench.measure.retry import RetryPolicy
+from workbench.serve.ratelimit import RateLimitProxy
 from workbench.session import Session
 from workbench.types import Prompt
 
@@ -41,10 +41,9 @@ async def _rehearse(
     session: Session, contender: Contender, base_url: str, prompts: Sequence[Prompt], *, limit: int,
     concurrency: int, n_requests: int, max_duration_s: float, queue_rate: float,
 ) -> dict[str, LoadResult]:
-    target = LoadTarget(contender, base_url, prompts, session.token_counter(contender))
+    target = session.target(contender, base_url=base_url, keep_itl=False, budget=None)
     results: dict[str, LoadResult] = {}
-    common: dict[str, Any] = {"n_requests": n_requests, "max_duration_s": max_duration_s,
-                              "run_id": session.run_id, "experiment": session.experiment}
+    common: dict[str, Any] = {"n_requests": n_requests, "max_duration_s": max_duration_s}
     with session.writer() as writer:
         async with make_client(max(concurrency, limit) + 4, contender.timeout_s) as client:
             for name in MITIGATIONS:
@@ -53,11 +52,11 @@ async def _rehearse(
                                           request_prefix=f"{contender.name}:rl-{name}:", extra=extra)
                 if name == "queue":
                     rate = queue_rate or _capacity(results.get("client_limit"))
-                    results[name] = await open_loop(target, rate=rate, max_in_flight=limit,
+                    results[name] = await open_loop(target, prompts, rate=rate, max_in_flight=limit,
                                                     on_cap="queue", **kw)
                 else:
                     results[name] = await closed_loop(
-                        target, concurrency=concurrency,
+                        target, prompts, concurrency=concurrency,
                         client_limit=limit if name == "client_limit" else None,
                         retry=REHEARSAL_RETRY if name == "backoff" else None, **kw)
     return results

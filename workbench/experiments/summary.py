@@ -1,7 +1,7 @@
 """The summary: the decision matrix per scenario, the per-axis evidence, and the text around it.
 
 The notebook calls `build_summary()` once and shows its parts; the runner then exports the
-executed notebook as `report.html` (see `workbench.report`).
+executed notebook as `report.html` (see `workbench.runner.export_html`).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.comparisons import pairwise_tests
+from workbench.analysis.checklist import migration_checklist
+from workbench.analysis.comparisons import pairwise_tests
+from workbench.analysis.decision import AXIS_METRIC, ScenarioResult, decide, decision_matrix
+from workbench.analysis.evidence import Evidence, concurrency_levels, gather_evidence
+from workbench.analysis.scenarios import RealtimeScenario, load_scenarios
 from workbench.config import load_contenders
-from workbench.decision import AXIS_METRIC, ScenarioResult, decide, decision_matrix
-from workbench.evidence import Evidence, concurrency_levels, gather_evidence
-from workbench.report import migration_checklist
-from workbench.scenarios import RealtimeScenario, load_scenarios
 
 __all__ = ["AXES_SHOWN", "Summary", "build_summary"]
 

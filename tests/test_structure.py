@@ -1,0 +1,132 @@
+"""The package's shape: imports point down or sideways, never up, and never in a cycle.
+
+Layers, lowest first (README "Layout"). A module may import its own layer and the ones below.
+Imports under `if TYPE_CHECKING:` are annotations only — no runtime coupling, no cycle — and
+are not counted; every other import is, at module level or inside a function.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
+
+#: (layer, module prefixes). A module belongs to the first entry whose prefix matches it.
+LAYERS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (0, ("workbench.types", "workbench.errors", "workbench.aio", "workbench.metrics")),
+    (1, ("workbench.keys", "workbench.embedded", "workbench.providers")),
+    (2, ("workbench.config", "workbench.prompts", "workbench.results", "workbench.pricing")),
+    (3, ("workbench.measure",)),
+    (4, ("workbench.serve", "workbench.analysis")),
+    (5, ("workbench.session",)),
+    (6, ("workbench.experiments",)),
+    (7, ("workbench.runner", "workbench.cli", "workbench")),
+)
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer(module: str) -> int:
+    for rank, prefixes in LAYERS:
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return rank
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS and to README's Layout")
+
+
+def _type_checking_lines(tree: ast.Module) -> set[int]:
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
+    return lines
+
+
+def runtime_imports(path: Path, me: str | None = None) -> set[str]:
+    """The workbench modules `path` (module `me`) imports at run time, resolved to modules."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = _type_checking_lines(tree)
+    me = me or module_name(path)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("workbench"))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            if not base.startswith("workbench"):
+                continue
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                is_module = (PACKAGE.parent / (sub.replace(".", "/") + ".py")).exists() or (
+                    PACKAGE.parent / sub.replace(".", "/")).is_dir()
+                found.add(sub if is_module else base)
+    found.discard(me)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    return {module_name(p): runtime_imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def test_every_module_has_a_layer() -> None:
+    for module in import_graph():
+        layer(module)
+
+
+def upward(graph: dict[str, set[str]]) -> list[str]:
+    return [f"{m} (layer {layer(m)}) imports {d} (layer {layer(d)})"
+            for m, deps in graph.items() for d in sorted(deps)
+            if layer(d) > layer(m) and not m.startswith(d + ".")]  # a package's own __init__ is fine
+
+
+def test_imports_point_down_or_sideways() -> None:
+    found = upward(import_graph())
+    assert not found, "upward imports:\n" + "\n".join(found)
+
+
+def test_no_import_cycles() -> None:
+    graph = import_graph()
+    # A package __init__ that re-exports its children is not a cycle with them.
+    edges = {m: {d for d in deps if not d.startswith(m + ".") and not m.startswith(d + ".")}
+             for m, deps in graph.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(edges.get(m, ())):
+            if state.get(d) == 1:
+                cycle = [*stack[stack.index(d):], d]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if d not in state:
+                visit(d)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m)
+
+
+def test_the_check_sees_an_upward_import_but_not_a_type_only_one(tmp_path: Path) -> None:
+    src = tmp_path / "fake.py"
+    src.write_text("from typing import TYPE_CHECKING\n"
+                   "if TYPE_CHECKING:\n    from workbench.session import Session\n"
+                   "def f():\n    from workbench.experiments import latency\n    from . import stats\n")
+    deps = runtime_imports(src, "workbench.analysis.fake")
+    assert deps == {"workbench.experiments.latency", "workbench.analysis.stats"}
+    assert upward({"workbench.analysis.fake": deps}) == [
+        "workbench.analysis.fake (layer 4) imports workbench.experiments.latency (layer 6)"]

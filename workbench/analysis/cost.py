@@ -1,0 +1,222 @@
+"""Cost at scale: what a records frame cost, and what a workload would cost per hour, document or month.
+
+Prices come from `workbench.pricing`. Every projection takes measured numbers from its caller;
+nothing here is a constant about a model or a machine. Each projection returns its assumptions
+as printable strings so a report can show exactly what a number rests on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from workbench.pricing import MTOK, Price, request_cost
+
+__all__ = [
+    "BatchProjection",
+    "PrototypingProjection",
+    "RealtimeProjection",
+    "cost_frame",
+    "cost_per_document",
+    "project_batch",
+    "project_prototyping",
+    "project_realtime",
+]
+
+
+def cost_frame(df: pd.DataFrame, prices: dict[str, Price], batch: bool = False) -> pd.DataFrame:
+    """A copy of a records frame with `cost_usd` per row; NaN where the contender has no price.
+
+    Rows with unknown token counts also get NaN. A missing or NaN `cached_input_tokens` counts
+    as 0 (no cache hit reported).
+    """
+    out = df.copy()
+    usable = {k: p for k, p in prices.items() if p.per_token}
+    contender = out["contender"]
+    rate_in = contender.map({k: p.input for k, p in usable.items()}).astype(float)
+    rate_out = contender.map({k: p.output for k, p in usable.items()}).astype(float)
+    rate_cached = contender.map(
+        {k: (p.cached_input if p.cached_input is not None else p.input) for k, p in usable.items()}
+    ).astype(float)
+    factor = contender.map({k: (1 - p.batch_discount) if batch else 1.0 for k, p in usable.items()})
+    inp = pd.to_numeric(out["input_tokens"], errors="coerce")
+    outp = pd.to_numeric(out["output_tokens"], errors="coerce")
+    if "cached_input_tokens" in out:
+        cached = pd.to_numeric(out["cached_input_tokens"], errors="coerce").fillna(0)
+    else:
+        cached = pd.Series(0.0, index=out.index)
+    usd = ((inp - cached) * rate_in + cached * rate_cached + outp * rate_out) / MTOK
+    out["cost_usd"] = usd * factor.astype(float)
+    return out
+
+
+def cost_per_document(total_cost: float, n_documents: int) -> float:
+    """USD per document; raises on zero documents rather than dividing into inf."""
+    if n_documents <= 0:
+        raise ValueError("n_documents must be > 0")
+    return total_cost / n_documents
+
+
+@dataclass(frozen=True)
+class _Projection:
+    assumptions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchProjection(_Projection):
+    """A nightly batch: its cost, and whether it finishes inside the window at a concurrency."""
+
+    n_documents: int
+    n_requests: int
+    total_cost_usd: float
+    cost_per_document_usd: float
+    wall_time_s: float
+    window_s: float
+    fits_window: bool
+    min_concurrency_to_fit: int
+    concurrency_limit: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealtimeProjection(_Projection):
+    """Serving a steady request rate: replicas, cost per hour and per 1k requests."""
+
+    target_qps: float
+    replicas: int
+    token_cost_per_hour_usd: float
+    replica_cost_per_hour_usd: float
+    cost_per_hour_usd: float
+    cost_per_1k_requests_usd: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrototypingProjection(_Projection):
+    """A prototype's monthly bill."""
+
+    monthly_requests: int
+    monthly_cost_usd: float
+
+
+def project_batch(
+    n_documents: int,
+    window_hours: float,
+    per_doc_input_tokens: float,
+    per_doc_output_tokens: float,
+    price: Price,
+    requests_per_doc: float,
+    per_request_latency_s: float,
+    concurrency_limit: int,
+    batch_api: bool = False,
+    per_doc_cached_input_tokens: float = 0.0,
+) -> BatchProjection:
+    """Cost and wall time of annotating `n_documents` in a window.
+
+    Token counts are per document, amortised: with k documents coalesced into one request,
+    pass requests_per_doc = 1/k and the request's tokens divided by k.
+    """
+    if n_documents <= 0 or window_hours <= 0 or requests_per_doc <= 0:
+        raise ValueError("n_documents, window_hours and requests_per_doc must be > 0")
+    if per_request_latency_s < 0 or concurrency_limit < 1:
+        raise ValueError("per_request_latency_s must be >= 0 and concurrency_limit >= 1")
+    n_requests = math.ceil(n_documents * requests_per_doc)
+    total = request_cost(
+        price,
+        n_documents * per_doc_input_tokens,
+        n_documents * per_doc_output_tokens,
+        n_documents * per_doc_cached_input_tokens,
+        batch=batch_api,
+    )
+    window_s = window_hours * 3600.0
+    busy_s = n_requests * per_request_latency_s
+    wall = busy_s / concurrency_limit
+    min_conc = max(1, math.ceil(busy_s / window_s))
+    assumptions = [
+        f"{n_documents} documents, {requests_per_doc:g} requests per document → {n_requests} requests",
+        f"per document: {per_doc_input_tokens:g} input tokens ({per_doc_cached_input_tokens:g} cached), "
+        f"{per_doc_output_tokens:g} output tokens",
+        f"price: input ${price.input}/1M, output ${price.output}/1M, cached ${price.cached_input}/1M "
+        f"({price.source or 'no source given'}{', as of ' + str(price.as_of) if price.as_of else ''})",
+        f"every request takes the measured {per_request_latency_s:g} s, at any concurrency "
+        "(no slowdown as concurrency rises; check with the concurrency sweep)",
+        f"{concurrency_limit} requests always in flight, no retries, no rate-limit stalls",
+        "wall time = requests × latency / concurrency",
+    ]
+    if batch_api:
+        assumptions.append(
+            f"batch API: {price.batch_discount:.0%} off; its turnaround is the provider's (often up to "
+            "24 h), not modelled here, so 'fits window' is the synchronous estimate"
+        )
+    return BatchProjection(
+        n_documents=n_documents,
+        n_requests=n_requests,
+        total_cost_usd=total,
+        cost_per_document_usd=cost_per_document(total, n_documents),
+        wall_time_s=wall,
+        window_s=window_s,
+        fits_window=wall <= window_s,
+        min_concurrency_to_fit=min_conc,
+        concurrency_limit=concurrency_limit,
+        assumptions=assumptions,
+    )
+
+
+def project_realtime(
+    target_qps: float,
+    per_request_cost: float,
+    replica_goodput_rps: float,
+    replica_hour_usd: float | None = None,
+) -> RealtimeProjection:
+    """Replicas and hourly cost to serve `target_qps` within the SLO.
+
+    `replica_goodput_rps` is what one replica (or one API key's quota) sustained *within the
+    SLO*, measured; `per_request_cost` is the measured mean token cost of a request.
+    """
+    if target_qps <= 0 or replica_goodput_rps <= 0:
+        raise ValueError("target_qps and replica_goodput_rps must be > 0")
+    if per_request_cost < 0 or (replica_hour_usd is not None and replica_hour_usd < 0):
+        raise ValueError("costs must be >= 0")
+    replicas = math.ceil(target_qps / replica_goodput_rps)
+    token_hour = per_request_cost * target_qps * 3600.0
+    replica_hour = replicas * (replica_hour_usd or 0.0)
+    per_hour = token_hour + replica_hour
+    assumptions = [
+        f"steady {target_qps:g} requests/s, no peaks or diurnal swing, no headroom added",
+        f"one replica sustains the measured {replica_goodput_rps:g} requests/s within the SLO, "
+        "and replicas scale linearly",
+        f"mean token cost per request ${per_request_cost:.6g} (measured prompt and answer lengths)",
+        "replicas = ceil(target_qps / replica goodput)",
+    ]
+    if replica_hour_usd is None:
+        assumptions.append("no per-replica charge (hosted API: pay per token only)")
+    else:
+        assumptions.append(f"each replica costs ${replica_hour_usd:g}/hour, billed whole")
+    return RealtimeProjection(
+        target_qps=target_qps,
+        replicas=replicas,
+        token_cost_per_hour_usd=token_hour,
+        replica_cost_per_hour_usd=replica_hour,
+        cost_per_hour_usd=per_hour,
+        cost_per_1k_requests_usd=per_hour / (target_qps * 3600.0) * 1000.0,
+        assumptions=assumptions,
+    )
+
+
+def project_prototyping(monthly_requests: int, per_request_cost: float) -> PrototypingProjection:
+    """Monthly bill of a prototype: requests × measured mean cost per request."""
+    if monthly_requests < 0 or per_request_cost < 0:
+        raise ValueError("monthly_requests and per_request_cost must be >= 0")
+    return PrototypingProjection(
+        monthly_requests=monthly_requests,
+        monthly_cost_usd=monthly_requests * per_request_cost,
+        assumptions=[
+            f"{monthly_requests} requests a month at the measured mean ${per_request_cost:.6g} each",
+            "no free tier, no minimum spend, no batch or cache discounts beyond those measured",
+        ],
+    )

@@ -1,0 +1,669 @@
+"""Deterministic grading of short answers: correct, incorrect or not attempted, without an LLM.
+
+Hallucination spot-checks need a grader that is cheap, repeatable and explainable, so the default
+one is rule-based (SQuAD-style normalisation plus a few SimpleQA-style judgements):
+
+- answerable item: the response is *correct* when it states an accepted answer (as whole tokens
+  after normalisation, numbers compared by value) and does not hedge between that answer and
+  another candidate ("1968 or 1969", "either Paris or Lyon", "1968-1969"); it is *not attempted*
+  when it abstains ("I don't know", "not mentioned in the passage"); anything else is *incorrect*.
+- unanswerable item (false premise, answer not in the passage): abstaining or rejecting the
+  premise is *correct* (SimpleQA convention: a right refusal scores), asserting an answer is
+  *incorrect*.
+
+Partial names only count when the dataset lists them as aliases ("Einstein" for "Albert
+Einstein"): the grader never guesses which part of a name is enough; the dataset decides.
+
+A model-graded mode is prepared here too (`JUDGE_PROMPT`, `parse_judge_verdict`) for free-form
+answers the rules cannot judge; calling the judge model is the caller's business.
+
+Datasets are JSONL files of `QAItem`s (see `experiments/datasets/README.md`); `load_dataset`
+validates every line so a typo fails loudly with file, line and field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from workbench.config import PROJECT_ROOT
+from workbench.errors import ConfigError
+
+__all__ = [
+    "CATEGORIES",
+    "DATASET_FIELDS",
+    "DEFAULT_DATASETS_DIR",
+    "GRADES",
+    "JUDGE_PROMPT",
+    "QAItem",
+    "grade_answer",
+    "is_abstention",
+    "load_dataset",
+    "normalize",
+    "parse_judge_verdict",
+    "rejects_premise",
+    "stratified_sample",
+    "token_f1",
+]
+
+DEFAULT_DATASETS_DIR = PROJECT_ROOT / "experiments" / "datasets"
+
+GRADES: tuple[str, str, str] = ("correct", "incorrect", "not_attempted")
+
+# The categories the shipped datasets use. Users may add their own (any lowercase slug); these
+# are listed so notebooks can order and label them.
+CATEGORIES: tuple[str, ...] = (
+    "people",
+    "places",
+    "dates",
+    "numbers",
+    "science",
+    "units",
+    "false_premise",
+    "unanswerable",
+    "grounded",
+    "grounded_unanswerable",
+)
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation
+# ---------------------------------------------------------------------------------------------
+
+_ARTICLES = frozenset({"a", "an", "the"})
+_UNITS_WORDS: dict[str, int] = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
+    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+}  # fmt: skip
+_TENS_WORDS: dict[str, int] = {
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+    "ninety": 90,
+}  # fmt: skip
+_SCALE_WORDS: dict[str, int] = {
+    "hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000,
+    "trillion": 1_000_000_000_000,
+}  # fmt: skip
+_ORDINAL_WORDS: dict[str, int] = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
+    "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13,
+    "fourteenth": 14, "fifteenth": 15, "sixteenth": 16, "seventeenth": 17, "eighteenth": 18,
+    "nineteenth": 19, "twentieth": 20, "thirtieth": 30, "fortieth": 40, "fiftieth": 50,
+    "sixtieth": 60, "seventieth": 70, "eightieth": 80, "ninetieth": 90, "hundredth": 100,
+    "thousandth": 1000, "millionth": 1_000_000,
+}  # fmt: skip
+_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+_DIGIT_ORDINAL = re.compile(r"^(\d+)(?:st|nd|rd|th)$")
+_PUNCT_TO_SPACE = re.compile(r"[^\w\s.'\x00]|_")  # "." and "'" are handled separately
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _format_number(value: Decimal) -> str:
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
+def _is_number_word(tok: str) -> bool:
+    return tok in _UNITS_WORDS or tok in _TENS_WORDS or tok in _SCALE_WORDS or tok in _ORDINAL_WORDS
+
+
+def _words_to_number(run: list[str]) -> tuple[list[str], bool]:
+    """Turn a run of number words into canonical digit tokens; True if it ended in an ordinal.
+
+    Spoken years ("nineteen sixty nine") are two two-digit groups with no scale word; a run of
+    small numbers otherwise ("one two three") stays a list of separate numbers.
+    """
+    ordinal = run[-1] in _ORDINAL_WORDS
+    groups: list[int] = []  # small groups (0..99) and scale markers (negative = scale value)
+    pending: int | None = None
+    for tok in run:
+        if tok == "and":
+            continue
+        value = _ORDINAL_WORDS.get(tok) if tok in _ORDINAL_WORDS else None
+        if tok in _SCALE_WORDS or (value is not None and value >= 100):
+            scale = _SCALE_WORDS.get(tok) or (value if value is not None else 1)
+            if pending is not None:
+                groups.append(pending)
+                pending = None
+            groups.append(-scale)
+            continue
+        small = value if value is not None else _UNITS_WORDS.get(tok, _TENS_WORDS.get(tok, 0))
+        if pending is not None and pending % 10 == 0 and pending >= 20 and small < 10:
+            pending += small  # "sixty nine"
+        else:
+            if pending is not None:
+                groups.append(pending)
+            pending = small
+    if pending is not None:
+        groups.append(pending)
+    if not any(g < 0 for g in groups):
+        if len(groups) == 2 and groups[0] >= 10 and groups[1] >= 10 and not ordinal:
+            return [str(groups[0] * 100 + groups[1])], False
+        if len(groups) > 1:
+            out = [str(g) for g in groups]
+            if ordinal:
+                out[-1] = _ordinal(groups[-1])
+            return out, False
+    total = current = 0
+    for g in groups:
+        if g >= 0:
+            current += g
+        elif -g == 100:
+            current = (current or 1) * 100
+        else:
+            total += (current or 1) * -g
+            current = 0
+    n = total + current
+    return [_ordinal(n) if ordinal else str(n)], ordinal
+
+
+def _canonical_numbers(tokens: list[str]) -> list[str]:
+    """Rewrite numbers to one form: "1,000" / "one thousand" / "1000.0" -> "1000", "first" -> "1st"."""
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if _NUMBER.match(tok):
+            value = Decimal(tok)
+            if i + 1 < len(tokens) and tokens[i + 1] in _SCALE_WORDS:
+                value *= _SCALE_WORDS[tokens[i + 1]]
+                i += 1
+            out.append(_format_number(value))
+            i += 1
+            continue
+        m = _DIGIT_ORDINAL.match(tok)
+        if m:
+            out.append(_ordinal(int(m.group(1))))
+            i += 1
+            continue
+        if _is_number_word(tok):
+            run = [tok]
+            j = i + 1
+            while j < len(tokens) and run[-1] not in _ORDINAL_WORDS:
+                nxt = tokens[j]
+                if _is_number_word(nxt) or (
+                    nxt == "and"
+                    and j + 1 < len(tokens)
+                    and _is_number_word(tokens[j + 1])
+                    and run[-1] in _SCALE_WORDS
+                ):
+                    run.append(nxt)
+                    j += 1
+                else:
+                    break
+            converted, _ = _words_to_number(run)
+            out.extend(converted)
+            i = j
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
+def _tokens(text: str) -> list[str]:
+    s = unicodedata.normalize("NFKC", text).lower()
+    s = s.replace("\u2019", "'").replace("\u2018", "'").replace("°", " degrees ").replace("%", " percent ")
+    s = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", s)  # thousands separators
+    s = re.sub(r"(?<=\d)\.(?=\d)", "\x00", s)  # protect decimal points
+    s = s.replace(".", "").replace("'", "")  # "U.S." -> "us", "don't" -> "dont"
+    s = _PUNCT_TO_SPACE.sub(" ", s).replace("\x00", ".")
+    toks = [t for t in s.split() if t not in _ARTICLES]
+    return _canonical_numbers(toks)
+
+
+def normalize(text: str) -> str:
+    """SQuAD-style normal form plus one spelling per number.
+
+    Lowercase, punctuation and the articles a/an/the removed, whitespace collapsed; then numbers
+    rewritten so that equal values compare equal as text: "1,000", "one thousand" and "1000.0"
+    all become "1000", "3.50" becomes "3.5", "first" and "1st" both become "1st", "nineteen
+    sixty-nine" becomes "1969". Hyphens and slashes split words ("twenty-one" -> "21").
+    """
+    return " ".join(_tokens(text))
+
+
+# ---------------------------------------------------------------------------------------------
+# Abstention and premise rejection
+# ---------------------------------------------------------------------------------------------
+
+# Phrases are matched on lowercased text with apostrophes removed ("don't" -> "dont").
+_ABSTAIN_PHRASES = (
+    "i dont know", "i do not know", "dont know", "do not know", "not sure", "unsure", "no idea",
+    "cannot determine", "cant determine", "unable to determine", "cannot be determined",
+    "cant be determined", "impossible to determine", "no information", "not enough information",
+    "insufficient information", "not mentioned", "isnt mentioned", "not provided", "not given",
+    "not stated", "not specified", "does not say", "doesnt say", "does not mention",
+    "doesnt mention", "does not specify", "doesnt specify", "does not state", "doesnt state",
+    "unknown", "not known", "unclear", "i cannot answer", "i cant answer", "cannot answer",
+    "cant answer", "unable to answer", "cannot be answered", "there is no", "not aware",
+    "cannot recall", "cant recall", "do not recall", "dont recall", "dont have", "do not have",
+    "cannot say", "cant say", "cannot provide", "cant provide", "unable to provide",
+    "cannot verify", "cant verify", "unable to verify", "cannot confirm", "unable to find",
+    "cannot find", "cant find", "not able to", "no reliable", "no answer",
+)  # fmt: skip
+_PREMISE_PHRASES = (
+    "there is no", "there was no", "there are no", "there were no", "there has been no",
+    "there have been no", "there has never", "there have never", "never happened",
+    "never occurred", "never took place", "did not happen", "didnt happen", "did not occur",
+    "no one has", "no one ever", "no one had", "nobody has", "nobody ever", "no person has",
+    "no human has", "no humans have", "did not", "didnt", "does not exist", "doesnt exist",
+    "do not exist", "dont exist", "not exist", "never existed", "is not mentioned",
+    "not mentioned", "false premise", "premise is false", "incorrect premise",
+    "mistaken premise", "premise is incorrect", "premise is mistaken", "not stated", "hasnt",
+    "has not", "have not", "havent", "has never", "have never", "had never", "was never",
+    "were never", "never been", "no such", "no record", "no evidence", "not a real", "isnt a real",
+    "not real", "fictional", "fictitious", "made up", "no known", "does not appear",
+    "doesnt appear", "not true", "not aware of any", "has no", "have no", "had no",
+    "does not have", "doesnt have", "do not have", "dont have",
+)  # fmt: skip
+# An abstention followed by a guess ("I'm not sure, but I think it was 1968") is an answer.
+_GUESS_PHRASES = (
+    "i think", "i believe", "my guess", "my best guess", "i guess", "probably", "likely",
+    "might be", "may be", "could be", "might have been", "may have been", "perhaps", "possibly",
+    "maybe", "i would say", "id say", "i suspect",
+)  # fmt: skip
+
+
+def _phrase_re(phrases: Iterable[str]) -> re.Pattern[str]:
+    alts = sorted(set(phrases), key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(re.escape(p) for p in alts) + r")\b")
+
+
+_ABSTAIN_RE = _phrase_re(_ABSTAIN_PHRASES)
+_PREMISE_RE = _phrase_re(_PREMISE_PHRASES)
+_GUESS_RE = _phrase_re(_GUESS_PHRASES)
+
+
+def _phrase_text(text: str) -> str:
+    s = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'").replace("'", "")
+    return " ".join(re.sub(r"[^\w\s]|_", " ", s).split())
+
+
+def is_abstention(text: str) -> bool:
+    """True when the response declines to answer ("I don't know", "not mentioned in the passage").
+
+    A decline that goes on to guess ("not sure, but probably 1968") is not an abstention: the
+    guess is an answer and is graded as one.
+    """
+    s = _phrase_text(text)
+    return bool(_ABSTAIN_RE.search(s)) and not _GUESS_RE.search(s)
+
+
+def rejects_premise(text: str) -> bool:
+    """True when the response says the question's premise is false ("no one has", "never happened")."""
+    return bool(_PREMISE_RE.search(_phrase_text(text)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Grading
+# ---------------------------------------------------------------------------------------------
+
+_NEGATIONS = frozenset({"not", "never", "isnt", "wasnt", "arent", "werent", "nor", "neither"})
+_NEGATION_FILLERS = frozenset({"in", "on", "at", "by", "from", "for", "called", "named", "exactly"})
+_HEDGE_SKIP = frozenset({"maybe", "possibly", "perhaps", "probably", "even"})
+_NUMBER_CONNECTORS = frozenset(
+    {"or", "to", "maybe", "perhaps", "possibly", "probably", "nor", "versus", "vs", "till", "until"}
+)
+_UNIT_WORDS = frozenset(
+    """
+    degrees degree c f k celsius centigrade fahrenheit kelvin m metre metres meter meters km
+    kilometre kilometres kilometer kilometers cm mm centimetres centimeters millimetres
+    millimeters mile miles ft foot feet inch inches yard yards kg kilogram kilograms g gram grams
+    lb lbs pound pounds ounce ounces oz tonne tonnes ton tons l litre litres liter liters ml
+    millilitres milliliters gallon gallons pint pints s sec second seconds min minute minutes h
+    hr hour hours day days week weeks month months year years mph kph kmh percent per cent
+    j joule joules cal calorie calories kcal w watt watts kw v volt volts pa kpa atm bar hz
+    """.split()  # noqa: SIM905 -- a word list reads better as text
+)
+
+
+def _find_spans(tokens: list[str], target: list[str]) -> list[tuple[int, int]]:
+    n = len(target)
+    if n == 0:
+        return []
+    return [(i, i + n) for i in range(len(tokens) - n + 1) if tokens[i : i + n] == target]
+
+
+def _negated(tokens: list[str], start: int) -> bool:
+    j = start - 1
+    if j >= 0 and tokens[j] in _NEGATION_FILLERS:
+        j -= 1
+    return j >= 0 and tokens[j] in _NEGATIONS
+
+
+def _unit_after(tokens: list[str], end: int) -> tuple[str, ...]:
+    unit: list[str] = []
+    while end < len(tokens) and tokens[end] in _UNIT_WORDS and len(unit) < 3:
+        unit.append(tokens[end])
+        end += 1
+    return tuple(unit)
+
+
+def _is_conversion(tokens: list[str], end_a: int, num_b: int) -> bool:
+    """Two numbers with different units after them ("100 degrees c or 212 degrees f")."""
+    ua, ub = _unit_after(tokens, end_a), _unit_after(tokens, num_b + 1)
+    return bool(ua) and bool(ub) and ua != ub
+
+
+def _int_digits(tok: str) -> int:
+    return len(tok.split(".")[0])
+
+
+def _contradicted(tokens: list[str], span: tuple[int, int], covered: set[int]) -> bool:
+    """Does the response hedge between this accepted-answer occurrence and another candidate?"""
+    start, end = span
+    # "X or Y" / "Y or X" where Y is not itself an accepted answer.
+    after = end
+    if after < len(tokens) and tokens[after] == "or":
+        k = after + 1
+        while k < len(tokens) and tokens[k] in _HEDGE_SKIP:
+            k += 1
+        if (
+            k < len(tokens)
+            and tokens[k] != "so"
+            and k not in covered
+            and not (_NUMBER.match(tokens[k]) and _is_conversion(tokens, end, k))
+        ):
+            return True
+    before = start - 1
+    while before >= 0 and tokens[before] in _HEDGE_SKIP:
+        before -= 1
+    if before >= 1 and tokens[before] == "or" and (before - 1) not in covered:
+        prev = before - 1
+        # Walk back over a unit phrase to the number it belongs to ("212 f or 100 c").
+        while prev >= 0 and tokens[prev] in _UNIT_WORDS:
+            prev -= 1
+        if not (prev >= 0 and _NUMBER.match(tokens[prev]) and _is_conversion(tokens, end, prev)):
+            return True
+    # A different number stated alongside a numeric answer: "1968-1969", "1968 to 1969",
+    # "between 1968 and 1969", "maybe 1968, maybe 1969".
+    nums = [i for i in range(start, end) if _NUMBER.match(tokens[i]) or _DIGIT_ORDINAL.match(tokens[i])]
+    if not nums:
+        return False
+    answer_vals = {tokens[i] for i in nums}
+    first, last = nums[0], nums[-1]
+    for j, tok in enumerate(tokens):
+        if start <= j < end or j in covered or tok in answer_vals:
+            continue
+        if not (_NUMBER.match(tok) or _DIGIT_ORDINAL.match(tok)):
+            continue
+        lo, hi = (j, first) if j < first else (last, j)
+        gap = tokens[lo + 1 : hi]
+        if len(gap) > 3:
+            continue
+        if _is_conversion(tokens, j + 1, first) if j < first else _is_conversion(tokens, end, j):
+            continue
+        if not gap:
+            if _int_digits(tok) == _int_digits(tokens[first]):
+                return True
+            continue
+        if _NUMBER_CONNECTORS.intersection(gap):
+            return True
+        if "and" in gap and "between" in tokens[max(0, lo - 2) : lo]:
+            return True
+    return False
+
+
+def grade_answer(response: str, answers: list[str], answerable: bool = True) -> str:
+    """Grade one response: "correct", "incorrect" or "not_attempted" (see the module docstring).
+
+    `answers` are the accepted answers (aliases, other spellings); they are normalised the same
+    way as the response, so "1,000" in the dataset matches "one thousand" in a response.
+    """
+    if not response or not response.strip():
+        return "not_attempted"
+    if not answerable:
+        if rejects_premise(response) or is_abstention(response):
+            return "correct"
+        return "incorrect"
+    targets = [t for t in (normalize(a).split() for a in answers) if t]
+    if not targets:
+        raise ValueError("an answerable item needs at least one non-empty accepted answer")
+    tokens = normalize(response).split()
+    spans: list[tuple[int, int]] = []
+    for target in targets:
+        spans.extend(s for s in _find_spans(tokens, target) if not _negated(tokens, s[0]))
+    if spans:
+        covered = {i for s, e in spans for i in range(s, e)}
+        either = "either" in tokens and "or" in tokens
+        if either or any(_contradicted(tokens, s, covered) for s in spans):
+            return "incorrect"
+        return "correct"
+    if is_abstention(response):
+        return "not_attempted"
+    return "incorrect"
+
+
+def token_f1(response: str, answers: list[str]) -> float:
+    """SQuAD token F1 between the response and the best-matching accepted answer.
+
+    With no accepted answers (an unanswerable item) it follows SQuAD v2: 1.0 for an empty
+    response, else 0.0 -- use `grade_answer` for those items, F1 cannot see a refusal.
+    """
+    pred = normalize(response).split()
+    if not answers:
+        return float(not pred)
+    best = 0.0
+    for answer in answers:
+        gold = normalize(answer).split()
+        if not gold or not pred:
+            best = max(best, float(gold == pred))
+            continue
+        common = Counter(pred) & Counter(gold)
+        same = sum(common.values())
+        if same == 0:
+            continue
+        precision, recall = same / len(pred), same / len(gold)
+        best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+# ---------------------------------------------------------------------------------------------
+# Model-graded mode (template and parser only)
+# ---------------------------------------------------------------------------------------------
+
+JUDGE_PROMPT = """\
+You are checking one answer to a factual question. Decide whether the answer agrees with the \
+reference answer. Do not use your own opinion of what the true answer is: the reference is \
+authoritative.
+
+Choose one letter:
+A) CORRECT - the answer states the reference answer (or an equivalent form of it: another \
+spelling, an alias, the same number written differently) and says nothing that contradicts it. \
+Extra detail that does not conflict is fine. A hedge such as "I think it is X" still counts when \
+X is the reference.
+B) INCORRECT - the answer states something that conflicts with the reference, gives several \
+candidates ("X or Y"), or, when the reference says the question has no answer, asserts an answer \
+anyway.
+C) NOT_ATTEMPTED - the answer neither confirms nor contradicts the reference: it declines, says \
+it does not know, or says the information is missing. When the reference says the question has \
+no answer (false premise, not in the passage), declining or pointing out the false premise is A.
+
+Question: {question}
+Reference answer: {target}
+Answer to check: {response}
+
+Reply with the single letter A, B or C and nothing else."""
+
+_LETTER_GRADES = {"A": "correct", "B": "incorrect", "C": "not_attempted"}
+
+
+def parse_judge_verdict(text: str) -> str | None:
+    """Map a judge model's reply to a grade, or None when it is not recognisable.
+
+    Accepts a bare letter ("A", "B.", "(C)"), "Grade: A", or the words correct / incorrect /
+    not attempted. The first recognisable verdict wins.
+    """
+    if not text or not text.strip():
+        return None
+    s = text.strip()
+    m = re.match(r"^[\s(\[*\"']*([ABC])(?:[)\].:*\"'\s]|$)", s)
+    if m:
+        return _LETTER_GRADES[m.group(1)]
+    m = re.search(r"\b(?:grade|verdict|answer)\s*(?:is)?\s*[:=]?\s*\(?([ABC])\b", s, re.IGNORECASE)
+    if m:
+        return _LETTER_GRADES[m.group(1).upper()]
+    low = s.lower()
+    m = re.search(r"not[\s_-]*attempted|incorrect|correct", low)
+    if m:
+        word = m.group(0)
+        if word.startswith("not"):
+            return "not_attempted"
+        return "incorrect" if word == "incorrect" else "correct"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Datasets
+# ---------------------------------------------------------------------------------------------
+
+DATASET_FIELDS: tuple[str, ...] = ("id", "category", "question", "answers", "answerable", "passage")
+_CATEGORY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class QAItem:
+    """One question of a hallucination dataset (one JSONL line)."""
+
+    id: str
+    category: str
+    question: str
+    answers: tuple[str, ...]
+    answerable: bool
+    passage: str | None = None
+
+
+def _item_from(obj: Any, src: str, n: int) -> QAItem:
+    def fail(field: str, reason: str) -> ConfigError:
+        return ConfigError(src, f"line {n}: {field}", reason)
+
+    if not isinstance(obj, dict):
+        raise fail("(entry)", "each line must be a JSON object")
+    unknown = sorted(set(obj) - set(DATASET_FIELDS))
+    if unknown:
+        raise fail(unknown[0], f"unknown field; valid: {', '.join(DATASET_FIELDS)}")
+    for name in ("id", "category", "question", "answers", "answerable"):
+        if name not in obj:
+            raise fail(name, "missing required field")
+    for name in ("id", "category", "question"):
+        if not isinstance(obj[name], str) or not obj[name].strip():
+            raise fail(name, f"must be a non-empty string, got {obj[name]!r}")
+    if not _CATEGORY_RE.match(obj["category"]):
+        raise fail("category", "use a lowercase slug (letters, digits, '_'), e.g. 'people'")
+    if not isinstance(obj["answerable"], bool):
+        raise fail("answerable", f"must be true or false, got {obj['answerable']!r}")
+    answers = obj["answers"]
+    if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
+        raise fail("answers", "must be a list of non-empty strings")
+    if obj["answerable"] and not any(normalize(a) for a in answers):
+        raise fail("answers", "an answerable item needs at least one accepted answer")
+    if not obj["answerable"] and answers:
+        raise fail("answers", "an unanswerable item takes answers: []")
+    passage = obj.get("passage")
+    if passage is not None and (not isinstance(passage, str) or not passage.strip()):
+        raise fail("passage", "must be a non-empty string or absent")
+    if obj["category"].startswith("grounded") and passage is None:
+        raise fail("passage", f"required for category {obj['category']!r}")
+    return QAItem(
+        id=obj["id"],
+        category=obj["category"],
+        question=obj["question"],
+        answers=tuple(answers),
+        answerable=obj["answerable"],
+        passage=passage,
+    )
+
+
+def _dataset_files(path_or_paths: str | Path | Iterable[str | Path]) -> list[Path]:
+    raw = [path_or_paths] if isinstance(path_or_paths, str | Path) else list(path_or_paths)
+    files: list[Path] = []
+    for p in map(Path, raw):
+        files.extend(sorted(p.glob("*.jsonl")) if p.is_dir() else [p])
+    return files
+
+
+def load_dataset(path_or_paths: str | Path | Iterable[str | Path] = DEFAULT_DATASETS_DIR) -> list[QAItem]:
+    """Load and validate JSONL dataset files (a directory means every `*.jsonl` in it).
+
+    Any mistake raises ConfigError naming the file, the line and the field: unreadable JSON,
+    a missing field, a wrong type, or an id already used (in any of the files given). Blank
+    lines are skipped.
+    """
+    items: list[QAItem] = []
+    seen: dict[str, str] = {}
+    files = _dataset_files(path_or_paths)
+    if not files:
+        raise ConfigError(str(path_or_paths), None, "no dataset files (*.jsonl) found")
+    for path in files:
+        src = str(path)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(src, None, f"cannot read: {reason}") from None
+        count = 0
+        for n, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(src, f"line {n}: (entry)", f"invalid JSON: {exc.msg}") from None
+            item = _item_from(obj, src, n)
+            if item.id in seen:
+                raise ConfigError(
+                    src, f"line {n}: id", f"duplicate id {item.id!r} (first at {seen[item.id]})"
+                )
+            seen[item.id] = f"{src}:{n}"
+            items.append(item)
+            count += 1
+        if count == 0:
+            raise ConfigError(src, None, "no items (the file is empty)")
+    return items
+
+
+def stratified_sample(items: Sequence[QAItem], n: int, seed: int = 0) -> list[QAItem]:
+    """A deterministic sample of `n` items with every category in proportion.
+
+    Each category gets its share of `n` (largest remainders round), and at least one item when
+    `n` is at least the number of categories, so a small smoke run still touches every kind of
+    question. Items come back in their original order; the same seed gives the same sample.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if n >= len(items):
+        return list(items)
+    by_cat: dict[str, list[int]] = {}
+    for idx, item in enumerate(items):
+        by_cat.setdefault(item.category, []).append(idx)
+    cats = sorted(by_cat)
+    total = len(items)
+    quota = {c: n * len(by_cat[c]) / total for c in cats}
+    floor_min = 1 if n >= len(cats) else 0
+    take = {c: min(len(by_cat[c]), max(floor_min, math.floor(quota[c]))) for c in cats}
+    while sum(take.values()) < n:
+        grow = [c for c in cats if take[c] < len(by_cat[c])]
+        best = max(grow, key=lambda c: (quota[c] - take[c], -cats.index(c)))
+        take[best] += 1
+    while sum(take.values()) > n:
+        shrink = [c for c in cats if take[c] > floor_min]
+        worst = min(shrink, key=lambda c: (quota[c] - take[c], cats.index(c)))
+        take[worst] -= 1
+    chosen: list[int] = []
+    for c in cats:
+        rng = random.Random(f"{seed}:{c}")
+        chosen.extend(rng.sample(by_cat[c], take[c]))
+    return [items[i] for i in sorted(chosen)]

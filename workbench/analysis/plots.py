@@ -1,0 +1,197 @@
+"""Plots shared by the notebooks and the report; each returns the figure and can save a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from workbench.analysis.stats import USLFit
+
+__all__ = ["cost_quality_pareto", "hallucination_bars", "latency_ecdf", "plot_sweep", "rate_bars", "save",
+           "throughput_vs_concurrency"]
+
+
+def save(fig: Any, path: str | Path | None) -> None:
+    if path is not None:
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
+def latency_ecdf(df: Any, metrics: tuple[str, ...] = ("ttft_s", "e2e_s"), path: str | Path | None = None) -> Any:
+    """ECDF of each latency metric per contender (successful warm requests), in milliseconds.
+
+    An ECDF shows the whole distribution — the tail a p95 summarises and the modes a box plot
+    hides — and reads directly as "this share of requests finished within x ms"."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    data = df[(df["status"] == "ok") & (df["phase"] == "warm")] if "phase" in df else df[df["status"] == "ok"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        d = data[["contender", metric]].dropna()
+        if d.empty:
+            ax.set_title(f"{metric}: no data")
+            continue
+        d = d.assign(ms=d[metric] * 1000.0)
+        sns.ecdfplot(data=d, x="ms", hue="contender", ax=ax)
+        n = d.groupby("contender").size().to_dict()
+        ax.set_title(f"{metric.removesuffix('_s').upper()} ECDF (n per contender: {n})", fontsize=9)
+        ax.set_xlabel("milliseconds")
+        ax.set_ylabel("share of requests ≤ x")
+        ax.axhline(0.95, color="grey", lw=0.6, ls=":")
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+
+def throughput_vs_concurrency(levels: Any, path: str | Path | None = None, slo_s: float | None = None) -> Any:
+    """Throughput and p95 E2E against concurrency per contender, with the USL fit where one
+    converges (≥ 3 levels). `levels` is `workbench.analysis.evidence.concurrency_levels(...)`."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from workbench.analysis import stats
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    if levels is None or len(levels) == 0:
+        ax1.set_title("no concurrency data in this run")
+        save(fig, path)
+        return fig
+    for label, g in levels.groupby("label"):
+        g = g.sort_values("concurrency")
+        line = ax1.plot(g["concurrency"], g["throughput_rps"], "o", label=str(label))[0]
+        try:
+            fit = stats.usl_fit(g["concurrency"], g["throughput_rps"])
+            xs = np.linspace(1, max(g["concurrency"].max(), 2), 100)
+            ax1.plot(xs, fit.predict(xs), "-", color=line.get_color(), alpha=0.6,
+                     label=f"USL σ={fit.sigma:.2f} κ={fit.kappa:.3f} R²={fit.r2:.2f}")
+        except ValueError:
+            pass
+        ax2.plot(g["concurrency"], g["p95_e2e_s"] * 1000, "o-", color=line.get_color(), label=str(label))
+    if slo_s is not None:
+        ax2.axhline(slo_s * 1000, color="red", ls="--", lw=0.8, label=f"SLO {slo_s * 1000:g} ms")
+    ax1.set_xlabel("concurrency (closed-loop workers)")
+    ax1.set_ylabel("completed requests/s")
+    ax1.set_title("Throughput vs concurrency, with USL fit", fontsize=9)
+    ax1.legend(fontsize=7)
+    ax2.set_xlabel("concurrency")
+    ax2.set_ylabel("p95 E2E (ms)")
+    ax2.set_title("p95 E2E vs concurrency", fontsize=9)
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def rate_bars(rows: Any, path: str | Path | None = None, title: str = "Hallucination") -> Any:
+    """Bar chart of rates with 95% interval error bars. `rows`: DataFrame with columns
+    contender, metric, value, low, high, n."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    if rows is None or len(rows) == 0:
+        ax.set_title(f"{title}: no data in this run")
+        save(fig, path)
+        return fig
+    metrics = list(dict.fromkeys(rows["metric"]))
+    contenders = list(dict.fromkeys(rows["contender"]))
+    width = 0.8 / max(len(contenders), 1)
+    for i, c in enumerate(contenders):
+        sub = rows[rows["contender"] == c].set_index("metric").reindex(metrics)
+        x = np.arange(len(metrics)) + i * width
+        v = sub["value"].to_numpy(float) * 100
+        err = np.vstack([v - sub["low"].to_numpy(float) * 100, sub["high"].to_numpy(float) * 100 - v])
+        v, err = np.nan_to_num(v), np.clip(np.nan_to_num(err), 0, None)  # undefined rate: no bar
+        n = int(sub["n"].max()) if sub["n"].notna().any() else 0
+        ax.bar(x, v, width, yerr=err, capsize=3, label=f"{c} (n={n})")
+    ax.set_xticks(np.arange(len(metrics)) + width * (len(contenders) - 1) / 2, metrics)
+    ax.set_ylabel("% of items (95% Wilson interval)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def cost_quality_pareto(points: Any, path: str | Path | None = None) -> Any:
+    """Cost vs quality per contender and scenario; the Pareto front (nothing both cheaper and
+    better) is marked. `points`: DataFrame with scenario, contender, cost, quality, cost_label,
+    quality_label."""
+    import matplotlib.pyplot as plt
+
+    scen = list(dict.fromkeys(points["scenario"])) if points is not None and len(points) else []
+    fig, axes = plt.subplots(1, max(len(scen), 1), figsize=(4.6 * max(len(scen), 1), 3.6), squeeze=False)
+    if not scen:
+        axes[0][0].set_title("no cost and quality measured together")
+    for ax, s in zip(axes[0], scen, strict=False):
+        d = points[(points["scenario"] == s)].dropna(subset=["cost", "quality"])
+        d = d[d["cost"] < float("inf")]
+        front = [not ((d["cost"] <= r.cost) & (d["quality"] >= r.quality)
+                      & ((d["cost"] < r.cost) | (d["quality"] > r.quality))).any() for r in d.itertuples()]
+        for r, on_front in zip(d.itertuples(), front, strict=True):
+            ax.scatter(r.cost, r.quality, s=60, marker="o" if on_front else "x")
+            ax.annotate(str(r.contender) + (" ★" if on_front else ""), (r.cost, r.quality), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")
+        if len(d):
+            ax.set_xlabel(str(d["cost_label"].iloc[0]))
+            ax.set_ylabel(str(d["quality_label"].iloc[0]))
+        ax.set_title(f"{s}: cost vs quality (★ Pareto front)", fontsize=9)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def hallucination_bars(
+    summary: Any,
+    rates: tuple[str, ...] = ("hallucination_rate", "abstention_rate", "accuracy_given_attempted"),
+    path: str | Path | None = None,
+) -> Any:
+    """Grouped bars of each rate per contender with their 95% Wilson intervals as error bars.
+
+    `summary` is `workbench.analysis.hallucination.summary_table(df)`. Bars without error bars would
+    invite reading a 3-point gap on 24 items as a difference; the whiskers say when it is not."""
+    import pandas as pd
+
+    rows = pd.DataFrame([
+        {"contender": r["contender"], "metric": rate.replace("_", " "), "value": r[rate],
+         "low": r[f"{rate}_low"], "high": r[f"{rate}_high"], "n": r["n"]}
+        for _, r in summary.iterrows() for rate in rates
+    ])
+    return rate_bars(rows, path=path, title="Hallucination, abstention and accuracy (95% Wilson intervals)")
+
+
+def plot_sweep(summary: Any, fits: dict[str, USLFit | None], slo_e2e_s: float, path: Any = None) -> Any:
+    """Throughput vs concurrency with the USL curve, and p95 E2E vs concurrency with its CI."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for i, (contender, g) in enumerate(summary.groupby("contender", sort=True)):
+        g = g.sort_values("level")
+        color = f"C{i}"
+        x = g["level"].to_numpy(dtype=float)
+        y = g["throughput_rps"].to_numpy(dtype=float)
+        yerr = [y - g["throughput_rps_low"].to_numpy(dtype=float),
+                g["throughput_rps_high"].to_numpy(dtype=float) - y]
+        ax1.errorbar(x, y, yerr=yerr, fmt="o", color=color, capsize=3, label=f"{contender} (measured)")
+        fit = fits.get(str(contender))
+        if fit is not None:
+            xs = np.linspace(1, max(x.max() * 2, 2), 100)
+            ax1.plot(xs, fit.predict(xs), "-", color=color, alpha=0.6,
+                     label=f"USL σ={fit.sigma:.2f} κ={fit.kappa:.3g} (n={fit.n_points})")
+        p = g["e2e_p95"].to_numpy(dtype=float) * 1000
+        perr = [p - g["e2e_p95_low"].to_numpy(dtype=float) * 1000,
+                g["e2e_p95_high"].to_numpy(dtype=float) * 1000 - p]
+        ax2.errorbar(x, p, yerr=np.nan_to_num(perr), fmt="o-", color=color, capsize=3, label=str(contender))
+    ax2.axhline(slo_e2e_s * 1000, color="grey", ls=":", label=f"SLO {slo_e2e_s * 1000:g} ms")
+    for ax, title, ylabel in ((ax1, "Throughput (95% Poisson CI)", "completed requests/s"),
+                              (ax2, "p95 E2E (95% bootstrap CI)", "milliseconds")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrency (closed-loop workers)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save(fig, path)
+    return fig

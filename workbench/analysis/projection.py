@@ -1,0 +1,91 @@
+"""The fleet projection: how many replicas (or how much provider capacity) a target rate needs.
+
+Written once; the concurrency notebook, the coalescing projections and the decision matrix all
+call it. Local contenders pay a machine-hour rate per replica (whole machines, no per-token
+charge); hosted ones pay their per-token price for the measured tokens per request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.analysis.cost import project_realtime
+from workbench.config import Contender
+from workbench.pricing import price_for, price_from_throughput, request_cost
+
+__all__ = ["Projection", "project_fleet"]
+
+
+@dataclass
+class Projection:
+    """A fleet projection for one contender, with every assumption spelled out."""
+
+    contender: str
+    feasible: bool
+    basis_level: int | None
+    replica_goodput_rps: float | None
+    replicas: int | None = None
+    cost_per_hour_usd: float | None = None
+    cost_per_1k_requests_usd: float | None = None
+    price_note: str = ""
+    assumptions: list[str] = field(default_factory=list)
+
+
+def project_fleet(
+    summary: Any, df: Any, contenders: Sequence[Contender], *, target_qps: float, slo_e2e_s: float,
+    machine_hour_usd: float, respect_slo: bool = True,
+) -> list[Projection]:
+    """Replicas and cost/hour to serve `target_qps`, from the best measured level.
+
+    Basis: among levels whose p95 E2E meets the SLO (all levels if `respect_slo` is False), the
+    one with the highest goodput (throughput if not respecting the SLO). Local contenders pay
+    `machine_hour_usd` per replica (whole machines, no per-token charge; the per-token
+    equivalent from `pricing.price_from_throughput` is shown for comparison); hosted ones pay
+    their per-token price for the measured mean tokens per request.
+    """
+    out = []
+    for c in contenders:
+        g = summary[summary["contender"] == c.name]
+        cand = g[g["meets_slo"]] if respect_slo else g
+        col = "goodput_rps" if respect_slo else "throughput_rps"
+        cand = cand[cand[col] > 0]
+        if cand.empty:
+            lowest = g.sort_values("level").head(1)
+            p95 = float(lowest["e2e_p95"].iloc[0]) if len(lowest) else math.nan
+            out.append(Projection(c.name, False, None, None, assumptions=[
+                f"no measured level has p95 E2E within the SLO {slo_e2e_s * 1000:g} ms (at the lowest "
+                f"level p95 = {p95 * 1000:.0f} ms): adding replicas does not lower latency, so no fleet "
+                "of this contender meets the SLO on this hardware"]))
+            continue
+        best = cand.sort_values(col, ascending=False).iloc[0]
+        rps, level = float(best[col]), int(best["level"])
+        ok = df[(df["contender"] == c.name) & (df["phase"] == "sweep") & (df["level"] == level)
+                & (df["status"] == "ok")]
+        mean_in = float(ok["input_tokens"].fillna(0).mean())
+        mean_out = float(ok["output_tokens"].fillna(0).mean())
+        if c.is_local:
+            tok_price = price_from_throughput(machine_hour_usd, float(best["output_tok_s"]))
+            note = (f"self-hosted: ${machine_hour_usd:g}/machine-hour per replica (parameter); per-token "
+                    f"equivalent at the measured {best['output_tok_s']:.1f} output tok/s: "
+                    f"${tok_price.output:.2f}/1M output tokens")
+            proj = project_realtime(target_qps, 0.0, rps, replica_hour_usd=machine_hour_usd)
+        else:
+            price = price_for(c)
+            if price is None or not price.per_token:
+                out.append(Projection(c.name, False, level, rps, price_note="no per-token price known",
+                                      assumptions=["give the contender a price: in the contenders file"]))
+                continue
+            per_req = request_cost(price, mean_in, mean_out)
+            note = f"{price.source}: ${price.input}/1M in, ${price.output}/1M out"
+            proj = project_realtime(target_qps, per_req, rps)
+        lo, hi = best[col + "_low"], best[col + "_high"]
+        basis = (f"basis: concurrency {level}, {'goodput' if respect_slo else 'throughput'} "
+                 f"{rps:.2f} req/s [{lo:.2f}, {hi:.2f}] (n={int(best['ok'])} ok), "
+                 f"p95 E2E {best['e2e_p95'] * 1000:.0f} ms; "
+                 f"mean {mean_in:.0f} input / {mean_out:.1f} output tokens per request")
+        out.append(Projection(c.name, True, level, rps, proj.replicas, proj.cost_per_hour_usd,
+                              proj.cost_per_1k_requests_usd, note, [basis, *proj.assumptions]))
+    return out

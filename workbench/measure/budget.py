@@ -1,0 +1,149 @@
+"""A spend budget for a run: refuse the next request before it could push the spend past the cap.
+
+Hosted APIs bill per token, and a mistyped `n_requests` or a long prompt set can cost real money
+before anyone looks at the numbers. A `Budget` is given the cap and each contender's price
+(`workbench.pricing.price_for`); before each request the experiment asks `allow()` with the
+request's input estimate and its *worst-case* output (`max_tokens`), and after it `charge()`s
+the record's real usage. The projection is `spent so far + this request at worst`, so the cap
+holds even if the request uses all of its output allowance.
+
+Contenders without a per-token price (the embedded models, or a hosted model with no known
+price) cost 0 here: the budget cannot protect what it cannot price, and `unpriced` lists them so
+a notebook can say so. A refused request becomes a record with `error_class="cancelled"` and the
+message `budget exhausted: spent $X of $Y` (see `refusal_record`), never a silent gap.
+
+Under concurrency several requests are in flight before any is charged, so the load runs
+`reserve()` each request's worst case before sending it and `release()` the reservation when
+it ends (then `charge()` the real cost): the projection is spent + every in-flight worst case +
+this one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from workbench.config import Contender
+from workbench.errors import WorkbenchError
+from workbench.pricing import Price, request_cost
+from workbench.types import ErrorClass, Prompt, Record
+
+__all__ = ["Budget", "BudgetExhausted", "budget_for", "estimate_input_tokens"]
+
+
+class BudgetExhausted(WorkbenchError):
+    """The next request would have taken the spend past the budget."""
+
+    def __init__(self, spent_usd: float, max_usd: float) -> None:
+        self.spent_usd = spent_usd
+        self.max_usd = max_usd
+        super().__init__(f"budget exhausted: spent ${_usd(spent_usd)} of ${_usd(max_usd)}")
+
+
+def _usd(x: float) -> str:
+    """Dollars to the micro-dollar, without trailing zeros: small test budgets stay readable."""
+    return f"{x:.6f}".rstrip("0").rstrip(".") or "0"
+
+
+@dataclass
+class Budget:
+    """Spend cap in USD across every contender of one experiment."""
+
+    max_usd: float
+    prices: Mapping[str, Price | None]  # contender name → its price (None: unpriced)
+    spent_usd: float = 0.0
+    reserved_usd: float = 0.0  # worst cases of requests in flight (see reserve)
+    charged: int = 0
+    refused: int = 0
+    unpriced: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.max_usd <= 0:
+            raise ValueError("max_usd must be > 0 (no budget: do not create one)")
+        for name, price in self.prices.items():
+            if not _per_token(price):
+                self.unpriced.add(name)
+
+    def estimate(self, contender: str, input_tokens: float, output_tokens: float) -> float:
+        """USD of one request of that size; 0 for an unpriced contender."""
+        price = self.prices.get(contender)
+        if price is None or not _per_token(price):
+            return 0.0
+        return request_cost(price, max(0.0, input_tokens), max(0.0, output_tokens))
+
+    def allow(self, contender: str, est_input_tokens: float, est_output_tokens: float) -> bool:
+        """True when this request, at the given size, keeps the projected spend within the cap."""
+        return self._admit(self.estimate(contender, est_input_tokens, est_output_tokens))
+
+    def _admit(self, usd: float) -> bool:
+        """Spent + every in-flight worst case + this one within the cap? Counts a refusal."""
+        ok = self.spent_usd + self.reserved_usd + usd <= self.max_usd
+        if not ok:
+            self.refused += 1
+        return ok
+
+    def reserve(self, contender: str, est_input_tokens: float, est_output_tokens: float) -> float | None:
+        """Hold this request's worst case while it is in flight: the USD held, or None (refused)."""
+        held = self.estimate(contender, est_input_tokens, est_output_tokens)
+        if not self._admit(held):
+            return None
+        self.reserved_usd += held
+        return held
+
+    def release(self, held: float) -> None:
+        """The request ended: drop its reservation (then `charge` what it really cost)."""
+        self.reserved_usd = max(0.0, self.reserved_usd - held)
+
+    def charge(self, record: Record) -> float:
+        """Add a finished request's cost (from its token counts); returns what it cost.
+
+        A failed request with no counts costs 0: providers do not bill requests they reject."""
+        if record.input_tokens is None and record.output_tokens is None:
+            return 0.0
+        price = self.prices.get(record.contender)
+        if price is None or not _per_token(price):
+            return 0.0
+        cached = min(record.cached_input_tokens or 0, record.input_tokens or 0)
+        usd = request_cost(price, record.input_tokens or 0, record.output_tokens or 0, cached)
+        self.spent_usd += usd
+        self.charged += 1
+        return usd
+
+    def charge_usd(self, usd: float) -> None:
+        """Count a cost known only as an amount (a request cut off in flight: its worst case)."""
+        self.spent_usd += max(0.0, usd)
+        self.charged += 1
+
+    def message(self) -> str:
+        return str(BudgetExhausted(self.spent_usd, self.max_usd))
+
+    def refusal_record(self, *, run_id: str, experiment: str, contender: Contender, request_id: str,
+                       extra: Mapping[str, object] | None = None) -> Record:
+        """The record of a request the budget refused: `cancelled`, saying how much was spent."""
+        return Record(
+            run_id=run_id, experiment=experiment, contender=contender.name, model=contender.model,
+            request_id=request_id, t_start_unix=time.time(), status="error",
+            error_class=ErrorClass.CANCELLED.value, error_message=self.message(),
+            api_kind=contender.api, extra=dict(extra or {}),
+        )
+
+
+def estimate_input_tokens(contender: Contender, prompt: Prompt) -> int:
+    """Input tokens of a request, estimated before sending (chars/4 of the rendered prompt)."""
+    text = contender.prompt_template.replace("{prompt}", prompt.text) if contender.prompt_template else (
+        (prompt.system or contender.system_prompt or "") + prompt.text)
+    return max(1, len(text) // 4)
+
+
+def _per_token(price: Price | None) -> bool:
+    return price is not None and price.input is not None and price.output is not None
+
+
+def budget_for(max_usd: float | None, contenders: list[Contender]) -> Budget | None:
+    """A budget over these contenders' prices, or None when `max_usd` is None or 0 (no budget)."""
+    if not max_usd:
+        return None
+    from workbench.pricing import price_for
+
+    return Budget(max_usd, {c.name: price_for(c) for c in contenders})

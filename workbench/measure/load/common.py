@@ -1,0 +1,354 @@
+"""What every load profile shares: the target, the bounded run, and one dispatched request.
+
+A run is bounded twice: by a count (requests, or arrivals) and by wall time. When the deadline
+passes, requests still in flight are cancelled and each becomes a record with error_class
+`cancelled` (so nothing sent is ever missing from the results); arrivals that were still waiting
+for a slot become `cancelled` records marked `sent=False`. Timing is `workbench.measure.probe.probe`'s;
+this module only adds *when* a request was due (`scheduled_s`) and when it was handed to the
+probe (`sent_s`), both as offsets from the run start, so that latency can also be read from the
+schedule (coordinated omission):
+
+  schedule_lag_s        = sent_s - scheduled_s   (a late generator, a full cap, a client limiter)
+  e2e_from_schedule_s   = schedule_lag_s + send_delay_s + e2e_s
+  ttft_from_schedule_s  = schedule_lag_s + send_delay_s + ttft_s
+
+(`send_delay_s`: the probe's own time from `sent_s` until the request went out; see
+`workbench.measure.probe`.)
+
+A target with a `budget` (`workbench.measure.budget.Budget`) has each request's worst case reserved
+before it is sent; the first request the budget refuses becomes a `cancelled` record ("budget
+exhausted: …", `sent=False`), no further request is started, requests in flight finish, and the
+result's notes say the run stopped there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from workbench.measure.load.monitor import ClientMonitor, ClientOverhead
+from workbench.measure.probe import make_client, new_request_id, probe
+from workbench.measure.retry import RetryPolicy
+from workbench.measure.target import Target
+from workbench.types import ErrorClass, Prompt, Record
+
+if TYPE_CHECKING:
+    from workbench.measure.budget import Budget
+
+__all__ = ["MAX_SHARDS", "SHARD_SIZE", "ClientShards", "LoadResult", "LoadRun", "OnRecord"]
+
+#: Connections per httpx client. httpcore scans every connection of its pool each time it
+#: assigns a request (O(pool) per request, so O(N²) per round at concurrency N); many small
+#: clients keep that scan constant (closed loop, c=512, streamed, process CPU per request:
+#: 1 connection per client ~1.8 ms, 4 ~2.3 ms, 16 ~3.0 ms; see bench/README.md).
+#: A client is cheap to make now that all share one TLS context (~0.07 ms of CPU each).
+#: `sniffio` is a declared dependency: without it httpcore retried a failing import on every
+#: lock, ~1.5 ms of CPU per request.
+SHARD_SIZE = 1
+#: At most this many clients per run (an open loop sized rate × timeout can ask for tens of
+#: thousands of connections; beyond this they share clients, a few per pool).
+MAX_SHARDS = 1024
+
+
+class ClientShards:
+    """Small keep-alive clients that together carry a run's requests, one picked per request.
+
+    Each shard's pool limit is the run's whole in-flight bound, so a request never waits for a
+    connection inside httpx (that wait would be hidden inside the measured latency)."""
+
+    def __init__(self, clients: list[httpx.AsyncClient], owned: bool) -> None:
+        self.clients = clients
+        self.owned = owned
+
+    @classmethod
+    def for_pool(cls, client: httpx.AsyncClient | ClientShards | None, pool: int, timeout_s: float) -> ClientShards:
+        """The caller's client or shards (not closed here), or new shards for `pool` in flight."""
+        if isinstance(client, ClientShards):
+            return cls(client.clients, owned=False)
+        if client is not None:
+            return cls([client], owned=False)
+        n = min(MAX_SHARDS, max(1, -(-max(1, pool) // SHARD_SIZE)))
+        return cls([make_client(max(1, pool), timeout_s, lean=True) for _ in range(n)], owned=True)
+
+    def pick(self, i: int) -> httpx.AsyncClient:
+        return self.clients[i % len(self.clients)]
+
+    async def aclose(self) -> None:
+        if self.owned:
+            for c in self.clients:
+                await c.aclose()
+
+    async def __aenter__(self) -> ClientShards:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+OnRecord = Callable[[Record], None]
+
+
+@dataclass
+class LoadResult:
+    """The outcome of one bounded run. `records` holds every record, in completion order.
+
+    Invariant: len(records) == sent + dropped + unsent_cancelled, where `sent` counts attempts
+    handed to the probe (retries included).
+    """
+
+    profile: str
+    params: dict[str, Any]
+    records: list[Record]
+    sent: int
+    dropped: int
+    unsent_cancelled: int
+    wall_s: float
+    deadline_hit: bool
+    client: ClientOverhead
+    notes: list[str] = field(default_factory=list)
+    budget_stopped: bool = False  # the spend budget refused a request: the run stopped there
+
+    def client_warnings(self) -> list[str]:
+        return self.client.limited_by_client()
+
+    def summary(self) -> dict[str, Any]:
+        ok = sum(1 for r in self.records if r.ok)
+        return {
+            "profile": self.profile, **self.params, "records": len(self.records), "sent": self.sent,
+            "ok": ok, "dropped": self.dropped, "unsent_cancelled": self.unsent_cancelled,
+            "wall_s": self.wall_s, "deadline_hit": self.deadline_hit, "budget_stopped": self.budget_stopped,
+            "loop_lag_p99_s": self.client.loop_lag_p99_s, "client_cpu_share": self.client.cpu_share,
+            "gc_forced": self.client.gc_forced,
+            "client_limited": "; ".join(self.client_warnings()) or None,
+        }
+
+
+class LoadRun:
+    """One bounded run in progress: the clock, the counters, the tasks and the records."""
+
+    def __init__(
+        self,
+        clients: ClientShards,
+        target: Target,
+        prompts: Sequence[Prompt],
+        *,
+        profile: str,
+        max_duration_s: float,
+        fields: dict[str, Any],
+        request_prefix: str,
+        on_record: OnRecord | None,
+        retry: RetryPolicy | None,
+        seed: int = 0,
+    ) -> None:
+        if max_duration_s <= 0:
+            raise ValueError("max_duration_s must be > 0: every run is bounded in time")
+        if not prompts:
+            raise ValueError("a load run needs at least one prompt")
+        self.clients = clients
+        self.target = target
+        self.prompts = prompts
+        self.profile = profile
+        self.fields = fields
+        self.run_id = target.run_id
+        self.experiment = target.experiment
+        self.prefix = request_prefix or new_request_id() + ":"
+        self.on_record = on_record
+        self.retry = retry
+        self.seed = seed
+        self.max_duration_s = max_duration_s
+        self.records: list[Record] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.bugs: list[BaseException] = []
+        self.sent = 0
+        self.dropped = 0
+        self.unsent_cancelled = 0
+        self.in_flight = 0
+        self.deadline_hit = False
+        self.monitor = ClientMonitor()
+        self.budget_stopped = False
+        self.notes: list[str] = []
+        self.t0 = 0.0
+        self.deadline = 0.0
+
+    # -- clock ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.monitor.start()
+        self.t0 = time.perf_counter()
+        self.deadline = self.t0 + self.max_duration_s
+
+    def now_s(self) -> float:
+        """Seconds since the run started."""
+        return time.perf_counter() - self.t0
+
+    def expired(self) -> bool:
+        """No new request may start: the deadline passed, or the budget refused one."""
+        return self.budget_stopped or time.perf_counter() >= self.deadline
+
+    # -- records ----------------------------------------------------------------------------
+    def _finish(self, rec: Record) -> None:
+        lag = rec.extra.get("schedule_lag_s")
+        if lag is not None:
+            lag += rec.send_delay_s or 0.0
+            rec.extra["e2e_from_schedule_s"] = lag + rec.e2e_s if rec.e2e_s is not None else None
+            rec.extra["ttft_from_schedule_s"] = lag + rec.ttft_s if rec.ttft_s is not None else None
+        self.records.append(rec)
+        if self.on_record is not None:
+            self.on_record(rec)
+
+    def _blank(self, request_id: str, prompt: Prompt, extra: dict[str, Any]) -> Record:
+        c = self.target.contender
+        return Record(
+            run_id=self.run_id, experiment=self.experiment, contender=c.name, model=c.model,
+            request_id=request_id, t_start_unix=time.time(), api_kind=c.api, stream=self.target.stream,
+            prompt_id=prompt.id, extra=extra,
+        )
+
+    def _extra(self, scheduled_s: float, sent_s: float | None, **more: Any) -> dict[str, Any]:
+        return {
+            "load_profile": self.profile, **self.fields, "scheduled_s": scheduled_s, "sent_s": sent_s,
+            "schedule_lag_s": None if sent_s is None else sent_s - scheduled_s, **more,
+        }
+
+    def record_unsent(self, i: int, scheduled_s: float, error: ErrorClass, message: str) -> None:
+        """An arrival that never reached the probe: dropped at the cap, or cancelled while waiting."""
+        prompt = self.prompts[i % len(self.prompts)]
+        request_id = f"{self.prefix}{i}"
+        waited = self.now_s() - scheduled_s
+        rec = self._blank(request_id, prompt, self._extra(scheduled_s, None, sent=False, waited_s=waited))
+        rec.status, rec.error_class, rec.error_message = "error", error.value, message
+        rec.logical_request_id = request_id
+        if error is ErrorClass.DROPPED:
+            self.dropped += 1
+        else:
+            self.unsent_cancelled += 1
+        self._finish(rec)
+
+    # -- sending ----------------------------------------------------------------------------
+    async def _attempt(self, i: int, attempt: int, scheduled_s: float, retry_wait_s: float | None,
+                       slot: int) -> Record:
+        prompt = self.prompts[i % len(self.prompts)]
+        logical = f"{self.prefix}{i}"
+        request_id = logical if attempt == 1 else f"{logical}#{attempt}"
+        budget, held = self.target.budget, 0.0
+        if budget is not None:
+            from workbench.measure.budget import estimate_input_tokens  # budget → cost → pandas: only when used
+
+            c = self.target.contender
+            reserved = budget.reserve(c.name, estimate_input_tokens(c, prompt), c.sampling.max_tokens)
+            if reserved is None:
+                return self._refused(budget, prompt, request_id, logical, attempt, scheduled_s)
+            held = reserved
+        self.in_flight += 1
+        self.sent += 1
+        sent_s = self.now_s()
+        extra = self._extra(scheduled_s, sent_s, sent=True, in_flight=self.in_flight)
+        if retry_wait_s is not None:
+            extra["retry_wait_s"] = retry_wait_s
+        try:
+            rec = await probe(self.clients.pick(slot), self.target, prompt, request_id=request_id, extra=extra)
+        except asyncio.CancelledError:
+            # probe() does not return its record when cancelled; rebuild it here.
+            rec = self._blank(request_id, prompt, extra)
+            rec.t_start_unix = time.time() - (self.now_s() - sent_s)
+            rec.e2e_s = self.now_s() - sent_s  # time until cancellation, not a latency
+            rec.status, rec.error_class = "error", ErrorClass.CANCELLED.value
+            rec.error_message = f"cancelled in flight at the run deadline ({self.max_duration_s:g} s)"
+            rec.attempt, rec.logical_request_id = attempt, logical
+            if budget is not None:  # cut off mid-answer: the provider may bill it; count the worst case
+                budget.charge_usd(held)
+            self._finish(rec)
+            raise
+        finally:
+            self.in_flight -= 1
+            if budget is not None:
+                budget.release(held)
+        if budget is not None:
+            budget.charge(rec)
+        rec.attempt, rec.logical_request_id = attempt, logical
+        self._finish(rec)
+        return rec
+
+    def _refused(self, budget: Budget, prompt: Prompt, request_id: str, logical: str, attempt: int,
+                 scheduled_s: float) -> Record:
+        """The budget refused this request: a `cancelled` record, and no new request after it."""
+        if not self.budget_stopped:
+            self.budget_stopped = True
+            self.notes.append(f"stopped by the spend budget: {budget.message()} "
+                              f"(requests in flight finished; no new request was started)")
+        rec = budget.refusal_record(run_id=self.run_id, experiment=self.experiment,
+                                    contender=self.target.contender, request_id=request_id,
+                                    extra=self._extra(scheduled_s, None, sent=False))
+        rec.prompt_id, rec.stream = prompt.id, self.target.stream
+        rec.attempt, rec.logical_request_id = attempt, logical
+        self.unsent_cancelled += 1
+        self._finish(rec)
+        return rec
+
+    async def dispatch(self, i: int, scheduled_s: float, limiter: asyncio.Semaphore | None = None,
+                       slot: int | None = None) -> None:
+        """Send request `i` (due at `scheduled_s`), through `limiter` if given, retrying per policy,
+        on client `slot` (default: `i`, round robin over the shards)."""
+        try:
+            if limiter is not None:
+                await limiter.acquire()
+        except asyncio.CancelledError:
+            self.record_unsent(i, scheduled_s, ErrorClass.CANCELLED,
+                               "cancelled at the run deadline while waiting for an in-flight slot")
+            raise
+        try:
+            rng = random.Random(self.seed * 1_000_003 + i)
+            wait: float | None = None
+            for attempt in range(1, (self.retry.max_attempts if self.retry else 1) + 1):
+                rec = await self._attempt(i, attempt, scheduled_s, wait, i if slot is None else slot)
+                wait = self.retry.next_wait_s(rec, rng) if self.retry else None
+                if wait is None:
+                    break
+                if wait > 0:
+                    await asyncio.sleep(wait)
+        finally:
+            if limiter is not None:
+                limiter.release()
+
+    def spawn(self, i: int, scheduled_s: float, limiter: asyncio.Semaphore | None = None) -> None:
+        self._track(asyncio.get_running_loop().create_task(self.dispatch(i, scheduled_s, limiter)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.bugs.append(task.exception())  # type: ignore[arg-type]
+
+    async def drain(self, *also: asyncio.Task[None]) -> None:
+        """Wait for `also` and every spawned task, cancelling whatever is left at the deadline."""
+        for t in also:
+            self._track(t)
+        while self.tasks:
+            remaining = self.deadline - time.perf_counter()
+            if remaining <= 0:
+                self.deadline_hit = True
+                pending = list(self.tasks)
+                for t in pending:
+                    t.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                break
+            await asyncio.wait(list(self.tasks), timeout=remaining)
+        if self.bugs:  # a bug in the generator, not a failed request: never swallow it
+            raise self.bugs[0]
+
+    async def result(self, params: dict[str, Any], notes: list[str] | None = None) -> LoadResult:
+        wall = self.now_s()
+        overhead = await self.monitor.stop()
+        return LoadResult(
+            profile=self.profile, params=params, records=self.records, sent=self.sent,
+            dropped=self.dropped, unsent_cancelled=self.unsent_cancelled, wall_s=wall,
+            deadline_hit=self.deadline_hit, client=overhead, notes=list(notes or []) + self.notes,
+            budget_stopped=self.budget_stopped,
+        )

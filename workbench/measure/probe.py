@@ -1,0 +1,454 @@
+"""One timed request → one record. The only place requests are timed.
+
+Every reading is `time.perf_counter_ns()` (monotonic). A request starts when it went out: its
+first byte handed to the socket, or the start of the connect when a connection was opened for
+it (`workbench.measure.netbackend.wire_start_ns`). The client's own time before that — building the
+request, httpx's and the pool's Python — is `send_delay_s` on the record, not part of any
+latency (under a burst it is the load generator's cost, not the server's); a failure before
+the response began is timed from the moment the request was handed to httpx. A chunk's time is
+when its bytes reached this process (the network backend stamps each read as the loop receives
+it, `workbench.measure.netbackend.arrival_clock`), not when the parser got to them: under load a busy
+client parses late, and that delay is the client's, not the server's. The end of a response
+(E2E) is the arrival of its last bytes. Other network backends (or HTTP/2) give neither stamp;
+then the request starts when handed to httpx and chunks are stamped when parsed.
+
+A failure of any kind — HTTP error, timeout, refused connection, malformed or truncated
+stream — comes back as a record with `status="error"` and a typed `error_class`; this function
+does not raise for request failures.
+
+Token counts: the server's `usage` when it reports one (`token_source="usage"`). When a stream
+carries none (llama.cpp's server ignores `stream_options.include_usage`), a `TokenCounter` may
+count the text with the server's own tokenizer (`"tokenizer"`, still an exact count of the text
+but flagged `tokens_estimated` because re-tokenising text can differ from the generated ids by a
+token); failing that, content chunks are counted (`"chunks"`) or characters/4 (`"chars/4"`),
+both flagged as estimates. Zero is never reported for a non-empty answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from workbench import keys, metrics
+from workbench.config import Contender
+from workbench.measure.http11 import LeanClient
+from workbench.measure.netbackend import arrival_clock, async_transport, wire_start_ns
+from workbench.measure.target import DEFAULT_MAX_OUTPUT_CHARS, Target
+from workbench.providers import provider_for
+from workbench.providers.errors import rate_limit_headers
+from workbench.providers.sse import SSEDecoder, SSEEvent
+from workbench.types import ErrorClass, ErrorInfo, Prompt, Record, TokenCounter, Usage
+
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_CHARS",
+    "MAX_BODY_BYTES",
+    "MAX_ERROR_MESSAGE_CHARS",
+    "make_client",
+    "new_request_id",
+    "probe",
+    "probe_once",
+]
+
+
+_MAX_ERROR_BODY = 64 * 1024
+# What of a provider's error message is kept on the record (a cut body may still parse).
+MAX_ERROR_MESSAGE_CHARS = 2000
+# A non-streamed body larger than this is not an answer but a fault; reading stops there.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class _Cookies(httpx.Cookies):
+    """httpx's cookie jar, which looks at a response only when it sets a cookie: httpx otherwise
+    builds a `urllib.request.Request` for every response to find none (~10% of the load path's
+    client CPU, cProfile, c=256 streamed)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
+def make_client(max_connections: int = 64, timeout_s: float = 60.0, *, lean: bool = False) -> httpx.AsyncClient:
+    """An HTTP/1.1 keep-alive client sized for `max_connections` requests in flight.
+
+    Pool waits would silently add to measured latency, so the pool is never smaller than the
+    concurrency a caller asks for. The transport is httpx's over `workbench.measure.netbackend`'s
+    asyncio backend, with the process's one shared TLS context (see that module for why);
+    `lean=True` makes a `workbench.measure.http11.LeanClient` instead: same connections and stamps, no
+    httpcore/h11, several times less client CPU per request — what the load runs use.
+    """
+    client: httpx.AsyncClient
+    if lean:
+        client = LeanClient(timeout_s=timeout_s, max_idle=max_connections, keepalive_expiry=30.0)
+    else:
+        limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=30.0,
+        )
+        client = httpx.AsyncClient(transport=async_transport(limits), timeout=httpx.Timeout(timeout_s),
+                                   trust_env=False)
+    client._cookies = _Cookies()  # httpx has no public hook; tests/test_http11.py pins it
+    return client
+
+
+_URLS: dict[str, httpx.URL] = {}
+
+
+def _url(url: str) -> httpx.URL:
+    """Parsed once per endpoint: httpx parses a str URL twice per request (~10% of a load run's
+    client CPU); an `httpx.URL` passes through as is."""
+    parsed = _URLS.get(url)
+    if parsed is None:
+        if len(_URLS) > 1024:
+            _URLS.clear()
+        parsed = _URLS[url] = httpx.URL(url)
+    return parsed
+
+
+def _error_from_exception(exc: BaseException, url: str, timeout_s: float) -> ErrorInfo:
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        return ErrorInfo(ErrorClass.TIMEOUT, f"no complete response from {url} within {timeout_s:g}s "
+                         f"({type(exc).__name__})", retryable=True)
+    if isinstance(exc, httpx.ConnectError):
+        return ErrorInfo(ErrorClass.CONNECTION, f"cannot connect to {url}: {exc}", retryable=True)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return ErrorInfo(ErrorClass.PROTOCOL, f"{url}: {exc}", retryable=True)
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.NetworkError)):
+        return ErrorInfo(ErrorClass.CONNECTION, f"{url}: connection lost: {exc!r}", retryable=True)
+    if isinstance(exc, asyncio.CancelledError):
+        return ErrorInfo(ErrorClass.CANCELLED, "cancelled by the workbench")
+    return ErrorInfo(ErrorClass.PROTOCOL, f"{url}: {type(exc).__name__}: {exc}")
+
+
+class _Text:
+    """Output text kept up to `cap` characters; `total` counts all of it."""
+
+    __slots__ = ("cap", "kept", "parts", "total")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.parts: list[str] = []
+        self.kept = 0
+        self.total = 0
+
+    def append(self, text: str) -> None:
+        self.total += len(text)
+        room = self.cap - self.kept
+        if room > 0:
+            piece = text[:room]
+            self.parts.append(piece)
+            self.kept += len(piece)
+
+
+class _TooLarge(Exception):
+    """A non-streamed body over MAX_BODY_BYTES: recorded as a protocol error."""
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
+    """The body, or its first `cap` bytes and True when it is longer (reading stops there)."""
+    parts: list[bytes] = []
+    size = 0
+    async for part in response.aiter_bytes():
+        parts.append(part)
+        size += len(part)
+        if size > cap:
+            return b"".join(parts)[:cap], True
+    return b"".join(parts), False
+
+
+def _decode_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return raw[:2000].decode("utf-8", "replace")
+
+
+async def probe(
+    client: httpx.AsyncClient,
+    target: Target,
+    prompt: Prompt,
+    *,
+    request_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Record:
+    """Send one request to `target` and time it. Never raises for request failures.
+
+    At most `target.max_output_chars` of the answer are kept on the record (`output_truncated`
+    says when it was cut); error bodies are read up to 64 KiB and non-streamed bodies up to
+    `MAX_BODY_BYTES`, so an oversized response costs bounded memory."""
+    contender, stream, token_counter = target.contender, target.stream, target.token_counter
+    provider = provider_for(contender)
+    url_root = target.base_url
+    rec = Record(
+        run_id=target.run_id,
+        experiment=target.experiment,
+        contender=contender.name,
+        model=contender.model,
+        request_id=request_id or new_request_id(),
+        t_start_unix=time.time(),
+        api_kind=contender.api,
+        stream=stream,
+        prompt_id=prompt.id,
+        extra=dict(extra or {}),
+    )
+    api_key = contender.api_key()
+    if contender.key_missing():
+        _fail(rec, ErrorInfo(ErrorClass.AUTH, f"${contender.api_key_env} is not set"))
+        return rec
+    req = provider.build_request(contender, prompt, stream=stream, api_key=api_key, base_url=url_root)
+    timeout_s = contender.timeout_s
+    usage: Usage | None = None
+    text_parts = _Text(max(0, target.max_output_chars))
+    chunk_ns: list[int] = []
+    finish: str | None = None
+    err: ErrorInfo | None = None
+    headers: httpx.Headers | None = None
+    request = client.build_request(req.method, _url(req.url), headers=req.headers, json=req.json)
+    t0 = time.perf_counter_ns()
+    end = t0
+    try:
+        async with asyncio.timeout(timeout_s):
+            response = await client.send(request, stream=True)
+            network_stream = response.extensions.get("network_stream")
+            clock = arrival_clock(network_stream)
+            sent = wire_start_ns(network_stream)
+            if sent is not None and sent >= t0:
+                rec.send_delay_s = (sent - t0) * metrics.NS
+                t0 = sent
+            try:
+                headers = response.headers
+                rec.http_status = response.status_code
+                if response.status_code >= 400:
+                    raw, _ = await _read_capped(response, _MAX_ERROR_BODY)
+                    end = clock()
+                    err = provider.classify_error(response.status_code, _decode_body(raw), headers)
+                elif stream:
+                    usage, finish, err = await _read_stream(response, provider, text_parts, chunk_ns, clock)
+                    end = clock()
+                else:
+                    raw, too_big = await _read_capped(response, MAX_BODY_BYTES)
+                    end = clock()
+                    if too_big:
+                        raise _TooLarge(f"response from {req.url} is larger than {MAX_BODY_BYTES} bytes")
+                    try:
+                        completion = provider.parse_response(json.loads(raw))
+                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                        err = ErrorInfo(ErrorClass.PROTOCOL, f"unreadable response from {req.url}: {exc}")
+                    else:
+                        text_parts.append(completion.text)
+                        usage = completion.usage
+                        finish = completion.finish_reason
+            finally:
+                await response.aclose()
+    except BaseException as exc:
+        end = time.perf_counter_ns()
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        if isinstance(exc, asyncio.CancelledError):
+            # Task cancelled from outside (deadline of a load run): record it, then re-raise.
+            _fail(rec, _error_from_exception(exc, req.url, timeout_s))
+            rec.e2e_s = metrics.e2e_s(t0, end)
+            raise
+        err = (ErrorInfo(ErrorClass.PROTOCOL, str(exc)) if isinstance(exc, _TooLarge)
+               else _error_from_exception(exc, req.url, timeout_s))
+    rec.e2e_s = metrics.e2e_s(t0, end)
+    if headers is not None:
+        rec.rate_limit = rate_limit_headers(headers)
+    text = "".join(text_parts.parts)
+    full_chars = text_parts.total
+    rec.output_truncated = full_chars > len(text)
+    rec.output_text = text
+    rec.finish_reason = finish
+    if stream:
+        rec.n_chunks = len(chunk_ns)
+        rec.ttft_s = metrics.ttft_s(t0, chunk_ns[0] if chunk_ns else None)
+        if target.keep_itl:
+            rec.itl_s = metrics.itl_s(chunk_ns)
+    if err is not None:
+        _fail(rec, err)
+        _redact(rec, api_key)  # before cutting, so no part of a key survives the cut
+        _cap_message(rec)
+        return rec
+    _redact(rec, api_key)
+    await _fill_tokens(rec, usage, text, prompt, contender, len(chunk_ns) if stream else None,
+                       token_counter, full_chars)
+    rec.tpot_s = metrics.tpot_s(rec.e2e_s, rec.ttft_s, rec.output_tokens)
+    return rec
+
+
+class _StreamState:
+    """What a stream has said so far; `take()` applies the deltas of one network read."""
+
+    __slots__ = ("chunk_ns", "complete", "error", "finish", "text_parts", "usage")
+
+    def __init__(self, text_parts: _Text, chunk_ns: list[int]) -> None:
+        self.text_parts = text_parts
+        self.chunk_ns = chunk_ns
+        self.usage: Usage | None = None
+        self.finish: str | None = None
+        self.complete = False
+        self.error: ErrorInfo | None = None
+
+    def take(self, events: list[SSEEvent], parser: Any, now: int) -> bool:
+        """Apply the events of one read (all stamped `now`); False once the stream errored."""
+        for event in events:
+            for delta in parser.feed(event):
+                if delta.error is not None:
+                    self.error = delta.error
+                    return False
+                if delta.text:
+                    self.text_parts.append(delta.text)
+                    self.chunk_ns.append(now)
+                if delta.usage is not None:
+                    self.usage = _merge_usage(self.usage, delta.usage)
+                if delta.finish_reason:
+                    self.finish = delta.finish_reason
+                    self.complete = True
+                if delta.done:
+                    self.complete = True
+        return True
+
+
+async def _read_stream(
+    response: httpx.Response,
+    provider: Any,
+    text_parts: _Text,
+    chunk_ns: list[int],
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> tuple[Usage | None, str | None, ErrorInfo | None]:
+    decoder = SSEDecoder()
+    parser = provider.stream_parser()
+    utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+    st = _StreamState(text_parts, chunk_ns)
+    async for raw in response.aiter_raw():
+        if not st.take(decoder.feed(utf8.decode(raw)), parser, clock()):
+            return st.usage, st.finish, st.error
+    tail = utf8.decode(b"", final=True)
+    partial = decoder.has_partial or bool(tail)
+    if not st.take(decoder.feed(tail) + decoder.flush(), parser, clock()):
+        return st.usage, st.finish, st.error
+    if not st.complete:
+        why = "ended mid-event" if partial else "ended without a finish marker"
+        return st.usage, st.finish, ErrorInfo(ErrorClass.PROTOCOL, f"truncated stream: {why}")
+    return st.usage, st.finish, None
+
+
+def _merge_usage(old: Usage | None, new: Usage) -> Usage:
+    """Later usage reports win field by field (Anthropic sends input early, output late)."""
+    if old is None:
+        return new
+    return Usage(
+        input_tokens=new.input_tokens if new.input_tokens is not None else old.input_tokens,
+        output_tokens=new.output_tokens if new.output_tokens is not None else old.output_tokens,
+        cached_input_tokens=new.cached_input_tokens
+        if new.cached_input_tokens is not None else old.cached_input_tokens,
+        cache_creation_input_tokens=new.cache_creation_input_tokens
+        if new.cache_creation_input_tokens is not None else old.cache_creation_input_tokens,
+        reasoning_tokens=new.reasoning_tokens
+        if new.reasoning_tokens is not None else old.reasoning_tokens,
+    )
+
+
+async def _fill_tokens(
+    rec: Record,
+    usage: Usage | None,
+    text: str,
+    prompt: Prompt,
+    contender: Contender,
+    n_chunks: int | None,
+    token_counter: TokenCounter | None,
+    full_chars: int | None = None,
+) -> None:
+    if usage is not None and usage.output_tokens is not None:
+        rec.input_tokens = usage.input_tokens
+        rec.output_tokens = usage.output_tokens
+        rec.cached_input_tokens = usage.cached_input_tokens
+        rec.reasoning_tokens = usage.reasoning_tokens
+        rec.token_source = "usage"
+        rec.tokens_estimated = False
+        return
+    truncated = full_chars is not None and full_chars > len(text)
+    # A cut text cannot be counted exactly: fall through to the estimates below.
+    counted_out = token_counter.count_output(text) if token_counter is not None and not truncated else None
+    if counted_out is not None:
+        # The model's own tokenizer: a real count of the text (see module docstring).
+        rec.output_tokens = counted_out
+        rec.token_source = "tokenizer"
+        rec.tokens_estimated = False
+    elif n_chunks:
+        rec.output_tokens = n_chunks
+        rec.token_source = "chunks"
+        rec.tokens_estimated = True
+    else:
+        rec.output_tokens = _chars_estimate("x" * full_chars if truncated and full_chars else text)
+        rec.token_source = "chars/4"
+        rec.tokens_estimated = True
+    if usage is not None and usage.input_tokens is not None:
+        rec.input_tokens = usage.input_tokens
+        return
+    counted_in = token_counter.count_input(contender, prompt) if token_counter is not None else None
+    if counted_in is not None:
+        rec.input_tokens = counted_in
+    else:
+        rec.input_tokens = _chars_estimate(_rendered_prompt(contender, prompt))
+        rec.tokens_estimated = True
+
+
+def _rendered_prompt(contender: Contender, prompt: Prompt) -> str:
+    if contender.prompt_template:
+        return contender.prompt_template.replace("{prompt}", prompt.text)
+    system = prompt.system or contender.system_prompt or ""
+    return (system + "\n" + prompt.text) if system else prompt.text
+
+
+def _chars_estimate(text: str) -> int:
+    return 0 if not text else max(1, round(len(text) / 4))
+
+
+def _fail(rec: Record, err: ErrorInfo) -> None:
+    rec.status = "error"
+    rec.error_class = err.error_class.value
+    rec.error_message = err.message
+    rec.provider_error_code = err.provider_code
+    rec.retry_after_s = err.retry_after_s
+    if err.http_status is not None:
+        rec.http_status = err.http_status
+
+
+def _cap_message(rec: Record) -> None:
+    """Keep a huge error message (a provider echoing a whole page) from bloating the results."""
+    msg = rec.error_message
+    if msg and len(msg) > MAX_ERROR_MESSAGE_CHARS:
+        rec.error_message = msg[:MAX_ERROR_MESSAGE_CHARS] + f"... [{len(msg) - MAX_ERROR_MESSAGE_CHARS} chars cut]"
+
+
+def _redact(rec: Record, api_key: str | None) -> None:
+    """Keys never reach a record: a server may echo the key it was sent in an error message
+    (or, misbehaving, in its answer), and records are written to disk and shared."""
+    if rec.error_message:
+        rec.error_message = keys.redact(rec.error_message, api_key)
+    if rec.output_text:
+        rec.output_text = keys.redact(rec.output_text, api_key)
+    if rec.rate_limit:
+        rec.rate_limit = {k: keys.redact(v, api_key) for k, v in rec.rate_limit.items()}
+
+
+def probe_once(target: Target, prompt: Prompt) -> Record:
+    """Synchronous convenience for the CLI and notebooks: one request on a fresh client."""
+
+    async def _go() -> Record:
+        async with make_client(1, target.contender.timeout_s) as client:
+            return await probe(client, target, prompt)
+
+    return asyncio.run(_go())
