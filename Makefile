@@ -22,9 +22,10 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/workbench run
 
-## test: unit, integration (real local models) and notebook tests
+## test: unit, integration (real local models) and notebook tests, then the notebooks as committed (nbval)
 test: setup
 	$(PY) -m pytest
+	$(PY) -m pytest --nbval-lax --nbval-current-env notebooks/
 
 ## lab: JupyterLab on the notebooks
 lab: setup

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from workbench.config import Contender
 from workbench.results import RecordWriter, RunDir
 from workbench.types import Record
 
 HOSTED = {"api": "openai-chat", "base_url": "http://127.0.0.1:9/v1", "price": {"input": 1.0, "output": 2.0}}
+N_PROMPTS, N_ANSWERABLE, N_UNANSWERABLE = 100, 60, 20
 
 
 def contenders(*names: str) -> dict[str, Contender]:
@@ -20,23 +22,34 @@ def contenders(*names: str) -> dict[str, Contender]:
 
 
 def write_run(root: Path, spec: dict[str, dict[str, Any]], run_id: str = "run-1", seed: int = 0) -> Path:
-    """spec: contender → {e2e: mean seconds, halluc: share incorrect, caps: {fact: value}}."""
+    """spec: contender → {e2e: mean seconds, halluc: share of answerable items answered wrong,
+    refuse: answers "I don't know" to everything, fp: share of false premises accepted,
+    route: routing accuracy, caps: {fact: value}}. Warm request i of every contender is prompt i."""
     rng = np.random.default_rng(seed)
     run = RunDir.create(root=root, run_id=run_id)
     with RecordWriter(run.jsonl("latency")) as w:
         for name, s in spec.items():
-            for i, e2e in enumerate(rng.normal(s["e2e"], s["e2e"] * 0.05, 40)):
+            route = s.get("route", 0.9)
+            for i, e2e in enumerate(rng.normal(s["e2e"], s["e2e"] * 0.05, N_PROMPTS)):
                 w.write(Record(run_id=run_id, experiment="latency", contender=name, model=name,
                                request_id=f"{name}:warm:{i}", t_start_unix=1000.0 + i, ttft_s=e2e / 3,
                                e2e_s=float(e2e), input_tokens=50, output_tokens=10,
-                               extra={"phase": "warm"}))
+                               extra={"phase": "warm", "route_correct": bool(i < round(N_PROMPTS * route)),
+                                      "expected": "billing"}))
     with RecordWriter(run.jsonl("hallucination")) as w:
         for name, s in spec.items():
-            for i in range(60):
-                grade = "incorrect" if i < int(60 * s["halluc"]) else "correct"
+            for i in range(N_ANSWERABLE + N_UNANSWERABLE):
+                answerable = i < N_ANSWERABLE
+                if s.get("refuse"):
+                    grade = "not_attempted" if answerable else "correct"
+                elif answerable:
+                    grade = "incorrect" if i < int(N_ANSWERABLE * s["halluc"]) else "correct"
+                else:
+                    grade = "incorrect" if i - N_ANSWERABLE < int(N_UNANSWERABLE * s.get("fp", 0.2)) else "correct"
                 w.write(Record(run_id=run_id, experiment="hallucination", contender=name, model=name,
                                request_id=f"{name}:{i}", t_start_unix=1.0, e2e_s=0.1,
-                               extra={"item_id": f"q{i}", "grade": grade, "sample_index": 0}))
+                               extra={"item_id": f"q{i}", "grade": grade, "sample_index": 0,
+                                      "answerable": answerable}))
     caps = {name: {f: {"value": v, "source": "probed"} for f, v in s.get("caps", {}).items()}
             for name, s in spec.items()}
     (run.path / "capabilities.json").write_text(json.dumps(caps))
@@ -53,3 +66,30 @@ def write_concurrency(run: Path, name: str, e2e_by_level: dict[int, float], n: i
                                ttft_s=e2e / 2, e2e_s=e2e, input_tokens=40, output_tokens=5,
                                extra={"phase": "sweep", "level": level, "concurrency": level,
                                       "load_profile": "closed", "sent_s": (i // level) * e2e}))
+
+
+def write_annotation(run: Path, name: str, strategies: dict[str, tuple[float, float]], n_docs: int = 100) -> None:
+    """Per strategy (accuracy, requests per document): per-document outcomes and the requests
+    (a 200-token shared prompt + 100 input and 2 output tokens per document, 0.5 s each), as the
+    coalescing experiment writes them."""
+    outcomes, n = [], 0
+    with RecordWriter(run / "coalescing.jsonl") as w:
+        for strategy, (accuracy, rpd) in strategies.items():
+            for d in range(n_docs):
+                ok = d < round(n_docs * accuracy)
+                outcomes.append({"contender": name, "strategy": strategy, "repeat": 0, "doc_id": f"d{d}",
+                                 "gold": "billing", "predicted": "billing" if ok else "other",
+                                 "source": "request", "dup_of": None, "correct": ok})
+            per = 1.0 / rpd
+            for _r in range(round(n_docs * rpd)):
+                n += 1
+                w.write(Record(run_id=run.name, experiment="coalescing", contender=name, model=name,
+                               request_id=f"{name}:{strategy}:0:{n}", t_start_unix=float(n), ttft_s=0.1, e2e_s=0.5,
+                               input_tokens=200 + round(100 * per), output_tokens=round(2 * per),
+                               extra={"strategy": strategy, "repeat": 0, "batch_size": max(1, round(per)),
+                                      "fallback": False, "parse_ok": True, "n_docs": round(per)}))
+    frame = pd.DataFrame(outcomes)
+    path = run / "coalescing_documents.csv"
+    if path.exists():
+        frame = pd.concat([pd.read_csv(path), frame], ignore_index=True)
+    frame.to_csv(path, index=False)

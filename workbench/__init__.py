@@ -6,7 +6,7 @@ The public API is re-exported here; notebooks import `workbench as wb`.
 from workbench.analysis import plots
 from workbench.config import Contender, ContenderSet, load_contenders
 from workbench.errors import ConfigError, UnknownNameError, WorkbenchError
-from workbench.results import RecordWriter, RunDir, load_records, load_runs
+from workbench.results import RecordWriter, RunDir, error_table, load_records, load_runs, token_sources
 from workbench.session import Session, open_session
 from workbench.types import ErrorClass, Prompt, Record, Usage
 
@@ -23,11 +23,13 @@ __all__ = [
     "UnknownNameError",
     "Usage",
     "WorkbenchError",
+    "error_table",
     "load_contenders",
     "load_records",
     "load_runs",
     "open_session",
     "plots",
+    "token_sources",
 ]
 
 __version__ = "0.1.0"

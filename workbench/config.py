@@ -11,7 +11,7 @@ key (`api_key_env`), and the key is read from the environment only when a reques
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workbench import keys
-from workbench.errors import ConfigError, UnknownNameError
+from workbench.errors import ConfigError, lookup
 
 __all__ = [
     "DEFAULT_CONTENDERS_FILE",
@@ -29,7 +29,9 @@ __all__ = [
     "Sampling",
     "Skipped",
     "load_contenders",
+    "load_sections",
     "load_yaml",
+    "validation_error",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -200,10 +202,7 @@ class ContenderSet:
         return list(self._by_name)
 
     def get(self, name: str) -> Contender:
-        try:
-            return self._by_name[name]
-        except KeyError:
-            raise UnknownNameError("contender", name, self._by_name) from None
+        return lookup("contender", name, self._by_name)
 
     def select(self, names: str | Iterable[str] | None = None) -> tuple[list[Contender], list[Skipped]]:
         """Resolve a selection to runnable contenders plus the skipped ones and why.
@@ -261,27 +260,44 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc) if loc else "(entry)"
 
 
-def _config_error(exc: ValidationError, source: str, label: str) -> ConfigError:
-    """The first validation error as ConfigError(file, field, reason), listing valid fields."""
+def validation_error(exc: ValidationError, source: str, label: str,
+                     fields_at: Callable[[tuple[int | str, ...]], Iterable[str]]) -> ConfigError:
+    """The first validation error as ConfigError(file, field, reason); an unknown field lists
+    the valid ones (`fields_at(location)`). Every typed file the workbench reads reports so."""
     err = exc.errors()[0]
-    field = _field_path(tuple(err["loc"]))
+    loc = tuple(err["loc"])
     reason = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        model: type[BaseModel] = Sampling if err["loc"][:1] == ("sampling",) else Contender
-        reason = f"unknown field; valid: {', '.join(sorted(model.model_fields))}"
-    return ConfigError(source, f"{label}.{field}" if err["loc"] else label, reason)
+        reason = f"unknown field; valid: {', '.join(fields_at(loc))}"
+    return ConfigError(source, f"{label}.{_field_path(loc)}" if loc else label, reason)
+
+
+def _contender_fields(loc: tuple[int | str, ...]) -> list[str]:
+    model: type[BaseModel] = Sampling if loc[:1] == ("sampling",) else Contender
+    return sorted(model.model_fields)
+
+
+def _config_error(exc: ValidationError, source: str, label: str) -> ConfigError:
+    return validation_error(exc, source, label, _contender_fields)
+
+
+def load_sections(path: Path, fields: Sequence[str], what: str) -> dict[str, Any]:
+    """A YAML file that must be a mapping of only `fields` (the first is required); ConfigError
+    naming the file and the field otherwise."""
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), None, f"expected a mapping with {what}")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(str(path), unknown[0], f"unknown top-level field; valid: {', '.join(sorted(fields))}")
+    return data
 
 
 def load_contenders(path: str | Path | None = None) -> ContenderSet:
     """Load and validate a contenders file; any mistake raises ConfigError naming file and field."""
     p = Path(path) if path is not None else DEFAULT_CONTENDERS_FILE
-    data = load_yaml(p)
+    data = load_sections(p, ("contenders", "defaults"), "a 'contenders' list")
     src = str(p)
-    if not isinstance(data, dict):
-        raise ConfigError(src, None, "expected a mapping with a 'contenders' list")
-    unknown = set(data) - {"defaults", "contenders"}
-    if unknown:
-        raise ConfigError(src, sorted(unknown)[0], "unknown top-level field; valid: contenders, defaults")
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise ConfigError(src, "defaults", "must be a mapping")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from workbench.errors import UnknownNameError, WorkbenchError
+from workbench.errors import WorkbenchError, lookup
 
 __all__ = [
     "LOCAL_MODELS",
@@ -96,10 +96,7 @@ def cache_dir() -> Path:
 
 
 def get_model(name: str) -> LocalModel:
-    try:
-        return LOCAL_MODELS[name]
-    except KeyError:
-        raise UnknownNameError("local model", name, LOCAL_MODELS) from None
+    return lookup("local model", name, LOCAL_MODELS)
 
 
 def _part_path(part: Part) -> Path:

@@ -6,9 +6,12 @@ These are for mistakes in what the user asked for.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
-__all__ = ["ConfigError", "ServerStartError", "UnknownNameError", "WorkbenchError"]
+T = TypeVar("T")
+
+__all__ = ["ConfigError", "ServerStartError", "UnknownNameError", "WorkbenchError", "lookup"]
 
 
 class WorkbenchError(Exception):
@@ -37,6 +40,14 @@ class UnknownNameError(WorkbenchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+def lookup(kind: str, name: str, table: Mapping[str, T]) -> T:
+    """`table[name]`, or UnknownNameError listing the valid names: every registry's lookup."""
+    try:
+        return table[name]
+    except KeyError:
+        raise UnknownNameError(kind, name, table) from None
 
 
 class ServerStartError(WorkbenchError):

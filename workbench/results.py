@@ -30,11 +30,13 @@ __all__ = [
     "RESULTS_ROOT",
     "RecordWriter",
     "RunDir",
+    "error_table",
     "load_records",
     "load_runs",
     "new_run_id",
     "read_jsonl_tolerant",
     "read_manifest",
+    "token_sources",
     "update_manifest",
 ]
 
@@ -189,22 +191,26 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
 
 
 def update_manifest(run_dir: str | Path, **sections: Any) -> dict[str, Any]:
-    """Merge top-level sections into manifest.json atomically (write temp, then rename).
+    """Merge sections into manifest.json atomically (write temp, then rename).
 
-    Dict sections are merged one level deep so experiments can add their own parameters."""
+    Mappings are merged recursively (the runner records an experiment's parameters, its
+    session adds the contenders and servers beside them); any other value replaces the old."""
     run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir)
-    for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(manifest.get(key), dict):
-            manifest[key] = {**manifest[key], **value}
-        else:
-            manifest[key] = value
+    manifest = _merged(read_manifest(run_dir), sections)
     text = json.dumps(manifest, indent=2, sort_keys=False, default=str)
     keys.guard(text, where=str(run_dir / "manifest.json"))
     tmp = run_dir / f".manifest.{os.getpid()}.tmp"
     tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, run_dir / "manifest.json")
     return manifest
+
+
+def _merged(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(old)
+    for key, value in new.items():
+        before = out.get(key)
+        out[key] = _merged(before, value) if isinstance(value, Mapping) and isinstance(before, Mapping) else value
+    return out
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -293,3 +299,22 @@ def _package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def error_table(df: Any, by: Iterable[str] = ("contender",)) -> Any:
+    """Failed requests counted by `by` and error class — the one error table every notebook
+    shows; a single row saying "none" when nothing failed."""
+    import pandas as pd
+
+    keys = [k for k in by if k in df]
+    failed = df[df["status"] != "ok"] if "status" in df else df.iloc[0:0]
+    if failed.empty:
+        return pd.DataFrame({"failed requests": ["none"]})
+    return failed.groupby([*keys, "error_class"], dropna=False).size().rename("requests").to_frame()
+
+
+def token_sources(df: Any, by: Iterable[str] = ("contender",)) -> Any:
+    """Where each record's token counts came from (`usage` = the server; `tokenizer` = the
+    model's own tokenizer; `chunks` / `chars/4` = estimates), counted by `by`."""
+    keys = [k for k in by if k in df]
+    return df.groupby([*keys, "token_source", "tokens_estimated"], dropna=False).size().rename("requests").to_frame()

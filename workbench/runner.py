@@ -121,6 +121,8 @@ def run_experiments(
         nb_params["out_dir"] = str(run.path.resolve())
         if resume and "resume" in declared[exp.name]:
             nb_params["resume"] = True
+        effective = {k: v for k, v in {**declared[exp.name], **nb_params}.items() if k not in _RESERVED}
+        update_manifest(run.path, experiments={exp.name: {"parameters": effective}})
         output = run.path / exp.notebook
         log(f"[{i}/{len(experiments)}] {exp.name}: {exp.summary}")
         t0 = time.perf_counter()

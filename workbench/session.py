@@ -161,11 +161,12 @@ def open_session(
     except BaseException:
         session.close()
         raise
+    recorded: dict[str, Any] = {"parameters": params} if params else {}
     update_manifest(
         run.path,
         experiments={
             experiment: {
-                "parameters": params,
+                **recorded,
                 "contenders": [c.public_dict() for c in chosen],
                 "skipped": [s.reason for s in skipped],
                 "servers": {k: v.info() for k, v in session.servers.items()}

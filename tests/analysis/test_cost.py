@@ -8,7 +8,14 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from workbench.analysis.cost import cost_frame, cost_per_document, project_batch, project_prototyping, project_realtime
+from workbench.analysis.cost import (
+    cost_frame,
+    cost_per_document,
+    project_batch,
+    project_prototyping,
+    project_realtime,
+    realtime_cost_per_1k,
+)
 from workbench.config import Contender
 from workbench.errors import ConfigError
 from workbench.pricing import Price, price_for, price_from_throughput, provider_for_api, request_cost
@@ -126,16 +133,22 @@ def test_project_batch_arithmetic() -> None:
 
 def test_project_realtime_arithmetic() -> None:
     pr = project_realtime(
-        target_qps=10_000, per_request_cost=0.0001, replica_goodput_rps=300, replica_hour_usd=2.0
+        target_qps=10_000, per_request_cost=0.0001, replica_goodput_rps=300, replica_hour_usd=2.0, headroom=0.0
     )
     assert pr.replicas == 34  # ceil(33.3)
     assert pr.token_cost_per_hour_usd == pytest.approx(0.0001 * 10_000 * 3600)  # 3600
     assert pr.cost_per_hour_usd == pytest.approx(3600 + 68)
     assert pr.cost_per_1k_requests_usd == pytest.approx(3668 / 36_000_000 * 1000)
-    hosted_only = project_realtime(10_000, 0.0001, 10_000)
-    assert hosted_only.replicas == 1 and hosted_only.replica_cost_per_hour_usd == 0.0
-    assert hosted_only.cost_per_1k_requests_usd == pytest.approx(0.1)
+    with_headroom = project_realtime(10_000, 0.0, 300, 2.0, mean_e2e_s=0.08)  # 30% kept free by default
+    assert with_headroom.replicas == 48  # ceil(10000 / 210)
+    assert any("Little's law" in a and "800 requests" in a for a in with_headroom.assumptions)
+    hosted = project_realtime(10_000, 0.0001, None, tokens_per_request=120)
+    assert hosted.replicas == 0 and hosted.replica_cost_per_hour_usd == 0.0
+    assert hosted.cost_per_1k_requests_usd == pytest.approx(0.1)
+    assert any("600,000 requests/min, 72,000,000 tokens/min" in a for a in hosted.assumptions)
     assert all(isinstance(a, str) for a in pr.assumptions)
+    rows = realtime_cost_per_1k(10_000, [0.0, 0.0], [300.0, 0.0], 2.0, headroom=0.0)
+    assert rows[0] == pytest.approx(68 / 36_000_000 * 1000) and rows[1] == float("inf")
 
 
 def test_project_prototyping() -> None:

@@ -6,91 +6,124 @@ from pathlib import Path
 
 import pytest
 
-from tests.synthetic_runs import contenders, write_run
+from tests.synthetic_runs import contenders, write_annotation, write_concurrency, write_run
 from workbench.analysis.checklist import migration_checklist
 from workbench.analysis.comparisons import pairwise_tests
-from workbench.analysis.decision import decide, decision_matrix
+from workbench.analysis.decision import MATRIX_COLUMNS, decide, decision_matrix
 from workbench.analysis.evidence import gather_evidence
 from workbench.analysis.scenarios import load_scenarios
 
+SC = load_scenarios()
 
-def test_routing_slo_is_a_hard_constraint_and_the_pick_meets_it(tmp_path: Path) -> None:
-    run = write_run(tmp_path, {"fast": {"e2e": 0.05, "halluc": 0.3}, "slow": {"e2e": 0.3, "halluc": 0.05}})
-    ev = gather_evidence(run, n_boot=200)
+
+def _decide(run: Path | list[Path], scenario: str, *names: str, n_boot: int = 300):  # type: ignore[no-untyped-def]
+    ev = gather_evidence(run)
+    return ev, decide(ev, scenario, SC[scenario], contenders(*names), machine_hour_usd=0.1, n_boot=n_boot)
+
+
+def test_routing_slo_and_quality_floor_are_hard_constraints(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"fast": {"e2e": 0.05, "halluc": 0.3, "route": 0.9},
+                               "slow": {"e2e": 0.3, "halluc": 0.05, "route": 0.95},
+                               "wrong": {"e2e": 0.02, "halluc": 0.3, "route": 0.2}})
+    ev, res = _decide(run, "routing", "fast", "slow", "wrong")
     assert "concurrency" in ev.missing and "latency" not in ev.missing
-    sc = load_scenarios()["routing"]
-    res = decide(ev, "routing", sc, contenders("fast", "slow"), machine_hour_usd=0.1, n_boot=200)
     t = res.table.set_index("contender")
-    assert bool(t.loc["fast", "eligible"]) and not bool(t.loc["slow", "eligible"])
-    assert "p95_e2e_s" in str(t.loc["slow", "failed_constraint"]) and "0.1" in str(t.loc["slow", "failed_constraint"])
-    assert res.pick == "fast" and t.loc["fast", "rank"] == 1
-    assert "cost" in res.dropped_axes  # no concurrency sweep: no cost at the target rate
+    assert t.loc["fast", "constraint_status"] == "pass" and bool(t.loc["fast", "eligible"])
+    assert t.loc["slow", "constraint_status"] == "fail" and "E2E p95 ≤ 100 ms" in t.loc["slow", "failed_constraint"]
+    # a router that does not route fails its quality floor however fast and cheap it is
+    assert t.loc["wrong", "constraint_status"] == "fail"
+    assert "routing accuracy ≥ 70%" in t.loc["wrong", "failed_constraint"]
+    assert res.pick == "fast" and res.decisive and t.loc["fast", "p_best"] == 1.0
+    # hosted: the cost at the target rate is list price × measured tokens (50 in, 10 out), no sweep needed
+    cost = res.metrics["fast"]["cost_per_1k_requests_usd"]
+    assert cost.value == pytest.approx((50 * 1.0 + 10 * 2.0) / 1e6 * 1000) and "cost" not in res.dropped_axes
 
 
-def test_none_eligible_is_said_plainly(tmp_path: Path) -> None:
+def test_a_straddling_interval_is_inconclusive_with_the_n_that_would_decide(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"edge": {"e2e": 0.0915, "halluc": 0.1}, "clear": {"e2e": 0.05, "halluc": 0.1}})
+    _, res = _decide(run, "routing", "edge", "clear")
+    t = res.table.set_index("contender")
+    assert t.loc["edge", "constraint_status"] == "inconclusive" and not bool(t.loc["edge", "eligible"])
+    assert "would decide it" in t.loc["edge", "failed_constraint"] and t.loc["edge", "n_to_resolve"] > 100
+    assert t.loc["edge", "p_best"] != t.loc["edge", "p_best"]  # listed, not ranked (NaN)
+    assert res.pick == "clear"
+
+
+def test_none_eligible_is_said_plainly_with_the_nearest_miss(tmp_path: Path) -> None:
     run = write_run(tmp_path, {"a": {"e2e": 0.4, "halluc": 0.2}, "b": {"e2e": 0.5, "halluc": 0.2}})
-    ev = gather_evidence(run, n_boot=100)
-    res = decide(ev, "routing", load_scenarios()["routing"], contenders("a", "b"), machine_hour_usd=0.1, n_boot=100)
-    assert res.pick is None
+    ev, res = _decide(run, "routing", "a", "b")
+    assert res.pick is None and res.verdict.startswith("No contender qualifies. Nearest: a")
     assert set(res.table["gives_up"]) == {"no contender meets every hard constraint"}
     assert "No contender meets" in migration_checklist(res, ev)[0]
 
 
-def test_overlapping_scores_tie_and_clear_gaps_rank(tmp_path: Path) -> None:
-    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.10}, "b": {"e2e": 0.05, "halluc": 0.11},
-                               "c": {"e2e": 0.05, "halluc": 0.60}})
-    ev = gather_evidence(run, n_boot=300)
-    res = decide(ev, "prototyping", load_scenarios()["prototyping"], contenders("a", "b", "c"),
-                 machine_hour_usd=0.1, n_boot=300)
-    ranks = res.table.set_index("contender")["rank"]
-    assert ranks["a"] == ranks["b"] == 1  # 10% vs 11% of 60 items: not distinguishable
-    assert ranks["c"] > 1
-    row_c = res.table.set_index("contender").loc["c"]
-    assert row_c["gives_up"].startswith("hallucination:")
-    assert row_c["score_low"] <= row_c["score"] <= row_c["score_high"]
+def test_refuser_and_confident_wrong_cannot_win_prototyping(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"good": {"e2e": 0.5, "halluc": 0.3, "fp": 0.3},
+                               "idk": {"e2e": 0.01, "halluc": 0.0, "refuse": True},
+                               "wrong": {"e2e": 0.01, "halluc": 1.0, "fp": 1.0}})
+    _, res = _decide(run, "prototyping", "good", "idk", "wrong")
+    t = res.table.set_index("contender")
+    assert res.pick == "good"
+    assert res.metrics["idk"]["hallucination_score"].value == 0.0  # F = 0: never answers
+    assert res.metrics["wrong"]["hallucination_score"].value == 0.0
+    assert (t.loc[["idk", "wrong"], "constraint_status"] == "fail").all()  # QA F-score floor
+    assert t.loc["wrong", "score"] <= t.loc["idk", "score"] < t.loc["good", "score"]
+
+
+def test_close_contenders_are_not_decisive_and_clear_gaps_are(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"a": {"e2e": 0.5, "halluc": 0.30}, "b": {"e2e": 0.5, "halluc": 0.32},
+                               "c": {"e2e": 0.5, "halluc": 0.5}})
+    _, res = _decide(run, "prototyping", "a", "b", "c")
+    t = res.table.set_index("contender")
+    assert not res.decisive and res.pick in ("a", "b") and set(res.tied_with) >= ({"a", "b"} - {res.pick})
+    assert "not decisive" in res.verdict
+    assert t.loc["c", "p_best"] < 0.05 and t.loc["c", "rank_low"] >= 2
+    assert t.loc["a", "rank_low"] == 1 and t.loc["b", "rank_low"] == 1
+    assert t.loc["c", "score_low"] <= t.loc["c", "score"] <= t.loc["c", "score_high"]
+    assert t.loc["c", "gives_up"].startswith("hallucination score:")
 
 
 def test_matrix_has_the_contract_columns(tmp_path: Path) -> None:
     run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}, "b": {"e2e": 0.08, "halluc": 0.2}})
-    ev = gather_evidence(run, n_boot=100)
+    ev = gather_evidence(run)
     cs = contenders("a", "b")
-    m = decision_matrix([decide(ev, n, s, cs, machine_hour_usd=0.1, n_boot=100) for n, s in load_scenarios().items()])
-    assert list(m.columns[:9]) == ["scenario", "contender", "eligible", "failed_constraint", "score", "score_low",
-                                   "score_high", "rank", "gives_up"]
+    m = decision_matrix([decide(ev, n, s, cs, machine_hour_usd=0.1, n_boot=100) for n, s in SC.items()])
+    assert list(m.columns[:len(MATRIX_COLUMNS)]) == MATRIX_COLUMNS
+    assert {"constraint_status", "p_best", "rank_low", "rank_high"} <= set(m.columns)
     assert set(m["scenario"]) == {"routing", "batch_annotation", "prototyping"}
     batch = m[m["scenario"] == "batch_annotation"]
-    assert (~batch["eligible"]).all() and batch["failed_constraint"].str.contains("accuracy not measured").all()
+    assert (batch["constraint_status"] == "fail").all()
+    assert batch["failed_constraint"].str.contains("annotation accuracy ≥ 80%: not measured").all()
 
 
-def test_pairwise_tests_find_real_differences_and_apply_holm(tmp_path: Path) -> None:
+def test_pairwise_tests_are_paired_and_holm_corrected(tmp_path: Path) -> None:
     run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}, "b": {"e2e": 0.20, "halluc": 0.5},
                                "c": {"e2e": 0.051, "halluc": 0.1}})
-    sig = pairwise_tests(gather_evidence(run, n_boot=100))
-    lat = sig[sig["axis"] == "latency"].set_index(["a", "b"])
+    sig = pairwise_tests(gather_evidence(run), n_boot=300)
+    lat = sig[sig["tests"].str.startswith("E2E p95")].set_index(["a", "b"])
     assert bool(lat.loc[("a", "b"), "significant"]) and lat.loc[("a", "b"), "effect"] < 0
+    assert lat.loc[("a", "b"), "n"] == 100  # paired on the 100 shared prompts
+    assert set(sig["tests"].str.split(",").str[0]) >= {"E2E p95 difference", "routing accuracy difference"}
     hal = sig[sig["axis"] == "hallucination"].set_index(["a", "b"])
-    assert bool(hal.loc[("a", "b"), "significant"])
-    assert not bool(hal.loc[("a", "c"), "significant"])  # identical grades
+    assert bool(hal.loc[("a", "b"), "significant"]) and not bool(hal.loc[("a", "c"), "significant"])
     assert (sig["p_holm"] >= sig["p"]).all()
 
 
 def test_checklist_follows_from_the_facts(tmp_path: Path) -> None:
     run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1, "caps": {"streaming": True, "usage_in_stream": False}},
-                               "b": {"e2e": 0.06, "halluc": 0.3}})
-    ev = gather_evidence(run, n_boot=100)
-    res = decide(ev, "prototyping", load_scenarios()["prototyping"], contenders("a", "b"), machine_hour_usd=0.1,
-                 n_boot=100)
+                               "b": {"e2e": 0.06, "halluc": 0.6}})
+    ev, res = _decide(run, "prototyping", "a", "b", n_boot=100)
     items = "\n".join(migration_checklist(res, ev))
     assert "usage_in_stream is false" in items and "streaming is" not in items
-    assert "Error budget" in items and "Hallucination rate measured" in items
+    assert "Error budget" in items and "Hallucination score" in items
 
 
 def test_several_runs_are_compared_as_separate_contenders(tmp_path: Path) -> None:
     r1 = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}}, run_id="before")
     r2 = write_run(tmp_path, {"a": {"e2e": 0.03, "halluc": 0.1}}, run_id="after", seed=1)
-    ev = gather_evidence([r1, r2], n_boot=100)
+    ev = gather_evidence([r1, r2])
     assert ev.contenders == ["a@after", "a@before"]
-    sig = pairwise_tests(ev)
+    sig = pairwise_tests(ev, n_boot=300)
     assert bool(sig[sig["axis"] == "latency"]["significant"].iloc[0])
 
 
@@ -98,42 +131,32 @@ def test_several_runs_are_compared_as_separate_contenders(tmp_path: Path) -> Non
 def test_missing_experiments_are_named_not_invented(tmp_path: Path, missing: str) -> None:
     run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}})
     (run / f"{missing}.jsonl").unlink()
-    ev = gather_evidence(run, n_boot=50)
-    assert missing in ev.missing
+    assert missing in gather_evidence(run).missing
 
 
 def test_batch_takes_the_cheapest_strategy_that_meets_the_accuracy_floor(tmp_path: Path) -> None:
-    import pandas as pd
-
     run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}})
-    rows = [  # coalesced is cheapest but below the floor; dedup is cheaper than naive and meets it
-        {"strategy": "naive", "accuracy": 0.90, "requests_per_doc": 1.0, "mean_e2e_s": 0.5},
-        {"strategy": "coalesced", "accuracy": 0.50, "requests_per_doc": 0.25, "mean_e2e_s": 0.8},
-        {"strategy": "dedup", "accuracy": 0.85, "requests_per_doc": 0.6, "mean_e2e_s": 0.5},
-    ]
-    pd.DataFrame([{"contender": "a", "accuracy_n": 100, "input_tokens_per_doc": 300 * r["requests_per_doc"],
-                   "output_tokens_per_doc": 2 * r["requests_per_doc"], "e2e_n": 50, **r} for r in rows]
-                 ).to_csv(run / "coalescing_summary.csv", index=False)
-    ev = gather_evidence(run, n_boot=50)
-    assert ev.get("a", "accuracy[dedup]") is not None and "coalescing" not in ev.missing
-    res = decide(ev, "batch_annotation", load_scenarios()["batch_annotation"], contenders("a"),
-                 machine_hour_usd=0.1, n_boot=50)
+    # coalesced is cheapest but below the floor; dedup is cheaper than naive and meets it
+    write_annotation(run, "a", {"naive": (0.95, 1.0), "coalesced": (0.50, 0.25), "dedup": (0.93, 0.5)})
+    _, res = _decide(run, "batch_annotation", "a", n_boot=100)
     m = res.metrics["a"]
     assert m["strategy"].source == "dedup"
-    assert m["accuracy"].value == pytest.approx(0.85)
-    # hosted, list price 1/2 USD per 1M tokens: 180 input + 1.2 output tokens per document
-    assert m["cost_per_document_usd"].value == pytest.approx((180 * 1.0 + 1.2 * 2.0) / 1e6)
+    assert m["annotation_accuracy"].value == pytest.approx(0.93) and m["annotation_accuracy"].interval == "Wilson"
+    # hosted, list price 1/2 USD per 1M tokens: 0.5 requests/doc × (400 input + 4 output tokens)
+    assert m["cost_per_document_usd"].value == pytest.approx(0.5 * (400 * 1.0 + 4 * 2.0) / 1e6)
+    assert m["cost_per_document_usd"].reps is not None  # resampled, not fixed
+    assert res.table.set_index("contender").loc["a", "constraint_status"] == "pass"
 
 
-def test_routing_cost_and_replicas_come_from_goodput_under_the_slo(tmp_path: Path) -> None:
-    from tests.synthetic_runs import write_concurrency
-
+def test_routing_cost_comes_from_goodput_under_the_slo(tmp_path: Path) -> None:
     run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}})
     write_concurrency(run, "a", {1: 0.05, 2: 0.08, 4: 0.2})  # level 4 breaks the 100 ms SLO
-    ev = gather_evidence(run, n_boot=50)
-    res = decide(ev, "routing", load_scenarios()["routing"], contenders("a"), machine_hour_usd=0.1, n_boot=50)
+    local = contenders("a")["a"].override("test", base_url=None, local="gemma-3-270m", api="openai-chat")
+    ev = gather_evidence(run)
+    res = decide(ev, "routing", SC["routing"], {"a": local}, machine_hour_usd=0.1, n_boot=100)
     m = res.metrics["a"]
     # best level within the SLO is 2 workers x 1/0.08 s = 25 req/s (window from first send to last end)
     assert m["goodput_rps"].value == pytest.approx(25.0, rel=0.1)
-    assert m["replicas"].value == pytest.approx(10000 / m["goodput_rps"].value, abs=1.0)
-    assert "cost" not in res.dropped_axes and m["cost_per_1k_requests_usd"].value > 0
+    replicas = -(-10_000 // (m["goodput_rps"].value * 0.7))  # 30% headroom
+    assert m["cost_per_1k_requests_usd"].value == pytest.approx(replicas * 0.1 / 36_000, rel=0.01)
+    assert "cost" not in res.dropped_axes and m["cost_per_1k_requests_usd"].reps is not None

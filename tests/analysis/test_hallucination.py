@@ -280,4 +280,4 @@ def test_registry_runs_full_dataset_by_default() -> None:
     assert resolve_parameters(e, declared, {}) == {"sample_size": 0}
     # The user's override wins; parameters the notebook does not declare are not passed.
     assert resolve_parameters(e, declared, {"sample_size": 10, "n_requests": 3}) == {"sample_size": 10}
-    assert resolve_parameters(EXPERIMENTS["latency"], {"n_requests": 12}, {"sample_size": 0}) == {}
+    assert resolve_parameters(EXPERIMENTS["latency"], {"n_requests": 12}, {"sample_size": 0}) == {"n_requests": 162}

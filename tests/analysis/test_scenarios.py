@@ -17,15 +17,18 @@ def test_shipped_file_loads() -> None:
     routing = s["routing"]
     assert isinstance(routing, RealtimeScenario)
     assert routing.slo_p95_e2e_s == 0.100 and routing.target_qps == 10000 and routing.prompt_set == "routing"
-    assert any(c.metric == "p95_e2e_s" and c.max == 0.100 for c in routing.hard_constraints)
+    assert any(c.metric == "e2e_p95" and c.max == 0.100 for c in routing.hard_constraints)
+    assert any(c.metric == "route_accuracy" and c.min == routing.accuracy_floor for c in routing.hard_constraints)
+    assert routing.latency_ref_s == routing.slo_p95_e2e_s  # 0 in the file: the SLO
     batch = s["batch_annotation"]
     assert isinstance(batch, BatchScenario)
     assert batch.documents_per_night == 2_000_000 and batch.window_hours == 8
-    assert any(c.metric == "accuracy" and c.min == batch.accuracy_floor for c in batch.hard_constraints)
+    assert any(c.metric == "annotation_accuracy" and c.min == batch.accuracy_floor for c in batch.hard_constraints)
     w = batch.normalized_weights
     assert w["cost"] + w["accuracy"] > 0.5
     proto = s["prototyping"].normalized_weights
-    assert proto["hallucination"] + proto["integration"] > 0.5
+    assert proto["hallucination"] + proto["accuracy"] > 0.5
+    assert any(c.metric == "qa_f_score" for c in s["prototyping"].hard_constraints)
     for sc in s.values():
         assert set(sc.normalized_weights) == set(AXES)
         assert sum(sc.normalized_weights.values()) == pytest.approx(1.0)
@@ -134,3 +137,25 @@ def test_yaml_syntax_error_and_missing_file(tmp_path: Path) -> None:
         load_scenarios(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         load_scenarios(tmp_path / "missing.yaml")
+
+
+def test_constraint_has_three_outcomes_on_the_interval() -> None:
+    from workbench.analysis.evidence import Metric
+    from workbench.analysis.scenarios import Constraint
+
+    slo = Constraint(metric="e2e_p95", max=0.1)
+    assert slo.status(Metric(0.08, 0.07, 0.09)) == "pass"
+    assert slo.status(Metric(0.12, 0.11, 0.13)) == "fail"
+    assert slo.status(Metric(0.09, 0.07, 0.11)) == "inconclusive"
+    assert slo.status(Metric(0.09, 0.07, float("nan"))) == "inconclusive"  # no upper bound: cannot pass
+    assert slo.status(None) == "fail" and slo.text == "E2E p95 ≤ 100 ms"
+    floor = Constraint(metric="route_accuracy", min=0.8)
+    assert floor.status(Metric(0.8125, 0.70, 0.89)) == "inconclusive"  # 52/64 passes only as a point
+    assert floor.text == "routing accuracy ≥ 80%"
+
+
+def test_utilities_are_absolute_and_bounded() -> None:
+    routing = load_scenarios()["routing"]
+    assert routing.utility("latency", [0.0, 0.1, 0.3])[1] == pytest.approx(0.5)  # ½ at the reference (the SLO)
+    assert list(routing.utility("accuracy", [0.0, 0.5, float("nan")])) == [0.0, 0.5, 0.0]
+    assert routing.utility("cost", [float("inf")])[0] == 0.0

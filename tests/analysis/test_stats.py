@@ -9,22 +9,18 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats as sps
 
 from workbench.analysis.stats import (
     Estimate,
     USLFit,
     bootstrap_ci,
-    bootstrap_diff_percentile,
     ecdf,
     holm,
     knee_concurrency,
-    mann_whitney,
     mcnemar_exact,
     mean_ci,
     paired_bootstrap_diff,
     paired_proportion_diff,
-    percentile_ci,
     proportion_summary,
     usl_fit,
     wilson_interval,
@@ -149,51 +145,6 @@ def test_holm_caps_nan_and_empty() -> None:
 # ---------------------------------------------------------------------------- bootstrap
 
 
-def test_percentile_ci_covers_truth_and_is_deterministic() -> None:
-    rng = np.random.default_rng(42)
-    x = rng.normal(10.0, 2.0, size=4000)
-    true_p95 = 10.0 + 2.0 * float(sps.norm.ppf(0.95))
-    e = percentile_ci(x, 95, n_boot=500)
-    assert e.n == 4000
-    assert e.low <= e.value <= e.high
-    assert e.low <= true_p95 <= e.high
-    assert e.high - e.low < 0.5
-    assert percentile_ci(x, 95, n_boot=500) == e
-    assert percentile_ci(x, 95, n_boot=500, seed=1) != e
-    assert percentile_ci(x, 95, n_boot=500, ci=0.5).high - percentile_ci(x, 95, n_boot=500, ci=0.5).low < (
-        e.high - e.low
-    )
-
-
-def test_percentile_ci_chunks_large_samples(monkeypatch: pytest.MonkeyPatch) -> None:
-    import workbench.analysis.stats as st
-
-    x = np.random.default_rng(0).exponential(size=300)
-    whole = percentile_ci(x, 50, n_boot=200)
-    monkeypatch.setattr(st, "_CHUNK_ELEMS", 1000)  # 3 rows per chunk
-    chunked = percentile_ci(x, 50, n_boot=200)
-    assert chunked.value == whole.value
-    assert chunked.low == pytest.approx(whole.low, rel=0.1)
-    assert chunked.high == pytest.approx(whole.high, rel=0.1)
-
-
-def test_percentile_ci_edges() -> None:
-    assert _all_nan(percentile_ci([], 50)) and percentile_ci([], 50).n == 0
-    assert _all_nan(percentile_ci([None, NAN], 50))
-    one = percentile_ci([3.0, None], 95)
-    assert one.value == 3.0 and one.n == 1 and math.isnan(one.low) and math.isnan(one.high)
-    e = percentile_ci([1.0, NAN, 2.0, None, 3.0], 50, n_boot=100)
-    assert e.n == 3 and e.value == 2.0
-    const = percentile_ci([5.0] * 10, 99, n_boot=100)
-    assert (const.value, const.low, const.high) == (5.0, 5.0, 5.0)
-    with pytest.raises(ValueError):
-        percentile_ci([1.0, 2.0], 101)
-    with pytest.raises(ValueError):
-        percentile_ci([1.0, 2.0], 50, ci=1.0)
-    with pytest.raises(ValueError):
-        percentile_ci([1.0, 2.0], 50, n_boot=0)
-
-
 def test_mean_ci_and_generic_bootstrap_agree() -> None:
     x = np.random.default_rng(3).normal(1.0, 1.0, size=200)
     m = mean_ci(x, n_boot=500)
@@ -222,32 +173,6 @@ def test_paired_bootstrap_diff() -> None:
     assert _all_nan(paired_bootstrap_diff([], []))
     with pytest.raises(ValueError):
         paired_bootstrap_diff([1.0], [1.0, 2.0])
-
-
-def test_bootstrap_diff_percentile_sign() -> None:
-    rng = np.random.default_rng(5)
-    slow = rng.lognormal(0.5, 0.4, size=300)
-    fast = rng.lognormal(0.0, 0.4, size=200)
-    d = bootstrap_diff_percentile(slow, fast, 95, n_boot=400)
-    assert d.n == 200
-    assert d.value > 0 and d.low > 0 and d.low <= d.value <= d.high
-    r = bootstrap_diff_percentile(fast, slow, 95, n_boot=400)
-    assert r.value == pytest.approx(-d.value) and r.high < 0
-    assert _all_nan(bootstrap_diff_percentile([], [1.0, 2.0], 50))
-    one = bootstrap_diff_percentile([1.0], [1.0, 2.0, 3.0], 50)
-    assert one.value == -1.0 and math.isnan(one.low) and one.n == 1
-
-
-# ---------------------------------------------------------------------------- Mann-Whitney / ECDF
-
-
-def test_mann_whitney() -> None:
-    p = mann_whitney([1, 2, 3, 4, 5], [6, 7, 8, 9, 10])
-    assert p == pytest.approx(float(sps.mannwhitneyu([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]).pvalue))
-    assert p < 0.05
-    assert math.isnan(mann_whitney([], [1.0]))
-    assert math.isnan(mann_whitney([None], [1.0]))
-    assert mann_whitney([2.0, 2.0], [2.0, 2.0, 2.0]) == 1.0
 
 
 def test_ecdf() -> None:

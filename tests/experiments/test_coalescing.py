@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from workbench import pricing
+from workbench.analysis import levers
 from workbench.analysis.scenarios import load_scenarios
 from workbench.config import Contender, load_contenders
 from workbench.experiments import EXPERIMENTS
@@ -119,9 +120,9 @@ def test_strategy_accounting(mock_session: Session) -> None:
 def test_summary_cost_and_counts(mock_session: Session) -> None:
     outcomes = _run(mock_session, FakeServer())
     df = load_records(mock_session.run.path, "coalescing")
-    prices = co.contender_prices(mock_session.contenders, df, machine_hour_usd=1.0)
+    prices = levers.contender_prices(mock_session.contenders, df, machine_hour_usd=1.0)
     assert prices["mock"].input == 1.0 and prices["mock"].output == 2.0
-    s = co.strategy_summary(df, outcomes, prices, n_boot=200).set_index("strategy")
+    s = levers.strategy_summary(df, outcomes, prices, n_boot=200).set_index("strategy")
     naive = (SINGLE_IN * 1.0 + 1 * 2.0) / 1e6  # per request = per document
     assert s.loc["naive", "cost_per_doc_usd"] == pytest.approx(naive)
     batch = BATCH_IN * 1.0 + 4 * 2.0  # k=2: 2 docs → 4 output tokens
@@ -133,10 +134,10 @@ def test_summary_cost_and_counts(mock_session: Session) -> None:
     assert s.loc["cached", "cache_hits"] == 2
     assert s.loc["naive", "accuracy"] == 1.0 and s.loc["naive", "accuracy_n"] == len(DOCS)
     assert s.loc["naive", "tokens_estimated_share"] == 0.0
-    ba = co.before_after(s.reset_index()).set_index("strategy")
+    ba = levers.before_after(s.reset_index()).set_index("strategy")
     assert ba.loc["cached", "requests_change_pct"] == pytest.approx((4 / 8 - 1) * 100)
     assert ba.loc["naive", "requests_change_pct"] == 0
-    text = co.format_before_after(s.reset_index())
+    text = levers.format_before_after(s.reset_index())
     assert len(text) == 4 and "(-50%)" in text.iloc[3]["requests (Δ)"]
 
 
@@ -159,11 +160,11 @@ def test_throughput_price_for_local_contender() -> None:
         "contender": ["loc"] * 2, "status": ["ok", "ok"], "input_tokens": [100, 300],
         "output_tokens": [11, 21], "e2e_s": [1.0, 2.0], "ttft_s": [0.5, 1.5],
     })
-    t = co.measured_throughput(recs)["loc"]
+    t = levers.measured_throughput(recs)["loc"]
     assert t["prefill_tps"] == pytest.approx(400 / 2.0)
     assert t["decode_tps"] == pytest.approx(30 / 1.0)
     c = load_contenders().get("gemma-3-270m")
-    p = co.contender_prices([c.model_copy(update={"name": "loc"})], recs, machine_hour_usd=3.6)
+    p = levers.contender_prices([c.model_copy(update={"name": "loc"})], recs, machine_hour_usd=3.6)
     # $3.6/h = $0.001/s; 200 prefill tok/s → $5/1M input; 30 decode tok/s → $33.3/1M output
     assert p["loc"].input == pytest.approx(5.0) and p["loc"].output == pytest.approx(1000 / 30)
 
@@ -196,8 +197,8 @@ def _summary_row(strategy: str, **kw: float) -> dict[str, Any]:
         "contender": "loc", "strategy": strategy, "n_docs": 16, "requests_per_doc": 1.0,
         "mean_e2e_s": 0.5, "input_tokens_per_doc": 100.0, "output_tokens_per_doc": 2.0,
         "accuracy": 0.9, "accuracy_low": 0.7, "accuracy_high": 0.97, "accuracy_diff_high": math.nan,
-        "cost_per_doc_usd": 1e-5, "busy_per_doc_s": 0.5, "docs_per_busy_s": 2.0, "p95_e2e_s": 0.6,
-        "p95_e2e_low": 0.5, "p95_e2e_high": 0.7,
+        "cost_per_doc_usd": 1e-5, "busy_per_doc_s": 0.5, "docs_per_busy_s": 2.0, "e2e_p95": 0.6,
+        "e2e_p95_low": 0.5, "e2e_p95_high": 0.7, "e2e_n": 16,
     }
     row.update(kw)
     return row
@@ -211,9 +212,9 @@ def test_projections_follow_measured_numbers() -> None:
                      accuracy_diff_high=0.05),
         _summary_row("cached", cost_per_doc_usd=1e-6, accuracy_diff_high=-0.1),  # cheaper but worse
     ])
-    assert co.best_strategy(summary, "loc") == "coalesced"
+    assert levers.best_strategy(summary, "loc") == "coalesced"
     price = pricing.Price(input=1.0, output=2.0, source="test")
-    proj = co.project_scenarios(summary, {"loc": price}, load_scenarios(), local={"loc": True},
+    proj = levers.project_scenarios(summary, {"loc": price}, load_scenarios(), local={"loc": True},
                                 machine_hour_usd=1.0)
     assert set(proj["scenario"]) == {"routing", "batch_annotation", "prototyping"}
     b = proj[(proj["scenario"] == "batch_annotation")].set_index("role")
@@ -223,11 +224,13 @@ def test_projections_follow_measured_numbers() -> None:
     assert b.loc["naive", "wall_time_h"] == pytest.approx(n * 0.5 / 64 / 3600)
     assert b.loc["best", "wall_time_h"] == pytest.approx(math.ceil(n * 0.3) * 1.0 / 64 / 3600)
     r = proj[proj["scenario"] == "routing"].set_index("role")
-    assert r.loc["naive", "replicas"] == 5000 and r.loc["best", "replicas"] == math.ceil(10000 / 3.3)
+    # 30% headroom: replicas = ceil(target / (docs per busy second × 0.7))
+    assert r.loc["naive", "replicas"] == math.ceil(10000 / (2.0 * 0.7))
+    assert r.loc["best", "replicas"] == math.ceil(10000 / (3.3 * 0.7))
     assert any("NOT met" in a for a in r.loc["naive", "assumptions"])
     p = proj[proj["scenario"] == "prototyping"].set_index("role")
     assert p.loc["best", "monthly_cost_usd"] == pytest.approx(50_000 * 5e-6)
-    assert "llama.cpp server" in co.format_projections(proj)
+    assert "llama.cpp server" in levers.format_projections(proj)
 
 
 def test_registered_after_latency_with_run_params() -> None:

@@ -15,14 +15,15 @@ through `level_summary`, so they cannot disagree.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 from workbench import metrics
-from workbench.analysis import stats
+from workbench.analysis import distribution, stats
 
 __all__ = ["QS", "format_levels", "knee_and_usl", "level_summary", "poisson_rate_ci", "request_ends"]
 
-QS = (50, 95, 99)
+QS = distribution.QS
 
 
 def poisson_rate_ci(k: int, window_s: float, ci: float = 0.95) -> stats.Estimate:
@@ -52,7 +53,7 @@ def _window(g: Any) -> float:
     return metrics.window_s(g["sent_s"], request_ends(g))
 
 
-def level_summary(df: Any, slo_e2e_s: float, n_boot: int = 2000) -> Any:
+def level_summary(df: Any, slo_e2e_s: float) -> Any:
     """One row per (contender, level) of the sweep: counts, throughput, percentiles, errors, goodput.
 
     Columns ending in `_low` / `_high` are the 95% interval of the column they extend.
@@ -75,11 +76,8 @@ def level_summary(df: Any, slo_e2e_s: float, n_boot: int = 2000) -> Any:
             row[name], row[f"{name}_low"], row[f"{name}_high"] = value, est.low, est.high
         row["output_tok_s"] = tok_s
         row["tokens_estimated"] = bool(ok["tokens_estimated"].any()) if len(ok) else False
-        for metric in ("ttft_s", "e2e_s"):
-            for q in QS:
-                est = stats.percentile_ci(ok[metric].dropna().to_numpy(dtype=float), q, n_boot=n_boot)
-                key = f"{metric.removesuffix('_s')}_p{q}"
-                row[key], row[f"{key}_low"], row[f"{key}_high"] = est.value, est.low, est.high
+        for field in ("ttft_s", "e2e_s"):
+            row.update(distribution.summarize(ok[field].to_numpy(dtype=float), distribution.key_of(field)))
         # The client's own time before each request went out (outside every latency above):
         # large values mean the generator, not the server, was busy.
         delays = ok["send_delay_s"].dropna() if "send_delay_s" in ok else pd.Series(dtype=float)
@@ -104,9 +102,9 @@ def format_levels(summary: Any) -> Any:
                                               digits=2),
                "out tok/s": f"{r['output_tok_s']:.1f}" + (" (est.)" if r["tokens_estimated"] else "")}
         for m in ("ttft", "e2e"):
+            row[f"{m.upper()} n"] = int(r[f"{m}_n"])
             for q in QS:
-                k = f"{m}_p{q}"
-                row[f"{m.upper()} p{q} ms"] = stats.format_interval(r[k], r[f"{k}_low"], r[f"{k}_high"], 1000.0, 0)
+                row[f"{m.upper()} p{q} ms"] = distribution.format_cell(r, m, q)
         row["error rate"] = stats.format_interval(r["error_rate"], r["error_rate_low"], r["error_rate_high"],
                                                   100.0, 0) + " %"
         row["errors"] = r["errors_by_class"]
@@ -117,27 +115,68 @@ def format_levels(summary: Any) -> Any:
     return pd.DataFrame(out)
 
 
-def knee_and_usl(summary: Any) -> tuple[Any, dict[str, stats.USLFit | None]]:
-    """Per contender: the knee and the USL fit with its quality, as a table; and the fits."""
+def _ci(values: Any, lo_method: str = "linear", hi_method: str = "linear") -> tuple[float, float]:
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)] if np.isfinite(v).any() else v
+    if not len(v):
+        return math.nan, math.nan
+    return (float(np.percentile(v, 2.5, method=lo_method)),  # type: ignore[call-overload]
+            float(np.percentile(v, 97.5, method=hi_method)))  # type: ignore[call-overload]
+
+
+def knee_and_usl(summary: Any, records: Any = None, n_boot: int = 200, seed: int = 0
+                 ) -> tuple[Any, dict[str, stats.USLFit | None]]:
+    """Per contender: the knee and the USL fit, each with the uncertainty it was decided from.
+
+    With `records` (the sweep's records), B replicates redraw each level's throughput as
+    Gamma(k, 1)/window (k completions) and its p95 E2E from the level's resampled requests; the
+    knee and the USL parameters are recomputed on each, giving the knee's 95% range and
+    intervals for σ, κ and N* (2.5–97.5% of the replicates). A peak N* above the largest tested
+    level is reported as "beyond the tested range (> N)": the USL says nothing reliable there."""
+    import numpy as np
     import pandas as pd
 
     rows, fits = [], {}
+    rng = np.random.default_rng(seed)
     for contender, g in summary.groupby("contender", sort=True):
         g = g.sort_values("level")
         levels = g["level"].to_numpy(dtype=float)
         thr = g["throughput_rps"].to_numpy(dtype=float)
-        knee = stats.knee_concurrency(levels, g["e2e_p95"].to_numpy(dtype=float), thr)
+        p95 = g["e2e_p95"].to_numpy(dtype=float)
+        knee = stats.knee_concurrency(levels, p95, thr)
+        top = int(levels.max()) if len(levels) else 0
         row: dict[str, Any] = {"contender": contender, "levels": len(levels), "knee_concurrency": knee}
         fit: stats.USLFit | None = None
         try:
             fit = stats.usl_fit(levels, thr)
         except (ValueError, RuntimeError) as exc:
             row["usl_note"] = str(exc)
+        reps_thr, reps_p95 = _level_replicates(g, records, contender, n_boot, rng)
+        if reps_thr is not None and reps_p95 is not None:
+            knees = [stats.knee_concurrency(levels, reps_p95[b], reps_thr[b]) for b in range(n_boot)]
+            row["knee_low"], row["knee_high"] = _ci([k for k in knees if k is not None], "lower", "higher")
         if fit is not None:
             dof = fit.n_points - 3
             row.update(lambda_rps=fit.lambda_, sigma=fit.sigma, kappa=fit.kappa,
                        peak_concurrency=fit.peak_concurrency, peak_throughput_rps=fit.peak_throughput,
                        r2=fit.r2, rmse_rps=fit.rmse, n_points=fit.n_points, residual_dof=dof)
+            if reps_thr is not None:
+                boot = []
+                for b in range(n_boot):
+                    try:
+                        f = stats.usl_fit(levels, reps_thr[b])
+                    except (ValueError, RuntimeError):
+                        continue
+                    boot.append((f.sigma, f.kappa, f.peak_concurrency))
+                if boot:
+                    arr = np.asarray(boot, dtype=float)
+                    for i, name in enumerate(("sigma", "kappa", "peak_concurrency")):
+                        row[f"{name}_low"], row[f"{name}_high"] = _ci(arr[:, i])
+            beyond = not fit.peak_concurrency <= top
+            row["peak_note"] = (f"beyond the tested range (> {top})" if beyond
+                                else f"N* = {fit.peak_concurrency:.1f}, inside the tested range")
             row["usl_note"] = (
                 f"{fit.n_points} points for 3 parameters: {dof} residual degrees of freedom — "
                 + ("the curve interpolates the points, r2 says nothing about fit quality"
@@ -147,3 +186,25 @@ def knee_and_usl(summary: Any) -> tuple[Any, dict[str, stats.USLFit | None]]:
         fits[str(contender)] = fit
         rows.append(row)
     return pd.DataFrame(rows), fits
+
+
+def _level_replicates(g: Any, records: Any, contender: Any, n_boot: int, rng: Any) -> tuple[Any, Any]:
+    """(n_boot, levels) throughput and p95 replicates of one contender's sweep, or (None, None)."""
+    import numpy as np
+
+    if records is None or records.empty:
+        return None, None
+    sweep = records[(records["phase"] == "sweep") & (records["contender"] == contender)]
+    thr = np.empty((n_boot, len(g)))
+    p95 = np.empty((n_boot, len(g)))
+    for j, (level, window) in enumerate(zip(g["level"], g["window_s"], strict=True)):
+        lv = sweep[sweep["level"] == level]
+        ok = lv["status"] == "ok"
+        k = int(ok.sum())
+        thr[:, j] = rng.gamma(k, 1.0, size=n_boot) / window if k and window > 0 else 0.0
+        e2e = np.where(ok, lv["e2e_s"].to_numpy(dtype=float), np.nan)
+        idx = rng.integers(0, max(1, len(e2e)), size=(n_boot, len(e2e)))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p95[:, j] = np.nanpercentile(e2e[idx], 95, axis=1, method="inverted_cdf") if len(e2e) else np.nan
+    return thr, p95

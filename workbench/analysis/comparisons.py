@@ -1,20 +1,32 @@
-"""Pairwise statistical comparisons between contenders, for the significance table.
+"""Pairwise statistical comparisons between contenders, all paired on the same units.
 
-- Latency (warm E2E): the bootstrap 95% CI of the p95 difference (independent resamples) and
-  the two-sided Mann–Whitney U p-value (a shift in the whole distribution).
-- Hallucination: McNemar's exact test on the items both contenders answered (incorrect vs
-  not), with the paired difference in hallucination rate and its Newcombe interval.
-Holm's correction is applied across the pairs of each test family, so that with many
-contenders a "significant" difference is not a product of how many pairs were looked at.
+Every contender answers the same prompts (warm request i carries prompt i) and the same items,
+so every comparison is paired — pairing removes prompt and item difficulty from the noise. In
+each row the effect and the test describe the same quantity:
+
+- **E2E p95 difference** (a − b): paired bootstrap over prompts (the same resampled prompts for
+  both), interval = 2.5–97.5% of the replicates, p = twice the smaller share of replicates on
+  either side of 0;
+- **E2E location shift**: the median of the paired differences a_i − b_i with a paired bootstrap
+  interval, p = Wilcoxon signed-rank (two-sided) on the same differences;
+- **routing accuracy difference**: paired by prompt, Newcombe's interval, p = McNemar exact on
+  the prompts only one of the two got right;
+- **hallucination difference** (incorrect rate, a − b): paired by item, Newcombe's interval,
+  p = McNemar exact on the discordant items.
+
+Holm's correction runs across every test in the table (one family), so that with many
+contenders and axes a "significant" difference is not a product of how many were looked at.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from workbench.analysis import stats
 from workbench.analysis.evidence import Evidence
@@ -22,52 +34,72 @@ from workbench.analysis.evidence import Evidence
 __all__ = ["pairwise_tests"]
 
 
-def pairwise_tests(ev: Evidence, alpha: float = 0.05) -> pd.DataFrame:
-    """One row per (axis, pair): effect with its 95% CI, raw and Holm-adjusted p, verdict."""
-    rows: list[dict[str, Any]] = []
-    lat = ev.frames.get("latency")
-    if lat is not None:
-        warm = lat[(lat["phase"] == "warm") & (lat["status"] == "ok")]
-        groups = {k: g["e2e_s"].dropna().to_numpy(float) for k, g in warm.groupby("label")}
-        fam = []
-        for a, b in itertools.combinations(sorted(groups), 2):
-            d = stats.bootstrap_diff_percentile(groups[a], groups[b], 95)
-            fam.append({"axis": "latency", "test": "p95 E2E difference (bootstrap) / Mann-Whitney U",
-                        "a": a, "b": b, "effect": d.value, "effect_low": d.low, "effect_high": d.high,
-                        "effect_unit": "s (a − b)", "n_a": len(groups[a]), "n_b": len(groups[b]),
-                        "p": stats.mann_whitney(groups[a], groups[b])})
-        rows += _holm(fam)
-    hal = ev.frames.get("hallucination")
-    if hal is not None and "grade" in hal and "item_id" in hal:
-        h = hal[hal["grade"].notna()]
-        if "sample_index" in h:
-            h = h[h["sample_index"].fillna(0) == 0]
-        per = {k: g.drop_duplicates("item_id").set_index("item_id")["grade"] for k, g in h.groupby("label")}
-        fam = []
-        for a, b in itertools.combinations(sorted(per), 2):
-            shared = per[a].index.intersection(per[b].index)
-            if len(shared) == 0:
-                continue
-            xa = (per[a].loc[shared] == "incorrect").to_numpy()
-            xb = (per[b].loc[shared] == "incorrect").to_numpy()
-            b_only = int((xa & ~xb).sum())
-            c_only = int((~xa & xb).sum())
-            d = stats.paired_proportion_diff(xa.astype(float), xb.astype(float))
-            fam.append({"axis": "hallucination", "test": "hallucination rate difference (paired) / McNemar exact",
-                        "a": a, "b": b, "effect": d.value, "effect_low": d.low, "effect_high": d.high,
-                        "effect_unit": "rate (a − b)", "n_a": len(shared), "n_b": len(shared),
-                        "p": stats.mcnemar_exact(b_only, c_only)})
-        rows += _holm(fam)
+def _both(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    keep = a.notna() & b.notna()
+    return a[keep].to_numpy(dtype=float), b[keep].to_numpy(dtype=float)
+
+
+def _boot_p(reps: np.ndarray) -> float:
+    reps = reps[np.isfinite(reps)]
+    if not len(reps):
+        return math.nan
+    below, above = float(np.mean(reps <= 0)), float(np.mean(reps >= 0))
+    return min(1.0, 2 * min(below, above))
+
+
+def _latency_rows(ev: Evidence, n_boot: int, seed: int) -> list[dict[str, Any]]:
+    rows = []
+    rng = np.random.default_rng(seed)
+    for a, b in itertools.combinations(sorted(ev.prompts), 2):
+        xa, xb = _both(ev.prompts[a]["e2e_s"], ev.prompts[b]["e2e_s"])
+        n = len(xa)
+        if n < 2:
+            continue
+        idx = rng.integers(0, n, size=(n_boot, n))
+        d95 = np.percentile(xa[idx], 95, axis=1, method="inverted_cdf") - np.percentile(
+            xb[idx], 95, axis=1, method="inverted_cdf")
+        point95 = float(np.percentile(xa, 95, method="inverted_cdf") - np.percentile(xb, 95, method="inverted_cdf"))
+        diff = xa - xb
+        dmed = np.median(diff[idx], axis=1)
+        wil = sps.wilcoxon(diff).pvalue if np.any(diff != 0) else 1.0
+        base = {"axis": "latency", "a": a, "b": b, "n": n, "effect_unit": "ms (a − b)"}
+        rows.append({**base, "tests": "E2E p95 difference, paired bootstrap over prompts",
+                     "effect": point95 * 1000, "effect_low": float(np.percentile(d95, 2.5)) * 1000,
+                     "effect_high": float(np.percentile(d95, 97.5)) * 1000, "p": _boot_p(d95)})
+        rows.append({**base, "tests": "E2E location shift (median paired difference), Wilcoxon signed-rank",
+                     "effect": float(np.median(diff)) * 1000, "effect_low": float(np.percentile(dmed, 2.5)) * 1000,
+                     "effect_high": float(np.percentile(dmed, 97.5)) * 1000, "p": float(wil)})
+    return rows
+
+
+def _paired_binary(name: str, what: str, unit: str, a: str, b: str, xa: np.ndarray, xb: np.ndarray
+                   ) -> dict[str, Any]:
+    d = stats.paired_proportion_diff(xa, xb)
+    only_a, only_b = int(np.sum((xa == 1) & (xb == 0))), int(np.sum((xa == 0) & (xb == 1)))
+    return {"axis": name, "tests": what, "a": a, "b": b, "n": len(xa), "effect": d.value * 100,
+            "effect_low": d.low * 100, "effect_high": d.high * 100, "effect_unit": unit,
+            "p": stats.mcnemar_exact(only_a, only_b)}
+
+
+def pairwise_tests(ev: Evidence, alpha: float = 0.05, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """One row per (test, pair): what it tests, the effect with its 95% CI, raw and Holm p, verdict."""
+    rows = _latency_rows(ev, n_boot, seed)
+    for a, b in itertools.combinations(sorted(ev.prompts), 2):
+        xa, xb = _both(ev.prompts[a]["route_correct"], ev.prompts[b]["route_correct"])
+        if len(xa):
+            rows.append(_paired_binary("quality", "routing accuracy difference, McNemar exact (paired by prompt)",
+                                       "pp (a − b)", a, b, xa, xb))
+    for a, b in itertools.combinations(sorted(ev.items), 2):
+        ga, gb = ev.items[a]["grade"], ev.items[b]["grade"]
+        keep = ga.notna() & gb.notna()
+        if keep.any():
+            xa = (ga[keep] == "incorrect").to_numpy(dtype=float)
+            xb = (gb[keep] == "incorrect").to_numpy(dtype=float)
+            rows.append(_paired_binary("hallucination", "incorrect-answer rate difference, McNemar exact "
+                                       "(paired by item)", "pp (a − b)", a, b, xa, xb))
     df = pd.DataFrame(rows)
-    if not df.empty:
-        df["significant"] = df["p_holm"] < alpha
+    if df.empty:
+        return df
+    df["p_holm"] = stats.holm(df["p"].astype(float).tolist())
+    df["significant"] = df["p_holm"] < alpha
     return df
-
-
-def _holm(family: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if not family:
-        return family
-    adjusted = stats.holm([float(r["p"]) for r in family])
-    for r, p in zip(family, adjusted, strict=True):
-        r["p_holm"] = p if not np.isnan(p) else np.nan
-    return family

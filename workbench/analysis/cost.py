@@ -17,6 +17,7 @@ import pandas as pd
 from workbench.pricing import MTOK, Price, request_cost
 
 __all__ = [
+    "DEFAULT_HEADROOM",
     "BatchProjection",
     "PrototypingProjection",
     "RealtimeProjection",
@@ -25,7 +26,11 @@ __all__ = [
     "project_batch",
     "project_prototyping",
     "project_realtime",
+    "realtime_cost_per_1k",
 ]
+
+#: Share of a self-hosted fleet's capacity kept free for peaks (a parameter of every projection).
+DEFAULT_HEADROOM = 0.30
 
 
 def cost_frame(df: pd.DataFrame, prices: dict[str, Price], batch: bool = False) -> pd.DataFrame:
@@ -86,7 +91,7 @@ class BatchProjection(_Projection):
 
 @dataclass(frozen=True, kw_only=True)
 class RealtimeProjection(_Projection):
-    """Serving a steady request rate: replicas, cost per hour and per 1k requests."""
+    """Serving a steady request rate: replicas (0 for a hosted API), cost per hour and per 1k requests."""
 
     target_qps: float
     replicas: int
@@ -170,33 +175,53 @@ def project_batch(
 def project_realtime(
     target_qps: float,
     per_request_cost: float,
-    replica_goodput_rps: float,
+    replica_goodput_rps: float | None,
     replica_hour_usd: float | None = None,
+    *,
+    headroom: float = DEFAULT_HEADROOM,
+    mean_e2e_s: float | None = None,
+    tokens_per_request: float | None = None,
 ) -> RealtimeProjection:
-    """Replicas and hourly cost to serve `target_qps` within the SLO.
+    """What serving `target_qps` within the SLO takes, and what it costs per hour and per 1k.
 
-    `replica_goodput_rps` is what one replica (or one API key's quota) sustained *within the
-    SLO*, measured; `per_request_cost` is the measured mean token cost of a request.
+    Self-hosted (`replica_hour_usd` given): `replicas = ceil(target / (goodput × (1 − headroom)))`,
+    where `replica_goodput_rps` is what one replica sustained *within the SLO*, measured, and
+    `headroom` (default 30%) is kept free for peaks. Hosted (`replica_hour_usd` None): no
+    replicas — the provider's capacity is what the target needs in requests and tokens per
+    minute, stated as such; the cost is `per_request_cost` (the measured mean token cost) per
+    request. Little's law gives the requests in flight at the target: rate × mean E2E.
     """
-    if target_qps <= 0 or replica_goodput_rps <= 0:
-        raise ValueError("target_qps and replica_goodput_rps must be > 0")
+    if target_qps <= 0:
+        raise ValueError("target_qps must be > 0")
+    if not 0 <= headroom < 1:
+        raise ValueError("headroom must be in [0, 1)")
     if per_request_cost < 0 or (replica_hour_usd is not None and replica_hour_usd < 0):
         raise ValueError("costs must be >= 0")
-    replicas = math.ceil(target_qps / replica_goodput_rps)
+    hosted = replica_hour_usd is None
+    if not hosted and not (replica_goodput_rps and replica_goodput_rps > 0):
+        raise ValueError("a self-hosted projection needs the replica goodput (> 0)")
+    replicas = 0 if hosted else math.ceil(target_qps / (float(replica_goodput_rps or 0) * (1.0 - headroom)))
     token_hour = per_request_cost * target_qps * 3600.0
     replica_hour = replicas * (replica_hour_usd or 0.0)
     per_hour = token_hour + replica_hour
-    assumptions = [
-        f"steady {target_qps:g} requests/s, no peaks or diurnal swing, no headroom added",
-        f"one replica sustains the measured {replica_goodput_rps:g} requests/s within the SLO, "
-        "and replicas scale linearly",
-        f"mean token cost per request ${per_request_cost:.6g} (measured prompt and answer lengths)",
-        "replicas = ceil(target_qps / replica goodput)",
-    ]
-    if replica_hour_usd is None:
-        assumptions.append("no per-replica charge (hosted API: pay per token only)")
+    assumptions = [f"steady {target_qps:g} requests/s, no diurnal swing"]
+    if mean_e2e_s is not None:
+        assumptions.append(f"in flight at that rate (Little's law: rate × mean E2E {mean_e2e_s:.3g} s): "
+                           f"{target_qps * mean_e2e_s:,.0f} requests")
+    if hosted:
+        tpm = f", {target_qps * 60 * tokens_per_request:,.0f} tokens/min" if tokens_per_request else ""
+        assumptions += [
+            f"hosted API: the target needs a quota of {target_qps * 60:,.0f} requests/min{tpm} "
+            "(ask the provider; its own capacity is not measured here)",
+            f"mean token cost per request ${per_request_cost:.6g} (measured prompt and answer lengths)",
+        ]
     else:
-        assumptions.append(f"each replica costs ${replica_hour_usd:g}/hour, billed whole")
+        assumptions += [
+            f"one replica sustains the measured {replica_goodput_rps:g} requests/s within the SLO; replicas "
+            f"scale linearly; {headroom:.0%} headroom kept free: replicas = ceil(target / (goodput × "
+            f"{1 - headroom:g}))",
+            f"each replica costs ${replica_hour_usd:g}/hour, kept up around the clock",
+        ]
     return RealtimeProjection(
         target_qps=target_qps,
         replicas=replicas,
@@ -206,6 +231,25 @@ def project_realtime(
         cost_per_1k_requests_usd=per_hour / (target_qps * 3600.0) * 1000.0,
         assumptions=assumptions,
     )
+
+
+def realtime_cost_per_1k(
+    target_qps: float, per_request_cost: Any, replica_goodput_rps: Any, replica_hour_usd: float | None,
+    headroom: float = DEFAULT_HEADROOM,
+) -> Any:
+    """`project_realtime(...).cost_per_1k_requests_usd` for arrays (one value per replicate of a
+    joint resampling); a goodput of 0 (no load level met the SLO) costs infinity."""
+    import numpy as np
+
+    token_hour = np.asarray(per_request_cost, dtype=float) * target_qps * 3600.0
+    if replica_hour_usd is None:
+        per_hour = token_hour
+    else:
+        goodput = np.asarray(replica_goodput_rps, dtype=float) * (1.0 - headroom)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            replicas = np.where(goodput > 0, np.ceil(target_qps / np.where(goodput > 0, goodput, 1.0)), np.inf)
+        per_hour = token_hour + replicas * replica_hour_usd
+    return per_hour / (target_qps * 3600.0) * 1000.0
 
 
 def project_prototyping(monthly_requests: int, per_request_cost: float) -> PrototypingProjection:

@@ -1,54 +1,95 @@
-"""Evidence: every measured number the decision matrix rests on, per contender, with its interval.
+"""Evidence: the raw units every number of the decision rests on, and one joint resampling of them.
 
-Read from a run folder (or several, to compare runs): `latency.jsonl`, `concurrency.jsonl`,
-`hallucination.jsonl`, `coalescing.jsonl` and `capabilities.json`. Whatever is missing is
-listed in `Evidence.missing`, never invented. Each metric keeps bootstrap replicates where it
-is a statistic, so a scenario score can carry an interval (see `workbench.analysis.decision`).
+Read from one run folder, or several to compare runs (contenders are then labelled
+`name@run_id`). Units, and how contenders share them:
 
-Metric names match `workbench.analysis.scenarios.METRICS` where a hard constraint may test them.
+- **prompts** (`latency.jsonl`, warm requests): warm request i of every contender carries the
+  same prompt, so the unit is i, shared by all contenders. Each gives E2E, TTFT, tokens and,
+  on a labelled prompt set, whether the intent label was right (`route_correct`).
+- **items** (`hallucination.jsonl`, the graded greedy answer): the unit is the item id, shared.
+- **documents** (`coalescing_documents.csv`, first pass): the unit is the document id, shared;
+  with the requests of each strategy (`coalescing.jsonl`) for cost and time per document.
+- **levels** (`concurrency.jsonl`, the sweep): per contender and concurrency level, its own
+  requests — a level is one run of one contender, nothing is shared.
+- **facts** (`capabilities.json`): declared or probed integration facts — no sampling error.
+
+`Draws` is one joint resampling: B replicates of index vectors, the same vector for every
+contender over a shared family (so the pairing of contenders on the same prompt, item or
+document is kept), independent vectors per level and per strategy, and row 0 the identity
+(the point estimate). Every metric is computed on every row; a scenario's score is then
+computed per row (`workbench.analysis.decision`), so all uncertainties travel into the score
+together. Throughput k/window is resampled as Gamma(k, 1)/window (the Poisson rate's
+posterior under a flat prior; completions of a closed loop are more regular than Poisson, so
+this is conservative).
+
+What is missing from a run is listed in `Evidence.missing`, never invented.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Iterable, Sequence
+import warnings
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from workbench.analysis import stats
+from workbench.analysis.quantiles import quantile_ci
 from workbench.results import load_runs
 
-__all__ = ["INTEGRATION_FACTS", "Evidence", "Metric", "concurrency_levels", "gather_evidence"]
+__all__ = ["INTEGRATION_FACTS", "Draws", "Evidence", "Metric", "gather_evidence"]
 
 #: Facts that lower integration effort when true; unknown counts half (not established).
 INTEGRATION_FACTS: tuple[str, ...] = (
     "streaming", "usage_in_stream", "json_mode", "tool_calling", "rate_limit_headers", "openai_compatible",
 )
 
+FloatArray = npt.NDArray[np.float64]
+IndexArray = npt.NDArray[np.intp]
+
 
 @dataclass
 class Metric:
-    """One measured number: point value, 95% interval, sample size, and bootstrap replicates."""
+    """One measured number: point value, 95% interval, sample size, and its joint replicates.
+
+    `interval` says how the bounds were made: "order statistics" (percentiles), "Wilson"
+    (proportions), "bootstrap" (2.5–97.5% of the replicates, for derived numbers) or "fixed"
+    (no sampling error: a declared or probed fact, a price). `reps` holds the B replicates of
+    the joint resampling (None for a fixed number)."""
 
     value: float
     low: float = math.nan
     high: float = math.nan
     n: int = 0
-    reps: np.ndarray | None = None
+    reps: FloatArray | None = None
     source: str = ""
+    interval: str = "fixed"
+
+    def at(self, rows: FloatArray | None = None) -> FloatArray:
+        """Value then replicates, as one array (a fixed metric repeats its value)."""
+        if self.reps is None:
+            return np.full(1 if rows is None else len(rows), self.value)
+        return np.concatenate([[self.value], self.reps])
 
     def fmt(self, scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
-        """`value unit [low, high] n=N`, in plain notation with about `digits` significant digits."""
+        """`value unit [low, high] n=N`; "—" for a bound the sample cannot support."""
         if not math.isfinite(self.value):
             return "n/a" if math.isnan(self.value) else "∞"
-        v = f"{_num(self.value * scale, digits)}{unit}"
-        if math.isfinite(self.low) and math.isfinite(self.high):
-            v += f" [{_num(self.low * scale, digits)}, {_num(self.high * scale, digits)}]"
+
+        def num(x: float) -> str:
+            return "—" if math.isnan(x) else _num(x * scale, digits)
+
+        v = f"{num(self.value)}{unit}"
+        if not (math.isnan(self.low) and math.isnan(self.high)):
+            v += f" [{num(self.low)}, {num(self.high)}]"
         return v + (f" n={self.n}" if self.n else "")
 
 
@@ -59,26 +100,43 @@ def _num(x: float, digits: int) -> str:
     return f"{x:,.{decimals}f}"
 
 
+def from_rows(rows: FloatArray, source: str, n: int = 0, interval: str = "bootstrap") -> Metric:
+    """A metric from its rows (0 = point, 1.. = replicates), bounds from the replicates."""
+    value = float(rows[0])
+    reps = np.asarray(rows[1:], dtype=float)
+    finite = reps[np.isfinite(reps)]
+    if len(reps) == 0 or len(finite) < 0.95 * len(reps):
+        low = high = math.nan  # too many replicates without a value: no honest interval
+    else:
+        low, high = (float(x) for x in np.percentile(finite, [2.5, 97.5]))
+    return Metric(value, low, high, n, reps, source, interval)
+
+
 @dataclass
 class Evidence:
-    """Per contender label: metrics by name, integration facts, and raw frames for tests."""
+    """Per contender label: the unit tables (aligned on shared units), facts, raw frames."""
 
-    metrics: dict[str, dict[str, Metric]] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    prompt_units: list[int] = field(default_factory=list)
+    prompts: dict[str, pd.DataFrame] = field(default_factory=dict)  # label → rows aligned on prompt_units
+    item_units: list[str] = field(default_factory=list)
+    items: dict[str, pd.DataFrame] = field(default_factory=dict)  # label → answerable, grade
+    doc_units: list[str] = field(default_factory=list)
+    docs: dict[str, dict[str, FloatArray]] = field(default_factory=dict)  # label → strategy → correct (NaN)
+    doc_requests: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)  # label → strategy → requests
+    levels: dict[str, dict[int, pd.DataFrame]] = field(default_factory=dict)  # label → level → sweep records
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fixed: dict[str, dict[str, Metric]] = field(default_factory=dict)  # label → metrics without resampling
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
 
     @property
     def contenders(self) -> list[str]:
-        names = set(self.metrics) | set(self.facts)
-        return sorted(names)
+        return list(self.labels)
 
-    def get(self, contender: str, metric: str) -> Metric | None:
-        return self.metrics.get(contender, {}).get(metric)
-
-    def put(self, contender: str, metric: str, m: Metric) -> None:
-        self.metrics.setdefault(contender, {})[metric] = m
+    def get(self, label: str, metric: str) -> Metric | None:
+        return self.fixed.get(label, {}).get(metric)
 
 
 def _label(df: pd.DataFrame, multi: bool) -> pd.Series:
@@ -87,105 +145,125 @@ def _label(df: pd.DataFrame, multi: bool) -> pd.Series:
     return df["contender"].astype(str)
 
 
-def _boot_percentile(values: np.ndarray, q: float, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    if len(values) == 0:
-        return np.full(n_boot, np.nan)
-    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
-    return np.asarray(np.percentile(values[idx], q, axis=1), dtype=float)
-
-
-def _boot_mean(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    if len(values) == 0:
-        return np.full(n_boot, np.nan)
-    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
-    return np.asarray(values[idx].mean(axis=1), dtype=float)
-
-
-def _pct_metric(values: np.ndarray, q: float, n_boot: int, rng: np.random.Generator, source: str) -> Metric:
-    est = stats.percentile_ci(values, q, n_boot=n_boot)
-    return Metric(est.value, est.low, est.high, est.n, _boot_percentile(values, q, n_boot, rng), source)
-
-
-def _prop_metric(k: int, n: int, n_boot: int, rng: np.random.Generator, source: str) -> Metric:
-    est = stats.wilson_interval(k, n)
-    reps = rng.binomial(n, k / n, size=n_boot) / n if n else np.full(n_boot, np.nan)
-    return Metric(est.value, est.low, est.high, n, np.asarray(reps, dtype=float), source)
-
-
-def concurrency_levels(df: pd.DataFrame, slo_p95_e2e_s: float) -> pd.DataFrame:
-    """Per contender label and concurrency level of the sweep: throughput, p95 E2E and goodput
-    under `slo_p95_e2e_s` — computed by the concurrency experiment's own `level_summary`, so the
-    summary and the concurrency notebook cannot disagree."""
-    from workbench.analysis.capacity import level_summary
-
-    if df.empty or "level" not in df or "phase" not in df:
-        return pd.DataFrame()
-    d = df.assign(contender=df["label"]) if "label" in df else df
-    table = level_summary(d, slo_p95_e2e_s, n_boot=200)
-    if table.empty:
-        return pd.DataFrame()
-    return pd.DataFrame({
-        "label": table["contender"], "concurrency": table["level"], "n": table["sent"], "ok": table["ok"],
-        "throughput_rps": table["throughput_rps"], "output_tps": table["output_tok_s"],
-        "p95_e2e_s": table["e2e_p95"], "goodput_rps": table["goodput_rps"], "error_rate": table["error_rate"],
-    })
-
-
-def gather_evidence(
-    run_dirs: str | Path | Sequence[str | Path],
-    *,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> Evidence:
-    """Load one or more runs and compute every per-contender metric the matrix uses.
-
-    With several runs, contenders are labelled `name@run_id` so runs can be compared."""
+def gather_evidence(run_dirs: str | Path | Sequence[str | Path]) -> Evidence:
+    """Load one or more runs into unit tables (see the module docstring)."""
     dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(d) for d in run_dirs]
     multi = len(dirs) > 1
-    rng = np.random.default_rng(seed)
     ev = Evidence(runs=[d.name for d in dirs])
     for experiment in ("latency", "concurrency", "hallucination", "coalescing"):
         df = load_runs(dirs, experiment)
         if df.empty:
             ev.missing.append(experiment)
             continue
-        df = df.assign(label=_label(df, multi))
-        ev.frames[experiment] = df
-    _latency(ev, rng, n_boot)
+        ev.frames[experiment] = df.assign(label=_label(df, multi))
+    labels: set[str] = set()
+    labels |= _prompts(ev)
+    labels |= _items(ev)
+    labels |= _documents(ev, dirs, multi)
+    labels |= _levels(ev)
+    labels |= _capabilities(ev, dirs, multi)
     _errors(ev)
-    _hallucination(ev, rng, n_boot)
-    _coalescing(ev, dirs, multi)
-    _throughput(ev, rng, n_boot)
-    _capabilities(ev, dirs, multi)
+    ev.labels = sorted(labels)
     return ev
 
 
-def _latency(ev: Evidence, rng: np.random.Generator, n_boot: int) -> None:
+def _prompts(ev: Evidence) -> set[str]:
     df = ev.frames.get("latency")
     if df is None:
-        return
-    warm = df[(df["phase"] == "warm") & (df["status"] == "ok")]
+        return set()
+    warm = df[df["phase"] == "warm"].copy()
+    warm["unit"] = warm["request_id"].astype(str).str.rsplit(":", n=1).str[-1].astype(int)
+    ev.prompt_units = sorted(set(warm["unit"]))
+    cols = ["e2e_s", "ttft_s", "input_tokens", "output_tokens", "route_correct"]
     for label, g in warm.groupby("label"):
-        e2e = g["e2e_s"].dropna().to_numpy(float)
-        ttft = g["ttft_s"].dropna().to_numpy(float)
-        src = "latency.jsonl, warm requests"
-        ev.put(label, "p50_e2e_s", _pct_metric(e2e, 50, n_boot, rng, src))
-        ev.put(label, "p95_e2e_s", _pct_metric(e2e, 95, n_boot, rng, src))
-        ev.put(label, "p99_e2e_s", _pct_metric(e2e, 99, n_boot, rng, src))
-        ev.put(label, "p50_ttft_s", _pct_metric(ttft, 50, n_boot, rng, src))
-        ev.put(label, "p95_ttft_s", _pct_metric(ttft, 95, n_boot, rng, src))
-        toks_in = g["input_tokens"].fillna(0).to_numpy(float)
-        toks_out = g["output_tokens"].fillna(0).to_numpy(float)
-        ev.put(label, "input_tokens_per_request", Metric(float(toks_in.mean()), n=len(g),
-                                                         reps=_boot_mean(toks_in, n_boot, rng), source=src))
-        ev.put(label, "output_tokens_per_request", Metric(float(toks_out.mean()), n=len(g),
-                                                          reps=_boot_mean(toks_out, n_boot, rng), source=src))
-        total_e2e = float(g["e2e_s"].sum())
-        if total_e2e > 0:
-            ev.put(label, "single_stream_output_tps", Metric(float(toks_out.sum()) / total_e2e, n=len(g),
-                                                             source="latency: output tokens / E2E, one at a time"))
+        g = g.drop_duplicates("unit", keep="last").set_index("unit")
+        ok = g["status"] == "ok"
+        table = pd.DataFrame(index=ev.prompt_units)
+        for col in cols:
+            values = pd.to_numeric(g[col], errors="coerce") if col in g else pd.Series(np.nan, index=g.index)
+            table[col] = values.where(ok).astype(float)
+        ev.prompts[str(label)] = table
     for label, g in df[df["phase"] == "cold"].groupby("label"):
-        ev.put(label, "cold_e2e_s", Metric(float(g["e2e_s"].iloc[0]), n=1, source="latency.jsonl, cold request"))
+        ev.fixed.setdefault(str(label), {})["cold_e2e_s"] = Metric(
+            float(g["e2e_s"].iloc[0]), n=1, source="latency.jsonl, cold request")
+    return {str(x) for x in warm["label"].unique()}
+
+
+def _items(ev: Evidence) -> set[str]:
+    df = ev.frames.get("hallucination")
+    if df is None or "grade" not in df or "item_id" not in df:
+        return set()
+    graded = df[(df["status"] == "ok") & df["grade"].notna()]
+    if "sample_index" in graded:
+        graded = graded[graded["sample_index"].fillna(0) == 0]
+    ev.item_units = sorted(set(graded["item_id"].astype(str)))
+    for label, g in graded.groupby("label"):
+        g = g.drop_duplicates("item_id", keep="last")
+        g.index = pd.Index(g["item_id"].astype(str))
+        answerable = g["answerable"].astype(bool) if "answerable" in g else pd.Series(True, index=g.index)
+        table = pd.DataFrame(index=ev.item_units)
+        table["answerable"] = answerable.reindex(ev.item_units)
+        table["grade"] = g["grade"].reindex(ev.item_units)
+        ev.items[str(label)] = table
+    return {str(x) for x in graded["label"].unique()}
+
+
+def _documents(ev: Evidence, dirs: Sequence[Path], multi: bool) -> set[str]:
+    """Per-document correctness per strategy (first pass) and each strategy's priced requests."""
+    outcomes = []
+    for d in dirs:
+        p = d / "coalescing_documents.csv"
+        if p.exists():
+            o = pd.read_csv(p)
+            o["label"] = (o["contender"].astype(str) + "@" + d.name) if multi else o["contender"].astype(str)
+            outcomes.append(o)
+    records = ev.frames.get("coalescing")
+    if not outcomes or records is None:
+        if "coalescing" not in ev.missing:
+            ev.missing.append("coalescing")
+        return set()
+    o = pd.concat(outcomes, ignore_index=True)
+    o = o[o["repeat"] == 0]
+    ev.doc_units = sorted(set(o["doc_id"].astype(str)))
+    for (label, strategy), g in o.groupby(["label", "strategy"]):
+        g = g.drop_duplicates("doc_id")
+        correct = pd.Series(g["correct"].to_numpy(), index=g["doc_id"].astype(str))
+        ev.docs.setdefault(str(label), {})[str(strategy)] = correct.astype(float).reindex(ev.doc_units).to_numpy()
+    for (label, strategy), g in records.groupby(["label", "strategy"]):
+        ev.doc_requests.setdefault(str(label), {})[str(strategy)] = g
+    return set(ev.docs)
+
+
+def _levels(ev: Evidence) -> set[str]:
+    df = ev.frames.get("concurrency")
+    if df is None or "level" not in df or "phase" not in df:
+        return set()
+    sweep = df[df["phase"] == "sweep"]
+    for (label, level), g in sweep.groupby(["label", "level"]):
+        ev.levels.setdefault(str(label), {})[int(level)] = g
+    return set(ev.levels)
+
+
+def _capabilities(ev: Evidence, dirs: Sequence[Path], multi: bool) -> set[str]:
+    found: set[str] = set()
+    for d in dirs:
+        p = d / "capabilities.json"
+        if not p.exists():
+            continue
+        for contender, facts in json.loads(p.read_text()).items():
+            label = f"{contender}@{d.name}" if multi else contender
+            found.add(label)
+            ev.facts[label] = facts
+            score = 0.0
+            for f in INTEGRATION_FACTS:
+                v = facts.get(f, {}).get("value")
+                score += 1.0 if v is True else 0.0 if v is False else 0.5
+            ev.fixed.setdefault(label, {})["integration_score"] = Metric(
+                score / len(INTEGRATION_FACTS), n=len(INTEGRATION_FACTS),
+                source="capabilities.json (true=1, unknown=0.5, false=0): a fact, not a sample")
+    if not found:
+        ev.missing.append("capabilities")
+    return found
 
 
 def _errors(ev: Evidence) -> None:
@@ -193,94 +271,97 @@ def _errors(ev: Evidence) -> None:
     if not frames:
         return
     df = pd.concat(frames, ignore_index=True)
-    if "mitigation" in df:  # rate-limit rehearsal provokes errors on purpose
+    if "mitigation" in df:  # the rate-limit rehearsal provokes errors on purpose
         df = df[df["mitigation"].isna()]
     for label, g in df.groupby("label"):
         k = int((g["status"] != "ok").sum())
         est = stats.wilson_interval(k, len(g))
-        ev.put(label, "error_rate", Metric(est.value, est.low, est.high, len(g), source="all records"))
+        ev.fixed.setdefault(str(label), {})["error_rate"] = Metric(
+            est.value, est.low, est.high, len(g), source="all records but the rehearsal", interval="Wilson")
 
 
-def _hallucination(ev: Evidence, rng: np.random.Generator, n_boot: int) -> None:
-    df = ev.frames.get("hallucination")
-    if df is None or "grade" not in df:
-        return
-    graded = df[df["grade"].notna()]
-    if "sample_index" in graded:
-        graded = graded[graded["sample_index"].fillna(0) == 0]
-    for label, g in graded.groupby("label"):
-        n = len(g)
-        src = "hallucination.jsonl, deterministic grader"
-        ev.put(label, "hallucination_rate", _prop_metric(int((g["grade"] == "incorrect").sum()), n, n_boot, rng, src))
-        ev.put(label, "abstention_rate", _prop_metric(int((g["grade"] == "not_attempted").sum()), n, n_boot, rng, src))
-        ev.put(label, "qa_accuracy", _prop_metric(int((g["grade"] == "correct").sum()), n, n_boot, rng, src))
+# --------------------------------------------------------------------------------------------
+# the joint resampling
 
 
-def _coalescing(ev: Evidence, dirs: Sequence[Path], multi: bool) -> None:
-    """Annotation accuracy vs gold labels, tokens, requests and latency per document, per
-    strategy, from each run's `coalescing_summary.csv` (written by the coalescing notebook from
-    its records; accuracy with a Wilson interval over documents)."""
-    found = False
-    for d in dirs:
-        p = d / "coalescing_summary.csv"
-        if not p.exists():
-            continue
-        found = True
-        table = pd.read_csv(p)
-        for row in table.itertuples(index=False):
-            label = f"{row.contender}@{d.name}" if multi else str(row.contender)
-            s = str(row.strategy)
-            n = int(row.accuracy_n) if pd.notna(row.accuracy_n) else 0
-            src = f"coalescing_summary.csv ({d.name})"
-            if n:
-                k = round(float(row.accuracy) * n)
-                est = stats.wilson_interval(k, n)
-                ev.put(label, f"accuracy[{s}]", Metric(est.value, est.low, est.high, n, source=src))
-            ev.put(label, f"input_tokens_per_document[{s}]", Metric(float(row.input_tokens_per_doc), n=n, source=src))
-            ev.put(label, f"output_tokens_per_document[{s}]", Metric(float(row.output_tokens_per_doc), n=n,
-                                                                     source=src))
-            ev.put(label, f"requests_per_document[{s}]", Metric(float(row.requests_per_doc), n=n, source=src))
-            cost = getattr(row, "cost_per_doc_usd", float("nan"))
-            if pd.notna(cost):
-                ev.put(label, f"cost_per_document_usd[{s}]", Metric(
-                    float(cost), float(getattr(row, "cost_per_doc_low", math.nan)),
-                    float(getattr(row, "cost_per_doc_high", math.nan)), n, source=src + ", priced by the notebook"))
-            ev.put(label, f"latency_per_request_s[{s}]", Metric(float(row.mean_e2e_s), n=int(row.e2e_n), source=src))
-    if found and "coalescing" in ev.missing:
-        ev.missing.remove("coalescing")  # the summary file is what the matrix reads
-    elif not found and "coalescing" not in ev.missing:
-        ev.missing.append("coalescing")
+class Draws:
+    """B replicates of index vectors over every unit family; row 0 is the identity (point)."""
+
+    def __init__(self, ev: Evidence, n_boot: int = 1000, seed: int = 0) -> None:
+        if n_boot < 1:
+            raise ValueError("n_boot must be >= 1")
+        self.n_boot = n_boot
+        self.seed = seed
+        self.prompts = self._matrix("prompts", len(ev.prompt_units))
+        self.items = self._matrix("items", len(ev.item_units))
+        self.docs = self._matrix("documents", len(ev.doc_units))
+
+    @property
+    def rows(self) -> int:
+        return self.n_boot + 1
+
+    def _rng(self, key: str) -> np.random.Generator:
+        return np.random.default_rng([self.seed, zlib.crc32(key.encode())])
+
+    def _matrix(self, key: str, n: int) -> IndexArray:
+        idx = np.empty((self.rows, n), dtype=np.intp)
+        idx[0] = np.arange(n)
+        if n:
+            idx[1:] = self._rng(key).integers(0, n, size=(self.n_boot, n))
+        return idx
+
+    def own(self, key: str, n: int) -> IndexArray:
+        """An independent index matrix for units of one contender only (a level, a strategy)."""
+        return self._matrix(f"own:{key}", n)
+
+    def rate(self, key: str, k: int, window_s: float) -> FloatArray:
+        """k events in window_s: k/window, then Gamma(k, 1)/window replicates."""
+        out = np.empty(self.rows)
+        out[0] = k / window_s if window_s > 0 else math.nan
+        draws = self._rng(f"rate:{key}").gamma(max(k, 1e-9), 1.0, size=self.n_boot) if k > 0 else np.zeros(self.n_boot)
+        out[1:] = draws / window_s if window_s > 0 else math.nan
+        return out
 
 
-def _throughput(ev: Evidence, rng: np.random.Generator, n_boot: int) -> None:
-    df = ev.frames.get("concurrency")
-    if df is None:
-        return
-    levels = concurrency_levels(df, math.inf)
-    for label, g in levels.groupby("label"):
-        best = g.loc[g["throughput_rps"].idxmax()]
-        ev.put(label, "max_throughput_rps", Metric(float(best["throughput_rps"]), n=int(best["n"]),
-                                                   source=f"concurrency.jsonl, level {int(best['concurrency'])}"))
-        ev.put(label, "max_output_tps", Metric(float(g["output_tps"].max()), n=int(best["n"]),
-                                               source="concurrency.jsonl"))
+def resampled(values: FloatArray, idx: IndexArray) -> FloatArray:
+    """(rows, n) matrix of `values` under each row of `idx`."""
+    return np.asarray(values, dtype=float)[idx] if len(values) else np.full((idx.shape[0], 0), np.nan)
 
 
-def _capabilities(ev: Evidence, dirs: Iterable[Path], multi: bool) -> None:
-    found = False
-    for d in dirs:
-        p = d / "capabilities.json"
-        if not p.exists():
-            continue
-        found = True
-        for contender, facts in json.loads(p.read_text()).items():
-            label = f"{contender}@{d.name}" if multi else contender
-            ev.facts[label] = facts
-            score = 0.0
-            for f in INTEGRATION_FACTS:
-                v = facts.get(f, {}).get("value")
-                score += 1.0 if v is True else 0.0 if v is False else 0.5
-            ev.put(label, "integration_score",
-                   Metric(score / len(INTEGRATION_FACTS), n=len(INTEGRATION_FACTS),
-                          source="capabilities.json (true=1, unknown=0.5, false=0)"))
-    if not found:
-        ev.missing.append("capabilities")
+def percentile_rows(values: FloatArray, idx: IndexArray, q: float) -> FloatArray:
+    """The q-th percentile (order statistic X_(ceil(nq)), NaN ignored) of every row."""
+    m = resampled(values, idx)
+    with np.errstate(all="ignore"), _quiet():
+        return np.asarray(np.nanpercentile(m, q, axis=1, method="inverted_cdf"), dtype=float)
+
+
+def mean_rows(values: FloatArray, idx: IndexArray) -> FloatArray:
+    m = resampled(values, idx)
+    with _quiet():
+        return np.asarray(np.nanmean(m, axis=1), dtype=float)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence numpy's all-NaN-slice warnings: an empty row is a NaN value, said elsewhere."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def quantile_metric(values: FloatArray, idx: IndexArray, q: float, source: str) -> Metric:
+    """A percentile: order-statistic interval on the sample, replicates for the score."""
+    rows = percentile_rows(values, idx, q)
+    est = quantile_ci(values, q)
+    return Metric(est.value, est.low, est.high, est.n, rows[1:], source, "order statistics")
+
+
+def proportion_metric(k_rows: FloatArray, n_rows: FloatArray, source: str) -> Metric:
+    """k/n per row; Wilson interval on the point's counts."""
+    with np.errstate(all="ignore"):
+        rows = np.where(n_rows > 0, k_rows / np.where(n_rows > 0, n_rows, 1), np.nan)
+    k, n = round(k_rows[0]), round(n_rows[0])
+    if n == 0:
+        return Metric(math.nan, source=source, interval="Wilson", reps=rows[1:])
+    est = stats.wilson_interval(k, n)
+    return Metric(est.value, est.low, est.high, n, rows[1:], source, "Wilson")

@@ -1,10 +1,19 @@
 """Aggregate per-item grades into the hallucination numbers the decision matrix shows.
 
-The rates follow SimpleQA: a model that answers less but is right when it answers is not
-penalised like one that makes things up, so we report the hallucination rate (incorrect / all)
-beside the abstention rate and the accuracy on attempted items, and combine them in SimpleQA's
-F-score. Every rate carries a 95% Wilson interval, because spot-check sets are small (tens to a
-few hundred items) and a bare percentage would overstate what we know.
+Answerable and unanswerable items are reported apart (`split_summary`), because a right refusal
+on an unanswerable item is not the same thing as a right answer:
+- **answerable** items, as SimpleQA: correct / incorrect / not attempted, accuracy (correct /
+  all), accuracy given attempted (correct / (correct + incorrect)) and the F-score, their
+  harmonic mean — 0 for a model that never answers, and 0 for one that is always wrong;
+- **unanswerable** items (false premises, answers not in the passage): the false-premise
+  acceptance rate — answered as if the premise were true.
+The **hallucination score** combines them in one formula that a contender that always says "I
+don't know" cannot win: `F × (1 − ½ × acceptance)` (`hallucination_score`). A refuser scores 0
+(F = 0); a model right on every answerable item but credulous on every false premise scores ½;
+one that also rejects every false premise scores 1. Without unanswerable items the score is F.
+
+Every rate carries a 95% Wilson interval, because spot-check sets are small (tens to a few
+hundred items) and a bare percentage would overstate what we know.
 
 Contenders are compared on the *same* items (paired): McNemar's exact test on correct vs not,
 Newcombe's paired interval for the difference in hallucination rate, Holm across pairs. The
@@ -30,9 +39,13 @@ __all__ = [
     "RATES",
     "consistency_rate",
     "consistency_table",
+    "f_score",
     "format_summary",
     "graded_rows",
+    "hallucination_score",
+    "judge_agreement",
     "paired_comparison",
+    "split_summary",
     "summarize_grades",
     "summary_table",
     "worst_hallucinations",
@@ -60,6 +73,24 @@ def _f_score(correct: int, incorrect: int, n: int) -> float:
         return 0.0
     acc, aga = correct / n, correct / (correct + incorrect)
     return 2 * acc * aga / (acc + aga)
+
+
+def f_score(correct: Any, incorrect: Any, n: Any) -> Any:
+    """SimpleQA's F-score of arrays of counts (answerable items): harmonic mean of correct / n and
+    correct / (correct + incorrect); 0 when nothing is correct, NaN when n = 0."""
+    c, i, m = (np.asarray(x, dtype=float) for x in (correct, incorrect, n))
+    with np.errstate(all="ignore"):
+        acc = c / m
+        aga = c / (c + i)
+        f = 2 * acc * aga / (acc + aga)
+    return np.where(m > 0, np.where(c > 0, f, 0.0), np.nan)
+
+
+def hallucination_score(f: Any, acceptance: Any) -> Any:
+    """F × (1 − ½ × false-premise acceptance), in [0, 1]; acceptance NaN (no unanswerable
+    items measured) leaves F alone."""
+    a = np.nan_to_num(np.asarray(acceptance, dtype=float), nan=0.0)
+    return np.asarray(f, dtype=float) * (1.0 - 0.5 * a)
 
 
 def summarize_grades(grades: Sequence[str]) -> dict[str, float | int]:
@@ -157,6 +188,44 @@ def summary_table(
     return pd.DataFrame(rows)
 
 
+def split_summary(df: Any, n_boot: int = 2000, seed: int = 0) -> Any:
+    """One row per contender: answerable items (SimpleQA counts, accuracy, accuracy given
+    attempted, F with a bootstrap interval over items), unanswerable items (false-premise
+    acceptance, Wilson) and the hallucination score (bootstrap over items, stratified)."""
+    import pandas as pd
+
+    data = graded_rows(df)
+    rows: list[dict[str, Any]] = []
+    rng = np.random.default_rng(seed)
+    for contender, g in data.groupby("contender", sort=True):
+        ans = g[g["answerable"].astype(bool)] if "answerable" in g else g
+        una = g[~g["answerable"].astype(bool)] if "answerable" in g else g.iloc[0:0]
+        ga, gu = ans[GRADED].astype(str).to_numpy(), una[GRADED].astype(str).to_numpy()
+        c, i, na = (int(np.sum(ga == x)) for x in GRADES)
+        row: dict[str, Any] = {"contender": contender, "answerable_n": len(ga), "correct": c, "incorrect": i,
+                               "not_attempted": na, "unanswerable_n": len(gu)}
+        for name, k, m in (("accuracy", c, len(ga)), ("accuracy_given_attempted", c, c + i),
+                           ("abstention_rate", na, len(ga)),
+                           ("false_premise_acceptance", int(np.sum(gu == "incorrect")), len(gu))):
+            row[name], row[f"{name}_low"], row[f"{name}_high"] = _rate(k, m)
+        # F and the score have no closed-form interval: bootstrap items within each stratum.
+        ia = rng.integers(0, max(1, len(ga)), size=(n_boot, len(ga)))
+        iu = rng.integers(0, max(1, len(gu)), size=(n_boot, len(gu)))
+        bc = (ga[ia] == "correct").sum(axis=1) if len(ga) else np.zeros(n_boot)
+        bi = (ga[ia] == "incorrect").sum(axis=1) if len(ga) else np.zeros(n_boot)
+        bu = (gu[iu] == "incorrect").mean(axis=1) if len(gu) else np.full(n_boot, np.nan)
+        fb = f_score(bc, bi, np.full(n_boot, len(ga)))
+        sb = hallucination_score(fb, bu)
+        f = float(f_score(c, i, len(ga)))
+        score = float(hallucination_score(f, row["false_premise_acceptance"]))
+        for name, value, boot in (("f_score", f, fb), ("hallucination_score", score, sb)):
+            lo, hi = (np.percentile(boot[np.isfinite(boot)], [2.5, 97.5]) if np.isfinite(boot).any()
+                      else (math.nan, math.nan))
+            row[name], row[f"{name}_low"], row[f"{name}_high"] = value, float(lo), float(hi)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def format_summary(summary: Any, digits: int = 3) -> Any:
     """The summary as text cells `value [low, high]` plus n: what a reader should see."""
     import pandas as pd
@@ -169,12 +238,14 @@ def format_summary(summary: Any, digits: int = 3) -> Any:
         return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
     keys = [c for c in summary.columns if c in ("contender", "category")]
-    out = summary[[*keys, "n"]].copy()
-    for name in (*RATES, "f_score", "token_f1"):
+    counts = [c for c in ("n", "answerable_n", "unanswerable_n") if c in summary]
+    out = summary[[*keys, *counts]].copy()
+    for name in (*RATES, "f_score", "token_f1", "false_premise_acceptance", "hallucination_score"):
         if name in summary and f"{name}_low" in summary:
             out[name] = [cell(v, lo, hi) for v, lo, hi in
                          zip(summary[name], summary[f"{name}_low"], summary[f"{name}_high"], strict=True)]
-    out["attempted"] = summary["correct"] + summary["incorrect"]
+    if "correct" in summary:
+        out["attempted"] = summary["correct"] + summary["incorrect"]
     return pd.DataFrame(out)
 
 
@@ -215,6 +286,16 @@ def paired_comparison(df: Any, *, grade_col: str = GRADED) -> Any:
         out["mcnemar_p_holm"] = stats.holm(out["mcnemar_p"].tolist())
         out["halluc_mcnemar_p_holm"] = stats.holm(out["halluc_mcnemar_p"].tolist())
     return out
+
+
+def judge_agreement(df: Any) -> str:
+    """The judge's verdicts summarised, and how often it agrees with the rule grader (Wilson)."""
+    if "judge_grade" not in df:
+        return "no model-graded verdicts in these records"
+    judged = graded_rows(df).dropna(subset=["judge_grade"])
+    agree = stats.wilson_interval(int((judged["judge_grade"] == judged[GRADED]).sum()), len(judged))
+    table = format_summary(summary_table(df, grade_col="judge_grade", f_score_ci=False))
+    return f"{table.to_string(index=False)}\njudge agrees with the rule grader: {agree}"
 
 
 def consistency_table(df: Any) -> Any:

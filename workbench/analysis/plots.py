@@ -46,7 +46,7 @@ def latency_ecdf(df: Any, metrics: tuple[str, ...] = ("ttft_s", "e2e_s"), path: 
 
 def throughput_vs_concurrency(levels: Any, path: str | Path | None = None, slo_s: float | None = None) -> Any:
     """Throughput and p95 E2E against concurrency per contender, with the USL fit where one
-    converges (≥ 3 levels). `levels` is `workbench.analysis.evidence.concurrency_levels(...)`."""
+    converges (≥ 3 levels). `levels`: `Summary.concurrency_levels()` (label, concurrency, ...)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -62,12 +62,12 @@ def throughput_vs_concurrency(levels: Any, path: str | Path | None = None, slo_s
         line = ax1.plot(g["concurrency"], g["throughput_rps"], "o", label=str(label))[0]
         try:
             fit = stats.usl_fit(g["concurrency"], g["throughput_rps"])
-            xs = np.linspace(1, max(g["concurrency"].max(), 2), 100)
+            xs = np.linspace(1, max(g["concurrency"].max(), 2), 100)  # the tested range only
             ax1.plot(xs, fit.predict(xs), "-", color=line.get_color(), alpha=0.6,
                      label=f"USL σ={fit.sigma:.2f} κ={fit.kappa:.3f} R²={fit.r2:.2f}")
         except ValueError:
             pass
-        ax2.plot(g["concurrency"], g["p95_e2e_s"] * 1000, "o-", color=line.get_color(), label=str(label))
+        ax2.plot(g["concurrency"], g["e2e_p95"] * 1000, "o-", color=line.get_color(), label=str(label))
     if slo_s is not None:
         ax2.axhline(slo_s * 1000, color="red", ls="--", lw=0.8, label=f"SLO {slo_s * 1000:g} ms")
     ax1.set_xlabel("concurrency (closed-loop workers)")
@@ -177,9 +177,11 @@ def plot_sweep(summary: Any, fits: dict[str, USLFit | None], slo_e2e_s: float, p
         ax1.errorbar(x, y, yerr=yerr, fmt="o", color=color, capsize=3, label=f"{contender} (measured)")
         fit = fits.get(str(contender))
         if fit is not None:
-            xs = np.linspace(1, max(x.max() * 2, 2), 100)
-            ax1.plot(xs, fit.predict(xs), "-", color=color, alpha=0.6,
+            inside = np.linspace(1, max(x.max(), 2), 100)
+            beyond = np.linspace(max(x.max(), 2), max(x.max(), 2) * 2, 50)
+            ax1.plot(inside, fit.predict(inside), "-", color=color, alpha=0.6,
                      label=f"USL σ={fit.sigma:.2f} κ={fit.kappa:.3g} (n={fit.n_points})")
+            ax1.plot(beyond, fit.predict(beyond), "--", color=color, alpha=0.4, label="USL extrapolation (untested)")
         p = g["e2e_p95"].to_numpy(dtype=float) * 1000
         perr = [p - g["e2e_p95_low"].to_numpy(dtype=float) * 1000,
                 g["e2e_p95_high"].to_numpy(dtype=float) * 1000 - p]

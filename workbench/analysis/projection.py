@@ -1,8 +1,10 @@
-"""The fleet projection: how many replicas (or how much provider capacity) a target rate needs.
+"""The fleet projection of the concurrency sweep: what a target rate needs, from the best level.
 
-Written once; the concurrency notebook, the coalescing projections and the decision matrix all
-call it. Local contenders pay a machine-hour rate per replica (whole machines, no per-token
-charge); hosted ones pay their per-token price for the measured tokens per request.
+The arithmetic (replicas with headroom, Little's law, hosted quota in requests and tokens per
+minute) is `workbench.analysis.cost.project_realtime`, used by this, the realtime scenario and
+the annotation levers alike. Here: which measured level it rests on. Local contenders pay a
+machine-hour rate per replica (whole machines, no per-token charge); hosted ones pay their
+per-token price for the measured tokens per request, and need a provider quota, not replicas.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.analysis.cost import project_realtime
+from workbench.analysis.cost import DEFAULT_HEADROOM, project_realtime
 from workbench.config import Contender
 from workbench.pricing import price_for, price_from_throughput, request_cost
 
@@ -33,10 +35,17 @@ class Projection:
     price_note: str = ""
     assumptions: list[str] = field(default_factory=list)
 
+    def headline(self) -> str:
+        if not self.feasible:
+            return f"{self.contender}: no projection"
+        what = f"{self.replicas} replicas" if self.replicas else "a provider quota (no replicas)"
+        return (f"{self.contender}: {what}, ${self.cost_per_hour_usd:,.2f}/hour, "
+                f"${self.cost_per_1k_requests_usd:.4f} per 1k requests; price: {self.price_note}")
+
 
 def project_fleet(
     summary: Any, df: Any, contenders: Sequence[Contender], *, target_qps: float, slo_e2e_s: float,
-    machine_hour_usd: float, respect_slo: bool = True,
+    machine_hour_usd: float, respect_slo: bool = True, headroom: float = DEFAULT_HEADROOM,
 ) -> list[Projection]:
     """Replicas and cost/hour to serve `target_qps`, from the best measured level.
 
@@ -66,12 +75,13 @@ def project_fleet(
                 & (df["status"] == "ok")]
         mean_in = float(ok["input_tokens"].fillna(0).mean())
         mean_out = float(ok["output_tokens"].fillna(0).mean())
+        mean_e2e = float(ok["e2e_s"].mean())
         if c.is_local:
             tok_price = price_from_throughput(machine_hour_usd, float(best["output_tok_s"]))
             note = (f"self-hosted: ${machine_hour_usd:g}/machine-hour per replica (parameter); per-token "
                     f"equivalent at the measured {best['output_tok_s']:.1f} output tok/s: "
                     f"${tok_price.output:.2f}/1M output tokens")
-            proj = project_realtime(target_qps, 0.0, rps, replica_hour_usd=machine_hour_usd)
+            proj = project_realtime(target_qps, 0.0, rps, machine_hour_usd, headroom=headroom, mean_e2e_s=mean_e2e)
         else:
             price = price_for(c)
             if price is None or not price.per_token:
@@ -80,7 +90,8 @@ def project_fleet(
                 continue
             per_req = request_cost(price, mean_in, mean_out)
             note = f"{price.source}: ${price.input}/1M in, ${price.output}/1M out"
-            proj = project_realtime(target_qps, per_req, rps)
+            proj = project_realtime(target_qps, per_req, None, None, mean_e2e_s=mean_e2e,
+                                    tokens_per_request=mean_in + mean_out)
         lo, hi = best[col + "_low"], best[col + "_high"]
         basis = (f"basis: concurrency {level}, {'goodput' if respect_slo else 'throughput'} "
                  f"{rps:.2f} req/s [{lo:.2f}, {hi:.2f}] (n={int(best['ok'])} ok), "

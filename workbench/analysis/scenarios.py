@@ -1,30 +1,58 @@
-"""Workload scenarios: what "good" means for one use of a model, as weights and hard limits.
+"""Workload scenarios: what "good" means for one use of a model, and the rules of each kind.
 
-The decision matrix ranks contenders per scenario: hard constraints knock a contender out,
-weights over the measured axes rank the rest. A scenario also carries the workload numbers
-its cost projection needs (QPS, documents per night, monthly requests); the measured numbers
-(latency, throughput, token counts) come from runs, never from this file.
+A scenario (`experiments/scenarios.yaml`) is a workload: weights over the decision's axes, hard
+constraints, the workload's numbers (QPS, documents per night, monthly requests) and the
+reference values its utilities are scaled by. The measured numbers come from runs, never from
+this file. Each kind is a class that owns its rules — which metric stands for each axis, how
+its cost and quality are computed from the evidence, what its projections and checklist say —
+so nothing outside dispatches on the kind.
 
-File format: `experiments/scenarios.yaml`, a `scenarios:` mapping of name → scenario with a
-`kind` of realtime, batch or prototyping. Unknown fields are errors, reported as
-ConfigError(file, field, reason).
+**Axes** and their utilities, each on a bounded absolute scale in [0, 1] that does not depend
+on the other contenders (a ratio to the best contender would send everyone else to 0 when the
+best is 0):
+- quality (`accuracy`): how well the scenario's own task is done — routing accuracy (realtime),
+  annotation accuracy (batch), the QA net score on answerable questions (prototyping: a wrong
+  answer costs what a right one earns, so always abstaining scores ½ and always being wrong 0);
+  utility = the value itself;
+- `hallucination`: the hallucination score F × (1 − ½ × false-premise acceptance), itself in
+  [0, 1] (see `workbench.analysis.hallucination`); a contender that always refuses has F = 0;
+- `latency` (p95 E2E) and `cost` (the scenario's cost unit): utility = 1 / (1 + value /
+  reference) — 1 at zero, ½ at the scenario's reference value, → 0 as it grows; the references
+  (`latency_ref_s`, `cost_ref_usd`) are part of the scenario, shown in the report;
+- `integration`: the share of integration facts established (a fact, not a sample).
+
+Every kind makes its quality floor a hard constraint: latency and price cannot buy back a
+contender that does not do the task.
+
+File format: a `scenarios:` mapping of name → scenario with a `kind` of realtime, batch or
+prototyping. Unknown fields are errors, reported as ConfigError(file, field, reason).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import functools
+import math
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from workbench.config import PROJECT_ROOT, load_yaml
-from workbench.errors import ConfigError, UnknownNameError
+from workbench.analysis import axes
+from workbench.analysis.catalog import METRICS
+from workbench.analysis.cost import DEFAULT_HEADROOM, project_batch, project_prototyping, project_realtime
+from workbench.analysis.evidence import Draws, Evidence, Metric
+from workbench.config import PROJECT_ROOT, load_sections, validation_error
+from workbench.errors import ConfigError, lookup
+
+if TYPE_CHECKING:
+    from workbench.config import Contender
+    from workbench.pricing import Price
 
 __all__ = [
     "AXES",
     "DEFAULT_SCENARIOS_FILE",
-    "METRICS",
     "BatchScenario",
     "Constraint",
     "PrototypingScenario",
@@ -36,25 +64,12 @@ __all__ = [
 
 DEFAULT_SCENARIOS_FILE = PROJECT_ROOT / "experiments" / "scenarios.yaml"
 
-#: The decision matrix's axes. "accuracy" is task correctness against gold labels;
-#: "hallucination" is the hallucination-risk / capability axis.
+#: The decision matrix's axes.
 AXES: tuple[str, ...] = ("accuracy", "cost", "hallucination", "integration", "latency")
 
-#: Metrics a hard constraint may test, as the analysis notebooks name them.
-METRICS: tuple[str, ...] = (
-    "accuracy",
-    "error_rate",
-    "hallucination_rate",
-    "p50_e2e_s",
-    "p95_e2e_s",
-    "p99_e2e_s",
-    "p95_ttft_s",
-    "cost_per_1k_requests_usd",
-    "cost_per_document_usd",
-    "batch_wall_time_h",
-)
-
 Weight = Annotated[float, Field(ge=0)]
+#: The metrics behind the axes every kind measures the same way; a kind adds its cost and quality.
+_SHARED_AXES = {"latency": "e2e_p95", "hallucination": "hallucination_score", "integration": "integration_score"}
 
 
 class _Strict(BaseModel):
@@ -62,9 +77,10 @@ class _Strict(BaseModel):
 
 
 class Constraint(_Strict):
-    """A pass/fail limit on one measured metric: a contender outside it is not ranked."""
+    """A limit on one measured metric. Judged on the metric's 95% interval: `pass` when the whole
+    interval meets it, `fail` when the whole interval misses it, `inconclusive` otherwise."""
 
-    metric: str = Field(description=f"measured metric; one of {', '.join(METRICS)}")
+    metric: str = Field(description="measured metric; one of workbench.analysis.catalog.METRICS")
     max: float | None = Field(None, description="the metric must be <= this")
     min: float | None = Field(None, description="the metric must be >= this")
 
@@ -84,14 +100,58 @@ class Constraint(_Strict):
     def passes(self, value: float) -> bool:
         return (self.max is None or value <= self.max) and (self.min is None or value >= self.min)
 
+    @property
+    def text(self) -> str:
+        d = METRICS[self.metric]
+        bound, op = (self.max, "≤") if self.max is not None else (self.min, "≥")
+        assert bound is not None
+        unit = d.unit if d.unit == "%" else f" {d.unit}"
+        return f"{d.label} {op} {bound * d.scale:g}{unit}"
+
+    def status(self, m: Metric | None) -> str:
+        """`pass`, `fail` or `inconclusive` from the metric's interval; unmeasured is `fail`.
+
+        A bound the sample cannot support (NaN) is unknown, so it can never make a pass."""
+        if m is None or math.isnan(m.value):
+            return "fail"
+        lo = m.low if not math.isnan(m.low) else -math.inf
+        hi = m.high if not math.isnan(m.high) else math.inf
+        if self.max is not None:
+            if hi <= self.max:
+                return "pass"
+            if lo > self.max:
+                return "fail"
+            return "inconclusive"
+        assert self.min is not None
+        if lo >= self.min:
+            return "pass"
+        if hi < self.min:
+            return "fail"
+        return "inconclusive"
+
+
+def hyperbolic(values: Any, reference: float) -> Any:
+    """Utility 1 / (1 + value / reference): 1 at 0, ½ at the reference, → 0 as value grows."""
+    v = np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.isfinite(v), 1.0 / (1.0 + np.maximum(v, 0.0) / reference), 0.0)
+
 
 class _ScenarioBase(_Strict):
+    kind: ClassVar[str]
+    #: The metric that stands for each axis in this kind of workload.
+    axis_metric: ClassVar[dict[str, str]]
+    #: What each reference means, for the report.
+    cost_unit: ClassVar[str]
+
     name: str = Field(description="the scenario's key in the file")
     description: str = Field(description="one line: who uses the model, for what")
     weights: dict[str, Weight] = Field(description=f"relative importance per axis; axes: {', '.join(AXES)}")
     hard_constraints: list[Constraint] = Field(
         default_factory=list, description="limits that disqualify a contender outright"
     )
+    latency_ref_s: float = Field(1.0, gt=0, description="p95 E2E at which the latency utility is ½, seconds")
+    cost_ref_usd: float = Field(gt=0, description="cost (in the kind's cost unit) at which the cost utility is ½")
 
     @field_validator("weights")
     @classmethod
@@ -119,25 +179,134 @@ class _ScenarioBase(_Strict):
                 return
         self.hard_constraints.append(Constraint(metric=metric, max=max, min=min))
 
+    # -- what the kind owns ----------------------------------------------------------------
 
+    def utility(self, axis: str, values: Any) -> Any:
+        """The axis utility in [0, 1] of the axis metric's values (see the module docstring)."""
+        if axis == "latency":
+            return hyperbolic(values, self.latency_ref_s)
+        if axis == "cost":
+            return hyperbolic(values, self.cost_ref_usd)
+        v = np.asarray(values, dtype=float)
+        return np.where(np.isfinite(v), np.clip(v, 0.0, 1.0), 0.0)
+
+    def utility_text(self) -> dict[str, str]:
+        """How each axis of this scenario is scored, in words (for the report and README)."""
+        out = {}
+        for axis in AXES:
+            m = METRICS[self.axis_metric[axis]]
+            if axis == "latency":
+                out[axis] = f"1 / (1 + {m.label} / {self.latency_ref_s * 1000:g} ms)"
+            elif axis == "cost":
+                out[axis] = f"1 / (1 + {m.label} / {self.cost_ref_usd:g} {self.cost_unit})"
+            else:
+                out[axis] = m.label
+        return out
+
+    def metrics(self, ev: Evidence, draws: Draws, label: str, contender: Contender | None, *,
+                machine_hour_usd: float) -> dict[str, Metric]:
+        """Every metric this scenario's axes and constraints use, for one contender, on every row
+        of the joint resampling: the shared ones, then the kind's own cost and quality."""
+        out: dict[str, Metric] = dict(ev.fixed.get(label, {}))
+        out.update(axes.latency_metrics(ev, draws, label))
+        out.update(axes.qa_metrics(ev, draws, label))
+        out.update(self.task_metrics(ev, draws, label, contender, out, machine_hour_usd))
+        return out
+
+    def task_metrics(self, ev: Evidence, draws: Draws, label: str, contender: Contender | None,
+                     shared: dict[str, Metric], machine_hour_usd: float) -> dict[str, Metric]:
+        """The kind's own metrics (its cost, its task's quality), given the shared ones."""
+        raise NotImplementedError
+
+    def checklist(self, pick: str, m: Mapping[str, Metric]) -> list[str]:
+        """The kind's own items of the migration checklist."""
+        return []
+
+    def projection_basis(self) -> str:
+        """One line: the workload numbers every projection of this scenario rests on."""
+        return ""
+
+    def lever_projection(self, r: Mapping[str, Any], price: Price, is_local: bool, machine_hour_usd: float,
+                         strategy: str) -> dict[str, Any]:
+        """This scenario's time and cost from one annotation strategy's measured numbers
+        (a row of `workbench.analysis.levers.strategy_summary`)."""
+        raise NotImplementedError
+
+
+# The three kinds declare their workload fields in the same shape, side by side on purpose: a
+# reader compares them at a glance (`duplicates` reports them as a pair).
 class RealtimeScenario(_ScenarioBase):
     """Online traffic with a latency SLO (e.g. intent routing in front of an assistant)."""
 
-    kind: Literal["realtime"] = "realtime"
+    kind: ClassVar[str] = "realtime"
+    axis_metric: ClassVar[dict[str, str]] = {**_SHARED_AXES, "cost": "cost_per_1k_requests_usd",
+                                             "accuracy": "route_accuracy"}
+    cost_unit: ClassVar[str] = "USD per 1k requests"
+
+    type: Literal["realtime"] = Field("realtime", alias="kind")
     prompt_set: str = Field(description="prompt set under experiments/prompts/ that stands for the traffic")
     target_qps: float = Field(gt=0, description="steady request rate to serve, requests/s")
     slo_p95_e2e_s: float = Field(gt=0, description="p95 end-to-end latency limit, seconds")
+    accuracy_floor: float = Field(ge=0, le=1, description="minimum routing accuracy on the labelled prompts")
+    headroom: float = Field(DEFAULT_HEADROOM, ge=0, lt=1, description="share of fleet capacity kept free for peaks")
+    latency_ref_s: float = Field(0.0, ge=0, description="p95 E2E at which the latency utility is ½; 0: the SLO")
 
     @model_validator(mode="after")
     def _slo_is_constraint(self) -> RealtimeScenario:
-        self._require("p95_e2e_s", max=self.slo_p95_e2e_s)
+        self._require("e2e_p95", max=self.slo_p95_e2e_s)
+        self._require("route_accuracy", min=self.accuracy_floor)
+        if self.latency_ref_s == 0:
+            object.__setattr__(self, "latency_ref_s", self.slo_p95_e2e_s)
         return self
+
+    def task_metrics(self, ev: Evidence, draws: Draws, label: str, contender: Contender | None,
+                     shared: dict[str, Metric], machine_hour_usd: float) -> dict[str, Metric]:
+        out = axes.goodput_metrics(ev, draws, label, self.slo_p95_e2e_s)
+        out.update(axes.realtime_cost({**shared, **out}, contender, target_qps=self.target_qps,
+                                      headroom=self.headroom, machine_hour_usd=machine_hour_usd))
+        return out
+
+    def checklist(self, pick: str, m: Mapping[str, Metric]) -> list[str]:
+        return [f"Re-run the concurrency sweep up to the concurrency your {self.target_qps:g} QPS needs per "
+                f"replica, and confirm p95 ≤ {self.slo_p95_e2e_s * 1000:g} ms under that load; then a short "
+                "open-loop run at the per-replica rate the projection assumes."]
+
+    def projection_basis(self) -> str:
+        return (f"{self.target_qps:g} requests/s, SLO p95 ≤ {self.slo_p95_e2e_s * 1000:g} ms, "
+                f"{self.headroom:.0%} headroom")
+
+    def lever_projection(self, r: Mapping[str, Any], price: Price, is_local: bool, machine_hour_usd: float,
+                         strategy: str) -> dict[str, Any]:
+        goodput = float(r["docs_per_busy_s"])
+        p95 = float(r["e2e_p95"])
+        rt = project_realtime(self.target_qps, 0.0 if is_local else float(r["cost_per_doc_usd"]),
+                              goodput if is_local else None, machine_hour_usd if is_local else None,
+                              headroom=self.headroom)
+        met = "met" if p95 <= self.slo_p95_e2e_s else "NOT met"
+        extra = [f"SLO p95 <= {self.slo_p95_e2e_s:g} s {met}: measured request p95 {p95:.3f} s "
+                 f"[{r['e2e_p95_low']:.3f}, {r['e2e_p95_high']:.3f}] n={r['e2e_n']}"]
+        if is_local:
+            extra.append(f"one replica sustains the measured {goodput:.3g} documents/s (documents per busy "
+                         "second, one request at a time): throughput, not goodput; the SLO is checked above")
+        if strategy != "naive":
+            extra.append("coalescing waits for k documents before sending: k / target QPS seconds of extra "
+                         "latency at the target rate")
+        time = f"{rt.replicas:,} replicas" if is_local else f"{self.target_qps * 60:,.0f} requests/min of quota"
+        return {"time": time,
+                "cost": f"${rt.cost_per_hour_usd:,.2f}/hour (${rt.cost_per_1k_requests_usd:.4g} per 1k)",
+                "replicas": rt.replicas, "cost_per_hour_usd": rt.cost_per_hour_usd,
+                "assumptions": rt.assumptions + extra}
 
 
 class BatchScenario(_ScenarioBase):
     """Offline annotation of a nightly document drop within a time window."""
 
-    kind: Literal["batch"] = "batch"
+    kind: ClassVar[str] = "batch"
+    axis_metric: ClassVar[dict[str, str]] = {**_SHARED_AXES, "cost": "cost_per_document_usd",
+                                             "accuracy": "annotation_accuracy"}
+    cost_unit: ClassVar[str] = "USD per document"
+
+    type: Literal["batch"] = Field("batch", alias="kind")
     dataset: str = Field(description="workload folder under experiments/ (documents + labels)")
     documents_per_night: int = Field(gt=0, description="documents to annotate each night")
     window_hours: float = Field(gt=0, le=24, description="hours the batch may take")
@@ -146,24 +315,88 @@ class BatchScenario(_ScenarioBase):
 
     @model_validator(mode="after")
     def _floor_is_constraint(self) -> BatchScenario:
-        self._require("accuracy", min=self.accuracy_floor)
+        self._require("annotation_accuracy", min=self.accuracy_floor)
+        self._require("batch_wall_time_h", max=self.window_hours)
         return self
+
+    def task_metrics(self, ev: Evidence, draws: Draws, label: str, contender: Contender | None,
+                     shared: dict[str, Metric], machine_hour_usd: float) -> dict[str, Metric]:
+        return axes.annotation_metrics(ev, draws, label, contender, machine_hour_usd=machine_hour_usd,
+                                       floor=self.accuracy_floor, documents_per_night=self.documents_per_night,
+                                       concurrency_limit=self.concurrency_limit)
+
+    def checklist(self, pick: str, m: Mapping[str, Metric]) -> list[str]:
+        strat = m.get("strategy")
+        return [f"Re-run the annotation experiment on a sample of real documents with the chosen strategy "
+                f"({strat.source if strat else 'naive'}) and check accuracy ≥ {self.accuracy_floor:.0%} on your "
+                "labels."]
+
+    def projection_basis(self) -> str:
+        return (f"{self.documents_per_night:,} documents a night in {self.window_hours:g} h, "
+                f"{self.concurrency_limit} requests in flight")
+
+    def lever_projection(self, r: Mapping[str, Any], price: Price, is_local: bool, machine_hour_usd: float,
+                         strategy: str) -> dict[str, Any]:
+        p = project_batch(self.documents_per_night, self.window_hours, r["input_tokens_per_doc"],
+                          r["output_tokens_per_doc"], price, r["requests_per_doc"], r["mean_e2e_s"],
+                          self.concurrency_limit)
+        extra = [f"duplicate and cache savings of this {r['n_docs']}-document sample hold at "
+                 f"{self.documents_per_night} documents a night"]
+        if r["accuracy_high"] < self.accuracy_floor:
+            extra.append(f"accuracy floor {self.accuracy_floor:.0%} NOT met (upper 95% bound {r['accuracy_high']:.0%})")
+        fits = "fits" if p.fits_window else "does NOT fit"
+        return {"time": f"{p.wall_time_s / 3600:,.1f} h at concurrency {p.concurrency_limit} ({fits} the "
+                        f"{self.window_hours:g} h window; needs >= {p.min_concurrency_to_fit})",
+                "cost": f"${p.total_cost_usd:,.2f} a night ({p.cost_per_document_usd * 1e6:.3g} µ$/doc)",
+                "wall_time_h": p.wall_time_s / 3600, "total_cost_usd": p.total_cost_usd,
+                "assumptions": p.assumptions + extra}
 
 
 class PrototypingScenario(_ScenarioBase):
     """A team building on the model: low volume, capability and ease of integration first."""
 
-    kind: Literal["prototyping"] = "prototyping"
+    kind: ClassVar[str] = "prototyping"
+    axis_metric: ClassVar[dict[str, str]] = {**_SHARED_AXES, "cost": "monthly_cost_usd", "accuracy": "qa_net_score"}
+    cost_unit: ClassVar[str] = "USD per month"
+
+    type: Literal["prototyping"] = Field("prototyping", alias="kind")
     prompt_set: str | None = Field(None, description="prompt set that stands for the prototype's use")
     monthly_requests: int = Field(gt=0, description="requests per month")
+    quality_floor: float = Field(ge=0, le=1, description="minimum QA F-score on answerable questions")
+
+    @model_validator(mode="after")
+    def _floor_is_constraint(self) -> PrototypingScenario:
+        self._require("qa_f_score", min=self.quality_floor)
+        return self
+
+    def task_metrics(self, ev: Evidence, draws: Draws, label: str, contender: Contender | None,
+                     shared: dict[str, Metric], machine_hour_usd: float) -> dict[str, Metric]:
+        return axes.monthly_cost(ev, draws, shared, label, contender, monthly_requests=self.monthly_requests,
+                                 machine_hour_usd=machine_hour_usd)
+
+    def projection_basis(self) -> str:
+        return f"{self.monthly_requests:,} requests a month"
+
+    def lever_projection(self, r: Mapping[str, Any], price: Price, is_local: bool, machine_hour_usd: float,
+                         strategy: str) -> dict[str, Any]:
+        pp = project_prototyping(self.monthly_requests, float(r["cost_per_doc_usd"]))
+        busy_h = self.monthly_requests * float(r["busy_per_doc_s"]) / 3600
+        extra = [f"machine busy {busy_h:.2f} h a month at the measured busy time per document"]
+        if is_local:
+            extra.append(f"only busy machine time is charged; an always-on machine costs "
+                         f"${machine_hour_usd * 730:,.0f} a month regardless")
+        return {"time": f"{busy_h:.2f} h busy/month", "cost": f"${pp.monthly_cost_usd:,.4g}/month",
+                "monthly_cost_usd": pp.monthly_cost_usd, "assumptions": pp.assumptions + extra}
 
 
 Scenario = RealtimeScenario | BatchScenario | PrototypingScenario
-_KINDS: dict[str, type[RealtimeScenario] | type[BatchScenario] | type[PrototypingScenario]] = {
-    "realtime": RealtimeScenario,
-    "batch": BatchScenario,
-    "prototyping": PrototypingScenario,
+_KINDS: dict[str, Callable[..., Scenario]] = {
+    "realtime": RealtimeScenario.model_validate,
+    "batch": BatchScenario.model_validate,
+    "prototyping": PrototypingScenario.model_validate,
 }
+_MODELS: dict[str, type[BaseModel]] = {"realtime": RealtimeScenario, "batch": BatchScenario,
+                                       "prototyping": PrototypingScenario}
 
 
 class ScenarioSet(Mapping[str, Scenario]):
@@ -174,10 +407,7 @@ class ScenarioSet(Mapping[str, Scenario]):
         self._by_name = dict(scenarios)
 
     def __getitem__(self, name: str) -> Scenario:
-        try:
-            return self._by_name[name]
-        except KeyError:
-            raise UnknownNameError("scenario", name, self._by_name) from None
+        return lookup("scenario", name, self._by_name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._by_name)
@@ -186,20 +416,17 @@ class ScenarioSet(Mapping[str, Scenario]):
         return len(self._by_name)
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in loc)
+def _fields_at(kind: str, loc: tuple[int | str, ...]) -> list[str]:
+    if "hard_constraints" in loc:
+        return list(Constraint.model_fields)
+    return [f for f in _MODELS[kind].model_fields if f not in ("name", "type")] + ["kind"]
 
 
 def load_scenarios(path: str | Path | None = None) -> ScenarioSet:
     """Load and validate a scenarios file; any mistake raises ConfigError naming file and field."""
     p = Path(path) if path is not None else DEFAULT_SCENARIOS_FILE
     src = str(p)
-    data = load_yaml(p)
-    if not isinstance(data, dict):
-        raise ConfigError(src, None, "expected a mapping with a 'scenarios' mapping")
-    unknown = sorted(set(data) - {"scenarios"})
-    if unknown:
-        raise ConfigError(src, unknown[0], "unknown top-level field; valid: scenarios")
+    data = load_sections(p, ("scenarios",), "a 'scenarios' mapping")
     entries = data.get("scenarios")
     if not isinstance(entries, dict) or not entries:
         raise ConfigError(src, "scenarios", "must be a non-empty mapping of name → scenario")
@@ -209,19 +436,11 @@ def load_scenarios(path: str | Path | None = None) -> ScenarioSet:
         if not isinstance(entry, dict):
             raise ConfigError(src, where, "each scenario must be a mapping")
         kind = entry.get("kind")
-        model = _KINDS.get(kind) if isinstance(kind, str) else None
-        if model is None:
+        build = _KINDS.get(kind) if isinstance(kind, str) else None
+        if build is None:
             raise ConfigError(src, f"{where}.kind", f"unknown kind {kind!r}; valid: {', '.join(_KINDS)}")
-        fields: dict[str, Any] = {"name": str(name), **entry}
         try:
-            out[str(name)] = model.model_validate(fields)
+            out[str(name)] = build({"name": str(name), **entry})
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = _loc(tuple(err["loc"]))
-            reason = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                parent: type[BaseModel] = Constraint if "hard_constraints" in err["loc"] else model
-                valid = ", ".join(f for f in parent.model_fields if f != "name")
-                reason = f"unknown field; valid: {valid}"
-            raise ConfigError(src, f"{where}.{loc}" if loc else where, reason) from None
+            raise validation_error(exc, src, where, functools.partial(_fields_at, str(kind))) from None
     return ScenarioSet(out, source=src)

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from workbench.aio import run_sync
+from workbench.analysis import capacity, plots, projection
+from workbench.analysis.cost import DEFAULT_HEADROOM
+from workbench.analysis.stats import USLFit
 from workbench.measure.load import LoadResult, closed_loop
 from workbench.measure.load.common import ClientShards
 from workbench.session import Session
 from workbench.types import Prompt
 
-__all__ = ["client_warnings", "run_sweep"]
+__all__ = ["SweepReport", "analyse", "client_warnings", "run_sweep"]
 
 
 async def _sweep(
@@ -85,3 +89,57 @@ def client_warnings(loadgen: Sequence[dict[str, Any]]) -> list[str]:
     """One line per run in which the client, not the server, may have limited the numbers."""
     return [f"{row['contender']} @ concurrency {row['level']}: {row['client_limited']}"
             for row in loadgen if row.get("client_limited")]
+
+
+@dataclass
+class SweepReport:
+    """What the concurrency notebook shows, computed once; the tables are also saved as files."""
+
+    levels: Any  # capacity.level_summary: one row per (contender, level)
+    levels_text: Any
+    knee: Any  # capacity.knee_and_usl table
+    fits: dict[str, USLFit | None]
+    projections: list[str]
+    loadgen: Any
+    client_warnings: list[str]
+    figure: Any = None
+
+    def knee_lines(self) -> list[str]:
+        out = []
+        for _, r in self.knee.iterrows():
+            rng = (f" [{r['knee_low']:g}, {r['knee_high']:g}]" if "knee_low" in r and r["knee_low"] == r["knee_low"]
+                   else "")
+            peak = f"; USL peak: {r['peak_note']}" if isinstance(r.get("peak_note"), str) else ""
+            out.append(f"{r['contender']}: knee at concurrency {r['knee_concurrency']}{rng}{peak}; "
+                       f"USL: {r.get('usl_note')}")
+        return out
+
+
+def analyse(session: Session, loadgen: Sequence[dict[str, Any]], *, slo_e2e_s: float, target_qps: float,
+            machine_hour_usd: float, headroom: float = DEFAULT_HEADROOM) -> SweepReport:
+    """Per level, the knee and the USL with their intervals, the fleet projections (under the SLO
+    and, labelled as not a plan, capacity only), and whether the client limited any run. Saves
+    `concurrency_levels.csv`, `concurrency_knee_usl.csv` and `concurrency_sweep.png`."""
+    import pandas as pd
+
+    from workbench.results import load_records
+
+    df = load_records(session.run.path, session.experiment)
+    levels = capacity.level_summary(df, slo_e2e_s)
+    levels.to_csv(session.run.path / f"{session.experiment}_levels.csv", index=False)
+    knee, fits = capacity.knee_and_usl(levels, df)
+    knee.to_csv(session.run.path / f"{session.experiment}_knee_usl.csv", index=False)
+    fig = plots.plot_sweep(levels, fits, slo_e2e_s, path=session.run.path / f"{session.experiment}_sweep.png")
+    lines: list[str] = []
+    for respect in (True, False):
+        lines.append("=== under the SLO ===" if respect else
+                     "=== capacity only, SLO ignored (not a valid plan for this scenario) ===")
+        for p in projection.project_fleet(levels, df, session.contenders, target_qps=target_qps, slo_e2e_s=slo_e2e_s,
+                                          machine_hour_usd=machine_hour_usd, respect_slo=respect, headroom=headroom):
+            lines.append(p.headline())
+            lines += [f"    - {a}" for a in p.assumptions]
+    table = pd.DataFrame(loadgen)
+    cols = [c for c in ("contender", "level", "sent", "ok", "wall_s", "deadline_hit", "loop_lag_p99_s",
+                        "client_cpu_share", "client_limited") if c in table]
+    return SweepReport(levels, capacity.format_levels(levels), knee, fits, lines, table[cols] if cols else table,
+                       client_warnings(loadgen), fig)

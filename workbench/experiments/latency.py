@@ -6,7 +6,12 @@ Per contender, in this order:
   2. `warmup` — `warmup` requests, recorded but left out of the statistics;
   3. `warm` — `n_requests` measured requests, prompts cycled in order.
 Warm requests of all contenders are interleaved round-robin so that a drift of the machine
-(another process, thermal throttling) hits every contender alike.
+(another process, thermal throttling) hits every contender alike, and warm request i of every
+contender carries the same prompt: contenders are compared paired, prompt by prompt.
+
+On a labelled prompt set (the routing messages: `meta.expected`), each answer is also graded
+where it is recorded (`expected`, `route_label`, `route_correct`; `workbench.analysis.intents`),
+so the realtime scenario's quality axis comes from the same requests as its latency.
 
 Request ids are stable (`{contender}:{phase}:{i}`), so a resumed run (`workbench run --resume`,
 `session.resume`) skips every id that already has a record. In particular the cold request is
@@ -25,7 +30,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from workbench.aio import run_sync
-from workbench.analysis import stats
+from workbench.analysis import distribution, stats
+from workbench.analysis.intents import grade_route, labels_of
 from workbench.measure.budget import BudgetExhausted, estimate_input_tokens
 from workbench.measure.probe import make_client, probe
 from workbench.session import Session
@@ -42,6 +48,7 @@ async def _run(
     records: list[Record] = []
     done = session.completed_ids() if session.resume else set()
     budget = session.budget
+    labels = labels_of(p.meta for p in prompts)
     if done:
         print(f"resuming: {len(done)} requests already recorded are skipped")
     with session.writer() as writer:
@@ -56,6 +63,10 @@ async def _run(
                                                    contender=c, request_id=request_id, extra=fields))
                 raise BudgetExhausted(budget.spent_usd, budget.max_usd)
             rec = await probe(client, targets[c.name], prompt, request_id=request_id, extra=fields)
+            if labels and prompt.meta.get("expected"):
+                label, correct = grade_route(rec.output_text if rec.ok else None, prompt.meta, labels)
+                rec.extra.update(expected=prompt.meta["expected"], route_label=label,
+                                 route_correct=correct if rec.ok else None)
             writer.write(rec)
             records.append(rec)
             if budget is not None:
@@ -100,38 +111,36 @@ def run_latency(
     return run_sync(_run(session, prompts, n_requests, warmup, stream))
 
 
-def latency_summary(df: Any, qs: Sequence[float] = (50, 95, 99), n_boot: int = 2000) -> Any:
-    """Per contender and metric over successful warm requests: n and each percentile with its
-    bootstrap 95% CI. One row per (contender, metric)."""
+def latency_summary(df: Any) -> Any:
+    """One row per contender over its successful warm requests: TTFT, E2E and TPOT distributions
+    (`workbench.analysis.distribution`: n, p50/p95/p99 with order-statistic intervals) and, on a
+    labelled prompt set, the routing accuracy with its Wilson interval."""
     import pandas as pd
 
     warm = df[(df["status"] == "ok") & (df.get("phase", "warm") == "warm")]
     rows = []
     for contender, g in warm.groupby("contender", sort=True):
-        for metric in METRICS:
-            values = g[metric].dropna().to_numpy(dtype=float)
-            row: dict[str, Any] = {"contender": contender, "metric": metric, "n": len(values)}
-            for q in qs:
-                est = stats.percentile_ci(values, q, n_boot=n_boot)
-                row[f"p{q:g}"] = est.value
-                row[f"p{q:g}_low"] = est.low
-                row[f"p{q:g}_high"] = est.high
-            rows.append(row)
+        row: dict[str, Any] = {"contender": contender}
+        for field in METRICS:
+            row.update(distribution.summarize(g[field].to_numpy(dtype=float), distribution.key_of(field)))
+        if "route_correct" in g and g["route_correct"].notna().any():
+            graded = g["route_correct"].dropna().astype(bool)
+            acc = stats.wilson_interval(int(graded.sum()), len(graded))
+            row.update(route_accuracy=acc.value, route_accuracy_low=acc.low, route_accuracy_high=acc.high,
+                       route_accuracy_n=acc.n)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def format_summary(summary: Any, scale: float = 1000.0, digits: int = 1) -> Any:
-    """The summary as text cells `value [low, high]` in milliseconds, one row per contender+metric."""
-    import pandas as pd
-
-    out = summary[["contender", "metric", "n"]].copy()
-    for col in summary.columns:
-        if col.startswith("p") and not col.endswith(("_low", "_high")):
-            out[f"{col} ms [95% CI]"] = [
-                stats.format_interval(v, lo, hi, scale, digits)
-                for v, lo, hi in zip(summary[col], summary[f"{col}_low"], summary[f"{col}_high"], strict=True)
-            ]
-    return pd.DataFrame(out)
+def format_summary(summary: Any) -> Any:
+    """The summary as text cells `value [low, high]` in milliseconds (and routing accuracy in %)."""
+    table = distribution.format_table(summary, [distribution.key_of(m) for m in METRICS], ["contender"])
+    if "route_accuracy" in summary:
+        table["routing accuracy % [95% CI]"] = [
+            stats.format_interval(v, lo, hi, 100.0, 0) + f" n={int(n)}" if n == n else "—"
+            for v, lo, hi, n in zip(summary["route_accuracy"], summary["route_accuracy_low"],
+                                    summary["route_accuracy_high"], summary["route_accuracy_n"], strict=True)]
+    return table
 
 
 def cold_start_table(df: Any) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 from workbench.aio import run_sync
 from workbench.analysis import stats
 from workbench.analysis.capacity import poisson_rate_ci, request_ends
+from workbench.analysis.quantiles import quantile_ci
 from workbench.config import Contender
 from workbench.measure.load import LoadResult, closed_loop, open_loop
 from workbench.measure.probe import make_client
@@ -30,7 +31,7 @@ from workbench.serve.ratelimit import RateLimitProxy
 from workbench.session import Session
 from workbench.types import Prompt
 
-__all__ = ["MITIGATIONS", "rehearsal_table", "run_rehearsal"]
+__all__ = ["MITIGATIONS", "rehearsal_table", "rehearse", "run_rehearsal"]
 
 MITIGATIONS = ("none", "client_limit", "backoff", "queue")
 #: The "backoff" mitigation: up to 4 attempts, honouring retry-after (the proxy's hint).
@@ -87,6 +88,23 @@ def run_rehearsal(
                                   max_duration_s=max_duration_s, queue_rate=queue_rate))
 
 
+def rehearse(session: Session, prompts: Sequence[Prompt], *, slo_e2e_s: float, contender: str = "",
+             **kwargs: Any) -> Any:
+    """The notebook's entry: rehearse on `contender` (default: the first local one), then the
+    table (also saved as `<experiment>_rehearsal.csv`); a one-line note when there is none."""
+    from workbench.results import load_records
+
+    local = [c for c in session.contenders if c.is_local]
+    target = next((c for c in session.contenders if c.name == contender), local[0] if local else None)
+    if target is None:
+        return "no local contender selected: rehearsal skipped"
+    run_rehearsal(session, target, prompts, **kwargs)
+    table = rehearsal_table(load_records(session.run.path, session.experiment), slo_e2e_s)
+    table.to_csv(session.run.path / f"{session.experiment}_rehearsal.csv", index=False)
+    print(f"{target.name} behind a proxy allowing {kwargs.get('limit', 2)} in flight")
+    return table
+
+
 def rehearsal_table(df: Any, slo_e2e_s: float) -> Any:
     """Per mitigation: attempts sent, logical requests, ok, rate_limited, user-visible p95 E2E
     (from the schedule) with its 95% CI, and goodput (ok within the SLO per second of window)."""
@@ -101,7 +119,7 @@ def rehearsal_table(df: Any, slo_e2e_s: float) -> Any:
         final = g.sort_values("attempt").groupby("logical_request_id").tail(1)
         ok = final[final["status"] == "ok"]
         user = ok["e2e_from_schedule_s"].dropna().to_numpy(dtype=float)
-        p95 = stats.percentile_ci(user, 95)
+        p95 = quantile_ci(user, 95)
         ends = request_ends(g).fillna(g["scheduled_s"])  # never sent: ended where it was due
         window = float(ends.max() - g["scheduled_s"].min())
         good = poisson_rate_ci(int((ok["e2e_from_schedule_s"] <= slo_e2e_s).sum()), window)
@@ -124,6 +142,10 @@ def rehearsal_table(df: Any, slo_e2e_s: float) -> Any:
 def _fmt(e: stats.Estimate, scale: float = 1.0) -> str:
     if math.isnan(e.value):
         return f"n/a (n={e.n})"
-    if math.isnan(e.low):
+    if math.isnan(e.low) and math.isnan(e.high):
         return f"{e.value * scale:.2f} (n={e.n})"
-    return f"{e.value * scale:.2f} [{e.low * scale:.2f}, {e.high * scale:.2f}] n={e.n}"
+
+    def f(v: float) -> str:
+        return "—" if math.isnan(v) else f"{v * scale:.2f}"
+
+    return f"{e.value * scale:.2f} [{f(e.low)}, {f(e.high)}] n={e.n}"

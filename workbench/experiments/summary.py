@@ -1,7 +1,8 @@
 """The summary: the decision matrix per scenario, the per-axis evidence, and the text around it.
 
 The notebook calls `build_summary()` once and shows its parts; the runner then exports the
-executed notebook as `report.html` (see `workbench.runner.export_html`).
+executed notebook as `report.html` (see `workbench.runner.export_html`). One joint resampling
+(`Draws`) serves every scenario, so the scenarios' uncertainties come from the same replicates.
 """
 
 from __future__ import annotations
@@ -13,29 +14,39 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.analysis import capacity
+from workbench.analysis.catalog import describe, format_value
 from workbench.analysis.checklist import migration_checklist
 from workbench.analysis.comparisons import pairwise_tests
-from workbench.analysis.decision import AXIS_METRIC, ScenarioResult, decide, decision_matrix
-from workbench.analysis.evidence import Evidence, concurrency_levels, gather_evidence
-from workbench.analysis.scenarios import RealtimeScenario, load_scenarios
+from workbench.analysis.decision import DECISIVE_P, ScenarioResult, decide, decision_matrix
+from workbench.analysis.evidence import Draws, Evidence, gather_evidence
+from workbench.analysis.scenarios import AXES, RealtimeScenario, load_scenarios
 from workbench.config import load_contenders
 
-__all__ = ["AXES_SHOWN", "Summary", "build_summary"]
+__all__ = ["AXES_SHOWN", "SCORE_TEXT", "Summary", "build_summary"]
 
-#: Per-contender metrics shown in the axes table: (metric, label, scale, unit).
-AXES_SHOWN: tuple[tuple[str, str, float, str], ...] = (
-    ("p50_ttft_s", "TTFT p50", 1000, " ms"),
-    ("p95_ttft_s", "TTFT p95", 1000, " ms"),
-    ("p50_e2e_s", "E2E p50", 1000, " ms"),
-    ("p95_e2e_s", "E2E p95", 1000, " ms"),
-    ("cold_e2e_s", "cold E2E", 1000, " ms"),
-    ("max_throughput_rps", "max throughput", 1, " req/s"),
-    ("error_rate", "error rate", 100, "%"),
-    ("hallucination_rate", "hallucination rate", 100, "%"),
-    ("abstention_rate", "abstention rate", 100, "%"),
-    ("qa_accuracy", "QA accuracy", 100, "%"),
-    ("integration_score", "integration facts established", 100, "%"),
+#: Per-contender metrics shown in the axes table, in order.
+AXES_SHOWN: tuple[str, ...] = (
+    "ttft_p50", "ttft_p95", "e2e_p50", "e2e_p95", "e2e_p99", "cold_e2e_s", "route_accuracy", "max_throughput_rps",
+    "goodput_rps", "error_rate", "qa_accuracy", "qa_accuracy_given_attempted", "qa_f_score", "qa_abstention_rate",
+    "false_premise_acceptance", "hallucination_score", "annotation_accuracy", "integration_score",
 )
+
+#: How to read the matrix, in plain words (the report shows it; README says the same).
+SCORE_TEXT = """\
+**Score** = Σ weight × utility over the scenario's axes; every utility lies in [0, 1] on an absolute
+scale (it does not depend on the other contenders): quality and hallucination are the share itself;
+latency and cost are 1 / (1 + value / reference), ½ at the scenario's reference value.
+**Hallucination score** = QA F-score on answerable questions × (1 − ½ × false-premise acceptance): a
+contender that always says "I don't know" scores 0.
+**Constraints** are judged on each metric's 95% interval: *pass* (the whole interval meets the limit),
+*fail* (the whole interval misses it), *inconclusive* (it straddles the limit — listed with the sample
+size that would decide it, not ranked).
+**p_best** = the share of {n_boot} joint bootstrap replicates (prompts, items and documents resampled
+once for every contender together) in which the contender has the top score among the eligible
+ones; **rank [low, high]** = its median rank and 95% rank interval over the same replicates. A pick is
+**decisive** when p_best ≥ {decisive:.0%} and no other contender that could still qualify beats it
+in more than {undecided:.0%} of the replicates."""
 
 
 @dataclass
@@ -45,34 +56,50 @@ class Summary:
     matrix: pd.DataFrame
     significance: pd.DataFrame
     missing_axes: list[str] = field(default_factory=list)
+    n_boot: int = 1000
 
     def axes_table(self) -> pd.DataFrame:
+        """Value [95% interval] n per contender and metric (the shared metrics of every scenario)."""
+        merged: dict[str, dict[str, Any]] = {}
+        for r in self.results:
+            for label, m in r.metrics.items():
+                merged.setdefault(label, {}).update({k: v for k, v in m.items() if k in AXES_SHOWN})
         rows = []
         for label in self.evidence.contenders:
             row: dict[str, Any] = {"contender": label}
-            for metric, name, scale, unit in AXES_SHOWN:
-                m = self.evidence.get(label, metric)
-                row[name] = m.fmt(scale, 3, unit) if m is not None else "—"
+            for name in AXES_SHOWN:
+                mm = merged.get(label, {}).get(name)
+                row[describe(name).label] = format_value(name, mm.value, mm.low, mm.high, mm.n) if mm else "—"
             rows.append(row)
-        return pd.DataFrame(rows).set_index("contender").T
+        return pd.DataFrame(rows).set_index("contender").T if rows else pd.DataFrame()
 
     def picks_markdown(self) -> str:
+        """Per scenario: the answer, how sure, what it costs you, and the weights it rests on."""
         lines = []
         for r in self.results:
-            pick = r.pick
-            if pick is None:
-                why = "; ".join(sorted({str(x) for x in r.table["failed_constraint"].dropna()}))
-                lines.append(f"- **{r.name}**: **no contender meets the hard constraints** ({why}).")
-                continue
-            row = r.table[r.table["contender"] == pick].iloc[0]
-            tied = r.table[(r.table["eligible"]) & (r.table["rank"] == 1) & (r.table["contender"] != pick)]
-            tie = f" — statistically tied with {', '.join(tied['contender'])}" if not tied.empty else ""
-            lines.append(f"- **{r.name}**: **{pick}**, score {row['score']:.2f} "
-                         f"[{row['score_low']:.2f}, {row['score_high']:.2f}]{tie}. "
-                         f"What you give up: {row['gives_up']}.")
+            lines.append(f"- **{r.name}** — {r.verdict}")
+            if r.pick is not None:
+                row = r.table[r.table["contender"] == r.pick].iloc[0]
+                lines.append(f"  - score {row['score']:.2f} [{row['score_low']:.2f}, {row['score_high']:.2f}], "
+                             f"rank {row['rank']:.0f} [{row['rank_low']:.0f}, {row['rank_high']:.0f}]; "
+                             f"what you give up: {row['gives_up']}.")
+            pending = r.table[r.table["constraint_status"] == "inconclusive"]
+            for _, p in pending.iterrows():
+                lines.append(f"  - inconclusive, not ranked: **{p['contender']}** — {p['failed_constraint']}.")
             if r.dropped_axes:
                 lines.append(f"  - axes not measured in this run (weights renormalised): {', '.join(r.dropped_axes)}")
         return "\n".join(lines)
+
+    def scoring_markdown(self) -> str:
+        """How each scenario's axes are scored, and the constraints, in words."""
+        out = [SCORE_TEXT.format(n_boot=self.n_boot, decisive=DECISIVE_P, undecided=1 - DECISIVE_P), ""]
+        for r in self.results:
+            sc = r.scenario
+            w = sc.normalized_weights
+            parts = [f"{a} {w[a]:.0%}: {sc.utility_text()[a]}" for a in AXES if w[a] > 0]
+            out.append(f"- **{r.name}** ({sc.kind}): " + "; ".join(parts) + ". Constraints: "
+                       + ", ".join(c.text for c in sc.hard_constraints) + ".")
+        return "\n".join(out)
 
     def checklist_markdown(self) -> str:
         out = []
@@ -85,31 +112,46 @@ class Summary:
     def pareto_points(self) -> pd.DataFrame:
         rows = []
         for r in self.results:
-            cost_metric = AXIS_METRIC[r.scenario.kind]["cost"]
+            cost_name, quality_name = r.scenario.axis_metric["cost"], r.scenario.axis_metric["accuracy"]
             for label, m in r.metrics.items():
-                cost = m.get(cost_metric)
-                quality = m.get("accuracy") or m.get("qa_accuracy")
-                if cost is None or quality is None:
+                cost, quality = m.get(cost_name), m.get(quality_name)
+                if cost is None or quality is None or not math.isfinite(cost.value):
                     continue
                 rows.append({"scenario": r.name, "contender": label, "cost": cost.value, "quality": quality.value,
-                             "cost_label": cost_metric, "quality_label": "accuracy (share correct)"})
+                             "cost_label": describe(cost_name).label, "quality_label": describe(quality_name).label})
         return pd.DataFrame(rows)
 
     def hallucination_rows(self) -> pd.DataFrame:
         rows = []
-        for label in self.evidence.contenders:
-            for metric in ("hallucination_rate", "abstention_rate", "qa_accuracy"):
-                m = self.evidence.get(label, metric)
-                if m is not None:
-                    rows.append({"contender": label, "metric": metric, "value": m.value, "low": m.low,
-                                 "high": m.high, "n": m.n})
+        shown = ("qa_f_score", "false_premise_acceptance", "hallucination_score")
+        for r in self.results[:1]:
+            for label, m in r.metrics.items():
+                for name in shown:
+                    mm = m.get(name)
+                    if mm is not None:
+                        rows.append({"contender": label, "metric": describe(name).label, "value": mm.value,
+                                     "low": mm.low, "high": mm.high, "n": mm.n})
         return pd.DataFrame(rows)
 
     def concurrency_levels(self) -> pd.DataFrame:
         df = self.evidence.frames.get("concurrency")
         slo = next((r.scenario.slo_p95_e2e_s for r in self.results if isinstance(r.scenario, RealtimeScenario)),
                    math.inf)
-        return concurrency_levels(df, slo) if df is not None else pd.DataFrame()
+        if df is None or "level" not in df:
+            return pd.DataFrame()
+        table = capacity.level_summary(df.assign(contender=df["label"]), slo)
+        return table.rename(columns={"contender": "label", "level": "concurrency", "output_tok_s": "output_tps"})
+
+    def assumptions_markdown(self) -> str:
+        lines: set[str] = set()
+        for r in self.results:
+            lines.update(f"- {r.name}: {a}" for a in r.assumptions)
+            for label, m in r.metrics.items():
+                for name in ("cost_per_1k_requests_usd", "cost_per_document_usd", "monthly_cost_usd",
+                             "batch_wall_time_h"):
+                    if name in m and m[name].source:
+                        lines.add(f"- {r.name} / {label} / {describe(name).label}: {m[name].source}")
+        return "\n".join(sorted(lines)) or "no projections in this run"
 
 
 def build_summary(
@@ -119,10 +161,12 @@ def build_summary(
     contenders_file: str | Path | None = None,
     machine_hour_usd: float = 0.10,
     n_boot: int = 1000,
+    seed: int = 0,
 ) -> Summary:
-    ev = gather_evidence(runs, n_boot=n_boot)
+    ev = gather_evidence(runs)
     contenders = {c.name: c for c in load_contenders(contenders_file or None)}
     scenarios = load_scenarios(scenarios_file or None)
-    results = [decide(ev, name, sc, contenders, machine_hour_usd=machine_hour_usd, n_boot=n_boot)
+    draws = Draws(ev, n_boot, seed)
+    results = [decide(ev, name, sc, contenders, machine_hour_usd=machine_hour_usd, draws=draws)
                for name, sc in scenarios.items()]
-    return Summary(ev, results, decision_matrix(results), pairwise_tests(ev), list(ev.missing))
+    return Summary(ev, results, decision_matrix(results), pairwise_tests(ev, seed=seed), list(ev.missing), n_boot)

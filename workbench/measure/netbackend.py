@@ -163,6 +163,17 @@ async def _wait(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None], time
         handle.cancel()
 
 
+async def _park(p: _Protocol, slot: str, timeout: float | None) -> None:
+    """Wait on a fresh future put in `p.<slot>` ("waiter": data, "drain_waiter": write room)
+    until the protocol resolves it or `timeout` passes (TimeoutError); the slot is cleared after."""
+    fut = p.loop.create_future()
+    setattr(p, slot, fut)
+    try:
+        await _wait(p.loop, fut, timeout)
+    finally:
+        setattr(p, slot, None)
+
+
 class AsyncioStream(httpcore.AsyncNetworkStream):
     """One connection (plain or TLS) as httpcore sees it.
 
@@ -190,14 +201,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 raise httpcore.ReadError(str(p.exc) or repr(p.exc)) from p.exc
             if p.eof:
                 return b""
-            fut = p.loop.create_future()
-            p.waiter = fut
             try:
-                await _wait(p.loop, fut, timeout)
+                await _park(p, "waiter", timeout)
             except TimeoutError as exc:
                 raise httpcore.ReadTimeout(f"no data within {timeout} s") from exc
-            finally:
-                p.waiter = None
             if not p.size:
                 if p.exc is not None:
                     raise httpcore.ReadError(str(p.exc) or repr(p.exc)) from p.exc
@@ -220,16 +227,12 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         except (OSError, RuntimeError) as exc:
             raise httpcore.WriteError(repr(exc)) from exc
         if p.paused_writing:
-            fut = p.loop.create_future()
-            p.drain_waiter = fut
             try:
-                await _wait(p.loop, fut, timeout)
+                await _park(p, "drain_waiter", timeout)
             except TimeoutError as exc:
                 raise httpcore.WriteTimeout(f"could not write within {timeout} s") from exc
             except OSError as exc:
                 raise httpcore.WriteError(repr(exc)) from exc
-            finally:
-                p.drain_waiter = None
 
     async def aclose(self) -> None:
         self._transport.close()

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.providers.base import Completion, HttpRequest, event_object, register
+from workbench.providers.base import Completion, HttpRequest, event_object, extra_body, register, sampling_fields
 from workbench.providers.errors import classify
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -84,6 +84,8 @@ class Anthropic:
     """Messages API. Options: `anthropic_version` (header value), `omit_temperature`,
     `extra_body` (merged into the JSON body, e.g. `thinking`)."""
 
+    # Every provider declares the same three facts and implements the same `build_request`
+    # signature (the `Provider` protocol): alike on purpose, reported as a pair by `duplicates`.
     kind = "anthropic"
     needs_prompt_template = False
     stream_format = "sse"
@@ -102,16 +104,11 @@ class Anthropic:
         system = prompt.system or contender.system_prompt
         if system:
             body["system"] = system
-        if not opts.get("omit_temperature", False):
-            body["temperature"] = s.temperature
-        if s.top_p is not None:
-            body["top_p"] = s.top_p
-        if s.stop:
-            body["stop_sequences"] = list(s.stop)
+        body.update(sampling_fields(contender, {"temperature": "temperature", "top_p": "top_p",
+                                                "stop": "stop_sequences"}))
         if stream:
             body["stream"] = True
-        for key, value in (opts.get("extra_body") or {}).items():
-            body[key] = value
+        body.update(extra_body(contender))
         headers = {
             "content-type": "application/json",
             "anthropic-version": str(opts.get("anthropic_version", ANTHROPIC_VERSION)),

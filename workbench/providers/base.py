@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from workbench.errors import UnknownNameError
+from workbench.errors import lookup
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
@@ -26,9 +26,11 @@ __all__ = [
     "StreamParser",
     "api_kinds",
     "event_object",
+    "extra_body",
     "get_provider",
     "provider_for",
     "register",
+    "sampling_fields",
 ]
 
 
@@ -112,11 +114,28 @@ def event_object(data: str) -> dict[str, Any] | StreamDelta:
     return obj
 
 
+def sampling_fields(contender: Contender, names: Mapping[str, str]) -> dict[str, Any]:
+    """The contender's sampling settings under one wire format's field names.
+
+    `names` maps temperature / top_p / stop / seed to the format's own field; a setting the
+    format has no field for is left out, and so is one that is unset. `options.omit_temperature`
+    drops the temperature (models that accept only their default)."""
+    s = contender.sampling
+    values: dict[str, Any] = {
+        "temperature": None if contender.options.get("omit_temperature", False) else s.temperature,
+        "top_p": s.top_p, "stop": list(s.stop) or None, "seed": s.seed,
+    }
+    return {names[k]: v for k, v in values.items() if k in names and v is not None}
+
+
+def extra_body(contender: Contender) -> dict[str, Any]:
+    """`options.extra_body`: fields merged into the request body as given (a provider feature
+    the workbench does not model, e.g. Anthropic `thinking`)."""
+    return dict(contender.options.get("extra_body") or {})
+
+
 def get_provider(kind: str) -> Provider:
-    try:
-        return _REGISTRY[kind]
-    except KeyError:
-        raise UnknownNameError("api kind", kind, _REGISTRY) from None
+    return lookup("api kind", kind, _REGISTRY)
 
 
 def provider_for(contender: Contender) -> Provider:

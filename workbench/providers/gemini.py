@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.providers.base import Completion, HttpRequest, event_object, register
+from workbench.providers.base import Completion, HttpRequest, event_object, register, sampling_fields
 from workbench.providers.errors import classify, parse_duration
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -128,15 +128,8 @@ class Gemini:
     ) -> HttpRequest:
         s = contender.sampling
         opts = contender.options
-        gen: dict[str, Any] = {"maxOutputTokens": s.max_tokens}
-        if not opts.get("omit_temperature", False):
-            gen["temperature"] = s.temperature
-        if s.top_p is not None:
-            gen["topP"] = s.top_p
-        if s.stop:
-            gen["stopSequences"] = list(s.stop)
-        if s.seed is not None:
-            gen["seed"] = s.seed
+        gen: dict[str, Any] = {"maxOutputTokens": s.max_tokens, **sampling_fields(contender, {
+            "temperature": "temperature", "top_p": "topP", "stop": "stopSequences", "seed": "seed"})}
         if opts.get("thinking_budget") is not None:
             gen["thinkingConfig"] = {"thinkingBudget": int(opts["thinking_budget"])}
         body: dict[str, Any] = {

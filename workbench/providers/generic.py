@@ -30,9 +30,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError
-from workbench.providers.base import Completion, HttpRequest, event_object, register
+from workbench.providers.base import Completion, HttpRequest, extra_body, register, sampling_fields
 from workbench.providers.errors import classify
-from workbench.providers.openai import error_fields
+from workbench.providers.openai import error_fields, stream_object
 from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
@@ -124,14 +124,10 @@ class Generic:
             "prompt": template.replace("{prompt}", prompt.text),
             "max_tokens": s.max_tokens,
         }
-        if not opts.get("omit_temperature", False):
-            body["temperature"] = s.temperature
-        if s.stop:
-            body["stop"] = list(s.stop)
+        body.update(sampling_fields(contender, {"temperature": "temperature", "stop": "stop"}))
         if stream:
             body["stream"] = True
-        for key, value in (opts.get("extra_body") or {}).items():
-            body[key] = value
+        body.update(extra_body(contender))
         headers = {"content-type": "application/json", **contender.headers}
         if api_key:
             name = str(opts.get("auth_header", "authorization"))
@@ -175,14 +171,9 @@ class GenericStream:
         data = event.data
         if data.strip() == self._paths.done_marker:
             return [StreamDelta(done=True)]
-        if not data:
-            return []
-        obj = event_object(data)
-        if isinstance(obj, StreamDelta):
-            return [obj]
-        if isinstance(obj, Mapping) and "error" in obj:
-            code, message = error_fields(obj)
-            return [StreamDelta(error=classify(None, code, message))]
+        obj = stream_object(data)
+        if not isinstance(obj, dict):
+            return obj
         out: list[StreamDelta] = []
         text = get_path(obj, self._paths.delta)
         if isinstance(text, str) and text:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.providers.base import Completion, HttpRequest, event_object, register
+from workbench.providers.base import Completion, HttpRequest, event_object, extra_body, register, sampling_fields
 from workbench.providers.errors import classify
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -55,6 +55,21 @@ def error_fields(body: Any) -> tuple[str | None, str]:
     return None, str(body)[:500]
 
 
+def stream_object(data: str) -> dict[str, Any] | list[StreamDelta]:
+    """One stream event's JSON object, or the deltas that stand for it instead: none for an
+    empty event, a typed error for malformed JSON or an `{"error": ...}` object (OpenAI-style
+    servers, and the generic endpoints that copy them, send errors inside a 200 stream)."""
+    if not data:
+        return []
+    obj = event_object(data)
+    if isinstance(obj, StreamDelta):
+        return [obj]
+    if "error" in obj:
+        code, message = error_fields(obj)
+        return [StreamDelta(error=classify(None, code, message))]
+    return obj
+
+
 class _OpenAIBase:
     kind = ""
     needs_prompt_template = False
@@ -73,20 +88,12 @@ class _OpenAIBase:
         body: dict[str, Any] = {"model": contender.model}
         # Newer OpenAI chat models take max_completion_tokens and reject max_tokens.
         body[str(opts.get("max_tokens_field", "max_tokens"))] = s.max_tokens
-        if not opts.get("omit_temperature", False):
-            body["temperature"] = s.temperature
-        if s.top_p is not None:
-            body["top_p"] = s.top_p
-        if s.stop:
-            body["stop"] = s.stop
-        if s.seed is not None:
-            body["seed"] = s.seed
+        body.update(sampling_fields(contender, {"temperature": "temperature", "top_p": "top_p", "stop": "stop",
+                                                "seed": "seed"}))
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
-        for key, value in (opts.get("extra_body") or {}).items():
-            body[key] = value
-        return body
+        return body | extra_body(contender)
 
     def build_request(
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
@@ -153,14 +160,9 @@ class _OpenAIStream:
                     ErrorClass.PROTOCOL, "stream ended by [DONE] before any finish_reason: "
                     "the server cut the answer short"))]
             return [StreamDelta(done=True)]
-        if not data:
-            return []
-        obj = event_object(data)
-        if isinstance(obj, StreamDelta):
-            return [obj]
-        if "error" in obj:
-            code, message = error_fields(obj)
-            return [StreamDelta(error=classify(None, code, message))]
+        obj = stream_object(data)
+        if not isinstance(obj, dict):
+            return obj
         out: list[StreamDelta] = []
         for choice in obj.get("choices") or ():
             text = self._p._choice_text(choice)

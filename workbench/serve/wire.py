@@ -32,6 +32,7 @@ import threading
 import time
 import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -55,6 +56,12 @@ class Scenario:
     thoughts_tokens: int = 0  # gemini: sends a thought part first when > 0
     openai_stream_usage: bool = True  # honour stream_options.include_usage
     headers: dict[str, str] = field(default_factory=dict)  # extra headers on every answer
+    # The answer as a function of the request body (e.g. a rehearsal contender that always says
+    # "I don't know"): its text is sent as one piece instead of `pieces`.
+    answer: Callable[[dict[str, Any]], str] | None = None
+
+    def pieces_for(self, req: dict[str, Any]) -> tuple[str, ...]:
+        return (self.answer(req),) if self.answer is not None else self.pieces
 
 
 @dataclass
@@ -261,8 +268,9 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- non-streamed answers
     def _whole(self, fmt: str, req: dict[str, Any], t0: float) -> None:
         sc = self.server.scenario
-        self._sleep_until(t0 + sc.ttft_s + sc.itl_s * max(0, len(sc.pieces) - 1))
-        text = "".join(sc.pieces)
+        pieces = sc.pieces_for(req)
+        self._sleep_until(t0 + sc.ttft_s + sc.itl_s * max(0, len(pieces) - 1))
+        text = "".join(pieces)
         self._send_json(200, _whole_body(fmt, sc, text, req))
 
     # ---- streams
@@ -271,7 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._start_stream()
         w = _Writer(self, fmt, sc, req)
         w.opening()
-        for i, piece in enumerate(sc.pieces):
+        for i, piece in enumerate(sc.pieces_for(req)):
             self._sleep_until(t0 + sc.ttft_s + i * sc.itl_s)
             w.piece(piece)
             if i == 0 and fault is not None:

@@ -1,0 +1,307 @@
+"""The axis metrics, computed from the evidence on every row of one joint resampling.
+
+Each function returns `Metric`s whose `reps` are the metric on replicate rows 1..B of
+`workbench.analysis.evidence.Draws` (row 0 is the point estimate), so a scenario score computed
+row by row carries every one of these uncertainties at once. Headline intervals are the exact
+ones where they exist — order statistics for percentiles, Wilson for proportions — and the
+2.5–97.5% of the replicates for derived numbers (costs, F-scores, wall times). The formulas:
+
+- latency (prompts family, successful warm requests): `e2e_p50/p95/p99`, `ttft_p50/p95`;
+  mean tokens in/out and mean E2E per request;
+- `route_accuracy` = accepted labels / graded routing prompts;
+- QA (items family), answerable items: `qa_accuracy` = correct / all, `qa_accuracy_given_attempted`
+  = correct / (correct + incorrect), `qa_f_score` = their harmonic mean (SimpleQA; 0 when nothing
+  is correct), `qa_net_score` = (1 + (correct − incorrect) / all) / 2 (a wrong answer costs what a
+  right one earns: ½ for always abstaining, 0 for always wrong), `qa_abstention_rate`;
+  unanswerable items: `false_premise_acceptance` = answered as if the premise were true / all
+  unanswerable; `hallucination_score` = F × (1 − ½ × acceptance)
+  (`workbench.analysis.hallucination.hallucination_score`); `hallucination_rate` = incorrect / all
+  items (shown, not scored);
+- goodput (levels family): per level, throughput × share of requests within the SLO; the best
+  level whose p95 E2E meets the SLO in that row (0 when none does);
+- `cost_per_1k_requests_usd`: the fleet to serve the target rate at that goodput (self-hosted:
+  machine-hours with headroom), or tokens at list price (hosted) — `cost.realtime_cost_per_1k`;
+- annotation (documents family): the strategy is chosen once on the point estimates (the
+  cheapest whose accuracy meets the floor, else naive); `annotation_accuracy` over documents;
+  `cost_per_document_usd` = requests per document (a count) × mean cost of that strategy's
+  requests (resampled); `batch_wall_time_h` = documents per night × requests per document × mean
+  request time / requests in flight;
+- `monthly_cost_usd` = monthly requests × mean cost per request (hosted: list price × tokens;
+  self-hosted: busy machine time at the throughput of the best load level).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from workbench import metrics as timing
+from workbench.analysis.cost import realtime_cost_per_1k
+from workbench.analysis.evidence import (
+    Draws,
+    Evidence,
+    Metric,
+    from_rows,
+    mean_rows,
+    percentile_rows,
+    proportion_metric,
+    quantile_metric,
+    resampled,
+)
+from workbench.analysis.hallucination import f_score, hallucination_score
+from workbench.pricing import price_for, price_from_throughput, request_cost
+
+if TYPE_CHECKING:
+    from workbench.config import Contender
+    from workbench.pricing import Price
+
+__all__ = [
+    "annotation_metrics",
+    "goodput_metrics",
+    "latency_metrics",
+    "monthly_cost",
+    "qa_metrics",
+    "realtime_cost",
+]
+
+_LAT = "latency.jsonl, successful warm requests"
+
+
+def latency_metrics(ev: Evidence, draws: Draws, label: str) -> dict[str, Metric]:
+    t = ev.prompts.get(label)
+    if t is None:
+        return {}
+    idx = draws.prompts
+    e2e, ttft = t["e2e_s"].to_numpy(), t["ttft_s"].to_numpy()
+    out = {
+        "e2e_p50": quantile_metric(e2e, idx, 50, _LAT), "e2e_p95": quantile_metric(e2e, idx, 95, _LAT),
+        "e2e_p99": quantile_metric(e2e, idx, 99, _LAT), "ttft_p50": quantile_metric(ttft, idx, 50, _LAT),
+        "ttft_p95": quantile_metric(ttft, idx, 95, _LAT),
+        "mean_e2e_s": from_rows(mean_rows(e2e, idx), _LAT, int(np.isfinite(e2e).sum())),
+        "input_tokens_per_request": from_rows(mean_rows(t["input_tokens"].to_numpy(), idx), _LAT),
+        "output_tokens_per_request": from_rows(mean_rows(t["output_tokens"].to_numpy(), idx), _LAT),
+    }
+    route = t["route_correct"].to_numpy(dtype=float)
+    if np.isfinite(route).any():
+        m = resampled(route, idx)
+        out["route_accuracy"] = proportion_metric(np.nansum(m, axis=1), np.isfinite(m).sum(axis=1),
+                                                  "latency.jsonl, labelled routing prompts")
+    return out
+
+
+def qa_metrics(ev: Evidence, draws: Draws, label: str) -> dict[str, Metric]:
+    t = ev.items.get(label)
+    if t is None:
+        return {}
+    idx = draws.items
+    present = t["grade"].notna().to_numpy()
+    answerable = t["answerable"].fillna(True).astype(bool).to_numpy() & present
+    unanswerable = ~t["answerable"].fillna(True).astype(bool).to_numpy() & present
+    grade = t["grade"].fillna("").to_numpy(dtype=str)
+
+    def count(mask: Any) -> Any:
+        return resampled(mask.astype(float), idx).sum(axis=1)
+
+    a_n, a_c = count(answerable), count(answerable & (grade == "correct"))
+    a_i = count(answerable & (grade == "incorrect"))
+    a_na = count(answerable & (grade == "not_attempted"))
+    u_n, u_i = count(unanswerable), count(unanswerable & (grade == "incorrect"))
+    all_n, all_i = count(present), count(present & (grade == "incorrect"))
+    src = "hallucination.jsonl, rule grader"
+    f = f_score(a_c, a_i, a_n)
+    with np.errstate(all="ignore"):
+        net = np.where(a_n > 0, (1.0 + (a_c - a_i) / np.where(a_n > 0, a_n, 1)) / 2.0, np.nan)
+    acceptance = proportion_metric(u_i, u_n, src + ", unanswerable items")
+    with np.errstate(all="ignore"):
+        acc_rows = np.where(u_n > 0, u_i / np.where(u_n > 0, u_n, 1), 0.0)
+    return {
+        "qa_accuracy": proportion_metric(a_c, a_n, src + ", answerable items"),
+        "qa_accuracy_given_attempted": proportion_metric(a_c, a_c + a_i, src + ", answered answerable items"),
+        "qa_f_score": from_rows(f, src + ", answerable items (SimpleQA F)", int(a_n[0])),
+        "qa_net_score": from_rows(net, src + ", answerable items: (1 + (correct − incorrect) / all) / 2",
+                                  int(a_n[0])),
+        "qa_abstention_rate": proportion_metric(a_na, a_n, src + ", answerable items"),
+        "false_premise_acceptance": acceptance,
+        "hallucination_score": from_rows(hallucination_score(f, acc_rows), src + ", F × (1 − ½ acceptance)",
+                                         int(all_n[0])),
+        "hallucination_rate": proportion_metric(all_i, all_n, src + ", all items"),
+    }
+
+
+def _level_rows(g: pd.DataFrame, draws: Draws, key: str, slo_s: float) -> tuple[Any, Any, Any]:
+    """(throughput, goodput, p95) rows of one level of one contender."""
+    from workbench.analysis.capacity import request_ends
+
+    ok = (g["status"] == "ok").to_numpy()
+    e2e = pd.to_numeric(g["e2e_s"], errors="coerce").to_numpy(dtype=float)
+    window = timing.window_s(g["sent_s"], request_ends(g))
+    thr = draws.rate(key, int(ok.sum()), window)
+    idx = draws.own(key, len(g))
+    good = (ok & (e2e <= slo_s)).astype(float)
+    with np.errstate(all="ignore"):
+        share = resampled(good, idx).sum(axis=1) / np.maximum(resampled(ok.astype(float), idx).sum(axis=1), 1.0)
+    p95 = percentile_rows(np.where(ok, e2e, np.nan), idx, 95)
+    return thr, thr * share, p95
+
+
+def goodput_metrics(ev: Evidence, draws: Draws, label: str, slo_s: float) -> dict[str, Metric]:
+    levels = ev.levels.get(label)
+    if not levels:
+        return {}
+    best_good = np.zeros(draws.rows)
+    best_thr = np.zeros(draws.rows)
+    tps = np.zeros(draws.rows)
+    for level, g in sorted(levels.items()):
+        thr, good, p95 = _level_rows(g, draws, f"{label}:c{level}", slo_s)
+        meets = np.nan_to_num(p95, nan=math.inf) <= slo_s
+        best_good = np.maximum(best_good, np.where(meets, good, 0.0))
+        best_thr = np.maximum(best_thr, np.nan_to_num(thr))
+        out_tokens = float(pd.to_numeric(g.loc[g["status"] == "ok", "output_tokens"], errors="coerce").mean())
+        tps = np.maximum(tps, np.nan_to_num(thr * out_tokens))
+    n = sum(len(g) for g in levels.values())
+    src = f"concurrency.jsonl, best level with p95 ≤ SLO {slo_s * 1000:g} ms"
+    return {"goodput_rps": from_rows(best_good, src, n),
+            "max_throughput_rps": from_rows(best_thr, "concurrency.jsonl, best level", n),
+            "max_output_tps": from_rows(tps, "concurrency.jsonl, best level", n)}
+
+
+def _hosted_price(contender: Contender | None) -> Price | None:
+    if contender is None or contender.is_local:
+        return None
+    p = price_for(contender)
+    return p if p is not None and p.per_token else None
+
+
+def _token_cost_rows(price: Price, m: dict[str, Metric]) -> Any | None:
+    tin, tout = m.get("input_tokens_per_request"), m.get("output_tokens_per_request")
+    if tin is None or tout is None:
+        return None
+    rows_in, rows_out = tin.at(), tout.at()
+    return (np.nan_to_num(rows_in) * (price.input or 0.0) + np.nan_to_num(rows_out) * (price.output or 0.0)) / 1e6
+
+
+def realtime_cost(m: dict[str, Metric], contender: Contender | None, *, target_qps: float, headroom: float,
+                  machine_hour_usd: float) -> dict[str, Metric]:
+    if contender is None:
+        return {}
+    if contender.is_local:
+        good = m.get("goodput_rps")
+        if good is None:
+            return {}
+        rows = realtime_cost_per_1k(target_qps, 0.0, good.at(), machine_hour_usd, headroom)
+        src = (f"self-hosted: ${machine_hour_usd:g}/machine-hour, replicas = ceil({target_qps:g} / (goodput × "
+               f"{1 - headroom:g}))")
+        return {"cost_per_1k_requests_usd": from_rows(rows, src, good.n)}
+    price = _hosted_price(contender)
+    per_req = _token_cost_rows(price, m) if price is not None else None
+    if price is None or per_req is None:
+        return {}
+    rows = realtime_cost_per_1k(target_qps, per_req, None, None)
+    return {"cost_per_1k_requests_usd": from_rows(rows, f"{price.source}: tokens per request × list price")}
+
+
+def _request_costs(g: pd.DataFrame, price: Price | None) -> Any:
+    if price is None:
+        return np.full(len(g), np.nan)
+    tin = pd.to_numeric(g["input_tokens"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    tout = pd.to_numeric(g["output_tokens"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    ok = (g["status"] == "ok").to_numpy()
+    return np.where(ok, [request_cost(price, a, b) for a, b in zip(tin, tout, strict=True)], 0.0)
+
+
+def _annotation_price(ev: Evidence, label: str, contender: Contender | None, machine_hour_usd: float) -> Price | None:
+    """Hosted: list price. Self-hosted: machine time at the throughput this run's annotation
+    requests measured (`levers.contender_prices`: prefill and decode rates)."""
+    if contender is None:
+        return None
+    if not contender.is_local:
+        return _hosted_price(contender)
+    from workbench.analysis.levers import measured_throughput
+
+    frames = [g for g in ev.doc_requests.get(label, {}).values()]
+    if not frames:
+        return None
+    t = measured_throughput(pd.concat(frames).assign(contender=label)).get(label)
+    if t is None:
+        return None
+    if t["prefill_tps"] > 0 and t["decode_tps"] > 0:
+        return price_from_throughput(machine_hour_usd, t["decode_tps"], t["prefill_tps"])
+    return price_from_throughput(machine_hour_usd, t["e2e_output_tps"]) if t["e2e_output_tps"] > 0 else None
+
+
+def annotation_metrics(ev: Evidence, draws: Draws, label: str, contender: Contender | None, *,
+                       machine_hour_usd: float, floor: float, documents_per_night: int,
+                       concurrency_limit: int) -> dict[str, Metric]:
+    docs = ev.docs.get(label)
+    requests = ev.doc_requests.get(label, {})
+    if not docs:
+        return {}
+    price = _annotation_price(ev, label, contender, machine_hour_usd)
+    n_docs = int(np.isfinite(next(iter(docs.values()))).sum())
+    per_strategy: dict[str, dict[str, Any]] = {}
+    for strategy, correct in docs.items():
+        g = requests.get(strategy)
+        if g is None or not len(g):
+            continue
+        passes = max(1, int(g["repeat"].nunique())) if "repeat" in g else 1
+        rpd = len(g) / passes / max(1, n_docs)
+        idx = draws.own(f"{label}:{strategy}", len(g))
+        per_strategy[strategy] = {
+            "accuracy": resampled(correct, draws.docs),
+            "rpd": rpd,
+            "cost": rpd * mean_rows(_request_costs(g, price), idx),
+            "e2e": mean_rows(pd.to_numeric(g["e2e_s"], errors="coerce").to_numpy(dtype=float), idx),
+            "n_requests": len(g),
+        }
+    if not per_strategy:
+        return {}
+
+    def point_acc(s: str) -> float:
+        return float(np.nanmean(per_strategy[s]["accuracy"][0]))
+
+    meeting = [s for s in per_strategy if point_acc(s) >= floor and np.isfinite(per_strategy[s]["cost"][0])]
+    chosen = min(meeting, key=lambda s: float(per_strategy[s]["cost"][0])) if meeting else (
+        "naive" if "naive" in per_strategy else sorted(per_strategy)[0])
+    s = per_strategy[chosen]
+    acc = s["accuracy"]
+    k_rows, n_rows = np.nansum(acc, axis=1), np.isfinite(acc).sum(axis=1)
+    src = f"coalescing, strategy {chosen}"
+    out = {"annotation_accuracy": proportion_metric(k_rows, n_rows, src + ", documents vs gold"),
+           "strategy": Metric(math.nan, source=chosen)}
+    if price is not None:
+        how = "list price" if contender is not None and not contender.is_local else (
+            f"self-hosted: ${machine_hour_usd:g}/machine-hour at this run's measured throughput")
+        out["cost_per_document_usd"] = from_rows(s["cost"], f"{src}: {s['rpd']:.3g} requests/document × mean "
+                                                 f"request cost ({how})", s["n_requests"])
+    wall = documents_per_night * s["rpd"] * s["e2e"] / concurrency_limit / 3600.0
+    out["batch_wall_time_h"] = from_rows(wall, (
+        f"{src}: {documents_per_night:,} docs × {s['rpd']:.3g} requests/doc × mean request time / "
+        f"{concurrency_limit} in flight"), s["n_requests"])
+    return out
+
+
+def monthly_cost(ev: Evidence, draws: Draws, m: dict[str, Metric], label: str, contender: Contender | None, *,
+                 monthly_requests: int, machine_hour_usd: float) -> dict[str, Metric]:
+    if contender is None:
+        return {}
+    if contender.is_local:
+        tout = m.get("output_tokens_per_request")
+        tps = m.get("max_output_tps")
+        if tps is None:
+            tps = goodput_metrics(ev, draws, label, math.inf).get("max_output_tps")
+        if tout is None or tps is None:
+            return {}
+        with np.errstate(all="ignore"):
+            busy = np.nan_to_num(tout.at()) / tps.at() * machine_hour_usd / 3600.0
+        src = (f"self-hosted, busy time only: output tokens / the best level's output tok/s × "
+               f"${machine_hour_usd:g}/machine-hour × {monthly_requests:,} requests")
+        return {"monthly_cost_usd": from_rows(busy * monthly_requests, src)}
+    price = _hosted_price(contender)
+    per_req = _token_cost_rows(price, m) if price is not None else None
+    if price is None or per_req is None:
+        return {}
+    return {"monthly_cost_usd": from_rows(per_req * monthly_requests,
+                                          f"{price.source}: tokens per request × list price × {monthly_requests:,}")}

@@ -1,0 +1,90 @@
+"""Every metric the decision rests on: its name, what it means, its unit, and which way is better.
+
+One home for the vocabulary shared by the scenarios file (hard constraints name these), the
+decision matrix, the report and the README. Percentile names follow the one distribution
+schema (`workbench.analysis.distribution`: `e2e_p95` is the 95th percentile of E2E, seconds).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["METRICS", "MetricDef", "describe", "format_value"]
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    label: str
+    unit: str  # shown after the scaled value
+    scale: float  # stored value × scale = shown value
+    higher_is_better: bool
+    meaning: str
+
+
+_PCT = 100.0
+METRICS: dict[str, MetricDef] = {
+    "e2e_p50": MetricDef("E2E p50", "ms", 1000, False, "median end-to-end latency of single warm requests"),
+    "e2e_p95": MetricDef("E2E p95", "ms", 1000, False, "95th percentile end-to-end latency of single warm requests"),
+    "e2e_p99": MetricDef("E2E p99", "ms", 1000, False, "99th percentile end-to-end latency of single warm requests"),
+    "ttft_p50": MetricDef("TTFT p50", "ms", 1000, False, "median time to first token"),
+    "ttft_p95": MetricDef("TTFT p95", "ms", 1000, False, "95th percentile time to first token"),
+    "cold_e2e_s": MetricDef("cold E2E", "ms", 1000, False, "the first request after start or on a new connection"),
+    "route_accuracy": MetricDef("routing accuracy", "%", _PCT, True,
+                                "share of routing messages given an accepted intent label"),
+    "qa_accuracy": MetricDef("QA accuracy", "%", _PCT, True,
+                             "answerable questions answered correctly / all answerable"),
+    "qa_accuracy_given_attempted": MetricDef("accuracy when answering", "%", _PCT, True,
+                                             "answerable questions: correct / (correct + incorrect)"),
+    "qa_f_score": MetricDef("QA F-score", "%", _PCT, True,
+                            "SimpleQA F-score on answerable questions: harmonic mean of the two above"),
+    "qa_net_score": MetricDef("QA net score", "%", _PCT, True,
+                              "(1 + (correct − incorrect) / answerable) / 2: ½ always abstaining, 0 always wrong"),
+    "qa_abstention_rate": MetricDef("abstention", "%", _PCT, False, "answerable questions left unanswered"),
+    "false_premise_acceptance": MetricDef("false-premise acceptance", "%", _PCT, False,
+                                          "unanswerable questions answered as if their premise were true"),
+    "hallucination_score": MetricDef("hallucination score", "%", _PCT, True,
+                                     "QA F-score × (1 − ½ × false-premise acceptance); 0 for a refuser"),
+    "hallucination_rate": MetricDef("hallucination rate", "%", _PCT, False, "incorrect answers / all items"),
+    "annotation_accuracy": MetricDef("annotation accuracy", "%", _PCT, True,
+                                     "documents labelled as the gold label, with the chosen strategy"),
+    "cost_per_1k_requests_usd": MetricDef("cost per 1k requests", "USD", 1, False,
+                                          "at the target rate: fleet cost per hour / requests per hour × 1000"),
+    "cost_per_document_usd": MetricDef("cost per document", "USD", 1, False,
+                                       "requests per document × mean cost per request, chosen strategy"),
+    "monthly_cost_usd": MetricDef("cost per month", "USD", 1, False,
+                                  "the scenario's monthly requests × cost per request"),
+    "batch_wall_time_h": MetricDef("batch wall time", "h", 1, False,
+                                   "documents per night × requests per document × mean request time / in flight"),
+    "goodput_rps": MetricDef("goodput", "req/s", 1, True, "requests/s within the SLO, best load level that meets it"),
+    "max_throughput_rps": MetricDef("max throughput", "req/s", 1, True, "completed requests/s, best load level"),
+    "integration_score": MetricDef("integration facts established", "%", _PCT, True,
+                                   "streaming, usage, JSON mode, tools, rate-limit headers, OpenAI-compatible"),
+    "error_rate": MetricDef("error rate", "%", _PCT, False, "failed requests / all requests"),
+}
+
+
+def describe(name: str) -> MetricDef:
+    """The definition of `name`; a name outside the catalogue gets a plain one (never raises)."""
+    return METRICS.get(name, MetricDef(name, "", 1, True, ""))
+
+
+def _num(x: float, digits: int = 3) -> str:
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}" if not math.isnan(x) else "—"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:,.{decimals}f}"
+
+
+def format_value(name: str, value: float, low: float = math.nan, high: float = math.nan, n: int = 0) -> str:
+    """`"212 ms [180, 260] n=162"` in the metric's unit; "—" for a missing bound or value."""
+    d = describe(name)
+    if math.isnan(value):
+        return "n/a"
+    if math.isinf(value):
+        return "∞"
+    unit = "" if not d.unit else (d.unit if d.unit == "%" else f" {d.unit}")
+    text = f"{_num(value * d.scale)}{unit}"
+    if not (math.isnan(low) and math.isnan(high)):
+        text += f" [{_num(low * d.scale)}, {_num(high * d.scale)}]"
+    return text + (f" n={n}" if n else "")
