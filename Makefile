@@ -1,5 +1,6 @@
 # Two commands on a fresh machine: `make run` and `make test`. Both set everything up first.
-# Needs Python >= 3.11 and a C/C++ toolchain (the first setup compiles llama.cpp: minutes).
+# Needs Python >= 3.11, CMake and a C/C++ toolchain: the first setup builds llama.cpp's
+# llama-server from the pinned source (minutes on 2 cores; cached per machine afterwards).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -16,6 +17,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(VENV)/bin/workbench build-server >/dev/null
 	touch $(STAMP)
 
 ## run: serve the two embedded models and run every experiment; prints the run folder

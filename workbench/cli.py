@@ -50,11 +50,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise WorkbenchError(f"server(s) exited: {', '.join(dead)}; see {log_dir}")
 
 
+def _cmd_build_server(args: argparse.Namespace) -> int:
+    from workbench.serve import llama_build
+
+    config = llama_build.BuildConfig(native=not args.portable)
+    if args.info:
+        hit = llama_build.cached_server(config)
+        if hit is None:
+            print(f"not built yet: {llama_build.default_cache_root() / llama_build.cache_key(config)}",
+                  file=sys.stderr)
+            return 1
+        print((hit.parent / "build.json").read_text(encoding="utf-8"), end="")
+        return 0
+    print(llama_build.build_server(config, force=args.force, log=sys.stderr))
+    return 0
+
+
 def _cmd_probe(args: argparse.Namespace) -> int:
     from workbench.config import load_contenders
     from workbench.measure.probe import probe_once
     from workbench.measure.target import Target
-    from workbench.measure.tokenizers import token_counter_for
     from workbench.serve.llama import start_server
     from workbench.types import Prompt
 
@@ -75,7 +90,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         base_url = server.base_url
     try:
         assert base_url is not None
-        target = Target(contender, base_url, stream=not args.no_stream, token_counter=token_counter_for(contender))
+        target = Target(contender, base_url, stream=not args.no_stream)
         rec = probe_once(target, prompt)
     finally:
         if server is not None:
@@ -219,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log-dir", help="where server logs go (default: a temp dir)")
     s.add_argument("--once", action="store_true", help="start, print the endpoints, stop (a smoke test)")
     s.set_defaults(func=_cmd_serve)
+
+    s = sub.add_parser("build-server", help="build llama.cpp's llama-server once per machine (make setup runs it)")
+    s.add_argument("--info", action="store_true", help="print build.json of the cached binary instead (exit 1 if none)")
+    s.add_argument("--portable", action="store_true", help="GGML_NATIVE=OFF (x86-64 AVX2 baseline), not -march=native")
+    s.add_argument("--force", action="store_true", help="rebuild even if cached")
+    s.set_defaults(func=_cmd_build_server)
 
     s = sub.add_parser("probe", help="one timed request, printed as a JSON record")
     s.add_argument("--contender", required=True)

@@ -26,8 +26,10 @@ __all__ = [
     "LocalModel",
     "ModelFileError",
     "assemble_model",
+    "cache_base",
     "cache_dir",
     "get_model",
+    "sha256_file",
 ]
 
 class ModelFileError(WorkbenchError):
@@ -87,10 +89,14 @@ LOCAL_MODELS: dict[str, LocalModel] = {
 }
 
 
+def cache_base() -> Path:
+    """The workbench's cache: $WORKBENCH_CACHE, else ~/.cache/llm-workbench (models, the server)."""
+    return Path(os.environ.get("WORKBENCH_CACHE") or str(Path.home() / ".cache" / "llm-workbench"))
+
+
 def cache_dir() -> Path:
-    """Where assembled model files live: $WORKBENCH_CACHE, else ~/.cache/llm-workbench."""
-    root = os.environ.get("WORKBENCH_CACHE") or str(Path.home() / ".cache" / "llm-workbench")
-    p = Path(root) / "models"
+    """Where assembled model files live: `cache_base()/models`."""
+    p = cache_base() / "models"
     p.mkdir(parents=True, exist_ok=True)
     return p
 
@@ -135,7 +141,7 @@ def assemble_model(name: str, target_dir: Path | None = None) -> Path:
         if info == {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": model.sha256}:
             return target
     paths = [_part_path(p) for p in model.parts]
-    if target.exists() and _sha256(target) == model.sha256:
+    if target.exists() and sha256_file(target) == model.sha256:
         _stamp(target, stamp, model.sha256)
         return target
     tmp = target.with_name(f".{model.filename}.{os.getpid()}.tmp")
@@ -173,7 +179,8 @@ def _stamp(target: Path, stamp: Path, sha: str) -> None:
     stamp.write_text(json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha}))
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The file's sha256, read in 4 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(4 << 20):

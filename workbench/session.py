@@ -22,10 +22,8 @@ from workbench.config import Contender, Skipped, load_contenders
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.measure.budget import Budget, budget_for
 from workbench.measure.target import Target, check_url
-from workbench.measure.tokenizers import token_counter_for
 from workbench.results import RecordWriter, RunDir, read_jsonl_tolerant, update_manifest
-from workbench.serve.llama import LocalServer, start_server
-from workbench.types import TokenCounter
+from workbench.serve.llama import REQUEST_HEADERS, LocalServer, start_server
 
 __all__ = ["ENDPOINTS_ENV", "Session", "open_session"]
 
@@ -57,12 +55,13 @@ class Session:
 
     def target(self, contender: Contender, **fields: Any) -> Target:
         """The one object a request of `contender` in this experiment goes out with (see
-        `workbench.measure.target`): its endpoint, this run and experiment, its token counter
-        and the session's budget; `fields` override (e.g. `stream=False`, `keep_itl=False`, or
+        `workbench.measure.target`): its endpoint, this run and experiment, and the session's
+        budget; `fields` override (e.g. `stream=False`, `keep_itl=False`, or
         the `base_url` of a proxy in front of the contender — checked like any other)."""
         base: dict[str, Any] = {"base_url": self.base_urls[contender.name], "run_id": self.run_id,
-                                "experiment": self.experiment, "token_counter": self.token_counter(contender),
-                                "budget": self.budget}
+                                "experiment": self.experiment, "budget": self.budget}
+        if contender.is_local:  # the embedded server's own rule (see serve.llama.REQUEST_HEADERS)
+            base["headers"] = REQUEST_HEADERS
         return Target(contender, **{**base, **fields})
 
     def completed_ids(self, experiment: str | None = None) -> set[str]:
@@ -76,9 +75,6 @@ class Session:
             return set()
         return {str(r["request_id"]) for r in read_jsonl_tolerant(path)
                 if r.get("request_id") is not None and r.get("error_class") != "cancelled"}
-
-    def token_counter(self, contender: Contender) -> TokenCounter | None:
-        return token_counter_for(contender)
 
     def writer(self, name: str | None = None) -> RecordWriter:
         return self.run.writer(name or self.experiment)

@@ -11,10 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from workbench.config import Contender
+from typing import Any
 
 __all__ = [
     "RECORD_CORE_FIELDS",
@@ -22,8 +19,8 @@ __all__ = [
     "ErrorInfo",
     "Prompt",
     "Record",
+    "ServerTimings",
     "StreamDelta",
-    "TokenCounter",
     "Usage",
 ]
 
@@ -73,6 +70,21 @@ class Usage:
     reasoning_tokens: int | None = None
 
 
+@dataclass(slots=True, frozen=True)
+class ServerTimings:
+    """What a server says it spent on one request (llama.cpp's `timings`), in its own clock.
+
+    `prompt_n` prompt tokens evaluated now, `cache_n` reused from the slot's KV cache
+    (prompt_n + cache_n = the prompt), `predicted_n` tokens generated; milliseconds of wall time
+    for each phase. Checked against the client's own figures, never used in their place."""
+
+    prompt_ms: float | None = None
+    predicted_ms: float | None = None
+    prompt_n: int | None = None
+    predicted_n: int | None = None
+    cache_n: int | None = None
+
+
 @dataclass(slots=True)
 class StreamDelta:
     """One parsed piece of a streamed response: output text, a usage report, an error, or the end.
@@ -87,6 +99,7 @@ class StreamDelta:
     error: ErrorInfo | None = None
     done: bool = False
     finish_reason: str | None = None
+    timings: ServerTimings | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -148,7 +161,7 @@ class Record:
     api_kind: str | None = None
     stream: bool | None = None
     prompt_id: str | None = None
-    token_source: str | None = None  # "usage" | "tokenizer" | "chunks" | "chars/4"
+    token_source: str | None = None  # "server" (its usage) | "chunks" | "chars/4" (both estimates)
     cached_input_tokens: int | None = None
     reasoning_tokens: int | None = None
     n_chunks: int | None = None
@@ -162,6 +175,12 @@ class Record:
     attempt: int = 1
     logical_request_id: str | None = None
     finish_reason: str | None = None
+    # The server's own account of this request (llama.cpp `timings`), milliseconds and tokens.
+    server_prompt_ms: float | None = None
+    server_predicted_ms: float | None = None
+    server_prompt_n: int | None = None
+    server_predicted_n: int | None = None
+    server_cache_n: int | None = None
     output_text: str | None = None
     output_truncated: bool = False  # output_text was cut at the probe's max_output_chars
     extra: dict[str, Any] = field(default_factory=dict)
@@ -182,14 +201,3 @@ class Record:
                 raise ValueError(f"experiment field {key!r} would overwrite a record field")
             out[key] = value
         return out
-
-
-class TokenCounter(Protocol):
-    """Counts tokens with the model's own tokenizer, for servers that report no usage.
-
-    `count_input` must count what the server would: the prompt as rendered by the template
-    (chat template or `prompt_template`), special tokens included. None = cannot count."""
-
-    def count_output(self, text: str) -> int | None: ...
-
-    def count_input(self, contender: Contender, prompt: Prompt) -> int | None: ...

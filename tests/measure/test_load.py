@@ -59,7 +59,7 @@ def test_closed_loop_counts_are_exact(chat: Contender, fast_server: SyntheticSer
                 "e2e_from_schedule_s", "ttft_from_schedule_s", "level"):
         assert key in r.to_dict()
     assert r.extra["load_profile"] == "closed" and r.extra["concurrency"] == 4
-    assert r.output_tokens == 4 and r.token_source == "usage"
+    assert r.output_tokens == 4 and r.token_source == "server"
     assert not res.deadline_hit
 
 

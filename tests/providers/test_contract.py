@@ -62,7 +62,7 @@ def test_stream_timing_and_usage(wire: WireServer, fmt: str) -> None:
     assert rec.ttft_s < rec.e2e_s
     assert rec.e2e_s >= TTFT + 3 * ITL - 0.001
     assert rec.n_chunks == 4
-    assert (rec.input_tokens, rec.output_tokens, rec.token_source) == (12, 4, "usage")
+    assert (rec.input_tokens, rec.output_tokens, rec.token_source) == (12, 4, "server")
     assert rec.tokens_estimated is False
     assert rec.finish_reason
     assert rec.tpot_s is not None and rec.tpot_s > 0
@@ -76,7 +76,7 @@ def test_non_stream(wire: WireServer, fmt: str) -> None:
     assert rec.output_text == "Hello, world!"
     assert rec.ttft_s is None
     assert rec.e2e_s is not None and rec.e2e_s >= TTFT + 3 * ITL - 0.001
-    assert (rec.input_tokens, rec.output_tokens, rec.token_source) == (12, 4, "usage")
+    assert (rec.input_tokens, rec.output_tokens, rec.token_source) == (12, 4, "server")
 
 
 ERROR_CASES = [

@@ -46,7 +46,7 @@ def test_live_provider(name: str, stream: bool) -> None:
 
     rec = run(_go(), timeout=60)
     assert rec.ok, (rec.error_class, rec.error_message)
-    assert rec.token_source == "usage" and rec.output_tokens and rec.input_tokens
+    assert rec.token_source == "server" and rec.output_tokens and rec.input_tokens
     if stream:
         assert rec.ttft_s is not None and rec.e2e_s is not None and rec.ttft_s <= rec.e2e_s
     assert os.environ[env] not in repr(rec.to_dict())

@@ -147,8 +147,14 @@ def _level_rows(g: pd.DataFrame, draws: Draws, key: str, slo_s: float) -> tuple[
     return thr, thr * share, p95
 
 
-def goodput_metrics(ev: Evidence, draws: Draws, label: str, slo_s: float) -> dict[str, Metric]:
+def goodput_metrics(ev: Evidence, draws: Draws, label: str, slo_s: float,
+                    prompt_set: str | None = None) -> dict[str, Metric]:
+    """Goodput from the levels swept on `prompt_set` (None: any): a sweep on other prompts says
+    nothing about this workload's rate within its SLO."""
     levels = ev.levels.get(label)
+    if levels and prompt_set is not None:
+        levels = {lv: g[g["prompt_set"] == prompt_set] if "prompt_set" in g else g for lv, g in levels.items()}
+        levels = {lv: g for lv, g in levels.items() if len(g)}
     if not levels:
         return {}
     best_good = np.zeros(draws.rows)
@@ -162,7 +168,8 @@ def goodput_metrics(ev: Evidence, draws: Draws, label: str, slo_s: float) -> dic
         out_tokens = float(pd.to_numeric(g.loc[g["status"] == "ok", "output_tokens"], errors="coerce").mean())
         tps = np.maximum(tps, np.nan_to_num(thr * out_tokens))
     n = sum(len(g) for g in levels.values())
-    src = f"concurrency.jsonl, best level with p95 ≤ SLO {slo_s * 1000:g} ms"
+    src = (f"concurrency.jsonl{f' (prompt set {prompt_set})' if prompt_set else ''}, best level with "
+           f"p95 ≤ SLO {slo_s * 1000:g} ms")
     return {"goodput_rps": from_rows(best_good, src, n),
             "max_throughput_rps": from_rows(best_thr, "concurrency.jsonl, best level", n),
             "max_output_tps": from_rows(tps, "concurrency.jsonl, best level", n)}

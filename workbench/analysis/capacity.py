@@ -21,7 +21,7 @@ from typing import Any
 from workbench import metrics
 from workbench.analysis import distribution, stats
 
-__all__ = ["QS", "format_levels", "knee_and_usl", "level_summary", "poisson_rate_ci", "request_ends"]
+__all__ = ["QS", "format_levels", "in_flight", "knee_and_usl", "level_summary", "poisson_rate_ci", "request_ends"]
 
 QS = distribution.QS
 
@@ -208,3 +208,26 @@ def _level_replicates(g: Any, records: Any, contender: Any, n_boot: int, rng: An
             warnings.simplefilter("ignore", RuntimeWarning)
             p95[:, j] = np.nanpercentile(e2e[idx], 95, axis=1, method="inverted_cdf") if len(e2e) else np.nan
     return thr, p95
+
+
+def in_flight(df: Any, samples: Any) -> Any:
+    """Per (contender, level): what the client held in flight — the mean by Little's law, Σ request
+    durations / window — beside what the server said it was doing (`<experiment>_server.csv`,
+    sampled from /metrics every 0.25 s): busy slots and requests deferred (queued for a slot),
+    mean and max. The gap between the client's count and the busy slots is the server's queue."""
+    import pandas as pd
+
+    sweep = df[df["phase"] == "sweep"]
+    rows = []
+    for (contender, level), g in sweep.groupby(["contender", "level"], sort=True):
+        window = _window(g)
+        durations = (request_ends(g) - g["sent_s"]).clip(lower=0)
+        row: dict[str, Any] = {"contender": contender, "level": int(level),
+                               "client_in_flight_mean": float(durations.sum()) / window if window > 0 else math.nan}
+        s = samples[(samples["contender"] == contender) & (samples["level"] == level)] if len(samples) else samples
+        for gauge in ("requests_processing", "requests_deferred"):
+            if len(s) and gauge in s:
+                row[f"server_{gauge}_mean"] = float(s[gauge].mean())
+                row[f"server_{gauge}_max"] = float(s[gauge].max())
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -25,7 +25,7 @@ __all__ = ["KEYS", "QS", "columns", "format_cell", "format_table", "key_of", "su
 QS: tuple[int, ...] = (50, 95, 99)
 #: Record field → distribution key.
 KEYS: dict[str, str] = {"ttft_s": "ttft", "e2e_s": "e2e", "tpot_s": "tpot"}
-LABELS: dict[str, str] = {"ttft": "TTFT", "e2e": "E2E", "tpot": "TPOT"}
+LABELS: dict[str, str] = {"ttft": "TTFT", "e2e": "E2E", "tpot": "TPOT", "overhead": "TTFT − server prompt time"}
 
 
 def key_of(field: str) -> str:

@@ -7,13 +7,28 @@ from typing import Any
 
 from workbench.analysis.stats import USLFit
 
-__all__ = ["cost_quality_pareto", "hallucination_bars", "latency_ecdf", "plot_sweep", "rate_bars", "save",
-           "throughput_vs_concurrency"]
+__all__ = ["cost_quality_pareto", "hallucination_bars", "in_flight_bars", "latency_ecdf", "plot_sweep", "rate_bars",
+           "save", "throughput_vs_concurrency"]
 
 
 def save(fig: Any, path: str | Path | None) -> None:
     if path is not None:
         fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
+def _label(ax: Any, xlabel: str | None, ylabel: str, title: str, size: int = 9) -> None:
+    """Axis labels, title and legend, the same way on every panel."""
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=size)
+    ax.legend(fontsize=7)
+
+
+def _done(fig: Any, path: str | Path | None) -> Any:
+    fig.tight_layout()
+    save(fig, path)
+    return fig
 
 
 def latency_ecdf(df: Any, metrics: tuple[str, ...] = ("ttft_s", "e2e_s"), path: str | Path | None = None) -> Any:
@@ -74,13 +89,8 @@ def throughput_vs_concurrency(levels: Any, path: str | Path | None = None, slo_s
     ax1.set_ylabel("completed requests/s")
     ax1.set_title("Throughput vs concurrency, with USL fit", fontsize=9)
     ax1.legend(fontsize=7)
-    ax2.set_xlabel("concurrency")
-    ax2.set_ylabel("p95 E2E (ms)")
-    ax2.set_title("p95 E2E vs concurrency", fontsize=9)
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
-    save(fig, path)
-    return fig
+    _label(ax2, "concurrency", "p95 E2E (ms)", "p95 E2E vs concurrency")
+    return _done(fig, path)
 
 
 def rate_bars(rows: Any, path: str | Path | None = None, title: str = "Hallucination") -> Any:
@@ -106,12 +116,8 @@ def rate_bars(rows: Any, path: str | Path | None = None, title: str = "Hallucina
         n = int(sub["n"].max()) if sub["n"].notna().any() else 0
         ax.bar(x, v, width, yerr=err, capsize=3, label=f"{c} (n={n})")
     ax.set_xticks(np.arange(len(metrics)) + width * (len(contenders) - 1) / 2, metrics)
-    ax.set_ylabel("% of items (95% Wilson interval)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    save(fig, path)
-    return fig
+    _label(ax, None, "% of items (95% interval)", title)
+    return _done(fig, path)
 
 
 def cost_quality_pareto(points: Any, path: str | Path | None = None) -> Any:
@@ -188,12 +194,29 @@ def plot_sweep(summary: Any, fits: dict[str, USLFit | None], slo_e2e_s: float, p
         ax2.errorbar(x, p, yerr=np.nan_to_num(perr), fmt="o-", color=color, capsize=3, label=str(contender))
     ax2.axhline(slo_e2e_s * 1000, color="grey", ls=":", label=f"SLO {slo_e2e_s * 1000:g} ms")
     for ax, title, ylabel in ((ax1, "Throughput (95% Poisson CI)", "completed requests/s"),
-                              (ax2, "p95 E2E (95% bootstrap CI)", "milliseconds")):
+                              (ax2, "p95 E2E (95% order-statistic interval)", "milliseconds")):
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("concurrency (closed-loop workers)")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    save(fig, path)
-    return fig
+        _label(ax, "concurrency (closed-loop workers)", ylabel, title, size=10)
+    return _done(fig, path)
+
+
+def in_flight_bars(table: Any, path: str | Path | None = None) -> Any:
+    """Per contender, against concurrency: the client's mean requests in flight beside the
+    server's own busy slots and deferred queue (from its /metrics). `table`: `capacity.in_flight`."""
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(table["contender"])) if len(table) else []
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(5.2 * max(len(names), 1), 3.4), squeeze=False)
+    if not names:
+        axes[0][0].set_title("no server metrics in this run (hosted contenders report none)")
+    for ax, name in zip(axes[0], names, strict=False):
+        g = table[table["contender"] == name].sort_values("level")
+        x = [str(v) for v in g["level"]]
+        ax.plot(x, g["client_in_flight_mean"], "o-", label="client: in flight (mean, Little's law)")
+        if "server_requests_processing_mean" in g:
+            ax.bar(x, g["server_requests_processing_mean"], alpha=0.5, label="server: busy slots (mean)")
+            ax.bar(x, g["server_requests_deferred_mean"], bottom=g["server_requests_processing_mean"], alpha=0.5,
+                   label="server: deferred, waiting for a slot (mean)")
+        _label(ax, "concurrency (closed-loop workers)", "requests",
+               f"{name}: what the client sent vs what the server did")
+    return _done(fig, path)

@@ -261,7 +261,7 @@ class RealtimeScenario(_ScenarioBase):
 
     def task_metrics(self, ev: Evidence, draws: Draws, label: str, contender: Contender | None,
                      shared: dict[str, Metric], machine_hour_usd: float) -> dict[str, Metric]:
-        out = axes.goodput_metrics(ev, draws, label, self.slo_p95_e2e_s)
+        out = axes.goodput_metrics(ev, draws, label, self.slo_p95_e2e_s, self.prompt_set)
         out.update(axes.realtime_cost({**shared, **out}, contender, target_qps=self.target_qps,
                                       headroom=self.headroom, machine_hour_usd=machine_hour_usd))
         return out

@@ -51,19 +51,22 @@ EXPERIMENTS: dict[str, Experiment] = {
         # routing accuracy gets an interval narrow enough to separate contenders.
         Experiment("latency", "latency.ipynb", "TTFT / E2E / TPOT percentiles with intervals, routing accuracy, "
                    "cold start", run_params={"n_requests": 162}),
-        # 80 requests per level: p95 has both bounds at every level (n >= 72); 4 levels: a USL fit with dof.
+        # Answers long enough for decoding to dominate (the generation prompts, 24 tokens), so the
+        # server's batching shows; 72 requests per level: p95 has both bounds at every level; 4
+        # levels up to 16: a USL fit with a residual degree of freedom, and a knee to find.
         Experiment("concurrency", "concurrency.ipynb",
                    "load sweep: throughput, p95 vs concurrency, knee, USL, fleet cost, rate-limit rehearsal",
-                   run_params={"levels": "1,2,4,8", "requests_per_level": 80}),
+                   run_params={"prompt_set": "generation", "max_tokens": 24, "levels": "1,4,8,16",
+                               "requests_per_level": 72}),
         Experiment(
             "hallucination", "hallucination.ipynb",
             "answerable / unanswerable items apart, hallucination score, paired McNemar, worst answers",
-            run_params={"sample_size": 0},  # the full dataset (173 items: a few minutes)
+            run_params={"sample_size": 0, "concurrency": 4},  # the full dataset (173 items), 4 in flight
         ),
         Experiment(
             "coalescing", "coalescing.ipynb",
             "architecture levers on annotation: naive vs coalesced vs dedup vs cache, with projections",
-            run_params={"n_docs": 64, "window": 16},
+            run_params={"n_docs": 64, "window": 16, "concurrency": 4},
         ),
         Experiment("summary", "summary.ipynb", "decision matrix per scenario: constraints, p_best, ranks, "
                    "comparisons, report.html", html_report=True),

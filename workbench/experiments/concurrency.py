@@ -12,10 +12,15 @@ budget refuses is a `cancelled` record and the sweep ends there, for every conte
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 from workbench.aio import run_sync
 from workbench.analysis import capacity, plots, projection
@@ -29,14 +34,46 @@ from workbench.types import Prompt
 __all__ = ["SweepReport", "analyse", "client_warnings", "run_sweep"]
 
 
+#: What the server's own /metrics says while a level runs (llama-server gauges).
+SERVER_GAUGES = ("llamacpp:requests_processing", "llamacpp:requests_deferred")
+
+
+def _gauges(text: str) -> dict[str, float]:
+    """The unlabelled gauges of a Prometheus text page that `SERVER_GAUGES` names (llama-server
+    writes them as `name value` lines; three lines of parsing, not a client library)."""
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in SERVER_GAUGES:
+            out[name.split(":", 1)[1]] = float(value)
+    return out
+
+
+async def _watch_server(url: str, label: str, level: int, out: list[dict[str, Any]], stop: asyncio.Event,
+                        every_s: float = 0.25) -> None:
+    """Sample the server's busy slots and its queue of deferred requests while a level runs."""
+    t0 = time.perf_counter()
+    async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+        while not stop.is_set():
+            with contextlib.suppress(httpx.HTTPError):
+                page = await client.get(url)
+                if page.status_code == 200:
+                    out.append({"contender": label, "level": level, "t_s": time.perf_counter() - t0,
+                                **_gauges(page.text)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
+
+
 async def _sweep(
     session: Session, prompts: Sequence[Prompt], levels: Sequence[int], requests_per_level: int,
-    max_duration_per_level_s: float, stream: bool, ramp_s: float = 0.0,
+    max_duration_per_level_s: float, stream: bool, ramp_s: float = 0.0, prompt_set: str | None = None,
 ) -> list[dict[str, Any]]:
     loadgen: list[dict[str, Any]] = []
+    samples: list[dict[str, Any]] = []
     with session.writer() as writer:
         for c in session.contenders:
             target = session.target(c, stream=stream, keep_itl=False)
+            metrics_url = target.base_url.removesuffix("/v1") + "/metrics" if c.is_local else None
             # One set of connections per contender, kept across levels (no reconnects mid-sweep),
             # sharded so the client's CPU per request does not grow with the level.
             async with ClientShards.for_pool(None, max(levels), c.timeout_s) as client:
@@ -45,12 +82,21 @@ async def _sweep(
                                   on_record=writer.write, request_prefix=f"{c.name}:warmup:",
                                   extra={"phase": "warmup", "level": 1})
                 for level in sorted(set(levels)):
-                    res: LoadResult = await closed_loop(
-                        target, prompts, concurrency=level, n_requests=max(requests_per_level, level),
-                        max_duration_s=max_duration_per_level_s, client=client, on_record=writer.write,
-                        request_prefix=f"{c.name}:c{level}:", extra={"phase": "sweep", "level": level},
-                        ramp_s=ramp_s if level > 1 else 0.0,
-                    )
+                    stop = asyncio.Event()
+                    watcher = (asyncio.create_task(_watch_server(metrics_url, c.name, level, samples, stop))
+                               if metrics_url else None)
+                    try:
+                        res: LoadResult = await closed_loop(
+                            target, prompts, concurrency=level, n_requests=max(requests_per_level, level),
+                            max_duration_s=max_duration_per_level_s, client=client, on_record=writer.write,
+                            request_prefix=f"{c.name}:c{level}:",
+                            extra={"phase": "sweep", "level": level, "prompt_set": prompt_set},
+                            ramp_s=ramp_s if level > 1 else 0.0,
+                        )
+                    finally:
+                        stop.set()
+                        if watcher is not None:
+                            await watcher
                     loadgen.append({"contender": c.name, "level": level, **res.summary(),
                                     "client_notes": res.client.notes, "notes": res.notes})
                     if res.budget_stopped:
@@ -59,13 +105,17 @@ async def _sweep(
                 if target.budget is not None and target.budget.refused:
                     break  # the budget is shared by every contender: the sweep ends here
     (session.run.path / f"{session.experiment}_loadgen.json").write_text(json.dumps(loadgen, indent=1))
+    if samples:
+        import pandas as pd
+
+        pd.DataFrame(samples).to_csv(session.run.path / f"{session.experiment}_server.csv", index=False)
     return loadgen
 
 
 def run_sweep(
     session: Session, prompts: Sequence[Prompt], *, levels: Sequence[int] = (1, 2, 4),
     requests_per_level: int = 8, max_duration_per_level_s: float = 60.0, stream: bool = True,
-    ramp_s: float = 0.0,
+    ramp_s: float = 0.0, prompt_set: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run the sweep; records go to `<run>/<experiment>.jsonl` as they complete.
 
@@ -82,7 +132,8 @@ def run_sweep(
         raise ValueError("requests_per_level must be >= 1")
     if not 0 <= ramp_s < max_duration_per_level_s:
         raise ValueError(f"ramp_s must be in [0, max_duration_per_level_s={max_duration_per_level_s:g})")
-    return run_sync(_sweep(session, prompts, levels, requests_per_level, max_duration_per_level_s, stream, ramp_s))
+    return run_sync(_sweep(session, prompts, levels, requests_per_level, max_duration_per_level_s, stream, ramp_s,
+                           prompt_set))
 
 
 def client_warnings(loadgen: Sequence[dict[str, Any]]) -> list[str]:
@@ -102,6 +153,7 @@ class SweepReport:
     projections: list[str]
     loadgen: Any
     client_warnings: list[str]
+    in_flight: Any = None  # capacity.in_flight: client vs server, per level
     figure: Any = None
 
     def knee_lines(self) -> list[str]:
@@ -141,5 +193,10 @@ def analyse(session: Session, loadgen: Sequence[dict[str, Any]], *, slo_e2e_s: f
     table = pd.DataFrame(loadgen)
     cols = [c for c in ("contender", "level", "sent", "ok", "wall_s", "deadline_hit", "loop_lag_p99_s",
                         "client_cpu_share", "client_limited") if c in table]
+    server_csv = session.run.path / f"{session.experiment}_server.csv"
+    samples = pd.read_csv(server_csv) if server_csv.exists() else pd.DataFrame()
+    flight = capacity.in_flight(df, samples)
+    flight.to_csv(session.run.path / f"{session.experiment}_in_flight.csv", index=False)
+    plots.in_flight_bars(flight, path=session.run.path / f"{session.experiment}_in_flight.png")
     return SweepReport(levels, capacity.format_levels(levels), knee, fits, lines, table[cols] if cols else table,
-                       client_warnings(loadgen), fig)
+                       client_warnings(loadgen), flight, fig)

@@ -34,6 +34,7 @@ graded too, but kept out of the headline rates so each item counts once).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ from workbench.analysis.grading import (
 from workbench.config import Contender
 from workbench.errors import ConfigError
 from workbench.measure.probe import make_client, probe
+from workbench.measure.target import Target
 from workbench.providers import get_provider
 from workbench.session import Session
 from workbench.types import Prompt, Record
@@ -153,33 +155,37 @@ def _grade(rec: Record, item: QAItem) -> None:
 
 async def _run(
     session: Session, items: Sequence[QAItem], k_samples: int, temperature: float, seed: int,
-    judge: Contender | None,
+    judge: Contender | None, concurrency: int,
 ) -> list[Record]:
     records: list[Record] = []
-    judge_client = make_client(1, judge.timeout_s) if judge is not None else None
+    judge_client = make_client(concurrency, judge.timeout_s) if judge is not None else None
     try:
         with session.writer() as writer:
             for c in session.contenders:
-                # One sequential request at a time per contender: latency is recorded, not stressed.
+                # At most `concurrency` requests of a contender at a time (1: latency is recorded
+                # unstressed; the answers, which are what this experiment grades, do not depend on it).
                 target = session.target(c, keep_itl=False)
-                async with make_client(1, c.timeout_s) as client:
-                    for item in items:
-                        prompt = build_prompt(item, c)
-                        plan = [(0, c)] + [
-                            (i, c.with_sampling(temperature=temperature, seed=seed + i))
-                            for i in range(1, k_samples + 1 if k_samples > 1 else 1)
-                        ]
-                        for sample_index, contender in plan:
+                gate = asyncio.Semaphore(concurrency)
+                async with make_client(concurrency, c.timeout_s) as client:
+
+                    async def ask(item: QAItem, sample_index: int, contender: Contender,
+                                  client: httpx.AsyncClient = client, target: Target = target,
+                                  c: Contender = c, gate: asyncio.Semaphore = gate) -> None:
+                        async with gate:
                             rec = await probe(
-                                client, target.replace(contender=contender), prompt,
+                                client, target.replace(contender=contender), build_prompt(item, c),
                                 request_id=f"{c.name}:{item.id}:{sample_index}",
                                 extra=_item_fields(item, sample_index, contender.sampling.temperature),
                             )
                             _grade(rec, item)
                             if judge is not None and judge_client is not None and sample_index == 0:
                                 await _judge(session, judge, judge_client, item, rec)
-                            writer.write(rec)
-                            records.append(rec)
+                        writer.write(rec)
+                        records.append(rec)
+
+                    plan = [(0, c)] + [(i, c.with_sampling(temperature=temperature, seed=seed + i))
+                                       for i in range(1, k_samples + 1 if k_samples > 1 else 1)]
+                    await asyncio.gather(*(ask(item, i, contender) for item in items for i, contender in plan))
     finally:
         if judge_client is not None:
             await judge_client.aclose()
@@ -213,16 +219,20 @@ def run_hallucination(
     temperature: float = 0.8,
     seed: int = 0,
     judge_contender: str = "",
+    concurrency: int = 1,
 ) -> list[Record]:
-    """Ask every contender every item; records are appended to `<run>/hallucination.jsonl` as
-    they complete. `k_samples` > 1 adds K answers at `temperature` per item for the consistency
-    rate; `judge_contender` names one of the session's contenders to grade answers as well."""
+    """Ask every contender every item, at most `concurrency` at a time per contender; records
+    are appended to `<run>/hallucination.jsonl` as they complete. `k_samples` > 1 adds K answers
+    at `temperature` per item for the consistency rate; `judge_contender` names one of the
+    session's contenders to grade answers as well."""
     if k_samples < 1:
         raise ValueError(f"k_samples must be >= 1 (1 = no consistency samples), got {k_samples}")
     if k_samples > 1 and temperature <= 0:
         raise ValueError("k_samples > 1 needs temperature > 0: greedy samples always agree")
     if not items:
         raise ValueError("no items to ask")
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     judge: Contender | None = None
     if judge_contender:
         by_name = {c.name: c for c in session.contenders}
@@ -231,4 +241,4 @@ def run_hallucination(
                               f"{judge_contender!r} is not a contender of this run; valid: "
                               f"{', '.join(by_name)}")
         judge = by_name[judge_contender].with_sampling(temperature=0.0, max_tokens=JUDGE_MAX_TOKENS)
-    return run_sync(_run(session, items, k_samples, temperature, seed, judge))
+    return run_sync(_run(session, items, k_samples, temperature, seed, judge, concurrency))

@@ -37,7 +37,7 @@ from workbench.measure.probe import make_client, probe
 from workbench.session import Session
 from workbench.types import Prompt, Record
 
-__all__ = ["METRICS", "cold_start_table", "format_summary", "latency_summary", "run_latency"]
+__all__ = ["METRICS", "cold_start_table", "format_summary", "latency_summary", "run_latency", "server_overhead"]
 
 METRICS = ("ttft_s", "e2e_s", "tpot_s")
 
@@ -141,6 +141,25 @@ def format_summary(summary: Any) -> Any:
             for v, lo, hi, n in zip(summary["route_accuracy"], summary["route_accuracy_low"],
                                     summary["route_accuracy_high"], summary["route_accuracy_n"], strict=True)]
     return table
+
+
+def server_overhead(df: Any) -> Any:
+    """Per contender, over successful warm streamed requests whose server reported `timings`:
+    client TTFT minus the server's own prompt time — what the request spent outside the model's
+    prefill (connect, HTTP, queueing for a slot, sending the first token) — as a distribution
+    (median and p95 with order-statistic intervals, milliseconds in the formatted table)."""
+    import pandas as pd
+
+    warm = df[(df["status"] == "ok") & (df.get("phase", "warm") == "warm")]
+    if "server_prompt_ms" not in warm:
+        return pd.DataFrame()
+    rows = []
+    for contender, g in warm.groupby("contender", sort=True):
+        gap = (g["ttft_s"] - g["server_prompt_ms"] / 1000.0).dropna().to_numpy(dtype=float)
+        if len(gap):
+            rows.append({"contender": contender, **distribution.summarize(gap, "overhead", qs=(50, 95))})
+    table = pd.DataFrame(rows)
+    return distribution.format_table(table, ["overhead"], ["contender"], qs=(50, 95)) if len(table) else table
 
 
 def cold_start_table(df: Any) -> Any:

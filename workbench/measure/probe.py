@@ -16,12 +16,12 @@ A failure of any kind — HTTP error, timeout, refused connection, malformed or 
 stream — comes back as a record with `status="error"` and a typed `error_class`; this function
 does not raise for request failures.
 
-Token counts: the server's `usage` when it reports one (`token_source="usage"`). When a stream
-carries none (llama.cpp's server ignores `stream_options.include_usage`), a `TokenCounter` may
-count the text with the server's own tokenizer (`"tokenizer"`, still an exact count of the text
-but flagged `tokens_estimated` because re-tokenising text can differ from the generated ids by a
-token); failing that, content chunks are counted (`"chunks"`) or characters/4 (`"chars/4"`),
-both flagged as estimates. Zero is never reported for a non-empty answer.
+Token counts: the server's `usage` when it reports one (`token_source="server"`; streams ask for
+it with `stream_options.include_usage`). When a response carries none, content chunks are counted
+(`"chunks"`) or characters/4 (`"chars/4"`), both flagged `tokens_estimated`. Zero is never
+reported for a non-empty answer. A server that reports its own `timings` (llama.cpp: prompt and
+generation milliseconds and tokens) has them kept on the record (`server_*`), beside — never
+instead of — the client's clock.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from workbench.measure.target import DEFAULT_MAX_OUTPUT_CHARS, Target
 from workbench.providers import provider_for
 from workbench.providers.errors import rate_limit_headers
 from workbench.providers.sse import SSEDecoder, SSEEvent
-from workbench.types import ErrorClass, ErrorInfo, Prompt, Record, TokenCounter, Usage
+from workbench.types import ErrorClass, ErrorInfo, Prompt, Record, ServerTimings, Usage
 
 __all__ = [
     "DEFAULT_MAX_OUTPUT_CHARS",
@@ -187,7 +187,7 @@ async def probe(
     At most `target.max_output_chars` of the answer are kept on the record (`output_truncated`
     says when it was cut); error bodies are read up to 64 KiB and non-streamed bodies up to
     `MAX_BODY_BYTES`, so an oversized response costs bounded memory."""
-    contender, stream, token_counter = target.contender, target.stream, target.token_counter
+    contender, stream = target.contender, target.stream
     provider = provider_for(contender)
     url_root = target.base_url
     rec = Record(
@@ -213,8 +213,10 @@ async def probe(
     chunk_ns: list[int] = []
     finish: str | None = None
     err: ErrorInfo | None = None
+    timings: ServerTimings | None = None
     headers: httpx.Headers | None = None
-    request = client.build_request(req.method, _url(req.url), headers=req.headers, json=req.json)
+    headers_out = {**req.headers, **target.headers} if target.headers else req.headers
+    request = client.build_request(req.method, _url(req.url), headers=headers_out, json=req.json)
     t0 = time.perf_counter_ns()
     end = t0
     try:
@@ -234,7 +236,8 @@ async def probe(
                     end = clock()
                     err = provider.classify_error(response.status_code, _decode_body(raw), headers)
                 elif stream:
-                    usage, finish, err = await _read_stream(response, provider, text_parts, chunk_ns, clock)
+                    st = await _read_stream(response, provider, text_parts, chunk_ns, clock)
+                    usage, finish, err, timings = st.usage, st.finish, st.error, st.timings
                     end = clock()
                 else:
                     raw, too_big = await _read_capped(response, MAX_BODY_BYTES)
@@ -249,6 +252,7 @@ async def probe(
                         text_parts.append(completion.text)
                         usage = completion.usage
                         finish = completion.finish_reason
+                        timings = completion.timings
             finally:
                 await response.aclose()
     except BaseException as exc:
@@ -270,6 +274,10 @@ async def probe(
     rec.output_truncated = full_chars > len(text)
     rec.output_text = text
     rec.finish_reason = finish
+    if timings is not None:
+        rec.server_prompt_ms, rec.server_predicted_ms = timings.prompt_ms, timings.predicted_ms
+        rec.server_prompt_n, rec.server_predicted_n, rec.server_cache_n = (
+            timings.prompt_n, timings.predicted_n, timings.cache_n)
     if stream:
         rec.n_chunks = len(chunk_ns)
         rec.ttft_s = metrics.ttft_s(t0, chunk_ns[0] if chunk_ns else None)
@@ -281,8 +289,7 @@ async def probe(
         _cap_message(rec)
         return rec
     _redact(rec, api_key)
-    await _fill_tokens(rec, usage, text, prompt, contender, len(chunk_ns) if stream else None,
-                       token_counter, full_chars)
+    _fill_tokens(rec, usage, text, prompt, contender, len(chunk_ns) if stream else None, full_chars)
     rec.tpot_s = metrics.tpot_s(rec.e2e_s, rec.ttft_s, rec.output_tokens)
     return rec
 
@@ -290,7 +297,7 @@ async def probe(
 class _StreamState:
     """What a stream has said so far; `take()` applies the deltas of one network read."""
 
-    __slots__ = ("chunk_ns", "complete", "error", "finish", "text_parts", "usage")
+    __slots__ = ("chunk_ns", "complete", "error", "finish", "text_parts", "timings", "usage")
 
     def __init__(self, text_parts: _Text, chunk_ns: list[int]) -> None:
         self.text_parts = text_parts
@@ -299,6 +306,7 @@ class _StreamState:
         self.finish: str | None = None
         self.complete = False
         self.error: ErrorInfo | None = None
+        self.timings: ServerTimings | None = None
 
     def take(self, events: list[SSEEvent], parser: Any, now: int) -> bool:
         """Apply the events of one read (all stamped `now`); False once the stream errored."""
@@ -312,6 +320,8 @@ class _StreamState:
                     self.chunk_ns.append(now)
                 if delta.usage is not None:
                     self.usage = _merge_usage(self.usage, delta.usage)
+                if delta.timings is not None:
+                    self.timings = delta.timings  # the last report covers the whole request
                 if delta.finish_reason:
                     self.finish = delta.finish_reason
                     self.complete = True
@@ -326,22 +336,23 @@ async def _read_stream(
     text_parts: _Text,
     chunk_ns: list[int],
     clock: Callable[[], int] = time.perf_counter_ns,
-) -> tuple[Usage | None, str | None, ErrorInfo | None]:
+) -> _StreamState:
+    """Read a stream to its end; the state holds what it said (`error` set when it failed)."""
     decoder = SSEDecoder()
     parser = provider.stream_parser()
     utf8 = codecs.getincrementaldecoder("utf-8")("replace")
     st = _StreamState(text_parts, chunk_ns)
     async for raw in response.aiter_raw():
         if not st.take(decoder.feed(utf8.decode(raw)), parser, clock()):
-            return st.usage, st.finish, st.error
+            return st
     tail = utf8.decode(b"", final=True)
     partial = decoder.has_partial or bool(tail)
     if not st.take(decoder.feed(tail) + decoder.flush(), parser, clock()):
-        return st.usage, st.finish, st.error
+        return st
     if not st.complete:
         why = "ended mid-event" if partial else "ended without a finish marker"
-        return st.usage, st.finish, ErrorInfo(ErrorClass.PROTOCOL, f"truncated stream: {why}")
-    return st.usage, st.finish, None
+        st.error = ErrorInfo(ErrorClass.PROTOCOL, f"truncated stream: {why}")
+    return st
 
 
 def _merge_usage(old: Usage | None, new: Usage) -> Usage:
@@ -360,14 +371,13 @@ def _merge_usage(old: Usage | None, new: Usage) -> Usage:
     )
 
 
-async def _fill_tokens(
+def _fill_tokens(
     rec: Record,
     usage: Usage | None,
     text: str,
     prompt: Prompt,
     contender: Contender,
     n_chunks: int | None,
-    token_counter: TokenCounter | None,
     full_chars: int | None = None,
 ) -> None:
     if usage is not None and usage.output_tokens is not None:
@@ -375,34 +385,21 @@ async def _fill_tokens(
         rec.output_tokens = usage.output_tokens
         rec.cached_input_tokens = usage.cached_input_tokens
         rec.reasoning_tokens = usage.reasoning_tokens
-        rec.token_source = "usage"
+        rec.token_source = "server"
         rec.tokens_estimated = False
         return
     truncated = full_chars is not None and full_chars > len(text)
-    # A cut text cannot be counted exactly: fall through to the estimates below.
-    counted_out = token_counter.count_output(text) if token_counter is not None and not truncated else None
-    if counted_out is not None:
-        # The model's own tokenizer: a real count of the text (see module docstring).
-        rec.output_tokens = counted_out
-        rec.token_source = "tokenizer"
-        rec.tokens_estimated = False
-    elif n_chunks:
+    if n_chunks:
         rec.output_tokens = n_chunks
         rec.token_source = "chunks"
-        rec.tokens_estimated = True
     else:
         rec.output_tokens = _chars_estimate("x" * full_chars if truncated and full_chars else text)
         rec.token_source = "chars/4"
-        rec.tokens_estimated = True
+    rec.tokens_estimated = True
     if usage is not None and usage.input_tokens is not None:
         rec.input_tokens = usage.input_tokens
-        return
-    counted_in = token_counter.count_input(contender, prompt) if token_counter is not None else None
-    if counted_in is not None:
-        rec.input_tokens = counted_in
     else:
         rec.input_tokens = _chars_estimate(_rendered_prompt(contender, prompt))
-        rec.tokens_estimated = True
 
 
 def _rendered_prompt(contender: Contender, prompt: Prompt) -> str:

@@ -2,8 +2,8 @@
 
 The session builds one per contender and experiment (`Session.target(contender)`), and the
 probe and every load profile take it whole, so a parameter reaches the wire in few hands
-instead of as five keyword arguments carried by every experiment (base URL, run id, experiment,
-token counter, ITL keeping, ...).
+instead of as keyword arguments carried by every experiment (base URL, run id, experiment,
+streaming, ITL keeping, budget, ...).
 
 The HTTP client is not part of it, on purpose (httpx's own client/transport split): a target is
 a value, built once and copied freely; a client is an open connection pool bound to one event
@@ -17,13 +17,13 @@ workbench binds its servers to 127.0.0.1). Loads only go to the configured endpo
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from workbench.config import Contender
 from workbench.errors import WorkbenchError
-from workbench.types import TokenCounter
 
 if TYPE_CHECKING:
     from workbench.measure.budget import Budget
@@ -57,14 +57,14 @@ class Target:
     base_url: str
     run_id: str = "adhoc"
     experiment: str = "probe"
-    #: the model's own tokenizer, for servers that report no usage (None: use the server's)
-    token_counter: TokenCounter | None = None
     stream: bool = True
     #: keep every inter-chunk gap on the record (large under load: the load profiles turn it off)
     keep_itl: bool = True
     #: spend cap shared by the experiment's requests (None: none)
     budget: Budget | None = None
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
+    #: transport headers the server needs (e.g. `Connection: close`), added to the provider's own
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         check_url(self.contender, self.base_url)

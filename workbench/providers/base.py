@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from workbench.errors import lookup
-from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
+from workbench.types import ErrorClass, ErrorInfo, Prompt, ServerTimings, StreamDelta, Usage
 
 if TYPE_CHECKING:
     from workbench.config import Contender
@@ -53,6 +53,7 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     raw_model: str | None = None
+    timings: ServerTimings | None = None
 
 
 class StreamParser(Protocol):

@@ -2,9 +2,9 @@
 (kind `openai-completions`), the format llama.cpp's server and many gateways also speak.
 
 Reference: platform.openai.com/docs/api-reference/chat. Streaming asks for
-`stream_options.include_usage`, which makes the last chunk carry `usage` with empty `choices`;
-servers that ignore it (llama-cpp-python's, for one) send no usage, and the probe then counts
-tokens another way and says so on the record.
+`stream_options.include_usage`, which makes the last chunk carry `usage` with empty `choices`
+(llama.cpp's `llama-server` does the same, and adds its own `timings`, kept as `ServerTimings`);
+servers that ignore it send no usage, and the probe then estimates tokens and says so on the record.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.providers.base import Completion, HttpRequest, event_object, extra_body, register, sampling_fields
 from workbench.providers.errors import classify
-from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
+from workbench.types import ErrorClass, ErrorInfo, Prompt, ServerTimings, StreamDelta, Usage
 
 if TYPE_CHECKING:
     from workbench.config import Contender
     from workbench.providers.sse import SSEEvent
 
-__all__ = ["OpenAIChat", "OpenAICompletions", "error_fields", "parse_usage"]
+__all__ = ["OpenAIChat", "OpenAICompletions", "error_fields", "parse_timings", "parse_usage", "stream_object"]
 
 
 def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
@@ -36,6 +36,24 @@ def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
         cached_input_tokens=prompt_details.get("cached_tokens"),
         reasoning_tokens=completion_details.get("reasoning_tokens"),
     )
+
+
+def parse_timings(t: Any) -> ServerTimings | None:
+    """llama.cpp's `timings` object (non-standard; on the last stream chunk and on whole
+    responses) → ServerTimings; None for servers that send none."""
+    if not isinstance(t, Mapping):
+        return None
+
+    def num(key: str) -> float | None:
+        v = t.get(key)
+        return float(v) if isinstance(v, int | float) else None
+
+    def count(key: str) -> int | None:
+        v = t.get(key)
+        return int(v) if isinstance(v, int | float) else None
+
+    return ServerTimings(prompt_ms=num("prompt_ms"), predicted_ms=num("predicted_ms"), prompt_n=count("prompt_n"),
+                         predicted_n=count("predicted_n"), cache_n=count("cache_n"))
 
 
 def error_fields(body: Any) -> tuple[str | None, str]:
@@ -129,6 +147,7 @@ class _OpenAIBase:
             usage=parse_usage(body.get("usage")) or Usage(),
             finish_reason=finish,
             raw_model=body.get("model"),
+            timings=parse_timings(body.get("timings")),
         )
 
     def _full_text(self, choice: Mapping[str, Any]) -> str | None:
@@ -154,8 +173,8 @@ class _OpenAIStream:
         if data.strip() == "[DONE]":
             if not self._finished:
                 # OpenAI-format servers send a finish_reason before [DONE]; without one the
-                # server cut the answer short (llama-cpp-python does this to a running stream
-                # when another request arrives, unless started with --interrupt_requests False).
+                # server cut the answer short (llama-cpp-python's server did this to a running
+                # stream when another request arrived, unless told not to).
                 return [StreamDelta(error=ErrorInfo(
                     ErrorClass.PROTOCOL, "stream ended by [DONE] before any finish_reason: "
                     "the server cut the answer short"))]
@@ -174,6 +193,9 @@ class _OpenAIStream:
         usage = parse_usage(obj.get("usage"))
         if usage is not None:
             out.append(StreamDelta(usage=usage))
+        timings = parse_timings(obj.get("timings"))
+        if timings is not None:
+            out.append(StreamDelta(timings=timings))
         return out
 
 

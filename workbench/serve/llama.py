@@ -1,24 +1,33 @@
-"""The embedded default served: one llama.cpp server process per model, on 127.0.0.1.
+"""The embedded default served: llama.cpp's own `llama-server`, one process per model, on 127.0.0.1.
 
-Each model gets its own `python -m llama_cpp.server` process on 127.0.0.1 and a free port,
-started with its log in the run folder, polled on `GET /v1/models` until ready, and stopped on
-exit, on Ctrl-C, on failure — and, on Linux, when the parent process dies (PR_SET_PDEATHSIG),
-so a killed notebook kernel leaves no server behind. llama-cpp-python's server runs one
-request at a time: queueing under concurrency is real and visible in the measurements.
-The models themselves (catalogue, verified weights) are `workbench.embedded`.
+The server batches concurrent requests continuously (`--parallel` slots, each with its own
+context window), reports what it did — `usage` in the stream, per-request `timings` (prompt and
+generation milliseconds and tokens), Prometheus `/metrics` (busy slots, the deferred-request
+queue), `/tokenize`, `/apply-template` — and is what people deploy, unlike a one-request-at-a-time
+Python server. The binary is built once per machine from the pinned llama.cpp source
+(`workbench.serve.llama_build`, run by `make setup`), the models are `workbench.embedded`.
+
+Each model gets its own process on a free port, its log (stderr: llama-server logs nothing to
+stdout) in the run folder, `GET /health` polled until 200 (503 "Loading model" before), and is
+stopped on exit, on Ctrl-C, on failure — and, on Linux, when the parent process dies
+(PR_SET_PDEATHSIG), so a killed notebook kernel leaves no server behind. `LLAMA_ARG_*`
+variables are removed from its environment (each would silently set a flag).
+
+Slots: `WORKBENCH_SLOTS` (default 8) parallel slots of `LocalModel.n_ctx` tokens each; threads:
+`WORKBENCH_THREADS` (default: every core).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from importlib import metadata
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,28 +35,44 @@ import httpx
 
 from workbench.embedded import LocalModel, assemble_model, get_model
 from workbench.errors import ServerStartError
+from workbench.serve import llama_build
 from workbench.serve.child import die_with_parent, free_port
 
-__all__ = ["LocalServer", "serve", "start_server"]
+__all__ = ["DEFAULT_SLOTS", "REQUEST_HEADERS", "LocalServer", "serve", "start_server"]
+
+#: Parallel slots per server on this 2-core machine's default; `WORKBENCH_SLOTS` overrides.
+DEFAULT_SLOTS = 8
+#: Sent with every request to an embedded server. llama-server closes a kept-alive connection
+#: after a streamed answer, and a client that reuses it at once gets "server disconnected" (7 of
+#: 120 back-to-back streams here); a connection per request avoids the race. Its loopback
+#: connect counts in TTFT like any connect the request opened.
+REQUEST_HEADERS = {"Connection": "close"}
 
 
 @dataclass
 class LocalServer:
-    """A running llama.cpp server for one model."""
+    """A running llama-server for one model."""
 
     model: LocalModel
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
-    startup_s: float  # spawn → first successful GET /v1/models (includes loading the weights)
+    startup_s: float  # spawn → first GET /health 200 (includes loading the weights)
     started_unix: float
+    command: list[str] = field(default_factory=list)
+    slots: int = DEFAULT_SLOTS
     _log_fh: IO[bytes] | None = None
 
     @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.root_url}/v1"
 
     def info(self) -> dict[str, Any]:
+        build = _build_info()
         return {
             "model": self.model.name,
             "base_url": self.base_url,
@@ -55,7 +80,12 @@ class LocalServer:
             "startup_s": round(self.startup_s, 3),
             "started_unix": self.started_unix,
             "log": str(self.log_path),
-            "server": f"llama-cpp-python {_version('llama_cpp_python')}",
+            "server": f"llama.cpp llama-server build {build.get('llama_cpp_build_number')} "
+                      f"(commit {str(build.get('llama_cpp_commit', ''))[:8]})",
+            "server_build": {k: build.get(k) for k in ("llama_cpp_commit", "llama_cpp_build_number",
+                                                       "binary_version", "cmake_flags", "native", "key")},
+            "server_flags": self.command[1:],
+            "slots": self.slots,
         }
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -71,11 +101,14 @@ class LocalServer:
             self._log_fh = None
 
 
-def _version(dist: str) -> str | None:
+def _build_info() -> dict[str, Any]:
+    binary = llama_build.cached_server()
+    if binary is None:
+        return {}
     try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
+        return dict(json.loads((binary.parent / "build.json").read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
 def _log_tail(path: Path, lines: int = 25) -> str:
@@ -86,11 +119,25 @@ def _log_tail(path: Path, lines: int = 25) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _binary() -> Path:
+    """The cached llama-server, built now (minutes, said on stderr) if this machine has none."""
+    found = llama_build.cached_server()
+    if found is not None:
+        return found
+    print("llama-server is not built on this machine yet: building it once from the pinned llama.cpp "
+          "source (several minutes; `make setup` does this ahead of time)", file=sys.stderr)
+    try:
+        return llama_build.build_server(log=sys.stderr)
+    except llama_build.LlamaBuildError as exc:
+        raise ServerStartError(f"cannot build llama-server: {exc}") from None
+
+
 def start_server(
     name: str,
     log_dir: Path,
     *,
     n_threads: int | None = None,
+    slots: int | None = None,
     ready_timeout_s: float = 120.0,
     port: int | None = None,
 ) -> LocalServer:
@@ -98,22 +145,24 @@ def start_server(
     log's tail if it exits or does not answer in time."""
     model = get_model(name)
     path = assemble_model(name)
+    binary = _binary()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     port = port or free_port()
     threads = n_threads or int(os.environ.get("WORKBENCH_THREADS", "0")) or (os.cpu_count() or 2)
+    n_slots = slots or int(os.environ.get("WORKBENCH_SLOTS", "0")) or DEFAULT_SLOTS
     cmd = [
-        sys.executable, "-m", "llama_cpp.server",
+        str(binary),
         "--model", str(path),
-        "--model_alias", name,
+        "--alias", name,
         "--host", "127.0.0.1",
         "--port", str(port),
-        "--n_ctx", str(model.n_ctx),
-        "--n_threads", str(threads),
-        "--n_threads_batch", str(threads),
-        # By default llama-cpp-python ends a running stream early (with [DONE]) as soon as
-        # another request waits: answers would be silently truncated under concurrency.
-        "--interrupt_requests", "False",
+        "--parallel", str(n_slots),
+        "--ctx-size", str(model.n_ctx * n_slots),  # split evenly: n_ctx tokens per slot
+        "--threads", str(threads),
+        "--threads-batch", str(threads),
+        "--cont-batching",
+        "--metrics",
         *model.server_args,
     ]
     log_fh = open(log_path, "ab")  # noqa: SIM115 - closed in LocalServer.stop
@@ -121,12 +170,13 @@ def start_server(
     log_fh.flush()
     t0 = time.perf_counter()
     started_unix = time.time()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLAMA_ARG_")}
     proc = subprocess.Popen(
-        cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
         preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
     )
-    server = LocalServer(model, proc, port, log_path, 0.0, started_unix, log_fh)
-    url = f"http://127.0.0.1:{port}/v1/models"
+    server = LocalServer(model, proc, port, log_path, 0.0, started_unix, cmd, n_slots, log_fh)
+    url = f"http://127.0.0.1:{port}/health"
     deadline = t0 + ready_timeout_s
     try:
         with httpx.Client(timeout=2.0, trust_env=False) as client:
