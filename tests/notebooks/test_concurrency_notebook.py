@@ -18,7 +18,7 @@ from workbench.runner import run_experiments
 def test_concurrency_notebook(local_endpoints: dict[str, str], tmp_path: Path) -> None:
     params = {"levels": "1,2,3", "requests_per_level": 3, "max_tokens": 4, "rehearse_limit": 1,
               "rehearse_concurrency": 3, "rehearse_requests": 4, "max_duration_per_level_s": 60.0,
-              "ramp_s": 0.2}
+              "ramp_s": 0.2, "confirm_requests": 4}
     run = run_experiments([get_experiment("concurrency")], out_dir=tmp_path / "run", params=params,
                           log=lambda _: None)
     rows = [json.loads(line) for line in (run.path / "concurrency.jsonl").read_text().splitlines()]
@@ -41,3 +41,8 @@ def test_concurrency_notebook(local_endpoints: dict[str, str], tmp_path: Path) -
     assert "residual degrees of freedom" in text
     assert (run.path / "concurrency_sweep.png").exists()
     assert (run.path / "concurrency_rehearsal.csv").exists()
+    # the server's own view: busy slots and its queue, sampled from /metrics, beside the client's
+    flight = (run.path / "concurrency_in_flight.csv").read_text().splitlines()[0].split(",")
+    assert {"client_in_flight_mean", "server_requests_processing_mean", "server_requests_deferred_mean"} <= set(flight)
+    assert (run.path / "concurrency_confirm.csv").exists()  # the per-replica rate, checked open-loop
+    assert {r["phase"] for r in rows} >= {"warmup", "sweep", "rehearsal"}

@@ -57,7 +57,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment("concurrency", "concurrency.ipynb",
                    "load sweep: throughput, p95 vs concurrency, knee, USL, fleet cost, rate-limit rehearsal",
                    run_params={"prompt_set": "generation", "max_tokens": 24, "levels": "1,4,8,16",
-                               "requests_per_level": 72}),
+                               "requests_per_level": 72, "confirm_requests": 24}),
         Experiment(
             "hallucination", "hallucination.ipynb",
             "answerable / unanswerable items apart, hallucination score, paired McNemar, worst answers",

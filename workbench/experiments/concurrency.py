@@ -22,16 +22,17 @@ from typing import Any
 
 import httpx
 
+from workbench import metrics as timing
 from workbench.aio import run_sync
 from workbench.analysis import capacity, plots, projection
 from workbench.analysis.cost import DEFAULT_HEADROOM
 from workbench.analysis.stats import USLFit
-from workbench.measure.load import LoadResult, closed_loop
+from workbench.measure.load import LoadResult, closed_loop, open_loop
 from workbench.measure.load.common import ClientShards
 from workbench.session import Session
 from workbench.types import Prompt
 
-__all__ = ["SweepReport", "analyse", "client_warnings", "run_sweep"]
+__all__ = ["SweepReport", "analyse", "client_warnings", "confirm", "run_sweep"]
 
 
 #: What the server's own /metrics says while a level runs (llama-server gauges).
@@ -200,3 +201,55 @@ def analyse(session: Session, loadgen: Sequence[dict[str, Any]], *, slo_e2e_s: f
     plots.in_flight_bars(flight, path=session.run.path / f"{session.experiment}_in_flight.png")
     return SweepReport(levels, capacity.format_levels(levels), knee, fits, lines, table[cols] if cols else table,
                        client_warnings(loadgen), flight, fig)
+
+
+async def _confirm(session: Session, prompts: Sequence[Prompt], rates: dict[str, float], n_requests: int,
+                   max_duration_s: float) -> None:
+    with session.writer() as writer:
+        for c in session.contenders:
+            if c.name not in rates:
+                continue
+            await open_loop(session.target(c, keep_itl=False), prompts, rate=rates[c.name], n_requests=n_requests,
+                            max_duration_s=max_duration_s, arrival="poisson", on_record=writer.write,
+                            request_prefix=f"{c.name}:confirm:", extra={"phase": "confirm"})
+
+
+def confirm(session: Session, prompts: Sequence[Prompt], report: SweepReport, *, slo_e2e_s: float,
+            headroom: float = DEFAULT_HEADROOM, n_requests: int = 40, max_duration_s: float = 60.0) -> Any:
+    """Check the projection's per-replica rate with a short open-loop run (Poisson arrivals) at
+    that rate: the basis level's throughput × (1 − headroom), under the SLO when a level met it,
+    else capacity only (said so). One row per contender: the offered rate, what completed, p95
+    E2E from the schedule (so a stall cannot hide) with its interval, and whether the SLO held."""
+    import pandas as pd
+
+    from workbench.analysis.distribution import format_cell, summarize
+    from workbench.results import load_records
+
+    rates: dict[str, float] = {}
+    basis: dict[str, str] = {}
+    for name, g in report.levels.groupby("contender"):
+        meets = g[g["meets_slo"] & (g["goodput_rps"] > 0)]
+        pick, what = (meets, "goodput within the SLO") if len(meets) else (g, "capacity only (no level met the SLO)")
+        col = "goodput_rps" if len(meets) else "throughput_rps"
+        best = pick.sort_values(col, ascending=False).iloc[0]
+        rates[str(name)] = float(best[col]) * (1.0 - headroom)
+        basis[str(name)] = f"{what}: level {int(best['level'])}, {float(best[col]):.2f} req/s × {1 - headroom:g}"
+    rates = {k: v for k, v in rates.items() if v > 0}
+    if not rates:
+        return "no level completed a request: nothing to confirm"
+    run_sync(_confirm(session, prompts, rates, n_requests, max_duration_s))
+    df = load_records(session.run.path, session.experiment)
+    rows = []
+    for name, rate in rates.items():
+        g = df[(df["contender"] == name) & (df["phase"] == "confirm")]
+        ok = g[g["status"] == "ok"]
+        window = timing.window_s(g["scheduled_s"], capacity.request_ends(g)) if len(g) else 0.0
+        dist = summarize(ok["e2e_from_schedule_s"].to_numpy(dtype=float), "e2e", qs=(95,))
+        rows.append({"contender": name, "basis": basis[name], "offered req/s": round(rate, 3), "sent": len(g),
+                     "ok": len(ok), "completed req/s": round(len(ok) / window, 3) if window > 0 else None,
+                     "p95 E2E from schedule ms [95% CI]": format_cell(dist, "e2e", 95), "n": dist["e2e_n"],
+                     "SLO held": bool(dist["e2e_p95_high"] <= slo_e2e_s) if dist["e2e_p95_high"] == dist[
+                         "e2e_p95_high"] else "undecided (no upper bound at this n)"})
+    table = pd.DataFrame(rows)
+    table.to_csv(session.run.path / f"{session.experiment}_confirm.csv", index=False)
+    return table
