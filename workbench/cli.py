@@ -204,10 +204,15 @@ def _cmd_synthetic(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
-def _cmd_ratelimit_proxy(args: argparse.Namespace) -> int:
-    from workbench.serve.ratelimit import run_from_args
+def _cmd_server(args: argparse.Namespace) -> int:
+    """Serve a helper server (`args.build(args)`: the proxy) until Ctrl-C or `--duration`."""
+    from workbench.serve.http import run_from_args
 
-    return run_from_args(args)
+    try:
+        server = args.build(args)
+    except ValueError as exc:
+        raise WorkbenchError(str(exc)) from None
+    return run_from_args(server, args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -272,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ratelimit-proxy", help="forward to a base URL, answering 429 beyond N in flight")
     ratelimit.add_arguments(s)
-    s.set_defaults(func=_cmd_ratelimit_proxy)
+    s.set_defaults(func=_cmd_server, build=ratelimit.from_args)
     return p
 
 
