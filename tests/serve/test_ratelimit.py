@@ -16,21 +16,21 @@ from workbench.measure.load import closed_loop
 from workbench.measure.retry import RetryPolicy
 from workbench.measure.target import Target
 from workbench.serve.child import ChildServer
+from workbench.serve.mock import MockServer, Scenario
 from workbench.serve.ratelimit import RateLimitProxy
-from workbench.serve.synthetic import SyntheticConfig, SyntheticServer
 from workbench.types import Prompt
 
-CFG = SyntheticConfig(ttft_ms=100, itl_ms=100, n_chunks=4)  # E2E 400 ms
+CFG = Scenario.timed(ttft_ms=100, itl_ms=100, n_chunks=4)  # E2E 400 ms
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[SyntheticServer]:
-    with SyntheticServer(CFG) as s:
+def upstream() -> Iterator[ChildServer]:
+    with MockServer(CFG).in_child() as s:
         yield s
 
 
 @pytest.fixture(scope="module")
-def proxy(upstream: SyntheticServer) -> Iterator[ChildServer]:
+def proxy(upstream: ChildServer) -> Iterator[ChildServer]:
     """The proxy as the rehearsal runs it: in its own process."""
     with RateLimitProxy(upstream.base_url, max_in_flight=1, retry_after_s=0.2).in_child() as p:
         yield p
