@@ -4,7 +4,7 @@
    (answers every request instantly with a tiny fixed JSON; a separate process pinned to the
    other core when there is one), the client's CPU time per request, and — in the same run,
    against the same server — `wrk` for comparison (skipped, and said so, if not installed).
-2. Fidelity: TTFT and E2E measured through the real probe against the synthetic server, minus
+2. Fidelity: TTFT and E2E measured through the real probe against the mock server, minus
    the configured truth, at several concurrency levels (p50/p99 of the error, in ms), each
    twice: on cold clients (connects inside the measured run) and warm ones (keep-alive).
 
@@ -32,7 +32,7 @@ from workbench.config import load_contenders
 from workbench.measure.load import closed_loop
 from workbench.measure.load.common import ClientShards
 from workbench.measure.target import Target
-from workbench.serve.synthetic import SyntheticConfig, SyntheticServer
+from workbench.serve.mock import MockServer, Scenario
 from workbench.types import Prompt
 
 
@@ -79,7 +79,7 @@ def _q(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
 
 
-async def _fidelity(base_url: str, cfg: SyntheticConfig, concurrency: int, rounds: int,
+async def _fidelity(base_url: str, cfg: Scenario, concurrency: int, rounds: int,
                     warm: bool = False, ramp_s: float = 0.0) -> dict[str, Any]:
     """Cold: the measured run opens its own connections (the first round's TTFT includes the
     TCP connects of every worker at once). Warm: the same clients first carry one request per
@@ -110,8 +110,8 @@ async def _fidelity(base_url: str, cfg: SyntheticConfig, concurrency: int, round
         truth: dict[str, list[int]] = (await h.get(base_url + "/truth")).json()
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     ok = [r for r in res.records if r.ok and r.ttft_s is not None and r.e2e_s is not None]
-    ttft_err = [1000 * r.ttft_s - cfg.ttft_ms for r in ok if r.ttft_s is not None]
-    e2e_err = [1000 * r.e2e_s - cfg.e2e_ms for r in ok if r.e2e_s is not None]
+    ttft_err = [1000 * (r.ttft_s - cfg.ttft_s) for r in ok if r.ttft_s is not None]
+    e2e_err = [1000 * (r.e2e_s - cfg.e2e_s) for r in ok if r.e2e_s is not None]
     client_ttft, client_e2e, late = [], [], []
     for r in ok:
         note = truth.get(r.prompt_id or "")
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                               "loadavg_before": os.getloadavg()}
     print(f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}; "
           f"server pinned to {server_cpu}, client to {client_cpu}")
-    with SyntheticServer(SyntheticConfig(null=True), cpu=server_cpu) as null:
+    with MockServer(Scenario(null=True)).in_child(cpu=server_cpu) as null:
         _pin(client_cpu)
         report["rate"] = []
         for conc in (int(x) for x in args.rate_concurrency.split(",")):
@@ -163,11 +163,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rate c={conc}: workbench {ours['rps']:.0f} req/s "
                   f"({ours['cpu_ms_per_request']:.2f} ms CPU/request, "
                   f"loop lag p99 {ours['loop_lag_p99_ms']:.1f} ms); {vs}")
-    cfg = SyntheticConfig(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, n_chunks=args.n_chunks)
-    report["fidelity_truth"] = {"ttft_ms": cfg.ttft_ms, "e2e_ms": cfg.e2e_ms, "n_chunks": cfg.n_chunks}
+    cfg = Scenario.timed(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, n_chunks=args.n_chunks)
+    report["fidelity_truth"] = {"ttft_ms": cfg.ttft_s * 1000, "e2e_ms": cfg.e2e_s * 1000, "n_chunks": cfg.n_chunks}
     report["fidelity"] = []
-    with SyntheticServer(cfg, cpu=server_cpu) as syn:
-        modes = ((False, 0.0), (True, 0.0), (True, cfg.e2e_ms / 1000))
+    with MockServer(cfg).in_child(cpu=server_cpu) as syn:
+        modes = ((False, 0.0), (True, 0.0), (True, cfg.e2e_s))
         for conc, (warm, ramp) in ((int(x), m) for x in args.levels.split(",") for m in modes):
             f = asyncio.run(_fidelity(syn.base_url, cfg, conc, args.rounds, warm, ramp))
             report["fidelity"].append(f)

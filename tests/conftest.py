@@ -1,6 +1,6 @@
 """Shared fixtures.
 
-- `wire`: one local server per session speaking every wire format (workbench/serve/wire.py),
+- `wire`: one mock server per session speaking every wire format (workbench/serve/mock.py),
   reset before each test, with a canary key in the environment.
 - `local_endpoints`: the embedded model servers, started once per session (about 5 s) and
   shared by every test that needs them, through the returned mapping and
@@ -21,7 +21,7 @@ import pytest
 from workbench.config import Contender
 from workbench.embedded import LOCAL_MODELS
 from workbench.serve.llama import serve
-from workbench.serve.wire import WireServer
+from workbench.serve.mock import MockServer
 from workbench.session import ENDPOINTS_ENV
 
 T = TypeVar("T")
@@ -30,25 +30,25 @@ CANARY = "canary-7f3a9c1e-do-not-log-0123456789"
 
 
 @pytest.fixture(scope="session")
-def _wire_session() -> Iterator[WireServer]:
-    with WireServer() as srv:
+def _wire_session() -> Iterator[MockServer]:
+    with MockServer() as srv:
         yield srv
 
 
 @pytest.fixture
-def wire(_wire_session: WireServer, monkeypatch: pytest.MonkeyPatch) -> WireServer:
+def wire(_wire_session: MockServer, monkeypatch: pytest.MonkeyPatch) -> MockServer:
     _wire_session.reset()
     monkeypatch.setenv(KEY_ENV, CANARY)
     return _wire_session
 
 
-def contender_for(fmt: str, srv: WireServer, **kw: Any) -> Contender:
+def contender_for(fmt: str, srv: MockServer, **kw: Any) -> Contender:
     """A contender of wire format `fmt` pointed at the test server (generic declares SSE)."""
     spec: dict[str, Any] = {
         "name": f"t-{fmt}",
         "api": fmt,
         "model": {"anthropic": "claude-test", "gemini": "gemini-test"}.get(fmt, "test-model"),
-        "base_url": srv.base_url(fmt),
+        "base_url": srv.base_url_for(fmt),
         "api_key_env": KEY_ENV,
         "timeout_s": 5.0,
         "system_prompt": "Be brief.",

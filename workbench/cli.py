@@ -1,4 +1,4 @@
-"""`workbench` console script: serve, probe, run, list, synthetic-server, ratelimit-proxy.
+"""`workbench` console script: serve, probe, run, report, list, mock-server, ratelimit-proxy.
 
 Every user mistake ends as one `error: ...` line (exit 2) that says what was wrong and what
 would be right; failed *requests* are records, never errors here.
@@ -136,40 +136,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_fault_server(args: argparse.Namespace) -> int:
-    """Serve the fault-injecting OpenAI-compatible server until Ctrl-C (or `--duration`)."""
-    import asyncio
-
-    from workbench.serve.faults import FaultPlan, FaultServer, parse_fault_specs
+def _cmd_server(args: argparse.Namespace) -> int:
+    """Serve a helper server (`args.build(args)`: mock, proxy) until Ctrl-C or `--duration`."""
+    from workbench.serve.http import run_from_args
 
     try:
-        plan = FaultPlan(
-            probabilities=parse_fault_specs(args.fault or []),
-            sequence=[k.strip() for k in (args.sequence or "").split(",") if k.strip()],
-            seed=args.seed, ttft_s=args.ttft, itl_s=args.itl, slow_s=args.slow,
-            stall_s=args.stall, retry_after_s=args.retry_after, oversized_chars=args.oversized_chars,
-        )
+        server = args.build(args)
     except ValueError as exc:
         raise WorkbenchError(str(exc)) from None
-    srv = FaultServer(plan, port=args.port, log_path=args.log)
-
-    async def _serve() -> None:
-        task = asyncio.create_task(srv.serve())
-        while srv.port == 0 and not task.done():
-            await asyncio.sleep(0.01)
-        print(f"fault server: {srv.base_url}  faults {plan.probabilities or '-'}"
-              f"  sequence {plan.sequence or '-'}  seed {plan.seed}", flush=True)
-        try:
-            await asyncio.wait_for(asyncio.shield(task), args.duration) if args.duration else await task
-        except TimeoutError:
-            pass
-        finally:
-            srv.stop_soon()
-            await task
-        print(f"served {sum(srv.counts.values())} requests: {dict(sorted(srv.counts.items()))}", flush=True)
-
-    asyncio.run(_serve())
-    return 0
+    return run_from_args(server, args)
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -213,18 +188,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_synthetic(args: argparse.Namespace) -> int:
-    from workbench.serve.synthetic import run_from_args
-
-    return run_from_args(args)
-
-
-def _cmd_ratelimit_proxy(args: argparse.Namespace) -> int:
-    from workbench.serve.ratelimit import run_from_args
-
-    return run_from_args(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = p.add_subparsers(dest="command", required=True)
@@ -265,35 +228,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--param", action="append", metavar="NAME=VALUE", help="summary notebook parameter")
     s.set_defaults(func=_cmd_report)
 
-    s = sub.add_parser("fault-server", help="a local OpenAI-compatible server that injects faults")
-    s.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-    s.add_argument("--fault", action="append", metavar="KIND[=PROB]",
-                   help="inject KIND with probability PROB (default 1); repeatable")
-    s.add_argument("--sequence", help="comma-separated faults for the first requests, in order")
-    s.add_argument("--seed", type=int, default=0, help="RNG seed: same seed, same faults")
-    s.add_argument("--ttft", type=float, default=0.0, help="seconds to the first chunk")
-    s.add_argument("--itl", type=float, default=0.0, help="seconds between chunks")
-    s.add_argument("--slow", type=float, default=0.3, help="slow_first_byte delay (s)")
-    s.add_argument("--stall", type=float, default=30.0, help="stall length (s)")
-    s.add_argument("--retry-after", type=float, default=1.0, help="retry-after of rate_limit (s)")
-    s.add_argument("--oversized-chars", type=int, default=1_000_000, help="size of oversized/huge_error")
-    s.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: Ctrl-C)")
-    s.add_argument("--log", help="append one JSON line per request (text, fault, stream) to this file")
-    s.set_defaults(func=_cmd_fault_server)
-
     s = sub.add_parser("list", help="contenders and experiments")
     s.add_argument("--contenders-file")
     s.set_defaults(func=_cmd_list)
 
-    from workbench.serve import ratelimit, synthetic
+    from workbench.serve import mock, ratelimit
 
-    s = sub.add_parser("synthetic-server", help="OpenAI-compatible streaming server with known timing")
-    synthetic.add_arguments(s)
-    s.set_defaults(func=_cmd_synthetic)
+    # `synthetic-server` and `fault-server` were two servers before they became this one.
+    s = sub.add_parser("mock-server", aliases=["synthetic-server", "fault-server"], allow_abbrev=False,
+                       help="a local server speaking every hosted wire format, with known timing and faults")
+    mock.add_arguments(s)
+    s.set_defaults(func=_cmd_server, build=mock.from_args)
 
     s = sub.add_parser("ratelimit-proxy", help="forward to a base URL, answering 429 beyond N in flight")
     ratelimit.add_arguments(s)
-    s.set_defaults(func=_cmd_ratelimit_proxy)
+    s.set_defaults(func=_cmd_server, build=ratelimit.from_args)
     return p
 
 

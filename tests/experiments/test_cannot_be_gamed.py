@@ -1,7 +1,7 @@
 """The decision cannot be gamed: a contender that always says "I don't know" and one that always
 gives the same confident wrong answer, beside a decent one, through the real experiments.
 
-The three contenders are served by the workbench's own wire-format server (`WireServer` with an
+The three contenders are served by the workbench's mock server (`MockServer` with an
 `answer` function of the request): "decent" knows the gold answers of the shipped datasets and
 gets most of them right; "idk" refuses everything; "wrong" answers "Paris" to everything. The
 latency (routing prompts), hallucination and annotation experiments run unchanged against them,
@@ -22,7 +22,7 @@ from workbench.analysis.intents import labels_of
 from workbench.experiments import coalescing, hallucination, latency
 from workbench.experiments.summary import build_summary
 from workbench.prompts import load_prompts
-from workbench.serve.wire import Scenario, WireServer
+from workbench.serve.mock import MockServer, Scenario
 from workbench.session import open_session
 
 NAMES = ("decent", "idk", "wrong")
@@ -64,10 +64,10 @@ class Oracle:
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
-    with WireServer(Scenario(answer=Oracle(), input_tokens=60, output_tokens=3)) as srv:
+    with MockServer(Scenario(answer=Oracle(), input_tokens=60, output_tokens=3)) as srv:
         cfile = tmp_path / "contenders.yaml"
         cfile.write_text(yaml.safe_dump({"contenders": [
-            {"name": n, "api": "openai-chat", "model": n, "base_url": srv.base_url("openai-chat"),
+            {"name": n, "api": "openai-chat", "model": n, "base_url": srv.base_url,
              "price": {"input": 0.1, "output": 0.4}, "timeout_s": 10} for n in NAMES]}))
         out = tmp_path / "run"
         common = {"out_dir": out, "contenders": ",".join(NAMES), "contenders_file": cfile}

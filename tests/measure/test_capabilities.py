@@ -11,7 +11,7 @@ from workbench.config import Contender
 from workbench.measure.capabilities import FACTS, probe_capabilities
 from workbench.measure.probe import make_client
 from workbench.measure.target import Target
-from workbench.serve.wire import GEMINI_CTX, Fault, Scenario, WireServer, error_fault
+from workbench.serve.mock import GEMINI_CTX, Fault, MockServer, Scenario, error_fault
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -24,7 +24,7 @@ def caps(c: Contender) -> dict[str, dict[str, Any]]:
     return run(_go())
 
 
-def test_openai_compatible_server_like_llama_cpp(wire: WireServer) -> None:
+def test_openai_compatible_server_like_llama_cpp(wire: MockServer) -> None:
     wire.scenario = Scenario(headers={"x-ratelimit-remaining-requests": "99"})
     f = caps(contender_for("openai-chat", wire))
     assert list(f)[: len(FACTS)] == list(FACTS)
@@ -41,7 +41,7 @@ def test_openai_compatible_server_like_llama_cpp(wire: WireServer) -> None:
     assert any("tools" in b for b in sent)
 
 
-def test_server_that_ignores_include_usage_and_refuses_tools(wire: WireServer) -> None:
+def test_server_that_ignores_include_usage_and_refuses_tools(wire: MockServer) -> None:
     wire.scenario = Scenario(openai_stream_usage=False)
     wire.fail(Fault("none"), Fault("none"), error_fault("openai-chat", "bad_request"))
     f = caps(contender_for("openai-chat", wire))
@@ -50,14 +50,14 @@ def test_server_that_ignores_include_usage_and_refuses_tools(wire: WireServer) -
     assert f["rate_limit_headers"]["value"] is False
 
 
-def test_rate_limited_probe_is_unknown_not_false(wire: WireServer) -> None:
+def test_rate_limited_probe_is_unknown_not_false(wire: MockServer) -> None:
     wire.fail(error_fault("openai-chat", "rate_limited"), error_fault("openai-chat", "rate_limited"))
     f = caps(contender_for("openai-chat", wire))
     assert f["streaming"]["source"] == "unknown" and f["streaming"]["value"] is None
     assert f["json_mode"]["source"] == "unknown"
 
 
-def test_anthropic_declared_json_mode_and_gemini_context(wire: WireServer) -> None:
+def test_anthropic_declared_json_mode_and_gemini_context(wire: MockServer) -> None:
     a = caps(contender_for("anthropic", wire, declared={"json_mode": False, "sdk": "anthropic"}))
     assert a["json_mode"] == {"value": False, "source": "declared", "detail": "from contender.declared"}
     assert a["sdk"]["source"] == "declared"
@@ -72,7 +72,7 @@ def test_anthropic_declared_json_mode_and_gemini_context(wire: WireServer) -> No
                for b in body)
 
 
-def test_generic_without_streaming_is_declared(wire: WireServer) -> None:
+def test_generic_without_streaming_is_declared(wire: MockServer) -> None:
     f = caps(contender_for("generic", wire, options={"stream": "none"}))
     assert f["streaming"] == {**f["streaming"], "value": False, "source": "declared"}
     assert f["tool_calling"]["source"] == "unknown"

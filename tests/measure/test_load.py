@@ -1,4 +1,4 @@
-"""Closed and open loop against the synthetic server: exact counts, bounds, schedule fields.
+"""Closed and open loop against the mock server: exact counts, bounds, schedule fields.
 
 Timing assertions are loose on purpose (the machine is shared); the fidelity figures
 themselves are measured by tests/test_synthetic_fidelity.py and bench/loadgen_bench.py.
@@ -17,7 +17,8 @@ from workbench.config import Contender, load_contenders
 from workbench.measure.load import arrival_offsets, closed_loop, open_loop
 from workbench.measure.retry import RetryPolicy
 from workbench.measure.target import Target
-from workbench.serve.synthetic import SyntheticConfig, SyntheticServer
+from workbench.serve.child import ChildServer
+from workbench.serve.mock import MockServer, Scenario
 from workbench.types import Prompt, Record
 
 PROMPTS = [Prompt("p1", "hello"), Prompt("p2", "world")]
@@ -29,24 +30,24 @@ def chat() -> Contender:
 
 
 @pytest.fixture(scope="module")
-def fast_server() -> Iterator[SyntheticServer]:
+def fast_server() -> Iterator[ChildServer]:
     """TTFT 20 ms, E2E 50 ms."""
-    with SyntheticServer(SyntheticConfig(ttft_ms=20, itl_ms=10, n_chunks=4)) as s:
+    with MockServer(Scenario.timed(ttft_ms=20, itl_ms=10, n_chunks=4)).in_child() as s:
         yield s
 
 
 @pytest.fixture(scope="module")
-def slow_server() -> Iterator[SyntheticServer]:
+def slow_server() -> Iterator[ChildServer]:
     """E2E 2 s: anything bounded below that is cut by the deadline."""
-    with SyntheticServer(SyntheticConfig(ttft_ms=1000, itl_ms=500, n_chunks=3)) as s:
+    with MockServer(Scenario.timed(ttft_ms=1000, itl_ms=500, n_chunks=3)).in_child() as s:
         yield s
 
 
-def _target(c: Contender, s: SyntheticServer) -> Target:
+def _target(c: Contender, s: ChildServer) -> Target:
     return Target(c, s.base_url, keep_itl=False)
 
 
-def test_closed_loop_counts_are_exact(chat: Contender, fast_server: SyntheticServer) -> None:
+def test_closed_loop_counts_are_exact(chat: Contender, fast_server: ChildServer) -> None:
     written: list[Record] = []
     res = asyncio.run(closed_loop(_target(chat, fast_server), PROMPTS, concurrency=4, n_requests=20,
                                   max_duration_s=30, on_record=written.append, extra={"level": 4}))
@@ -63,7 +64,7 @@ def test_closed_loop_counts_are_exact(chat: Contender, fast_server: SyntheticSer
     assert not res.deadline_hit
 
 
-def test_closed_loop_bounded_by_time(chat: Contender, fast_server: SyntheticServer) -> None:
+def test_closed_loop_bounded_by_time(chat: Contender, fast_server: ChildServer) -> None:
     res = asyncio.run(closed_loop(_target(chat, fast_server), PROMPTS, concurrency=2, n_requests=100_000,
                                   max_duration_s=0.5))
     assert res.wall_s < 5.0  # 0.5 s bound plus cancellation; generous for a loaded machine
@@ -71,7 +72,7 @@ def test_closed_loop_bounded_by_time(chat: Contender, fast_server: SyntheticServ
     assert res.sent >= 2
 
 
-def test_deadline_cancels_in_flight_as_records(chat: Contender, slow_server: SyntheticServer) -> None:
+def test_deadline_cancels_in_flight_as_records(chat: Contender, slow_server: ChildServer) -> None:
     res = asyncio.run(closed_loop(_target(chat, slow_server), PROMPTS, concurrency=3, n_requests=10,
                                   max_duration_s=0.3))
     assert res.deadline_hit
@@ -80,7 +81,7 @@ def test_deadline_cancels_in_flight_as_records(chat: Contender, slow_server: Syn
     assert all(r.e2e_s is not None and r.e2e_s >= 0.2 for r in res.records)
 
 
-def test_open_loop_constant_schedule_and_lag(chat: Contender, fast_server: SyntheticServer) -> None:
+def test_open_loop_constant_schedule_and_lag(chat: Contender, fast_server: ChildServer) -> None:
     res = asyncio.run(open_loop(_target(chat, fast_server), PROMPTS, rate=40, n_requests=12, max_duration_s=30,
                                 arrival="constant"))
     assert res.sent == len(res.records) == 12
@@ -98,7 +99,7 @@ def test_open_loop_constant_schedule_and_lag(chat: Contender, fast_server: Synth
     assert statistics.median(r.extra["schedule_lag_s"] for r in by_i) < 0.05
 
 
-def test_open_loop_queue_counts_the_wait_as_lag(chat: Contender, fast_server: SyntheticServer) -> None:
+def test_open_loop_queue_counts_the_wait_as_lag(chat: Contender, fast_server: ChildServer) -> None:
     # 10 arrivals at once-ish (1000/s) through a cap of 1: each waits for the previous (~50 ms).
     res = asyncio.run(open_loop(_target(chat, fast_server), PROMPTS, rate=1000, n_requests=10, max_duration_s=30,
                                 arrival="constant", max_in_flight=1, on_cap="queue"))
@@ -109,7 +110,7 @@ def test_open_loop_queue_counts_the_wait_as_lag(chat: Contender, fast_server: Sy
     assert last.extra["e2e_from_schedule_s"] > last.e2e_s + 0.2
 
 
-def test_open_loop_drop_is_a_typed_record(chat: Contender, fast_server: SyntheticServer) -> None:
+def test_open_loop_drop_is_a_typed_record(chat: Contender, fast_server: ChildServer) -> None:
     res = asyncio.run(open_loop(_target(chat, fast_server), PROMPTS, rate=1000, n_requests=10, max_duration_s=30,
                                 arrival="constant", max_in_flight=1, on_cap="drop"))
     assert len(res.records) == 10 == res.sent + res.dropped
@@ -119,7 +120,7 @@ def test_open_loop_drop_is_a_typed_record(chat: Contender, fast_server: Syntheti
 
 
 def test_open_loop_deadline_cancels_waiting_and_in_flight(
-    chat: Contender, slow_server: SyntheticServer
+    chat: Contender, slow_server: ChildServer
 ) -> None:
     res = asyncio.run(open_loop(_target(chat, slow_server), PROMPTS, rate=100, n_requests=5, max_duration_s=0.5,
                                 arrival="constant", max_in_flight=2, on_cap="queue"))
@@ -158,7 +159,7 @@ def test_backoff_policy_honours_retry_after() -> None:
     assert pol.next_wait_s(rec, random.Random(0)) is None
 
 
-def test_closed_loop_ramp_spreads_the_first_requests(chat: Contender, slow_server: SyntheticServer) -> None:
+def test_closed_loop_ramp_spreads_the_first_requests(chat: Contender, slow_server: ChildServer) -> None:
     # E2E 2 s > the ramp: each of the 8 workers sends exactly one request, at its own start
     res = asyncio.run(closed_loop(_target(chat, slow_server), PROMPTS, concurrency=8, n_requests=8, max_duration_s=10,
                                   ramp_s=0.4))
@@ -172,7 +173,7 @@ def test_closed_loop_ramp_spreads_the_first_requests(chat: Contender, slow_serve
                                 ramp_s=1.0))
 
 
-def test_each_worker_keeps_its_own_connection(chat: Contender, fast_server: SyntheticServer) -> None:
+def test_each_worker_keeps_its_own_connection(chat: Contender, fast_server: ChildServer) -> None:
     """A warm closed loop opens no connection mid-run: worker w always uses client w."""
     from workbench.measure.load.common import ClientShards
 
@@ -192,7 +193,7 @@ def test_each_worker_keeps_its_own_connection(chat: Contender, fast_server: Synt
 
 
 def test_no_garbage_collection_inside_a_run_and_the_collector_comes_back(
-        chat: Contender, fast_server: SyntheticServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        chat: Contender, fast_server: ChildServer, monkeypatch: pytest.MonkeyPatch) -> None:
     import gc
 
     from workbench.measure.load import monitor

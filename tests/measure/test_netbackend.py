@@ -16,11 +16,11 @@ from workbench.config import load_contenders
 from workbench.measure.netbackend import async_transport, shared_ssl_context
 from workbench.measure.probe import make_client, probe
 from workbench.measure.target import Target
-from workbench.serve.synthetic import SyntheticConfig, _Handler
+from workbench.serve.mock import MockServer, Scenario
 from workbench.types import Prompt
 
 LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
-CFG = SyntheticConfig(ttft_ms=20, itl_ms=5, n_chunks=4)
+CFG = Scenario.timed(ttft_ms=20, itl_ms=5, n_chunks=4)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,9 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 async def _tls_server(cert: tuple[Path, Path]) -> tuple[asyncio.Server, int]:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(str(cert[0]), str(cert[1]))
-    server = await asyncio.start_server(_Handler(CFG), "127.0.0.1", 0, ssl=ctx)
-    return server, server.sockets[0].getsockname()[1]
+    mock = MockServer(CFG)
+    server = await mock.listen(ssl=ctx)
+    return server, mock.port
 
 
 def test_streams_over_tls_with_a_trusted_certificate(cert: tuple[Path, Path]) -> None:
@@ -53,9 +54,9 @@ def test_streams_over_tls_with_a_trusted_certificate(cert: tuple[Path, Path]) ->
                 rec = await probe(client, Target(c, f"https://localhost:{port}/v1"), Prompt("p", "x"))
                 assert rec.ok, rec.error_message
                 assert rec.n_chunks == CFG.n_chunks and rec.output_tokens == CFG.n_chunks
-                assert rec.ttft_s is not None and rec.ttft_s >= CFG.ttft_ms / 1000 * 0.9
+                assert rec.ttft_s is not None and rec.ttft_s >= CFG.ttft_s * 0.9
             r = await client.get(f"https://127.0.0.1:{port}/v1/models")
-            assert r.status_code == 200 and r.json()["data"][0]["id"] == "synthetic"
+            assert r.status_code == 200 and r.json()["data"][0]["id"] == "mock-model"
 
     asyncio.run(go())
 
@@ -175,8 +176,9 @@ def test_probe_times_from_the_wire_and_reports_the_send_delay() -> None:
     that is `send_delay_s`, and TTFT stays within a few ms of the server's configured 20 ms."""
 
     async def go() -> None:
-        server = await asyncio.start_server(_Handler(CFG), "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
+        mock = MockServer(CFG)
+        server = await mock.listen()
+        port = mock.port
         c = load_contenders().get("qwen2.5-coder-0.5b")
         async with server, make_client(2, 5.0) as client:
             for lean in (False, True):
@@ -185,7 +187,7 @@ def test_probe_times_from_the_wire_and_reports_the_send_delay() -> None:
                         rec = await probe(cl, Target(c, f"http://127.0.0.1:{port}/v1"), Prompt("p", "x"))
                         assert rec.ok and rec.ttft_s is not None and rec.e2e_s is not None
                         assert rec.send_delay_s is not None and 0 <= rec.send_delay_s < 0.05
-                        assert CFG.ttft_ms / 1000 <= rec.ttft_s < CFG.ttft_ms / 1000 + 0.05
+                        assert CFG.ttft_s <= rec.ttft_s < CFG.ttft_s + 0.05
                         assert rec.ttft_s <= rec.e2e_s
             del client
 

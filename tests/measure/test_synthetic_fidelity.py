@@ -1,4 +1,4 @@
-"""Generator fidelity against known truth: measured TTFT/E2E minus the synthetic server's
+"""Generator fidelity against known truth: measured TTFT/E2E minus the mock server's
 configured timing, at concurrency 1 and 64. Asserted loosely (shared machine); the figures
 for the report, including 512, come from bench/loadgen_bench.py."""
 
@@ -12,17 +12,17 @@ import pytest
 from workbench.config import load_contenders
 from workbench.measure.load import closed_loop
 from workbench.measure.target import Target
-from workbench.serve.synthetic import SyntheticConfig, SyntheticServer
+from workbench.serve.mock import MockServer, Scenario
 from workbench.types import Prompt
 
-CFG = SyntheticConfig(ttft_ms=200, itl_ms=40, n_chunks=5)  # E2E 360 ms
+CFG = Scenario.timed(ttft_ms=200, itl_ms=40, n_chunks=5)  # E2E 360 ms
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [1, 64])
 def test_timing_error_against_truth(concurrency: int) -> None:
     c = load_contenders().get("qwen2.5-coder-0.5b")
-    with SyntheticServer(CFG) as srv:
+    with MockServer(CFG).in_child() as srv:
         target = Target(c, srv.base_url, keep_itl=False)
         asyncio.run(closed_loop(target, [Prompt("w", "w")], concurrency=min(8, concurrency), n_requests=8,
                                 max_duration_s=20))
@@ -35,8 +35,8 @@ def test_timing_error_against_truth(concurrency: int) -> None:
             truth = h.get(srv.base_url + "/truth").json()
     ok = [r for r in res.records if r.ok]
     assert len(ok) == len(res.records) == concurrency * 2
-    ttft_err = sorted(r.ttft_s * 1000 - CFG.ttft_ms for r in ok if r.ttft_s is not None)
-    e2e_err = sorted(r.e2e_s * 1000 - CFG.e2e_ms for r in ok if r.e2e_s is not None)
+    ttft_err = sorted((r.ttft_s - CFG.ttft_s) * 1000 for r in ok if r.ttft_s is not None)
+    e2e_err = sorted((r.e2e_s - CFG.e2e_s) * 1000 for r in ok if r.e2e_s is not None)
     p99 = lambda xs: xs[min(len(xs) - 1, int(0.99 * len(xs)))]  # noqa: E731
     print(f"c={concurrency}: TTFT error p50 {ttft_err[len(ttft_err) // 2]:.2f} p99 {p99(ttft_err):.2f} ms; "
           f"E2E error p99 {p99(e2e_err):.2f} ms; loop lag p99 {res.client.loop_lag_p99_s * 1000:.1f} ms")
@@ -56,11 +56,11 @@ def test_timing_error_against_truth(concurrency: int) -> None:
 
 
 def test_truth_notes_are_taken_once_and_by_prefix() -> None:
-    """Several clients can share one synthetic server: each takes only its own notes."""
+    """Several clients can share one mock server: each takes only its own notes."""
     from workbench.measure.probe import probe_once
 
     c = load_contenders().get("qwen2.5-coder-0.5b")
-    with SyntheticServer(SyntheticConfig(ttft_ms=5, itl_ms=1, n_chunks=2)) as srv:
+    with MockServer(Scenario.timed(ttft_ms=5, itl_ms=1, n_chunks=2)) as srv:
         for text in ("a-1", "a-2", "b-1"):
             assert probe_once(Target(c, srv.base_url), Prompt(text, text)).ok
         with httpx.Client() as h:

@@ -19,7 +19,7 @@ from workbench.config import Contender
 from workbench.measure.probe import make_client, probe
 from workbench.measure.retry import RetryPolicy, probe_with_retries
 from workbench.measure.target import Target
-from workbench.serve.wire import FORMATS, Fault, Scenario, WireServer, error_fault
+from workbench.serve.mock import FORMATS, Fault, MockServer, Scenario, error_fault
 from workbench.types import Prompt, Record
 
 pytestmark = pytest.mark.timeout(30)
@@ -51,7 +51,7 @@ def go(c: Contender, *, stream: bool = True, **kw: Any) -> Record:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_stream_timing_and_usage(wire: WireServer, fmt: str) -> None:
+def test_stream_timing_and_usage(wire: MockServer, fmt: str) -> None:
     wire.scenario = Scenario(ttft_s=TTFT, itl_s=ITL)
     go(contender_for(fmt, wire))  # warm-up: the first request of a process pays one-off import costs
     rec = go(contender_for(fmt, wire))
@@ -69,7 +69,7 @@ def test_stream_timing_and_usage(wire: WireServer, fmt: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_non_stream(wire: WireServer, fmt: str) -> None:
+def test_non_stream(wire: MockServer, fmt: str) -> None:
     wire.scenario = Scenario(ttft_s=TTFT, itl_s=ITL)
     rec = go(contender_for(fmt, wire), stream=False)
     assert rec.ok, rec.error_message
@@ -101,7 +101,7 @@ ERROR_CASES = [
 
 @pytest.mark.parametrize(("fmt", "cls", "status"), ERROR_CASES)
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
-def test_http_error_classes(wire: WireServer, fmt: str, cls: str, status: int, stream: bool) -> None:
+def test_http_error_classes(wire: MockServer, fmt: str, cls: str, status: int, stream: bool) -> None:
     wire.fail(error_fault(fmt, cls))
     rec = go(contender_for(fmt, wire), stream=stream)
     assert rec.status == "error"
@@ -122,7 +122,7 @@ IN_STREAM = {
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_in_stream_error_event(wire: WireServer, fmt: str) -> None:
+def test_in_stream_error_event(wire: MockServer, fmt: str) -> None:
     wire.fail(Fault("stream_error"))
     rec = go(contender_for(fmt, wire))
     cls, retry = IN_STREAM[fmt]
@@ -132,17 +132,17 @@ def test_in_stream_error_event(wire: WireServer, fmt: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("kind", ["truncate", "abort", "malformed"])
-def test_broken_streams_are_protocol_errors(wire: WireServer, fmt: str, kind: str) -> None:
+@pytest.mark.parametrize("kind", ["truncated_json", "abort", "malformed_sse"])
+def test_broken_streams_are_protocol_errors(wire: MockServer, fmt: str, kind: str) -> None:
     wire.fail(Fault(kind))
     rec = go(contender_for(fmt, wire))
     assert rec.error_class == "protocol", (rec.error_class, rec.error_message)
-    if kind == "truncate":
+    if kind == "truncated_json":
         assert "truncated" in (rec.error_message or "")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_timeout(wire: WireServer, fmt: str) -> None:
+def test_timeout(wire: MockServer, fmt: str) -> None:
     wire.scenario = Scenario(ttft_s=1.5)
     rec = go(contender_for(fmt, wire, timeout_s=0.25))
     assert rec.error_class == "timeout"
@@ -150,7 +150,7 @@ def test_timeout(wire: WireServer, fmt: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_connection_refused(wire: WireServer, fmt: str) -> None:
+def test_connection_refused(wire: MockServer, fmt: str) -> None:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -173,7 +173,7 @@ RETRY_AFTER_CASES = [
 
 
 @pytest.mark.parametrize(("fmt", "headers", "expected"), RETRY_AFTER_CASES)
-def test_retry_after_sources(wire: WireServer, fmt: str, headers: dict[str, str] | None,
+def test_retry_after_sources(wire: MockServer, fmt: str, headers: dict[str, str] | None,
                              expected: float) -> None:
     is_date = headers is not None and headers.get("retry-after") == "<http-date +30s>"
     if is_date:
@@ -195,14 +195,14 @@ def test_retry_after_sources(wire: WireServer, fmt: str, headers: dict[str, str]
     assert "anthropic-ratelimit-requests-remaining" in rec.rate_limit
 
 
-def test_gemini_fractional_retry_delay(wire: WireServer) -> None:
+def test_gemini_fractional_retry_delay(wire: MockServer) -> None:
     wire.fail(error_fault("gemini", "rate_limited", retry_s=1.5))
     rec = go(contender_for("gemini", wire))
     assert rec.retry_after_s == 1.5
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_retries_one_record_per_attempt(wire: WireServer, fmt: str) -> None:
+def test_retries_one_record_per_attempt(wire: MockServer, fmt: str) -> None:
     wait = 0.05
     wire.fail(error_fault(fmt, "rate_limited", retry_s=wait), error_fault(fmt, "overloaded"))
     c = contender_for(fmt, wire)
@@ -228,7 +228,7 @@ def test_retries_one_record_per_attempt(wire: WireServer, fmt: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_no_retry_for_non_retryable(wire: WireServer, fmt: str) -> None:
+def test_no_retry_for_non_retryable(wire: MockServer, fmt: str) -> None:
     wire.fail(error_fault(fmt, "auth"))
     c = contender_for(fmt, wire)
 
@@ -248,7 +248,7 @@ KEY_HEADER = {"openai-chat": ("authorization", f"Bearer {CANARY}"),
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_canary_key_never_in_records(wire: WireServer, fmt: str) -> None:
+def test_canary_key_never_in_records(wire: MockServer, fmt: str) -> None:
     """The key reaches the server in the format's own header, and never any record, even when
     the server echoes it in an error message or in its answer."""
     c = contender_for(fmt, wire)

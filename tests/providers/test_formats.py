@@ -11,19 +11,19 @@ from workbench.providers import get_provider
 from workbench.providers.errors import classify, parse_duration, parse_retry_after
 from workbench.providers.generic import get_path
 from workbench.providers.sse import SSEEvent
-from workbench.serve.wire import Scenario, WireServer
+from workbench.serve.mock import MockServer, Scenario
 
 pytestmark = pytest.mark.timeout(20)
 
 
-def test_anthropic_cache_counts_sum_into_total_input(wire: WireServer) -> None:
+def test_anthropic_cache_counts_sum_into_total_input(wire: MockServer) -> None:
     wire.scenario = Scenario(input_tokens=30, cached_input_tokens=20, cache_creation_input_tokens=4)
     for stream in (True, False):
         rec = go(contender_for("anthropic", wire), stream=stream)
         assert (rec.input_tokens, rec.cached_input_tokens) == (30, 20), stream
 
 
-def test_anthropic_request_shape(wire: WireServer) -> None:
+def test_anthropic_request_shape(wire: MockServer) -> None:
     go(contender_for("anthropic", wire, sampling={"max_tokens": 7, "stop": ["END"], "top_p": 0.9}))
     req = wire.requests[-1]
     assert req["path"] == "/v1/messages"
@@ -43,7 +43,7 @@ def test_anthropic_ignores_thinking_and_unknown_events() -> None:
     assert parser.feed(SSEEvent("brand_new", '{"type": "brand_new"}')) == []
 
 
-def test_gemini_thoughts_do_not_start_ttft_and_count_as_output(wire: WireServer) -> None:
+def test_gemini_thoughts_do_not_start_ttft_and_count_as_output(wire: MockServer) -> None:
     wire.scenario = Scenario(ttft_s=0.1, thoughts_tokens=3, cached_input_tokens=5)
     rec = go(contender_for("gemini", wire))
     assert rec.ok and rec.output_text == "Hello, world!"
@@ -53,7 +53,7 @@ def test_gemini_thoughts_do_not_start_ttft_and_count_as_output(wire: WireServer)
     assert whole.output_text == "Hello, world!" and whole.output_tokens == 7
 
 
-def test_gemini_request_shape(wire: WireServer) -> None:
+def test_gemini_request_shape(wire: MockServer) -> None:
     c = contender_for("gemini", wire, sampling={"max_tokens": 9, "seed": 3, "stop": ["x"]},
                       options={"thinking_budget": 0})
     go(c)
@@ -73,7 +73,7 @@ def test_gemini_blocked_prompt_completes() -> None:
     assert out[0].finish_reason == "prompt_blocked:SAFETY"
 
 
-def test_generic_paths_and_auth_header(wire: WireServer) -> None:
+def test_generic_paths_and_auth_header(wire: MockServer) -> None:
     c = contender_for("generic", wire, options={"stream": "none", "path": "/generate",
                                                 "text_path": "text", "auth_header": "x-token",
                                                 "auth_scheme": "{key}"},
@@ -85,7 +85,7 @@ def test_generic_paths_and_auth_header(wire: WireServer) -> None:
     assert req["headers"]["x-token"].startswith("canary-")
 
 
-def test_generic_refuses_to_stream_unless_declared(wire: WireServer) -> None:
+def test_generic_refuses_to_stream_unless_declared(wire: MockServer) -> None:
     c = contender_for("generic", wire, options={"stream": "none"})
     with pytest.raises(ConfigError, match="stream=False"):
         go(c, stream=True)

@@ -1,31 +1,22 @@
-"""Fixtures for the reliability tests: one fault server per module, reset per test."""
+"""Fixtures for the reliability tests: the session's mock server (tests/conftest.py `wire`),
+reset per test, is the fault server; the canary key is in the environment."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.conftest import CANARY, KEY_ENV
+from tests.conftest import KEY_ENV
 from workbench.config import Contender
-from workbench.serve.faults import FaultPlan, FaultServer
-
-
-@pytest.fixture(scope="module")
-def _fault_module() -> Iterator[FaultServer]:
-    with FaultServer(FaultPlan()) as srv:
-        yield srv
+from workbench.serve.mock import MockServer
 
 
 @pytest.fixture
-def fault_server(_fault_module: FaultServer, monkeypatch: pytest.MonkeyPatch) -> FaultServer:
-    """The shared fault server, its log cleared; the canary key is in the environment."""
-    _fault_module.reset(FaultPlan())
-    monkeypatch.setenv(KEY_ENV, CANARY)
-    return _fault_module
+def fault_server(wire: MockServer) -> MockServer:
+    """The shared mock server, reset (no faults queued or planned, nothing logged)."""
+    return wire
 
 
-def fault_contender(srv: FaultServer, timeout_s: float = 1.0, name: str = "faulty") -> Contender:
+def fault_contender(srv: MockServer, timeout_s: float = 1.0, name: str = "faulty") -> Contender:
     return Contender.model_validate({
         "name": name, "api": "openai-chat", "model": "fault-model", "base_url": srv.base_url,
         "api_key_env": KEY_ENV, "timeout_s": timeout_s,

@@ -13,7 +13,7 @@ from workbench.experiments.latency import run_latency
 from workbench.measure.budget import Budget, BudgetExhausted, budget_for
 from workbench.pricing import Price
 from workbench.results import RunDir, load_records
-from workbench.serve.faults import FaultPlan, FaultServer
+from workbench.serve.mock import MockServer, Scenario
 from workbench.session import Session
 from workbench.types import Prompt, Record
 
@@ -55,9 +55,9 @@ def test_no_budget_means_none() -> None:
 def test_latency_stops_at_the_budget_with_a_cancelled_record(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, CANARY)
-    with FaultServer(FaultPlan()) as srv:
+    with MockServer() as srv:
         c = fault_contender(srv, 5.0).with_sampling(max_tokens=100)
-        # Worst case per request ~$0.001 (100 output tokens at $10/M); the real usage (8 in, ~4
+        # Worst case per request ~$0.001 (100 output tokens at $10/M); the real usage (12 in, 4
         # out) costs ~$0.00005, so a $0.00105 cap lets a few through, then refuses one.
         budget = Budget(0.00105, {c.name: PRICE})
         run = RunDir.create(tmp_path)
@@ -98,7 +98,7 @@ def test_a_load_run_stops_at_the_budget(profile: str, monkeypatch: pytest.Monkey
     from workbench.measure.target import Target
 
     monkeypatch.setenv(KEY_ENV, CANARY)
-    with FaultServer(FaultPlan(ttft_s=0.02)) as srv:
+    with MockServer(Scenario(ttft_s=0.02)) as srv:
         c = fault_contender(srv, 5.0).with_sampling(max_tokens=100)
         # worst case ~$0.001 a request, real ~$0.00005: a few dozen fit under the cap
         budget = Budget(0.0035, {c.name: PRICE})
@@ -126,7 +126,7 @@ def test_a_request_cut_off_at_the_deadline_counts_its_worst_case(monkeypatch: py
     from workbench.measure.target import Target
 
     monkeypatch.setenv(KEY_ENV, CANARY)
-    with FaultServer(FaultPlan(ttft_s=2.0)) as srv:
+    with MockServer(Scenario(ttft_s=2.0)) as srv:
         c = fault_contender(srv, 5.0).with_sampling(max_tokens=100)
         budget = Budget(1.0, {c.name: PRICE})
         target = Target(c, srv.base_url, budget=budget)

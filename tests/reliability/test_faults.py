@@ -23,7 +23,8 @@ from workbench.measure import probe as probe_mod
 from workbench.measure.probe import make_client, probe
 from workbench.measure.target import Target
 from workbench.results import RecordWriter
-from workbench.serve.faults import FAULTS, FaultPlan, FaultServer, parse_fault_specs
+from workbench.serve.faults import FAULTS, FaultPlan, parse_fault_specs
+from workbench.serve.mock import MockServer
 from workbench.types import Prompt, Record
 
 N_PER_FAULT = 8
@@ -44,7 +45,7 @@ def _client_kind(request: pytest.FixtureRequest) -> None:
     LEAN = request.param == "lean"
 
 
-async def _send(srv: FaultServer, ids: list[str], stream: bool, timeout_s: float = TIMEOUT_S) -> list[Record]:
+async def _send(srv: MockServer, ids: list[str], stream: bool, timeout_s: float = TIMEOUT_S) -> list[Record]:
     c = fault_contender(srv, timeout_s)
     async with make_client(len(ids), timeout_s, lean=LEAN) as client:
         return list(await asyncio.gather(*(
@@ -62,8 +63,8 @@ def _check_one_record_each(records: list[Record], ids: list[str]) -> None:
 
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_each_fault_gives_one_record_of_its_class(fault_server: FaultServer, fault: str, stream: bool) -> None:
-    fault_server.reset(FaultPlan(sequence=[fault] * N_PER_FAULT, **PLAN))  # type: ignore[arg-type]
+def test_each_fault_gives_one_record_of_its_class(fault_server: MockServer, fault: str, stream: bool) -> None:
+    fault_server.reset(plan=FaultPlan(sequence=[fault] * N_PER_FAULT, **PLAN))  # type: ignore[arg-type]
     ids = [f"{fault}:{i}" for i in range(N_PER_FAULT)]
     records = run(_send(fault_server, ids, stream))
     _check_one_record_each(records, ids)
@@ -91,24 +92,24 @@ def test_each_fault_gives_one_record_of_its_class(fault_server: FaultServer, fau
 
 
 def test_oversized_whole_body_beyond_the_read_cap_is_a_protocol_error(
-    fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch
+    fault_server: MockServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(probe_mod, "MAX_BODY_BYTES", 50_000)
-    fault_server.reset(FaultPlan(sequence=["oversized"], **PLAN))  # type: ignore[arg-type]
+    fault_server.reset(plan=FaultPlan(sequence=["oversized"], **PLAN))  # type: ignore[arg-type]
     (rec,) = run(_send(fault_server, ["big"], stream=False))
     assert rec.error_class == "protocol" and "larger than 50000 bytes" in (rec.error_message or "")
 
 
 @pytest.mark.slow
 def test_mix_of_every_fault_at_200_concurrent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fault server runs as users run it (`workbench fault-server`, its own process, so the
+    """The mock server runs as users run it (`workbench mock-server`, its own process, so the
     client under test does not share a GIL with it); its --log says what it did to each request."""
     monkeypatch.setenv(KEY_ENV, CANARY)
     kinds = [k for k in FAULTS if k != "none"]
     p_each = round(0.6 / len(kinds), 4)  # 60% faulty, 40% clean
     log = tmp_path / "faults.jsonl"
     # 200 in flight on a shared 2-core machine take seconds: a 15 s deadline, stalls of 18 s.
-    argv = [sys.executable, "-m", "workbench.cli", "fault-server", "--seed", "7", "--stall", "18",
+    argv = [sys.executable, "-m", "workbench.cli", "mock-server", "--seed", "7", "--stall", "18",
             "--oversized-chars", "20000", "--retry-after", "2", "--duration", "60", "--log", str(log),
             *(f"--fault={k}={p_each}" for k in kinds)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -169,8 +170,8 @@ def test_same_seed_same_faults() -> None:
     plan = FaultPlan(probabilities={"http500": 0.3, "stall": 0.2}, seed=3)
     picks = []
     for _ in range(2):
-        srv = FaultServer(plan)
-        picks.append([srv._choose(str(i), True) for i in range(50)])
+        pick = plan.picker()
+        picks.append([pick() for _ in range(50)])
     assert picks[0] == picks[1] and set(picks[0]) == {"http500", "stall", "none"}
 
 
@@ -181,4 +182,4 @@ def test_fault_specs_are_validated() -> None:
     with pytest.raises(ValueError, match="sum to <= 1"):
         FaultPlan(probabilities={"http500": 0.7, "stall": 0.7})
     with pytest.raises(ValueError, match="loopback"):
-        FaultServer(host="0.0.0.0")
+        MockServer(host="0.0.0.0")

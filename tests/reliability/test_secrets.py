@@ -15,14 +15,14 @@ from workbench.cli import main
 from workbench.errors import WorkbenchError
 from workbench.experiments import get_experiment
 from workbench.runner import run_experiments
-from workbench.serve.faults import FaultPlan, FaultServer
+from workbench.serve.mock import FaultPlan, MockServer
 
 
 @pytest.mark.slow
 @pytest.mark.notebook
 def test_canary_key_is_nowhere_after_a_full_run(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    with FaultServer(FaultPlan(sequence=["rate_limit", "http500"])) as srv:
+    with MockServer(plan=FaultPlan(sequence=["rate_limit", "http500"])) as srv:
         cfile = tmp_path / "contenders.yaml"
         cfile.write_text(
             "contenders:\n"

@@ -15,22 +15,24 @@ from workbench.config import load_contenders
 from workbench.measure.load import closed_loop
 from workbench.measure.retry import RetryPolicy
 from workbench.measure.target import Target
+from workbench.serve.child import ChildServer
+from workbench.serve.mock import MockServer, Scenario
 from workbench.serve.ratelimit import RateLimitProxy
-from workbench.serve.synthetic import SyntheticConfig, SyntheticServer
 from workbench.types import Prompt
 
-CFG = SyntheticConfig(ttft_ms=100, itl_ms=100, n_chunks=4)  # E2E 400 ms
+CFG = Scenario.timed(ttft_ms=100, itl_ms=100, n_chunks=4)  # E2E 400 ms
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[SyntheticServer]:
-    with SyntheticServer(CFG) as s:
+def upstream() -> Iterator[ChildServer]:
+    with MockServer(CFG).in_child() as s:
         yield s
 
 
 @pytest.fixture(scope="module")
-def proxy(upstream: SyntheticServer) -> Iterator[RateLimitProxy]:
-    with RateLimitProxy(upstream.base_url, max_in_flight=1, retry_after_s=0.2) as p:
+def proxy(upstream: ChildServer) -> Iterator[ChildServer]:
+    """The proxy as the rehearsal runs it: in its own process."""
+    with RateLimitProxy(upstream.base_url, max_in_flight=1, retry_after_s=0.2).in_child() as p:
         yield p
 
 
@@ -48,7 +50,7 @@ async def _stream(client: httpx.AsyncClient, url: str) -> tuple[int, list[float]
         return r.status_code, arrivals, data, r.headers
 
 
-def test_429_at_the_limit_and_stream_passthrough(proxy: RateLimitProxy) -> None:
+def test_429_at_the_limit_and_stream_passthrough(proxy: ChildServer) -> None:
     url = proxy.base_url + "/chat/completions"
 
     async def go() -> list[tuple[int, list[float], bytes, httpx.Headers]]:
@@ -70,7 +72,7 @@ def test_429_at_the_limit_and_stream_passthrough(proxy: RateLimitProxy) -> None:
     assert arr1[0] < arr1[-1] - 0.15
 
 
-def test_load_through_proxy_gives_rate_limited_records_and_linked_retries(proxy: RateLimitProxy) -> None:
+def test_load_through_proxy_gives_rate_limited_records_and_linked_retries(proxy: ChildServer) -> None:
     c = load_contenders().get("qwen2.5-coder-0.5b")
     target, prompts = Target(c, proxy.base_url), [Prompt("p", "hi")]
     plain = asyncio.run(closed_loop(target, prompts, concurrency=3, n_requests=6, max_duration_s=20))

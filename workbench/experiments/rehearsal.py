@@ -82,7 +82,8 @@ def run_rehearsal(
     not unboundedly growing). Records are appended to the experiment's JSONL with
     `phase="rehearsal"` and `mitigation`.
     """
-    with RateLimitProxy(session.base_url(contender), limit, retry_after_s) as proxy:
+    # In its own process: the proxy must not share an interpreter with the load it limits.
+    with RateLimitProxy(session.base_url(contender), limit, retry_after_s).in_child() as proxy:
         return run_sync(_rehearse(session, contender, proxy.base_url, prompts, limit=limit,
                                   concurrency=concurrency, n_requests=n_requests,
                                   max_duration_s=max_duration_s, queue_rate=queue_rate))

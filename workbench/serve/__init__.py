@@ -1,3 +1,4 @@
-"""Serving: every server the workbench starts — the embedded models (`llama`), the known-truth
-synthetic server, the fault server, the rate-limit proxy, the imitation of each hosted wire
-format — and the child-process handling they share. May import `measure` and below."""
+"""Serving: every server the workbench starts — the embedded models (`llama`), the mock server
+that speaks every hosted wire format with known timing and faults (`mock`, with `wire` and
+`faults`), the rate-limit proxy — on one raw-asyncio base hosted in a thread or a child process
+(`http`, `child`). May import `measure` and below."""

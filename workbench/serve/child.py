@@ -1,6 +1,7 @@
-"""Child processes for the workbench's own helper servers (synthetic server, rate-limit proxy).
+"""Child processes for the workbench's own helper servers (mock server, rate-limit proxy).
 
-Each is `python -m workbench.cli <subcommand> --port 0 ...`; the child binds a free port and
+Each is `python -m workbench.cli <subcommand> --port 0 ...` (`Server.in_child()` in serve/http.py
+builds the arguments); the child binds a free port and
 prints `listening on http://host:port` as its first line, which the parent reads — no race
 on picking a port. The child dies with its parent (PR_SET_PDEATHSIG on Linux), so a crashed
 test or notebook leaves no server behind.
@@ -83,8 +84,18 @@ def start_child(args: Sequence[str], timeout_s: float = 60.0) -> tuple[subproces
 class ChildServer:
     """A started child server; stops on `stop()`, at context exit, or with the parent."""
 
-    def __init__(self, started: tuple[subprocess.Popen[str], str]) -> None:
+    def __init__(self, started: tuple[subprocess.Popen[str], str], base_path: str = "") -> None:
         self.process, self.root_url = started
+        self.base_path = base_path
+
+    @property
+    def url(self) -> str:
+        return self.root_url
+
+    @property
+    def base_url(self) -> str:
+        """The root URL plus the server's base path (the mock's OpenAI base is /v1)."""
+        return self.root_url + self.base_path
 
     def stop(self, timeout_s: float = 5.0) -> None:
         if self.process.poll() is None:

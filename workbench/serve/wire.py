@@ -1,507 +1,463 @@
-"""A local test server that speaks each hosted wire format faithfully, standard library only.
+"""What each hosted API sends on the wire, as the mock server (`serve/mock.py`) sends it.
 
-One `WireServer` serves all formats at once on 127.0.0.1 (an ephemeral port), routed by path:
+One class per wire format, registered by name in `FORMATS`, each owning its routes, its stream
+events (opening, one per piece of the answer, closing), its whole (non-streamed) body, its usage
+report, its in-stream error and its real HTTP error bodies:
 
   openai-chat         POST /v1/chat/completions          base_url  {url}/v1
   openai-completions  POST /v1/completions               base_url  {url}/v1
   (listing)           GET  /v1/models                    llama.cpp-style `meta.n_ctx_train`
   anthropic           POST /v1/messages                  base_url  {url}/v1
+                      GET  /v1/models/{id}
   gemini              POST /v1beta/models/{m}:generateContent | :streamGenerateContent?alt=sse
                       GET  /v1beta/models/{m}            `inputTokenLimit`
   generic             POST /generate                     base_url  {url}
 
-Timing: the first content chunk is sent `ttft_s` after the request is read (a role-only /
-`message_start` / thought event goes out at once, so TTFT must skip it), later chunks
-`itl_s` apart; a non-streamed answer is sent after ttft + itl·(n−1). Streams use chunked
-transfer encoding with TCP_NODELAY, as real servers do, so each event reaches the client when
-written. Usage numbers come from the `Scenario`; faults are queued with `server.fail(...)` and
-consumed one per POST request (then the scenario's normal answer resumes).
-
-Fault kinds: `none` (answer normally; a placeholder in a queue), `http` (status + body +
-headers), `stream_error` (an in-stream error event in the format's own shape after the first
-chunk), `truncate` (stream ends cleanly without its finish marker), `abort` (connection closed
-mid-body), `malformed` (an event whose data is not JSON).
-`error_fault(fmt, cls)` builds the provider's real error body for an error class.
+The opening events carry no answer text (OpenAI's role-only chunk, Anthropic's
+`message_start`, a Gemini thought part), so a client's TTFT must skip them, as with the real APIs.
+Pure data: no I/O here. The error bodies are copied from each provider's documentation.
 """
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
-import time
-import urllib.parse
-from collections import deque
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
-__all__ = ["FORMATS", "Fault", "Scenario", "WireServer", "error_fault", "stream_error_payload"]
+__all__ = ["CTX", "FORMATS", "GEMINI_CTX", "Event", "Scenario", "WireFormat", "base_url_for", "format_for",
+           "listing"]
 
-FORMATS = ("openai-chat", "openai-completions", "anthropic", "gemini", "generic")
 CTX = 32768
 GEMINI_CTX = 1048576
 
+#: An SSE event: (event name or None, data: a JSON-able object or a literal string such as "[DONE]").
+Event = tuple[str | None, Any]
 
-@dataclass
+
+@dataclass(frozen=True)
 class Scenario:
+    """What the mock server answers, how fast, and what usage it reports: the known truth.
+
+    The first piece of the answer goes out `ttft_s` after the request was read, the others
+    `itl_s` apart (E2E = ttft + (n − 1)·itl); a non-streamed answer is sent whole at that E2E.
+    Frozen: a server renders each answer once per scenario; give it a new one to change it."""
+
     ttft_s: float = 0.0
     itl_s: float = 0.0
     pieces: tuple[str, ...] = ("Hello", ",", " world", "!")
-    input_tokens: int = 12  # total prompt
-    output_tokens: int = 4  # answer tokens (excluding thoughts)
+    #: The answer as a function of the request body (e.g. a contender that always says "I don't
+    #: know"): its text is sent as one piece instead of `pieces`. Not possible in a child process.
+    answer: Callable[[dict[str, Any]], str] | None = None
+    input_tokens: int = 12  # total prompt, cached tokens included
+    output_tokens: int | None = None  # answer tokens (excluding thoughts); None: one per piece
     cached_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
     thoughts_tokens: int = 0  # gemini: sends a thought part first when > 0
     openai_stream_usage: bool = True  # honour stream_options.include_usage
     headers: dict[str, str] = field(default_factory=dict)  # extra headers on every answer
-    # The answer as a function of the request body (e.g. a rehearsal contender that always says
-    # "I don't know"): its text is sent as one piece instead of `pieces`.
-    answer: Callable[[dict[str, Any]], str] | None = None
+    #: Answer every request (any path) at once with one tiny fixed chat-completion JSON: the null
+    #: server a load generator's top speed is measured against.
+    null: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ttft_s < 0 or self.itl_s < 0 or not self.pieces:
+            raise ValueError("ttft_s and itl_s must be >= 0 and pieces non-empty")
+
+    @classmethod
+    def timed(cls, ttft_ms: float, itl_ms: float, n_chunks: int, text: str = " tok") -> Scenario:
+        """`n_chunks` equal pieces (one token each), the first after `ttft_ms`, then every `itl_ms`:
+        the CLI's --ttft-ms/--itl-ms/--n-chunks (milliseconds, as GuideLLM's mock server)."""
+        if n_chunks < 1:
+            raise ValueError("n_chunks must be >= 1")
+        return cls(ttft_s=ttft_ms / 1000, itl_s=itl_ms / 1000, pieces=(text,) * n_chunks)
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.pieces)
+
+    @property
+    def e2e_s(self) -> float:
+        """The true end-to-end time of a streamed answer of `pieces` (network excluded)."""
+        return self.ttft_s + (len(self.pieces) - 1) * self.itl_s
 
     def pieces_for(self, req: dict[str, Any]) -> tuple[str, ...]:
         return (self.answer(req),) if self.answer is not None else self.pieces
 
-
-@dataclass
-class Fault:
-    kind: str  # http | stream_error | truncate | abort | malformed
-    status: int = 500
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    payload: Any = None  # stream_error: the event data (default: the format's own shape)
+    def output_for(self, pieces: tuple[str, ...]) -> int:
+        return self.output_tokens if self.output_tokens is not None else len(pieces)
 
 
-def error_fault(fmt: str, cls: str, retry_s: float | None = None) -> Fault:
-    """The provider's real HTTP error for an ErrorClass value (see each provider's docs)."""
-    if fmt.startswith("openai"):
-        table: dict[str, tuple[int, Any]] = {
-            "rate_limited": (429, {"error": {"message": "Rate limit reached for requests",
-                                             "type": "requests", "param": None,
-                                             "code": "rate_limit_exceeded"}}),
-            "quota_exhausted": (429, {"error": {"message": "You exceeded your current quota, please "
-                                                "check your plan and billing details.",
-                                                "type": "insufficient_quota", "param": None,
-                                                "code": "insufficient_quota"}}),
-            "overloaded": (503, {"error": {"message": "The engine is currently overloaded, please try "
-                                           "again later.", "type": "server_error", "param": None,
-                                           "code": None}}),
-            "auth": (401, {"error": {"message": "Incorrect API key provided: sk-abc***xyz.",
-                                     "type": "invalid_request_error", "param": None,
-                                     "code": "invalid_api_key"}}),
-            "bad_request": (400, {"error": {"message": "Unsupported parameter: 'max_tokens'",
-                                            "type": "invalid_request_error", "param": "max_tokens",
-                                            "code": "unsupported_parameter"}}),
-            "server_error": (500, {"error": {"message": "The server had an error while processing "
-                                             "your request.", "type": "server_error", "param": None,
-                                             "code": None}}),
-        }
-    elif fmt == "anthropic":
-        def a(t: str, m: str) -> dict[str, Any]:
-            return {"type": "error", "error": {"type": t, "message": m}}
-        table = {
-            "rate_limited": (429, a("rate_limit_error", "Number of requests has exceeded your rate limit")),
-            "quota_exhausted": (400, a("invalid_request_error", "Your credit balance is too low to access "
-                                       "the Anthropic API.")),
-            "overloaded": (529, a("overloaded_error", "Overloaded")),
-            "auth": (401, a("authentication_error", "invalid x-api-key")),
-            "bad_request": (400, a("invalid_request_error", "max_tokens: Field required")),
-            "server_error": (500, a("api_error", "Internal server error")),
-        }
-    elif fmt == "gemini":
-        def g(code: int, status: str, m: str, details: list[Any] | None = None) -> dict[str, Any]:
-            err: dict[str, Any] = {"code": code, "message": m, "status": status}
-            if details:
-                err["details"] = details
-            return {"error": err}
-        retry = [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                  "retryDelay": f"{retry_s if retry_s is not None else 7}s"}]
-        table = {
-            "rate_limited": (429, g(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please "
-                                    "check your plan and billing details.", retry)),
-            "overloaded": (503, g(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")),
-            "auth": (400, g(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
-                            [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                              "reason": "API_KEY_INVALID", "domain": "googleapis.com"}])),
-            "bad_request": (400, g(400, "INVALID_ARGUMENT", "Invalid value at 'generation_config'")),
-            "server_error": (500, g(500, "INTERNAL", "An internal error has occurred.")),
-            "timeout": (504, g(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could "
-                                "complete.")),
-        }
-    elif fmt == "generic":
-        table = {
-            "rate_limited": (429, {"error": "rate_limit_exceeded",
-                                   "message": "Concurrent limit reached: 512 active requests"}),
-            "quota_exhausted": (429, {"error": "insufficient_quota", "message": "Monthly quota used up"}),
-            "overloaded": (503, {"error": "overloaded", "message": "try later"}),
-            "auth": (401, {"error": "unauthorized", "message": "bad token"}),
-            "bad_request": (422, {"detail": [{"loc": ["body", "prompt"], "msg": "field required"}]}),
-            "server_error": (500, {"error": "internal", "message": "boom"}),
-        }
-    else:
-        raise ValueError(fmt)
-    status, body = table[cls]
-    headers: dict[str, str] = {}
-    if retry_s is not None and fmt != "gemini":
-        headers["retry-after"] = f"{retry_s:g}"
-    return Fault("http", status=status, body=body, headers=headers)
+class WireFormat:
+    """One answer in one wire format. Subclasses fill in the shapes.
+
+    An answer depends on nothing but the constructor's arguments and the pieces passed in, so a
+    server may render it once and send the same bytes to every request that asks the same."""
+
+    name: ClassVar[str]
+    base_path: ClassVar[str] = "/v1"
+
+    def __init__(self, sc: Scenario, model: str, output_tokens: int, include_usage: bool) -> None:
+        self.sc, self.model, self.output_tokens, self.include_usage = sc, model, output_tokens, include_usage
+
+    @staticmethod
+    def request_model(req: dict[str, Any]) -> str:
+        """The model named in the request body (echoed in the answer)."""
+        return str(req.get("model") or "mock-model")
+
+    @staticmethod
+    def wants_usage(req: dict[str, Any]) -> bool:
+        """OpenAI's `stream_options.include_usage`: a usage chunk ends the stream."""
+        options = req.get("stream_options")
+        return isinstance(options, dict) and bool(options.get("include_usage"))
+
+    @staticmethod
+    def matches(path: str) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def streamed(path: str, query: str, req: dict[str, Any]) -> bool:
+        return bool(req.get("stream"))
+
+    @staticmethod
+    def user_text(req: dict[str, Any]) -> str:
+        """The last user text: names a request in the truth notes and the fault log."""
+        messages = req.get("messages")
+        if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
+            return str(messages[-1].get("content", ""))
+        return str(req.get("prompt", ""))
+
+    def opening(self) -> list[Event]:
+        return []
+
+    def piece(self, text: str) -> list[Event]:
+        raise NotImplementedError
+
+    def closing(self) -> list[Event]:
+        raise NotImplementedError
+
+    def whole(self, text: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @staticmethod
+    def stream_error() -> Event:
+        """The format's own error event inside a 200 stream."""
+        raise NotImplementedError
+
+    #: ErrorClass value → (HTTP status, the provider's real error body).
+    errors: ClassVar[dict[str, tuple[int, Any]]] = {}
+
+    @classmethod
+    def error(cls, error_class: str, retry_s: float | None = None) -> tuple[int, Any, dict[str, str]]:
+        """(status, body, headers) of the provider's real HTTP error for an ErrorClass value."""
+        if error_class not in cls.errors:
+            raise ValueError(f"{cls.name} has no {error_class!r} error; valid: {', '.join(cls.errors)}")
+        status, body = cls.errors[error_class]
+        return status, copy.deepcopy(body), ({"retry-after": f"{retry_s:g}"} if retry_s is not None else {})
 
 
-def stream_error_payload(fmt: str) -> tuple[str | None, Any]:
-    """(SSE event name, data) of the format's in-stream error."""
-    if fmt.startswith("openai"):
-        return None, {"error": {"message": "The server had an error while processing your request.",
-                                "type": "server_error", "param": None, "code": None}}
-    if fmt == "anthropic":
-        return "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-    if fmt == "gemini":
-        return None, {"error": {"code": 429, "message": "Resource has been exhausted",
-                                "status": "RESOURCE_EXHAUSTED",
-                                "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                                             "retryDelay": "7s"}]}}
-    return None, {"error": "rate_limit_exceeded", "message": "Concurrent limit reached: 512 active requests"}
-
-
-class _Abort(Exception):
-    pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    # ---- plumbing
-    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        raw = json.dumps(body).encode() if not isinstance(body, bytes) else body
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(raw)))
-        for k, v in {**self.server.scenario.headers, **(headers or {})}.items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def _start_stream(self) -> None:
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("transfer-encoding", "chunked")
-        self.send_header("cache-control", "no-cache")
-        for k, v in self.server.scenario.headers.items():
-            self.send_header(k, v)
-        self.end_headers()
-
-    def _chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-
-    def _event(self, data: Any, event: str | None = None) -> None:
-        text = data if isinstance(data, str) else json.dumps(data)
-        prefix = f"event: {event}\n" if event else ""
-        self._chunk(f"{prefix}data: {text}\n\n".encode())
-
-    def _end(self) -> None:
-        self.wfile.write(b"0\r\n\r\n")
-
-    # ---- routing
-    def do_GET(self) -> None:
-        path = urllib.parse.urlsplit(self.path).path
-        self.server.log(self, None)
-        if path == "/v1/models":
-            self._send_json(200, {"object": "list", "data": [
-                {"id": "test-model", "object": "model", "owned_by": "wire",
-                 "meta": {"n_ctx_train": CTX, "n_params": 1}}]})
-        elif path.startswith("/v1beta/models/"):
-            name = path.removeprefix("/v1beta/")
-            self._send_json(200, {"name": name, "inputTokenLimit": GEMINI_CTX, "outputTokenLimit": 65536})
-        elif path.startswith("/v1/models/"):
-            self._send_json(200, {"type": "model", "id": path.rsplit("/", 1)[1],
-                                  "display_name": "Test", "created_at": "2025-02-19T00:00:00Z"})
-        else:
-            self._send_json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        split = urllib.parse.urlsplit(self.path)
-        path, query = split.path, urllib.parse.parse_qs(split.query)
-        self.server.log(self, body)
-        t0 = time.perf_counter()
-        if path == "/v1/chat/completions":
-            fmt, stream = "openai-chat", bool(body.get("stream"))
-        elif path == "/v1/completions":
-            fmt, stream = "openai-completions", bool(body.get("stream"))
-        elif path == "/v1/messages":
-            fmt, stream = "anthropic", bool(body.get("stream"))
-        elif path.startswith("/v1beta/models/") and ":" in path:
-            fmt = "gemini"
-            stream = path.endswith(":streamGenerateContent") and query.get("alt") == ["sse"]
-        elif path == "/generate":
-            fmt, stream = "generic", bool(body.get("stream"))
-        else:
-            self._send_json(404, {"error": {"message": f"no route {path}"}})
-            return
-        fault = self.server.next_fault()
-        if fault is not None and fault.kind == "none":
-            fault = None
-        try:
-            if fault is not None and fault.kind == "http":
-                self._send_json(fault.status, fault.body, fault.headers)
-            elif stream:
-                self._stream(fmt, body, fault, t0)
-            else:
-                self._whole(fmt, body, t0)
-        except (BrokenPipeError, ConnectionResetError, _Abort):
-            self.close_connection = True
-
-    def _sleep_until(self, t: float) -> None:
-        d = t - time.perf_counter()
-        if d > 0:
-            time.sleep(d)
-
-    # ---- non-streamed answers
-    def _whole(self, fmt: str, req: dict[str, Any], t0: float) -> None:
-        sc = self.server.scenario
-        pieces = sc.pieces_for(req)
-        self._sleep_until(t0 + sc.ttft_s + sc.itl_s * max(0, len(pieces) - 1))
-        text = "".join(pieces)
-        self._send_json(200, _whole_body(fmt, sc, text, req))
-
-    # ---- streams
-    def _stream(self, fmt: str, req: dict[str, Any], fault: Fault | None, t0: float) -> None:
-        sc = self.server.scenario
-        self._start_stream()
-        w = _Writer(self, fmt, sc, req)
-        w.opening()
-        for i, piece in enumerate(sc.pieces_for(req)):
-            self._sleep_until(t0 + sc.ttft_s + i * sc.itl_s)
-            w.piece(piece)
-            if i == 0 and fault is not None:
-                if fault.kind == "stream_error":
-                    name, data = stream_error_payload(fmt)
-                    if fault.payload is not None:
-                        name, data = None, fault.payload
-                    self._event(data, name)
-                    self._end()
-                    return
-                if fault.kind == "malformed":
-                    self._chunk(b'data: {"choices": [{"delta": {"content": "x"\n\n')
-                    self._end()
-                    return
-                if fault.kind == "truncate":
-                    self._end()
-                    return
-                if fault.kind == "abort":
-                    self.wfile.flush()
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    raise _Abort
-        w.closing()
-        self._end()
-
-
-class _Writer:
-    """Emits one format's stream events."""
-
-    def __init__(self, h: _Handler, fmt: str, sc: Scenario, req: dict[str, Any]) -> None:
-        self.h, self.fmt, self.sc, self.req = h, fmt, sc, req
-        self.model = str(req.get("model") or "test-model")
-
-    def opening(self) -> None:
-        sc, h = self.sc, self.h
-        if self.fmt == "openai-chat":
-            h._event(self._oa_chunk({"role": "assistant", "content": ""}, None))
-        elif self.fmt == "anthropic":
-            h._event({"type": "message_start", "message": {
-                "id": "msg_test", "type": "message", "role": "assistant", "content": [],
-                "model": self.model, "stop_reason": None, "stop_sequence": None,
-                "usage": _anthropic_usage(sc, output=1)}}, "message_start")
-            h._event({"type": "content_block_start", "index": 0,
-                      "content_block": {"type": "text", "text": ""}}, "content_block_start")
-            h._event({"type": "ping"}, "ping")
-        elif self.fmt == "gemini" and sc.thoughts_tokens:
-            h._event({"candidates": [{"content": {"role": "model", "parts": [
-                {"text": "Thinking about it.", "thought": True}]}, "index": 0}],
-                "usageMetadata": {"promptTokenCount": sc.input_tokens,
-                                  "totalTokenCount": sc.input_tokens},
-                "modelVersion": self.model})
-
-    def _oa_chunk(self, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        return {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1,
-                "model": self.model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-
-    def piece(self, text: str) -> None:
-        h = self.h
-        if self.fmt == "openai-chat":
-            h._event(self._oa_chunk({"content": text}, None))
-        elif self.fmt == "openai-completions":
-            h._event({"id": "cmpl-test", "object": "text_completion", "created": 1, "model": self.model,
-                      "choices": [{"index": 0, "text": text, "finish_reason": None, "logprobs": None}]})
-        elif self.fmt == "anthropic":
-            h._event({"type": "content_block_delta", "index": 0,
-                      "delta": {"type": "text_delta", "text": text}}, "content_block_delta")
-        elif self.fmt == "gemini":
-            h._event({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}],
-                      "usageMetadata": {"promptTokenCount": self.sc.input_tokens,
-                                        "totalTokenCount": self.sc.input_tokens},
-                      "modelVersion": self.model})
-        else:
-            h._event({"text": text})
-
-    def closing(self) -> None:
-        sc, h = self.sc, self.h
-        if self.fmt in ("openai-chat", "openai-completions"):
-            if self.fmt == "openai-chat":
-                h._event(self._oa_chunk({}, "stop"))
-            else:
-                h._event({"id": "cmpl-test", "object": "text_completion", "created": 1, "model": self.model,
-                          "choices": [{"index": 0, "text": "", "finish_reason": "stop"}]})
-            if sc.openai_stream_usage and (self.req.get("stream_options") or {}).get("include_usage"):
-                h._event({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1,
-                          "model": self.model, "choices": [], "usage": _openai_usage(sc)})
-            h._event("[DONE]")
-        elif self.fmt == "anthropic":
-            h._event({"type": "content_block_stop", "index": 0}, "content_block_stop")
-            h._event({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                      "usage": {"output_tokens": sc.output_tokens}}, "message_delta")
-            h._event({"type": "message_stop"}, "message_stop")
-        elif self.fmt == "gemini":
-            h._event({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]},
-                                      "finishReason": "STOP", "index": 0}],
-                      "usageMetadata": _gemini_usage(sc), "modelVersion": self.model})
-        else:
-            h._event({"finish_reason": "stop", "usage": {"input_tokens": sc.input_tokens,
-                                                         "output_tokens": sc.output_tokens}})
-            h._event("[DONE]")
-
-
-def _openai_usage(sc: Scenario) -> dict[str, Any]:
-    return {"prompt_tokens": sc.input_tokens, "completion_tokens": sc.output_tokens,
-            "total_tokens": sc.input_tokens + sc.output_tokens,
+def _openai_usage(sc: Scenario, output: int) -> dict[str, Any]:
+    return {"prompt_tokens": sc.input_tokens, "completion_tokens": output,
+            "total_tokens": sc.input_tokens + output,
             "prompt_tokens_details": {"cached_tokens": sc.cached_input_tokens},
             "completion_tokens_details": {"reasoning_tokens": 0}}
 
 
-def _anthropic_usage(sc: Scenario, output: int) -> dict[str, Any]:
-    # Anthropic's input_tokens EXCLUDES cache reads and writes.
-    return {"input_tokens": sc.input_tokens - sc.cached_input_tokens - sc.cache_creation_input_tokens,
-            "cache_read_input_tokens": sc.cached_input_tokens,
-            "cache_creation_input_tokens": sc.cache_creation_input_tokens,
-            "output_tokens": output}
+def _oa_error(message: str, type_: str, code: str | None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-def _gemini_usage(sc: Scenario) -> dict[str, Any]:
-    u: dict[str, Any] = {"promptTokenCount": sc.input_tokens, "candidatesTokenCount": sc.output_tokens,
-                         "totalTokenCount": sc.input_tokens + sc.output_tokens + sc.thoughts_tokens}
-    if sc.cached_input_tokens:
-        u["cachedContentTokenCount"] = sc.cached_input_tokens
-    if sc.thoughts_tokens:
-        u["thoughtsTokenCount"] = sc.thoughts_tokens
-    return u
+class OpenAIChat(WireFormat):
+    name = "openai-chat"
+    errors: ClassVar[dict[str, tuple[int, Any]]] = {
+        "rate_limited": (429, _oa_error("Rate limit reached for requests", "requests", "rate_limit_exceeded")),
+        "quota_exhausted": (429, _oa_error("You exceeded your current quota, please check your plan and "
+                                           "billing details.", "insufficient_quota", "insufficient_quota")),
+        "overloaded": (503, _oa_error("The engine is currently overloaded, please try again later.",
+                                      "server_error", None)),
+        "auth": (401, _oa_error("Incorrect API key provided: sk-abc***xyz.", "invalid_request_error",
+                                "invalid_api_key")),
+        "bad_request": (400, _oa_error("Unsupported parameter: 'max_tokens'", "invalid_request_error",
+                                       "unsupported_parameter", "max_tokens")),
+        "server_error": (500, _oa_error("The server had an error while processing your request.",
+                                        "server_error", None)),
+    }
 
+    @staticmethod
+    def matches(path: str) -> bool:
+        return path == "/v1/chat/completions"
 
-def _whole_body(fmt: str, sc: Scenario, text: str, req: dict[str, Any]) -> dict[str, Any]:
-    model = str(req.get("model") or "test-model")
-    if fmt == "openai-chat":
-        return {"id": "chatcmpl-test", "object": "chat.completion", "created": 1, "model": model,
+    def _chunk(self, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        return {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    def opening(self) -> list[Event]:
+        return [(None, self._chunk({"role": "assistant", "content": ""}, None))]
+
+    def piece(self, text: str) -> list[Event]:
+        return [(None, self._chunk({"content": text}, None))]
+
+    def _finish(self) -> dict[str, Any]:
+        return self._chunk({}, "stop")
+
+    def closing(self) -> list[Event]:
+        out: list[Event] = [(None, self._finish())]
+        if self.sc.openai_stream_usage and self.include_usage:
+            out.append((None, {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1,
+                               "model": self.model, "choices": [],
+                               "usage": _openai_usage(self.sc, self.output_tokens)}))
+        out.append((None, "[DONE]"))
+        return out
+
+    def whole(self, text: str) -> dict[str, Any]:
+        return {"id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": self.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": "stop"}], "usage": _openai_usage(sc)}
-    if fmt == "openai-completions":
-        return {"id": "cmpl-test", "object": "text_completion", "created": 1, "model": model,
-                "choices": [{"index": 0, "text": text, "finish_reason": "stop"}], "usage": _openai_usage(sc)}
-    if fmt == "anthropic":
-        return {"id": "msg_test", "type": "message", "role": "assistant", "model": model,
+                             "finish_reason": "stop"}], "usage": _openai_usage(self.sc, self.output_tokens)}
+
+    @staticmethod
+    def stream_error() -> Event:
+        return None, OpenAIChat.errors["server_error"][1]
+
+
+class OpenAICompletions(OpenAIChat):
+    name = "openai-completions"
+
+    @staticmethod
+    def matches(path: str) -> bool:
+        return path == "/v1/completions"
+
+    def _text(self, text: str, finish: str | None) -> dict[str, Any]:
+        return {"id": "cmpl-mock", "object": "text_completion", "created": 1, "model": self.model,
+                "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}
+
+    def opening(self) -> list[Event]:
+        return []
+
+    def piece(self, text: str) -> list[Event]:
+        return [(None, self._text(text, None))]
+
+    def _finish(self) -> dict[str, Any]:
+        return self._text("", "stop")
+
+    def whole(self, text: str) -> dict[str, Any]:
+        return {**self._text(text, "stop"), "usage": _openai_usage(self.sc, self.output_tokens)}
+
+
+def _anthropic_error(type_: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": type_, "message": message}}
+
+
+class Anthropic(WireFormat):
+    name = "anthropic"
+    errors: ClassVar[dict[str, tuple[int, Any]]] = {
+        "rate_limited": (429, _anthropic_error("rate_limit_error", "Number of requests has exceeded your "
+                                               "rate limit")),
+        "quota_exhausted": (400, _anthropic_error("invalid_request_error", "Your credit balance is too low to "
+                                                  "access the Anthropic API.")),
+        "overloaded": (529, _anthropic_error("overloaded_error", "Overloaded")),
+        "auth": (401, _anthropic_error("authentication_error", "invalid x-api-key")),
+        "bad_request": (400, _anthropic_error("invalid_request_error", "max_tokens: Field required")),
+        "server_error": (500, _anthropic_error("api_error", "Internal server error")),
+    }
+
+    @staticmethod
+    def matches(path: str) -> bool:
+        return path == "/v1/messages"
+
+    def _usage(self, output: int) -> dict[str, Any]:
+        sc = self.sc  # Anthropic's input_tokens EXCLUDES cache reads and writes.
+        return {"input_tokens": sc.input_tokens - sc.cached_input_tokens - sc.cache_creation_input_tokens,
+                "cache_read_input_tokens": sc.cached_input_tokens,
+                "cache_creation_input_tokens": sc.cache_creation_input_tokens, "output_tokens": output}
+
+    def opening(self) -> list[Event]:
+        return [("message_start", {"type": "message_start", "message": {
+                    "id": "msg_mock", "type": "message", "role": "assistant", "content": [],
+                    "model": self.model, "stop_reason": None, "stop_sequence": None, "usage": self._usage(1)}}),
+                ("content_block_start", {"type": "content_block_start", "index": 0,
+                                         "content_block": {"type": "text", "text": ""}}),
+                ("ping", {"type": "ping"})]
+
+    def piece(self, text: str) -> list[Event]:
+        return [("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                         "delta": {"type": "text_delta", "text": text}})]
+
+    def closing(self) -> list[Event]:
+        return [("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                ("message_delta", {"type": "message_delta",
+                                   "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                   "usage": {"output_tokens": self.output_tokens}}),
+                ("message_stop", {"type": "message_stop"})]
+
+    def whole(self, text: str) -> dict[str, Any]:
+        return {"id": "msg_mock", "type": "message", "role": "assistant", "model": self.model,
                 "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-                "stop_sequence": None, "usage": _anthropic_usage(sc, sc.output_tokens)}
-    if fmt == "gemini":
-        parts: list[dict[str, Any]] = []
+                "stop_sequence": None, "usage": self._usage(self.output_tokens)}
+
+    @staticmethod
+    def stream_error() -> Event:
+        return "error", Anthropic.errors["overloaded"][1]
+
+
+def _google_error(code: int, status: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details:
+        err["details"] = details
+    return {"error": err}
+
+
+def _retry_info(seconds: float) -> list[Any]:
+    return [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{seconds:g}s"}]
+
+
+class Gemini(WireFormat):
+    name = "gemini"
+    base_path = "/v1beta"
+    errors: ClassVar[dict[str, tuple[int, Any]]] = {
+        "rate_limited": (429, _google_error(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please "
+                                            "check your plan and billing details.", _retry_info(7))),
+        "overloaded": (503, _google_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")),
+        "auth": (400, _google_error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
+                                    [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                                      "reason": "API_KEY_INVALID", "domain": "googleapis.com"}])),
+        "bad_request": (400, _google_error(400, "INVALID_ARGUMENT", "Invalid value at 'generation_config'")),
+        "server_error": (500, _google_error(500, "INTERNAL", "An internal error has occurred.")),
+        "timeout": (504, _google_error(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could "
+                                       "complete.")),
+    }
+
+    @staticmethod
+    def matches(path: str) -> bool:
+        return path.startswith("/v1beta/models/") and ":" in path
+
+    @staticmethod
+    def streamed(path: str, query: str, req: dict[str, Any]) -> bool:
+        return path.endswith(":streamGenerateContent") and "alt=sse" in query.split("&")
+
+    @staticmethod
+    def user_text(req: dict[str, Any]) -> str:
+        contents = req.get("contents")
+        if isinstance(contents, list) and contents and isinstance(contents[-1], dict):
+            parts = contents[-1].get("parts")
+            if isinstance(parts, list) and parts and isinstance(parts[-1], dict):
+                return str(parts[-1].get("text", ""))
+        return ""
+
+    @classmethod
+    def error(cls, error_class: str, retry_s: float | None = None) -> tuple[int, Any, dict[str, str]]:
+        status, body, _ = super().error(error_class)
+        if error_class == "rate_limited" and retry_s is not None:  # Gemini's hint is in the body
+            body = _google_error(429, "RESOURCE_EXHAUSTED", body["error"]["message"], _retry_info(retry_s))
+        return status, body, {}
+
+    def _usage(self) -> dict[str, Any]:
+        sc = self.sc
+        u: dict[str, Any] = {"promptTokenCount": sc.input_tokens, "candidatesTokenCount": self.output_tokens,
+                             "totalTokenCount": sc.input_tokens + self.output_tokens + sc.thoughts_tokens}
+        if sc.cached_input_tokens:
+            u["cachedContentTokenCount"] = sc.cached_input_tokens
         if sc.thoughts_tokens:
+            u["thoughtsTokenCount"] = sc.thoughts_tokens
+        return u
+
+    def _event(self, parts: list[dict[str, Any]], usage: dict[str, Any], finish: str | None = None) -> Event:
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+        if finish:
+            candidate["finishReason"] = finish
+        return None, {"candidates": [candidate], "usageMetadata": usage, "modelVersion": self.model}
+
+    def _prompt_only(self) -> dict[str, Any]:
+        return {"promptTokenCount": self.sc.input_tokens, "totalTokenCount": self.sc.input_tokens}
+
+    def opening(self) -> list[Event]:
+        if not self.sc.thoughts_tokens:
+            return []
+        return [self._event([{"text": "Thinking about it.", "thought": True}], self._prompt_only())]
+
+    def piece(self, text: str) -> list[Event]:
+        return [self._event([{"text": text}], self._prompt_only())]
+
+    def closing(self) -> list[Event]:
+        return [self._event([{"text": ""}], self._usage(), "STOP")]
+
+    def whole(self, text: str) -> dict[str, Any]:
+        parts: list[dict[str, Any]] = []
+        if self.sc.thoughts_tokens:
             parts.append({"text": "Thinking about it.", "thought": True})
         parts.append({"text": text})
         return {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP",
-                                "index": 0}], "usageMetadata": _gemini_usage(sc), "modelVersion": model}
-    return {"text": text, "usage": {"input_tokens": sc.input_tokens, "output_tokens": sc.output_tokens},
-            "finish_reason": "stop"}
+                                "index": 0}], "usageMetadata": self._usage(), "modelVersion": self.model}
+
+    @staticmethod
+    def stream_error() -> Event:
+        return None, _google_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted", _retry_info(7))
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.scenario = Scenario()
-        self.faults: deque[Fault] = deque()
-        self.requests: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # injected aborts close sockets on purpose; tracebacks would only be noise
-
-    def next_fault(self) -> Fault | None:
-        with self.lock:
-            return self.faults.popleft() if self.faults else None
-
-    def log(self, h: _Handler, body: Any) -> None:
-        with self.lock:
-            self.requests.append({"method": h.command, "path": h.path,
-                                  "headers": {k.lower(): v for k, v in h.headers.items()}, "json": body})
+#: The production error a provider at its concurrent-request limit sends (DESIGN.md section 6);
+#: also the body of the mock's `rate_limit` fault and of the rate-limit proxy's 429.
+RATE_LIMIT_BODY = {"error": "rate_limit_exceeded", "message": "Concurrent limit reached: 512 active requests"}
 
 
-class WireServer:
-    """Context manager: `with WireServer() as srv: srv.base_url("anthropic")`."""
+class Generic(WireFormat):
+    name = "generic"
+    base_path = ""
+    errors: ClassVar[dict[str, tuple[int, Any]]] = {
+        "rate_limited": (429, RATE_LIMIT_BODY),
+        "quota_exhausted": (429, {"error": "insufficient_quota", "message": "Monthly quota used up"}),
+        "overloaded": (503, {"error": "overloaded", "message": "try later"}),
+        "auth": (401, {"error": "unauthorized", "message": "bad token"}),
+        "bad_request": (422, {"detail": [{"loc": ["body", "prompt"], "msg": "field required"}]}),
+        "server_error": (500, {"error": "internal", "message": "boom"}),
+    }
 
-    def __init__(self, scenario: Scenario | None = None) -> None:
-        self._srv = _Server()
-        if scenario is not None:
-            self._srv.scenario = scenario
-        self._thread = threading.Thread(target=self._srv.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+    @staticmethod
+    def matches(path: str) -> bool:
+        return path == "/generate"
 
-    def __enter__(self) -> WireServer:
-        self._thread.start()
-        return self
+    def _usage(self) -> dict[str, Any]:
+        return {"input_tokens": self.sc.input_tokens, "output_tokens": self.output_tokens}
 
-    def __exit__(self, *exc: object) -> None:
-        self._srv.shutdown()
-        self._srv.server_close()
-        self._thread.join(timeout=2)
+    def piece(self, text: str) -> list[Event]:
+        return [(None, {"text": text})]
 
-    @property
-    def url(self) -> str:
-        host, port = self._srv.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def closing(self) -> list[Event]:
+        return [(None, {"finish_reason": "stop", "usage": self._usage()}), (None, "[DONE]")]
 
-    def base_url(self, fmt: str) -> str:
-        if fmt in ("openai-chat", "openai-completions", "anthropic"):
-            return self.url + "/v1"
-        if fmt == "gemini":
-            return self.url + "/v1beta"
-        return self.url
+    def whole(self, text: str) -> dict[str, Any]:
+        return {"text": text, "usage": self._usage(), "finish_reason": "stop"}
 
-    @property
-    def scenario(self) -> Scenario:
-        return self._srv.scenario
+    @staticmethod
+    def stream_error() -> Event:
+        return None, RATE_LIMIT_BODY
 
-    @scenario.setter
-    def scenario(self, sc: Scenario) -> None:
-        self._srv.scenario = sc
 
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        return self._srv.requests
+FORMATS: dict[str, type[WireFormat]] = {f.name: f for f in (OpenAIChat, OpenAICompletions, Anthropic, Gemini,
+                                                             Generic)}
 
-    def fail(self, *faults: Fault) -> None:
-        with self._srv.lock:
-            self._srv.faults.extend(faults)
 
-    def reset(self, scenario: Scenario | None = None) -> None:
-        with self._srv.lock:
-            self._srv.faults.clear()
-            self._srv.requests.clear()
-            self._srv.scenario = scenario or Scenario()
+def format_for(path: str) -> type[WireFormat] | None:
+    """The format whose POST route `path` is, or None."""
+    for fmt in FORMATS.values():
+        if fmt.matches(path):
+            return fmt
+    return None
+
+
+def base_url_for(url: str, fmt: str) -> str:
+    """A contender's `base_url` for wire format `fmt` on a mock server at root `url`."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown wire format {fmt!r}; valid: {', '.join(FORMATS)}")
+    return url + FORMATS[fmt].base_path
+
+
+def listing(path: str) -> dict[str, Any] | None:
+    """The answer to GET `path` when it is a model listing or a model's details, else None."""
+    if path == "/v1/models":
+        return {"object": "list", "data": [{"id": "mock-model", "object": "model", "owned_by": "workbench-mock",
+                                            "meta": {"n_ctx_train": CTX, "n_params": 1}}]}
+    if path.startswith("/v1beta/models/"):
+        return {"name": path.removeprefix("/v1beta/"), "inputTokenLimit": GEMINI_CTX, "outputTokenLimit": 65536}
+    if path.startswith("/v1/models/"):
+        return {"type": "model", "id": path.rsplit("/", 1)[1], "display_name": "Mock",
+                "created_at": "2025-02-19T00:00:00Z"}
+    return None

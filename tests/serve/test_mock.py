@@ -1,0 +1,101 @@
+"""The mock server itself: what the provider contract and fault tests do not already cover —
+hosting in a child from its own command line, null mode, truth notes in every format, the proxy
+hosted in a thread in front of it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from workbench.cli import build_parser
+from workbench.serve.mock import Fault, FaultPlan, MockServer, Scenario, from_args
+from workbench.serve.ratelimit import RateLimitProxy
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_a_scenario_and_plan_survive_the_command_line() -> None:
+    plan = FaultPlan(probabilities={"stall": 0.125, "rate_limit": 0.1}, sequence=["reset", "abort"], seed=4,
+                     retry_after_s=2.5, slow_s=0.1, stall_s=7.0, oversized_chars=5000)
+    for sc in (Scenario(), Scenario.timed(ttft_ms=0.3, itl_ms=7.1, n_chunks=3, text="-x"), Scenario(null=True)):
+        srv = MockServer(sc, plan)
+        args = build_parser().parse_args(srv.argv())
+        back = from_args(args)
+        assert back.plan == plan
+        assert back.scenario.pieces == sc.pieces and back.scenario.null == sc.null
+        assert back.scenario.ttft_s == pytest.approx(sc.ttft_s) and back.scenario.itl_s == pytest.approx(sc.itl_s)
+    with pytest.raises(ValueError, match="cannot run in a child process"):
+        MockServer(Scenario(answer=lambda req: "no")).argv()
+    with pytest.raises(ValueError, match="cannot run in a child process"):
+        MockServer(Scenario(input_tokens=3)).argv()
+
+
+def test_old_command_names_and_no_unit_guessing() -> None:
+    p = build_parser()
+    for name in ("mock-server", "synthetic-server", "fault-server"):
+        assert p.parse_args([name, "--ttft-ms", "5"]).build is from_args
+    with pytest.raises(SystemExit):
+        p.parse_args(["fault-server", "--ttft", "0.5"])  # seconds are not silently read as --ttft-ms
+
+
+def test_null_mode_answers_any_path_at_once() -> None:
+    with MockServer(Scenario(null=True, ttft_s=5.0)) as srv, httpx.Client() as h:
+        t0 = time.perf_counter()
+        for path in ("/v1/chat/completions", "/anything"):
+            r = h.post(srv.url + path, json={"stream": True})
+            assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "ok"
+        assert time.perf_counter() - t0 < 1.0
+        assert srv.requests.maxlen and not srv.requests  # nothing is kept at that speed
+
+
+@pytest.mark.parametrize(("fmt", "path", "body"), [
+    ("anthropic", "/v1/messages", {"messages": [{"role": "user", "content": "a-1"}], "stream": True}),
+    ("gemini", "/v1beta/models/g:streamGenerateContent?alt=sse", {"contents": [{"parts": [{"text": "a-1"}]}]}),
+    ("generic", "/generate", {"prompt": "a-1", "stream": True}),
+])
+def test_truth_notes_in_every_format(fmt: str, path: str, body: dict[str, object]) -> None:
+    with MockServer(Scenario(ttft_s=0.02, itl_s=0.01)) as srv, httpx.Client() as h:
+        h.post(srv.url + path, json=body).raise_for_status()
+        (note,) = h.get(srv.base_url + "/truth", params={"prefix": "a-"}).json().values()
+        read_ns, first_ns, last_ns, due_ns = note
+        assert due_ns == read_ns + 20_000_000 and due_ns <= first_ns <= last_ns
+        assert last_ns - first_ns >= 3 * 10_000_000 - 1_000_000
+        assert srv.counts == {"none": 1} and srv.requests[0]["fault"] == "none"
+
+
+def test_queued_faults_come_before_the_plan_and_are_counted() -> None:
+    plan = FaultPlan(sequence=["http503"])
+    with MockServer(plan=plan) as srv, httpx.Client() as h:
+        srv.fail(Fault("rate_limit"), Fault("none"))
+        url = srv.base_url + "/chat/completions"
+        statuses = [h.post(url, json={"messages": [{"role": "user", "content": str(i)}]}).status_code
+                    for i in range(4)]
+        assert statuses == [429, 200, 503, 200]
+        assert srv.counts == {"rate_limit": 1, "none": 2, "http503": 1}
+
+
+def test_a_port_in_use_fails_at_start() -> None:
+    with MockServer() as first, pytest.raises(OSError):
+        MockServer(port=first.port).start()
+
+
+def test_proxy_in_a_thread_limits_and_passes_streams_through() -> None:
+    """The proxy on the same base in a thread (the rehearsal runs it in a child: tests/serve/test_ratelimit.py)."""
+    with (MockServer(Scenario(ttft_s=0.2, itl_s=0.05)) as upstream,
+          RateLimitProxy(upstream.base_url, max_in_flight=1) as proxy):
+
+        async def go() -> tuple[int, int, bytes]:
+            async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
+                body = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+                first = asyncio.create_task(client.post(proxy.base_url + "/chat/completions", json=body))
+                await asyncio.sleep(0.1)
+                second = await client.post(proxy.base_url + "/chat/completions", json=body)
+                r = await first
+                return r.status_code, second.status_code, r.content
+
+        ok, limited, data = asyncio.run(go())
+    assert (ok, limited) == (200, 429) and data.endswith(b"data: [DONE]\n\n")
+    assert (proxy.forwarded, proxy.rejected, proxy.active) == (1, 1, 0)
