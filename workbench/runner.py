@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from traitlets.config import Config
 
 from workbench import keys
 from workbench.errors import WorkbenchError
 from workbench.experiments import NOTEBOOKS_DIR, Experiment, get_experiment
+from workbench.progress import Progress
+from workbench.report_check import check_report
 from workbench.results import RunDir, read_manifest, update_manifest
 
 __all__ = [
@@ -38,6 +41,9 @@ __all__ = [
 
 # Set by the runner itself, never by --param.
 _RESERVED = {"out_dir", "resume"}
+# The kernels papermill starts talk to it over loopback TCP: encrypt that (CurveZMQ keys the
+# kernel manager provisions, jupyter_client >= 8.9) rather than warn about it on every start.
+_KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}})
 
 
 class ExperimentFailed(WorkbenchError):
@@ -126,16 +132,19 @@ def run_experiments(
         output = run.path / exp.notebook
         log(f"[{i}/{len(experiments)}] {exp.name}: {exp.summary}")
         t0 = time.perf_counter()
+        planned = exp.planned(effective, _n_contenders(effective)) if exp.planned else None
         try:
-            pm.execute_notebook(
-                str(exp.path),
-                str(output),
-                parameters=nb_params,
-                cwd=str(NOTEBOOKS_DIR),
-                kernel_name="python3",
-                progress_bar=sys.stderr.isatty(),
-                request_save_on_cell_execute=True,
-            )
+            with Progress(exp.name, run.jsonl(exp.name), planned, tty=sys.stderr.isatty(), log=log):
+                pm.execute_notebook(
+                    str(exp.path),
+                    str(output),
+                    parameters=nb_params,
+                    cwd=str(NOTEBOOKS_DIR),
+                    kernel_name="python3",
+                    progress_bar=False,
+                    request_save_on_cell_execute=True,
+                    config=_KERNEL_CONFIG,
+                )
         except pm.PapermillExecutionError as exc:
             detail = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
             update_manifest(run.path, runner={"failed": {"experiment": exp.name, "detail": detail}})
@@ -144,17 +153,37 @@ def run_experiments(
         if exp.html_report:
             html = export_html(output, run.path / "report.html")
             log(f"      report: {html}")
+            seen = check_report(html, run.path / "report_first_screen.png")
+            if seen.skipped:
+                log(f"      report not checked in a browser: {seen.skipped}")
+            for problem in seen.problems:
+                log(f"      report problem: {problem}")
     log(f"results: {run.path}")
     return run
 
 
+REPORT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "report.html.j2"
+
+
+def _n_contenders(params: Mapping[str, Any]) -> int:
+    """How many contenders the experiment will run (those whose key is set), for the plan."""
+    from workbench.config import load_contenders
+
+    try:
+        chosen, _ = load_contenders(params.get("contenders_file") or None).select(params.get("contenders") or None)
+    except WorkbenchError:
+        return 0  # the notebook reports the mistake itself
+    return len(chosen)
+
+
 def export_html(notebook: str | Path, out_html: str | Path) -> Path:
-    """Executed notebook → standalone HTML without input cells (plots embedded)."""
+    """Executed notebook → standalone HTML without input cells: plots embedded, and nothing
+    fetched at view time (`templates/report.html.j2` drops the lab template's CDN scripts)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook), as_version=4)  # type: ignore[no-untyped-call]
-    exporter = HTMLExporter(template_name="lab")  # type: ignore[no-untyped-call]
+    exporter = HTMLExporter(template_name="lab", template_file=str(REPORT_TEMPLATE))  # type: ignore[no-untyped-call]
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True

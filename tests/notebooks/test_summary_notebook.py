@@ -14,7 +14,7 @@ from workbench.runner import render_report
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
 
-def test_summary_renders_matrix_and_standalone_report(tmp_path: Path) -> None:
+def test_summary_renders_matrix_and_standalone_report(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     run = write_run(tmp_path, {"fast": {"e2e": 0.05, "halluc": 0.3, "caps": {"streaming": True}},
                                "slow": {"e2e": 0.3, "halluc": 0.05}})
     cfile = tmp_path / "contenders.yaml"
@@ -24,7 +24,9 @@ def test_summary_renders_matrix_and_standalone_report(tmp_path: Path) -> None:
     routing = matrix[matrix["scenario"] == "routing"].set_index("contender")
     assert bool(routing.loc["fast", "eligible"]) and not bool(routing.loc["slow", "eligible"])
     text = html.read_text()
-    assert "Decision matrix" in text and "Migration checklist" in text and "Statistical comparisons" in text
+    assert "wb-card" in text and "Decided by" in text  # the answer first, one card per scenario
+    assert "Migration checklist" in text and "Statistical comparisons" in text
     assert "build_summary(" not in text  # code cells are left out of the report
     assert text.count("data:image/png;base64") >= 3  # plots are embedded: the file stands alone
     assert "Concurrency was not measured in this run" in text
+    assert "without encryption" not in capfd.readouterr().err  # the kernel's transport is encrypted

@@ -26,8 +26,9 @@ ones where they exist — order statistics for percentiles, Wilson for proportio
   `cost_per_document_usd` = requests per document (a count) × mean cost of that strategy's
   requests (resampled); `batch_wall_time_h` = documents per night × requests per document × mean
   request time / requests in flight;
-- `monthly_cost_usd` = monthly requests × mean cost per request (hosted: list price × tokens;
-  self-hosted: busy machine time at the throughput of the best load level).
+- `monthly_cost_usd` = hosted: monthly requests × list price × tokens; self-hosted: the machines
+  kept up all month (`always_on`, the default: a prototype must answer whenever it is asked) or
+  only the busy machine time (`busy_time`), per the scenario's `self_hosted` field; both are kept.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ __all__ = [
 ]
 
 _LAT = "latency.jsonl, successful warm requests"
+#: Hours in a month (365.25 × 24 / 12), for a machine kept up all month.
+HOURS_PER_MONTH = 730.5
 
 
 def latency_metrics(ev: Evidence, draws: Draws, label: str) -> dict[str, Metric]:
@@ -291,7 +294,12 @@ def annotation_metrics(ev: Evidence, draws: Draws, label: str, contender: Conten
 
 
 def monthly_cost(ev: Evidence, draws: Draws, m: dict[str, Metric], label: str, contender: Contender | None, *,
-                 monthly_requests: int, machine_hour_usd: float) -> dict[str, Metric]:
+                 monthly_requests: int, machine_hour_usd: float, self_hosted: str = "always_on") -> dict[str, Metric]:
+    """The month's bill. Hosted: monthly requests × list price × measured tokens. Self-hosted,
+    both ways, the scenario saying which stands for its cost (`self_hosted`): `busy_time` — the
+    machine-hours the requests keep a server busy (output tokens / the best level's output
+    tok/s) — or `always_on` — the machines that must stay up all month to serve them
+    (ceil(busy hours / 730) machines × 730 h, at least one)."""
     if contender is None:
         return {}
     if contender.is_local:
@@ -302,10 +310,16 @@ def monthly_cost(ev: Evidence, draws: Draws, m: dict[str, Metric], label: str, c
         if tout is None or tps is None:
             return {}
         with np.errstate(all="ignore"):
-            busy = np.nan_to_num(tout.at()) / tps.at() * machine_hour_usd / 3600.0
-        src = (f"self-hosted, busy time only: output tokens / the best level's output tok/s × "
-               f"${machine_hour_usd:g}/machine-hour × {monthly_requests:,} requests")
-        return {"monthly_cost_usd": from_rows(busy * monthly_requests, src)}
+            busy_h = np.nan_to_num(tout.at()) / tps.at() * monthly_requests / 3600.0
+        busy = from_rows(busy_h * machine_hour_usd, (
+            f"self-hosted, busy time only: {monthly_requests:,} requests × output tokens / the best level's "
+            f"output tok/s × ${machine_hour_usd:g}/machine-hour"))
+        machines = np.maximum(1.0, np.ceil(np.nan_to_num(busy_h, nan=0.0) / HOURS_PER_MONTH))
+        on = from_rows(machines * HOURS_PER_MONTH * machine_hour_usd, (
+            f"self-hosted, kept up all month: ceil(busy hours / {HOURS_PER_MONTH:g}) machines (at least one) × "
+            f"{HOURS_PER_MONTH:g} h × ${machine_hour_usd:g}/machine-hour"))
+        chosen = on if self_hosted == "always_on" else busy
+        return {"monthly_cost_usd": chosen, "monthly_busy_cost_usd": busy, "monthly_always_on_cost_usd": on}
     price = _hosted_price(contender)
     per_req = _token_cost_rows(price, m) if price is not None else None
     if price is None or per_req is None:

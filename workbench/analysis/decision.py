@@ -64,6 +64,7 @@ class ScenarioResult:
     decisive: bool = False
     verdict: str = ""
     tied_with: list[str] = field(default_factory=list)
+    decided_by: str = ""  # the one number that decided it, in words
 
     def metric(self, label: str, name: str) -> Metric | None:
         return self.metrics.get(label, {}).get(name)
@@ -182,6 +183,7 @@ def decide(ev: Evidence, name: str, sc: Scenario, contenders: Mapping[str, Conte
     res = ScenarioResult(name, sc, table, metrics, dropped, assumptions, pick, decisive, tied_with=contested)
     res.verdict = _verdict(res, decisive_p)
     table["gives_up"] = [_gives_up(res, lab, live) for lab in labels]
+    res.decided_by = _decided_by(res, live)
     order = table["constraint_status"].map({"pass": 0, "inconclusive": 1, "fail": 2})
     res.table = table.assign(_o=order).sort_values(["_o", "p_best", "score"], ascending=[True, False, False]) \
         .drop(columns="_o").reset_index(drop=True)
@@ -206,6 +208,41 @@ def _verdict(res: ScenarioResult, decisive_p: float) -> str:
             f"{decisive_p:.0%}): the data cannot separate it from {others}.")
 
 
+def _shown(res: ScenarioResult, label: str, name: str) -> str:
+    mm = res.metric(label, name)
+    return format_value(name, mm.value, mm.low, mm.high) if mm is not None else "not measured"
+
+
+def _widest_gap(t: pd.DataFrame, ahead: str, behind: str, live: Mapping[str, float]) -> str | None:
+    """The axis on which `ahead` gains most weighted utility over `behind` (None: on none)."""
+    gains = {a: w * (float(t.loc[ahead, f"{a}_utility"]) - float(t.loc[behind, f"{a}_utility"]))
+             for a, w in live.items()}
+    best = max(gains, key=lambda a: gains[a], default=None)
+    return best if best is not None and gains[best] > 0 else None
+
+
+def _decided_by(res: ScenarioResult, live: Mapping[str, float]) -> str:
+    """The one number behind the answer: for a pick, the axis on which it gains most over the
+    runner-up; with no pick, the constraint the nearest contender fails."""
+    t = res.table.set_index("contender")
+    if res.pick is None:
+        near = t[t["constraint_status"] != "fail"] if (t["constraint_status"] != "fail").any() else t
+        if near.empty:
+            return "nothing was measured"
+        first = str(near.sort_values("score", ascending=False).index[0])
+        why = str(t.loc[first, "failed_constraint"] or "").split("; ")[0]
+        return f"{first}: {why}"
+    rest = t[(t.index != res.pick) & (t["constraint_status"] != "fail")]
+    if rest.empty:
+        return "the only contender that meets every hard constraint"
+    other = str(rest.sort_values("score", ascending=False).index[0])
+    best = _widest_gap(t, res.pick, other, live)
+    if best is None:
+        return f"no axis separates it from {other}"
+    name = res.scenario.axis_metric[best]
+    return f"{describe(name).label}: {_shown(res, res.pick, name)} vs {_shown(res, other, name)} for {other}"
+
+
 def _gives_up(res: ScenarioResult, lab: str, live: Mapping[str, float]) -> str:
     """One sentence from the numbers: where `lab` is weakest against the best alternative."""
     t = res.table.set_index("contender")
@@ -214,21 +251,13 @@ def _gives_up(res: ScenarioResult, lab: str, live: Mapping[str, float]) -> str:
         rest = t[(t.index != lab) & (t["constraint_status"] != "fail")]
         other = str(rest.sort_values("score", ascending=False).index[0]) if len(rest) else None
     if other is None:
-        return "no contender meets every hard constraint" if res.pick is None else "no eligible alternative"
-    worst, gap = None, 0.0
-    for axis, w in live.items():
-        g = w * (float(t.loc[other, f"{axis}_utility"]) - float(t.loc[lab, f"{axis}_utility"]))
-        if g > gap:
-            worst, gap = axis, g
+        return ("no contender meets every hard constraint" if res.pick is None
+                else "nothing: it is the only contender that meets every hard constraint")
+    worst = _widest_gap(t, other, lab, live)
     if worst is None:
         return f"nothing against {other}: at least as good on every weighted axis"
     name = res.scenario.axis_metric[worst]
-
-    def shown(x: str) -> str:
-        mm = res.metric(x, name)
-        return format_value(name, mm.value, mm.low, mm.high) if mm is not None else "not measured"
-
-    return f"{describe(name).label}: {shown(lab)} vs {shown(other)} for {other}"
+    return f"{describe(name).label}: {_shown(res, lab, name)} vs {_shown(res, other, name)} for {other}"
 
 
 def decision_matrix(results: list[ScenarioResult]) -> pd.DataFrame:

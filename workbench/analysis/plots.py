@@ -48,8 +48,9 @@ def latency_ecdf(df: Any, metrics: tuple[str, ...] = ("ttft_s", "e2e_s"), path: 
             continue
         d = d.assign(ms=d[metric] * 1000.0)
         sns.ecdfplot(data=d, x="ms", hue="contender", ax=ax)
-        n = d.groupby("contender").size().to_dict()
-        ax.set_title(f"{metric.removesuffix('_s').upper()} ECDF (n per contender: {n})", fontsize=9)
+        n = d.groupby("contender").size()
+        counts = ", ".join(f"{name} n={k}" for name, k in n.items())
+        ax.set_title(f"{metric.removesuffix('_s').upper()}: share of requests done within x ({counts})", fontsize=9)
         ax.set_xlabel("milliseconds")
         ax.set_ylabel("share of requests ≤ x")
         ax.axhline(0.95, color="grey", lw=0.6, ls=":")
@@ -123,29 +124,38 @@ def rate_bars(rows: Any, path: str | Path | None = None, title: str = "Hallucina
 def cost_quality_pareto(points: Any, path: str | Path | None = None) -> Any:
     """Cost vs quality per contender and scenario; the Pareto front (nothing both cheaper and
     better) is marked. `points`: DataFrame with scenario, contender, cost, quality, cost_label,
-    quality_label."""
+    quality_label. Costs span orders of magnitude (hosted tokens vs a fleet of machines), so the
+    cost axis is logarithmic, in plain numbers; a scenario with fewer than one priced contender is
+    left out with a line saying so, never drawn as an empty panel."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
-    scen = list(dict.fromkeys(points["scenario"])) if points is not None and len(points) else []
+    usable = points.dropna(subset=["cost", "quality"]) if points is not None and len(points) else points
+    if usable is not None and len(usable):
+        usable = usable[(usable["cost"] > 0) & (usable["cost"] < float("inf"))]
+    scen = list(dict.fromkeys(usable["scenario"])) if usable is not None and len(usable) else []
     fig, axes = plt.subplots(1, max(len(scen), 1), figsize=(4.6 * max(len(scen), 1), 3.6), squeeze=False)
     if not scen:
-        axes[0][0].set_title("no cost and quality measured together")
+        axes[0][0].axis("off")
+        axes[0][0].text(0.5, 0.5, "No contender has both a finite cost and a quality measured in this run.",
+                        ha="center", va="center", wrap=True, fontsize=9)
     for ax, s in zip(axes[0], scen, strict=False):
-        d = points[(points["scenario"] == s)].dropna(subset=["cost", "quality"])
-        d = d[d["cost"] < float("inf")]
+        d = usable[usable["scenario"] == s]
         front = [not ((d["cost"] <= r.cost) & (d["quality"] >= r.quality)
                       & ((d["cost"] < r.cost) | (d["quality"] > r.quality))).any() for r in d.itertuples()]
         for r, on_front in zip(d.itertuples(), front, strict=True):
-            ax.scatter(r.cost, r.quality, s=60, marker="o" if on_front else "x")
-            ax.annotate(str(r.contender) + (" ★" if on_front else ""), (r.cost, r.quality), fontsize=7,
+            ax.scatter(r.cost, r.quality * 100, s=60, marker="o" if on_front else "x")
+            ax.annotate(str(r.contender) + (" ★" if on_front else ""), (r.cost, r.quality * 100), fontsize=7,
                         xytext=(4, 4), textcoords="offset points")
-        if len(d):
-            ax.set_xlabel(str(d["cost_label"].iloc[0]))
-            ax.set_ylabel(str(d["quality_label"].iloc[0]))
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}"))
+        ax.set_xlabel(f"{d['cost_label'].iloc[0]} (USD, log scale)")
+        ax.set_ylabel(f"{d['quality_label'].iloc[0]} (%)")
         ax.set_title(f"{s}: cost vs quality (★ Pareto front)", fontsize=9)
-    fig.tight_layout()
-    save(fig, path)
-    return fig
+    missing = sorted(set(points["scenario"]) - set(scen)) if points is not None and len(points) else []
+    if missing:
+        fig.text(0.01, 0.01, f"not shown (no finite cost measured): {', '.join(missing)}", fontsize=7)
+    return _done(fig, path)
 
 
 def hallucination_bars(

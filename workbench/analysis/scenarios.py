@@ -363,6 +363,9 @@ class PrototypingScenario(_ScenarioBase):
     prompt_set: str | None = Field(None, description="prompt set that stands for the prototype's use")
     monthly_requests: int = Field(gt=0, description="requests per month")
     quality_floor: float = Field(ge=0, le=1, description="minimum QA F-score on answerable questions")
+    self_hosted: Literal["always_on", "busy_time"] = Field(
+        "always_on", description="self-hosted cost: machines kept up all month (a prototype answers whenever "
+                                 "asked), or only the busy machine time")
 
     @model_validator(mode="after")
     def _floor_is_constraint(self) -> PrototypingScenario:
@@ -372,7 +375,7 @@ class PrototypingScenario(_ScenarioBase):
     def task_metrics(self, ev: Evidence, draws: Draws, label: str, contender: Contender | None,
                      shared: dict[str, Metric], machine_hour_usd: float) -> dict[str, Metric]:
         return axes.monthly_cost(ev, draws, shared, label, contender, monthly_requests=self.monthly_requests,
-                                 machine_hour_usd=machine_hour_usd)
+                                 machine_hour_usd=machine_hour_usd, self_hosted=self.self_hosted)
 
     def projection_basis(self) -> str:
         return f"{self.monthly_requests:,} requests a month"

@@ -10,7 +10,7 @@ lowest to highest: notebook defaults < `run_params` < `--param` overrides.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,10 +38,33 @@ class Experiment:
     html_report: bool = False
     run_params: Mapping[str, Any] = field(default_factory=dict, hash=False)
     """Parameters `workbench run` passes unless the user overrides them (e.g. the full dataset)."""
+    planned: Callable[[Mapping[str, Any], int], int | None] | None = field(default=None, hash=False)
+    """Records the run will write, from its parameters and the number of contenders (for the
+    progress line; an estimate, None when the experiment cannot tell)."""
 
     @property
     def path(self) -> Path:
         return NOTEBOOKS_DIR / self.notebook
+
+
+def _levels(p: Mapping[str, Any]) -> list[int]:
+    return sorted({int(x) for x in str(p.get("levels", "")).split(",") if x.strip()})
+
+
+def _planned_latency(p: Mapping[str, Any], n: int) -> int:
+    return n * (1 + int(p.get("warmup", 0)) + int(p.get("n_requests", 0)))
+
+
+def _planned_concurrency(p: Mapping[str, Any], n: int) -> int:
+    sweep = sum(max(int(p.get("requests_per_level", 0)), level) for level in _levels(p))
+    rehearsal = 4 * int(p.get("rehearse_requests", 0)) if p.get("rehearse_rate_limit") else 0
+    return n * (1 + sweep + int(p.get("confirm_requests", 0))) + rehearsal
+
+
+def _planned_hallucination(p: Mapping[str, Any], n: int) -> int | None:
+    items = int(p.get("sample_size", 0)) or None  # 0: the whole dataset, counted by the notebook
+    samples = 1 + (int(p.get("k_samples", 1)) if int(p.get("k_samples", 1)) > 1 else 0)
+    return n * items * samples if items else None
 
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -50,18 +73,20 @@ EXPERIMENTS: dict[str, Experiment] = {
         # Every routing message once (162): p95 has both order-statistic bounds from n = 72, and
         # routing accuracy gets an interval narrow enough to separate contenders.
         Experiment("latency", "latency.ipynb", "TTFT / E2E / TPOT percentiles with intervals, routing accuracy, "
-                   "cold start", run_params={"n_requests": 162}),
+                   "cold start", run_params={"n_requests": 162}, planned=_planned_latency),
         # Answers long enough for decoding to dominate (the generation prompts, 24 tokens), so the
         # server's batching shows; 72 requests per level: p95 has both bounds at every level; 4
         # levels up to 16: a USL fit with a residual degree of freedom, and a knee to find.
         Experiment("concurrency", "concurrency.ipynb",
                    "load sweep: throughput, p95 vs concurrency, knee, USL, fleet cost, rate-limit rehearsal",
                    run_params={"prompt_set": "generation", "max_tokens": 24, "levels": "1,4,8,16",
-                               "requests_per_level": 72, "confirm_requests": 24}),
+                               "requests_per_level": 72, "confirm_requests": 24},
+                   planned=_planned_concurrency),
         Experiment(
             "hallucination", "hallucination.ipynb",
             "answerable / unanswerable items apart, hallucination score, paired McNemar, worst answers",
             run_params={"sample_size": 0, "concurrency": 4},  # the full dataset (173 items), 4 in flight
+            planned=_planned_hallucination,
         ),
         Experiment(
             "coalescing", "coalescing.ipynb",

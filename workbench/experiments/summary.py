@@ -7,6 +7,7 @@ executed notebook as `report.html` (see `workbench.runner.export_html`). One joi
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,16 @@ AXES_SHOWN: tuple[str, ...] = (
     "goodput_rps", "error_rate", "qa_accuracy", "qa_accuracy_given_attempted", "qa_f_score", "qa_abstention_rate",
     "false_premise_acceptance", "hallucination_score", "annotation_accuracy", "integration_score",
 )
+
+_CARD_CSS = """<style>
+.wb-cards{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0 16px}
+.wb-card{flex:1 1 280px;border:1px solid #ccc;border-left:6px solid #888;border-radius:6px;padding:10px 12px;
+ font-family:system-ui,sans-serif;font-size:13px;line-height:1.4;break-inside:avoid}
+.wb-card>div{margin:3px 0}.wb-decisive{border-left-color:#2e7d32}.wb-tied{border-left-color:#f9a825}
+.wb-none{border-left-color:#c62828}.wb-scenario{text-transform:uppercase;font-size:11px;color:#555;letter-spacing:.05em}
+.wb-pick{font-size:18px;font-weight:600}.wb-small{font-size:11px;color:#555}
+@media print{.wb-card{border-color:#999}}
+</style>"""
 
 #: How to read the matrix, in plain words (the report shows it; README says the same).
 SCORE_TEXT = """\
@@ -57,6 +68,7 @@ class Summary:
     significance: pd.DataFrame
     missing_axes: list[str] = field(default_factory=list)
     n_boot: int = 1000
+    _hosted: set[str] = field(default_factory=set)
 
     def axes_table(self) -> pd.DataFrame:
         """Value [95% interval] n per contender and metric (the shared metrics of every scenario)."""
@@ -72,6 +84,65 @@ class Summary:
                 row[describe(name).label] = format_value(name, mm.value, mm.low, mm.high, mm.n) if mm else "—"
             rows.append(row)
         return pd.DataFrame(rows).set_index("contender").T if rows else pd.DataFrame()
+
+    def cards_html(self) -> str:
+        """The first screen: per scenario one card — the pick (or that none qualifies and the
+        nearest miss), how sure, what you give up, the one number that decided it."""
+        cards = []
+        for r in self.results:
+            sc = r.scenario
+            if r.pick is None:
+                head, tone = "No contender qualifies", "none"
+                sure = "Every contender fails a hard constraint (see the matrix)."
+                give = ""
+            else:
+                row = r.table[r.table["contender"] == r.pick].iloc[0]
+                head = html.escape(r.pick)
+                tone = "decisive" if r.decisive else "tied"
+                sure = (f"Decisive: best in {row['p_best']:.0%} of the replicates." if r.decisive else
+                        f"Not decisive: best in {row['p_best']:.0%} of the replicates; the data cannot separate it "
+                        f"from {', '.join(html.escape(x) for x in r.tied_with) or 'the runner-up'}.")
+                give = f"<div><b>You give up</b> {html.escape(str(row['gives_up']))}</div>"
+            weights = ", ".join(f"{a} {w:.0%}" for a, w in sc.normalized_weights.items() if w > 0)
+            cards.append(
+                f'<div class="wb-card wb-{tone}"><div class="wb-scenario">{html.escape(r.name)} · '
+                f"{html.escape(sc.kind)}</div><div class=\"wb-pick\">{head}</div>"
+                f"<div>{html.escape(sure)}</div>{give}"
+                f"<div><b>Decided by</b> {html.escape(r.decided_by)}</div>"
+                f'<div class="wb-small">{html.escape(sc.description)} Weights: {html.escape(weights)}.</div></div>')
+        return _CARD_CSS + '<div class="wb-cards">' + "".join(cards) + "</div>"
+
+    def display_matrix(self) -> pd.DataFrame:
+        """The matrix in words: what each column means instead of its CSV name (the CSV keeps the
+        names of the contract, documented in the README)."""
+        m = self.matrix
+        rows = []
+        for _, r in m.iterrows():
+            ranked = r["rank"] == r["rank"]
+            rows.append({
+                "scenario": r["scenario"], "contender": r["contender"],
+                "constraints": r["constraint_status"],
+                "score [95% interval]": f"{r['score']:.2f} [{r['score_low']:.2f}, {r['score_high']:.2f}]",
+                "chance of being best": f"{r['p_best']:.0%}" if ranked else "not ranked",
+                "rank [95% interval]": (f"{r['rank']:.0f} [{r['rank_low']:.0f}, {r['rank_high']:.0f}]" if ranked
+                                        else "—"),
+                "why not eligible": r["failed_constraint"] if isinstance(r["failed_constraint"], str) else "",
+                "what it gives up": r["gives_up"],
+            })
+        return pd.DataFrame(rows)
+
+    def comparisons_display(self) -> pd.DataFrame:
+        """The paired tests in words: what is compared, the difference with its interval, p-values."""
+        rows = []
+        for _, r in self.significance.iterrows():
+            rows.append({
+                "what is tested": r["tests"], "a": r["a"], "b": r["b"], "paired units": int(r["n"]),
+                "difference a − b [95% interval]": f"{r['effect']:.2f} [{r['effect_low']:.2f}, {r['effect_high']:.2f}] "
+                                                   f"{str(r['effect_unit']).split(' ')[0]}",
+                "p": f"{r['p']:.3g}", "p after Holm": f"{r['p_holm']:.3g}",
+                "verdict": "different" if r["significant"] else "not shown to differ",
+            })
+        return pd.DataFrame(rows)
 
     def picks_markdown(self) -> str:
         """Per scenario: the answer, how sure, what it costs you, and the weights it rests on."""
@@ -148,10 +219,41 @@ class Summary:
             lines.update(f"- {r.name}: {a}" for a in r.assumptions)
             for label, m in r.metrics.items():
                 for name in ("cost_per_1k_requests_usd", "cost_per_document_usd", "monthly_cost_usd",
-                             "batch_wall_time_h"):
+                             "monthly_busy_cost_usd", "monthly_always_on_cost_usd", "batch_wall_time_h"):
                     if name in m and m[name].source:
                         lines.add(f"- {r.name} / {label} / {describe(name).label}: {m[name].source}")
         return "\n".join(sorted(lines)) or "no projections in this run"
+
+    def next_steps_markdown(self) -> str:
+        """What would change the answer: hosted contenders when none ran, experiments not run."""
+        out = []
+        contenders = {c for r in self.results for c in r.metrics}
+        hosted = [c for c in contenders if "@" not in c and c in self._hosted]
+        if not hosted:
+            out.append("Only the embedded models ran. A hosted contender is one entry in "
+                       "`experiments/contenders.yaml` (README: *Adding a hosted contender*) and its key in the "
+                       "environment variable it names; with one, routing and prototyping costs become tokens at "
+                       "list price instead of machines kept up, and its latency includes the network.")
+        if self.missing_axes:
+            out.append(f"Experiments missing from this run (their axes are left out of the scores): "
+                       f"{', '.join(self.missing_axes)}.")
+        return "\n\n".join(out) or "Every experiment ran, with hosted and embedded contenders."
+
+    def self_hosted_costs(self) -> pd.DataFrame:
+        """Self-hosted contenders' monthly cost both ways (busy time, kept up all month) and
+        which one each scenario's matrix uses, so neither hides the other."""
+        rows = []
+        for r in self.results:
+            choice = getattr(r.scenario, "self_hosted", None)
+            for label, m in r.metrics.items():
+                busy, on = m.get("monthly_busy_cost_usd"), m.get("monthly_always_on_cost_usd")
+                if busy is None or on is None:
+                    continue
+                rows.append({"scenario": r.name, "contender": label,
+                             "busy time only": format_value("monthly_busy_cost_usd", busy.value, busy.low, busy.high),
+                             "machine kept up all month": format_value("monthly_always_on_cost_usd", on.value),
+                             "the matrix uses": "kept up all month" if choice == "always_on" else "busy time"})
+        return pd.DataFrame(rows)
 
 
 def build_summary(
@@ -169,4 +271,6 @@ def build_summary(
     draws = Draws(ev, n_boot, seed)
     results = [decide(ev, name, sc, contenders, machine_hour_usd=machine_hour_usd, draws=draws)
                for name, sc in scenarios.items()]
-    return Summary(ev, results, decision_matrix(results), pairwise_tests(ev, seed=seed), list(ev.missing), n_boot)
+    hosted = {name for name, c in contenders.items() if not c.is_local}
+    return Summary(ev, results, decision_matrix(results), pairwise_tests(ev, seed=seed), list(ev.missing), n_boot,
+                   hosted)
