@@ -12,6 +12,7 @@ code cells (`export_html`), so `report.html` reads on its own — the matrix, th
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import sys
 import time
@@ -71,11 +72,19 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
 
 
 def notebook_parameters(path: Path) -> dict[str, Any]:
-    """Names and defaults of a notebook's `parameters` cell."""
+    """Names and defaults of a notebook's `parameters` cell, as values (papermill reports each
+    default as its source text: `'"enabled"'`, `'0.5'`)."""
     import papermill as pm
 
     info = pm.inspect_notebook(str(path))
-    return {name: spec.get("default") for name, spec in info.items()}
+    return {name: _literal(spec.get("default")) for name, spec in info.items()}
+
+
+def _literal(source: Any) -> Any:
+    try:
+        return ast.literal_eval(source) if isinstance(source, str) else source
+    except (ValueError, SyntaxError):
+        return source  # an expression, not a literal: kept as its text
 
 
 def resolve_parameters(

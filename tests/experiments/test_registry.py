@@ -33,3 +33,17 @@ def test_each_notebook_is_thin_tagged_and_committed_without_outputs(name: str) -
 def test_unknown_experiment_lists_valid_names() -> None:
     with pytest.raises(UnknownNameError, match="valid: .*latency"):
         select_experiments("latncy")
+
+
+def test_planned_counts_come_from_the_notebook_defaults_as_values() -> None:
+    """papermill reports defaults as source text ('"enabled"'); the plan needs the values, else
+    the contenders cannot be counted and the progress line shows a wrong denominator."""
+    latency = EXPERIMENTS["latency"]
+    params = {**notebook_parameters(latency.path), **latency.run_params}
+    assert params["contenders"] == "enabled" and params["contenders_file"] == ""
+    assert latency.planned is not None
+    assert latency.planned(params, 2) == 2 * (1 + params["warmup"] + 162)
+    hallucination = EXPERIMENTS["hallucination"]
+    full = {**notebook_parameters(hallucination.path), **hallucination.run_params}
+    assert hallucination.planned is not None and full["sample_size"] == 0
+    assert hallucination.planned(full, 1) == 173  # the whole dataset, counted

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import PROJECT_ROOT
-from workbench.errors import lookup
+from workbench.errors import WorkbenchError, lookup
 
 __all__ = ["EXPERIMENTS", "NOTEBOOKS_DIR", "Experiment", "get_experiment", "select_experiments"]
 
@@ -62,9 +62,14 @@ def _planned_concurrency(p: Mapping[str, Any], n: int) -> int:
 
 
 def _planned_hallucination(p: Mapping[str, Any], n: int) -> int | None:
-    items = int(p.get("sample_size", 0)) or None  # 0: the whole dataset, counted by the notebook
+    from workbench.experiments.hallucination import load_items
+
+    try:
+        items = int(p.get("sample_size", 0)) or len(load_items(str(p.get("datasets") or "")))
+    except (WorkbenchError, ValueError, OSError):
+        return None  # the notebook reports the mistake itself
     samples = 1 + (int(p.get("k_samples", 1)) if int(p.get("k_samples", 1)) > 1 else 0)
-    return n * items * samples if items else None
+    return n * items * samples
 
 
 EXPERIMENTS: dict[str, Experiment] = {
