@@ -7,9 +7,14 @@ Two details matter for measurement:
   cache. `Usage.input_tokens` is the total prompt size everywhere in the workbench, so the three
   counts are summed here and the cache parts are kept beside it.
 - In a stream, `message_start` carries the input counts and `message_delta` the *cumulative*
-  output count; the probe merges usage reports field by field, later ones winning, so the last
-  `message_delta` gives the final output count. New event types may be added by Anthropic at
-  any time (their versioning policy says so); unknown ones are ignored, not errors.
+  output count, and (newer API versions) cumulative input and cache counts too. The stream parser
+  accumulates the raw fields as the official SDK does (anthropic-sdk-python
+  `lib/streaming/_messages.py`: each field a `message_delta` carries replaces the snapshot's)
+  and sums the prompt total only from the merged fields.
+- With extended thinking, `output_tokens` includes the thinking; `output_tokens_details.thinking_tokens`
+  says how much (kept as `reasoning_tokens`). Thinking and signature deltas are not answer text.
+- New event types may be added by Anthropic at any time (their versioning policy says so);
+  unknown ones are ignored, not errors.
 """
 
 from __future__ import annotations
@@ -37,21 +42,42 @@ def _int(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
-    """Anthropic `usage` → Usage, with `input_tokens` the total prompt (uncached + cache reads +
-    cache writes). Fields absent from this report stay None so that a later report merges in."""
-    if not isinstance(u, Mapping) or not u:
+#: The usage fields the Messages API reports, accumulated across a stream's events.
+_USAGE_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
+
+
+def _raw_usage(u: Any) -> dict[str, int]:
+    """The integer usage fields present in one report (`thinking_tokens` from `output_tokens_details`)."""
+    if not isinstance(u, Mapping):
+        return {}
+    raw = {k: v for k in _USAGE_FIELDS if (v := _int(u.get(k))) is not None}
+    details = u.get("output_tokens_details")
+    if isinstance(details, Mapping) and (thinking := _int(details.get("thinking_tokens"))) is not None:
+        raw["thinking_tokens"] = thinking
+    return raw
+
+
+def _usage_from(raw: Mapping[str, int]) -> Usage | None:
+    """Accumulated raw fields → Usage, `input_tokens` the total prompt (uncached + cache reads +
+    cache writes). Cache parts are only known once the uncached count is."""
+    if not raw:
         return None
-    uncached = _int(u.get("input_tokens"))
-    cache_read = _int(u.get("cache_read_input_tokens"))
-    cache_write = _int(u.get("cache_creation_input_tokens"))
+    uncached = raw.get("input_tokens")
+    cache_read = raw.get("cache_read_input_tokens")
+    cache_write = raw.get("cache_creation_input_tokens")
     total = None if uncached is None else uncached + (cache_read or 0) + (cache_write or 0)
     return Usage(
         input_tokens=total,
-        output_tokens=_int(u.get("output_tokens")),
+        output_tokens=raw.get("output_tokens"),
         cached_input_tokens=cache_read if uncached is not None else None,
         cache_creation_input_tokens=cache_write if uncached is not None else None,
+        reasoning_tokens=raw.get("thinking_tokens"),
     )
+
+
+def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
+    """One whole Anthropic `usage` object → Usage (see `_usage_from`)."""
+    return _usage_from(_raw_usage(u))
 
 
 def error_fields(body: Any) -> tuple[str | None, str]:
@@ -94,18 +120,24 @@ class Anthropic:
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
     ) -> HttpRequest:
-        s = contender.sampling
         opts = contender.options
         body: dict[str, Any] = {
             "model": contender.model,
-            "max_tokens": s.max_tokens,
+            "max_tokens": contender.wire_max_tokens,  # > budget_tokens, as thinking requires
             "messages": [{"role": "user", "content": prompt.text}],
         }
         system = prompt.system or contender.system_prompt
         if system:
             body["system"] = system
-        body.update(sampling_fields(contender, {"temperature": "temperature", "top_p": "top_p",
-                                                "stop": "stop_sequences"}))
+        fields = sampling_fields(contender, {"temperature": "temperature", "top_p": "top_p", "stop": "stop_sequences"})
+        budget = contender.thinking_budget
+        if budget:
+            # Extended thinking accepts only the default temperature.
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            fields.pop("temperature", None)
+        if contender.reasoning is not None and contender.reasoning.effort is not None:
+            body["output_config"] = {"effort": contender.reasoning.effort}
+        body.update(fields)
         if stream:
             body["stream"] = True
         body.update(extra_body(contender))
@@ -148,9 +180,13 @@ class Anthropic:
 
 class AnthropicStream:
     """Turns Messages stream events into deltas; only `text_delta`s count as output text
-    (thinking, signature and tool-input deltas are not answer text, so they do not start TTFT)."""
+    (thinking, signature and tool-input deltas are not answer text, so they do not start TTFT).
+    Usage is accumulated over the stream (see the module docstring) and re-reported whole."""
 
-    __slots__ = ()
+    __slots__ = ("_usage",)
+
+    def __init__(self) -> None:
+        self._usage: dict[str, int] = {}
 
     def feed(self, event: SSEEvent) -> list[StreamDelta]:
         if not event.data:
@@ -162,12 +198,12 @@ class AnthropicStream:
         if etype == "error" or event.event == "error":
             return [StreamDelta(error=_classify(None, obj, None))]
         if etype == "message_start":
-            usage = parse_usage((obj.get("message") or {}).get("usage"))
-            if usage is not None:
-                # message_start's output_tokens is a placeholder (1 or so); message_delta has the count.
-                usage.output_tokens = None
-                return [StreamDelta(usage=usage)]
-            return []
+            raw = _raw_usage((obj.get("message") or {}).get("usage"))
+            # message_start's output_tokens is a placeholder (1 or so); message_delta has the count.
+            raw.pop("output_tokens", None)
+            self._usage.update(raw)
+            usage = _usage_from(self._usage)
+            return [StreamDelta(usage=usage)] if usage is not None else []
         if etype == "content_block_delta":
             delta = obj.get("delta") or {}
             if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str) and delta["text"]:
@@ -176,9 +212,12 @@ class AnthropicStream:
         if etype == "message_delta":
             out: list[StreamDelta] = []
             stop = (obj.get("delta") or {}).get("stop_reason")
-            usage = parse_usage(obj.get("usage"))
-            if usage is not None:
-                out.append(StreamDelta(usage=usage))
+            raw = _raw_usage(obj.get("usage"))
+            if raw:
+                self._usage.update(raw)
+                usage = _usage_from(self._usage)
+                if usage is not None:
+                    out.append(StreamDelta(usage=usage))
             if stop:
                 out.append(StreamDelta(finish_reason=str(stop)))
             return out

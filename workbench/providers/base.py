@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from workbench.providers.sse import SSEEvent
 
 __all__ = [
+    "LENGTH_FINISH",
     "Completion",
     "HttpRequest",
     "Provider",
@@ -32,6 +33,13 @@ __all__ = [
     "register",
     "sampling_fields",
 ]
+
+
+#: Finish reasons that mean "stopped at the output-token cap", in each wire format's spelling
+#: (OpenAI chat/completions `length`, Anthropic `max_tokens`, Gemini `MAX_TOKENS`, OpenAI
+#: Responses `incomplete_details.reason` `max_output_tokens`). With no visible text this is the
+#: `truncated` outcome (workbench.types.ErrorClass.TRUNCATED).
+LENGTH_FINISH = frozenset({"length", "max_tokens", "MAX_TOKENS", "max_output_tokens"})
 
 
 @dataclass(slots=True)

@@ -114,9 +114,9 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> None:
 
 @register("gemini")
 class Gemini:
-    """Gemini generateContent. Options: `omit_temperature`, `thinking_budget` (int; 0 turns
-    thinking off on 2.5 Flash, whose thinking otherwise spends `maxOutputTokens`), `extra_body`
-    (deep-merged into the JSON body)."""
+    """Gemini generateContent. Thinking from `Contender.reasoning` (`budget_tokens` →
+    `thinkingBudget`, 0 turns thinking off on 2.5 Flash; `effort` → `thinkingLevel`) or the older
+    `options.thinking_budget`. Options: `omit_temperature`, `extra_body` (deep-merged into the body)."""
 
     kind = "gemini"
     needs_prompt_template = False
@@ -126,12 +126,17 @@ class Gemini:
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
     ) -> HttpRequest:
-        s = contender.sampling
         opts = contender.options
-        gen: dict[str, Any] = {"maxOutputTokens": s.max_tokens, **sampling_fields(contender, {
+        # maxOutputTokens covers thoughts and answer, hence the reasoning reserve.
+        gen: dict[str, Any] = {"maxOutputTokens": contender.wire_max_tokens, **sampling_fields(contender, {
             "temperature": "temperature", "top_p": "topP", "stop": "stopSequences", "seed": "seed"})}
-        if opts.get("thinking_budget") is not None:
-            gen["thinkingConfig"] = {"thinkingBudget": int(opts["thinking_budget"])}
+        thinking: dict[str, Any] = {}
+        if contender.thinking_budget is not None:
+            thinking["thinkingBudget"] = contender.thinking_budget
+        if contender.reasoning is not None and contender.reasoning.effort is not None:
+            thinking["thinkingLevel"] = contender.reasoning.effort.upper()
+        if thinking:
+            gen["thinkingConfig"] = thinking
         body: dict[str, Any] = {
             "contents": [{"role": "user", "parts": [{"text": prompt.text}]}],
             "generationConfig": gen,

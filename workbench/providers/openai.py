@@ -101,11 +101,13 @@ class _OpenAIBase:
         return headers
 
     def _sampling(self, contender: Contender, stream: bool) -> dict[str, Any]:
-        s = contender.sampling
         opts = contender.options
         body: dict[str, Any] = {"model": contender.model}
-        # Newer OpenAI chat models take max_completion_tokens and reject max_tokens.
-        body[str(opts.get("max_tokens_field", "max_tokens"))] = s.max_tokens
+        # Newer OpenAI chat models take max_completion_tokens and reject max_tokens; for a
+        # reasoning model it caps reasoning + visible tokens, hence the reasoning reserve.
+        body[str(opts.get("max_tokens_field", "max_tokens"))] = contender.wire_max_tokens
+        if contender.reasoning is not None and contender.reasoning.effort is not None:
+            body["reasoning_effort"] = contender.reasoning.effort
         body.update(sampling_fields(contender, {"temperature": "temperature", "top_p": "top_p", "stop": "stop",
                                                 "seed": "seed"}))
         if stream:
