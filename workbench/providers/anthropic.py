@@ -92,16 +92,32 @@ def error_fields(body: Any) -> tuple[str | None, str]:
     return None, str(body)[:500]
 
 
-# Anthropic reports an exhausted prepaid balance as a 400 invalid_request_error; the message is
-# the only signal, and it is a quota problem (retrying will not help), not a bad request.
-_CREDIT_MESSAGES = ("credit balance is too low",)
+# Anthropic reports an exhausted prepaid balance, and a spend limit the organization set itself,
+# as a 400 invalid_request_error; the message is the only signal, and it is a quota problem
+# (retrying will not help until someone pays or the month turns), not a bad request.
+_CREDIT_MESSAGES = ("credit balance is too low", "reached your specified api usage limits",
+                    "reached your specified workspace api usage limits")
+
+
+def _detail_code(body: Any) -> str | None:
+    """`error.details.error_code` (e.g. the tier spend cap's `enforced_spend_limit_reached`, a 429
+    of type rate_limit_error that no retry fixes before the next month, sent without retry-after)."""
+    err = body.get("error") if isinstance(body, Mapping) else None
+    details = err.get("details") if isinstance(err, Mapping) else None
+    code = details.get("error_code") if isinstance(details, Mapping) else None
+    return str(code) if code else None
 
 
 def _classify(status: int | None, body: Any, headers: Mapping[str, str] | None) -> ErrorInfo:
-    code, message = error_fields(body)
-    info = classify(status, code, message, headers)
-    if info.error_class is ErrorClass.BAD_REQUEST and any(m in message.lower() for m in _CREDIT_MESSAGES):
-        info = dataclasses.replace(info, error_class=ErrorClass.QUOTA_EXHAUSTED, retryable=False)
+    etype, message = error_fields(body)
+    detail = _detail_code(body)
+    info = classify(status, detail or etype, message, headers, type_=etype)
+    if info.error_class is ErrorClass.BAD_REQUEST:
+        if any(m in message.lower() for m in _CREDIT_MESSAGES):
+            info = dataclasses.replace(info, error_class=ErrorClass.QUOTA_EXHAUSTED, retryable=False)
+        elif etype == "not_found_error" and message.startswith("model:"):
+            # {"type": "not_found_error", "message": "model: claude-3-haiku-20240307"}: unknown or retired.
+            info = dataclasses.replace(info, error_class=ErrorClass.MODEL_NOT_FOUND)
     return info
 
 

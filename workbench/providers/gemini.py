@@ -12,8 +12,9 @@ Reference: ai.google.dev/api/generate-content. Measurement-relevant details:
   `reasoning_tokens`, matching OpenAI, whose `completion_tokens` include reasoning.
 - Parts flagged `"thought": true` are thought summaries, not answer text: skipped for TTFT.
 - Errors are google.rpc statuses, `{"error": {"code", "message", "status", "details"}}`, in an
-  HTTP error body or as an event inside a 200 stream. RESOURCE_EXHAUSTED is rate_limited (see
-  `providers.errors`), with the wait from the `google.rpc.RetryInfo` detail's `retryDelay`.
+  HTTP error body or as an event inside a 200 stream. RESOURCE_EXHAUSTED is rate_limited, with the
+  wait from the `google.rpc.RetryInfo` detail's `retryDelay` — unless a `google.rpc.QuotaFailure`
+  violation names a per-day quota (`...PerDay...` quota id): then it is quota_exhausted.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from workbench.config import Contender
     from workbench.providers.sse import SSEEvent
 
-__all__ = ["Gemini", "GeminiStream", "error_fields", "parse_usage", "retry_delay"]
+__all__ = ["Gemini", "GeminiStream", "error_fields", "parse_usage", "quota_ids", "retry_delay"]
 
 
 def _int(v: Any) -> int | None:
@@ -77,12 +78,24 @@ def error_fields(body: Any) -> tuple[str | None, str, float | None]:
     return None, str(body)[:500], None
 
 
-def _error_reasons(body: Any) -> set[str]:
+def _error_details(body: Any) -> list[Mapping[str, Any]]:
     if isinstance(body, list) and body and isinstance(body[0], Mapping):
         body = body[0]
     err = body.get("error") if isinstance(body, Mapping) else None
     details = err.get("details") if isinstance(err, Mapping) else None
-    return {str(d.get("reason")) for d in details or () if isinstance(d, Mapping) and d.get("reason")}
+    return [d for d in details or () if isinstance(d, Mapping)]
+
+
+def _error_reasons(body: Any) -> set[str]:
+    return {str(d.get("reason")) for d in _error_details(body) if d.get("reason")}
+
+
+def quota_ids(body: Any) -> list[str]:
+    """The `quotaId`s of a `google.rpc.QuotaFailure` detail's violations (e.g.
+    `GenerateRequestsPerDayPerProjectPerModel-FreeTier`)."""
+    return [str(v.get("quotaId")) for d in _error_details(body)
+            if str(d.get("@type", "")).endswith("google.rpc.QuotaFailure")
+            for v in d.get("violations") or () if isinstance(v, Mapping) and v.get("quotaId")]
 
 
 # Gemini answers a wrong or expired key with 400 INVALID_ARGUMENT; only the ErrorInfo detail's
@@ -92,11 +105,21 @@ _KEY_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"}
 
 def _classify(status: int | None, body: Any, headers: Mapping[str, str] | None) -> ErrorInfo:
     code, message, delay = error_fields(body)
-    info = classify(status, code, message, headers)
+    ids = quota_ids(body)
+    # RESOURCE_EXHAUSTED is a per-minute rate limit *or* an exhausted daily quota; the QuotaFailure
+    # quota ids say which. A day's quota is not worth retrying within a run.
+    daily = any("PerDay" in q for q in ids)
+    info = classify(status, "quota_exhausted" if daily else code, message, headers, type_=code)
     if info.error_class is ErrorClass.BAD_REQUEST and _error_reasons(body) & _KEY_REASONS:
         info = dataclasses.replace(info, error_class=ErrorClass.AUTH, retryable=False)
+    if code == "NOT_FOUND" and message.startswith("models/"):
+        # "models/gemini-1.0-pro is not found for API version v1beta, or is not supported for generateContent."
+        info = dataclasses.replace(info, error_class=ErrorClass.MODEL_NOT_FOUND, retryable=False)
     if info.retry_after_s is None and delay is not None:
         info = dataclasses.replace(info, retry_after_s=delay)
+    if ids:
+        info = dataclasses.replace(info, provider_code=ids[0] if daily else code,
+                                   message=f"{message} [quota: {', '.join(ids)}]")
     return info
 
 

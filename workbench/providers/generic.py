@@ -31,8 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError
 from workbench.providers.base import Completion, HttpRequest, extra_body, register, sampling_fields
-from workbench.providers.errors import classify
-from workbench.providers.openai import error_fields, stream_object
+from workbench.providers.openai import classify_body, stream_object
 from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
@@ -157,8 +156,7 @@ class Generic:
         return GenericStream(self._paths)
 
     def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
-        code, message = error_fields(body)
-        return classify(status, code, message, headers)
+        return classify_body(status, body, headers)
 
 
 class GenericStream:
