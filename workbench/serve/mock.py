@@ -47,12 +47,13 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from workbench.serve.faults import FAULTS, Fault, FaultPlan, error_fault, parse_fault_specs
+from workbench.serve.faults import DIALECTS, FAULTS, Fault, FaultPlan, error_fault, parse_fault_specs, transcript_fault
 from workbench.serve.http import Request, Server, add_host_arguments, chunk, head
+from workbench.serve.transcripts import StreamTranscript
 from workbench.serve.wire import FORMATS, GEMINI_CTX, Event, Scenario, WireFormat, base_url_for, format_for, listing
 
-__all__ = ["FAULTS", "FORMATS", "GEMINI_CTX", "Fault", "FaultPlan", "MockServer", "Scenario", "add_arguments",
-           "error_fault", "from_args"]
+__all__ = ["DIALECTS", "FAULTS", "FORMATS", "GEMINI_CTX", "Fault", "FaultPlan", "MockServer", "Scenario",
+           "add_arguments", "error_fault", "from_args", "transcript_fault"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_LOGGED = 10_000  # requests kept in `MockServer.requests`
@@ -181,11 +182,11 @@ class MockServer(Server):
         entry["json"] = body
         stream = fmt.streamed(req.path, req.query, body)
         text = fmt.user_text(body)
-        kind, fault = self._choose(text, stream)
+        kind, fault = self._choose(text, stream, fmt.name)
         entry["fault"], entry["stream"] = kind, stream
         return await self._answer(fmt, sc, body, text, stream, fault, w, t_recv, t_read_ns)
 
-    def _choose(self, text: str, stream: bool) -> tuple[str, Fault | None]:
+    def _choose(self, text: str, stream: bool, route_format: str | None = None) -> tuple[str, Fault | None]:
         """(kind counted, fault to enact): the queue first, then the plan."""
         with self._lock:
             queued = self._queue.popleft() if self._queue else None
@@ -198,7 +199,7 @@ class MockServer(Server):
         if kind == "none":
             return kind, None
         fault = queued if queued is not None else Fault(kind)
-        return kind, plan.as_http(fault.kind) or fault
+        return kind, plan.as_http(fault.kind, route_format) or fault
 
     async def _answer(self, fmt: type[WireFormat], sc: Scenario, body: dict[str, Any], text: str, stream: bool,
                       fault: Fault | None, w: asyncio.StreamWriter, t_recv: float, t_read_ns: int) -> bool:
@@ -206,6 +207,8 @@ class MockServer(Server):
         if fault is not None and kind == "http":
             _json(w, fault.status, fault.body, {**sc.headers, **fault.headers})
             return True
+        if fault is not None and kind == "transcript":
+            return await self._replay(fault.payload, sc, w, t_recv)
         if kind == "reset":
             sock = w.get_extra_info("socket")
             if sock is not None:
@@ -267,6 +270,19 @@ class MockServer(Server):
                                            [_sse(answer.piece(p)) for p in pieces], _sse(answer.closing()))
         return found
 
+    async def _replay(self, recorded: StreamTranscript, sc: Scenario, w: asyncio.StreamWriter,
+                      t_recv: float) -> bool:
+        """A recorded stream, byte for byte: one event per piece of the scenario's timing."""
+        loop = asyncio.get_running_loop()
+        w.write(head(200, {**_STREAM_HEADERS, **sc.headers}))
+        for k, event in enumerate(recorded.events):
+            await _sleep_until(loop, t_recv + sc.ttft_s + k * sc.itl_s)
+            w.write(chunk(event))
+            await w.drain()
+        w.write(_END)
+        await w.drain()
+        return True
+
     async def _break_stream(self, fmt: type[WireFormat], fault: Fault, w: asyncio.StreamWriter) -> bool:
         """After the first piece: what `fault` does to a stream."""
         if fault.kind == "stall":
@@ -327,7 +343,7 @@ class MockServer(Server):
         if p.sequence:
             args.append(f"--sequence={','.join(p.sequence)}")
         args += [f"--seed={p.seed}", f"--retry-after={p.retry_after_s!r}", f"--slow={p.slow_s!r}",
-                 f"--stall={p.stall_s!r}", f"--oversized-chars={p.oversized_chars}"]
+                 f"--stall={p.stall_s!r}", f"--oversized-chars={p.oversized_chars}", f"--dialect={p.dialect}"]
         if self.log_path is not None:
             args.append(f"--log={self.log_path}")
         parser = argparse.ArgumentParser(allow_abbrev=False)
@@ -360,6 +376,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stall", type=float, default=30.0, help="stall length")
     g.add_argument("--retry-after", type=float, default=1.0, help="retry-after of rate_limit")
     g.add_argument("--oversized-chars", type=int, default=1_000_000, help="size of oversized/huge_error")
+    g.add_argument("--dialect", choices=list(DIALECTS), default="seed",
+                   help="whose error bodies the faults send: the seed's production body, a provider's own "
+                   "(openai, anthropic, gemini), or auto (the provider whose route was called)")
     g.add_argument("--log", help="append one JSON line per answer request (text, fault, stream) to this file")
 
 
@@ -374,5 +393,5 @@ def from_args(args: argparse.Namespace) -> MockServer:
     plan = FaultPlan(probabilities=parse_fault_specs(args.fault or []),
                      sequence=[k.strip() for k in (args.sequence or "").split(",") if k.strip()],
                      seed=args.seed, retry_after_s=args.retry_after, slow_s=args.slow, stall_s=args.stall,
-                     oversized_chars=args.oversized_chars)
+                     oversized_chars=args.oversized_chars, dialect=args.dialect)
     return MockServer(scenario, plan, host=args.host, port=args.port, log_path=args.log)
