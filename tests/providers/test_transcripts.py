@@ -19,6 +19,14 @@ pytestmark = pytest.mark.timeout(30)
 TTFT, ITL = 0.05, 0.01
 
 
+@pytest.fixture(autouse=True, params=["httpcore", "lean"])
+def _client_kind(request: pytest.FixtureRequest) -> None:
+    """Both HTTP clients, as in the contract suite (its `go` reads this switch)."""
+    import tests.providers.test_contract as contract
+
+    contract.LEAN = request.param == "lean"
+
+
 @dataclass(frozen=True)
 class Stream:
     fmt: str
@@ -149,3 +157,26 @@ def test_classify_hints(status: int, code: str | None, message: str, headers: di
                                                 ("26.604s", 26.604), ("soon", None), ("", None)])
 def test_parse_go_duration(value: str, seconds: float | None) -> None:
     assert parse_go_duration(value) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_workbench_probe_on_a_reasoning_transcript(wire: MockServer, tmp_path: object,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`workbench probe` against a mock replaying a recorded Claude thinking stream prints
+    reasoning_tokens, finish_reason and a TPOT over the visible tokens only."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from workbench.cli import main
+
+    wire.scenario = Scenario(ttft_s=TTFT, itl_s=ITL)
+    wire.transcript = "anthropic_thinking_signature"
+    c = contender_for("anthropic", wire, reasoning={"budget_tokens": 1024})
+    p = Path(str(tmp_path)) / "c.yaml"
+    p.write_text(yaml.safe_dump({"contenders": [c.model_dump(mode="json", exclude_none=True)]}))
+    assert main(["probe", "--contender", c.name, "--prompt", "What is an eclipse?", "--contenders-file", str(p)]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert (rec["reasoning_tokens"], rec["output_tokens"], rec["visible_output_tokens"]) == (67, 106, 39)
+    assert rec["finish_reason"] == "refusal" and rec["reasoning"] == "budget=1024"
+    assert rec["tpot_s"] == pytest.approx((rec["e2e_s"] - rec["ttft_s"]) / 38)

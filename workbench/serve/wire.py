@@ -24,6 +24,7 @@ from each provider's documentation.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -31,7 +32,7 @@ from typing import Any, ClassVar
 from workbench.serve import transcripts
 
 __all__ = ["CTX", "FORMATS", "GEMINI_CTX", "Event", "Scenario", "WireFormat", "base_url_for", "format_for",
-           "listing"]
+           "listing", "lookup_format", "model_not_found"]
 
 CTX = 32768
 GEMINI_CTX = 1048576
@@ -507,6 +508,28 @@ class Generic(WireFormat):
 
 FORMATS: dict[str, type[WireFormat]] = {f.name: f for f in (OpenAIChat, OpenAICompletions, OpenAIResponses,
                                                              Anthropic, Gemini, Generic)}
+
+
+#: The model each recorded model-not-found body names (replaced by the model asked for).
+_RECORDED_MODEL = {"openai-chat": "gpt-4o", "anthropic": "claude-3-haiku-20240307", "gemini": "gemini-1.0-pro"}
+
+
+def model_not_found(fmt: str, model: str) -> tuple[int, Any]:
+    """The provider's real 404 for an unknown or retired `model` (formats without one of their
+    own answer as OpenAI does)."""
+    fmt = fmt if fmt in _RECORDED_MODEL else "openai-chat"
+    status, body, _ = FORMATS[fmt].error("model_not_found")
+    text = json.dumps(body).replace(_RECORDED_MODEL[fmt], model.removeprefix("models/"))
+    return status, json.loads(text)
+
+
+def lookup_format(path: str, headers: dict[str, str]) -> str | None:
+    """Which provider a model lookup `GET path` speaks (None: not a lookup)."""
+    if path.startswith("/v1beta/models/"):
+        return "gemini"
+    if path.startswith("/v1/models/"):
+        return "anthropic" if "anthropic-version" in headers else "openai-chat"
+    return None
 
 
 def format_for(path: str) -> type[WireFormat] | None:
