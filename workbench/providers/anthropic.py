@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.providers.base import Completion, HttpRequest, event_object, extra_body, register, sampling_fields
+from workbench.providers.base import Completion, HttpRequest, event_json, extra_body, register, sampling_fields
 from workbench.providers.errors import classify
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -205,11 +205,9 @@ class AnthropicStream:
         self._usage: dict[str, int] = {}
 
     def feed(self, event: SSEEvent) -> list[StreamDelta]:
-        if not event.data:
-            return []
-        obj = event_object(event.data)
-        if isinstance(obj, StreamDelta):
-            return [obj]
+        obj = event_json(event.data)
+        if isinstance(obj, list):
+            return obj
         etype = obj.get("type") or event.event
         if etype == "error" or event.event == "error":
             return [StreamDelta(error=_classify(None, obj, None))]

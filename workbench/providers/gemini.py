@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.providers.base import Completion, HttpRequest, event_object, register, sampling_fields
+from workbench.providers.base import Completion, HttpRequest, event_json, json_post, register, sampling_fields
 from workbench.providers.errors import classify, parse_duration
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -169,16 +169,9 @@ class Gemini:
             body["systemInstruction"] = {"parts": [{"text": system}]}
         _deep_merge(body, opts.get("extra_body") or {})
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        headers = {"content-type": "application/json", **contender.headers}
-        if api_key:
-            headers["x-goog-api-key"] = api_key  # a header, never `?key=`: URLs end up in messages
-        return HttpRequest(
-            method="POST",
-            url=f"{base_url.rstrip('/')}/{_model_path(contender.model)}:{method}",
-            headers=headers,
-            json=body,
-            stream=stream,
-        )
+        # The key goes in a header, never `?key=`: URLs end up in messages.
+        return json_post(f"{base_url.rstrip('/')}/{_model_path(contender.model)}:{method}", contender, body,
+                         stream=stream, auth={"x-goog-api-key": api_key} if api_key else None)
 
     def parse_response(self, body: Any) -> Completion:
         if not isinstance(body, Mapping):
@@ -223,11 +216,9 @@ class GeminiStream:
     __slots__ = ()
 
     def feed(self, event: SSEEvent) -> list[StreamDelta]:
-        if not event.data:
-            return []
-        obj = event_object(event.data)
-        if isinstance(obj, StreamDelta):
-            return [obj]
+        obj = event_json(event.data)
+        if isinstance(obj, list):
+            return obj
         if "error" in obj:
             # No HTTP status: the response itself was a 200; the rpc status name classifies it.
             return [StreamDelta(error=_classify(None, obj, None))]
