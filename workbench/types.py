@@ -77,6 +77,8 @@ class Usage:
     cached_input_tokens: int | None = None
     cache_creation_input_tokens: int | None = None
     reasoning_tokens: int | None = None
+    #: reasoning_tokens is an estimate (the API gave no count; see providers/anthropic.py)
+    reasoning_estimated: bool = False
 
 
 @dataclass(slots=True, frozen=True)
@@ -170,7 +172,8 @@ class Record:
     api_kind: str | None = None
     stream: bool | None = None
     prompt_id: str | None = None
-    token_source: str | None = None  # "server" (its usage) | "chunks" | "chars/4" (both estimates)
+    # "server" (its usage) | "server+reasoning chars/4" (its usage; reasoning estimated) | "chunks" | "chars/4"
+    token_source: str | None = None
     cached_input_tokens: int | None = None
     cache_creation_input_tokens: int | None = None  # prompt tokens written to the cache (billed apart)
     # Output tokens spent on reasoning the caller never sees (part of output_tokens, billed);

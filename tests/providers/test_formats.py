@@ -167,3 +167,16 @@ def test_anthropic_usage_accumulates_across_events_as_the_sdk_does() -> None:
     assert (usage.input_tokens, usage.cached_input_tokens, usage.cache_creation_input_tokens) == (105, 90, 5)
     assert (usage.output_tokens, usage.reasoning_tokens) == (40, 30)
     assert out[1].finish_reason == "end_turn"
+
+
+def test_anthropic_thinking_without_a_count_is_estimated_and_flagged() -> None:
+    """An older response shape: thinking deltas streamed, no output_tokens_details."""
+    parser = get_provider("anthropic").stream_parser()
+    parser.feed(SSEEvent("content_block_delta", '{"type": "content_block_delta", "index": 0, '
+                         '"delta": {"type": "thinking_delta", "thinking": "let me think"}}'))
+    parser.feed(SSEEvent("content_block_delta", '{"type": "content_block_delta", "index": 1, '
+                         '"delta": {"type": "text_delta", "text": "Paris is the capital."}}'))
+    [delta] = parser.feed(SSEEvent("message_delta", '{"type": "message_delta", "delta": {}, '
+                                   '"usage": {"output_tokens": 50}}'))
+    assert delta.usage is not None
+    assert (delta.usage.reasoning_tokens, delta.usage.reasoning_estimated) == (50 - 5, True)

@@ -387,6 +387,7 @@ def _merge_usage(old: Usage | None, new: Usage) -> Usage:
         if new.cache_creation_input_tokens is not None else old.cache_creation_input_tokens,
         reasoning_tokens=new.reasoning_tokens
         if new.reasoning_tokens is not None else old.reasoning_tokens,
+        reasoning_estimated=new.reasoning_estimated if new.reasoning_tokens is not None else old.reasoning_estimated,
     )
 
 
@@ -406,7 +407,7 @@ def _fill_tokens(
         rec.cache_creation_input_tokens = usage.cache_creation_input_tokens
         rec.reasoning_tokens = usage.reasoning_tokens
         rec.visible_output_tokens = metrics.visible_tokens(usage.output_tokens, usage.reasoning_tokens)
-        rec.token_source = "server"
+        rec.token_source = "server+reasoning chars/4" if usage.reasoning_estimated else "server"
         rec.tokens_estimated = False
         return
     truncated = full_chars is not None and full_chars > len(text)

@@ -13,6 +13,8 @@ Two details matter for measurement:
   and sums the prompt total only from the merged fields.
 - With extended thinking, `output_tokens` includes the thinking; `output_tokens_details.thinking_tokens`
   says how much (kept as `reasoning_tokens`). Thinking and signature deltas are not answer text.
+  A stream that carried thinking deltas but no `thinking_tokens` gets an estimate, flagged:
+  output − (visible characters / 4), since the thinking shown may be a summary of what was billed.
 - New event types may be added by Anthropic at any time (their versioning policy says so);
   unknown ones are ignored, not errors.
 """
@@ -199,10 +201,12 @@ class AnthropicStream:
     (thinking, signature and tool-input deltas are not answer text, so they do not start TTFT).
     Usage is accumulated over the stream (see the module docstring) and re-reported whole."""
 
-    __slots__ = ("_usage",)
+    __slots__ = ("_text_chars", "_thought", "_usage")
 
     def __init__(self) -> None:
         self._usage: dict[str, int] = {}
+        self._thought = False  # a thinking block streamed
+        self._text_chars = 0
 
     def feed(self, event: SSEEvent) -> list[StreamDelta]:
         obj = event_json(event.data)
@@ -221,7 +225,10 @@ class AnthropicStream:
         if etype == "content_block_delta":
             delta = obj.get("delta") or {}
             if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str) and delta["text"]:
+                self._text_chars += len(delta["text"])
                 return [StreamDelta(text=delta["text"])]
+            if delta.get("type") in ("thinking_delta", "signature_delta"):
+                self._thought = True
             return []
         if etype == "message_delta":
             out: list[StreamDelta] = []
@@ -231,10 +238,18 @@ class AnthropicStream:
                 self._usage.update(raw)
                 usage = _usage_from(self._usage)
                 if usage is not None:
-                    out.append(StreamDelta(usage=usage))
+                    out.append(StreamDelta(usage=self._with_estimate(usage)))
             if stop:
                 out.append(StreamDelta(finish_reason=str(stop)))
             return out
         if etype == "message_stop":
             return [StreamDelta(done=True)]
         return []  # ping, content_block_start/stop, and event types added later
+
+    def _with_estimate(self, usage: Usage) -> Usage:
+        """Thinking streamed but not counted by the server: estimate it (output − visible/4), flagged."""
+        if usage.reasoning_tokens is not None or not self._thought or usage.output_tokens is None:
+            return usage
+        visible = max(1, round(self._text_chars / 4)) if self._text_chars else 0
+        return dataclasses.replace(usage, reasoning_tokens=max(0, usage.output_tokens - visible),
+                                   reasoning_estimated=True)
