@@ -31,6 +31,13 @@ def test_shipped_file_validates_and_local_models_are_enabled() -> None:
     assert all(c.enabled for c in locals_)
     for name in ("gpt-5", "claude-3.7-sonnet", "claude-3.5-haiku", "gemini-2.5-flash"):
         assert cs.get(name).api_key_env
+    # The seed's retired Claude models stay as named entries, off by default; the current models
+    # of each family are the enabled hosted examples, reasoning models with their settings.
+    assert not cs.get("claude-3.7-sonnet").enabled and not cs.get("claude-3.5-haiku").enabled
+    for name in ("gpt-5.5", "claude-sonnet-5", "claude-haiku-4.5", "gemini-3.5-flash"):
+        assert cs.get(name).enabled and cs.get(name).api_key_env
+    for name in ("gpt-5.5", "gpt-5", "gemini-3.5-flash", "gemini-2.5-flash"):
+        assert cs.get(name).reasoning_label(), name
 
 
 def test_hosted_contender_without_key_is_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:

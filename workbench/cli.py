@@ -181,7 +181,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         state = "enabled" if c.enabled else "disabled"
         if c.key_missing():
             state += f", ${c.api_key_env} unset"
-        print(f"  {c.name:28s} {c.api:20s} {where}  ({state})")
+        reasoning = f"  reasoning {label}" if (label := c.reasoning_label()) else ""
+        print(f"  {c.name:28s} {c.api:20s} {where}  ({state}){reasoning}")
     print("experiments:")
     for e in EXPERIMENTS.values():
         print(f"  {e.name:14s} {e.summary}")

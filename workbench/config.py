@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_CONTENDERS_FILE",
     "Contender",
     "ContenderSet",
+    "Reasoning",
     "Sampling",
     "Skipped",
     "load_contenders",
@@ -53,6 +54,56 @@ class Sampling(_Strict):
     seed: int | None = Field(None, description="sampling seed, where the API supports one")
 
 
+# Effort levels each wire format accepts (the official SDKs' literal types, read 2026-12-02:
+# openai-python types/shared/reasoning_effort.py, anthropic-sdk-python types/output_config_param.py,
+# python-genai types.ThinkingLevel).
+_EFFORTS: dict[str, tuple[str, ...]] = {
+    "openai-chat": ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
+    "openai-responses": ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
+    "anthropic": ("low", "medium", "high", "xhigh", "max"),
+    "gemini": ("minimal", "low", "medium", "high"),
+}
+#: Output tokens reserved for reasoning when nothing else says how many (see `Reasoning.reserve_tokens`).
+DEFAULT_REASONING_RESERVE = 4096
+
+
+class Reasoning(_Strict):
+    """How much a reasoning model thinks, per contender. It changes latency and cost, so it is part of
+    the contender (its name belongs in every table; `Contender.reasoning_label`).
+
+    On the wire: OpenAI `reasoning_effort` (chat) / `reasoning.effort` (Responses); Anthropic
+    `thinking: {type: enabled, budget_tokens}` (≥ 1024; the temperature is then left at its
+    default, which thinking requires) and `output_config.effort`; Gemini
+    `generationConfig.thinkingConfig.thinkingBudget` (0 off, -1 dynamic) / `thinkingLevel`.
+
+    `sampling.max_tokens` is the *visible* answer's cap everywhere in the workbench. Every
+    provider's own cap covers reasoning too (OpenAI `max_completion_tokens`, Anthropic
+    `max_tokens` > `budget_tokens`, Gemini `maxOutputTokens`), so the cap sent is
+    `max_tokens + reserve` (`Contender.wire_max_tokens`)."""
+
+    effort: str | None = Field(None, description="effort level; the api's own names (e.g. minimal, low, high)")
+    budget_tokens: int | None = Field(
+        None, ge=-1, description="thinking budget in tokens (Anthropic ≥ 1024; Gemini 0 = off, -1 = dynamic)")
+    reserve_tokens: int | None = Field(
+        None, ge=0, description="output tokens added to max_tokens for reasoning; default: budget_tokens when "
+        f"> 0, 0 when reasoning is off (effort none, budget 0), else {DEFAULT_REASONING_RESERVE}")
+
+    def reserve(self) -> int:
+        if self.reserve_tokens is not None:
+            return self.reserve_tokens
+        if self.budget_tokens is not None and self.budget_tokens >= 0:
+            return self.budget_tokens
+        if self.effort == "none":
+            return 0
+        return DEFAULT_REASONING_RESERVE
+
+    def label(self) -> str:
+        parts = [f"effort={self.effort}"] if self.effort else []
+        if self.budget_tokens is not None:
+            parts.append(f"budget={self.budget_tokens}")
+        return ",".join(parts) or "default"
+
+
 class Contender(_Strict):
     """One model behind one API: the unit the decision matrix ranks."""
 
@@ -67,6 +118,7 @@ class Contender(_Strict):
     )
     system_prompt: str | None = Field(None, description="chat models: optional system message")
     sampling: Sampling = Field(default_factory=Sampling)
+    reasoning: Reasoning | None = Field(None, description="reasoning-model settings (see Reasoning)")
     enabled: bool = Field(True, description="false = never selected by default")
     timeout_s: float = Field(60.0, gt=0, description="per-request deadline, connect to last byte")
     headers: dict[str, str] = Field(default_factory=dict, description="extra non-secret headers")
@@ -127,6 +179,7 @@ class Contender(_Strict):
             raise ValueError(f"base_url {self.base_url!r} must start with http:// or https://")
         from workbench.providers import get_provider
 
+        self._check_reasoning()
         provider = get_provider(self.api)
         if provider.needs_prompt_template:
             if not self.prompt_template:
@@ -134,6 +187,45 @@ class Contender(_Strict):
             if "{prompt}" not in self.prompt_template:
                 raise ValueError("prompt_template must contain the placeholder {prompt}")
         return self
+
+    def _check_reasoning(self) -> None:
+        r = self.reasoning
+        if r is None:
+            return
+        if self.api not in _EFFORTS:
+            raise ValueError(f"reasoning: api {self.api!r} has no reasoning settings; "
+                             f"apis that do: {', '.join(sorted(_EFFORTS))}")
+        if r.effort is not None and r.effort not in _EFFORTS[self.api]:
+            raise ValueError(f"reasoning.effort {r.effort!r} is not one of {self.api}'s: "
+                             f"{', '.join(_EFFORTS[self.api])}")
+        if r.budget_tokens is not None:
+            if self.api.startswith("openai"):
+                raise ValueError("reasoning.budget_tokens: OpenAI takes an effort, not a budget")
+            if self.api == "anthropic" and r.budget_tokens < 1024:
+                raise ValueError("reasoning.budget_tokens: Anthropic requires >= 1024 (and < max_tokens)")
+
+    @property
+    def thinking_budget(self) -> int | None:
+        """The Gemini/Anthropic thinking budget: `reasoning.budget_tokens`, else the older
+        `options.thinking_budget`."""
+        if self.reasoning is not None and self.reasoning.budget_tokens is not None:
+            return self.reasoning.budget_tokens
+        old = self.options.get("thinking_budget")
+        return None if old is None else int(old)
+
+    @property
+    def wire_max_tokens(self) -> int:
+        """The output cap sent to the API: the visible cap plus the reasoning reserve (the API's
+        cap counts both). A request's worst-case cost is priced on this."""
+        return self.sampling.max_tokens + (self.reasoning.reserve() if self.reasoning is not None else 0)
+
+    def reasoning_label(self) -> str | None:
+        """"effort=low,budget=2048" for tables and records; None when no reasoning is configured."""
+        if self.reasoning is not None:
+            return self.reasoning.label()
+        if self.options.get("thinking_budget") is not None:
+            return f"budget={self.options['thinking_budget']}"
+        return None
 
     @property
     def is_local(self) -> bool:
@@ -273,7 +365,8 @@ def validation_error(exc: ValidationError, source: str, label: str,
 
 
 def _contender_fields(loc: tuple[int | str, ...]) -> list[str]:
-    model: type[BaseModel] = Sampling if loc[:1] == ("sampling",) else Contender
+    nested: dict[str, type[BaseModel]] = {"sampling": Sampling, "reasoning": Reasoning}
+    model = nested.get(str(loc[0]) if loc else "", Contender)
     return sorted(model.model_fields)
 
 

@@ -11,10 +11,12 @@ All timestamps are `time.perf_counter_ns()` readings taken by `workbench.measure
 - TTFT: request start → first streamed chunk that carries non-empty output text (a role-only
   or empty chunk does not count). Undefined (None) for non-streamed requests.
 - E2E: request start → arrival of the last byte of the response (stream end, or full body).
-- TPOT: (E2E − TTFT) / (output_tokens − 1), defined for output_tokens ≥ 2.
+- TPOT: (E2E − TTFT) / (visible output tokens − 1), defined for ≥ 2 visible tokens. Visible =
+  output_tokens − reasoning_tokens: a reasoning model's thinking is generated *before* the first
+  visible token, so it belongs to TTFT, not to the time per visible token (`visible_tokens`).
 - ITL: the gaps between successive content chunks (a chunk may carry several tokens; chunks
   that arrive in one network read have a gap of ~0).
-- Throughput: completed requests/s and output tokens/s over the measured window
+- Throughput: completed requests/s and (visible) output tokens/s over the measured window
   (first send → last completion).
 - Goodput: requests/s over the same window that succeeded and met every SLO given.
 """
@@ -25,7 +27,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
-__all__ = ["NS", "e2e_s", "goodput", "itl_s", "throughput", "tpot_s", "ttft_s"]
+__all__ = ["NS", "e2e_s", "goodput", "itl_s", "throughput", "tpot_s", "ttft_s", "visible_tokens"]
 
 NS = 1e-9
 
@@ -36,6 +38,13 @@ def ttft_s(t0_ns: int, first_content_ns: int | None) -> float | None:
 
 def e2e_s(t0_ns: int, end_ns: int) -> float:
     return (end_ns - t0_ns) * NS
+
+
+def visible_tokens(output_tokens: int | None, reasoning_tokens: int | None) -> int | None:
+    """Output tokens the caller saw: all output minus reasoning (never below 0); None if unknown."""
+    if output_tokens is None:
+        return None
+    return max(0, output_tokens - (reasoning_tokens or 0))
 
 
 def tpot_s(e2e: float | None, ttft: float | None, output_tokens: int | None) -> float | None:

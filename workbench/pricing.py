@@ -69,6 +69,9 @@ class Price(BaseModel):
     input: float | None = Field(None, ge=0, description="USD per 1M uncached input tokens")
     output: float | None = Field(None, ge=0, description="USD per 1M output tokens")
     cached_input: float | None = Field(None, ge=0, description="USD per 1M cache-read input tokens")
+    cache_write_input: float | None = Field(
+        None, ge=0, description="USD per 1M input tokens written to the prompt cache (Anthropic: 1.25× input "
+        "for the 5-minute cache); None: charged at `input`")
     batch_discount: float = Field(
         0.0, ge=0, lt=1, description="fraction off the whole request via the provider's batch API"
     )
@@ -178,6 +181,7 @@ def library_price(
         inp = calc_price(Usage(input_tokens=n), model, **kw)
         out = calc_price(Usage(output_tokens=n), model, **kw)
         cached = calc_price(Usage(input_tokens=n, cache_read_tokens=n), model, **kw)
+        written = calc_price(Usage(input_tokens=n, cache_write_tokens=n), model, **kw)
         both = calc_price(Usage(input_tokens=n, output_tokens=n), model, **kw)
         batch = calc_price(
             Usage(input_tokens=n, output_tokens=n), model, price_context={"processing": "batch"}, **kw
@@ -186,6 +190,7 @@ def library_price(
         return None
     input_rate = float(inp.total_price) * scale
     cached_rate = float(cached.total_price) * scale
+    write_rate = float(written.total_price) * scale
     discount = 0.0
     if both.total_price > 0:
         discount = max(0.0, float(1 - batch.total_price / both.total_price))
@@ -194,6 +199,7 @@ def library_price(
         input=input_rate,
         output=float(out.total_price) * scale,
         cached_input=cached_rate if cached_rate != input_rate else None,
+        cache_write_input=write_rate if write_rate != input_rate else None,
         batch_discount=round(discount, 6),
         source=f"genai-prices {gp_version} ({inp.provider.id}/{inp.model.id})" + (f" {urls}" if urls else ""),
         as_of=ts.date(),
@@ -261,22 +267,27 @@ def request_cost(
     output_tokens: float,
     cached_input_tokens: float = 0,
     batch: bool = False,
+    cache_write_input_tokens: float = 0,
 ) -> float:
-    """USD for one request (or a sum of requests). Cached tokens are part of `input_tokens`.
+    """USD for one request (or a sum of requests). Cached and cache-write tokens are parts of
+    `input_tokens`; output tokens are every billed one (reasoning included).
 
-    Uncached input is charged at `input`, cached input at `cached_input` (or `input` when the
-    provider has no cache rate), output at `output`; `batch` takes `batch_discount` off the total.
+    Uncached input is charged at `input`, cached input at `cached_input` and input written to the
+    cache at `cache_write_input` (each `input` when the provider has no such rate), output at
+    `output`; `batch` takes `batch_discount` off the total.
     """
     if price.input is None or price.output is None:
         raise ValueError("a machine-hour price needs measured throughput first: use Price.resolve(...)")
-    if min(input_tokens, output_tokens, cached_input_tokens) < 0:
+    if min(input_tokens, output_tokens, cached_input_tokens, cache_write_input_tokens) < 0:
         raise ValueError("token counts must be >= 0")
-    if cached_input_tokens > input_tokens:
-        raise ValueError("cached_input_tokens is part of input_tokens and cannot exceed it")
+    if cached_input_tokens + cache_write_input_tokens > input_tokens:
+        raise ValueError("cached and cache-write tokens are parts of input_tokens and cannot exceed it")
     cached_rate = price.cached_input if price.cached_input is not None else price.input
+    write_rate = price.cache_write_input if price.cache_write_input is not None else price.input
     usd = (
-        (input_tokens - cached_input_tokens) * price.input
+        (input_tokens - cached_input_tokens - cache_write_input_tokens) * price.input
         + cached_input_tokens * cached_rate
+        + cache_write_input_tokens * write_rate
         + output_tokens * price.output
     ) / MTOK
     return usd * (1 - price.batch_discount) if batch else usd

@@ -24,6 +24,7 @@ import yaml
 from traitlets.config import Config
 
 from workbench import keys
+from workbench.config import load_contenders
 from workbench.errors import WorkbenchError
 from workbench.experiments import NOTEBOOKS_DIR, Experiment, get_experiment
 from workbench.progress import Progress
@@ -35,6 +36,7 @@ __all__ = [
     "export_html",
     "notebook_parameters",
     "parse_params",
+    "preflight",
     "render_report",
     "resolve_parameters",
     "run_experiments",
@@ -97,6 +99,23 @@ def resolve_parameters(
     return {k: v for k, v in merged.items() if k in declared}
 
 
+def preflight(params: Mapping[str, Any], log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Preflight the hosted contenders the run selects (`contenders_file`, `contenders` params),
+    once, before any notebook: one line per contender that will be skipped (model not found,
+    retired, no access) or whose check was inconclusive. The result goes to the manifest, where
+    each experiment's session reads it instead of checking again."""
+    from workbench.session import preflight_hosted
+
+    chosen, _ = load_contenders(params.get("contenders_file") or None).select(params.get("contenders") or None)
+    results = preflight_hosted(chosen)
+    for p in results:
+        if p.ok is False:
+            log(p.skip_line)
+        elif p.ok is None:
+            log(f"preflight inconclusive for {p.contender} ({p.model!r}): {p.message}; running it")
+    return {p.contender: p.to_dict() for p in results}
+
+
 def run_experiments(
     experiments: Sequence[Experiment],
     *,
@@ -131,6 +150,8 @@ def run_experiments(
         update_manifest(run.path, runner={"experiments": [e.name for e in experiments], "params": params,
                                           "argv": sys.argv[1:]})
     log(f"run folder: {run.path}")
+    if any(e.name != "summary" for e in experiments):
+        update_manifest(run.path, preflight=preflight(params, log))
     for i, exp in enumerate(experiments, start=1):
         nb_params = resolve_parameters(exp, declared[exp.name], params)
         nb_params["out_dir"] = str(run.path.resolve())

@@ -1,7 +1,10 @@
 """What a notebook opens first: the run folder, the chosen contenders, and endpoints for them.
 
 `open_session()` resolves the contender selection (printing a one-line note for each skipped
-one), starts the embedded model servers the selection needs — or reuses servers named in
+one), preflights the hosted ones (`workbench.measure.preflight`: a model that is not found,
+retired or not accessible with this key is skipped with one line naming the contender, the model
+and the provider's message — or, under `workbench run`, the runner's preflight recorded in the
+manifest is used), starts the embedded model servers the selection needs — or reuses servers named in
 `local_endpoints` / `$WORKBENCH_LOCAL_ENDPOINTS`, e.g. those of `workbench serve` — and records
 the experiment's parameters, contenders (no secrets) and server versions in the manifest.
 Closing the session stops the servers it started; so does the end of the kernel.
@@ -21,11 +24,12 @@ from workbench import keys
 from workbench.config import Contender, Skipped, load_contenders
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.measure.budget import Budget, budget_for
+from workbench.measure.preflight import Preflight, run_preflight
 from workbench.measure.target import Target, check_url
-from workbench.results import RecordWriter, RunDir, read_jsonl_tolerant, update_manifest
+from workbench.results import RecordWriter, RunDir, read_jsonl_tolerant, read_manifest, update_manifest
 from workbench.serve.llama import REQUEST_HEADERS, LocalServer, start_server
 
-__all__ = ["ENDPOINTS_ENV", "Session", "open_session"]
+__all__ = ["ENDPOINTS_ENV", "Session", "open_session", "preflight_hosted"]
 
 ENDPOINTS_ENV = "WORKBENCH_LOCAL_ENDPOINTS"
 
@@ -106,6 +110,18 @@ def _parse_endpoints(text: str) -> dict[str, str]:
     return {str(k): v for k, v in obj.items()}
 
 
+def preflight_hosted(contenders: list[Contender], run_dir: Path | None = None) -> list[Preflight]:
+    """The preflight of the hosted contenders: the run's recorded one (`workbench run` checks once,
+    before any notebook) where it covers them all, else a fresh check."""
+    hosted = [c for c in contenders if not c.is_local]
+    if not hosted:
+        return []
+    recorded = read_manifest(run_dir).get("preflight") if run_dir is not None else None
+    if isinstance(recorded, dict) and all(c.name in recorded for c in hosted):
+        return [Preflight.from_dict(recorded[c.name]) for c in hosted]
+    return run_preflight(hosted)
+
+
 def open_session(
     experiment: str,
     *,
@@ -137,6 +153,14 @@ def open_session(
             f"no contender to run (selection {contenders!r}); valid: {', '.join(cset.names())}"
         )
     run = RunDir.open_or_create(out_dir or None)
+    checked = preflight_hosted(chosen, run.path)
+    unavailable = {p.contender: p for p in checked if p.ok is False}
+    for p in unavailable.values():
+        print(p.skip_line)
+        skipped.append(Skipped(p.contender, p.skip_line))
+    chosen = [c for c in chosen if c.name not in unavailable]
+    if not chosen:
+        raise WorkbenchError(f"no contender left to run: {'; '.join(p.skip_line for p in unavailable.values())}")
     reuse = _parse_endpoints(local_endpoints or os.environ.get(ENDPOINTS_ENV, ""))
     session = Session(run=run, experiment=experiment, contenders=chosen, skipped=skipped, base_urls={},
                       budget=budget_for(budget_usd, chosen), resume=resume)
@@ -165,6 +189,7 @@ def open_session(
                 **recorded,
                 "contenders": [c.public_dict() for c in chosen],
                 "skipped": [s.reason for s in skipped],
+                "preflight": {p.contender: p.to_dict() for p in checked},
                 "servers": {k: v.info() for k, v in session.servers.items()}
                 | {k: {"base_url": v, "reused": True} for k, v in session.reused_servers.items()},
             }

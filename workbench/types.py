@@ -39,8 +39,13 @@ class ErrorClass(enum.StrEnum):
     SERVER_ERROR = "server_error"  # other 5xx
     TIMEOUT = "timeout"  # connect/read/total deadline passed
     CONNECTION = "connection"  # refused, reset, DNS: never reached a response
+    MODEL_NOT_FOUND = "model_not_found"  # the model does not exist, is retired, or this key has no access
     PROTOCOL = "protocol"  # malformed or truncated response / stream
     CANCELLED = "cancelled"  # stopped by the workbench (budget, deadline, Ctrl-C)
+    # The answer ended at the output-token cap with no visible text: a reasoning model spent the
+    # whole cap thinking (finish_reason length / max_tokens / MAX_TOKENS). Tokens were billed;
+    # there is no answer to grade. Never `ok`.
+    TRUNCATED = "truncated"
     DROPPED = "dropped"  # never sent: the load generator's own in-flight cap was full (open loop)
 
 
@@ -54,6 +59,7 @@ class ErrorInfo:
     provider_code: str | None = None
     retry_after_s: float | None = None
     retryable: bool = False
+    provider_type: str | None = None  # the provider's error type/status when it has one beside the code
 
 
 @dataclass(slots=True)
@@ -61,8 +67,13 @@ class Usage:
     """Token counts as the server reported them (or as estimated; see `Record.tokens_estimated`).
 
     `input_tokens` is the total prompt size; cached and cache-creation counts are parts of it.
+    `output_tokens` is every billed output token; `reasoning_tokens` is the part of it spent on
+    reasoning the caller does not see (OpenAI `completion_tokens_details.reasoning_tokens`,
+    Anthropic `output_tokens_details.thinking_tokens`, Gemini `thoughtsTokenCount`).
     """
 
+    #: reasoning_tokens is an estimate (the API gave no count; see providers/anthropic.py)
+    reasoning_estimated: bool = False
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_input_tokens: int | None = None
@@ -161,15 +172,22 @@ class Record:
     api_kind: str | None = None
     stream: bool | None = None
     prompt_id: str | None = None
-    token_source: str | None = None  # "server" (its usage) | "chunks" | "chars/4" (both estimates)
+    token_source: str | None = None  # "server" (+"reasoning chars/4": reasoning estimated) | "chunks" | "chars/4"
     cached_input_tokens: int | None = None
+    # Output tokens spent on reasoning the caller never sees (part of output_tokens, billed);
+    # None where the API does not say. visible = output - reasoning: what TPOT and output
+    # throughput count (workbench.metrics.visible_tokens).
     reasoning_tokens: int | None = None
     n_chunks: int | None = None
     itl_s: list[float] | None = None
+    visible_output_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None  # prompt tokens written to the cache (billed apart)
+    reasoning: str | None = None  # the contender's reasoning settings, e.g. "effort=low" (Contender.reasoning_label)
     # The client's own time before the request went out (httpx, the pool); not in any latency.
     send_delay_s: float | None = None
     http_status: int | None = None
     provider_error_code: str | None = None
+    provider_error_type: str | None = None
     retry_after_s: float | None = None
     rate_limit: dict[str, str] | None = None
     attempt: int = 1

@@ -76,3 +76,15 @@ def test_generic_without_streaming_is_declared(wire: MockServer) -> None:
     f = caps(contender_for("generic", wire, options={"stream": "none"}))
     assert f["streaming"] == {**f["streaming"], "value": False, "source": "declared"}
     assert f["tool_calling"]["source"] == "unknown"
+
+
+def test_a_reasoning_model_that_spends_the_cap_leaves_streaming_unknown(wire: MockServer) -> None:
+    """The probe's streamed request ends `truncated` (gpt-5, only reasoning tokens): that says
+    nothing about streaming, so the fact is unknown — not false."""
+    from workbench.serve.mock import transcript_fault
+
+    wire.fail(transcript_fault("openai_chat_gpt5_reasoning_only"))
+    f = caps(contender_for("openai-chat", wire, reasoning={"effort": "minimal"}))
+    assert f["streaming"]["value"] is None and f["streaming"]["source"] == "unknown"
+    assert f["streaming"]["detail"].startswith("truncated")
+    assert f["usage_in_stream"]["source"] == "unknown"

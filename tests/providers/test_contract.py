@@ -84,15 +84,17 @@ ERROR_CASES = [
     for fmt in FORMATS
     for cls, status in {
         "openai-chat": {"rate_limited": 429, "quota_exhausted": 429, "overloaded": 503, "auth": 401,
-                        "bad_request": 400, "server_error": 500},
+                        "bad_request": 400, "server_error": 500, "model_not_found": 404},
         "openai-completions": {"rate_limited": 429, "quota_exhausted": 429, "overloaded": 503,
                                "auth": 401, "bad_request": 400, "server_error": 500},
+        "openai-responses": {"rate_limited": 429, "quota_exhausted": 429, "overloaded": 503, "auth": 401,
+                             "bad_request": 400, "server_error": 500, "model_not_found": 404},
         "anthropic": {"rate_limited": 429, "quota_exhausted": 400, "overloaded": 529, "auth": 401,
-                      "bad_request": 400, "server_error": 500},
-        # Gemini: RESOURCE_EXHAUSTED is always rate_limited (no separate quota signal);
+                      "bad_request": 400, "server_error": 500, "model_not_found": 404},
+        # Gemini: RESOURCE_EXHAUSTED is rate_limited unless a QuotaFailure names a per-day quota;
         # a bad key is a 400 with reason API_KEY_INVALID.
-        "gemini": {"rate_limited": 429, "overloaded": 503, "auth": 400, "bad_request": 400,
-                   "server_error": 500, "timeout": 504},
+        "gemini": {"rate_limited": 429, "quota_exhausted": 429, "overloaded": 503, "auth": 400,
+                   "bad_request": 400, "server_error": 500, "timeout": 504, "model_not_found": 404},
         "generic": {"rate_limited": 429, "quota_exhausted": 429, "overloaded": 503, "auth": 401,
                     "bad_request": 422, "server_error": 500},
     }[fmt].items()
@@ -114,6 +116,7 @@ def test_http_error_classes(wire: MockServer, fmt: str, cls: str, status: int, s
 
 IN_STREAM = {
     "openai-chat": ("server_error", None),
+    "openai-responses": ("server_error", None),
     "openai-completions": ("server_error", None),
     "anthropic": ("overloaded", None),
     "gemini": ("rate_limited", 7.0),
@@ -242,6 +245,7 @@ def test_no_retry_for_non_retryable(wire: MockServer, fmt: str) -> None:
 
 KEY_HEADER = {"openai-chat": ("authorization", f"Bearer {CANARY}"),
               "openai-completions": ("authorization", f"Bearer {CANARY}"),
+    "openai-responses": ("authorization", f"Bearer {CANARY}"),
               "anthropic": ("x-api-key", CANARY),
               "gemini": ("x-goog-api-key", CANARY),
               "generic": ("authorization", f"Bearer {CANARY}")}

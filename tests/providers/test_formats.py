@@ -149,3 +149,34 @@ def test_classify_table(status: int | None, code: str | None, message: str, cls:
     info = classify(status, code, message)
     assert info.error_class.value == cls
     assert info.retryable == (cls in {"rate_limited", "overloaded", "server_error", "timeout"})
+
+
+def test_anthropic_usage_accumulates_across_events_as_the_sdk_does() -> None:
+    """Newer API versions repeat input and cache counts in message_delta; each field a delta
+    carries replaces the snapshot's, the prompt total is summed from the merged fields, and
+    thinking tokens come from output_tokens_details."""
+    parser = get_provider("anthropic").stream_parser()
+    start = parser.feed(SSEEvent("message_start", '{"type": "message_start", "message": {"usage": '
+                                 '{"input_tokens": 10, "cache_read_input_tokens": 0, "output_tokens": 1}}}'))
+    assert start[0].usage is not None and start[0].usage.output_tokens is None  # a placeholder, not a count
+    out = parser.feed(SSEEvent("message_delta", '{"type": "message_delta", "delta": {"stop_reason": "end_turn"}, '
+                               '"usage": {"cache_read_input_tokens": 90, "cache_creation_input_tokens": 5, '
+                               '"output_tokens": 40, "output_tokens_details": {"thinking_tokens": 30}}}'))
+    usage = out[0].usage
+    assert usage is not None
+    assert (usage.input_tokens, usage.cached_input_tokens, usage.cache_creation_input_tokens) == (105, 90, 5)
+    assert (usage.output_tokens, usage.reasoning_tokens) == (40, 30)
+    assert out[1].finish_reason == "end_turn"
+
+
+def test_anthropic_thinking_without_a_count_is_estimated_and_flagged() -> None:
+    """An older response shape: thinking deltas streamed, no output_tokens_details."""
+    parser = get_provider("anthropic").stream_parser()
+    parser.feed(SSEEvent("content_block_delta", '{"type": "content_block_delta", "index": 0, '
+                         '"delta": {"type": "thinking_delta", "thinking": "let me think"}}'))
+    parser.feed(SSEEvent("content_block_delta", '{"type": "content_block_delta", "index": 1, '
+                         '"delta": {"type": "text_delta", "text": "Paris is the capital."}}'))
+    [delta] = parser.feed(SSEEvent("message_delta", '{"type": "message_delta", "delta": {}, '
+                                   '"usage": {"output_tokens": 50}}'))
+    assert delta.usage is not None
+    assert (delta.usage.reasoning_tokens, delta.usage.reasoning_estimated) == (50 - 5, True)

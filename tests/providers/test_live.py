@@ -15,19 +15,21 @@ from workbench.types import Prompt, Record
 pytestmark = [pytest.mark.live, pytest.mark.timeout(60)]
 
 LIVE = {
+    # Reasoning models: max_tokens is the visible cap; the reasoning reserve is added on the wire.
+    "gpt-5.5": {"api": "openai-responses", "model": "gpt-5.5", "base_url": "https://api.openai.com/v1",
+                "api_key_env": "OPENAI_API_KEY", "sampling": {"max_tokens": 16},
+                "reasoning": {"effort": "low", "reserve_tokens": 512}, "options": {"omit_temperature": True}},
     "gpt-5": {"api": "openai-chat", "model": "gpt-5", "base_url": "https://api.openai.com/v1",
-              "api_key_env": "OPENAI_API_KEY",
-              # gpt-5 reasons before answering; a tiny cap can end in reasoning, so allow a little.
-              "sampling": {"max_tokens": 64},
-              "options": {"max_tokens_field": "max_completion_tokens", "omit_temperature": True,
-                          "extra_body": {"reasoning_effort": "minimal"}}},
-    "claude-3-5-haiku": {"api": "anthropic", "model": "claude-3-5-haiku-20241022",
+              "api_key_env": "OPENAI_API_KEY", "sampling": {"max_tokens": 16},
+              "reasoning": {"effort": "minimal", "reserve_tokens": 512},
+              "options": {"max_tokens_field": "max_completion_tokens", "omit_temperature": True}},
+    "claude-haiku-4.5": {"api": "anthropic", "model": "claude-haiku-4-5-20251001",
                          "base_url": "https://api.anthropic.com/v1", "api_key_env": "ANTHROPIC_API_KEY",
                          "sampling": {"max_tokens": 8}},
-    "gemini-2.5-flash": {"api": "gemini", "model": "gemini-2.5-flash",
+    "gemini-3.5-flash": {"api": "gemini", "model": "gemini-3.5-flash",
                          "base_url": "https://generativelanguage.googleapis.com/v1beta",
                          "api_key_env": "GEMINI_API_KEY", "sampling": {"max_tokens": 8},
-                         "options": {"thinking_budget": 0}},
+                         "reasoning": {"effort": "low", "reserve_tokens": 512}},
 }
 
 

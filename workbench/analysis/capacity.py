@@ -68,7 +68,10 @@ def level_summary(df: Any, slo_e2e_s: float) -> Any:
         row: dict[str, Any] = {"contender": contender, "level": int(level), "sent": len(g), "ok": len(ok),
                                "window_s": window}
         n_good = int((ok["e2e_s"] <= slo_e2e_s).sum())
-        rps, tok_s = metrics.throughput(len(ok), float(ok["output_tokens"].fillna(0).sum()), window)
+        # Output throughput counts visible tokens (reasoning is not output a user receives).
+        tokens = (ok["visible_output_tokens"].fillna(ok["output_tokens"]) if "visible_output_tokens" in ok
+                  else ok["output_tokens"])
+        rps, tok_s = metrics.throughput(len(ok), float(tokens.fillna(0).sum()), window)
         for name, value, est in (
             ("throughput_rps", rps, poisson_rate_ci(len(ok), window)),
             ("goodput_rps", metrics.goodput(n_good, window), poisson_rate_ci(n_good, window)),

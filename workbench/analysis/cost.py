@@ -36,8 +36,9 @@ DEFAULT_HEADROOM = 0.30
 def cost_frame(df: pd.DataFrame, prices: dict[str, Price], batch: bool = False) -> pd.DataFrame:
     """A copy of a records frame with `cost_usd` per row; NaN where the contender has no price.
 
-    Rows with unknown token counts also get NaN. A missing or NaN `cached_input_tokens` counts
-    as 0 (no cache hit reported).
+    Rows with unknown token counts also get NaN. A missing or NaN `cached_input_tokens` or
+    `cache_creation_input_tokens` counts as 0 (no cache read or write reported); cache writes are
+    charged at their own rate (`Price.cache_write_input`), output at every billed token.
     """
     out = df.copy()
     usable = {k: p for k, p in prices.items() if p.per_token}
@@ -47,6 +48,9 @@ def cost_frame(df: pd.DataFrame, prices: dict[str, Price], batch: bool = False) 
     rate_cached = contender.map(
         {k: (p.cached_input if p.cached_input is not None else p.input) for k, p in usable.items()}
     ).astype(float)
+    rate_write = contender.map(
+        {k: (p.cache_write_input if p.cache_write_input is not None else p.input) for k, p in usable.items()}
+    ).astype(float)
     factor = contender.map({k: (1 - p.batch_discount) if batch else 1.0 for k, p in usable.items()})
     inp = pd.to_numeric(out["input_tokens"], errors="coerce")
     outp = pd.to_numeric(out["output_tokens"], errors="coerce")
@@ -54,7 +58,11 @@ def cost_frame(df: pd.DataFrame, prices: dict[str, Price], batch: bool = False) 
         cached = pd.to_numeric(out["cached_input_tokens"], errors="coerce").fillna(0)
     else:
         cached = pd.Series(0.0, index=out.index)
-    usd = ((inp - cached) * rate_in + cached * rate_cached + outp * rate_out) / MTOK
+    if "cache_creation_input_tokens" in out:
+        written = pd.to_numeric(out["cache_creation_input_tokens"], errors="coerce").fillna(0)
+    else:
+        written = pd.Series(0.0, index=out.index)
+    usd = ((inp - cached - written) * rate_in + cached * rate_cached + written * rate_write + outp * rate_out) / MTOK
     out["cost_usd"] = usd * factor.astype(float)
     return out
 

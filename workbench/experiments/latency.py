@@ -58,7 +58,7 @@ async def _run(
             if request_id in done:
                 return
             fields = {"phase": phase, "seq": i, **extra}
-            if budget is not None and not budget.allow(c.name, estimate_input_tokens(c, prompt), c.sampling.max_tokens):
+            if budget is not None and not budget.allow(c.name, estimate_input_tokens(c, prompt), c.wire_max_tokens):
                 writer.write(budget.refusal_record(run_id=session.run_id, experiment=session.experiment,
                                                    contender=c, request_id=request_id, extra=fields))
                 raise BudgetExhausted(budget.spent_usd, budget.max_usd)

@@ -104,8 +104,10 @@ class Budget:
         price = self.prices.get(record.contender)
         if price is None or not _per_token(price):
             return 0.0
-        cached = min(record.cached_input_tokens or 0, record.input_tokens or 0)
-        usd = request_cost(price, record.input_tokens or 0, record.output_tokens or 0, cached)
+        inp = record.input_tokens or 0
+        cached = min(record.cached_input_tokens or 0, inp)
+        written = min(record.cache_creation_input_tokens or 0, inp - cached)
+        usd = request_cost(price, inp, record.output_tokens or 0, cached, cache_write_input_tokens=written)
         self.spent_usd += usd
         self.charged += 1
         return usd

@@ -93,7 +93,7 @@ async def probe_capabilities(client: httpx.AsyncClient, target: Target) -> dict[
         if rec.ok:
             facts["streaming"] = _fact(bool(rec.n_chunks), "probed",
                                        f"{rec.n_chunks} content chunks, ttft {rec.ttft_s}")
-            facts["usage_in_stream"] = _fact(rec.token_source == "server", "probed",
+            facts["usage_in_stream"] = _fact((rec.token_source or "").startswith("server"), "probed",
                                              f"token counts from {rec.token_source}")
         elif rec.error_class in _REFUSALS:
             facts["streaming"] = _fact(False, "probed", f"{rec.error_class}: {rec.error_message}")

@@ -16,6 +16,12 @@ A failure of any kind — HTTP error, timeout, refused connection, malformed or 
 stream — comes back as a record with `status="error"` and a typed `error_class`; this function
 does not raise for request failures.
 
+Reasoning models: `output_tokens` is every billed output token; `reasoning_tokens` (when the API
+says) the part spent thinking, and `visible_output_tokens` the rest — what TPOT counts, because
+the thinking happens before the first visible token (inside TTFT). An answer that stops at the
+token cap with no visible text is the `truncated` outcome (status "error", tokens kept so that
+its cost is counted), never `ok`.
+
 Token counts: the server's `usage` when it reports one (`token_source="server"`; streams ask for
 it with `stream_options.include_usage`). When a response carries none, content chunks are counted
 (`"chunks"`) or characters/4 (`"chars/4"`), both flagged `tokens_estimated`. Zero is never
@@ -42,6 +48,7 @@ from workbench.measure.http11 import LeanClient
 from workbench.measure.netbackend import arrival_clock, async_transport, wire_start_ns
 from workbench.measure.target import DEFAULT_MAX_OUTPUT_CHARS, Target
 from workbench.providers import provider_for
+from workbench.providers.base import LENGTH_FINISH
 from workbench.providers.errors import rate_limit_headers
 from workbench.providers.sse import SSEDecoder, SSEEvent
 from workbench.types import ErrorClass, ErrorInfo, Prompt, Record, ServerTimings, Usage
@@ -200,6 +207,7 @@ async def probe(
         api_kind=contender.api,
         stream=stream,
         prompt_id=prompt.id,
+        reasoning=contender.reasoning_label(),
         extra=dict(extra or {}),
     )
     api_key = contender.api_key()
@@ -290,8 +298,19 @@ async def probe(
         return rec
     _redact(rec, api_key)
     _fill_tokens(rec, usage, text, prompt, contender, len(chunk_ns) if stream else None, full_chars)
-    rec.tpot_s = metrics.tpot_s(rec.e2e_s, rec.ttft_s, rec.output_tokens)
+    if full_chars == 0 and finish in LENGTH_FINISH:
+        _fail(rec, ErrorInfo(ErrorClass.TRUNCATED, _truncated_message(contender, rec)))
+        return rec
+    rec.tpot_s = metrics.tpot_s(rec.e2e_s, rec.ttft_s, rec.visible_output_tokens)
     return rec
+
+
+def _truncated_message(contender: Contender, rec: Record) -> str:
+    spent = f"{rec.reasoning_tokens} of {rec.output_tokens}" if rec.reasoning_tokens is not None else (
+        f"{rec.output_tokens}" if rec.output_tokens is not None else "all")
+    return (f"no visible answer: stopped at the output cap of {contender.wire_max_tokens} tokens "
+            f"(finish_reason {rec.finish_reason}) with {spent} output tokens spent on reasoning; "
+            "raise max_tokens or reasoning.reserve_tokens, or lower reasoning.effort")
 
 
 class _StreamState:
@@ -368,6 +387,7 @@ def _merge_usage(old: Usage | None, new: Usage) -> Usage:
         if new.cache_creation_input_tokens is not None else old.cache_creation_input_tokens,
         reasoning_tokens=new.reasoning_tokens
         if new.reasoning_tokens is not None else old.reasoning_tokens,
+        reasoning_estimated=new.reasoning_estimated if new.reasoning_tokens is not None else old.reasoning_estimated,
     )
 
 
@@ -384,8 +404,10 @@ def _fill_tokens(
         rec.input_tokens = usage.input_tokens
         rec.output_tokens = usage.output_tokens
         rec.cached_input_tokens = usage.cached_input_tokens
+        rec.cache_creation_input_tokens = usage.cache_creation_input_tokens
         rec.reasoning_tokens = usage.reasoning_tokens
-        rec.token_source = "server"
+        rec.visible_output_tokens = metrics.visible_tokens(usage.output_tokens, usage.reasoning_tokens)
+        rec.token_source = "server+reasoning chars/4" if usage.reasoning_estimated else "server"
         rec.tokens_estimated = False
         return
     truncated = full_chars is not None and full_chars > len(text)
@@ -396,6 +418,7 @@ def _fill_tokens(
         rec.output_tokens = _chars_estimate("x" * full_chars if truncated and full_chars else text)
         rec.token_source = "chars/4"
     rec.tokens_estimated = True
+    rec.visible_output_tokens = rec.output_tokens  # estimated from the visible text itself
     if usage is not None and usage.input_tokens is not None:
         rec.input_tokens = usage.input_tokens
     else:
@@ -418,6 +441,7 @@ def _fail(rec: Record, err: ErrorInfo) -> None:
     rec.error_class = err.error_class.value
     rec.error_message = err.message
     rec.provider_error_code = err.provider_code
+    rec.provider_error_type = err.provider_type
     rec.retry_after_s = err.retry_after_s
     if err.http_status is not None:
         rec.http_status = err.http_status

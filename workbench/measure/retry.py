@@ -8,13 +8,33 @@ total is recoverable from the records (`t_start_unix` of the last attempt + its 
 
 While measuring, the default is one attempt (no retries): retries change the load a provider
 sees and the latency users see, so they are something an experiment asks for explicitly.
+
+The `sdk` preset (`RetryPolicy.preset("sdk", api_kind)`) retries as the official SDK of that API
+does by default, so that error rates can be shown raw (every attempt) and as an SDK user sees
+them (the final attempt of each logical request, `error_rates`). Constants read from the SDKs'
+sources (2026-08 snapshots; transcribed, not copied):
+
+- openai-python (`_constants.py`, `_base_client.py`) — and every OpenAI-compatible kind:
+  2 retries (3 attempts); backoff `min(0.5 · 2^n, 8)` s times a jitter factor in [0.75, 1]
+  (n = retries so far); a `retry-after-ms` / `retry-after` (seconds or date) in (0, 120] s is
+  used as is, one above 120 s means no retry; `x-should-retry: true|false` decides first; then
+  408, 409, 429 and ≥ 500 are retried, and so are timeouts and connection errors.
+- anthropic-sdk-python: the same, but a hint is used only in (0, 60] s — a longer one falls
+  back to the backoff (it does not stop the retries).
+- python-genai (`_api_client.py` `retry_args`): no retries unless `HttpRetryOptions` is given;
+  with it, 5 attempts, wait `min(1 · 2^n + U(0, 1), 60)` s, on 408, 429, 500, 502, 503, 504 and
+  transient httpx errors; no `retry-after`. The preset takes those `HttpRetryOptions` defaults.
+
+An error inside a 200 stream is never retried by these SDKs (the response had begun); neither is
+it here under the preset.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +44,7 @@ from workbench.measure.probe import new_request_id, probe
 from workbench.measure.target import Target
 from workbench.types import ErrorClass, Prompt, Record
 
-__all__ = ["DEFAULT_RETRY_ON", "RetryPolicy", "probe_with_retries"]
+__all__ = ["DEFAULT_RETRY_ON", "PRESETS", "RetryPolicy", "error_rates", "probe_with_retries"]
 
 #: Classes where another attempt can succeed. Quota, auth, bad requests and protocol errors
 #: (a malformed answer is a property of the server, not of the moment) are not retried.
@@ -57,6 +77,39 @@ class RetryPolicy:
     honour_retry_after: bool = True
     max_retry_after_s: float = 60.0
     retry_on: frozenset[ErrorClass] = field(default_factory=lambda: DEFAULT_RETRY_ON)
+    # --- what the SDK presets add (defaults keep the policy above unchanged) ---
+    #: retry by HTTP status instead of by class (plus timeouts and connection errors, which have
+    #: none); `retry_5xx` adds every status >= 500
+    retry_statuses: frozenset[int] | None = None
+    retry_5xx: bool = False
+    #: obey `x-should-retry: true|false` (kept with the record's rate-limit headers)
+    honour_should_retry: bool = False
+    #: a hint longer than `max_retry_after_s`: True ends the retries, False falls back to the backoff
+    long_hint_stops: bool = True
+    #: ignore hints <= 0 (a date in the past, "0"): back off instead, as the SDKs do
+    ignore_zero_hint: bool = False
+    #: seconds added to each backoff, uniform in [0, this] (tenacity's wait_exponential_jitter)
+    additive_jitter_s: float = 0.0
+    name: str = "custom"
+
+    @classmethod
+    def preset(cls, name: str, api: str = "openai-chat", *, seed: int | None = 0) -> RetryPolicy:
+        """A named policy: "none" (one attempt, the measuring default) or "sdk" (what the official
+        SDK of `api` does by default; see the module docstring)."""
+        if name == "none":
+            return cls(seed=seed, name="none")
+        if name != "sdk":
+            raise ValueError(f"unknown retry preset {name!r}; valid: {', '.join(PRESETS)}")
+        if api == "gemini":
+            return cls(max_attempts=5, backoff_base_s=1.0, backoff_cap_s=60.0, jitter=0.0, additive_jitter_s=1.0,
+                       honour_retry_after=False, retry_statuses=frozenset({408, 429, 500, 502, 503, 504}),
+                       seed=seed, name="sdk:google-genai")
+        openai = cls(max_attempts=3, backoff_base_s=0.5, backoff_cap_s=8.0, jitter=0.25,
+                     retry_statuses=frozenset({408, 409, 429}), retry_5xx=True, honour_should_retry=True,
+                     ignore_zero_hint=True, max_retry_after_s=120.0, long_hint_stops=True, seed=seed, name="sdk:openai")
+        if api == "anthropic":
+            return dataclasses.replace(openai, max_retry_after_s=60.0, long_hint_stops=False, name="sdk:anthropic")
+        return openai
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -74,10 +127,32 @@ class RetryPolicy:
             cls = ErrorClass(rec.error_class)
         except ValueError:
             return False
-        return cls in self.retry_on
+        if self.retry_statuses is None:
+            return cls in self.retry_on
+        status = rec.http_status
+        if status is None:  # never got a response: the SDKs retry timeouts and connection errors
+            return cls in (ErrorClass.TIMEOUT, ErrorClass.CONNECTION)
+        if status < 400:  # an error inside a 200 stream: the SDKs do not retry it
+            return False
+        hint = self._hint(rec)
+        if self.long_hint_stops and hint is not None and hint > self.max_retry_after_s:
+            return False
+        should = (rec.rate_limit or {}).get("x-should-retry")
+        if self.honour_should_retry and should in ("true", "false"):
+            return should == "true"
+        return status in self.retry_statuses or (self.retry_5xx and status >= 500)
+
+    def _hint(self, rec: Record) -> float | None:
+        hint = rec.retry_after_s if self.honour_retry_after else None
+        if hint is not None and self.ignore_zero_hint and hint <= 0:
+            return None
+        return hint
 
     def backoff_s(self, failed_attempt: int, rng: random.Random) -> float:
         """The jittered exponential backoff after attempt number `failed_attempt` (1-based)."""
+        if self.additive_jitter_s:
+            raw = self.backoff_base_s * (2.0 ** (failed_attempt - 1)) + self.additive_jitter_s * rng.random()
+            return min(self.backoff_cap_s, raw)
         raw = min(self.backoff_cap_s, self.backoff_base_s * (2.0 ** (failed_attempt - 1)))
         return raw * (1.0 - self.jitter * rng.random())
 
@@ -90,11 +165,31 @@ class RetryPolicy:
 
     def wait_s(self, rec: Record, rng: random.Random) -> float | None:
         """Seconds to wait before the next attempt after the failed `rec`; None = stop."""
-        if self.honour_retry_after and rec.retry_after_s is not None:
-            if rec.retry_after_s > self.max_retry_after_s:
+        hint = self._hint(rec)
+        if hint is not None:
+            if hint <= self.max_retry_after_s:
+                return hint
+            if self.long_hint_stops:
                 return None
-            return rec.retry_after_s
         return self.backoff_s(rec.attempt, rng)
+
+
+#: The named presets (`RetryPolicy.preset`).
+PRESETS = ("none", "sdk")
+
+
+def error_rates(records: Sequence[Record]) -> dict[str, float | int]:
+    """Error rates raw (every attempt) and as a caller of a retrying client sees them (only the
+    final attempt of each logical request; records without a logical id stand alone)."""
+    final: dict[str, Record] = {}
+    for rec in records:
+        key = rec.logical_request_id or rec.request_id
+        if key not in final or rec.attempt >= final[key].attempt:
+            final[key] = rec
+    n_att, n_req = len(records), len(final)
+    return {"attempts": n_att, "requests": n_req,
+            "raw_error_rate": sum(not r.ok for r in records) / n_att if n_att else float("nan"),
+            "sdk_error_rate": sum(not r.ok for r in final.values()) / n_req if n_req else float("nan")}
 
 
 async def probe_with_retries(

@@ -7,9 +7,16 @@ Two details matter for measurement:
   cache. `Usage.input_tokens` is the total prompt size everywhere in the workbench, so the three
   counts are summed here and the cache parts are kept beside it.
 - In a stream, `message_start` carries the input counts and `message_delta` the *cumulative*
-  output count; the probe merges usage reports field by field, later ones winning, so the last
-  `message_delta` gives the final output count. New event types may be added by Anthropic at
-  any time (their versioning policy says so); unknown ones are ignored, not errors.
+  output count, and (newer API versions) cumulative input and cache counts too. The stream parser
+  accumulates the raw fields as the official SDK does (anthropic-sdk-python
+  `lib/streaming/_messages.py`: each field a `message_delta` carries replaces the snapshot's)
+  and sums the prompt total only from the merged fields.
+- With extended thinking, `output_tokens` includes the thinking; `output_tokens_details.thinking_tokens`
+  says how much (kept as `reasoning_tokens`). Thinking and signature deltas are not answer text.
+  A stream that carried thinking deltas but no `thinking_tokens` gets an estimate, flagged:
+  output − (visible characters / 4), since the thinking shown may be a summary of what was billed.
+- New event types may be added by Anthropic at any time (their versioning policy says so);
+  unknown ones are ignored, not errors.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.providers.base import Completion, HttpRequest, event_object, extra_body, register, sampling_fields
+from workbench.providers.base import Completion, HttpRequest, event_json, extra_body, register, sampling_fields
 from workbench.providers.errors import classify
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -37,21 +44,42 @@ def _int(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
-    """Anthropic `usage` → Usage, with `input_tokens` the total prompt (uncached + cache reads +
-    cache writes). Fields absent from this report stay None so that a later report merges in."""
-    if not isinstance(u, Mapping) or not u:
+#: The usage fields the Messages API reports, accumulated across a stream's events.
+_USAGE_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
+
+
+def _raw_usage(u: Any) -> dict[str, int]:
+    """The integer usage fields present in one report (`thinking_tokens` from `output_tokens_details`)."""
+    if not isinstance(u, Mapping):
+        return {}
+    raw = {k: v for k in _USAGE_FIELDS if (v := _int(u.get(k))) is not None}
+    details = u.get("output_tokens_details")
+    if isinstance(details, Mapping) and (thinking := _int(details.get("thinking_tokens"))) is not None:
+        raw["thinking_tokens"] = thinking
+    return raw
+
+
+def _usage_from(raw: Mapping[str, int]) -> Usage | None:
+    """Accumulated raw fields → Usage, `input_tokens` the total prompt (uncached + cache reads +
+    cache writes). Cache parts are only known once the uncached count is."""
+    if not raw:
         return None
-    uncached = _int(u.get("input_tokens"))
-    cache_read = _int(u.get("cache_read_input_tokens"))
-    cache_write = _int(u.get("cache_creation_input_tokens"))
+    uncached = raw.get("input_tokens")
+    cache_read = raw.get("cache_read_input_tokens")
+    cache_write = raw.get("cache_creation_input_tokens")
     total = None if uncached is None else uncached + (cache_read or 0) + (cache_write or 0)
     return Usage(
         input_tokens=total,
-        output_tokens=_int(u.get("output_tokens")),
+        output_tokens=raw.get("output_tokens"),
         cached_input_tokens=cache_read if uncached is not None else None,
         cache_creation_input_tokens=cache_write if uncached is not None else None,
+        reasoning_tokens=raw.get("thinking_tokens"),
     )
+
+
+def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
+    """One whole Anthropic `usage` object → Usage (see `_usage_from`)."""
+    return _usage_from(_raw_usage(u))
 
 
 def error_fields(body: Any) -> tuple[str | None, str]:
@@ -66,16 +94,32 @@ def error_fields(body: Any) -> tuple[str | None, str]:
     return None, str(body)[:500]
 
 
-# Anthropic reports an exhausted prepaid balance as a 400 invalid_request_error; the message is
-# the only signal, and it is a quota problem (retrying will not help), not a bad request.
-_CREDIT_MESSAGES = ("credit balance is too low",)
+# Anthropic reports an exhausted prepaid balance, and a spend limit the organization set itself,
+# as a 400 invalid_request_error; the message is the only signal, and it is a quota problem
+# (retrying will not help until someone pays or the month turns), not a bad request.
+_CREDIT_MESSAGES = ("credit balance is too low", "reached your specified api usage limits",
+                    "reached your specified workspace api usage limits")
+
+
+def _detail_code(body: Any) -> str | None:
+    """`error.details.error_code` (e.g. the tier spend cap's `enforced_spend_limit_reached`, a 429
+    of type rate_limit_error that no retry fixes before the next month, sent without retry-after)."""
+    err = body.get("error") if isinstance(body, Mapping) else None
+    details = err.get("details") if isinstance(err, Mapping) else None
+    code = details.get("error_code") if isinstance(details, Mapping) else None
+    return str(code) if code else None
 
 
 def _classify(status: int | None, body: Any, headers: Mapping[str, str] | None) -> ErrorInfo:
-    code, message = error_fields(body)
-    info = classify(status, code, message, headers)
-    if info.error_class is ErrorClass.BAD_REQUEST and any(m in message.lower() for m in _CREDIT_MESSAGES):
-        info = dataclasses.replace(info, error_class=ErrorClass.QUOTA_EXHAUSTED, retryable=False)
+    etype, message = error_fields(body)
+    detail = _detail_code(body)
+    info = classify(status, detail or etype, message, headers, type_=etype)
+    if info.error_class is ErrorClass.BAD_REQUEST:
+        if any(m in message.lower() for m in _CREDIT_MESSAGES):
+            info = dataclasses.replace(info, error_class=ErrorClass.QUOTA_EXHAUSTED, retryable=False)
+        elif etype == "not_found_error" and message.startswith("model:"):
+            # {"type": "not_found_error", "message": "model: claude-3-haiku-20240307"}: unknown or retired.
+            info = dataclasses.replace(info, error_class=ErrorClass.MODEL_NOT_FOUND)
     return info
 
 
@@ -94,18 +138,24 @@ class Anthropic:
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
     ) -> HttpRequest:
-        s = contender.sampling
         opts = contender.options
         body: dict[str, Any] = {
             "model": contender.model,
-            "max_tokens": s.max_tokens,
+            "max_tokens": contender.wire_max_tokens,  # > budget_tokens, as thinking requires
             "messages": [{"role": "user", "content": prompt.text}],
         }
         system = prompt.system or contender.system_prompt
         if system:
             body["system"] = system
-        body.update(sampling_fields(contender, {"temperature": "temperature", "top_p": "top_p",
-                                                "stop": "stop_sequences"}))
+        fields = sampling_fields(contender, {"temperature": "temperature", "top_p": "top_p", "stop": "stop_sequences"})
+        budget = contender.thinking_budget
+        if budget:
+            # Extended thinking accepts only the default temperature.
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            fields.pop("temperature", None)
+        if contender.reasoning is not None and contender.reasoning.effort is not None:
+            body["output_config"] = {"effort": contender.reasoning.effort}
+        body.update(fields)
         if stream:
             body["stream"] = True
         body.update(extra_body(contender))
@@ -148,40 +198,58 @@ class Anthropic:
 
 class AnthropicStream:
     """Turns Messages stream events into deltas; only `text_delta`s count as output text
-    (thinking, signature and tool-input deltas are not answer text, so they do not start TTFT)."""
+    (thinking, signature and tool-input deltas are not answer text, so they do not start TTFT).
+    Usage is accumulated over the stream (see the module docstring) and re-reported whole."""
 
-    __slots__ = ()
+    __slots__ = ("_text_chars", "_thought", "_usage")
+
+    def __init__(self) -> None:
+        self._usage: dict[str, int] = {}
+        self._thought = False  # a thinking block streamed
+        self._text_chars = 0
 
     def feed(self, event: SSEEvent) -> list[StreamDelta]:
-        if not event.data:
-            return []
-        obj = event_object(event.data)
-        if isinstance(obj, StreamDelta):
-            return [obj]
+        obj = event_json(event.data)
+        if isinstance(obj, list):
+            return obj
         etype = obj.get("type") or event.event
         if etype == "error" or event.event == "error":
             return [StreamDelta(error=_classify(None, obj, None))]
         if etype == "message_start":
-            usage = parse_usage((obj.get("message") or {}).get("usage"))
-            if usage is not None:
-                # message_start's output_tokens is a placeholder (1 or so); message_delta has the count.
-                usage.output_tokens = None
-                return [StreamDelta(usage=usage)]
-            return []
+            raw = _raw_usage((obj.get("message") or {}).get("usage"))
+            # message_start's output_tokens is a placeholder (1 or so); message_delta has the count.
+            raw.pop("output_tokens", None)
+            self._usage.update(raw)
+            usage = _usage_from(self._usage)
+            return [StreamDelta(usage=usage)] if usage is not None else []
         if etype == "content_block_delta":
             delta = obj.get("delta") or {}
             if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str) and delta["text"]:
+                self._text_chars += len(delta["text"])
                 return [StreamDelta(text=delta["text"])]
+            if delta.get("type") in ("thinking_delta", "signature_delta"):
+                self._thought = True
             return []
         if etype == "message_delta":
             out: list[StreamDelta] = []
             stop = (obj.get("delta") or {}).get("stop_reason")
-            usage = parse_usage(obj.get("usage"))
-            if usage is not None:
-                out.append(StreamDelta(usage=usage))
+            raw = _raw_usage(obj.get("usage"))
+            if raw:
+                self._usage.update(raw)
+                usage = _usage_from(self._usage)
+                if usage is not None:
+                    out.append(StreamDelta(usage=self._with_estimate(usage)))
             if stop:
                 out.append(StreamDelta(finish_reason=str(stop)))
             return out
         if etype == "message_stop":
             return [StreamDelta(done=True)]
         return []  # ping, content_block_start/stop, and event types added later
+
+    def _with_estimate(self, usage: Usage) -> Usage:
+        """Thinking streamed but not counted by the server: estimate it (output − visible/4), flagged."""
+        if usage.reasoning_tokens is not None or not self._thought or usage.output_tokens is None:
+            return usage
+        visible = max(1, round(self._text_chars / 4)) if self._text_chars else 0
+        return dataclasses.replace(usage, reasoning_tokens=max(0, usage.output_tokens - visible),
+                                   reasoning_estimated=True)

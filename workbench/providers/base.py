@@ -20,18 +20,28 @@ if TYPE_CHECKING:
     from workbench.providers.sse import SSEEvent
 
 __all__ = [
+    "LENGTH_FINISH",
     "Completion",
     "HttpRequest",
     "Provider",
     "StreamParser",
     "api_kinds",
+    "event_json",
     "event_object",
     "extra_body",
     "get_provider",
+    "json_post",
     "provider_for",
     "register",
     "sampling_fields",
 ]
+
+
+#: Finish reasons that mean "stopped at the output-token cap", in each wire format's spelling
+#: (OpenAI chat/completions `length`, Anthropic `max_tokens`, Gemini `MAX_TOKENS`, OpenAI
+#: Responses `incomplete_details.reason` `max_output_tokens`). With no visible text this is the
+#: `truncated` outcome (workbench.types.ErrorClass.TRUNCATED).
+LENGTH_FINISH = frozenset({"length", "max_tokens", "MAX_TOKENS", "max_output_tokens"})
 
 
 @dataclass(slots=True)
@@ -113,6 +123,22 @@ def event_object(data: str) -> dict[str, Any] | StreamDelta:
     if not isinstance(obj, dict):
         return StreamDelta(error=ErrorInfo(ErrorClass.PROTOCOL, f"event is not an object: {data[:200]}"))
     return obj
+
+
+def event_json(data: str) -> dict[str, Any] | list[StreamDelta]:
+    """A stream event's JSON object, or the deltas that stand for it instead: none for an empty
+    event, a `protocol` error for one that is not a JSON object (`event_object`)."""
+    if not data:
+        return []
+    obj = event_object(data)
+    return [obj] if isinstance(obj, StreamDelta) else obj
+
+
+def json_post(url: str, contender: Contender, body: dict[str, Any], *, stream: bool,
+              auth: Mapping[str, str] | None = None) -> HttpRequest:
+    """A JSON POST with the contender's extra headers and the format's key header(s) `auth`."""
+    headers = {"content-type": "application/json", **contender.headers, **(auth or {})}
+    return HttpRequest(method="POST", url=url, headers=headers, json=body, stream=stream)
 
 
 def sampling_fields(contender: Contender, names: Mapping[str, str]) -> dict[str, Any]:

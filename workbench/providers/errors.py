@@ -8,29 +8,36 @@ the provider.
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Mapping
 
 from workbench.types import ErrorClass, ErrorInfo
 
-__all__ = ["classify", "parse_duration", "parse_retry_after", "rate_limit_headers"]
+__all__ = ["classify", "parse_duration", "parse_go_duration", "parse_retry_after", "rate_limit_headers"]
 
-# Provider codes, lower-cased, from OpenAI (`error.code`/`error.type`), Anthropic (`error.type`),
-# Gemini (`error.status`, a google.rpc code name) and the OpenAI-like gateways seen in the wild.
-# Quota/billing: retrying will not fix it.
-_QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "quota_exceeded"}
-# Gemini uses RESOURCE_EXHAUSTED for per-minute limits *and* daily/project quotas, with the same
-# "You exceeded your current quota" message; it sends a RetryInfo delay for both, so it is
-# treated as rate_limited (retryable after the delay), never guessed from the message.
+# Provider codes and types, lower-cased, from OpenAI (`error.code` and `error.type`), Anthropic
+# (`error.type`, `error.details.error_code`), Gemini (`error.status`, a google.rpc code name) and
+# the OpenAI-like gateways seen in the wild. Each provider module extracts them from its own body
+# (and from the details only it knows: Gemini's QuotaFailure, Anthropic's spend cap); this table
+# maps them to a class, so that a 429 means the same thing whatever the provider.
+# Quota/billing: retrying will not fix it (until someone pays, or the day or month turns).
+_QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "quota_exceeded", "billing_not_active",
+                "billing_error", "enforced_spend_limit_reached", "quota_exhausted"}
+# Gemini uses RESOURCE_EXHAUSTED for per-minute limits *and* daily quotas; providers/gemini.py
+# tells them apart by the QuotaFailure quota id and passes quota_exhausted for a daily one.
 _RATE_CODES = {"rate_limit_exceeded", "rate_limit_error", "resource_exhausted", "rate_limited"}
 _OVERLOAD_CODES = {"overloaded_error", "overloaded", "unavailable", "server_overloaded"}
 _AUTH_CODES = {"authentication_error", "permission_error", "invalid_api_key", "unauthenticated",
                "permission_denied"}
 _TIMEOUT_CODES = {"deadline_exceeded", "timeout_error"}
+_NOT_FOUND_MODEL_CODES = {"model_not_found"}
 _BAD_REQUEST_CODES = {"invalid_request_error", "not_found_error", "request_too_large",
                       "invalid_argument", "not_found", "failed_precondition", "out_of_range",
                       "context_length_exceeded"}
 _SERVER_CODES = {"api_error", "internal", "unknown", "data_loss"}
+# "Please try again in 26.604s" / "in 644ms" (OpenAI 429 messages) and Gemini's "Please retry in 20.04s".
+_TRY_AGAIN = re.compile(r"(?:try again|retry) in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)", re.IGNORECASE)
 
 
 def _quota_message(msg_l: str) -> bool:
@@ -42,21 +49,32 @@ def classify(
     code: str | None,
     message: str,
     headers: Mapping[str, str] | None = None,
+    *,
+    type_: str | None = None,
 ) -> ErrorInfo:
-    """Map an HTTP status and the provider's own error code to a typed error.
+    """Map an HTTP status, the provider's own error code and its error type to a typed error.
 
     The provider's code wins over the HTTP status when it is one we know, because it is more
     specific (a 400 can be Anthropic's "credit balance" or a bad parameter; an error object
-    inside a 200 stream has no status at all). The quota *message* heuristic only applies to a
-    429 whose code is unknown (gateways that drop OpenAI's `insufficient_quota` code).
+    inside a 200 stream has no status at all); the type is consulted next (OpenAI sends
+    `type: insufficient_quota` beside billing codes). The quota *message* heuristic only applies
+    to a 429 whose code and type say nothing (gateways that drop OpenAI's code).
+
+    A rate limit's wait comes from `retry-after-ms` / `retry-after`, else from the message ("try
+    again in 26.6s"), else from the `x-ratelimit-reset-*` header of an exhausted limit.
+    `x-should-retry: true|false` (OpenAI, Anthropic) overrides whether it is worth retrying.
     """
     c = (code or "").lower()
+    t = (type_ or "").lower()
     msg_l = message.lower()
-    retry_after = parse_retry_after(headers or {})
+    hdrs = {k.lower(): v for k, v in (headers or {}).items()}
+    retry_after = parse_retry_after(hdrs)
     cls: ErrorClass
-    if c in _QUOTA_CODES or ("quota" in c and c not in _RATE_CODES):
+    if c in _QUOTA_CODES or t in _QUOTA_CODES or status == 402 or ("quota" in c and c not in _RATE_CODES):
         cls, retryable = ErrorClass.QUOTA_EXHAUSTED, False
-    elif c in _RATE_CODES:
+    elif c in _NOT_FOUND_MODEL_CODES:
+        cls, retryable = ErrorClass.MODEL_NOT_FOUND, False
+    elif c in _RATE_CODES or t in _RATE_CODES:
         cls, retryable = ErrorClass.RATE_LIMITED, True
     elif status == 429 and _quota_message(msg_l):
         cls, retryable = ErrorClass.QUOTA_EXHAUSTED, False
@@ -68,10 +86,17 @@ def classify(
         cls, retryable = ErrorClass.AUTH, False
     elif c in _TIMEOUT_CODES or status in (408, 504):
         cls, retryable = ErrorClass.TIMEOUT, True
+    elif status == 409:  # a lock timeout / conflict on the provider's side: both official SDKs retry it
+        cls, retryable = ErrorClass.SERVER_ERROR, True
     elif c in _BAD_REQUEST_CODES or (status is not None and 400 <= status < 500):
         cls, retryable = ErrorClass.BAD_REQUEST, False
     else:  # other 5xx, a known server code, or an error object in a 200 stream with no code
         cls, retryable = ErrorClass.SERVER_ERROR, True
+    if cls is ErrorClass.RATE_LIMITED and retry_after is None:
+        retry_after = _hinted_wait(message, hdrs)
+    should = hdrs.get("x-should-retry")
+    if should in ("true", "false"):
+        retryable = should == "true"
     return ErrorInfo(
         error_class=cls,
         message=message,
@@ -79,7 +104,29 @@ def classify(
         provider_code=code,
         retry_after_s=retry_after,
         retryable=retryable,
+        provider_type=type_ if type_ and type_ != code else None,
     )
+
+
+def _hinted_wait(message: str, headers: Mapping[str, str]) -> float | None:
+    """A rate limit's wait when no retry-after header gives one: the message's own "try again in
+    Xs", else the reset time of whichever `x-ratelimit-remaining-*` is at 0 (OpenAI)."""
+    m = _TRY_AGAIN.search(message)
+    if m:
+        return parse_go_duration(m.group(1))
+    waits = [parse_go_duration(headers.get(f"x-ratelimit-reset-{kind}", ""))
+             for kind in ("requests", "tokens") if headers.get(f"x-ratelimit-remaining-{kind}") == "0"]
+    known = [w for w in waits if w is not None]
+    return max(known) if known else None
+
+
+def parse_go_duration(value: str) -> float | None:
+    """"6m0s", "1.5s", "20ms", "1h2m" (OpenAI's reset headers and messages) → seconds; None if not one."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", value.strip())
+    if not parts or "".join(n + u for n, u in parts) != value.strip():
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * scale[u] for n, u in parts)
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -125,11 +172,11 @@ def parse_duration(value: object) -> float | None:
 
 
 def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str] | None:
-    """The rate-limit headers a response carried (`x-ratelimit-*`, `anthropic-ratelimit-*`,
-    `retry-after*`), kept verbatim on the record for later analysis."""
+    """The rate-limit and retry headers a response carried (`x-ratelimit-*`, `anthropic-ratelimit-*`,
+    `retry-after*`, `x-should-retry`), kept verbatim on the record for analysis and retry policies."""
     out = {
         k.lower(): v
         for k, v in headers.items()
-        if k.lower().startswith(("x-ratelimit-", "anthropic-ratelimit-", "retry-after", "ratelimit"))
+        if k.lower().startswith(("x-ratelimit-", "anthropic-ratelimit-", "retry-after", "ratelimit", "x-should-retry"))
     }
     return out or None

@@ -12,8 +12,9 @@ Reference: ai.google.dev/api/generate-content. Measurement-relevant details:
   `reasoning_tokens`, matching OpenAI, whose `completion_tokens` include reasoning.
 - Parts flagged `"thought": true` are thought summaries, not answer text: skipped for TTFT.
 - Errors are google.rpc statuses, `{"error": {"code", "message", "status", "details"}}`, in an
-  HTTP error body or as an event inside a 200 stream. RESOURCE_EXHAUSTED is rate_limited (see
-  `providers.errors`), with the wait from the `google.rpc.RetryInfo` detail's `retryDelay`.
+  HTTP error body or as an event inside a 200 stream. RESOURCE_EXHAUSTED is rate_limited, with the
+  wait from the `google.rpc.RetryInfo` detail's `retryDelay` — unless a `google.rpc.QuotaFailure`
+  violation names a per-day quota (`...PerDay...` quota id): then it is quota_exhausted.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.providers.base import Completion, HttpRequest, event_object, register, sampling_fields
+from workbench.providers.base import Completion, HttpRequest, event_json, json_post, register, sampling_fields
 from workbench.providers.errors import classify, parse_duration
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from workbench.config import Contender
     from workbench.providers.sse import SSEEvent
 
-__all__ = ["Gemini", "GeminiStream", "error_fields", "parse_usage", "retry_delay"]
+__all__ = ["Gemini", "GeminiStream", "error_fields", "parse_usage", "quota_ids", "retry_delay"]
 
 
 def _int(v: Any) -> int | None:
@@ -77,12 +78,24 @@ def error_fields(body: Any) -> tuple[str | None, str, float | None]:
     return None, str(body)[:500], None
 
 
-def _error_reasons(body: Any) -> set[str]:
+def _error_details(body: Any) -> list[Mapping[str, Any]]:
     if isinstance(body, list) and body and isinstance(body[0], Mapping):
         body = body[0]
     err = body.get("error") if isinstance(body, Mapping) else None
     details = err.get("details") if isinstance(err, Mapping) else None
-    return {str(d.get("reason")) for d in details or () if isinstance(d, Mapping) and d.get("reason")}
+    return [d for d in details or () if isinstance(d, Mapping)]
+
+
+def _error_reasons(body: Any) -> set[str]:
+    return {str(d.get("reason")) for d in _error_details(body) if d.get("reason")}
+
+
+def quota_ids(body: Any) -> list[str]:
+    """The `quotaId`s of a `google.rpc.QuotaFailure` detail's violations (e.g.
+    `GenerateRequestsPerDayPerProjectPerModel-FreeTier`)."""
+    return [str(v.get("quotaId")) for d in _error_details(body)
+            if str(d.get("@type", "")).endswith("google.rpc.QuotaFailure")
+            for v in d.get("violations") or () if isinstance(v, Mapping) and v.get("quotaId")]
 
 
 # Gemini answers a wrong or expired key with 400 INVALID_ARGUMENT; only the ErrorInfo detail's
@@ -92,11 +105,21 @@ _KEY_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"}
 
 def _classify(status: int | None, body: Any, headers: Mapping[str, str] | None) -> ErrorInfo:
     code, message, delay = error_fields(body)
-    info = classify(status, code, message, headers)
+    ids = quota_ids(body)
+    # RESOURCE_EXHAUSTED is a per-minute rate limit *or* an exhausted daily quota; the QuotaFailure
+    # quota ids say which. A day's quota is not worth retrying within a run.
+    daily = any("PerDay" in q for q in ids)
+    info = classify(status, "quota_exhausted" if daily else code, message, headers, type_=code)
     if info.error_class is ErrorClass.BAD_REQUEST and _error_reasons(body) & _KEY_REASONS:
         info = dataclasses.replace(info, error_class=ErrorClass.AUTH, retryable=False)
+    if code == "NOT_FOUND" and message.startswith("models/"):
+        # "models/gemini-1.0-pro is not found for API version v1beta, or is not supported for generateContent."
+        info = dataclasses.replace(info, error_class=ErrorClass.MODEL_NOT_FOUND, retryable=False)
     if info.retry_after_s is None and delay is not None:
         info = dataclasses.replace(info, retry_after_s=delay)
+    if ids:
+        info = dataclasses.replace(info, provider_code=ids[0] if daily else code,
+                                   message=f"{message} [quota: {', '.join(ids)}]")
     return info
 
 
@@ -114,9 +137,9 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> None:
 
 @register("gemini")
 class Gemini:
-    """Gemini generateContent. Options: `omit_temperature`, `thinking_budget` (int; 0 turns
-    thinking off on 2.5 Flash, whose thinking otherwise spends `maxOutputTokens`), `extra_body`
-    (deep-merged into the JSON body)."""
+    """Gemini generateContent. Thinking from `Contender.reasoning` (`budget_tokens` →
+    `thinkingBudget`, 0 turns thinking off on 2.5 Flash; `effort` → `thinkingLevel`) or the older
+    `options.thinking_budget`. Options: `omit_temperature`, `extra_body` (deep-merged into the body)."""
 
     kind = "gemini"
     needs_prompt_template = False
@@ -126,12 +149,17 @@ class Gemini:
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
     ) -> HttpRequest:
-        s = contender.sampling
         opts = contender.options
-        gen: dict[str, Any] = {"maxOutputTokens": s.max_tokens, **sampling_fields(contender, {
+        # maxOutputTokens covers thoughts and answer, hence the reasoning reserve.
+        gen: dict[str, Any] = {"maxOutputTokens": contender.wire_max_tokens, **sampling_fields(contender, {
             "temperature": "temperature", "top_p": "topP", "stop": "stopSequences", "seed": "seed"})}
-        if opts.get("thinking_budget") is not None:
-            gen["thinkingConfig"] = {"thinkingBudget": int(opts["thinking_budget"])}
+        thinking: dict[str, Any] = {}
+        if contender.thinking_budget is not None:
+            thinking["thinkingBudget"] = contender.thinking_budget
+        if contender.reasoning is not None and contender.reasoning.effort is not None:
+            thinking["thinkingLevel"] = contender.reasoning.effort.upper()
+        if thinking:
+            gen["thinkingConfig"] = thinking
         body: dict[str, Any] = {
             "contents": [{"role": "user", "parts": [{"text": prompt.text}]}],
             "generationConfig": gen,
@@ -141,16 +169,9 @@ class Gemini:
             body["systemInstruction"] = {"parts": [{"text": system}]}
         _deep_merge(body, opts.get("extra_body") or {})
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        headers = {"content-type": "application/json", **contender.headers}
-        if api_key:
-            headers["x-goog-api-key"] = api_key  # a header, never `?key=`: URLs end up in messages
-        return HttpRequest(
-            method="POST",
-            url=f"{base_url.rstrip('/')}/{_model_path(contender.model)}:{method}",
-            headers=headers,
-            json=body,
-            stream=stream,
-        )
+        # The key goes in a header, never `?key=`: URLs end up in messages.
+        return json_post(f"{base_url.rstrip('/')}/{_model_path(contender.model)}:{method}", contender, body,
+                         stream=stream, auth={"x-goog-api-key": api_key} if api_key else None)
 
     def parse_response(self, body: Any) -> Completion:
         if not isinstance(body, Mapping):
@@ -195,11 +216,9 @@ class GeminiStream:
     __slots__ = ()
 
     def feed(self, event: SSEEvent) -> list[StreamDelta]:
-        if not event.data:
-            return []
-        obj = event_object(event.data)
-        if isinstance(obj, StreamDelta):
-            return [obj]
+        obj = event_json(event.data)
+        if isinstance(obj, list):
+            return obj
         if "error" in obj:
             # No HTTP status: the response itself was a 200; the rpc status name classifies it.
             return [StreamDelta(error=_classify(None, obj, None))]

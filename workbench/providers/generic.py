@@ -30,9 +30,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError
-from workbench.providers.base import Completion, HttpRequest, extra_body, register, sampling_fields
-from workbench.providers.errors import classify
-from workbench.providers.openai import error_fields, stream_object
+from workbench.providers.base import Completion, HttpRequest, extra_body, json_post, register, sampling_fields
+from workbench.providers.openai import classify_body, stream_object
 from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
@@ -128,18 +127,13 @@ class Generic:
         if stream:
             body["stream"] = True
         body.update(extra_body(contender))
-        headers = {"content-type": "application/json", **contender.headers}
+        auth = None
         if api_key:
             name = str(opts.get("auth_header", "authorization"))
-            headers[name] = str(opts.get("auth_scheme", "Bearer {key}")).replace("{key}", api_key)
+            auth = {name: str(opts.get("auth_scheme", "Bearer {key}")).replace("{key}", api_key)}
         path = str(opts.get("path", "/generate"))
-        return HttpRequest(
-            method="POST",
-            url=base_url.rstrip("/") + ("" if path.startswith("/") else "/") + path,
-            headers=headers,
-            json=body,
-            stream=stream,
-        )
+        return json_post(base_url.rstrip("/") + ("" if path.startswith("/") else "/") + path, contender, body,
+                         stream=stream, auth=auth)
 
     def parse_response(self, body: Any) -> Completion:
         text = get_path(body, self._paths.text, _MISSING)
@@ -157,8 +151,7 @@ class Generic:
         return GenericStream(self._paths)
 
     def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
-        code, message = error_fields(body)
-        return classify(status, code, message, headers)
+        return classify_body(status, body, headers)
 
 
 class GenericStream:

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from workbench.config import Contender
     from workbench.providers.sse import SSEEvent
 
-__all__ = ["OpenAIChat", "OpenAICompletions", "error_fields", "parse_timings", "parse_usage", "stream_object"]
+__all__ = ["OpenAIChat", "OpenAICompletions", "classify_body", "error_fields", "error_parts", "parse_timings",
+           "parse_usage", "stream_object"]
 
 
 def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
@@ -56,21 +57,35 @@ def parse_timings(t: Any) -> ServerTimings | None:
                          predicted_n=count("predicted_n"), cache_n=count("cache_n"))
 
 
-def error_fields(body: Any) -> tuple[str | None, str]:
-    """(code, message) from the shapes seen in the wild:
-    `{"error": {"message", "type", "code"}}`, `{"error": "code", "message": "..."}`,
-    `{"detail": "..."}` (FastAPI), or plain text."""
+def error_parts(body: Any) -> tuple[str | None, str | None, str]:
+    """(code, type, message) from the shapes seen in the wild:
+    `{"error": {"message", "type", "code"}}` (OpenAI: both `type` and `code` matter — a 429 of
+    type `insufficient_quota` may carry a billing code, or none), `{"error": "code", "message":
+    "..."}`, `{"detail": "..."}` (FastAPI), or plain text."""
     if isinstance(body, Mapping):
         err = body.get("error")
         if isinstance(err, Mapping):
-            code = err.get("code") or err.get("type") or err.get("status")
-            return (str(code) if code is not None else None, str(err.get("message") or err))
+            code, etype = err.get("code"), err.get("type") or err.get("status")
+            return (str(code) if code is not None else None, str(etype) if etype is not None else None,
+                    str(err.get("message") or err))
         if isinstance(err, str):
-            return err, str(body.get("message") or err)
+            return err, None, str(body.get("message") or err)
         if "detail" in body:
-            return None, json.dumps(body["detail"])[:500]
-        return None, json.dumps(body)[:500]
-    return None, str(body)[:500]
+            return None, None, json.dumps(body["detail"])[:500]
+        return None, None, json.dumps(body)[:500]
+    return None, None, str(body)[:500]
+
+
+def error_fields(body: Any) -> tuple[str | None, str]:
+    """(code, message): the code, or the type when there is no code (see `error_parts`)."""
+    code, etype, message = error_parts(body)
+    return code or etype, message
+
+
+def classify_body(status: int | None, body: Any, headers: Mapping[str, str] | None = None) -> ErrorInfo:
+    """An OpenAI-shaped error body (HTTP or in-stream) → ErrorInfo, from its code *and* type."""
+    code, etype, message = error_parts(body)
+    return classify(status, code or etype, message, headers, type_=etype)
 
 
 def stream_object(data: str) -> dict[str, Any] | list[StreamDelta]:
@@ -83,8 +98,7 @@ def stream_object(data: str) -> dict[str, Any] | list[StreamDelta]:
     if isinstance(obj, StreamDelta):
         return [obj]
     if "error" in obj:
-        code, message = error_fields(obj)
-        return [StreamDelta(error=classify(None, code, message))]
+        return [StreamDelta(error=classify_body(None, obj))]
     return obj
 
 
@@ -101,11 +115,13 @@ class _OpenAIBase:
         return headers
 
     def _sampling(self, contender: Contender, stream: bool) -> dict[str, Any]:
-        s = contender.sampling
         opts = contender.options
         body: dict[str, Any] = {"model": contender.model}
-        # Newer OpenAI chat models take max_completion_tokens and reject max_tokens.
-        body[str(opts.get("max_tokens_field", "max_tokens"))] = s.max_tokens
+        # Newer OpenAI chat models take max_completion_tokens and reject max_tokens; for a
+        # reasoning model it caps reasoning + visible tokens, hence the reasoning reserve.
+        body[str(opts.get("max_tokens_field", "max_tokens"))] = contender.wire_max_tokens
+        if contender.reasoning is not None and contender.reasoning.effort is not None:
+            body["reasoning_effort"] = contender.reasoning.effort
         body.update(sampling_fields(contender, {"temperature": "temperature", "top_p": "top_p", "stop": "stop",
                                                 "seed": "seed"}))
         if stream:
@@ -157,8 +173,7 @@ class _OpenAIBase:
         return _OpenAIStream(self)
 
     def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
-        code, message = error_fields(body)
-        return classify(status, code, message, headers)
+        return classify_body(status, body, headers)
 
 
 class _OpenAIStream:

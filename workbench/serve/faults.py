@@ -9,7 +9,9 @@ for openai-chat — a `stream_error` in another format is that format's in-strea
   http503 / http529                                                        → overloaded
   huge_error     a 500 whose body is `oversized_chars` bytes (the probe caps what it reads) → server_error
   http           (queued only) any status, body and headers: `error_fault(fmt, cls)` builds a
-                 provider's real error
+                 provider's real error, `transcript_fault(name)` a recorded one
+  transcript     (queued only) a recorded stream (serve/transcripts/*.sse) replayed event by event
+                 on the scenario's timing: `transcript_fault(name)`
   slow_first_byte  headers only after `slow_s` (the answer then as normal)  → ok, slow
   stall          one chunk (whole: half a body), then silence for `stall_s`, longer than the
                  client's timeout                                           → timeout
@@ -21,6 +23,13 @@ for openai-chat — a `stream_error` in another format is that format's in-strea
   stream_error   the format's own error event inside a 200 stream (whole: the same object as a
                  200 body, which has no answer)                             → server_error / protocol
   oversized      an answer of `oversized_chars` characters (the probe caps what it keeps) → ok, flagged
+
+Dialects: the body of a planned `rate_limit` / `httpNNN` / `huge_error` fault is, by default
+(`seed`), the seed scenario's production body `{"error": "rate_limit_exceeded", "message": ...}`
+(DESIGN.md section 6) whatever the route. `dialect="openai" | "anthropic" | "gemini"` sends that
+provider's own error shape instead (its real bodies, serve/wire.py and serve/transcripts/), so an
+official SDK pointed at the mock raises its own typed error with the message and `retry-after`;
+"auto" uses the dialect of the route the request came in on.
 
 A request gets a fault from the server's queue (`MockServer.fail(Fault(...))`, consumed one per
 answer request, exact and format-aware: the contract tests), or else from its `FaultPlan`: a
@@ -36,9 +45,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.serve import transcripts
 from workbench.serve.wire import FORMATS, RATE_LIMIT_BODY
 
-__all__ = ["FAULTS", "Fault", "FaultPlan", "error_fault", "parse_fault_specs"]
+__all__ = ["DIALECTS", "FAULTS", "Fault", "FaultPlan", "error_fault", "parse_fault_specs", "transcript_fault"]
+
+#: --dialect name → the wire format whose error bodies it speaks ("seed": the seed's own body;
+#: "auto": the format of the route each request arrived on).
+DIALECTS: dict[str, str | None] = {"seed": None, "auto": None, "openai": "openai-chat", "anthropic": "anthropic",
+                                   "gemini": "gemini"}
+#: Planned fault kind → the ErrorClass value whose real body a dialect sends for it.
+_DIALECT_CLASS = {"rate_limit": "rate_limited", "http500": "server_error", "http502": "server_error",
+                  "http503": "overloaded", "http529": "overloaded", "huge_error": "server_error"}
 
 #: Every fault kind a plan can choose, and the error class a correct client must record for it,
 #: (streamed, non-streamed); "ok" = the request succeeds.
@@ -72,8 +90,8 @@ class Fault:
     payload: Any = None  # stream_error: the event's data (default: the format's own error event)
 
     def __post_init__(self) -> None:
-        if self.kind not in FAULTS and self.kind != "http":
-            raise ValueError(f"unknown fault {self.kind!r}; valid: {', '.join(FAULTS)}, http")
+        if self.kind not in FAULTS and self.kind not in ("http", "transcript"):
+            raise ValueError(f"unknown fault {self.kind!r}; valid: {', '.join(FAULTS)}, http, transcript")
 
 
 def error_fault(fmt: str, cls: str, retry_s: float | None = None) -> Fault:
@@ -82,6 +100,15 @@ def error_fault(fmt: str, cls: str, retry_s: float | None = None) -> Fault:
         raise ValueError(f"unknown wire format {fmt!r}; valid: {', '.join(FORMATS)}")
     status, body, headers = FORMATS[fmt].error(cls, retry_s)
     return Fault("http", status=status, body=body, headers=headers)
+
+
+def transcript_fault(name: str) -> Fault:
+    """A recorded answer (serve/transcripts/): a stream replayed event by event, or an HTTP error
+    with the provider's own status, headers and body."""
+    if (transcripts.DIR / f"{name}.sse").exists():
+        return Fault("transcript", payload=transcripts.stream(name))
+    t = transcripts.error(name)
+    return Fault("http", status=t.status, body=t.body, headers=dict(t.headers))
 
 
 @dataclass
@@ -95,8 +122,11 @@ class FaultPlan:
     slow_s: float = 0.3
     stall_s: float = 30.0
     oversized_chars: int = 1_000_000
+    dialect: str = "seed"  # whose error bodies planned faults send (see DIALECTS)
 
     def __post_init__(self) -> None:
+        if self.dialect not in DIALECTS:
+            raise ValueError(f"unknown dialect {self.dialect!r}; valid: {', '.join(DIALECTS)}")
         for kind in [*self.probabilities, *self.sequence]:
             if kind not in FAULTS:
                 raise ValueError(f"unknown fault {kind!r}; valid: {', '.join(FAULTS)}")
@@ -122,8 +152,12 @@ class FaultPlan:
 
         return pick
 
-    def as_http(self, kind: str) -> Fault | None:
-        """The "http" fault that the named error kind stands for (None for other kinds)."""
+    def as_http(self, kind: str, route_format: str | None = None) -> Fault | None:
+        """The "http" fault that the named error kind stands for (None for other kinds), in the
+        plan's dialect (`route_format`: the wire format of the request's route, for "auto")."""
+        fmt = route_format if self.dialect == "auto" else DIALECTS[self.dialect]
+        if fmt in ("openai-chat", "anthropic", "gemini") and kind in _DIALECT_CLASS:
+            return self._dialect_fault(fmt, kind)
         if kind == "rate_limit":
             return Fault("http", 429, dict(RATE_LIMIT_BODY), {"retry-after": f"{self.retry_after_s:g}"})
         if kind == "huge_error":
@@ -134,6 +168,23 @@ class FaultPlan:
             return Fault("http", status, {"error": {"message": f"injected HTTP {status}", "type": "server_error",
                                                     "code": None}})
         return None
+
+    def _dialect_fault(self, fmt: str, kind: str) -> Fault:
+        retry = self.retry_after_s if kind == "rate_limit" else None
+        status, body, headers = FORMATS[fmt].error(_DIALECT_CLASS[kind], retry)
+        if kind.startswith("http") and kind[4:].isdigit():
+            status = int(kind[4:])
+        if kind == "huge_error":
+            body = _stuffed(body, "x" * self.oversized_chars)
+        return Fault("http", status=status, body=body, headers=headers)
+
+
+def _stuffed(body: Any, extra: str) -> Any:
+    """The same error body with `extra` appended to its message (a huge error in a provider's shape)."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        return {**body, "error": {**err, "message": err["message"] + " " + extra}}
+    return body
 
 
 def parse_fault_specs(specs: Sequence[str]) -> dict[str, float]:

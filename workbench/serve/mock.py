@@ -44,15 +44,28 @@ import threading
 import time
 import urllib.parse
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from workbench.serve.faults import FAULTS, Fault, FaultPlan, error_fault, parse_fault_specs
+from workbench.serve.faults import DIALECTS, FAULTS, Fault, FaultPlan, error_fault, parse_fault_specs, transcript_fault
 from workbench.serve.http import Request, Server, add_host_arguments, chunk, head
-from workbench.serve.wire import FORMATS, GEMINI_CTX, Event, Scenario, WireFormat, base_url_for, format_for, listing
+from workbench.serve.transcripts import StreamTranscript
+from workbench.serve.wire import (
+    FORMATS,
+    GEMINI_CTX,
+    Event,
+    Scenario,
+    WireFormat,
+    base_url_for,
+    format_for,
+    listing,
+    lookup_format,
+    model_not_found,
+)
 
-__all__ = ["FAULTS", "FORMATS", "GEMINI_CTX", "Fault", "FaultPlan", "MockServer", "Scenario", "add_arguments",
-           "error_fault", "from_args"]
+__all__ = ["DIALECTS", "FAULTS", "FORMATS", "GEMINI_CTX", "Fault", "FaultPlan", "MockServer", "Scenario",
+           "add_arguments", "error_fault", "from_args", "transcript_fault"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_LOGGED = 10_000  # requests kept in `MockServer.requests`
@@ -99,13 +112,20 @@ class MockServer(Server):
     base_path = "/v1"
 
     def __init__(self, scenario: Scenario | None = None, plan: FaultPlan | None = None, *,
-                 host: str = "127.0.0.1", port: int = 0, log_path: str | Path | None = None) -> None:
+                 host: str = "127.0.0.1", port: int = 0, log_path: str | Path | None = None,
+                 missing_models: Iterable[str] = (), transcript: str | None = None) -> None:
         if host not in LOOPBACK:
             raise ValueError("the mock server only binds to the loopback interface")
         super().__init__(host, port)
         self.scenario = scenario or Scenario()
         self.plan = plan or FaultPlan()
         self.log_path = Path(log_path) if log_path else None
+        #: models this server says do not exist (lookups and requests get the provider's real 404)
+        self.missing_models: set[str] = set(missing_models)
+        #: a recorded answer (serve/transcripts/) every answer request gets when nothing else is queued
+        self.transcript = transcript
+        if transcript is not None:
+            transcript_fault(transcript)  # fail now, naming the valid ones, if it does not exist
         self.requests: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED)
         self.counts: dict[str, int] = {}  # answer requests by fault kind ("none" included)
         self.truth: dict[str, list[int]] = {}  # user text -> [read, first sent, last sent, first due] ns
@@ -130,6 +150,8 @@ class MockServer(Server):
             self.plan = plan or FaultPlan()
             self._pick = self.plan.picker()
             self._queue.clear()
+            self.missing_models.clear()
+            self.transcript = None
             self.requests.clear()
             self.counts.clear()
             self.truth.clear()
@@ -159,6 +181,10 @@ class MockServer(Server):
             if req.path.endswith("/truth"):
                 prefix = urllib.parse.parse_qs(req.query).get("prefix", [""])[0]
                 _json(w, 200, self.take_truth(prefix))
+            elif (fmt_name := lookup_format(req.path, req.headers)) and \
+                    req.path.rsplit("/", 1)[1] in self.missing_models:
+                status, missing = model_not_found(fmt_name, req.path.rsplit("/", 1)[1])
+                _json(w, status, missing)
             elif (found := listing(req.path)) is not None:
                 _json(w, 200, found, sc.headers)
             else:
@@ -179,16 +205,22 @@ class MockServer(Server):
                                      "code": None}})
             return True
         entry["json"] = body
+        model = fmt.request_model(body) if fmt.name != "gemini" else req.path.split("/")[3].split(":")[0]
+        if model in self.missing_models:
+            _json(w, *model_not_found(fmt.name, model))
+            return True
         stream = fmt.streamed(req.path, req.query, body)
         text = fmt.user_text(body)
-        kind, fault = self._choose(text, stream)
+        kind, fault = self._choose(text, stream, fmt.name)
         entry["fault"], entry["stream"] = kind, stream
         return await self._answer(fmt, sc, body, text, stream, fault, w, t_recv, t_read_ns)
 
-    def _choose(self, text: str, stream: bool) -> tuple[str, Fault | None]:
+    def _choose(self, text: str, stream: bool, route_format: str | None = None) -> tuple[str, Fault | None]:
         """(kind counted, fault to enact): the queue first, then the plan."""
         with self._lock:
             queued = self._queue.popleft() if self._queue else None
+            if queued is None and self.transcript is not None:
+                queued = transcript_fault(self.transcript)
             kind = queued.kind if queued is not None else self._pick()
             self.counts[kind] = self.counts.get(kind, 0) + 1
             plan = self.plan
@@ -198,7 +230,7 @@ class MockServer(Server):
         if kind == "none":
             return kind, None
         fault = queued if queued is not None else Fault(kind)
-        return kind, plan.as_http(fault.kind) or fault
+        return kind, plan.as_http(fault.kind, route_format) or fault
 
     async def _answer(self, fmt: type[WireFormat], sc: Scenario, body: dict[str, Any], text: str, stream: bool,
                       fault: Fault | None, w: asyncio.StreamWriter, t_recv: float, t_read_ns: int) -> bool:
@@ -206,6 +238,8 @@ class MockServer(Server):
         if fault is not None and kind == "http":
             _json(w, fault.status, fault.body, {**sc.headers, **fault.headers})
             return True
+        if fault is not None and kind == "transcript":
+            return await self._replay(fault.payload, sc, w, t_recv)
         if kind == "reset":
             sock = w.get_extra_info("socket")
             if sock is not None:
@@ -267,6 +301,19 @@ class MockServer(Server):
                                            [_sse(answer.piece(p)) for p in pieces], _sse(answer.closing()))
         return found
 
+    async def _replay(self, recorded: StreamTranscript, sc: Scenario, w: asyncio.StreamWriter,
+                      t_recv: float) -> bool:
+        """A recorded stream, byte for byte: one event per piece of the scenario's timing."""
+        loop = asyncio.get_running_loop()
+        w.write(head(200, {**_STREAM_HEADERS, **sc.headers}))
+        for k, event in enumerate(recorded.events):
+            await _sleep_until(loop, t_recv + sc.ttft_s + k * sc.itl_s)
+            w.write(chunk(event))
+            await w.drain()
+        w.write(_END)
+        await w.drain()
+        return True
+
     async def _break_stream(self, fmt: type[WireFormat], fault: Fault, w: asyncio.StreamWriter) -> bool:
         """After the first piece: what `fault` does to a stream."""
         if fault.kind == "stall":
@@ -327,9 +374,12 @@ class MockServer(Server):
         if p.sequence:
             args.append(f"--sequence={','.join(p.sequence)}")
         args += [f"--seed={p.seed}", f"--retry-after={p.retry_after_s!r}", f"--slow={p.slow_s!r}",
-                 f"--stall={p.stall_s!r}", f"--oversized-chars={p.oversized_chars}"]
+                 f"--stall={p.stall_s!r}", f"--oversized-chars={p.oversized_chars}", f"--dialect={p.dialect}"]
         if self.log_path is not None:
             args.append(f"--log={self.log_path}")
+        if self.transcript is not None:
+            args.append(f"--transcript={self.transcript}")
+        args += [f"--missing-model={m}" for m in sorted(self.missing_models)]
         parser = argparse.ArgumentParser(allow_abbrev=False)
         add_arguments(parser)
         back = from_args(parser.parse_args(args[1:]))
@@ -360,7 +410,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stall", type=float, default=30.0, help="stall length")
     g.add_argument("--retry-after", type=float, default=1.0, help="retry-after of rate_limit")
     g.add_argument("--oversized-chars", type=int, default=1_000_000, help="size of oversized/huge_error")
+    g.add_argument("--dialect", choices=list(DIALECTS), default="seed",
+                   help="whose error bodies the faults send: the seed's production body, a provider's own "
+                   "(openai, anthropic, gemini), or auto (the provider whose route was called)")
     g.add_argument("--log", help="append one JSON line per answer request (text, fault, stream) to this file")
+    g = p.add_argument_group("recorded answers")
+    g.add_argument("--transcript", help="answer every request with this recorded answer (a stream replayed "
+                   "on the timing above, or an error); names: workbench/serve/transcripts/")
+    g.add_argument("--missing-model", action="append", metavar="MODEL",
+                   help="answer lookups of and requests for MODEL with the provider's real 404 (repeatable)")
 
 
 def from_args(args: argparse.Namespace) -> MockServer:
@@ -374,5 +432,6 @@ def from_args(args: argparse.Namespace) -> MockServer:
     plan = FaultPlan(probabilities=parse_fault_specs(args.fault or []),
                      sequence=[k.strip() for k in (args.sequence or "").split(",") if k.strip()],
                      seed=args.seed, retry_after_s=args.retry_after, slow_s=args.slow, stall_s=args.stall,
-                     oversized_chars=args.oversized_chars)
-    return MockServer(scenario, plan, host=args.host, port=args.port, log_path=args.log)
+                     oversized_chars=args.oversized_chars, dialect=args.dialect)
+    return MockServer(scenario, plan, host=args.host, port=args.port, log_path=args.log,
+                      missing_models=args.missing_model or (), transcript=args.transcript)

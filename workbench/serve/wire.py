@@ -6,6 +6,7 @@ report, its in-stream error and its real HTTP error bodies:
 
   openai-chat         POST /v1/chat/completions          base_url  {url}/v1
   openai-completions  POST /v1/completions               base_url  {url}/v1
+  openai-responses    POST /v1/responses                 base_url  {url}/v1
   (listing)           GET  /v1/models                    llama.cpp-style `meta.n_ctx_train`
   anthropic           POST /v1/messages                  base_url  {url}/v1
                       GET  /v1/models/{id}
@@ -15,18 +16,23 @@ report, its in-stream error and its real HTTP error bodies:
 
 The opening events carry no answer text (OpenAI's role-only chunk, Anthropic's
 `message_start`, a Gemini thought part), so a client's TTFT must skip them, as with the real APIs.
-Pure data: no I/O here. The error bodies are copied from each provider's documentation.
+No I/O here but reading the recorded bodies: the error bodies are the providers' own, from
+recorded responses (serve/transcripts/, sources in its README) where there is one, else copied
+from each provider's documentation.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from workbench.serve import transcripts
+
 __all__ = ["CTX", "FORMATS", "GEMINI_CTX", "Event", "Scenario", "WireFormat", "base_url_for", "format_for",
-           "listing"]
+           "listing", "lookup_format", "model_not_found"]
 
 CTX = 32768
 GEMINI_CTX = 1048576
@@ -167,12 +173,17 @@ def _oa_error(message: str, type_: str, code: str | None, param: str | None = No
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+def _recorded(name: str) -> tuple[int, Any]:
+    t = transcripts.error(name)
+    return t.status, t.body
+
+
 class OpenAIChat(WireFormat):
     name = "openai-chat"
     errors: ClassVar[dict[str, tuple[int, Any]]] = {
-        "rate_limited": (429, _oa_error("Rate limit reached for requests", "requests", "rate_limit_exceeded")),
-        "quota_exhausted": (429, _oa_error("You exceeded your current quota, please check your plan and "
-                                           "billing details.", "insufficient_quota", "insufficient_quota")),
+        "rate_limited": _recorded("openai_429_rate_limit_tokens"),
+        "quota_exhausted": _recorded("openai_429_insufficient_quota"),
+        "model_not_found": _recorded("openai_404_model_not_found"),
         "overloaded": (503, _oa_error("The engine is currently overloaded, please try again later.",
                                       "server_error", None)),
         "auth": (401, _oa_error("Incorrect API key provided: sk-abc***xyz.", "invalid_request_error",
@@ -243,6 +254,67 @@ class OpenAICompletions(OpenAIChat):
         return {**self._text(text, "stop"), "usage": _openai_usage(self.sc, self.output_tokens)}
 
 
+class OpenAIResponses(OpenAIChat):
+    """The Responses API's event stream (`response.created` ... `response.completed`), shaped as in
+    the API reference's per-event examples; errors as the chat API's."""
+
+    name = "openai-responses"
+
+    def __init__(self, sc: Scenario, model: str, output_tokens: int, include_usage: bool) -> None:
+        super().__init__(sc, model, output_tokens, include_usage)
+        self._seq = 0
+
+    @staticmethod
+    def matches(path: str) -> bool:
+        return path == "/v1/responses"
+
+    @staticmethod
+    def user_text(req: dict[str, Any]) -> str:
+        inp = req.get("input")
+        if isinstance(inp, list) and inp and isinstance(inp[-1], dict):
+            return str(inp[-1].get("content", ""))
+        return str(inp or "")
+
+    def _ev(self, type_: str, **fields: Any) -> Event:
+        self._seq += 1
+        return type_, {"type": type_, **fields, "sequence_number": self._seq - 1}
+
+    def _response(self, status: str, output: list[Any], usage: dict[str, Any] | None) -> dict[str, Any]:
+        return {"id": "resp_mock", "object": "response", "created_at": 1, "status": status, "error": None,
+                "incomplete_details": None, "model": self.model, "output": output, "usage": usage}
+
+    def _usage(self) -> dict[str, Any]:
+        sc = self.sc
+        return {"input_tokens": sc.input_tokens, "input_tokens_details": {"cached_tokens": sc.cached_input_tokens},
+                "output_tokens": self.output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": sc.input_tokens + self.output_tokens}
+
+    def _message(self, text: str, status: str) -> dict[str, Any]:
+        return {"id": "msg_mock", "type": "message", "status": status, "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}] if status == "completed" else []}
+
+    def opening(self) -> list[Event]:
+        return [self._ev("response.created", response=self._response("in_progress", [], None)),
+                self._ev("response.output_item.added", output_index=0, item=self._message("", "in_progress")),
+                self._ev("response.content_part.added", item_id="msg_mock", output_index=0, content_index=0,
+                         part={"type": "output_text", "text": "", "annotations": []})]
+
+    def piece(self, text: str) -> list[Event]:
+        return [self._ev("response.output_text.delta", item_id="msg_mock", output_index=0, content_index=0,
+                         delta=text, logprobs=[])]
+
+    def closing(self) -> list[Event]:
+        return [self._ev("response.completed", response=self._response("completed", [], self._usage()))]
+
+    def whole(self, text: str) -> dict[str, Any]:
+        return self._response("completed", [self._message(text, "completed")], self._usage())
+
+    @staticmethod
+    def stream_error() -> Event:
+        return "error", {"type": "error", "code": "server_error", "message": "The server had an error while "
+                         "processing your request.", "param": None, "sequence_number": 1}
+
+
 def _anthropic_error(type_: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": type_, "message": message}}
 
@@ -256,6 +328,7 @@ class Anthropic(WireFormat):
                                                   "access the Anthropic API.")),
         "overloaded": (529, _anthropic_error("overloaded_error", "Overloaded")),
         "auth": (401, _anthropic_error("authentication_error", "invalid x-api-key")),
+        "model_not_found": _recorded("anthropic_404_model_not_found"),
         "bad_request": (400, _anthropic_error("invalid_request_error", "max_tokens: Field required")),
         "server_error": (500, _anthropic_error("api_error", "Internal server error")),
     }
@@ -317,6 +390,8 @@ class Gemini(WireFormat):
         "rate_limited": (429, _google_error(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please "
                                             "check your plan and billing details.", _retry_info(7))),
         "overloaded": (503, _google_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")),
+        "quota_exhausted": _recorded("gemini_429_quota_per_day"),
+        "model_not_found": _recorded("gemini_404_model_not_found"),
         "auth": (400, _google_error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
                                     [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
                                       "reason": "API_KEY_INVALID", "domain": "googleapis.com"}])),
@@ -431,8 +506,30 @@ class Generic(WireFormat):
         return None, RATE_LIMIT_BODY
 
 
-FORMATS: dict[str, type[WireFormat]] = {f.name: f for f in (OpenAIChat, OpenAICompletions, Anthropic, Gemini,
-                                                             Generic)}
+FORMATS: dict[str, type[WireFormat]] = {f.name: f for f in (OpenAIChat, OpenAICompletions, OpenAIResponses,
+                                                             Anthropic, Gemini, Generic)}
+
+
+#: The model each recorded model-not-found body names (replaced by the model asked for).
+_RECORDED_MODEL = {"openai-chat": "gpt-4o", "anthropic": "claude-3-haiku-20240307", "gemini": "gemini-1.0-pro"}
+
+
+def model_not_found(fmt: str, model: str) -> tuple[int, Any]:
+    """The provider's real 404 for an unknown or retired `model` (formats without one of their
+    own answer as OpenAI does)."""
+    fmt = fmt if fmt in _RECORDED_MODEL else "openai-chat"
+    status, body, _ = FORMATS[fmt].error("model_not_found")
+    text = json.dumps(body).replace(_RECORDED_MODEL[fmt], model.removeprefix("models/"))
+    return status, json.loads(text)
+
+
+def lookup_format(path: str, headers: dict[str, str]) -> str | None:
+    """Which provider a model lookup `GET path` speaks (None: not a lookup)."""
+    if path.startswith("/v1beta/models/"):
+        return "gemini"
+    if path.startswith("/v1/models/"):
+        return "anthropic" if "anthropic-version" in headers else "openai-chat"
+    return None
 
 
 def format_for(path: str) -> type[WireFormat] | None:

@@ -239,7 +239,7 @@ class LoadRun:
             from workbench.measure.budget import estimate_input_tokens  # budget → cost → pandas: only when used
 
             c = self.target.contender
-            reserved = budget.reserve(c.name, estimate_input_tokens(c, prompt), c.sampling.max_tokens)
+            reserved = budget.reserve(c.name, estimate_input_tokens(c, prompt), c.wire_max_tokens)
             if reserved is None:
                 return self._refused(budget, prompt, request_id, logical, attempt, scheduled_s)
             held = reserved

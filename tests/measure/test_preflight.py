@@ -1,0 +1,110 @@
+"""Preflight: a hosted contender whose model is not found, retired or not accessible is skipped with
+one line before any work is sent; a request that hits it anyway is `model_not_found`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import contender_for
+from tests.providers.test_contract import go
+from workbench.cli import main
+from workbench.config import Contender
+from workbench.measure.preflight import run_preflight
+from workbench.serve.mock import MockServer
+
+pytestmark = pytest.mark.timeout(30)
+
+FORMATS = ["openai-chat", "openai-responses", "anthropic", "gemini"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_lookup_skips_a_missing_model_with_the_providers_message(wire: MockServer, fmt: str) -> None:
+    gone = contender_for(fmt, wire, name="gone", model="retired-model-1")
+    here = contender_for(fmt, wire, name="here")
+    wire.missing_models.add("retired-model-1")
+    results = {p.contender: p for p in run_preflight([gone, here])}
+    assert results["here"].ok is True and results["here"].how == "lookup"
+    miss = results["gone"]
+    assert miss.ok is False and miss.how == "lookup"
+    assert "HTTP 404 model_not_found" in miss.message and "retired-model-1" in miss.message
+    assert miss.skip_line.startswith("skipped gone: model 'retired-model-1' unavailable — HTTP 404")
+    assert "\n" not in miss.skip_line
+    # Only lookups, no generation was sent.
+    assert all(r["method"] == "GET" for r in wire.requests)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_request_to_a_missing_model_is_model_not_found(wire: MockServer, fmt: str) -> None:
+    wire.missing_models.add("retired-model-1")
+    for stream in (True, False):
+        rec = go(contender_for(fmt, wire, model="retired-model-1"), stream=stream)
+        assert (rec.error_class, rec.http_status) == ("model_not_found", 404), rec.error_message
+        assert "retired-model-1" in (rec.error_message or "")
+
+
+def test_generic_is_checked_with_a_one_token_generation(wire: MockServer) -> None:
+    c = contender_for("generic", wire)
+    [p] = run_preflight([c])
+    assert (p.ok, p.how) == (True, "generation")
+    assert wire.requests[-1]["json"]["max_tokens"] == 1
+
+
+def test_an_unreachable_endpoint_is_inconclusive(wire: MockServer) -> None:
+    """Not a reason to skip: run it, and the records say what happened."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    down = contender_for("anthropic", wire, name="down", base_url=f"http://127.0.0.1:{port}/v1")
+    [p] = run_preflight([down])
+    assert p.ok is None and "lookup failed" in p.message
+
+
+def _contenders_file(tmp_path: Path, contenders: list[Contender]) -> Path:
+    p = tmp_path / "contenders.yaml"
+    p.write_text(yaml.safe_dump({"contenders": [c.model_dump(mode="json", exclude_none=True) for c in contenders]}))
+    return p
+
+
+def test_workbench_run_prints_one_line_and_runs_the_rest(wire: MockServer, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The acceptance case: a contender whose server answers 404 model-not-found is skipped with one
+    line naming it, its model and the provider's message; the experiment runs the rest."""
+    import papermill as pm
+
+    from workbench.session import open_session
+
+    wire.missing_models.add("claude-3-7-sonnet-20250219")
+    gone = contender_for("anthropic", wire, name="claude-3.7-sonnet", model="claude-3-7-sonnet-20250219")
+    here = contender_for("openai-chat", wire, name="gpt-here")
+    cfile = _contenders_file(tmp_path, [gone, here])
+    sessions: list[Any] = []
+
+    def fake_notebook(_src: str, _out: str, *, parameters: dict[str, Any], **_kw: Any) -> None:
+        # What the notebook does first: open its session in the run folder.
+        sessions.append(open_session("latency", out_dir=parameters["out_dir"],
+                                     contenders_file=parameters["contenders_file"]))
+
+    monkeypatch.setattr(pm, "execute_notebook", fake_notebook)
+    out_dir = tmp_path / "run"
+    code = main(["run", "--experiments", "latency", "--contenders-file", str(cfile), "--out", str(out_dir)])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = [ln for ln in out.splitlines() if ln.startswith("skipped claude-3.7-sonnet")]
+    assert len(lines) == 2  # the runner's line, and the notebook session's (from the manifest)
+    assert "'claude-3-7-sonnet-20250219'" in lines[0] and "model: claude-3-7-sonnet-20250219" in lines[0]
+    [session] = sessions
+    assert [c.name for c in session.contenders] == ["gpt-here"]
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    assert manifest["preflight"]["claude-3.7-sonnet"]["ok"] is False
+    assert manifest["preflight"]["gpt-here"]["ok"] is True
+    # The session used the runner's preflight: the model was looked up once per contender.
+    assert sum(r["method"] == "GET" for r in wire.requests) == 2

@@ -1,0 +1,84 @@
+"""The official SDKs against the mock server's fault dialects (offline: loopback only).
+
+Pointed at the seed dialect, the OpenAI SDK reports a 429 as a bare "Error code: 429" with no
+code or type (the seed body is `{"error": "...", "message": "..."}`, not OpenAI's shape); in
+each provider's own dialect every SDK raises its own typed error with the message and the
+server's retry hint. The SDKs are test dependencies (`dev` extra); no key, no network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from workbench.serve.mock import FaultPlan, MockServer
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _server(dialect: str) -> MockServer:
+    return MockServer(plan=FaultPlan(probabilities={"rate_limit": 1.0}, dialect=dialect, retry_after_s=7))
+
+
+def _openai_429(openai: Any, dialect: str) -> Any:
+    with (_server(dialect) as srv,
+          openai.OpenAI(base_url=srv.base_url, api_key="test-key", max_retries=0) as client,
+          pytest.raises(openai.RateLimitError) as caught):
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    return caught.value
+
+
+def test_openai_sdk() -> None:
+    openai = pytest.importorskip("openai")
+    for dialect in ("openai", "auto"):
+        e = _openai_429(openai, dialect)
+        assert (e.status_code, e.code, e.type) == (429, "rate_limit_exceeded", "tokens")
+        assert "Please try again in 26.604s" in e.message
+        assert e.response.headers["retry-after"] == "7"
+    seed = _openai_429(openai, "seed")
+    assert seed.message == "Error code: 429" and seed.code is None  # why the dialects exist
+
+
+def test_anthropic_sdk() -> None:
+    anthropic = pytest.importorskip("anthropic")
+    with (_server("anthropic") as srv,
+          anthropic.Anthropic(base_url=srv.url, api_key="test-key", max_retries=0) as client,
+          pytest.raises(anthropic.RateLimitError) as caught):
+        client.messages.create(model="m", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+    e: Any = caught.value
+    assert e.status_code == 429 and e.body["error"]["type"] == "rate_limit_error"
+    assert "rate limit" in e.message and e.response.headers["retry-after"] == "7"
+
+
+def test_google_genai_sdk() -> None:
+    genai = pytest.importorskip("google.genai")
+    from google.genai import errors, types
+
+    with _server("gemini") as srv:
+        client = genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=srv.url,
+                                                                                 api_version="v1beta"))
+        try:
+            with pytest.raises(errors.ClientError) as caught:
+                client.models.generate_content(model="gemini-test", contents="hi")
+        finally:
+            client.close()
+    e: Any = caught.value
+    assert (e.code, e.status) == (429, "RESOURCE_EXHAUSTED") and "exceeded your current quota" in e.message
+    [retry] = [d for d in e.details["error"]["details"] if d["@type"].endswith("RetryInfo")]
+    assert retry["retryDelay"] == "7s"
+
+
+@pytest.mark.parametrize("dialect", ["openai", "anthropic", "gemini", "auto"])
+@pytest.mark.parametrize("kind", ["rate_limit", "http500", "http503", "huge_error"])
+def test_dialect_faults_classify_as_the_seed_ones(wire: MockServer, dialect: str, kind: str) -> None:
+    """Whatever the dialect, the workbench's own client records the class the fault stands for."""
+    from tests.conftest import contender_for
+    from tests.providers.test_contract import go
+    from workbench.serve.faults import DIALECTS, FAULTS
+
+    fmt = DIALECTS[dialect] or "anthropic"
+    wire.reset(plan=FaultPlan(sequence=[kind], dialect=dialect, oversized_chars=5000))
+    rec = go(contender_for(fmt, wire))
+    assert rec.error_class == FAULTS[kind][0], (rec.error_class, rec.error_message)
+    if kind == "rate_limit" and fmt != "gemini":
+        assert rec.retry_after_s == 1.0  # the plan's retry-after header

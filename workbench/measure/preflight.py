@@ -1,0 +1,144 @@
+"""Preflight: before an experiment sends work, is each hosted contender's model there for this key?
+
+Models are retired (Anthropic's SDK lists `claude-3-7-sonnet-20250219` with an end-of-life date of
+19 February 2026) and keys lack access; a run should not spend its time finding that out one
+failed request at a time. For each hosted contender, one cheap call:
+
+1. the provider's model lookup — `GET {base}/models/{model}` (OpenAI, Anthropic) or
+   `GET {base}/models/{model}` under v1beta (Gemini) — with the contender's own key headers;
+2. where there is none (generic endpoints), or the lookup route itself is missing (a 404 that
+   does not say "model not found", as from a gateway without the route), one generation with
+   a 1-token cap.
+
+The answer is `ok=True` (run it), `ok=False` (skip it, with a one-line reason naming the contender,
+the model and the provider's own message: model not found or retired, no access, bad key, no
+quota) or `ok=None` (inconclusive — rate limited, overloaded, unreachable: run it and let the
+records say what happened). Embedded models are never checked: the workbench serves them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+
+from workbench.config import Contender
+from workbench.measure.probe import make_client, probe
+from workbench.measure.target import Target
+from workbench.providers import provider_for
+from workbench.types import ErrorClass, Prompt
+
+__all__ = ["Preflight", "check", "model_url", "run_preflight"]
+
+#: Classes that mean "this contender cannot run with this key": skip it.
+_FATAL = frozenset({ErrorClass.MODEL_NOT_FOUND, ErrorClass.AUTH, ErrorClass.QUOTA_EXHAUSTED})
+_MESSAGE_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """One contender's preflight: ok True (available), False (skip), None (inconclusive)."""
+
+    contender: str
+    model: str
+    ok: bool | None
+    message: str
+    how: str  # "lookup" | "generation" | "local"
+
+    @property
+    def skip_line(self) -> str:
+        """The one line a run prints for a skipped contender."""
+        return f"skipped {self.contender}: model {self.model!r} unavailable — {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Preflight:
+        return cls(str(d["contender"]), str(d["model"]), d.get("ok"), str(d.get("message", "")),
+                   str(d.get("how", "lookup")))
+
+
+def model_url(contender: Contender, base_url: str) -> str | None:
+    """The provider's model-lookup URL for this contender, or None when the API has none."""
+    root = base_url.rstrip("/")
+    model = contender.model
+    if contender.api.startswith("openai") or contender.api == "anthropic":
+        return f"{root}/models/{model}"
+    if contender.api == "gemini":
+        return f"{root}/{model if model.startswith(('models/', 'tunedModels/')) else 'models/' + model}"
+    return None
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MESSAGE_CHARS else text[:_MESSAGE_CHARS] + "…"
+
+
+async def _lookup(client: httpx.AsyncClient, contender: Contender, base_url: str, url: str) -> Preflight | None:
+    """The lookup's verdict, or None when it cannot tell (no such route)."""
+    provider = provider_for(contender)
+    req = provider.build_request(contender, Prompt(id="preflight", text=""), stream=False,
+                                 api_key=contender.api_key(), base_url=base_url)
+    headers = {k: v for k, v in req.headers.items() if k.lower() != "content-type"}
+    name, model = contender.name, contender.model
+    try:
+        async with asyncio.timeout(min(contender.timeout_s, 30.0)):
+            resp = await client.get(url, headers=headers)
+            raw = await resp.aread()
+    except (httpx.HTTPError, TimeoutError) as exc:
+        return Preflight(name, model, None, f"model lookup failed: {type(exc).__name__}", "lookup")
+    if resp.status_code < 400:
+        return Preflight(name, model, True, f"HTTP {resp.status_code} from {url}", "lookup")
+    try:
+        body: Any = json.loads(raw)
+    except ValueError:
+        body = raw[:500].decode("utf-8", "replace")
+    info = provider.classify_error(resp.status_code, body, resp.headers)
+    what = f"HTTP {resp.status_code} {info.error_class.value}: {_short(info.message)}"
+    if info.error_class in _FATAL:
+        return Preflight(name, model, False, what, "lookup")
+    if resp.status_code == 404:
+        return None  # the route, not the model, may be missing: ask with a generation instead
+    return Preflight(name, model, None, what, "lookup")
+
+
+async def _generation(client: httpx.AsyncClient, contender: Contender, base_url: str) -> Preflight:
+    tiny = contender.override("preflight", reasoning=None,
+                              sampling={**contender.sampling.model_dump(), "max_tokens": 1})
+    rec = await probe(client, Target(tiny, base_url, experiment="preflight", stream=False),
+                      Prompt(id="preflight", text="Say OK."))
+    name, model = contender.name, contender.model
+    if rec.ok or rec.error_class == ErrorClass.TRUNCATED.value:
+        return Preflight(name, model, True, "a 1-token generation answered", "generation")
+    what = f"HTTP {rec.http_status} {rec.error_class}: {_short(rec.error_message or '')}"
+    fatal = rec.error_class in {c.value for c in _FATAL}
+    return Preflight(name, model, False if fatal else None, what, "generation")
+
+
+async def check(client: httpx.AsyncClient, contender: Contender, base_url: str) -> Preflight:
+    """One contender's preflight (see the module docstring)."""
+    if contender.is_local:
+        return Preflight(contender.name, contender.model, True, "served by the workbench", "local")
+    url = model_url(contender, base_url)
+    if url is not None:
+        found = await _lookup(client, contender, base_url, url)
+        if found is not None:
+            return found
+    return await _generation(client, contender, base_url)
+
+
+def run_preflight(contenders: Sequence[Contender], base_urls: Mapping[str, str] | None = None) -> list[Preflight]:
+    """Check every contender at once (hosted ones make one call each); results in the same order."""
+    urls = dict(base_urls or {})
+
+    async def _all() -> list[Preflight]:
+        async with make_client(max(1, len(contenders))) as client:
+            return list(await asyncio.gather(*(
+                check(client, c, urls.get(c.name) or c.base_url or "") for c in contenders)))
+
+    return asyncio.run(_all()) if contenders else []
