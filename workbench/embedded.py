@@ -72,6 +72,10 @@ LOCAL_MODELS: dict[str, LocalModel] = {
             ),
             api="openai-completions",
             notes="base model, no chat template: few-shot Q/A prompt on /v1/completions",
+            # Gemma 3 uses sliding-window attention: without a full-size SWA cache llama-server
+            # reuses a slot's cache only for an identical prompt, so the ~55-token few-shot
+            # template was prefilled on every request (cache_n = 0). With it, only the question is.
+            server_args=("--swa-full",),
         ),
         LocalModel(
             name="qwen2.5-coder-0.5b-instruct",

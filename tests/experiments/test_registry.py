@@ -42,7 +42,7 @@ def test_planned_counts_come_from_the_notebook_defaults_as_values() -> None:
     params = {**notebook_parameters(latency.path), **latency.run_params}
     assert params["contenders"] == "enabled" and params["contenders_file"] == ""
     assert latency.planned is not None
-    assert latency.planned(params, 2) == 2 * (1 + params["warmup"] + 162)
+    assert latency.planned(params, 2) == 2 * (1 + params["warmup"] + latency.run_params["n_requests"])
     hallucination = EXPERIMENTS["hallucination"]
     full = {**notebook_parameters(hallucination.path), **hallucination.run_params}
     assert hallucination.planned is not None and full["sample_size"] == 0

@@ -75,28 +75,32 @@ def _planned_hallucination(p: Mapping[str, Any], n: int) -> int | None:
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in (
-        # Every routing message once (162): p95 has both order-statistic bounds from n = 72, and
-        # routing accuracy gets an interval narrow enough to separate contenders.
+        # `make run` fits in 10 minutes on 2 cores (about 9 measured on an idle machine); what each
+        # experiment gets for that:
+        # 100 routing messages (of 162, a shuffled file: any prefix mixes intents and kinds): p95
+        # has both order-statistic bounds from n = 72, routing accuracy an interval of about ±10%.
         Experiment("latency", "latency.ipynb", "TTFT / E2E / TPOT percentiles with intervals, routing accuracy, "
-                   "cold start", run_params={"n_requests": 162}, planned=_planned_latency),
+                   "cold start", run_params={"n_requests": 100}, planned=_planned_latency),
         # Answers long enough for decoding to dominate (the generation prompts, 24 tokens), so the
         # server's batching shows; 72 requests per level: p95 has both bounds at every level; 4
         # levels up to 16: a USL fit with a residual degree of freedom, and a knee to find.
         Experiment("concurrency", "concurrency.ipynb",
                    "load sweep: throughput, p95 vs concurrency, knee, USL, fleet cost, rate-limit rehearsal",
                    run_params={"prompt_set": "generation", "max_tokens": 24, "levels": "1,4,8,16",
-                               "requests_per_level": 72, "confirm_requests": 24},
+                               "requests_per_level": 72, "confirm_requests": 16},
                    planned=_planned_concurrency),
         Experiment(
             "hallucination", "hallucination.ipynb",
             "answerable / unanswerable items apart, hallucination score, paired McNemar, worst answers",
-            run_params={"sample_size": 0, "concurrency": 4},  # the full dataset (173 items), 4 in flight
+            # The full dataset (173 items), 8 in flight: one per server slot (answers, not latency,
+            # are measured here, so the server may batch).
+            run_params={"sample_size": 0, "concurrency": 8},
             planned=_planned_hallucination,
         ),
         Experiment(
             "coalescing", "coalescing.ipynb",
             "architecture levers on annotation: naive vs coalesced vs dedup vs cache, with projections",
-            run_params={"n_docs": 64, "window": 16, "concurrency": 4},
+            run_params={"n_docs": 48, "window": 16, "concurrency": 8},  # a batch job fills the slots
         ),
         Experiment("summary", "summary.ipynb", "decision matrix per scenario: constraints, p_best, ranks, "
                    "comparisons, report.html", html_report=True),
