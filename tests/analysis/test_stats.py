@@ -17,6 +17,7 @@ from workbench.analysis.stats import (
     ecdf,
     holm,
     knee_concurrency,
+    knee_explained,
     mcnemar_exact,
     mean_ci,
     paired_bootstrap_diff,
@@ -254,3 +255,13 @@ def test_knee_edges() -> None:
     assert knee_concurrency([4, 1, 2], [3.0, 1.0, 1.1], [4.0, 1.0, 2.0]) == 2.0
     with pytest.raises(ValueError):
         knee_concurrency([1, 2], [1.0], [1.0, 2.0])
+
+
+def test_knee_says_which_criterion_stopped_it() -> None:
+    """A knee of 1 on a batching server reads as a bug unless it says why (p95 doubled)."""
+    knee, why = knee_explained([1, 4, 8], [0.5, 1.9, 3.0], [2.0, 2.6, 3.1])
+    assert knee == 1.0 and why == "at 4, p95 is 3.8× the p95 at 1 (limit 2×)"
+    knee, why = knee_explained([1, 2, 4], [1.0, 1.0, 1.0], [1.0, 2.0, 2.1])
+    assert knee == 2.0 and why.startswith("each worker added from 2 to 4 adds 5% of a worker's throughput")
+    assert knee_explained([1, 2], [1.0, 1.0], [1.0, 2.0]) == (2.0, "no level failed: the knee is at or beyond 2")
+    assert knee_explained([4], [1.0], [1.0]) == (None, "fewer than 2 levels")

@@ -148,9 +148,14 @@ def knee_and_usl(summary: Any, records: Any = None, n_boot: int = 200, seed: int
         levels = g["level"].to_numpy(dtype=float)
         thr = g["throughput_rps"].to_numpy(dtype=float)
         p95 = g["e2e_p95"].to_numpy(dtype=float)
-        knee = stats.knee_concurrency(levels, p95, thr)
+        knee, why = stats.knee_explained(levels, p95, thr)
         top = int(levels.max()) if len(levels) else 0
-        row: dict[str, Any] = {"contender": contender, "levels": len(levels), "knee_concurrency": knee}
+        row: dict[str, Any] = {"contender": contender, "levels": len(levels), "knee_concurrency": knee,
+                               "knee_reason": why}
+        if len(levels) and thr[0] > 0 and np.isfinite(thr).any():
+            best = int(np.nanargmax(thr))  # the batching gain, beside the knee that limits latency
+            row.update(best_throughput_level=levels[best], best_throughput_rps=thr[best],
+                       best_vs_lowest=thr[best] / thr[0])
         fit: stats.USLFit | None = None
         try:
             fit = stats.usl_fit(levels, thr)

@@ -48,6 +48,7 @@ __all__ = [
     "format_interval",
     "holm",
     "knee_concurrency",
+    "knee_explained",
     "mcnemar_exact",
     "mean_ci",
     "paired_bootstrap_diff",
@@ -502,8 +503,21 @@ def knee_concurrency(
     tested level is returned: the knee lies at or beyond the tested range. A criterion whose
     baseline is not positive and finite (p95 or X at N_0) is skipped. None if fewer than 2
     levels. Model-free on purpose: it reads the measurements, so it does not depend on the
-    USL fitting well.
+    USL fitting well. `knee_explained` also says which criterion stopped it.
     """
+    return knee_explained(concurrency, p95_latency, throughput, latency_factor=latency_factor,
+                          gain_floor=gain_floor)[0]
+
+
+def knee_explained(
+    concurrency: Values,
+    p95_latency: Values,
+    throughput: Values,
+    *,
+    latency_factor: float = 2.0,
+    gain_floor: float = 0.1,
+) -> tuple[float | None, str]:
+    """`knee_concurrency` and, in words, why the next level failed (or that none did)."""
     c, lat, thr = _raw(concurrency), _raw(p95_latency), _raw(throughput)
     if not (c.shape == lat.shape == thr.shape):
         raise ValueError("concurrency, p95_latency and throughput must have the same length")
@@ -511,7 +525,7 @@ def knee_concurrency(
     c, lat, thr = c[keep], lat[keep], thr[keep]
     levels, inverse = np.unique(c, return_inverse=True)
     if levels.size < 2:
-        return None
+        return None, "fewer than 2 levels"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # mean of an all-NaN group is NaN: wanted
         lat_l = np.array([np.mean(lat[inverse == i]) for i in range(levels.size)])
@@ -520,17 +534,24 @@ def knee_concurrency(
     check_lat = math.isfinite(base_lat) and base_lat > 0
     per_worker0 = base_thr / float(levels[0]) if levels[0] > 0 else NAN
     check_gain = math.isfinite(per_worker0) and per_worker0 > 0
+    n0 = f"{levels[0]:g}"
     for i in range(1, levels.size):
         li, xi, xp = float(lat_l[i]), float(thr_l[i]), float(thr_l[i - 1])
+        ni, nprev = f"{levels[i]:g}", f"{levels[i - 1]:g}"
         if check_lat and not (li <= latency_factor * base_lat):  # NaN fails too
-            return float(levels[i - 1])
+            why = (f"at {ni}, p95 is {li / base_lat:.1f}× the p95 at {n0} (limit {latency_factor:g}×)"
+                   if math.isfinite(li) else f"at {ni}, no p95 (no successful request)")
+            return float(levels[i - 1]), why
         if check_gain:
             gain = ((xi - xp) / float(levels[i] - levels[i - 1])) / per_worker0
             if not (gain >= gain_floor):  # NaN fails too
-                return float(levels[i - 1])
+                why = (f"each worker added from {nprev} to {ni} adds {gain:.0%} of a worker's "
+                       f"throughput at {n0} (floor {gain_floor:.0%})" if math.isfinite(gain)
+                       else f"at {ni}, no throughput")
+                return float(levels[i - 1]), why
         elif math.isnan(xi):
-            return float(levels[i - 1])
-    return float(levels[-1])
+            return float(levels[i - 1]), f"at {ni}, no throughput"
+    return float(levels[-1]), f"no level failed: the knee is at or beyond {levels[-1]:g}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -158,14 +158,30 @@ class SweepReport:
     figure: Any = None
 
     def knee_lines(self) -> list[str]:
+        """Per contender, in words: the knee with its range and why the next level failed, the
+        batching gain (peak throughput vs the lowest level), the USL peak and how far to trust it."""
         out = []
         for _, r in self.knee.iterrows():
-            rng = (f" [{r['knee_low']:g}, {r['knee_high']:g}]" if "knee_low" in r and r["knee_low"] == r["knee_low"]
-                   else "")
-            peak = f"; USL peak: {r['peak_note']}" if isinstance(r.get("peak_note"), str) else ""
-            out.append(f"{r['contender']}: knee at concurrency {r['knee_concurrency']}{rng}{peak}; "
-                       f"USL: {r.get('usl_note')}")
+            knee = r.get("knee_concurrency")
+            parts = [f"{r['contender']}: knee at concurrency "
+                     + (f"{knee:g}" if _given(knee) else "n/a (fewer than 2 levels)")]
+            if _given(r.get("knee_low")):
+                parts[0] += f" [{r['knee_low']:g}, {r['knee_high']:g}]"
+            if isinstance(r.get("knee_reason"), str):
+                parts[0] += f" ({r['knee_reason']})"
+            if _given(r.get("best_vs_lowest")):
+                parts.append(f"throughput peaks at {r['best_throughput_level']:g} in flight: "
+                             f"{r['best_throughput_rps']:.2f} req/s, {r['best_vs_lowest']:.2f}× the lowest level")
+            if isinstance(r.get("peak_note"), str):
+                parts.append(f"USL peak: {r['peak_note']}")
+            if isinstance(r.get("usl_note"), str):
+                parts.append(f"USL: {r['usl_note']}")
+            out.append("; ".join(parts))
         return out
+
+
+def _given(x: Any) -> bool:
+    return x is not None and x == x  # not None, not NaN
 
 
 def analyse(session: Session, loadgen: Sequence[dict[str, Any]], *, slo_e2e_s: float, target_qps: float,
