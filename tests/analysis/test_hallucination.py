@@ -275,9 +275,9 @@ def test_registry_runs_full_dataset_by_default() -> None:
     names = list(EXPERIMENTS)
     assert names.index("hallucination") > names.index("latency")
     e = EXPERIMENTS["hallucination"]
-    assert e.path.exists() and e.run_params == {"sample_size": 0, "concurrency": 4}
+    assert e.path.exists() and e.run_params["sample_size"] == 0  # 0 = the whole dataset
     declared = {"sample_size": 24, "seed": 0, "contenders": "enabled"}
     assert resolve_parameters(e, declared, {}) == {"sample_size": 0}
     # The user's override wins; parameters the notebook does not declare are not passed.
     assert resolve_parameters(e, declared, {"sample_size": 10, "n_requests": 3}) == {"sample_size": 10}
-    assert resolve_parameters(EXPERIMENTS["latency"], {"n_requests": 12}, {"sample_size": 0}) == {"n_requests": 162}
+    assert resolve_parameters(EXPERIMENTS["latency"], {"n_requests": 12}, {"sample_size": 0}) == {"n_requests": 100}
