@@ -128,6 +128,14 @@ def test_every_transcript_is_replayed_by_a_test() -> None:
     assert set(transcripts.names()) == set(STREAMS) | set(ERRORS)
 
 
+def test_transcript_names_with_or_without_suffix_and_unknown_names_list_all() -> None:
+    assert transcript_fault("openai_responses_reasoning.sse").kind == "transcript"
+    assert transcript_fault("openai_404_model_not_found.json").status == 404
+    with pytest.raises(ValueError, match="valid: .*openai_responses_reasoning.*openai_404_model_not_found|"
+                                         "valid: .*openai_404_model_not_found.*openai_responses_reasoning"):
+        transcript_fault("nope")
+
+
 @pytest.mark.parametrize(("status", "code", "message", "headers", "cls", "retry", "retryable"), [
     # OpenAI 429 without retry-after: the body's own hint, else the reset header of the exhausted limit.
     (429, "rate_limit_exceeded", "Limit 30000, Used 29937, Requested 385. Please try again in 644ms.", {},

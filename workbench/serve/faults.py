@@ -104,7 +104,10 @@ def error_fault(fmt: str, cls: str, retry_s: float | None = None) -> Fault:
 
 def transcript_fault(name: str) -> Fault:
     """A recorded answer (serve/transcripts/): a stream replayed event by event, or an HTTP error
-    with the provider's own status, headers and body."""
+    with the provider's own status, headers and body. `name` may carry its file suffix."""
+    name = name.removesuffix(".sse").removesuffix(".json")
+    if name not in transcripts.names():
+        raise ValueError(f"no transcript {name!r}; valid: {', '.join(transcripts.names())}")
     if (transcripts.DIR / f"{name}.sse").exists():
         return Fault("transcript", payload=transcripts.stream(name))
     t = transcripts.error(name)
