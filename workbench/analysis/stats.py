@@ -509,6 +509,8 @@ def knee_concurrency(
                           gain_floor=gain_floor)[0]
 
 
+# Same signature as `knee_concurrency` on purpose (that one is this one's first half, kept for the
+# callers that need only the level); `duplicates` reports the pair.
 def knee_explained(
     concurrency: Values,
     p95_latency: Values,
