@@ -275,6 +275,9 @@ def _machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
+        # Latency and throughput on a shared machine depend on what else runs: the 1/5/15-minute
+        # load averages when the run started say whether its numbers came from a quiet machine.
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -292,7 +295,7 @@ def _machine_info() -> dict[str, Any]:
 
 def _package_versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
-    for name in ("llm-workbench", "httpx", "llama_cpp_python", "papermill", "pandas", "numpy",
+    for name in ("llm-workbench", "httpx", "httptools", "uvloop", "papermill", "pandas", "numpy",
                  "scipy", "matplotlib", "seaborn", "nbconvert"):
         try:
             out[name] = metadata.version(name)
