@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from workbench.config import Contender
     from workbench.providers.sse import SSEEvent
 
-__all__ = ["ANTHROPIC_VERSION", "Anthropic", "AnthropicStream", "error_fields", "parse_usage"]
+__all__ = ["ANTHROPIC_VERSION", "Anthropic", "AnthropicStream", "classify_body", "error_fields", "parse_usage"]
 
 #: The API version header value the request and response shapes here follow.
 ANTHROPIC_VERSION = "2023-06-01"
@@ -110,7 +110,8 @@ def _detail_code(body: Any) -> str | None:
     return str(code) if code else None
 
 
-def _classify(status: int | None, body: Any, headers: Mapping[str, str] | None) -> ErrorInfo:
+def classify_body(status: int | None, body: Any, headers: Mapping[str, str] | None = None) -> ErrorInfo:
+    """An error body of this wire format (HTTP, in a stream, or a batch item's) → ErrorInfo."""
     etype, message = error_fields(body)
     detail = _detail_code(body)
     info = classify(status, detail or etype, message, headers, type_=etype)
@@ -193,7 +194,7 @@ class Anthropic:
         return AnthropicStream()
 
     def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
-        return _classify(status, body, headers)
+        return classify_body(status, body, headers)
 
 
 class AnthropicStream:
@@ -214,7 +215,7 @@ class AnthropicStream:
             return obj
         etype = obj.get("type") or event.event
         if etype == "error" or event.event == "error":
-            return [StreamDelta(error=_classify(None, obj, None))]
+            return [StreamDelta(error=classify_body(None, obj, None))]
         if etype == "message_start":
             raw = _raw_usage((obj.get("message") or {}).get("usage"))
             # message_start's output_tokens is a placeholder (1 or so); message_delta has the count.
