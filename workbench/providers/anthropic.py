@@ -127,7 +127,8 @@ def classify_body(status: int | None, body: Any, headers: Mapping[str, str] | No
 @register("anthropic")
 class Anthropic:
     """Messages API. Options: `anthropic_version` (header value), `omit_temperature`,
-    `extra_body` (merged into the JSON body, e.g. `thinking`)."""
+    `extra_body` (merged into the JSON body, e.g. `thinking`), `cache_prefix` (a cache breakpoint
+    on the system prompt, see `workbench.providers.caching`)."""
 
     # Every provider declares the same three facts and implements the same `build_request`
     # signature (the `Provider` protocol): alike on purpose, reported as a pair by `duplicates`.
@@ -146,7 +147,11 @@ class Anthropic:
             "messages": [{"role": "user", "content": prompt.text}],
         }
         system = prompt.system or contender.system_prompt
-        if system:
+        if system and opts.get("cache_prefix"):
+            # The shared prefix (instructions, examples) cached with an explicit breakpoint
+            # (workbench.providers.caching): written once, read by every later request for 5 minutes.
+            body["system"] = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
+        elif system:
             body["system"] = system
         fields = sampling_fields(contender, {"temperature": "temperature", "top_p": "top_p", "stop": "stop_sequences"})
         budget = contender.thinking_budget
