@@ -19,6 +19,10 @@ over hours in seconds:
 - limits: a batch over `max_requests` items or `max_bytes` of input is refused with the
   provider's 400, as the providers refuse it (defaults: each provider's documented limits).
 
+Any other request (the synchronous API: `/v1/chat/completions`, `/v1/messages`, ...) is forwarded
+to the upstream as it is, streams unbuffered, so one base URL serves a contender's synchronous and
+batch calls, as a provider's does.
+
 What it really did is kept in memory (`jobs`: each item's start, end and outcome), for tests and
 for comparing the turnaround a client measured with the execution time. State is in memory only;
 the endpoint binds the loopback interface only.
@@ -41,6 +45,7 @@ from typing import Any
 import httpx
 
 from workbench.serve.http import Request, Server, add_host_arguments, head
+from workbench.serve.ratelimit import forward
 
 __all__ = ["BatchServer", "add_arguments", "from_args"]
 
@@ -267,12 +272,19 @@ class BatchServer(Server):
                 self._gemini_create(p.removeprefix("/v1beta/").removesuffix(":batchGenerateContent"), req, w)
             elif p.startswith("/v1beta/batches/"):
                 self._gemini_batch(p.removeprefix("/v1beta/"), m, w)
-            else:
-                _send_json(w, 404, _error_body("openai", 404, f"no route {m} {p}"))
+            else:  # not a batch call: the synchronous API, forwarded to the upstream as it is
+                return await forward(self.client(), self._upstream_root(p), req, w) is not False
         except (ValueError, KeyError, TypeError) as exc:
             dialect = "anthropic" if "/messages/" in p else "gemini" if p.startswith("/v1beta") else "openai"
             _send_json(w, 400, _error_body(dialect, 400, f"invalid request: {exc}"))
         return True
+
+    def _upstream_root(self, path: str) -> str:
+        """The upstream a synchronous request on `path` goes to (its root: the path keeps /v1...)."""
+        if path.startswith("/v1beta/") and self.gemini_upstream:
+            return self.gemini_upstream.removesuffix("/v1beta")
+        base = self.anthropic_upstream if path == "/v1/messages" else self.upstream
+        return base.removesuffix("/v1")
 
     def _new_job(self, prefix: str, dialect: str, items: list[Item], **meta: Any) -> Job:
         now = time.time()
