@@ -294,7 +294,8 @@ def test_cached_prefix_and_batch_api_arms(tmp_path: Path) -> None:
     prices = levers.contender_prices(session.contenders, df, machine_hour_usd=1.0)
     s = levers.strategy_summary(df, outcomes, prices, n_boot=200).set_index(["contender", "strategy"])
     # Same tokens, half the price through the batch API; its wall time is a turnaround.
-    assert s.loc[("oa", "batch-api"), "cost_per_doc_usd"] == pytest.approx(s.loc[("oa", "naive"), "cost_per_doc_usd"] / 2)
+    naive_cost = s.loc[("oa", "naive"), "cost_per_doc_usd"]
+    assert s.loc[("oa", "batch-api"), "cost_per_doc_usd"] == pytest.approx(naive_cost / 2)
     assert s.loc[("oa", "batch-api"), "batch_api"] and s.loc[("oa", "batch-api"), "turnaround_s"] > 0
     table = levers.prefix_cache_table(df, prices, n_boot=200).set_index("contender")
     assert table.loc["cl", "control"] and table.loc["cl", "pairs"] == 3 and not table.loc["oa", "control"]
@@ -302,3 +303,42 @@ def test_cached_prefix_and_batch_api_arms(tmp_path: Path) -> None:
     proj = levers.project_scenarios(s.reset_index(), prices, load_scenarios(), local={"oa": False, "cl": False},
                                     machine_hour_usd=1.0)
     assert "batch-api" not in set(proj[proj["kind"] != "batch"]["strategy"])  # nobody waits hours for a route
+
+
+def test_lever_arms_on_fewer_documents(tmp_path: Path) -> None:
+    """`lever_docs`: the cached-prefix and batch-api arms label a subset of the same documents, one
+    record each; changes vs naive are per document and paired on that subset; the turnaround table
+    puts the batch beside naive."""
+    from workbench.serve.batch import BatchServer
+    from workbench.serve.mock import MockServer, Scenario
+
+    with (MockServer(Scenario.timed(1, 1, 1, "billing")) as mock, BatchServer(mock.base_url, concurrency=2) as bs):
+        oa = Contender(name="oa", api="openai-chat", model="m", base_url=bs.base_url_for("openai-chat"),
+                       price={"input": 1.0, "output": 2.0, "batch_discount": 0.5, "source": "test"})
+        session = Session(run=RunDir.create(tmp_path, "run"), experiment="coalescing", contenders=[oa], skipped=[],
+                          base_urls={"oa": oa.base_url or ""})
+        outcomes = co.run_coalescing(session, DOCS, LABELS, k=2, window=4, concurrency=2,
+                                     strategies=co.parse_strategies("batch-api,naive,cached-prefix"),
+                                     batch_poll_s=0.02, lever_docs=4)
+    df = load_records(session.run.path, "coalescing")
+    subset = {d.id for d in co.select_documents(DOCS, 4)}
+    n = levers.arm_records(df).groupby("strategy")["prompt_id"].agg(lambda x: set(x))
+    assert n["naive"] == {d.id for d in DOCS} and n["cached-prefix"] == subset and n["batch-api"] == subset
+    assert df.groupby("strategy").size().to_dict() == {"naive": 8, "cached-prefix": 4, "batch-api": 4}
+    prices = levers.contender_prices(session.contenders, df, machine_hour_usd=1.0)
+    s = levers.strategy_summary(df, outcomes, prices, n_boot=200)
+    ba = levers.before_after(s).set_index("strategy")
+    assert ba.loc["cached-prefix", "requests_change_pct"] == pytest.approx(0.0)  # one request per document
+    row = s.set_index("strategy").loc["batch-api"]
+    assert row["n_docs"] == 4 and row["accuracy_n"] == 4
+    t = levers.batch_turnaround(df, s).iloc[0]
+    assert t["documents"] == 4 and t["batches"] == 1 and t["items"] == "succeeded 4"
+    assert t["turnaround s"] > 0 and t["naive wall s (docs)"].endswith("(8)")
+    assert levers.batch_turnaround(df, s[s["strategy"] != "batch-api"]).empty
+
+
+def test_strategies_parameter() -> None:
+    assert co.parse_strategies("") == co.STRATEGIES
+    assert co.parse_strategies(" batch-api , naive") == ("naive", "batch-api")
+    with pytest.raises(ValueError, match="valid: naive, coalesced"):
+        co.parse_strategies("naive,batch")

@@ -344,7 +344,9 @@ class BatchScenario(_ScenarioBase):
         def outcome(x: Metric | None) -> str | None:
             if x is None:
                 return None
-            shown = format_value("batch_wall_time_h", x.value, x.low, x.high) if x.value == x.value else "n/a"
+            # a window (documented, declared) or one pass's turnaround is a fact: no interval to show
+            bounds = (math.nan, math.nan) if x.interval == "fixed" else (x.low, x.high)
+            shown = format_value("batch_wall_time_h", x.value, *bounds) if x.value == x.value else "n/a"
             return f"{window.status(x)}: {shown} vs ≤ {self.window_hours:g} h ({x.source})"
 
         return {"lever": strat.source if strat is not None else None, "window_constraint": outcome(wall),

@@ -19,16 +19,23 @@ the one before it, so the before/after table reads as a stack:
     better; this one measures what a single run's stream gives.
 
 Two levers beside the stack, each on the naive prompt (one request per document), so each is
-compared with naive alone:
+compared with naive alone, paired on the same documents. They may run on fewer documents than
+the stack (`lever_docs`: a `select_documents` subset of the same documents): their effects (a
+prefix's TTFT, a batch's price and turnaround) show on a few documents, and `make run` has no
+minutes to spare; their per-document numbers and changes vs naive are per document, so a
+smaller subset changes their intervals, not their meaning.
 
   - `cached-prefix`: the shared prefix of the prompt (instructions, label guide, few-shot
     examples) cached the documented way for the contender's API (`providers.caching`:
     Anthropic `cache_control`, OpenAI/Gemini implicit, llama.cpp `cache_prompt`). To measure
     what the cache changes, the arm has a **control**: the same request with the cache
-    switched off (llama.cpp `cache_prompt: false`; Anthropic without a breakpoint), sent just
-    before it for the first `prefix_control_docs` documents, recorded with `control=true`
-    (`prefix_cache=false`) and left out of every per-strategy number; APIs that cache
-    implicitly cannot be switched off and get no control (their records show what was cached).
+    switched off (llama.cpp `cache_prompt: false`; Anthropic without a breakpoint) for the first
+    `prefix_control_docs` documents, sent in a pass of their own just before the lever's (same
+    windows, same requests in flight), recorded with `control=true` (`prefix_cache=false`) and
+    left out of every per-strategy number; APIs that cache implicitly cannot be switched off and
+    get no control (their records show what was cached). On llama.cpp the naive arm already
+    has the slot cache on (llama-server's default), so there the lever's effect is the paired
+    cached-vs-uncached table (`levers.prefix_cache_table`), not its row against naive.
   - `batch-api`: every document of the pass as one item of the provider's batch API
     (`workbench.measure.batch`; several batches when the documented limits say so), polled until
     done or `batch_max_wait_s`; the embedded models through the local batch endpoint
@@ -81,6 +88,7 @@ __all__ = [
     "annotation_contender",
     "load_documents",
     "load_labels",
+    "parse_strategies",
     "run_coalescing",
     "select_documents",
 ]
@@ -99,6 +107,8 @@ _EXAMPLES: tuple[tuple[str, str], ...] = (
 )
 
 _BATCH_SHOTS = (2, 0, 3)
+#: The two levers beside the stack: they run on `lever_docs` documents (see the module docstring).
+_LEVER_ARMS = frozenset({"cached-prefix", "batch-api"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +141,16 @@ class DocOutcome:
     @property
     def correct(self) -> bool:
         return self.predicted == self.gold
+
+
+def parse_strategies(text: str) -> tuple[str, ...]:
+    """`"naive,batch-api"` → the strategies in run order (`STRATEGIES`' order); empty: all of them.
+    An unknown name is an error listing the valid ones (the notebook's `strategies` parameter)."""
+    wanted = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in wanted if t not in STRATEGIES]
+    if unknown:
+        raise ValueError(f"unknown strategy {unknown[0]!r}; valid: {', '.join(STRATEGIES)}")
+    return tuple(s for s in STRATEGIES if s in wanted) if wanted else STRATEGIES
 
 
 def load_labels(path: str | Path | None = None) -> dict[str, str]:
@@ -301,14 +321,17 @@ class _Ctx:
         self._finish(rec, parse_ok=label is not None, labels={doc.id: label})
         return label
 
-    async def prefix_pair(self, i: int, doc: Document, repeat: int, window: int) -> str | None:
-        """The cached-prefix arm for one document: the control (cache off) first, then the lever."""
-        assert self.prefix_on is not None
-        if self.prefix_off is not None and i < self.control_docs:
-            await self.single_label(doc, "cached-prefix", repeat, window, False, self.prefix_off,
-                                    prefix_cache=False, control=True)
-        return await self.single_label(doc, "cached-prefix", repeat, window, False, self.prefix_on,
-                                       prefix_cache=True, control=False)
+    async def prefix_control(self, docs: Sequence[Document], repeat: int, window: int) -> None:
+        """The cached-prefix arm's control: its first `control_docs` documents with the cache off,
+        in windows as the lever goes, all before the lever's pass (so the lever's wall time is its
+        own, and each side runs as many requests at once as the other)."""
+        if self.prefix_off is None:
+            return
+        todo = list(docs[: self.control_docs])
+        for w, start in enumerate(range(0, len(todo), window)):
+            await asyncio.gather(*(self.single_label(d, "cached-prefix", repeat, w, False, self.prefix_off,
+                                                     prefix_cache=False, control=True)
+                                   for d in todo[start:start + window]))
 
     async def batch_api(self, docs: Sequence[Document], repeat: int) -> dict[str, str | None]:
         """Every document as one item of the batch API; doc id → label."""
@@ -408,10 +431,14 @@ async def _strategy(
         for d in docs:
             outcome(d, got_batch[d.id], "request")
         return outcomes
+    if strategy == "cached-prefix":
+        await ctx.prefix_control(docs, repeat, window)
     for w, start in enumerate(range(0, len(docs), window)):
         chunk = list(docs[start:start + window])
         if strategy == "cached-prefix":
-            labels = await asyncio.gather(*(ctx.prefix_pair(start + i, d, repeat, w) for i, d in enumerate(chunk)))
+            assert ctx.prefix_on is not None
+            labels = await asyncio.gather(*(ctx.single_label(d, strategy, repeat, w, False, ctx.prefix_on,
+                                                             prefix_cache=True, control=False) for d in chunk))
             for d, lab in zip(chunk, labels, strict=True):
                 outcome(d, lab, "request")
             continue
@@ -466,6 +493,7 @@ async def _run(
     batch_max_wait_s: float = 24 * 3600.0,
     batch_poll_s: float = 1.0,
     prefix_control_docs: int | None = None,
+    lever_docs: int | None = None,
 ) -> tuple[list[Record], list[DocOutcome]]:
     records: list[Record] = []
     outcomes: list[DocOutcome] = []
@@ -477,6 +505,7 @@ async def _run(
 
     # Batch sizes that can occur: k, and the remainders of windows after de-duplication.
     sizes = range(2, k + 1)
+    lever_set = select_documents(docs, lever_docs) if lever_docs else list(docs)
     endpoints: list[BatchServer] = []
     try:
         for c in session.contenders:
@@ -490,7 +519,7 @@ async def _run(
                 labels=list(labels), client=client, gate=asyncio.Semaphore(concurrency),
                 write=_keep,
                 prefix_on=prefix_cached(single, True), prefix_off=prefix_cached(single, False),
-                control_docs=len(docs) if prefix_control_docs is None else prefix_control_docs,
+                control_docs=len(lever_set) if prefix_control_docs is None else prefix_control_docs,
             )
             if "batch-api" in strategies:
                 ctx.batch_arm = _batch_arm(session, c, concurrency, endpoints, max_wait_s=batch_max_wait_s,
@@ -502,7 +531,8 @@ async def _run(
                     shift = rep % len(strategies)
                     order = [*strategies[shift:], *strategies[:shift]]
                     for s in order:
-                        outcomes.extend(await _strategy(ctx, s, docs, k, window, rep))
+                        arm_docs = lever_set if s in _LEVER_ARMS else docs
+                        outcomes.extend(await _strategy(ctx, s, arm_docs, k, window, rep))
             finally:
                 await client.aclose()
     finally:
@@ -557,6 +587,7 @@ def run_coalescing(
     batch_max_wait_s: float = 24 * 3600.0,
     batch_poll_s: float = 1.0,
     prefix_control_docs: int | None = None,
+    lever_docs: int | None = None,
 ) -> pd.DataFrame:
     """Run every strategy for every contender; return the per-document outcomes.
 
@@ -569,7 +600,9 @@ def run_coalescing(
 
     `batch_max_wait_s`: how long a batch may take before it is cancelled (its unfinished documents
     are `cancelled` records); `batch_poll_s`: the first poll interval (then 1.5× longer each
-    time, up to 60 s for a provider, 4 × the first for the local endpoint); `prefix_control_docs`: documents that also get the cache-off control (None: all).
+    time, up to 60 s for a provider, 4 × the first for the local endpoint); `lever_docs`: documents
+    the cached-prefix and batch-api arms label (a `select_documents` subset of `docs`; None or 0:
+    all); `prefix_control_docs`: how many of those also get the cache-off control (None: all).
     """
     if k < 2:
         raise ValueError("k must be >= 2 (k = 1 is the naive strategy)")
@@ -580,6 +613,8 @@ def run_coalescing(
         raise ValueError(f"unknown strategy {unknown[0]!r}; valid: {', '.join(STRATEGIES)}")
     if not docs:
         raise ValueError("no documents")
+    if min(lever_docs or 0, prefix_control_docs or 0) < 0:
+        raise ValueError("lever_docs and prefix_control_docs must be >= 0")
     # The annotation prompts are the experiment's: keep them beside the contenders in the manifest.
     prompts: dict[str, Any] = {}
     for c in session.contenders:
@@ -607,7 +642,7 @@ def run_coalescing(
         session, docs, labels, k=k, window=window, concurrency=concurrency, max_tokens=max_tokens,
         max_tokens_per_doc=max_tokens_per_doc, repeats=repeats, strategies=strategies,
         stream=stream, client_factory=client_factory, batch_max_wait_s=batch_max_wait_s,
-        batch_poll_s=batch_poll_s, prefix_control_docs=prefix_control_docs,
+        batch_poll_s=batch_poll_s, prefix_control_docs=prefix_control_docs, lever_docs=lever_docs,
     ))
     df = pd.DataFrame([asdict(o) for o in outcomes])
     df["correct"] = df["predicted"] == df["gold"]
