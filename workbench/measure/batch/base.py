@@ -231,9 +231,10 @@ def split_items(items: Sequence[BatchItem], max_requests: int, max_bytes: int
 class BatchJournal:
     """Submitted batches of one experiment, one flushed JSON line each: what a resume reads.
 
-    `<run>/<experiment>_batches.jsonl`: `{"event": "submitted", "key", "batch_id", "dialect",
-    "contender", "request_ids", "t_submit_unix"}` as soon as a batch is accepted, `{"event":
-    "ended", "key", "batch_id", "state", "t_end_unix"}` once its records are written."""
+    One file per experiment (the coalescing experiment's: `<run>/batches/coalescing.jsonl`):
+    `{"event": "submitted", "key", "batch_id", "dialect", "contender", "request_ids",
+    "t_submit_unix"}` as soon as a batch is accepted, `{"event": "ended", "key", "batch_id",
+    "state", "t_end_unix"}` once its records are written."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
