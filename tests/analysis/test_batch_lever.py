@@ -61,3 +61,8 @@ def test_the_batch_scenario_names_the_lever_and_the_window_outcome(tmp_path: Pat
     cost = {c: summary.results[1].metrics[c]["cost_per_document_usd"].value for c in ("oa", "cl")}
     assert cost["cl"] < cost["oa"]  # the batch rate
     assert not pd.isna(m.loc["oa", "score"])
+    # the report's matrix says it in words
+    shown = summary.display_matrix().set_index(["scenario", "contender"])["lever: night vs window"]
+    assert shown[("batch_annotation", "cl")].startswith("batch-api; its night pass: 6.0")
+    assert "the batch API's fail: 24.0 h" in shown[("batch_annotation", "oa")]
+    assert shown[("routing", "oa")] == ""

@@ -132,6 +132,11 @@ class Summary:
                                         else "—"),
                 "why not eligible": r["failed_constraint"] if isinstance(r["failed_constraint"], str) else "",
                 "what it gives up": r["gives_up"],
+                # the batch scenario's lever and whether its night (and the batch API's) fits the window
+                "lever: night vs window": "; ".join(
+                    f"{label}{r[col]}" for label, col in (("", "lever"), ("its night ", "window_constraint"),
+                                                          ("the batch API's ", "batch_api_window"))
+                    if isinstance(r.get(col), str)),
             })
         return pd.DataFrame(rows)
 
