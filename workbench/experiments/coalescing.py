@@ -30,8 +30,9 @@ smaller subset changes their intervals, not their meaning.
     Anthropic `cache_control`, OpenAI/Gemini implicit, llama.cpp `cache_prompt`). To measure
     what the cache changes, the arm has a **control**: the same request with the cache
     switched off (llama.cpp `cache_prompt: false`; Anthropic without a breakpoint) for the first
-    `prefix_control_docs` documents, sent in a pass of their own just before the lever's (same
-    windows, same requests in flight), recorded with `control=true` (`prefix_cache=false`) and
+    `prefix_control_docs` documents, sent in a pass of their own right after the lever's (same
+    windows, same requests in flight; after, so the lever finds the shared prefix cached, never
+    its own document), recorded with `control=true` (`prefix_cache=false`) and
     left out of every per-strategy number; APIs that cache implicitly cannot be switched off and
     get no control (their records show what was cached). On llama.cpp the naive arm already
     has the slot cache on (llama-server's default), so there the lever's effect is the paired
@@ -323,8 +324,11 @@ class _Ctx:
 
     async def prefix_control(self, docs: Sequence[Document], repeat: int, window: int) -> None:
         """The cached-prefix arm's control: its first `control_docs` documents with the cache off,
-        in windows as the lever goes, all before the lever's pass (so the lever's wall time is its
-        own, and each side runs as many requests at once as the other)."""
+        in windows as the lever goes, in a pass of its own right after the lever's. After, not
+        before: a control just before would leave its whole prompt, document included, in the
+        slot's cache, and the lever would measure a cached document instead of a cached prefix.
+        Its own pass: the lever's wall time is its own, and each side runs as many requests at
+        once as the other."""
         if self.prefix_off is None:
             return
         todo = list(docs[: self.control_docs])
@@ -431,8 +435,6 @@ async def _strategy(
         for d in docs:
             outcome(d, got_batch[d.id], "request")
         return outcomes
-    if strategy == "cached-prefix":
-        await ctx.prefix_control(docs, repeat, window)
     for w, start in enumerate(range(0, len(docs), window)):
         chunk = list(docs[start:start + window])
         if strategy == "cached-prefix":
@@ -441,6 +443,8 @@ async def _strategy(
                                                              prefix_cache=True, control=False) for d in chunk))
             for d, lab in zip(chunk, labels, strict=True):
                 outcome(d, lab, "request")
+            if start + window >= len(docs):
+                await ctx.prefix_control(docs, repeat, window)
             continue
         if strategy == "naive":
             labels = await asyncio.gather(
