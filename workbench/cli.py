@@ -1,4 +1,4 @@
-"""`workbench` console script: serve, probe, run, report, list, mock-server, ratelimit-proxy.
+"""`workbench` console script: serve, probe, run, report, list, mock-server, ratelimit-proxy, batch-server.
 
 Every user mistake ends as one `error: ...` line (exit 2) that says what was wrong and what
 would be right; failed *requests* are records, never errors here.
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--contenders-file")
     s.set_defaults(func=_cmd_list)
 
-    from workbench.serve import mock, ratelimit
+    from workbench.serve import batch, mock, ratelimit
 
     # `synthetic-server` and `fault-server` were two servers before they became this one.
     s = sub.add_parser("mock-server", aliases=["synthetic-server", "fault-server"], allow_abbrev=False,
@@ -244,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ratelimit-proxy", help="forward to a base URL, answering 429 beyond N in flight")
     ratelimit.add_arguments(s)
     s.set_defaults(func=_cmd_server, build=ratelimit.from_args)
+
+    s = sub.add_parser("batch-server", help="a local batch endpoint (OpenAI, Anthropic, Gemini batch APIs) running "
+                       "the items against an upstream model server")
+    batch.add_arguments(s)
+    s.set_defaults(func=_cmd_server, build=batch.from_args)
     return p
 
 

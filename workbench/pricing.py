@@ -2,7 +2,9 @@
 
 Prices are per 1M tokens in USD. Where they come from, highest precedence first:
   1. the contender's `price:` block in the contenders YAML (validated against `Price`; any
-     field given there overrides the library's value for that field),
+     field given there overrides the library's value for that field; its `source` says where
+     the declared values come from, and the merged source names them beside the library's:
+     `declared_prices` is what a report shows),
   2. the `genai-prices` library (pydantic/genai-prices), looked up by model id and provider,
   3. nothing: `price_for` returns None and callers show "no price" rather than a guess.
 
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MTOK",
     "Price",
+    "declared_prices",
     "library_price",
     "price_for",
     "price_from_throughput",
@@ -247,8 +250,9 @@ def price_for(contender: Contender, *, source: str = "contenders file", library:
         return base
     merged: dict[str, Any] = base.model_dump() if base is not None else {}
     merged.update(override)
-    if base is not None and "source" not in override:
-        merged["source"] = f"{base.source}; overridden in {source}: {', '.join(sorted(override))}"
+    if base is not None:  # the library's numbers, with the declared ones named (and their source, if given)
+        why = f" ({override['source']})" if "source" in override else ""
+        merged["source"] = f"{base.source}; declared in {source}: {_declared_text(override)}{why}"
     elif "source" not in override:
         merged["source"] = source
     try:
@@ -259,6 +263,20 @@ def price_for(contender: Contender, *, source: str = "contenders file", library:
         raise ConfigError(
             source, f"{where}.{loc}" if loc else where, err["msg"].removeprefix("Value error, ")
         ) from None
+
+
+def _declared_text(override: dict[str, Any]) -> str:
+    """`batch_discount=0.5, cached_input=0.1`: the price fields a contenders file declares."""
+    return ", ".join(f"{k}={override[k]}" for k in sorted(override) if k not in ("source", "as_of"))
+
+
+def declared_prices(contender: Contender) -> str | None:
+    """What the contenders file declares of this contender's price, with its source; None if nothing."""
+    override = dict(contender.price or {})
+    fields = _declared_text(override)
+    if not fields:
+        return None
+    return fields + (f" ({override['source']})" if override.get("source") else " (no source given)")
 
 
 def request_cost(

@@ -72,13 +72,14 @@ class Session:
         """Request ids that already have a record in the experiment's JSONL (empty if none).
 
         What a resumed run skips. A torn last line (the writer was killed mid-line) does not
-        count; neither do `cancelled` records (refused by a budget or stopped by the workbench:
-        never sent, so a resume with a larger budget sends them)."""
+        count; neither do `cancelled` or `expired` records (refused by a budget, stopped by the
+        workbench, or a batch item whose batch ended before it ran: never answered, so a resume
+        sends them)."""
         path = self.run.jsonl(experiment or self.experiment)
         if not path.exists():
             return set()
         return {str(r["request_id"]) for r in read_jsonl_tolerant(path)
-                if r.get("request_id") is not None and r.get("error_class") != "cancelled"}
+                if r.get("request_id") is not None and r.get("error_class") not in ("cancelled", "expired")}
 
     def writer(self, name: str | None = None) -> RecordWriter:
         return self.run.writer(name or self.experiment)

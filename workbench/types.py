@@ -47,6 +47,9 @@ class ErrorClass(enum.StrEnum):
     # there is no answer to grade. Never `ok`.
     TRUNCATED = "truncated"
     DROPPED = "dropped"  # never sent: the load generator's own in-flight cap was full (open loop)
+    # A batch API item that never ran: the provider's completion window ended first (OpenAI
+    # `batch_expired`, Anthropic result `expired`, Gemini BATCH_STATE_EXPIRED). Billed nothing.
+    EXPIRED = "expired"
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ from workbench.analysis.cost import (
 )
 from workbench.config import Contender
 from workbench.errors import ConfigError
-from workbench.pricing import Price, price_for, price_from_throughput, provider_for_api, request_cost
+from workbench.pricing import Price, declared_prices, price_for, price_from_throughput, provider_for_api, request_cost
 
 P = Price(input=2.0, output=8.0, cached_input=0.5, batch_discount=0.5, source="test", as_of=date(2026, 1, 1))
 
@@ -187,6 +187,12 @@ def test_yaml_price_invalid_value_is_config_error() -> None:
         price_for(hosted(batch_discount=0.5), library=False)  # incomplete and nothing to merge onto
 
 
+def test_declared_prices_say_what_and_from_where() -> None:
+    assert declared_prices(hosted()) is None
+    assert declared_prices(hosted(batch_discount=0.5, source="docs")) == "batch_discount=0.5 (docs)"
+    assert declared_prices(hosted(input=1.0, output=2.0)) == "input=1.0, output=2.0 (no source given)"
+
+
 def test_no_price_anywhere_is_none() -> None:
     assert price_for(hosted(), library=False) is None
 
@@ -199,6 +205,10 @@ def test_library_price_offline() -> None:
     # a partial YAML block overrides only the fields it names
     q = price_for(hosted(batch_discount=0.25))
     assert q is not None and q.batch_discount == 0.25 and q.input == p.input
+    # the merged source keeps the library's and names what was declared, with the declared source
+    r = price_for(hosted(batch_discount=0.5, source="the provider's batch page"))
+    assert r is not None and r.source.startswith(p.source)
+    assert r.source.endswith("declared in contenders file: batch_discount=0.5 (the provider's batch page)")
     unknown = Contender(
         name="x", api="openai-chat", model="no-such-model-xyz", base_url="https://api.openai.com/v1"
     )

@@ -95,6 +95,9 @@ def test_refuser_and_confident_wrong_never_win(run_dir: Path) -> None:
         assert result.pick == "decent" and result.decisive
         assert m.loc[(scenario, "decent"), "score"] > max(m.loc[(scenario, "idk"), "score"],
                                                           m.loc[(scenario, "wrong"), "score"])
+    # the report names every price the contenders file declares (here all of it, with no source)
+    assert "declared in the contenders file (over genai-prices where it has one): decent: input=0.1, " \
+        "output=0.4 (no source given)" in summary.assumptions_markdown()
     proto = summary.matrix[summary.matrix["scenario"] == "prototyping"].set_index("contender")
     assert proto["score"].idxmin() == "wrong"  # the confident-wrong contender ranks last
     hal = {r: summary.results[0].metrics[r]["hallucination_score"].value for r in NAMES}

@@ -85,9 +85,13 @@ def mock_session(tmp_path: Path) -> Session:
     return Session(run=run, experiment="coalescing", contenders=[c], skipped=[], base_urls={"mock": BASE})
 
 
+STACK = ("naive", "coalesced", "dedup", "cached")  # the levers FakeServer answers (no batch API)
+
+
 def _run(session: Session, server: FakeServer, docs: list[co.Document] = DOCS, **kw: Any) -> pd.DataFrame:
     factory = lambda c: httpx.AsyncClient(transport=httpx.MockTransport(server))  # noqa: E731
-    return co.run_coalescing(session, docs, LABELS, k=2, window=4, client_factory=factory, **kw)
+    return co.run_coalescing(session, docs, LABELS, k=2, window=4, client_factory=factory,
+                             **{"strategies": STACK, **kw})
 
 
 def test_strategy_accounting(mock_session: Session) -> None:
@@ -251,3 +255,90 @@ def test_runner_applies_run_params_unless_overridden(monkeypatch: pytest.MonkeyP
     runner.run_experiments([exp], out_dir=tmp_path / "r2", params={"n_docs": 4}, log=lambda _: None)
     assert seen[0]["n_docs"] == exp.run_params["n_docs"] and seen[1]["n_docs"] == 4
     assert seen[1]["window"] == exp.run_params["window"]
+
+
+def test_cached_prefix_and_batch_api_arms(tmp_path: Path) -> None:
+    """The two arms through the real servers: the mock answers every request, the local batch
+    endpoint in front of it is each contender's base URL (synchronous calls forwarded, batches run)."""
+    from workbench.serve.batch import BatchServer
+    from workbench.serve.mock import MockServer, Scenario
+
+    with (MockServer(Scenario.timed(1, 1, 1, "billing")) as mock, BatchServer(mock.base_url, concurrency=4) as bs):
+        oa = Contender(name="oa", api="openai-chat", model="m", base_url=bs.base_url_for("openai-chat"),
+                       price={"input": 1.0, "output": 2.0, "cached_input": 0.5, "batch_discount": 0.5,
+                              "source": "test"})
+        cl = Contender(name="cl", api="anthropic", model="claude-test", base_url=bs.base_url_for("anthropic"),
+                       system_prompt="x", price={"input": 1.0, "output": 2.0, "cached_input": 0.1,
+                                                 "cache_write_input": 1.25, "batch_discount": 0.5, "source": "test"},
+                       declared={"batch_turnaround_h": 6})
+        session = Session(run=RunDir.create(tmp_path, "run"), experiment="coalescing", contenders=[oa, cl], skipped=[],
+                          base_urls={"oa": oa.base_url or "", "cl": cl.base_url or ""})
+        outcomes = co.run_coalescing(session, DOCS, LABELS, k=2, window=4, concurrency=4,
+                                     strategies=("naive", "cached-prefix", "batch-api"), batch_poll_s=0.02,
+                                     prefix_control_docs=3)
+        anthropic_bodies = [r["json"] for r in mock.requests if r["path"] == "/v1/messages"]
+    df = load_records(session.run.path, "coalescing")
+    arm = levers.arm_records(df)
+    # One record per document per arm; the control only where the cache can be switched off.
+    assert arm.groupby(["contender", "strategy"]).size().eq(len(DOCS)).all() and len(arm) == 2 * 3 * len(DOCS)
+    control = df[df["control"].eq(True)]
+    assert set(control["contender"]) == {"cl"} and len(control) == 3 and not control["prefix_cache"].any()
+    breakpoints = [b for b in anthropic_bodies if isinstance(b.get("system"), list)]
+    assert all(b["system"][0]["cache_control"] == {"type": "ephemeral"} for b in breakpoints)
+    assert len(breakpoints) == len(DOCS)  # the lever's requests only: naive, control and batch items have none
+    batch = df[df["strategy"] == "batch-api"]
+    assert batch["batch_id"].notna().all() and batch["batch_api"].eq(True).all() and batch["ttft_s"].isna().all()
+    assert set(batch["batch_window_h"].dropna()) == {24.0, 6.0}  # documented (OpenAI), declared (cl)
+    assert (session.run.path / "batches" / "coalescing.jsonl").exists()  # hosted batches are journalled
+    assert len(outcomes) == 2 * 3 * len(DOCS)
+    prices = levers.contender_prices(session.contenders, df, machine_hour_usd=1.0)
+    s = levers.strategy_summary(df, outcomes, prices, n_boot=200).set_index(["contender", "strategy"])
+    # Same tokens, half the price through the batch API; its wall time is a turnaround.
+    naive_cost = s.loc[("oa", "naive"), "cost_per_doc_usd"]
+    assert s.loc[("oa", "batch-api"), "cost_per_doc_usd"] == pytest.approx(naive_cost / 2)
+    assert s.loc[("oa", "batch-api"), "batch_api"] and s.loc[("oa", "batch-api"), "turnaround_s"] > 0
+    table = levers.prefix_cache_table(df, prices, n_boot=200).set_index("contender")
+    assert table.loc["cl", "control"] and table.loc["cl", "pairs"] == 3 and not table.loc["oa", "control"]
+    assert len(levers.format_prefix_cache(table.reset_index())) == 2
+    proj = levers.project_scenarios(s.reset_index(), prices, load_scenarios(), local={"oa": False, "cl": False},
+                                    machine_hour_usd=1.0)
+    assert "batch-api" not in set(proj[proj["kind"] != "batch"]["strategy"])  # nobody waits hours for a route
+
+
+def test_lever_arms_on_fewer_documents(tmp_path: Path) -> None:
+    """`lever_docs`: the cached-prefix and batch-api arms label a subset of the same documents, one
+    record each; changes vs naive are per document and paired on that subset; the turnaround table
+    puts the batch beside naive."""
+    from workbench.serve.batch import BatchServer
+    from workbench.serve.mock import MockServer, Scenario
+
+    with (MockServer(Scenario.timed(1, 1, 1, "billing")) as mock, BatchServer(mock.base_url, concurrency=2) as bs):
+        oa = Contender(name="oa", api="openai-chat", model="m", base_url=bs.base_url_for("openai-chat"),
+                       price={"input": 1.0, "output": 2.0, "batch_discount": 0.5, "source": "test"})
+        session = Session(run=RunDir.create(tmp_path, "run"), experiment="coalescing", contenders=[oa], skipped=[],
+                          base_urls={"oa": oa.base_url or ""})
+        outcomes = co.run_coalescing(session, DOCS, LABELS, k=2, window=4, concurrency=2,
+                                     strategies=co.parse_strategies("batch-api,naive,cached-prefix"),
+                                     batch_poll_s=0.02, lever_docs=4)
+    df = load_records(session.run.path, "coalescing")
+    subset = {d.id for d in co.select_documents(DOCS, 4)}
+    n = levers.arm_records(df).groupby("strategy")["prompt_id"].agg(lambda x: set(x))
+    assert n["naive"] == {d.id for d in DOCS} and n["cached-prefix"] == subset and n["batch-api"] == subset
+    assert df.groupby("strategy").size().to_dict() == {"naive": 8, "cached-prefix": 4, "batch-api": 4}
+    prices = levers.contender_prices(session.contenders, df, machine_hour_usd=1.0)
+    s = levers.strategy_summary(df, outcomes, prices, n_boot=200)
+    ba = levers.before_after(s).set_index("strategy")
+    assert ba.loc["cached-prefix", "requests_change_pct"] == pytest.approx(0.0)  # one request per document
+    row = s.set_index("strategy").loc["batch-api"]
+    assert row["n_docs"] == 4 and row["accuracy_n"] == 4
+    t = levers.batch_turnaround(df, s).iloc[0]
+    assert t["documents"] == 4 and t["batches"] == 1 and t["items"] == "succeeded 4"
+    assert t["turnaround s"] > 0 and t["naive wall s (docs)"].endswith("(8)")
+    assert levers.batch_turnaround(df, s[s["strategy"] != "batch-api"]).empty
+
+
+def test_strategies_parameter() -> None:
+    assert co.parse_strategies("") == co.STRATEGIES
+    assert co.parse_strategies(" batch-api , naive") == ("naive", "batch-api")
+    with pytest.raises(ValueError, match="valid: naive, coalesced"):
+        co.parse_strategies("naive,batch")

@@ -21,6 +21,7 @@ __all__ = [
     "BatchProjection",
     "PrototypingProjection",
     "RealtimeProjection",
+    "batch_api_hours",
     "cost_frame",
     "cost_per_document",
     "project_batch",
@@ -38,7 +39,9 @@ def cost_frame(df: pd.DataFrame, prices: dict[str, Price], batch: bool = False) 
 
     Rows with unknown token counts also get NaN. A missing or NaN `cached_input_tokens` or
     `cache_creation_input_tokens` counts as 0 (no cache read or write reported); cache writes are
-    charged at their own rate (`Price.cache_write_input`), output at every billed token.
+    charged at their own rate (`Price.cache_write_input`), output at every billed token. Rows sent
+    through a batch API (`batch_api` true) get the price's `batch_discount`; `batch=True` gives it to
+    every row.
     """
     out = df.copy()
     usable = {k: p for k, p in prices.items() if p.per_token}
@@ -51,7 +54,13 @@ def cost_frame(df: pd.DataFrame, prices: dict[str, Price], batch: bool = False) 
     rate_write = contender.map(
         {k: (p.cache_write_input if p.cache_write_input is not None else p.input) for k, p in usable.items()}
     ).astype(float)
-    factor = contender.map({k: (1 - p.batch_discount) if batch else 1.0 for k, p in usable.items()})
+    discount = contender.map({k: p.batch_discount for k, p in usable.items()}).astype(float)
+    # Batch API rows (`batch_api`, workbench.measure.batch) are billed at the batch rate; `batch`
+    # prices every row so (a projection of a synchronous run sent as a batch).
+    as_batch = pd.Series(batch, index=out.index)
+    if "batch_api" in out:
+        as_batch |= out["batch_api"].eq(True)
+    factor = (1.0 - discount.fillna(0.0)).where(as_batch, 1.0)
     inp = pd.to_numeric(out["input_tokens"], errors="coerce")
     outp = pd.to_numeric(out["output_tokens"], errors="coerce")
     if "cached_input_tokens" in out:
@@ -178,6 +187,26 @@ def project_batch(
         concurrency_limit=concurrency_limit,
         assumptions=assumptions,
     )
+
+
+def batch_api_hours(n_documents: int, *, concurrency_limit: int, window_h: float | None = None,
+                    turnaround_s: float | None = None, n_measured: int = 0,
+                    endpoint_concurrency: float | None = None) -> tuple[float, str]:
+    """(hours, why) a batch API takes for `n_documents`.
+
+    A hosted provider promises a completion window, not a speed: the batch is planned at that
+    window (`window_h`: documented, e.g. "up to 24 h", or declared by the user), whatever one
+    sample batch took. The local batch endpoint is measured: `turnaround_s` for `n_measured`
+    documents with `endpoint_concurrency` items running at once, scaled linearly to
+    `n_documents` and to `concurrency_limit` items at once."""
+    if window_h is not None and window_h == window_h:
+        return float(window_h), f"the provider's completion window, {window_h:g} h"
+    if turnaround_s is None or endpoint_concurrency is None or n_measured <= 0 \
+            or not (turnaround_s > 0 and endpoint_concurrency > 0):  # NaN fails both comparisons
+        return math.nan, "no turnaround measured"
+    hours = n_documents * turnaround_s / n_measured * endpoint_concurrency / concurrency_limit / 3600.0
+    return hours, (f"measured turnaround {turnaround_s:.1f} s for {n_measured} documents at {endpoint_concurrency:g} "
+                   f"in flight, scaled linearly to {n_documents:,} documents at {concurrency_limit}")
 
 
 def project_realtime(

@@ -178,6 +178,7 @@ def decide(ev: Evidence, name: str, sc: Scenario, contenders: Mapping[str, Conte
             mm = metrics[lab].get(sc.axis_metric[axis])
             row[f"{axis}_metric"] = mm.value if mm is not None else math.nan
             row[f"{axis}_utility"] = utilities[axis][i, 0]
+        row.update(sc.matrix_fields(metrics[lab]))
         rows.append(row)
     table = pd.DataFrame(rows)
     res = ScenarioResult(name, sc, table, metrics, dropped, assumptions, pick, decisive, tied_with=contested)

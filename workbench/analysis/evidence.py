@@ -229,6 +229,8 @@ def _documents(ev: Evidence, dirs: Sequence[Path], multi: bool) -> set[str]:
         g = g.drop_duplicates("doc_id")
         correct = pd.Series(g["correct"].to_numpy(), index=g["doc_id"].astype(str))
         ev.docs.setdefault(str(label), {})[str(strategy)] = correct.astype(float).reindex(ev.doc_units).to_numpy()
+    if "control" in records:  # the cached-prefix arm's cache-off controls measure the lever, not a way to run it
+        records = records[~records["control"].eq(True)]
     for (label, strategy), g in records.groupby(["label", "strategy"]):
         ev.doc_requests.setdefault(str(label), {})[str(strategy)] = g
     return set(ev.docs)

@@ -1,4 +1,5 @@
-"""Annotation levers, analysed: what coalescing, de-duplication and an answer cache changed.
+"""Annotation levers, analysed: what coalescing, de-duplication, an answer cache, a cached prompt
+prefix and the providers' batch APIs changed.
 
 From the coalescing experiment's records (`coalescing.jsonl`) and per-document outcomes
 (`coalescing_documents.csv`): prices of the local models from the throughput measured in the
@@ -14,7 +15,16 @@ Which numbers are statistics and which are point measurements:
     e2e / cost, the mean with a bootstrap interval over requests;
   - requests sent and wall time: point measurements of one pass (temperature 0 makes the
     requests repeatable, and wall time is one number per pass); with `repeats` > 1 the wall
-    time is the mean over passes and its min-max range is shown.
+    time is the mean over passes and its min-max range is shown. For `batch-api` the wall time
+    is the turnaround: first submission → last results fetched;
+  - TTFT p50: order-statistic interval over the strategy's streamed requests;
+  - the prefix cache (`prefix_cache_table`): cached vs uncached on the same documents, paired —
+    the median TTFT difference with a paired bootstrap interval, tokens the server evaluated and
+    reused, and the billed cost of each.
+
+The cached-prefix arm's control requests (`control=true`: the same request with the cache off)
+are a measurement, not a way to run the workload: every per-strategy number leaves them out
+(`arm_records`); only `prefix_cache_table` reads them.
 """
 
 from __future__ import annotations
@@ -35,37 +45,75 @@ if TYPE_CHECKING:
     from workbench.analysis.scenarios import ScenarioSet
 
 __all__ = [
+    "ASYNC_STRATEGIES",
+    "arm_records",
+    "batch_turnaround",
     "before_after",
     "best_strategy",
     "contender_prices",
     "format_before_after",
+    "format_prefix_cache",
     "format_projections",
+    "local_price",
     "measured_throughput",
     "parse_failures",
     "plot_levers",
+    "prefix_cache_table",
     "project_scenarios",
     "seed_comparison",
     "strategy_summary",
 ]
 
 
+#: Strategies whose answers come back hours later at worst (a batch API): they serve the batch
+#: scenario only, never a realtime or interactive one.
+ASYNC_STRATEGIES = frozenset({"batch-api"})
+
+
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"] == "ok"]
+
+
+def _flag(df: pd.DataFrame, column: str) -> pd.Series:
+    """A boolean column that may be missing or hold NaN (records without the field): True only where True."""
+    return df[column].eq(True) if column in df else pd.Series(False, index=df.index)
+
+
+def arm_records(records: pd.DataFrame) -> pd.DataFrame:
+    """The records of the strategies themselves: the cached-prefix arm's cache-off controls left out."""
+    return records[~_flag(records, "control")]
+
+
+def _cached_tokens(g: pd.DataFrame) -> pd.Series:
+    """Prompt tokens each request read from a cache: the API's count, else llama.cpp's `cache_n`."""
+    cached = pd.to_numeric(g["cached_input_tokens"], errors="coerce") if "cached_input_tokens" in g else None
+    server = pd.to_numeric(g["server_cache_n"], errors="coerce") if "server_cache_n" in g else None
+    if cached is None and server is None:
+        return pd.Series(np.nan, index=g.index)
+    if cached is None:
+        assert server is not None
+        return server
+    return cached.fillna(server) if server is not None else cached
 
 
 def measured_throughput(records: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Per contender, rates measured in this run over its successful requests (all strategies).
 
-    `prefill_tps` = Σ input tokens / Σ TTFT and `decode_tps` = Σ (output tokens − 1) /
+    `prefill_tps` = Σ evaluated prompt tokens / Σ TTFT and `decode_tps` = Σ (output tokens − 1) /
     Σ (E2E − TTFT): the split `pricing.price_from_throughput` wants so a request is charged the
-    machine time it held. `e2e_output_tps` = Σ output tokens / Σ E2E. llama.cpp reuses the KV
-    cache of a shared prompt prefix, so `prefill_tps` is an effective rate (cached prefix
-    included), not the raw prefill speed. One request at a time per server, so the sums are
-    machine-busy seconds.
+    machine time it held. Evaluated = input − cached (llama.cpp reuses the KV cache of a shared
+    prompt prefix and reports how much, `cached_input_tokens` / `server_cache_n`): a reused token
+    takes no prefill time, so it is not counted in the rate and costs nothing (`contender_prices`).
+    `e2e_output_tps` = Σ output tokens / Σ E2E. Batch API items (their e2e is a turnaround) and
+    the cached-prefix controls are left out.
     """
     out: dict[str, dict[str, float]] = {}
-    for name, g in _ok(records).groupby("contender", sort=True):
-        inp = pd.to_numeric(g["input_tokens"], errors="coerce")
+    sync = arm_records(records)
+    sync = sync[~_flag(sync, "batch_api")]  # a batch item's e2e is its turnaround, not machine time
+    for name, g in _ok(sync).groupby("contender", sort=True):
+        cached = _cached_tokens(g)
+        # Tokens the server evaluated: a prompt prefix reused from the KV cache costs no prefill.
+        inp = pd.to_numeric(g["input_tokens"], errors="coerce") - cached.fillna(0.0)
         outp = pd.to_numeric(g["output_tokens"], errors="coerce")
         e2e = pd.to_numeric(g["e2e_s"], errors="coerce")
         ttft = pd.to_numeric(g["ttft_s"], errors="coerce") if "ttft_s" in g else e2e * np.nan
@@ -77,8 +125,26 @@ def measured_throughput(records: pd.DataFrame) -> dict[str, dict[str, float]]:
             "decode_tps": float((outp[timed] - 1).sum()) / decode_s if decode_s > 0 else math.nan,
             "e2e_output_tps": float(outp.sum()) / float(e2e.sum()) if e2e.sum() > 0 else math.nan,
             "requests": float(len(g)),
+            "cached_known": float(cached.notna().any()),
         }
     return out
+
+
+def local_price(t: Mapping[str, float] | None, machine_hour_usd: float) -> pricing.Price | None:
+    """A self-hosted contender's per-token price from its `measured_throughput` row: machine time at
+    the prefill and decode rates (the end-to-end output rate when no TTFT was measured); prompt
+    tokens reused from the KV cache at 0 when the run counted them. None: nothing measured."""
+    if t is None:
+        return None
+    if t["prefill_tps"] > 0 and t["decode_tps"] > 0:
+        p = pricing.price_from_throughput(machine_hour_usd, t["decode_tps"], t["prefill_tps"])
+        if t.get("cached_known"):  # the rate counts evaluated tokens: reused ones cost nothing
+            p = p.model_copy(update={"cached_input": 0.0, "source": f"{p.source}; prompt tokens reused from "
+                                     "llama.cpp's KV cache take no machine time"})
+        return p
+    if t["e2e_output_tps"] > 0:
+        return pricing.price_from_throughput(machine_hour_usd, t["e2e_output_tps"])
+    return None
 
 
 def contender_prices(
@@ -93,14 +159,9 @@ def contender_prices(
     for c in contenders:
         t = tps.get(c.name)
         if c.is_local:
-            if t is None:
-                continue
-            if t["prefill_tps"] > 0 and t["decode_tps"] > 0:
-                prices[c.name] = pricing.price_from_throughput(
-                    machine_hour_usd, t["decode_tps"], t["prefill_tps"]
-                )
-            elif t["e2e_output_tps"] > 0:
-                prices[c.name] = pricing.price_from_throughput(machine_hour_usd, t["e2e_output_tps"])
+            local = local_price(t, machine_hour_usd)
+            if local is not None:
+                prices[c.name] = local
             continue
         p = pricing.price_for(c)
         if p is not None and not p.per_token and t is not None and t["e2e_output_tps"] > 0:
@@ -120,11 +181,29 @@ def _pass_wall_s(g: pd.DataFrame) -> list[float]:
     return walls
 
 
+def _busy_s(g: pd.DataFrame) -> pd.Series:
+    """Seconds each request kept a server busy: its E2E; for a batch API item (whose e2e is the
+    batch's turnaround) the server's own prompt + generation time where it reports one (llama.cpp
+    `timings`), else unknown (NaN)."""
+    e2e = pd.to_numeric(g["e2e_s"], errors="coerce").astype(float)
+    batch = _flag(g, "batch_api")
+    if not batch.any():
+        return e2e
+    server = (pd.to_numeric(g.get("server_prompt_ms"), errors="coerce")
+              + pd.to_numeric(g.get("server_predicted_ms"), errors="coerce")) / 1000.0 \
+        if "server_prompt_ms" in g and "server_predicted_ms" in g else pd.Series(np.nan, index=g.index)
+    return e2e.where(~batch, server.astype(float))
+
+
 def strategy_summary(
     records: pd.DataFrame, outcomes: pd.DataFrame, prices: Mapping[str, pricing.Price], n_boot: int = 2000
 ) -> pd.DataFrame:
-    """One row per (contender, strategy): counts, wall/busy time, tokens, cost and accuracy per
-    document, each statistic with its 95% interval and n (see the module docstring for which)."""
+    """One row per (contender, strategy): counts, wall/busy time, TTFT, tokens (cached and
+    cache-written among them), cost and accuracy per document, each statistic with its 95%
+    interval and n (see the module docstring for which). A batch API row's wall time is its
+    turnaround (also `turnaround_s`), its busy time the server's own where reported, its cost at
+    the batch rate."""
+    records = arm_records(records)
     priced = cost.cost_frame(records, dict(prices)) if len(records) else records.assign(cost_usd=np.nan)
     # A failed request carries no token counts: it is billed nothing, but it still took time.
     priced.loc[priced["status"] != "ok", "cost_usd"] = 0.0
@@ -143,7 +222,9 @@ def strategy_summary(
         per_doc = req / n_docs
         batches = g[g["batch_size"] > 1]
         walls = _pass_wall_s(g)
-        e2e = stats.mean_ci(g["e2e_s"].astype(float), n_boot=n_boot)
+        busy = _busy_s(g)
+        is_batch = bool(_flag(g, "batch_api").any())
+        e2e = stats.mean_ci(busy, n_boot=n_boot)
         c = stats.mean_ci(g["cost_usd"].astype(float), n_boot=n_boot)
         acc = stats.wilson_interval(int(o["correct"].sum()), n_docs)
         pf = stats.wilson_interval(int((~batches["parse_ok"].astype(bool)).sum()), len(batches))
@@ -171,9 +252,23 @@ def strategy_summary(
             "busy_per_doc_s": per_doc * e2e.value, "busy_per_doc_low": per_doc * e2e.low,
             "busy_per_doc_high": per_doc * e2e.high,
             "mean_e2e_s": e2e.value,
-            **distribution.summarize(g["e2e_s"].to_numpy(dtype=float), "e2e", qs=(95,)),
-            "docs_per_busy_s": n_docs * n_pass / float(g["e2e_s"].astype(float).sum()),
+            **distribution.summarize(busy.to_numpy(dtype=float), "e2e", qs=(95,)),
+            **distribution.summarize(pd.to_numeric(g["ttft_s"], errors="coerce").to_numpy(dtype=float)
+                                     if "ttft_s" in g else np.array([]), "ttft", qs=(50,)),
+            "docs_per_busy_s": n_docs * n_pass / float(busy.sum()) if busy.notna().any() else math.nan,
+            "batch_api": is_batch,
+            "turnaround_s": float(np.mean(walls)) if is_batch else math.nan,
+            "batch_concurrency": float(pd.to_numeric(g["batch_concurrency"], errors="coerce").max())
+            if is_batch and "batch_concurrency" in g else math.nan,
+            "batch_window_h": float(pd.to_numeric(g["batch_window_h"], errors="coerce").max())
+            if is_batch and "batch_window_h" in g else math.nan,
+            "batch_window_source": str(g["batch_window_source"].dropna().iloc[0])
+            if is_batch and "batch_window_source" in g and g["batch_window_source"].notna().any() else "",
             "input_tokens_per_doc": float(pd.to_numeric(g["input_tokens"]).sum()) / n_pass / n_docs,
+            "cached_tokens_per_doc": float(_cached_tokens(g).sum()) / n_pass / n_docs,
+            "cache_write_tokens_per_doc": float(pd.to_numeric(g["cache_creation_input_tokens"], errors="coerce")
+                                                .sum()) / n_pass / n_docs if "cache_creation_input_tokens" in g
+            else 0.0,
             "output_tokens_per_doc": float(pd.to_numeric(g["output_tokens"]).sum()) / n_pass / n_docs,
             "tokens_estimated_share": float(est.mean()) if len(est) else math.nan,
             "cost_per_doc_usd": per_doc * c.value, "cost_per_doc_low": per_doc * c.low,
@@ -191,7 +286,11 @@ def _rel(x: float, base: float) -> float:
 
 def before_after(summary: pd.DataFrame) -> pd.DataFrame:
     """Relative change vs naive per contender: requests, wall time, cost per document (%), and
-    accuracy (percentage points, with its paired 95% interval)."""
+    accuracy (percentage points, with its paired 95% interval).
+
+    Requests and wall time are compared per document: the cached-prefix and batch-api arms may
+    label fewer documents than naive (`lever_docs`), and with the same documents per document is
+    the same ratio."""
     rows = []
     for name, g in summary.groupby("contender", sort=False):
         base = g[g["strategy"] == "naive"]
@@ -201,8 +300,9 @@ def before_after(summary: pd.DataFrame) -> pd.DataFrame:
         for _, r in g.iterrows():
             rows.append({
                 "contender": name, "strategy": r["strategy"],
-                "requests": r["requests"], "requests_change_pct": _rel(r["requests"], b["requests"]),
-                "wall_s": r["wall_s"], "wall_change_pct": _rel(r["wall_s"], b["wall_s"]),
+                "requests": r["requests"],
+                "requests_change_pct": _rel(r["requests_per_doc"], b["requests_per_doc"]),
+                "wall_s": r["wall_s"], "wall_change_pct": _rel(r["wall_per_doc_s"], b["wall_per_doc_s"]),
                 "cost_per_doc_usd": r["cost_per_doc_usd"],
                 "cost_change_pct": _rel(r["cost_per_doc_usd"], b["cost_per_doc_usd"]),
                 "accuracy": r["accuracy"], "accuracy_change_pp": r["accuracy_diff"] * 100.0,
@@ -241,10 +341,13 @@ def format_before_after(summary: pd.DataFrame) -> pd.DataFrame:
             "batch parse failures [95% CI]": "—" if r["parse_fail_n"] == 0 else
             f"{_iv(r['parse_fail_rate'], r['parse_fail_low'], r['parse_fail_high'], '.0%')} "
             f"n={r['parse_fail_n']}",
-            "wall s (Δ)": f"{r['wall_s']:.1f} ({_pct(d['wall_change_pct'])})",
+            "wall s (Δ)": ("turnaround " if r.get("batch_api") is True else "")
+            + f"{r['wall_s']:.1f} ({_pct(d['wall_change_pct'])})",
+            "TTFT p50 ms [95% CI]": distribution.format_cell(r, "ttft", 50) if r.get("ttft_n", 0) else "—",
             "busy ms/doc [95% CI]": _iv(r["busy_per_doc_s"] * 1e3, r["busy_per_doc_low"] * 1e3,
                                          r["busy_per_doc_high"] * 1e3, ".0f"),
             "tokens/doc in+out": f"{r['input_tokens_per_doc']:.0f}+{r['output_tokens_per_doc']:.1f}"
+            + (f" ({r['cached_tokens_per_doc']:.0f} in cached)" if r.get("cached_tokens_per_doc", 0) > 0 else "")
             + (" (est.)" if r["tokens_estimated_share"] > 0 else ""),
             "µ$/doc [95% CI] (Δ)": _iv(r["cost_per_doc_usd"] * 1e6, r["cost_per_doc_low"] * 1e6,
                                         r["cost_per_doc_high"] * 1e6, ".3g")
@@ -294,12 +397,16 @@ def plot_levers(summary: pd.DataFrame, path: str | Path | None = None) -> Any:
 # projections of the scenarios from the measured numbers
 
 
-def best_strategy(summary: pd.DataFrame, contender: str) -> str:
+def best_strategy(summary: pd.DataFrame, contender: str, *, asynchronous: bool = True) -> str:
     """Cheapest strategy per document whose accuracy is not significantly below naive's (the
     upper end of the paired 95% interval of the change is >= 0); naive if none is.
 
-    Cheapest by cost per document when priced, else by busy time per document."""
+    Cheapest by cost per document when priced, else by busy time per document. `asynchronous`
+    False leaves out the strategies that answer hours later (a batch API): not for a scenario
+    whose user waits."""
     g = summary[summary["contender"] == contender]
+    if not asynchronous:
+        g = g[~g["strategy"].isin(ASYNC_STRATEGIES)]
     ok = g[(g["strategy"] == "naive") | (g["accuracy_diff_high"] >= 0)]
     key = "cost_per_doc_usd" if ok["cost_per_doc_usd"].notna().all() else "busy_per_doc_s"
     return str(ok.sort_values(key).iloc[0]["strategy"]) if len(ok) else "naive"
@@ -333,17 +440,17 @@ def project_scenarios(
         "the per-token price is that machine time at the throughput measured in this run"
     )
     for name in summary["contender"].unique():
-        best = best_strategy(summary, str(name))
         price = prices.get(str(name))
         is_local = bool(local.get(str(name), False))
-        for role, strategy in (("naive", "naive"), ("best", best)):
-            sel = summary[(summary["contender"] == name) & (summary["strategy"] == strategy)]
-            if sel.empty:
-                continue
-            r = sel.iloc[0]
-            notes = [_measured_note(r, strategy)] + ([local_note] if is_local else [])
-            for sname in scenarios:
-                scn = scenarios[sname]
+        for sname in scenarios:
+            scn = scenarios[sname]
+            best = best_strategy(summary, str(name), asynchronous=scn.kind == "batch")
+            for role, strategy in (("naive", "naive"), ("best", best)):
+                sel = summary[(summary["contender"] == name) & (summary["strategy"] == strategy)]
+                if sel.empty:
+                    continue
+                r = sel.iloc[0]
+                notes = [_measured_note(r, strategy)] + ([local_note] if is_local else [])
                 row: dict[str, Any] = {"scenario": sname, "kind": scn.kind, "contender": name,
                                        "role": role, "strategy": strategy}
                 if price is None:
@@ -374,7 +481,7 @@ def seed_comparison(summary: pd.DataFrame) -> pd.DataFrame:
     ba = before_after(summary)
     rows = []
     for name in summary["contender"].unique():
-        best = best_strategy(summary, str(name))
+        best = best_strategy(summary, str(name), asynchronous=False)
         r = ba[(ba["contender"] == name) & (ba["strategy"] == best)].iloc[0]
         rows.append({"contender": name, "best strategy": best,
                      "requests": f"{r['requests_change_pct']:+.0f}% (seed -70%)",
@@ -382,6 +489,125 @@ def seed_comparison(summary: pd.DataFrame) -> pd.DataFrame:
                      "cost per doc": f"{r['cost_change_pct']:+.0f}% (seed -38%)",
                      "accuracy": f"{r['accuracy_change_pp']:+.0f} pp [{r['accuracy_change_low_pp']:+.0f}, "
                                  f"{r['accuracy_change_high_pp']:+.0f}]"})
+    return pd.DataFrame(rows)
+
+
+def prefix_cache_table(records: pd.DataFrame, prices: Mapping[str, pricing.Price] | None = None,
+                       n_boot: int = 2000) -> pd.DataFrame:
+    """The cached-prefix arm, cached vs uncached on the same documents, one row per contender.
+
+    Pairs: each document's lever request (`prefix_cache` on) with its control (the same request
+    with the cache off), both successful. Per side: TTFT p50 with its order-statistic interval;
+    the mean prompt tokens (`input`), read from the cache (`cached`: the API's count, else
+    llama.cpp's `cache_n`), written to it (Anthropic), evaluated by the server (llama.cpp
+    `prompt_n`) and its prompt milliseconds; the mean billed cost per document (cache reads and
+    writes at their own rates; NaN without a price). Then the paired median TTFT difference
+    (cached − uncached) with a paired bootstrap interval. A contender whose API caches implicitly
+    has no control: its row has the cached side only and says so."""
+    from workbench.analysis.quantiles import quantile_ci
+
+    if "strategy" not in records:
+        return pd.DataFrame()
+    arm = records[(records["strategy"] == "cached-prefix") & (records["status"] == "ok")]
+    if prices:
+        arm = cost.cost_frame(arm, dict(prices))
+    rows: list[dict[str, Any]] = []
+    for name, g in arm.groupby("contender", sort=False):
+        on, off = g[~_flag(g, "control")], g[_flag(g, "control")]
+        keys = ["repeat", "prompt_id"]
+        paired = on.merge(off[[*keys]], on=keys) if len(off) else on
+        row: dict[str, Any] = {"contender": name, "control": bool(len(off)), "pairs": len(off) and len(paired),
+                               "cached_requests": len(on)}
+        for side, part in (("uncached", off), ("cached", paired)):
+            ttft = pd.to_numeric(part["ttft_s"], errors="coerce").to_numpy(dtype=float)
+            q = quantile_ci(ttft, 50) if len(part) else None
+            row[f"{side}_ttft_p50_s"] = q.value if q else math.nan
+            row[f"{side}_ttft_p50_low"] = q.low if q else math.nan
+            row[f"{side}_ttft_p50_high"] = q.high if q else math.nan
+
+            def mean(col: str, frame: pd.DataFrame = part) -> float:
+                return float(pd.to_numeric(frame[col], errors="coerce").mean()) if col in frame and len(frame) \
+                    else math.nan
+
+            row[f"{side}_input_tokens"] = mean("input_tokens")
+            row[f"{side}_cached_tokens"] = float(_cached_tokens(part).mean()) if len(part) else math.nan
+            row[f"{side}_cache_write_tokens"] = mean("cache_creation_input_tokens")
+            row[f"{side}_evaluated_tokens"] = mean("server_prompt_n")
+            row[f"{side}_prompt_ms"] = mean("server_prompt_ms")
+            row[f"{side}_cost_per_doc_usd"] = mean("cost_usd") if prices else math.nan
+        if len(off):
+            both = on.merge(off[[*keys, "ttft_s"]], on=keys, suffixes=("", "_off"))
+            d = stats.paired_bootstrap_diff(pd.to_numeric(both["ttft_s"], errors="coerce"),
+                                            pd.to_numeric(both["ttft_s_off"], errors="coerce"), np.median,
+                                            n_boot=n_boot)
+            row.update(ttft_diff_s=d.value, ttft_diff_low=d.low, ttft_diff_high=d.high)
+        else:
+            row.update(ttft_diff_s=math.nan, ttft_diff_low=math.nan, ttft_diff_high=math.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _prefix_side(r: pd.Series, s: str) -> str:
+    if r[f"{s}_ttft_p50_s"] != r[f"{s}_ttft_p50_s"]:
+        return "—"
+    ttft = _iv(r[f"{s}_ttft_p50_s"] * 1e3, r[f"{s}_ttft_p50_low"] * 1e3, r[f"{s}_ttft_p50_high"] * 1e3, ".0f")
+    toks = f"{r[f'{s}_input_tokens']:.0f} in, {r[f'{s}_cached_tokens']:.0f} cached"
+    if r[f"{s}_evaluated_tokens"] == r[f"{s}_evaluated_tokens"]:
+        toks += f", {r[f'{s}_evaluated_tokens']:.0f} evaluated in {r[f'{s}_prompt_ms']:.0f} ms"
+    if r[f"{s}_cache_write_tokens"] == r[f"{s}_cache_write_tokens"] and r[f"{s}_cache_write_tokens"] > 0:
+        toks += f", {r[f'{s}_cache_write_tokens']:.0f} written"
+    price = r[f"{s}_cost_per_doc_usd"]
+    return f"TTFT p50 {ttft} ms; {toks}" + (f"; {price * 1e6:.3g} µ$/doc" if price == price else "")
+
+
+def format_prefix_cache(table: pd.DataFrame) -> pd.DataFrame:
+    """`prefix_cache_table` in words: per contender, uncached → cached."""
+    out = []
+    for _, r in table.iterrows():
+        out.append({
+            "contender": r["contender"],
+            "documents paired": int(r["pairs"]) if r["control"] else "no control: the API caches implicitly",
+            "uncached (control)": _prefix_side(r, "uncached"), "cached": _prefix_side(r, "cached"),
+            "Δ TTFT median ms [95% CI] (paired)": "—" if not r["control"] else
+            _iv(r["ttft_diff_s"] * 1e3, r["ttft_diff_low"] * 1e3, r["ttft_diff_high"] * 1e3, "+.0f"),
+        })
+    return pd.DataFrame(out)
+
+
+def batch_turnaround(records: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """The batch-api arm beside the synchronous naive pass, one row per contender.
+
+    Turnaround (first submission → last results fetched, polling included: a point measurement
+    of one pass, the mean over passes) against naive's wall time, both also per document because
+    the arm may label fewer documents (`lever_docs`); the server's own time per document (busy,
+    from llama.cpp `timings`, NaN for a provider); how the items ended (`batch_outcome`) and in
+    how many batches; and the completion window a plan must assume (the provider's, or measured)."""
+    if "strategy" not in summary or not (summary["strategy"] == "batch-api").any():
+        return pd.DataFrame()
+    arm = records[records["strategy"] == "batch-api"] if "strategy" in records else records.iloc[:0]
+    rows = []
+    for _, b in summary[summary["strategy"] == "batch-api"].iterrows():
+        name = b["contender"]
+        naive = summary[(summary["contender"] == name) & (summary["strategy"] == "naive")]
+        n = naive.iloc[0] if len(naive) else None
+        g = arm[arm["contender"] == name]
+        outcomes = g["batch_outcome"].fillna("none").value_counts() if "batch_outcome" in g else pd.Series(dtype=int)
+        window = b["batch_window_h"]
+        rows.append({
+            "contender": name, "documents": int(b["n_docs"]),
+            "batches": int(g["batch_id"].nunique()) if "batch_id" in g else 0,
+            "turnaround s": round(float(b["turnaround_s"]), 2),
+            "turnaround s/doc": round(float(b["wall_per_doc_s"]), 3),
+            "naive wall s (docs)": f"{n['wall_s']:.2f} ({int(n['n_docs'])})" if n is not None else "—",
+            "naive wall s/doc": round(float(n["wall_per_doc_s"]), 3) if n is not None else math.nan,
+            "turnaround / naive per doc": round(float(b["wall_per_doc_s"] / n["wall_per_doc_s"]), 2)
+            if n is not None and n["wall_per_doc_s"] > 0 else math.nan,
+            "server busy ms/doc": round(float(b["busy_per_doc_s"]) * 1e3, 1),
+            "items": ", ".join(f"{k} {v}" for k, v in outcomes.items()),
+            "window to plan with": f"{window:g} h — {b['batch_window_source']}" if window == window
+            else f"measured: {int(b['batch_concurrency']) if b['batch_concurrency'] == b['batch_concurrency'] else '?'}"
+                 " items at once on the local endpoint",
+        })
     return pd.DataFrame(rows)
 
 

@@ -40,8 +40,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workbench.analysis import axes
-from workbench.analysis.catalog import METRICS
-from workbench.analysis.cost import DEFAULT_HEADROOM, project_batch, project_prototyping, project_realtime
+from workbench.analysis.catalog import METRICS, format_value
+from workbench.analysis.cost import (
+    DEFAULT_HEADROOM,
+    batch_api_hours,
+    project_batch,
+    project_prototyping,
+    project_realtime,
+)
 from workbench.analysis.evidence import Draws, Evidence, Metric
 from workbench.config import PROJECT_ROOT, load_sections, validation_error
 from workbench.errors import ConfigError, lookup
@@ -222,6 +228,10 @@ class _ScenarioBase(_Strict):
         """The kind's own items of the migration checklist."""
         return []
 
+    def matrix_fields(self, m: Mapping[str, Metric]) -> dict[str, Any]:
+        """Columns the kind adds to a contender's row of the decision matrix (e.g. the lever)."""
+        return {}
+
     def projection_basis(self) -> str:
         """One line: the workload numbers every projection of this scenario rests on."""
         return ""
@@ -323,7 +333,24 @@ class BatchScenario(_ScenarioBase):
                      shared: dict[str, Metric], machine_hour_usd: float) -> dict[str, Metric]:
         return axes.annotation_metrics(ev, draws, label, contender, machine_hour_usd=machine_hour_usd,
                                        floor=self.accuracy_floor, documents_per_night=self.documents_per_night,
-                                       concurrency_limit=self.concurrency_limit)
+                                       concurrency_limit=self.concurrency_limit, window_hours=self.window_hours)
+
+    def matrix_fields(self, m: Mapping[str, Metric]) -> dict[str, Any]:
+        """The lever chosen for this contender, and the window constraint's outcome for it — and,
+        when a batch API was measured, what it would do to the window."""
+        strat, wall, api = m.get("strategy"), m.get("batch_wall_time_h"), m.get("batch_api_wall_time_h")
+        window = next(c for c in self.hard_constraints if c.metric == "batch_wall_time_h")
+
+        def outcome(x: Metric | None) -> str | None:
+            if x is None:
+                return None
+            # a window (documented, declared) or one pass's turnaround is a fact: no interval to show
+            bounds = (math.nan, math.nan) if x.interval == "fixed" else (x.low, x.high)
+            shown = format_value("batch_wall_time_h", x.value, *bounds) if x.value == x.value else "n/a"
+            return f"{window.status(x)}: {shown} vs ≤ {self.window_hours:g} h ({x.source})"
+
+        return {"lever": strat.source if strat is not None else None, "window_constraint": outcome(wall),
+                "batch_api_window": outcome(api)}
 
     def checklist(self, pick: str, m: Mapping[str, Metric]) -> list[str]:
         strat = m.get("strategy")
@@ -337,19 +364,32 @@ class BatchScenario(_ScenarioBase):
 
     def lever_projection(self, r: Mapping[str, Any], price: Price, is_local: bool, machine_hour_usd: float,
                          strategy: str) -> dict[str, Any]:
+        cached = float(r.get("cached_tokens_per_doc", 0.0) or 0.0)
+        is_batch = strategy in ("batch-api",)
+        latency = float(r["mean_e2e_s"])  # a hosted batch item reports no busy time: its time is the window
         p = project_batch(self.documents_per_night, self.window_hours, r["input_tokens_per_doc"],
-                          r["output_tokens_per_doc"], price, r["requests_per_doc"], r["mean_e2e_s"],
-                          self.concurrency_limit)
+                          r["output_tokens_per_doc"], price, r["requests_per_doc"],
+                          latency if latency == latency else 0.0, self.concurrency_limit, batch_api=is_batch,
+                          per_doc_cached_input_tokens=cached if cached == cached else 0.0)
         extra = [f"duplicate and cache savings of this {r['n_docs']}-document sample hold at "
                  f"{self.documents_per_night} documents a night"]
         if r["accuracy_high"] < self.accuracy_floor:
             extra.append(f"accuracy floor {self.accuracy_floor:.0%} NOT met (upper 95% bound {r['accuracy_high']:.0%})")
+        cost = {"cost": f"${p.total_cost_usd:,.2f} a night ({p.cost_per_document_usd * 1e6:.3g} µ$/doc)",
+                "total_cost_usd": p.total_cost_usd}
+        if is_batch:
+            hours, why = batch_api_hours(
+                self.documents_per_night, concurrency_limit=self.concurrency_limit,
+                window_h=r.get("batch_window_h"), turnaround_s=r.get("turnaround_s"), n_measured=int(r["n_docs"]),
+                endpoint_concurrency=r.get("batch_concurrency"))
+            fits = "fits" if hours <= self.window_hours else "does NOT fit"
+            extra.append(f"batch API turnaround: {why}")
+            return {"time": f"{hours:,.1f} h ({fits} the {self.window_hours:g} h window)", **cost,
+                    "wall_time_h": hours, "assumptions": p.assumptions[:3] + extra}
         fits = "fits" if p.fits_window else "does NOT fit"
         return {"time": f"{p.wall_time_s / 3600:,.1f} h at concurrency {p.concurrency_limit} ({fits} the "
                         f"{self.window_hours:g} h window; needs >= {p.min_concurrency_to_fit})",
-                "cost": f"${p.total_cost_usd:,.2f} a night ({p.cost_per_document_usd * 1e6:.3g} µ$/doc)",
-                "wall_time_h": p.wall_time_s / 3600, "total_cost_usd": p.total_cost_usd,
-                "assumptions": p.assumptions + extra}
+                **cost, "wall_time_h": p.wall_time_s / 3600, "assumptions": p.assumptions + extra}
 
 
 class PrototypingScenario(_ScenarioBase):

@@ -18,6 +18,34 @@ the one before it, so the before/after table reads as a stack:
     answered from the cache without a request. A cache kept warm across nights would do
     better; this one measures what a single run's stream gives.
 
+Two levers beside the stack, each on the naive prompt (one request per document), so each is
+compared with naive alone, paired on the same documents. They may run on fewer documents than
+the stack (`lever_docs`: a `select_documents` subset of the same documents): their effects (a
+prefix's TTFT, a batch's price and turnaround) show on a few documents, and `make run` has no
+minutes to spare; their per-document numbers and changes vs naive are per document, so a
+smaller subset changes their intervals, not their meaning.
+
+  - `cached-prefix`: the shared prefix of the prompt (instructions, label guide, few-shot
+    examples) cached the documented way for the contender's API (`providers.caching`:
+    Anthropic `cache_control`, OpenAI/Gemini implicit, llama.cpp `cache_prompt`). To measure
+    what the cache changes, the arm has a **control**: the same request with the cache
+    switched off (llama.cpp `cache_prompt: false`; Anthropic without a breakpoint) for the first
+    `prefix_control_docs` documents, sent in a pass of their own right after the lever's (same
+    windows, same requests in flight; after, so the lever finds the shared prefix cached, never
+    its own document), recorded with `control=true` (`prefix_cache=false`) and
+    left out of every per-strategy number; APIs that cache implicitly cannot be switched off and
+    get no control (their records show what was cached). On llama.cpp the naive arm already
+    has the slot cache on (llama-server's default), so there the lever's effect is the paired
+    cached-vs-uncached table (`levers.prefix_cache_table`), not its row against naive.
+  - `batch-api`: every document of the pass as one item of the provider's batch API
+    (`workbench.measure.batch`; several batches when the documented limits say so), polled until
+    done or `batch_max_wait_s`; the embedded models through the local batch endpoint
+    (`workbench.serve.batch`) in front of their llama-server, `concurrency` items at a time.
+    A record's `e2e_s` is the document's turnaround (submission → results fetched), and
+    `batch_api=true` prices it at the provider's batch rate. Hosted batches are journalled
+    (`<run>/batches/coalescing.jsonl`) so a resumed run (`workbench run --resume`) polls the
+    submitted batch instead of sending it again.
+
 The annotation prompt is the experiment's, not the contender's: each request goes out with a
 validated copy of the contender (`Contender.override`) whose `prompt_template` (completion models) or
 `system_prompt` (chat models), stop sequences and `max_tokens` are set here. The contenders file
@@ -42,10 +70,14 @@ import yaml
 
 from workbench.aio import run_sync
 from workbench.config import PROJECT_ROOT, Contender
+from workbench.measure.batch import BatchDialect, BatchJournal, dialect_for, run_batch
 from workbench.measure.coalesce import AnswerCache, build_batch_prompt, dedupe, parse_batch_answer, parse_single_label
 from workbench.measure.probe import make_client, probe
 from workbench.measure.target import Target
-from workbench.results import update_manifest
+from workbench.providers.caching import how_cached, min_prefix_tokens, prefix_cached
+from workbench.results import read_jsonl_tolerant, update_manifest
+from workbench.serve.batch import BatchServer
+from workbench.serve.llama import REQUEST_HEADERS
 from workbench.session import Session
 from workbench.types import Prompt, Record
 
@@ -57,12 +89,13 @@ __all__ = [
     "annotation_contender",
     "load_documents",
     "load_labels",
+    "parse_strategies",
     "run_coalescing",
     "select_documents",
 ]
 
 ANNOTATION_DIR = PROJECT_ROOT / "experiments" / "annotation"
-STRATEGIES: tuple[str, ...] = ("naive", "coalesced", "dedup", "cached")
+STRATEGIES: tuple[str, ...] = ("naive", "coalesced", "dedup", "cached", "cached-prefix", "batch-api")
 
 # Few-shot examples for the base (completion) model: written for this prompt, not taken from
 # the dataset, so no test document leaks into the prompt.
@@ -75,6 +108,8 @@ _EXAMPLES: tuple[tuple[str, str], ...] = (
 )
 
 _BATCH_SHOTS = (2, 0, 3)
+#: The two levers beside the stack: they run on `lever_docs` documents (see the module docstring).
+_LEVER_ARMS = frozenset({"cached-prefix", "batch-api"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +142,16 @@ class DocOutcome:
     @property
     def correct(self) -> bool:
         return self.predicted == self.gold
+
+
+def parse_strategies(text: str) -> tuple[str, ...]:
+    """`"naive,batch-api"` → the strategies in run order (`STRATEGIES`' order); empty: all of them.
+    An unknown name is an error listing the valid ones (the notebook's `strategies` parameter)."""
+    wanted = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in wanted if t not in STRATEGIES]
+    if unknown:
+        raise ValueError(f"unknown strategy {unknown[0]!r}; valid: {', '.join(STRATEGIES)}")
+    return tuple(s for s in STRATEGIES if s in wanted) if wanted else STRATEGIES
 
 
 def load_labels(path: str | Path | None = None) -> dict[str, str]:
@@ -222,6 +267,24 @@ ClientFactory = Callable[[Contender], httpx.AsyncClient]
 
 
 @dataclass
+class BatchArm:
+    """Where one contender's batch-api arm sends its batches and how long it waits."""
+
+    target: Target  # the provider's batch API, or the local batch endpoint of an embedded model
+    dialect: BatchDialect
+    journal: BatchJournal | None  # hosted batches only: a local endpoint does not outlive the run
+    max_wait_s: float
+    poll_s: float
+    poll_max_s: float
+    concurrency: int | None  # items the local endpoint runs at once (None: the provider's own)
+    done: dict[str, dict[str, Any]]  # request id → its record, written before a resume
+    #: hosted: the turnaround to plan with — the provider's documented completion window, or what the
+    #: contender declares (`declared.batch_turnaround_h`); None for the local endpoint (measured)
+    window_h: float | None = None
+    window_source: str | None = None
+
+
+@dataclass
 class _Ctx:
     """Per-contender state of one run: prompts, client, concurrency gate, where records go."""
 
@@ -233,6 +296,11 @@ class _Ctx:
     gate: asyncio.Semaphore
     write: Callable[[Record], None]
     seq: int = 0
+    #: the naive prompt with the prefix cache on / off (the control; None: cannot be switched off)
+    prefix_on: Contender | None = None
+    prefix_off: Contender | None = None
+    control_docs: int = 0
+    batch_arm: BatchArm | None = None
 
     async def _send(self, c: Contender, prompt: Prompt, extra: dict[str, Any]) -> Record:
         self.seq += 1
@@ -241,17 +309,59 @@ class _Ctx:
             return await probe(self.client, self.target.replace(contender=c), prompt, request_id=rid, extra=extra)
 
     async def single_label(
-        self, doc: Document, strategy: str, repeat: int, window: int, fallback: bool
+        self, doc: Document, strategy: str, repeat: int, window: int, fallback: bool,
+        contender: Contender | None = None, **fields: Any,
     ) -> str | None:
         prompt = Prompt(id=doc.id, text=_single_text(doc.text, self.labels))
         extra: dict[str, Any] = {
             "strategy": strategy, "repeat": repeat, "window": window, "batch_size": 1,
-            "doc_ids": [doc.id], "n_docs": 1, "fallback": fallback,
+            "doc_ids": [doc.id], "n_docs": 1, "fallback": fallback, **fields,
         }
-        rec = await self._send(self.single, prompt, extra)
+        rec = await self._send(contender or self.single, prompt, extra)
         label = parse_single_label(rec.output_text or "", self.labels) if rec.ok else None
         self._finish(rec, parse_ok=label is not None, labels={doc.id: label})
         return label
+
+    async def prefix_control(self, docs: Sequence[Document], repeat: int, window: int) -> None:
+        """The cached-prefix arm's control: its first `control_docs` documents with the cache off,
+        in windows as the lever goes, in a pass of its own right after the lever's. After, not
+        before: a control just before would leave its whole prompt, document included, in the
+        slot's cache, and the lever would measure a cached document instead of a cached prefix.
+        Its own pass: the lever's wall time is its own, and each side runs as many requests at
+        once as the other."""
+        if self.prefix_off is None:
+            return
+        todo = list(docs[: self.control_docs])
+        for w, start in enumerate(range(0, len(todo), window)):
+            await asyncio.gather(*(self.single_label(d, "cached-prefix", repeat, w, False, self.prefix_off,
+                                                     prefix_cache=False, control=True)
+                                   for d in todo[start:start + window]))
+
+    async def batch_api(self, docs: Sequence[Document], repeat: int) -> dict[str, str | None]:
+        """Every document as one item of the batch API; doc id → label."""
+        arm = self.batch_arm
+        assert arm is not None
+        name = self.target.contender.name
+        rids = [f"{name}:batch-api:{repeat}:{d.id}" for d in docs]
+        got: dict[str, str | None] = {d.id: None for d in docs}
+        for rid, d in zip(rids, docs, strict=True):
+            old = arm.done.get(rid)
+            if old is not None:  # recorded before a resume: its label, not a second request
+                got[d.id] = (old.get("labels") or {}).get(d.id)
+
+        def keep(rec: Record) -> None:
+            label = parse_single_label(rec.output_text or "", self.labels) if rec.ok else None
+            got[str(rec.prompt_id)] = label
+            self._finish(rec, parse_ok=label is not None, labels={rec.prompt_id: label})
+
+        extras = [{"strategy": "batch-api", "repeat": repeat, "window": 0, "batch_size": 1, "doc_ids": [d.id],
+                   "n_docs": 1, "fallback": False, "batch_concurrency": arm.concurrency,
+                   "batch_window_h": arm.window_h, "batch_window_source": arm.window_source} for d in docs]
+        await run_batch(self.client, arm.target.replace(contender=self.single), arm.dialect,
+                        [Prompt(id=d.id, text=_single_text(d.text, self.labels)) for d in docs], rids, write=keep,
+                        extras=extras, journal=arm.journal, done_ids=arm.done, max_wait_s=arm.max_wait_s,
+                        poll_s=arm.poll_s, poll_max_s=max(arm.poll_s, arm.poll_max_s))
+        return got
 
     async def batch_labels(
         self, docs: Sequence[Document], strategy: str, repeat: int, window: int
@@ -318,8 +428,24 @@ async def _strategy(
         outcomes.append(DocOutcome(name, strategy, repeat, d.id, d.label, label,
                                    source if label is not None else "failed", d.dup_of))
 
+    if strategy == "batch-api":  # the night's documents in one go: batches are not windowed
+        if ctx.batch_arm is None:
+            return outcomes
+        got_batch = await ctx.batch_api(docs, repeat)
+        for d in docs:
+            outcome(d, got_batch[d.id], "request")
+        return outcomes
     for w, start in enumerate(range(0, len(docs), window)):
         chunk = list(docs[start:start + window])
+        if strategy == "cached-prefix":
+            assert ctx.prefix_on is not None
+            labels = await asyncio.gather(*(ctx.single_label(d, strategy, repeat, w, False, ctx.prefix_on,
+                                                             prefix_cache=True, control=False) for d in chunk))
+            for d, lab in zip(chunk, labels, strict=True):
+                outcome(d, lab, "request")
+            if start + window >= len(docs):
+                await ctx.prefix_control(docs, repeat, window)
+            continue
         if strategy == "naive":
             labels = await asyncio.gather(
                 *(ctx.single_label(d, strategy, repeat, w, fallback=False) for d in chunk)
@@ -368,6 +494,10 @@ async def _run(
     strategies: Sequence[str],
     stream: bool,
     client_factory: ClientFactory | None,
+    batch_max_wait_s: float = 24 * 3600.0,
+    batch_poll_s: float = 1.0,
+    prefix_control_docs: int | None = None,
+    lever_docs: int | None = None,
 ) -> tuple[list[Record], list[DocOutcome]]:
     records: list[Record] = []
     outcomes: list[DocOutcome] = []
@@ -379,17 +509,25 @@ async def _run(
 
     # Batch sizes that can occur: k, and the remainders of windows after de-duplication.
     sizes = range(2, k + 1)
+    lever_set = select_documents(docs, lever_docs) if lever_docs else list(docs)
+    endpoints: list[BatchServer] = []
     try:
         for c in session.contenders:
             client = client_factory(c) if client_factory else make_client(concurrency * 2, c.timeout_s)
+            single = annotation_contender(c, labels, batch_k=None, max_tokens=max_tokens)
             ctx = _Ctx(
                 target=session.target(c, stream=stream, keep_itl=False),
-                single=annotation_contender(c, labels, batch_k=None, max_tokens=max_tokens),
+                single=single,
                 batch={n: annotation_contender(c, labels, batch_k=n,
                                                max_tokens=n * max_tokens_per_doc + 4) for n in sizes},
                 labels=list(labels), client=client, gate=asyncio.Semaphore(concurrency),
                 write=_keep,
+                prefix_on=prefix_cached(single, True), prefix_off=prefix_cached(single, False),
+                control_docs=len(lever_set) if prefix_control_docs is None else prefix_control_docs,
             )
+            if "batch-api" in strategies:
+                ctx.batch_arm = _batch_arm(session, c, concurrency, endpoints, max_wait_s=batch_max_wait_s,
+                                           poll_s=batch_poll_s)
             try:
                 for rep in range(repeats):
                     # Rotate the order each repeat so a drift of the machine does not always
@@ -397,12 +535,43 @@ async def _run(
                     shift = rep % len(strategies)
                     order = [*strategies[shift:], *strategies[:shift]]
                     for s in order:
-                        outcomes.extend(await _strategy(ctx, s, docs, k, window, rep))
+                        arm_docs = lever_set if s in _LEVER_ARMS else docs
+                        outcomes.extend(await _strategy(ctx, s, arm_docs, k, window, rep))
             finally:
                 await client.aclose()
     finally:
+        for srv in endpoints:
+            srv.stop()
         writer.close()
     return records, outcomes
+
+
+def _batch_arm(session: Session, c: Contender, concurrency: int, endpoints: list[BatchServer], *,
+               max_wait_s: float, poll_s: float) -> BatchArm | None:
+    """The batch-api arm of one contender: the local batch endpoint (started now, in front of the
+    embedded model's server, `concurrency` items at a time) or the provider's batch API; None
+    when the wire format has none (said on one line)."""
+    dialect = dialect_for(c)
+    if dialect is None:
+        print(f"batch-api: {c.name} ({c.api}) has no batch API; the arm is skipped for it")
+        return None
+    done: dict[str, dict[str, Any]] = {}
+    if session.resume and session.run.jsonl(session.experiment).exists():
+        done = {str(r["request_id"]): r for r in read_jsonl_tolerant(session.run.jsonl(session.experiment))
+                if r.get("strategy") == "batch-api" and r.get("contender") == c.name
+                and r.get("error_class") not in ("cancelled", "expired")}
+    if c.is_local:
+        srv = BatchServer(session.base_url(c), concurrency=concurrency, upstream_headers=REQUEST_HEADERS).start()
+        endpoints.append(srv)
+        target = session.target(c, base_url=srv.base_url_for(c.api), stream=False)
+        return BatchArm(target, dialect, None, max_wait_s, poll_s, poll_s * 4, concurrency, done)
+    journal = BatchJournal(session.run.path / "batches" / f"{session.experiment}.jsonl")
+    declared = c.declared.get("batch_turnaround_h")
+    window, source = (float(declared), f"declared in the contenders file (contenders[{c.name}].declared."
+                      "batch_turnaround_h)") if declared is not None else (dialect.completion_window_h,
+                                                                           dialect.window_source)
+    return BatchArm(session.target(c, stream=False), dialect, journal, max_wait_s, poll_s, 60.0, None, done, window,
+                    source)
 
 
 def run_coalescing(
@@ -419,14 +588,25 @@ def run_coalescing(
     strategies: Sequence[str] = STRATEGIES,
     stream: bool = True,
     client_factory: ClientFactory | None = None,
+    batch_max_wait_s: float = 24 * 3600.0,
+    batch_poll_s: float = 1.0,
+    prefix_control_docs: int | None = None,
+    lever_docs: int | None = None,
 ) -> pd.DataFrame:
     """Run every strategy for every contender; return the per-document outcomes.
 
     Request records are appended to `<run>/coalescing.jsonl` as each answer has been read,
     with the fields strategy, repeat, window, batch_size, doc_ids, n_docs, fallback, parse_ok,
-    labels ({doc id: label or null}) and, for batches, parse_detail. The per-document outcomes
-    (which need the fan-out and the cache, not visible in any one request) are written to
-    `<run>/coalescing_documents.csv`.
+    labels ({doc id: label or null}) and, for batches, parse_detail; the cached-prefix arm adds
+    `prefix_cache` and `control`, the batch-api arm the batch fields of `workbench.measure.batch`.
+    The per-document outcomes (which need the fan-out and the cache, not visible in any one
+    request) are written to `<run>/coalescing_documents.csv`.
+
+    `batch_max_wait_s`: how long a batch may take before it is cancelled (its unfinished documents
+    are `cancelled` records); `batch_poll_s`: the first poll interval (then 1.5× longer each
+    time, up to 60 s for a provider, 4 × the first for the local endpoint); `lever_docs`: documents
+    the cached-prefix and batch-api arms label (a `select_documents` subset of `docs`; None or 0:
+    all); `prefix_control_docs`: how many of those also get the cache-off control (None: all).
     """
     if k < 2:
         raise ValueError("k must be >= 2 (k = 1 is the naive strategy)")
@@ -437,6 +617,8 @@ def run_coalescing(
         raise ValueError(f"unknown strategy {unknown[0]!r}; valid: {', '.join(STRATEGIES)}")
     if not docs:
         raise ValueError("no documents")
+    if min(lever_docs or 0, prefix_control_docs or 0) < 0:
+        raise ValueError("lever_docs and prefix_control_docs must be >= 0")
     # The annotation prompts are the experiment's: keep them beside the contenders in the manifest.
     prompts: dict[str, Any] = {}
     for c in session.contenders:
@@ -447,11 +629,24 @@ def run_coalescing(
                    "sampling": x.sampling.model_dump(mode="json")}
             for kind, x in (("single", one), (f"batch_k{k}", many))
         }
-    update_manifest(session.run.path, coalescing_prompts=prompts)
+    levers: dict[str, Any] = {}
+    for c in session.contenders:
+        dialect = dialect_for(c)
+        n_min, where = min_prefix_tokens(c)
+        levers[c.name] = {
+            "prefix_cache": how_cached(c), "prefix_cache_min_tokens": n_min, "prefix_cache_min_source": where,
+            "prefix_control": prefix_cached(c, False) is not None,
+            "batch_api": None if dialect is None else (
+                f"local batch endpoint ({dialect.name} dialect) over the embedded server, {concurrency} at a time"
+                if c.is_local else f"{dialect.name}: {dialect.window_source}"),
+            "batch_max_wait_s": batch_max_wait_s,
+        }
+    update_manifest(session.run.path, coalescing_prompts=prompts, coalescing_levers=levers)
     _records, outcomes = run_sync(_run(
         session, docs, labels, k=k, window=window, concurrency=concurrency, max_tokens=max_tokens,
         max_tokens_per_doc=max_tokens_per_doc, repeats=repeats, strategies=strategies,
-        stream=stream, client_factory=client_factory,
+        stream=stream, client_factory=client_factory, batch_max_wait_s=batch_max_wait_s,
+        batch_poll_s=batch_poll_s, prefix_control_docs=prefix_control_docs, lever_docs=lever_docs,
     ))
     df = pd.DataFrame([asdict(o) for o in outcomes])
     df["correct"] = df["predicted"] == df["gold"]

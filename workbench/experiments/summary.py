@@ -23,6 +23,7 @@ from workbench.analysis.decision import DECISIVE_P, ScenarioResult, decide, deci
 from workbench.analysis.evidence import Draws, Evidence, gather_evidence
 from workbench.analysis.scenarios import AXES, RealtimeScenario, load_scenarios
 from workbench.config import load_contenders
+from workbench.pricing import declared_prices
 
 __all__ = ["AXES_SHOWN", "SCORE_TEXT", "Summary", "build_summary"]
 
@@ -69,6 +70,9 @@ class Summary:
     missing_axes: list[str] = field(default_factory=list)
     n_boot: int = 1000
     _hosted: set[str] = field(default_factory=set)
+    #: contender → the price fields its contenders-file entry declares (with their source): the
+    #: prices genai-prices does not have (e.g. a batch discount), which the report must name
+    declared_prices: dict[str, str] = field(default_factory=dict)
 
     def axes_table(self) -> pd.DataFrame:
         """Value [95% interval] n per contender and metric (the shared metrics of every scenario)."""
@@ -128,6 +132,11 @@ class Summary:
                                         else "—"),
                 "why not eligible": r["failed_constraint"] if isinstance(r["failed_constraint"], str) else "",
                 "what it gives up": r["gives_up"],
+                # the batch scenario's lever and whether its night (and the batch API's) fits the window
+                "lever: night vs window": "; ".join(
+                    f"{label}{r[col]}" for label, col in (("", "lever"), ("its night ", "window_constraint"),
+                                                          ("the batch API's ", "batch_api_window"))
+                    if isinstance(r.get(col), str)),
             })
         return pd.DataFrame(rows)
 
@@ -222,6 +231,9 @@ class Summary:
                              "monthly_busy_cost_usd", "monthly_always_on_cost_usd", "batch_wall_time_h"):
                     if name in m and m[name].source:
                         lines.add(f"- {r.name} / {label} / {describe(name).label}: {m[name].source}")
+        shown = {str(label).split("@")[0] for r in self.results for label in r.metrics}
+        lines.update(f"- price declared in the contenders file (over genai-prices where it has one): {name}: {text}"
+                     for name, text in self.declared_prices.items() if name in shown)
         return "\n".join(sorted(lines)) or "no projections in this run"
 
     def next_steps_markdown(self) -> str:
@@ -272,5 +284,6 @@ def build_summary(
     results = [decide(ev, name, sc, contenders, machine_hour_usd=machine_hour_usd, draws=draws)
                for name, sc in scenarios.items()]
     hosted = {name for name, c in contenders.items() if not c.is_local}
+    declared = {name: text for name, c in contenders.items() if (text := declared_prices(c)) is not None}
     return Summary(ev, results, decision_matrix(results), pairwise_tests(ev, seed=seed), list(ev.missing), n_boot,
-                   hosted)
+                   hosted, declared)

@@ -57,6 +57,8 @@ __all__ = [
     "DEFAULT_MAX_OUTPUT_CHARS",
     "MAX_BODY_BYTES",
     "MAX_ERROR_MESSAGE_CHARS",
+    "fail_record",
+    "finish_record",
     "make_client",
     "new_request_id",
     "probe",
@@ -212,7 +214,7 @@ async def probe(
     )
     api_key = contender.api_key()
     if contender.key_missing():
-        _fail(rec, ErrorInfo(ErrorClass.AUTH, f"${contender.api_key_env} is not set"))
+        fail_record(rec, ErrorInfo(ErrorClass.AUTH, f"${contender.api_key_env} is not set"))
         return rec
     req = provider.build_request(contender, prompt, stream=stream, api_key=api_key, base_url=url_root)
     timeout_s = contender.timeout_s
@@ -269,7 +271,7 @@ async def probe(
             raise
         if isinstance(exc, asyncio.CancelledError):
             # Task cancelled from outside (deadline of a load run): record it, then re-raise.
-            _fail(rec, _error_from_exception(exc, req.url, timeout_s))
+            fail_record(rec, _error_from_exception(exc, req.url, timeout_s))
             rec.e2e_s = metrics.e2e_s(t0, end)
             raise
         err = (ErrorInfo(ErrorClass.PROTOCOL, str(exc)) if isinstance(exc, _TooLarge)
@@ -277,8 +279,36 @@ async def probe(
     rec.e2e_s = metrics.e2e_s(t0, end)
     if headers is not None:
         rec.rate_limit = rate_limit_headers(headers)
-    text = "".join(text_parts.parts)
-    full_chars = text_parts.total
+    if stream:
+        rec.n_chunks = len(chunk_ns)
+        rec.ttft_s = metrics.ttft_s(t0, chunk_ns[0] if chunk_ns else None)
+        if target.keep_itl:
+            rec.itl_s = metrics.itl_s(chunk_ns)
+    return finish_record(rec, contender, prompt, text="".join(text_parts.parts), full_chars=text_parts.total,
+                         finish=finish, usage=usage, timings=timings, err=err, api_key=api_key,
+                         n_chunks=len(chunk_ns) if stream else None)
+
+
+def finish_record(
+    rec: Record,
+    contender: Contender,
+    prompt: Prompt,
+    *,
+    text: str,
+    full_chars: int,
+    finish: str | None,
+    usage: Usage | None,
+    timings: ServerTimings | None,
+    err: ErrorInfo | None,
+    api_key: str | None,
+    n_chunks: int | None = None,
+) -> Record:
+    """Complete a timed record from what its response said: the answer (`text`, the first
+    `full_chars` characters kept), the server's usage and timings, or the typed error.
+
+    The one place a record gets its tokens, its `truncated` outcome and TPOT, so a probed request
+    and a batch API item (`workbench.measure.batch`) are recorded the same way. Keys are redacted
+    before anything is cut."""
     rec.output_truncated = full_chars > len(text)
     rec.output_text = text
     rec.finish_reason = finish
@@ -286,20 +316,15 @@ async def probe(
         rec.server_prompt_ms, rec.server_predicted_ms = timings.prompt_ms, timings.predicted_ms
         rec.server_prompt_n, rec.server_predicted_n, rec.server_cache_n = (
             timings.prompt_n, timings.predicted_n, timings.cache_n)
-    if stream:
-        rec.n_chunks = len(chunk_ns)
-        rec.ttft_s = metrics.ttft_s(t0, chunk_ns[0] if chunk_ns else None)
-        if target.keep_itl:
-            rec.itl_s = metrics.itl_s(chunk_ns)
     if err is not None:
-        _fail(rec, err)
+        fail_record(rec, err)
         _redact(rec, api_key)  # before cutting, so no part of a key survives the cut
         _cap_message(rec)
         return rec
     _redact(rec, api_key)
-    _fill_tokens(rec, usage, text, prompt, contender, len(chunk_ns) if stream else None, full_chars)
+    _fill_tokens(rec, usage, text, prompt, contender, n_chunks, full_chars)
     if full_chars == 0 and finish in LENGTH_FINISH:
-        _fail(rec, ErrorInfo(ErrorClass.TRUNCATED, _truncated_message(contender, rec)))
+        fail_record(rec, ErrorInfo(ErrorClass.TRUNCATED, _truncated_message(contender, rec)))
         return rec
     rec.tpot_s = metrics.tpot_s(rec.e2e_s, rec.ttft_s, rec.visible_output_tokens)
     return rec
@@ -436,7 +461,8 @@ def _chars_estimate(text: str) -> int:
     return 0 if not text else max(1, round(len(text) / 4))
 
 
-def _fail(rec: Record, err: ErrorInfo) -> None:
+def fail_record(rec: Record, err: ErrorInfo) -> None:
+    """Mark `rec` failed with the typed error `err` (its class, the provider's code, type and hint)."""
     rec.status = "error"
     rec.error_class = err.error_class.value
     rec.error_message = err.message

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from workbench.config import Contender
     from workbench.providers.sse import SSEEvent
 
-__all__ = ["ANTHROPIC_VERSION", "Anthropic", "AnthropicStream", "error_fields", "parse_usage"]
+__all__ = ["ANTHROPIC_VERSION", "Anthropic", "AnthropicStream", "classify_body", "error_fields", "parse_usage"]
 
 #: The API version header value the request and response shapes here follow.
 ANTHROPIC_VERSION = "2023-06-01"
@@ -110,7 +110,8 @@ def _detail_code(body: Any) -> str | None:
     return str(code) if code else None
 
 
-def _classify(status: int | None, body: Any, headers: Mapping[str, str] | None) -> ErrorInfo:
+def classify_body(status: int | None, body: Any, headers: Mapping[str, str] | None = None) -> ErrorInfo:
+    """An error body of this wire format (HTTP, in a stream, or a batch item's) → ErrorInfo."""
     etype, message = error_fields(body)
     detail = _detail_code(body)
     info = classify(status, detail or etype, message, headers, type_=etype)
@@ -126,7 +127,8 @@ def _classify(status: int | None, body: Any, headers: Mapping[str, str] | None) 
 @register("anthropic")
 class Anthropic:
     """Messages API. Options: `anthropic_version` (header value), `omit_temperature`,
-    `extra_body` (merged into the JSON body, e.g. `thinking`)."""
+    `extra_body` (merged into the JSON body, e.g. `thinking`), `cache_prefix` (a cache breakpoint
+    on the system prompt, see `workbench.providers.caching`)."""
 
     # Every provider declares the same three facts and implements the same `build_request`
     # signature (the `Provider` protocol): alike on purpose, reported as a pair by `duplicates`.
@@ -145,7 +147,11 @@ class Anthropic:
             "messages": [{"role": "user", "content": prompt.text}],
         }
         system = prompt.system or contender.system_prompt
-        if system:
+        if system and opts.get("cache_prefix"):
+            # The shared prefix (instructions, examples) cached with an explicit breakpoint
+            # (workbench.providers.caching): written once, read by every later request for 5 minutes.
+            body["system"] = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
+        elif system:
             body["system"] = system
         fields = sampling_fields(contender, {"temperature": "temperature", "top_p": "top_p", "stop": "stop_sequences"})
         budget = contender.thinking_budget
@@ -193,7 +199,7 @@ class Anthropic:
         return AnthropicStream()
 
     def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
-        return _classify(status, body, headers)
+        return classify_body(status, body, headers)
 
 
 class AnthropicStream:
@@ -214,7 +220,7 @@ class AnthropicStream:
             return obj
         etype = obj.get("type") or event.event
         if etype == "error" or event.event == "error":
-            return [StreamDelta(error=_classify(None, obj, None))]
+            return [StreamDelta(error=classify_body(None, obj, None))]
         if etype == "message_start":
             raw = _raw_usage((obj.get("message") or {}).get("usage"))
             # message_start's output_tokens is a placeholder (1 or so); message_delta has the count.

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from workbench.config import Contender
     from workbench.providers.sse import SSEEvent
 
-__all__ = ["Gemini", "GeminiStream", "error_fields", "parse_usage", "quota_ids", "retry_delay"]
+__all__ = ["Gemini", "GeminiStream", "classify_body", "error_fields", "parse_usage", "quota_ids", "retry_delay"]
 
 
 def _int(v: Any) -> int | None:
@@ -103,7 +103,8 @@ def quota_ids(body: Any) -> list[str]:
 _KEY_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"}
 
 
-def _classify(status: int | None, body: Any, headers: Mapping[str, str] | None) -> ErrorInfo:
+def classify_body(status: int | None, body: Any, headers: Mapping[str, str] | None = None) -> ErrorInfo:
+    """An error body of this wire format (HTTP, in a stream, or a batch item's) → ErrorInfo."""
     code, message, delay = error_fields(body)
     ids = quota_ids(body)
     # RESOURCE_EXHAUSTED is a per-minute rate limit *or* an exhausted daily quota; the QuotaFailure
@@ -190,7 +191,7 @@ class Gemini:
         return GeminiStream()
 
     def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
-        return _classify(status, body, headers)
+        return classify_body(status, body, headers)
 
 
 def _candidate(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -221,7 +222,7 @@ class GeminiStream:
             return obj
         if "error" in obj:
             # No HTTP status: the response itself was a 200; the rpc status name classifies it.
-            return [StreamDelta(error=_classify(None, obj, None))]
+            return [StreamDelta(error=classify_body(None, obj, None))]
         out: list[StreamDelta] = []
         text, finish = _candidate(obj)
         if text:

@@ -1,0 +1,206 @@
+"""The batch clients against the local batch endpoint (workbench/serve/batch.py), whose items run
+on the mock server: a batch that completes, one that partly fails, one that expires at
+`max_wait_s` (and one the provider's window expires), a run killed after submission and resumed,
+and the request and byte limits splitting a workload. Loopback only, seconds each."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench.config import Contender
+from workbench.measure.batch import BatchJournal, dialect_for, run_batch, split_items
+from workbench.measure.batch.base import build_items
+from workbench.measure.probe import make_client
+from workbench.measure.target import Target
+from workbench.results import read_jsonl_tolerant
+from workbench.serve.batch import BatchServer
+from workbench.serve.mock import Fault, FaultPlan, MockServer, Scenario
+from workbench.types import Prompt, Record
+
+pytestmark = pytest.mark.timeout(60)
+
+APIS = ("openai-chat", "anthropic", "gemini")
+MODELS = {"anthropic": "claude-test", "gemini": "gemini-test"}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def mock() -> Iterator[MockServer]:
+    with MockServer(Scenario.timed(2, 1, 3, " yes"), FaultPlan(dialect="auto")) as srv:
+        yield srv
+
+
+def endpoint(mock: MockServer, **kw: Any) -> BatchServer:
+    return BatchServer(mock.base_url, gemini_upstream=mock.base_url_for("gemini"), **kw)
+
+
+def target(api: str, srv: BatchServer) -> Target:
+    c = Contender(name=f"b-{api}", api=api, model=MODELS.get(api, "test-model"), base_url=srv.base_url_for(api),
+                  system_prompt="Label it.")
+    return Target(c, srv.base_url_for(api), run_id="run", experiment="coalescing")
+
+
+def docs(n: int, pad: int = 0) -> tuple[list[Prompt], list[str]]:
+    return [Prompt(f"doc{i}", f"document {i} " + "x" * pad) for i in range(n)], [f"c:batch-api:0:{i}" for i in range(n)]
+
+
+def go(t: Target, n: int = 5, **kw: Any) -> list[Record]:
+    prompts, ids = docs(n, kw.pop("pad", 0))
+    written: list[Record] = []
+
+    async def run() -> list[Record]:
+        async with make_client(8, 10) as client:
+            dialect = dialect_for(t.contender)
+            assert dialect is not None
+            return await run_batch(client, t, dialect, prompts, ids, write=written.append,
+                                   **{"poll_s": 0.02, "poll_max_s": 0.1, "cancel_grace_s": 5.0, **kw})
+
+    out = asyncio.run(run())
+    assert [r.request_id for r in out] == [r.request_id for r in written]  # each written as returned
+    return out
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_batch_that_completes(mock: MockServer, api: str, tmp_path: Path) -> None:
+    with endpoint(mock, concurrency=4) as srv:
+        journal = BatchJournal(tmp_path / "j.jsonl")
+        recs = go(target(api, srv), 6, journal=journal, extras=[{"strategy": "batch-api", "doc": i} for i in range(6)])
+        [job] = srv.jobs.values()
+    assert sorted(r.request_id for r in recs) == sorted(docs(6)[1])  # one record per document
+    assert all(r.ok and r.output_text == " yes yes yes" and r.output_tokens == 3 for r in recs)
+    assert {r.extra["batch_id"] for r in recs} == {job.id} and all(r.extra["batch_api"] for r in recs)
+    assert all(r.extra["batch_outcome"] == "succeeded" and r.extra["batch_items"] == 6 for r in recs)
+    assert all(r.ttft_s is None and r.e2e_s is not None and r.e2e_s > 0 for r in recs)  # turnaround, no TTFT
+    assert [r.extra["doc"] for r in sorted(recs, key=lambda r: r.request_id)] == list(range(6))
+    assert [e["event"] for e in read_jsonl_tolerant(journal.path)] == ["submitted", "ended"]
+    # The endpoint ran the synchronous request the contender would have sent, on the upstream.
+    sent = [r for r in mock.requests if r["json"]]
+    assert len(sent) == 6 and all("Label it." in json.dumps(r["json"]) for r in sent)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_batch_that_partly_fails(mock: MockServer, api: str) -> None:
+    # One item at a time, so the queued faults land on documents 1 and 3 (the provider's own bodies).
+    mock.fail(Fault("none"), Fault("http500"), Fault("none"), Fault("rate_limit"))
+    with endpoint(mock, concurrency=1) as srv:
+        recs = sorted(go(target(api, srv), 5), key=lambda r: r.request_id)
+    assert [r.status for r in recs] == ["ok", "error", "ok", "error", "ok"]
+    assert [r.error_class for r in recs if not r.ok] == ["server_error", "rate_limited"]
+    assert all(r.extra["batch_outcome"] == ("succeeded" if r.ok else "errored") for r in recs)
+    assert all(r.error_message for r in recs if not r.ok)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_batch_that_expires_at_max_wait_s(api: str) -> None:
+    with (MockServer(Scenario.timed(150, 1, 2, " slow")) as slow,
+          BatchServer(slow.base_url, gemini_upstream=slow.base_url_for("gemini"), concurrency=1) as srv):
+        t0 = time.monotonic()
+        recs = go(target(api, srv), 8, max_wait_s=0.4)
+        took = time.monotonic() - t0
+        [job] = srv.jobs.values()
+    assert took < 1.5  # cancelled at 0.4 s; the one item running then finishes (0.15 s); not 8 × 0.15 s
+    assert job.cancel_requested is not None
+    done = [r for r in recs if r.ok]
+    cancelled = [r for r in recs if r.error_class == "cancelled"]
+    assert len(recs) == 8 and 1 <= len(done) <= 4 and len(done) + len(cancelled) == 8
+    assert all("max_wait_s=0.4" in str(r.error_message) for r in cancelled)
+    assert all(r.extra["batch_outcome"] == "cancelled" for r in cancelled)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_the_providers_window_expires_items_not_run(api: str) -> None:
+    with (MockServer(Scenario.timed(150, 1, 2, " slow")) as slow,
+          BatchServer(slow.base_url, gemini_upstream=slow.base_url_for("gemini"), concurrency=1,
+                      completion_window_s=0.35) as srv):
+        recs = go(target(api, srv), 6)
+    expired = [r for r in recs if r.error_class == "expired"]
+    assert 2 <= len(expired) <= 5 and all(r.extra["batch_outcome"] == "expired" for r in expired)
+    assert all(r.ok for r in recs if r not in expired)
+
+
+CHILD = """
+import asyncio, sys
+from workbench.config import Contender
+from workbench.measure.batch import BatchJournal, dialect_for, run_batch
+from workbench.measure.probe import make_client
+from workbench.measure.target import Target
+from workbench.results import RecordWriter
+from tests.measure.test_batch import docs, MODELS
+api, base, out, journal = sys.argv[1:5]
+c = Contender(name=f"b-{api}", api=api, model=MODELS.get(api, "test-model"), base_url=base, system_prompt="Label it.")
+t = Target(c, base, run_id="run", experiment="coalescing")
+prompts, ids = docs(6)
+w = RecordWriter(out)
+async def run():
+    async with make_client(8, 10) as client:
+        await run_batch(client, t, dialect_for(c), prompts, ids, write=w.write, journal=BatchJournal(journal),
+                        poll_s=0.02, poll_max_s=0.05)
+asyncio.run(run())
+"""
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_run_killed_after_submission_resumes_without_resubmitting(api: str, tmp_path: Path) -> None:
+    out, journal = tmp_path / "coalescing.jsonl", tmp_path / "coalescing_batches.jsonl"
+    with (MockServer(Scenario.timed(100, 1, 2, " late")) as slow,
+          BatchServer(slow.base_url, gemini_upstream=slow.base_url_for("gemini"), concurrency=1) as srv):
+        t = target(api, srv)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        with subprocess.Popen([sys.executable, "-c", CHILD, api, t.base_url, str(out), str(journal)], env=env,
+                              cwd=ROOT, stderr=subprocess.PIPE) as child:
+            deadline = time.monotonic() + 30
+            while not (journal.exists() and journal.read_text()) and child.poll() is None:
+                assert time.monotonic() < deadline, "the child never submitted"
+                time.sleep(0.01)
+            child.send_signal(signal.SIGKILL)  # after submission, before the answers (6 × 0.1 s of work)
+            _, err = child.communicate(timeout=10)
+        assert child.returncode == -signal.SIGKILL, err.decode()
+        assert srv.created == 1 and not (out.exists() and out.read_text())
+        done = {str(r["request_id"]) for r in read_jsonl_tolerant(out)} if out.exists() else set()
+        recs = go(t, 6, journal=BatchJournal(journal), done_ids=done)
+        assert srv.created == 1  # picked up by id: not submitted again
+        again = go(t, 6, journal=BatchJournal(journal), done_ids={r.request_id for r in recs})
+        assert again == [] and srv.created == 1  # everything recorded: nothing sent, nothing polled
+    assert sorted(r.request_id for r in recs) == sorted(docs(6)[1])  # none lost, none twice
+    assert all(r.ok and r.extra["batch_resumed"] for r in recs)
+    [submitted] = [e for e in read_jsonl_tolerant(journal) if e["event"] == "submitted"]
+    assert all(r.t_start_unix == submitted["t_submit_unix"] for r in recs)  # turnaround from the first submit
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_request_and_byte_limits_split_the_workload(mock: MockServer, api: str) -> None:
+    with endpoint(mock, concurrency=4, max_requests=3) as srv:
+        recs = go(target(api, srv), 8, limits=(3, 10**9))
+        assert sorted(len(j.items) for j in srv.jobs.values()) == [2, 3, 3]
+        assert sorted(r.request_id for r in recs) == sorted(docs(8)[1]) and all(r.ok for r in recs)
+        assert {r.extra["batch_items"] for r in recs} == {2, 3}
+    t = target(api, srv)
+    dialect = dialect_for(t.contender)
+    assert dialect is not None
+    prompts, ids = docs(6, pad=3000)
+    items = build_items(dialect, t, prompts, ids)
+    size = items[0].size
+    batches, too_big = split_items(items, 100, 4096 + 2 * size + 10)  # two items' worth of bytes per batch
+    assert [len(b) for b in batches] == [2, 2, 2] and too_big == []
+    batches, too_big = split_items(items, 100, size // 2)
+    assert batches == [] and len(too_big) == 6
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_batch_over_the_providers_limit_is_a_typed_error_not_a_crash(mock: MockServer, api: str) -> None:
+    with endpoint(mock, max_requests=3) as srv:
+        recs = go(target(api, srv), 5, limits=(10, 10**9))  # the client told a wrong limit: the endpoint refuses
+        assert srv.created == 0
+    assert len(recs) == 5 and {r.error_class for r in recs} == {"bad_request"}
+    assert all("exceeds the limit" in str(r.error_message) and r.http_status == 400 for r in recs)
