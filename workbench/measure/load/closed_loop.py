@@ -14,8 +14,10 @@ state one wants to measure, and it is the worst case for the client's own timing
 bench/README.md).
 
 As one shard of a sharded run (`link`), the loop runs the global workers w ≡ k (mod n) and sends
-the requests i ≡ k (mod n); a worker's ramp offset is that of its global index, and the
-`client_limit` is split the same way (shard k holds the limits slots ≡ k mod n).
+the requests of their columns, i with (i mod W) ≡ k (mod n) for W workers (`Part.of_workers`:
+each shard's share of the requests is its share of the workers); a worker's ramp offset is that
+of its global index, and the `client_limit` is split like the workers (shard k holds the limit's
+slots ≡ k mod n).
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ async def closed_loop(
                   request_prefix=request_prefix,
                   on_record=on_record, retry=retry, seed=seed, link=link)
     limiter = asyncio.Semaphore(limit) if limit else None
-    todo = iter(part.mine(n_requests))
+    todo = part.of_workers(n_requests, n_workers)
 
     async def worker(slot: int, w: int) -> None:
         # Worker w always sends through client `slot` (its shard-local position): its keep-alive

@@ -21,8 +21,10 @@ exhausted: …", `sent=False`), no further request is started, requests in fligh
 result's notes say the run stopped there.
 
 A run can be one shard of a larger one (`ShardLink`, used by `workbench.measure.load.pool`): it
-then sends only the requests whose global index i ≡ k (mod n) — a closed loop runs the workers
-w ≡ k (mod n), an open loop takes the arrivals i ≡ k (mod n) of the one global schedule — so a
+then sends only its share of the global request indices — a closed loop with W workers runs the
+workers w ≡ k (mod n) and the requests i with (i mod W) ≡ k (mod n) (its workers' columns, so
+its share of requests matches its share of workers), an open loop takes the arrivals
+i ≡ k (mod n) of the one global schedule — so a
 request's id (`{prefix}{i}`), prompt (`prompts[i % len]`) and scheduled time are the same
 whatever the number of shards, and the shards' requests together are exactly the unsharded
 run's. All shards count time from one common start instant (`ShardLink.start_at`), so
@@ -34,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +134,13 @@ class Part:
         """How many of n (requests, workers, slots of a cap) are this shard's."""
         return len(self.mine(n))
 
+    def of_workers(self, n: int, workers: int) -> Iterator[int]:
+        """A closed loop's requests among 0..n-1 for this shard: those of its workers' columns,
+        i with (i mod workers) ≡ index (mod of). Each shard's count of requests is then in
+        proportion to its workers (one worker: every request is shard 0's), where i ≡ index (mod of)
+        would leave a shard with requests and no worker to send them."""
+        return (i for i in range(n) if (i % max(1, workers)) % self.of == self.index)
+
 
 @dataclass
 class ShardLink:
@@ -217,7 +226,6 @@ class LoadRun:
         self.prompts = prompts
         self.profile = profile
         self.link = link
-        self.part = link.part if link is not None else Part()
         self.fields = {**fields, **link.fields()} if link is not None and link.part.of > 1 else fields
         self.run_id = target.run_id
         self.experiment = target.experiment
@@ -371,11 +379,12 @@ class LoadRun:
                                "cancelled at the run deadline while waiting for an in-flight slot")
             raise
         try:
-            rng = random.Random(self.seed * 1_000_003 + i)
+            # Seeding a generator costs ~10 µs: only a run that retries needs one.
+            rng = random.Random(self.seed * 1_000_003 + i) if self.retry else None
             wait: float | None = None
             for attempt in range(1, (self.retry.max_attempts if self.retry else 1) + 1):
                 rec = await self._attempt(i, attempt, scheduled_s, wait, i if slot is None else slot)
-                wait = self.retry.next_wait_s(rec, rng) if self.retry else None
+                wait = self.retry.next_wait_s(rec, rng) if self.retry and rng else None
                 if wait is None:
                     break
                 if wait > 0:
