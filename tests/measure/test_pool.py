@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import CANARY, KEY_ENV
 from tests.reliability.conftest import fault_contender
+from workbench.aio import run
 from workbench.config import Contender, load_contenders
 from workbench.errors import WorkbenchError
 from workbench.measure.budget import Budget
@@ -120,6 +121,22 @@ def test_closed_and_open_loop_over_two_processes(chat: Contender, fast: MockServ
     assert lags[len(lags) // 2] < 0.02  # the shards started on the common instant
     # everything went through the one on_record, exactly once
     assert len(written) == 240 and len({r.request_id for r in written}) == 240
+
+
+def test_large_bursts_of_records_on_uvloop(chat: Contender, fast: MockServer) -> None:
+    """512 workers answered within the same millisecond: each shard sends its records in batches of
+    hundreds (messages far larger than a socket buffer), to a coordinator on the experiments' own
+    loop (uvloop, which makes a watched socket non-blocking). Nothing is lost, no shard is."""
+    target = Target(chat, fast.base_url, keep_itl=False)
+
+    async def go() -> object:
+        async with ShardPool(2, "processes") as pool:
+            return await pool.closed_loop(target, _prompts(3, "burst"), concurrency=512, n_requests=1024,
+                                          max_duration_s=60, request_prefix="b:")
+
+    res = run(go())
+    assert res.shards_lost == [] and len(res.records) == 1024  # type: ignore[attr-defined]
+    assert all(r.ok for r in res.records)  # type: ignore[attr-defined]
 
 
 def test_a_killed_shard_leaves_cancelled_records_and_nothing_else_lost(chat: Contender) -> None:

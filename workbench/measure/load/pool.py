@@ -26,7 +26,7 @@ they do into one `LoadResult` and one stream of records for the run's one writer
 
 Backends — where the shard processes come from:
 
-- `processes`: child processes of this one (`python -m workbench.measure.load.shard`), on this
+- `processes`: child processes of this one (`workbench.measure.load.shard.main`), on this
   machine. The standard library, not Ray's local mode: a child starts in ~1 s with nothing but
   the workbench imported, needs no extra dependency, and dies with its coordinator; Ray's local
   mode would start a whole Ray instance (GCS, raylet, dashboard: several seconds and hundreds
@@ -66,7 +66,7 @@ from workbench.measure.load.closed_loop import closed_loop
 from workbench.measure.load.common import ClientShards, LoadResult, OnRecord, Part, cancelled_in_flight, from_schedule
 from workbench.measure.load.monitor import ClientOverhead
 from workbench.measure.load.open_loop import open_loop
-from workbench.measure.load.shard import Job
+from workbench.measure.load.shard import Job, frame, open_streams, read_frame
 from workbench.measure.probe import new_request_id
 from workbench.measure.target import Target
 from workbench.types import ErrorClass, Prompt, Record
@@ -81,7 +81,7 @@ START_LEAD_S = 0.25
 GRACE_S = 30.0
 #: How long shards may take to start and connect (imports, Ray scheduling a worker).
 CONNECT_TIMEOUT_S = 120.0
-_PICKLE = pickle.HIGHEST_PROTOCOL
+_SHARD_MAIN = "from workbench.measure.load.shard import main; main()"
 
 
 class InlineRunner:
@@ -115,10 +115,11 @@ class _Shard:
     """One shard as the coordinator sees it, and what it did in the current run."""
 
     index: int
-    conn: Connection
+    writer: asyncio.StreamWriter
     info: dict[str, Any]
     handle: Any = None  # the Popen, or the Ray actor
     alive: bool = True
+    reading: asyncio.Task[None] | None = None  # reads its messages until its connection ends
     # -- the current run
     part: Part = field(default_factory=Part)
     in_flight: dict[str, tuple[int, int, dict[str, Any], float]] = field(default_factory=dict)
@@ -139,9 +140,8 @@ class _Shard:
         self.result, self.extra, self.failure = None, {}, None
 
     def send(self, msg: tuple[Any, ...]) -> None:
-        if self.alive:
-            with contextlib.suppress(OSError):  # its reader sees the end of the connection: counted lost
-                self.conn.send_bytes(pickle.dumps(msg, _PICKLE))
+        if self.alive and not self.writer.is_closing():  # else its reader sees the end: counted lost
+            self.writer.write(frame(msg))
 
     @property
     def where(self) -> str:
@@ -215,9 +215,10 @@ class ShardPool:
         loop = asyncio.get_running_loop()
         for conn, info in conns:
             k = int(info["index"])
-            shard = _Shard(k, conn, info, handles[k])
+            reader, writer = await open_streams(conn)
+            shard = _Shard(k, writer, info, handles[k])
+            shard.reading = loop.create_task(self._read(shard, reader))
             self._shards.append(shard)
-            loop.add_reader(conn.fileno(), self._readable, shard)
         self._shards.sort(key=lambda s: s.index)
         return self
 
@@ -269,7 +270,9 @@ class ShardPool:
             log = Path(tempfile.mkstemp(prefix=f"workbench-shard{k}-", suffix=".log")[1])
             self._logs.append(log)
             with open(log, "w") as err:
-                proc = subprocess.Popen([sys.executable, "-m", "workbench.measure.load.shard"], stdin=subprocess.PIPE,
+                # `-c`, not `-m workbench.measure.load.shard`: the package imports that module
+                # first, and runpy would warn about running a module twice.
+                proc = subprocess.Popen([sys.executable, "-c", _SHARD_MAIN], stdin=subprocess.PIPE,
                                         stdout=subprocess.DEVNULL, stderr=err, env=env, text=True)
             assert proc.stdin is not None
             proc.stdin.write(f"{address[0]} {address[1]} {authkey.hex()} {k}\n")
@@ -326,17 +329,18 @@ class ShardPool:
             s.send(("close",))
         deadline = time.monotonic() + 5.0
         for s in self._shards:
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(s.conn.fileno())
+            s.alive = False  # a connection ending now is the shard closing, not a loss
             if isinstance(s.handle, subprocess.Popen):
                 while s.handle.poll() is None and time.monotonic() < deadline:
                     await asyncio.sleep(0.02)
             else:
                 await asyncio.sleep(0)
             await asyncio.to_thread(self._kill, s.handle)
-            with contextlib.suppress(OSError):
-                s.conn.close()
-            s.alive = False
+            if s.reading is not None:
+                s.reading.cancel()
+                with contextlib.suppress(BaseException):
+                    await s.reading
+            s.writer.close()
         if self._ray_owned:
             import ray
 
@@ -357,15 +361,13 @@ class ShardPool:
         await self.aclose()
 
     # -- events from the shards ---------------------------------------------------------------
-    def _readable(self, shard: _Shard) -> None:
-        """One message per call (the loop calls again while more is readable; `Connection.poll`
-        would build a selector per message)."""
+    async def _read(self, shard: _Shard, reader: asyncio.StreamReader) -> None:
+        """The shard's messages, in order, until its connection ends (then it is lost)."""
         try:
-            msg = pickle.loads(shard.conn.recv_bytes())
-        except (EOFError, OSError):
+            while True:
+                self._event(shard, await read_frame(reader))
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
             self._lost(shard)
-            return
-        self._event(shard, msg)
 
     def _event(self, shard: _Shard, msg: tuple[Any, ...]) -> None:
         kind, run = msg[0], self._run
@@ -404,8 +406,7 @@ class ShardPool:
             return
         shard.alive = False
         shard.died_at = time.time()
-        with contextlib.suppress(Exception):
-            asyncio.get_running_loop().remove_reader(shard.conn.fileno())
+        shard.writer.close()
         run = self._run
         if run is not None and not shard.finished.is_set():
             for request_id, (i, attempt, fields, t_unix) in list(shard.in_flight.items()):

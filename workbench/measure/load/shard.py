@@ -6,9 +6,12 @@ or open loop (`Job`) as shard k of n (`workbench.measure.load.common.ShardLink`)
 the instant the coordinator names, and stream what happens back on the same connection. It keeps
 one set of keep-alive clients across its jobs (like the in-process sweep keeps one per contender).
 
-The channel is the standard library's `multiprocessing.connection` (length-prefixed messages,
-HMAC challenge with a per-run random key), carrying pickled tuples — the same thing
-`multiprocessing` itself sends between processes. Messages:
+The channel: the standard library's `multiprocessing.connection` opens it (HMAC challenge with a
+per-run random key, then one `hello`), and from there it is the same TCP socket under asyncio
+streams, carrying pickled tuples, each framed by its 8-byte length (`frame` / `read_frame`).
+Not `Connection.send_bytes`/`recv_bytes` under the event loop: uvloop (libuv) makes a watched
+socket non-blocking, and a blocking-style read or write of a large message then fails halfway
+with EAGAIN — a message cut in two, a live shard counted as lost. Messages:
 
   shard → coordinator   ("hello", info)  ("ready",)  ("sent", index, attempt, request_id, fields, t_unix)
                         ("records", [Record, ...])  ("halt", reason)  ("done", LoadResult without records)
@@ -30,6 +33,7 @@ import os
 import pickle
 import resource
 import socket
+import struct
 import sys
 import time
 import traceback
@@ -45,7 +49,7 @@ from workbench.measure.load.open_loop import open_loop
 from workbench.measure.target import Target
 from workbench.types import Prompt, Record
 
-__all__ = ["Job", "serve_shard"]
+__all__ = ["Job", "frame", "open_streams", "read_frame", "serve_shard"]
 
 _PICKLE = pickle.HIGHEST_PROTOCOL
 
@@ -61,11 +65,36 @@ class Job:
     kwargs: dict[str, Any] = field(default_factory=dict)  # closed_loop / open_loop keyword arguments
 
 
-class _Channel:
-    """The shard's end of the connection: control messages in (read by the loop), events out."""
+_LEN = struct.Struct("!Q")
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+
+def frame(msg: tuple[Any, ...]) -> bytes:
+    """One message as it goes on the wire: its length, then its pickle."""
+    data = pickle.dumps(msg, _PICKLE)
+    return _LEN.pack(len(data)) + data
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[Any, ...]:
+    """The next message (`asyncio.IncompleteReadError` when the other end has gone)."""
+    (size,) = _LEN.unpack(await reader.readexactly(_LEN.size))
+    msg: tuple[Any, ...] = pickle.loads(await reader.readexactly(size))
+    return msg
+
+
+async def open_streams(conn: Connection) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """The handshaken connection's socket as asyncio streams (the `Connection` object is closed;
+    the socket lives on in the streams)."""
+    sock = socket.socket(fileno=os.dup(conn.fileno()))
+    conn.close()
+    return await asyncio.open_connection(sock=sock)
+
+
+class _Channel:
+    """The shard's end of the connection: control messages in (read by a task), events out."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
         self.inbox: asyncio.Queue[tuple[Any, ...] | None] = asyncio.Queue()
         self.pending: list[Record] = []
         self.flush_scheduled = False
@@ -73,34 +102,39 @@ class _Channel:
         self.task: asyncio.Task[LoadResult] | None = None
         self.closed = False
         self.loop = asyncio.get_running_loop()
-        self.loop.add_reader(conn.fileno(), self._readable)
+        self.reading = self.loop.create_task(self._read())
 
-    def _readable(self) -> None:
+    async def _read(self) -> None:
         try:
-            while self.conn.poll():
-                msg = pickle.loads(self.conn.recv_bytes())
+            while True:
+                msg = await read_frame(self.reader)
                 if msg[0] == "stop" and self.link is not None:
                     self.link.stop_reason = msg[1]  # no new request; those in flight finish
                 self.inbox.put_nowait(msg)
-        except (EOFError, OSError):
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
             self._gone()
 
     def _gone(self) -> None:
         """The coordinator went away: nobody is left to take the records, so stop."""
         if not self.closed:
             self.closed = True
-            self.loop.remove_reader(self.conn.fileno())
             if self.task is not None:
-                self.task.cancel()  # nobody is left to take the records
+                self.task.cancel()
             self.inbox.put_nowait(None)
 
     def send(self, msg: tuple[Any, ...]) -> None:
         if self.closed:
             return
-        try:
-            self.conn.send_bytes(pickle.dumps(msg, _PICKLE))
-        except OSError:
+        if self.writer.is_closing():
             self._gone()
+            return
+        self.writer.write(frame(msg))  # buffered by the transport: never blocks, never half-sent
+
+    async def aclose(self) -> None:
+        self.reading.cancel()
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
 
     # -- the run's hooks ---------------------------------------------------------------------
     def sent(self, i: int, attempt: int, request_id: str, fields: dict[str, Any]) -> None:
@@ -141,34 +175,45 @@ async def _run(channel: _Channel, job: Job, clients: ClientShards, start_unix: f
 
 
 async def _serve(conn: Connection) -> None:
-    channel = _Channel(conn)
-    async with ClientShards([], owned=True) as clients:
-        while True:
-            msg = await channel.inbox.get()
-            if msg is None or msg[0] == "close":
-                return
-            if msg[0] != "job":
-                continue  # a stop between jobs: nothing to stop
-            job: Job = msg[1]
-            channel.send(("ready",))
+    channel = _Channel(*await open_streams(conn))
+    try:
+        async with ClientShards([], owned=True) as clients:
+            await _jobs(channel, clients)
+    finally:
+        await channel.aclose()
+
+
+async def _jobs(channel: _Channel, clients: ClientShards) -> None:
+    while True:
+        msg = await channel.inbox.get()
+        if msg is None or msg[0] == "close":
+            return
+        if msg[0] != "job":
+            continue  # a stop between jobs: nothing to stop
+        job: Job = msg[1]
+        channel.send(("ready",))
+        start = await channel.inbox.get()
+        while start is not None and start[0] == "stop":  # a late stop of the previous run
             start = await channel.inbox.get()
-            while start is not None and start[0] == "stop":  # a late stop of the previous run
-                start = await channel.inbox.get()
-            if start is None or start[0] != "start":
-                return
-            cpu0 = _cpu_s()
-            channel.task = asyncio.get_running_loop().create_task(_run(channel, job, clients, start[1]))
-            try:
-                result = await channel.task
-            except Exception:
-                channel.send(("failed", traceback.format_exc()))
-                continue
-            finally:
-                channel.task = None
-            result.records = []  # already streamed
-            budget = job.target.budget
-            spent = None if budget is None else (budget.spent_usd, budget.charged, budget.refused)
-            channel.send(("done", result, {"process_cpu_s": _cpu_s() - cpu0, "budget": spent}))
+        if start is None or start[0] != "start":
+            return
+        cpu0 = _cpu_s()
+        channel.task = asyncio.get_running_loop().create_task(_run(channel, job, clients, start[1]))
+        try:
+            result = await channel.task
+        except asyncio.CancelledError:
+            if channel.closed:
+                return  # the coordinator is gone
+            raise
+        except Exception:
+            channel.send(("failed", traceback.format_exc()))
+            continue
+        finally:
+            channel.task = None
+        result.records = []  # already streamed
+        budget = job.target.budget
+        spent = None if budget is None else (budget.spent_usd, budget.charged, budget.refused)
+        channel.send(("done", result, {"process_cpu_s": _cpu_s() - cpu0, "budget": spent}))
 
 
 def serve_shard(address: tuple[str, int], authkey: bytes, index: int, **info: Any) -> None:
@@ -184,9 +229,10 @@ def serve_shard(address: tuple[str, int], authkey: bytes, index: int, **info: An
 
 
 def main() -> None:
-    """`python -m workbench.measure.load.shard`: the coordinator's address, key and this shard's index
-    come on stdin as one line `host port authkey-hex index` (not on the command line, which other
-    users of the machine can read)."""
+    """A shard process (the pool runs `python -c "from workbench.measure.load.shard import main;
+    main()"`): the coordinator's address, key and this shard's index come on stdin as one line
+    `host port authkey-hex index` (not on the command line, which other users of the machine can
+    read)."""
     host, port, key, index = sys.stdin.readline().split()
     serve_shard((host, int(port)), bytes.fromhex(key), int(index))
 
