@@ -29,14 +29,18 @@ Backends — where the shard processes come from:
 - `processes`: child processes of this one (`workbench.measure.load.shard.main`), on this
   machine. The standard library, not Ray's local mode: a child starts in ~1 s with nothing but
   the workbench imported, needs no extra dependency, and dies with its coordinator; Ray's local
-  mode would start a whole Ray instance (GCS, raylet, dashboard: several seconds and hundreds
-  of MB) to run the same processes.
+  mode would start a whole Ray instance (GCS, raylet, object store, agents: seconds — the tests'
+  two-node cluster takes ~15 s on the loaded 2-core machine — and hundreds of MB) to run the
+  same processes.
 - `ray`: Ray actors (one CPU each, spread over the nodes) on an existing cluster
   (`ray_address` or `$RAY_ADDRESS`; `auto` for one started on this machine with `ray start`).
   Ray places and starts the shards; the records come back on the same kind of connection as
   above, to this node's address (so the coordinator must run on a machine the nodes can reach,
-  as a Ray driver does; Ray Client `ray://` addresses are refused). Every node needs the
-  workbench installed and, for hosted contenders, the key variables set.
+  as a Ray driver does; Ray Client `ray://` addresses are refused) — not through Ray's own
+  objects (a remote call or a `ray.util.queue.Queue` put per batch, each a round trip through
+  Ray's core worker), so both backends share one channel, one death detector and one set of
+  tests. Every node needs the workbench installed and, for hosted contenders, the key
+  variables set.
 - `auto`: this process for one shard (`InlineRunner`, no pool at all), `processes` for more.
 
 `shards=0` means one per CPU: this machine's for `processes`, the cluster's for `ray`.
