@@ -20,7 +20,9 @@ with EAGAIN — a message cut in two, a live shard counted as lost. Messages:
 
 A `sent` notice is written before the request goes out (a few µs: one small pickle, one
 `send`), so when a shard dies the coordinator knows every request it had in flight and records
-each as `cancelled`; records are batched per event-loop iteration (one message per batch). A
+each as `cancelled`; records are batched per event-loop iteration (one message per batch). (The
+transport hands the notice to the kernel at once unless the coordinator has fallen a whole
+socket buffer behind; only then could a SIGKILL lose a notice whose request went out.) A
 shard whose coordinator goes away (the connection ends) stops starting requests and exits.
 Nothing here is a cluster: placing and starting shards is the pool's (local processes or Ray).
 """
