@@ -5,6 +5,8 @@
 - `local_endpoints`: the embedded model servers, started once per session (about 5 s) and
   shared by every test that needs them, through the returned mapping and
   $WORKBENCH_LOCAL_ENDPOINTS (which notebooks executed by papermill inherit).
+- `ray_cluster`: one two-node Ray cluster on loopback for the whole session (tests marked `ray`;
+  skipped, saying how to install it, without Ray).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import socket
+import tempfile
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -89,3 +94,41 @@ def local_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
                 os.environ.pop(ENDPOINTS_ENV, None)
             else:
                 os.environ[ENDPOINTS_ENV] = old
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """A head and a second node on this machine (`ray.cluster_utils.Cluster`), one CPU each, dashboard
+    off, a small object store, the GCS on a free port and every file under a temp dir of its own
+    (`RAY_TMPDIR` too: Ray writes its "current cluster" note there, not in /tmp/ray). Started once
+    per session (~10 s on 2 cores), stopped at its end."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'llm-workbench[ray]'")
+    from ray.cluster_utils import Cluster
+
+    temp = tempfile.mkdtemp(prefix="wb-ray-")
+    old = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = temp
+    os.makedirs(os.path.join(temp, "ray"), exist_ok=True)
+    # The machine's own address, not 127.0.0.1: `ray.init` rewrites a loopback address to the node's
+    # address before it connects, and a GCS bound to loopback would then never answer.
+    node = {"num_cpus": 1, "include_dashboard": False, "object_store_memory": 80 * 1024 * 1024}
+    c = Cluster(initialize_head=True, head_node_args={**node, "gcs_server_port": _free_port(), "temp_dir": temp})
+    try:
+        c.add_node(**node)
+        c.wait_for_nodes()
+        yield c
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        c.shutdown()
+        if old is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = old
+        shutil.rmtree(temp, ignore_errors=True)

@@ -1,23 +1,57 @@
-"""Running the workbench's async code from anywhere, including a Jupyter cell."""
+"""Running the workbench's async code from anywhere, including a Jupyter cell, on the fastest loop.
+
+The workbench's event loop is uvloop's (libuv, in C) where uvloop is installed (a declared
+dependency except on Windows, where it does not install) and `WORKBENCH_LOOP` is not `asyncio`;
+asyncio's own loop otherwise. Everything the workbench does on a loop (protocols, transports,
+`start_tls`, timers) behaves the same on both; a load run says which one timed it
+(`ClientOverhead.loop`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Coroutine
+import os
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["run_sync"]
+__all__ = ["LOOP_ENV", "loop_factory", "loop_name", "run", "run_sync"]
 
 T = TypeVar("T")
 
+#: `asyncio` forces asyncio's own loop (e.g. to compare the two).
+LOOP_ENV = "WORKBENCH_LOOP"
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop factory when it is installed and not turned off; None: asyncio's loop."""
+    if os.environ.get(LOOP_ENV, "").strip().lower() == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def loop_name(loop: asyncio.AbstractEventLoop | None = None) -> str:
+    """`uvloop` or `asyncio`: which loop runs (the running one by default)."""
+    loop = loop or asyncio.get_running_loop()
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(coro)` on the workbench's loop (`loop_factory`), from code with no running loop."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(coro)
+
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run(coro)`; inside a running loop (Jupyter) it runs in a worker thread with a
-    loop of its own, so notebooks call experiments like plain functions."""
+    """`run(coro)`; inside a running loop (Jupyter) it runs in a worker thread with a loop of its
+    own, so notebooks call experiments like plain functions."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return run(coro)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        return pool.submit(run, coro).result()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -107,6 +108,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from workbench.experiments import select_experiments
     from workbench.runner import parse_params, run_experiments
 
+    if args.ray_address:  # the notebooks' kernels inherit it (backend=ray; see measure/load/pool.py)
+        os.environ["RAY_ADDRESS"] = args.ray_address
     if args.resume:
         return _resume(args)
     experiments = select_experiments(args.experiments)
@@ -221,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--contenders-file")
     s.add_argument("--resume", metavar="RUN_DIR",
                    help="finish an interrupted run in place: skip requests already recorded")
+    s.add_argument("--ray-address", help="the Ray cluster for --param backend=ray (default: $RAY_ADDRESS)")
     s.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("report", help="re-render a run's decision matrix and report.html")

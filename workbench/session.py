@@ -13,6 +13,7 @@ Closing the session stops the servers it started; so does the end of the kernel.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import json
 import os
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from workbench import keys
 from workbench.config import Contender, Skipped, load_contenders
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.measure.budget import Budget, budget_for
+from workbench.measure.load.pool import BACKENDS, RAY_MISSING, InlineRunner, ShardPool, load_runner
 from workbench.measure.preflight import Preflight, run_preflight
 from workbench.measure.target import Target, check_url
 from workbench.results import RecordWriter, RunDir, read_jsonl_tolerant, read_manifest, update_manifest
@@ -47,6 +49,8 @@ class Session:
     reused_servers: dict[str, str] = field(default_factory=dict)
     budget: Budget | None = None  # spend cap (open_session(budget_usd=...)); None = none
     resume: bool = False  # skip request ids that already have a record (workbench run --resume)
+    shards: int = 1  # load runs split over this many shards (0: one per CPU); see measure/load/pool.py
+    backend: str = "auto"  # where the shards run: auto, processes, ray (RAY_ADDRESS names the cluster)
 
     @property
     def run_id(self) -> str:
@@ -67,6 +71,11 @@ class Session:
         if contender.is_local:  # the embedded server's own rule (see serve.llama.REQUEST_HEADERS)
             base["headers"] = REQUEST_HEADERS
         return Target(contender, **{**base, **fields})
+
+    def load_runner(self) -> InlineRunner | ShardPool:
+        """What runs this experiment's load: this process (one shard), or a pool of shard processes
+        or Ray actors (`async with session.load_runner() as runner: await runner.closed_loop(...)`)."""
+        return load_runner(self.shards, self.backend)
 
     def completed_ids(self, experiment: str | None = None) -> set[str]:
         """Request ids that already have a record in the experiment's JSONL (empty if none).
@@ -134,13 +143,22 @@ def open_session(
     sampling: Mapping[str, Any] | None = None,
     budget_usd: float | None = None,
     resume: bool = False,
+    shards: int = 1,
+    backend: str = "auto",
 ) -> Session:
     """Open a run folder and make every selected contender reachable.
 
     `sampling` overrides (e.g. max_tokens) are applied to every contender — the top of the
     precedence chain. Prints one line per skipped contender. `budget_usd` (None or 0: no cap)
     gives the session a `Budget` over the contenders' prices; `resume=True` marks the session
-    as resuming an interrupted run (experiments skip `completed_ids()`)."""
+    as resuming an interrupted run (experiments skip `completed_ids()`). `shards` and `backend` say
+    where load runs go (`workbench.measure.load.pool`; default: this process)."""
+    if backend not in BACKENDS:
+        raise ConfigError("backend", None, f"unknown load backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if shards < 0:
+        raise ConfigError("shards", None, f"must be >= 0 (0: one per CPU), got {shards}")
+    if backend == "ray" and importlib.util.find_spec("ray") is None:  # say so before any server starts
+        raise WorkbenchError(RAY_MISSING)
     params = dict(parameters or {})
     keys.check_parameters(params)
     cset = load_contenders(contenders_file or None)
@@ -164,7 +182,7 @@ def open_session(
         raise WorkbenchError(f"no contender left to run: {'; '.join(p.skip_line for p in unavailable.values())}")
     reuse = _parse_endpoints(local_endpoints or os.environ.get(ENDPOINTS_ENV, ""))
     session = Session(run=run, experiment=experiment, contenders=chosen, skipped=skipped, base_urls={},
-                      budget=budget_for(budget_usd, chosen), resume=resume)
+                      budget=budget_for(budget_usd, chosen), resume=resume, shards=shards, backend=backend)
     atexit.register(session.close)
     try:
         for c in chosen:

@@ -10,6 +10,7 @@ lowest to highest: notebook defaults < `run_params` < `--param` overrides.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +59,8 @@ def _planned_latency(p: Mapping[str, Any], n: int) -> int:
 def _planned_concurrency(p: Mapping[str, Any], n: int) -> int:
     sweep = sum(max(int(p.get("requests_per_level", 0)), level) for level in _levels(p))
     rehearsal = 4 * int(p.get("rehearse_requests", 0)) if p.get("rehearse_rate_limit") else 0
-    return n * (1 + sweep + int(p.get("confirm_requests", 0))) + rehearsal
+    warmup = int(p.get("shards", 1)) or os.cpu_count() or 1  # one warm-up request per shard (0: one per CPU)
+    return n * (warmup + sweep + int(p.get("confirm_requests", 0))) + rehearsal
 
 
 def _planned_hallucination(p: Mapping[str, Any], n: int) -> int | None:

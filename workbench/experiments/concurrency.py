@@ -1,9 +1,12 @@
 """Concurrency experiment: how latency and throughput move as concurrent requests rise.
 
 Per contender, one closed-loop run per concurrency level (lowest first) after one warm-up
-request, all on one shared client. What the records then say per level and across levels is
-`workbench.analysis.capacity` (throughput, percentiles, errors, goodput, knee, USL); what a
-fleet would cost is `workbench.analysis.projection`.
+request per shard, all on one set of keep-alive connections per shard. Where the load runs —
+this process, or `session.shards` shard processes or Ray actors (`session.backend`) — is the
+session's `load_runner()` (workbench/measure/load/pool.py); the records and tables are the same.
+What the records then say per level and across levels is `workbench.analysis.capacity`
+(throughput, percentiles, errors, goodput, knee, USL); what a fleet would cost is
+`workbench.analysis.projection`.
 
 With a spend budget (`session.budget`, the notebook's `budget_usd`), every request's worst case
 is held while it is in flight (`workbench.measure.budget.Budget.reserve`); the first request the
@@ -27,8 +30,7 @@ from workbench.aio import run_sync
 from workbench.analysis import capacity, plots, projection
 from workbench.analysis.cost import DEFAULT_HEADROOM
 from workbench.analysis.stats import USLFit
-from workbench.measure.load import LoadResult, closed_loop, open_loop
-from workbench.measure.load.common import ClientShards
+from workbench.measure.load import LoadResult
 from workbench.session import Session
 from workbench.types import Prompt
 
@@ -72,24 +74,22 @@ async def _sweep(
     loadgen: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
     with session.writer() as writer:
-        for c in session.contenders:
-            target = session.target(c, stream=stream, keep_itl=False)
-            metrics_url = target.base_url.removesuffix("/v1") + "/metrics" if c.is_local else None
-            # One set of connections per contender, kept across levels (no reconnects mid-sweep),
-            # sharded so the client's CPU per request does not grow with the level.
-            async with ClientShards.for_pool(None, max(levels), c.timeout_s) as client:
-                await closed_loop(target, prompts, concurrency=1, n_requests=1,
-                                  max_duration_s=max_duration_per_level_s, client=client,
-                                  on_record=writer.write, request_prefix=f"{c.name}:warmup:",
-                                  extra={"phase": "warmup", "level": 1})
+        async with session.load_runner() as runner:
+            for c in session.contenders:
+                target = session.target(c, stream=stream, keep_itl=False)
+                metrics_url = target.base_url.removesuffix("/v1") + "/metrics" if c.is_local else None
+                # One warm-up request per shard: every shard has its connection before level 1.
+                await runner.closed_loop(target, prompts, concurrency=runner.shards, n_requests=runner.shards,
+                                         max_duration_s=max_duration_per_level_s, on_record=writer.write,
+                                         request_prefix=f"{c.name}:warmup:", extra={"phase": "warmup", "level": 1})
                 for level in sorted(set(levels)):
                     stop = asyncio.Event()
                     watcher = (asyncio.create_task(_watch_server(metrics_url, c.name, level, samples, stop))
                                if metrics_url else None)
                     try:
-                        res: LoadResult = await closed_loop(
+                        res: LoadResult = await runner.closed_loop(
                             target, prompts, concurrency=level, n_requests=max(requests_per_level, level),
-                            max_duration_s=max_duration_per_level_s, client=client, on_record=writer.write,
+                            max_duration_s=max_duration_per_level_s, on_record=writer.write,
                             request_prefix=f"{c.name}:c{level}:",
                             extra={"phase": "sweep", "level": level, "prompt_set": prompt_set},
                             ramp_s=ramp_s if level > 1 else 0.0,
@@ -222,12 +222,14 @@ def analyse(session: Session, loadgen: Sequence[dict[str, Any]], *, slo_e2e_s: f
 async def _confirm(session: Session, prompts: Sequence[Prompt], rates: dict[str, float], n_requests: int,
                    max_duration_s: float) -> None:
     with session.writer() as writer:
-        for c in session.contenders:
-            if c.name not in rates:
-                continue
-            await open_loop(session.target(c, keep_itl=False), prompts, rate=rates[c.name], n_requests=n_requests,
-                            max_duration_s=max_duration_s, arrival="poisson", on_record=writer.write,
-                            request_prefix=f"{c.name}:confirm:", extra={"phase": "confirm"})
+        async with session.load_runner() as runner:
+            for c in session.contenders:
+                if c.name not in rates:
+                    continue
+                await runner.open_loop(session.target(c, keep_itl=False), prompts, rate=rates[c.name],
+                                       n_requests=n_requests, max_duration_s=max_duration_s, arrival="poisson",
+                                       on_record=writer.write, request_prefix=f"{c.name}:confirm:",
+                                       extra={"phase": "confirm"})
 
 
 def confirm(session: Session, prompts: Sequence[Prompt], report: SweepReport, *, slo_e2e_s: float,

@@ -16,6 +16,11 @@ Under concurrency several requests are in flight before any is charged, so the l
 `reserve()` each request's worst case before sending it and `release()` the reservation when
 it ends (then `charge()` the real cost): the projection is spent + every in-flight worst case +
 this one.
+
+A sharded run (`workbench.measure.load.pool`) cannot share one object across processes, so it
+`split()`s the budget: shard k of n gets 1/n of the cap and of what is already spent or held, and
+enforces its share on its own; no shard can overspend, so together they cannot pass the cap. When
+the run ends, `absorb()` adds what the shards spent (a shard that died counts its whole share).
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ class Budget:
     charged: int = 0
     refused: int = 0
     unpriced: set[str] = field(default_factory=set)
+    scope: str = ""  # whose budget this is when it is a share of another ("shard 1 of 2's share of $1")
 
     def __post_init__(self) -> None:
         if self.max_usd <= 0:
@@ -118,7 +124,22 @@ class Budget:
         self.charged += 1
 
     def message(self) -> str:
-        return str(BudgetExhausted(self.spent_usd, self.max_usd))
+        return str(BudgetExhausted(self.spent_usd, self.max_usd)) + (f" ({self.scope})" if self.scope else "")
+
+    def split(self, n: int) -> list[Budget]:
+        """n shares that together hold exactly this budget's room (see the module docstring)."""
+        held = (self.spent_usd + self.reserved_usd) / n
+        return [Budget(self.max_usd / n, self.prices, spent_usd=held,
+                       scope=f"shard {k + 1} of {n}'s share of ${_usd(self.max_usd)}") for k in range(n)]
+
+    def absorb(self, shares: list[Budget], reported: list[tuple[float, int, int] | None]) -> None:
+        """Count what the shares spent: `reported[k]` is share k's final (spent_usd, charged, refused)
+        as its shard reported it, None when the shard died (then its whole share counts as spent)."""
+        for share, got in zip(shares, reported, strict=True):
+            spent, charged, refused = got if got is not None else (share.max_usd, 0, 0)
+            self.spent_usd += max(0.0, spent - share.spent_usd)
+            self.charged += charged
+            self.refused += refused
 
     def refusal_record(self, *, run_id: str, experiment: str, contender: Contender, request_id: str,
                        extra: Mapping[str, object] | None = None) -> Record:

@@ -11,9 +11,13 @@ and `httpx.Response`, content decoding, timeouts' meaning, httpx's exception typ
 replaces httpcore + h11 with the little a client of JSON/SSE APIs needs: one request at a time
 per connection (no pipelining), keep-alive, `content-length` / `chunked` / close-delimited
 bodies, interim 1xx responses skipped, TLS through `workbench.measure.netbackend` (the same connections
-and arrival/send stamps the probe times with). Anything it does not understand — a malformed
-status line or header, a bad chunk size, a body that ends early — is an
-`httpx.RemoteProtocolError` (the probe records `protocol`), never a guess.
+and arrival/send stamps the probe times with). Responses are parsed by llhttp (Node.js's
+HTTP parser, in C) through `httptools` — what uvicorn uses — fed each network read as it
+arrives; what is hand-written here is only what llhttp leaves to its caller: the connection
+pool, the end of a close-delimited body, the head-size limit, skipping interim responses, and
+turning llhttp's errors into httpx's. Anything malformed — a bad status line or header, a bad
+chunk size, a body that ends early — is an `httpx.RemoteProtocolError` (the probe records
+`protocol`), never a guess.
 
 `LeanClient` is an `httpx.AsyncClient` whose `send` hands requests straight to this transport
 (no auth flow, no redirects — the probe follows none — no event hooks) and whose reads carry no
@@ -29,6 +33,7 @@ import time
 from collections.abc import AsyncIterator
 
 import httpcore
+import httptools
 import httpx
 
 from workbench.measure.netbackend import AsyncioBackend, AsyncioStream, shared_ssl_context
@@ -154,40 +159,33 @@ class Http11Transport(httpx.AsyncBaseTransport):
         payload = b"".join(head) + body
         conn = self._take_idle(key) or await self._connect(key, request, timeouts.get("connect"))
         stream = conn.stream
+        parse = _Parse(request)
         try:
             await stream.write(payload, timeouts.get("write"))
-            status, reason, headers, rest = await _read_head(stream, read_timeout)
+            fed = 0
+            while not parse.head_done:
+                data = await stream.read(_READ, read_timeout)
+                if not data:
+                    raise httpx.RemoteProtocolError(
+                        "server closed the connection without sending a complete response head", request=request)
+                fed += len(data)
+                parse.feed(data)
+                if not parse.head_done and fed > MAX_HEAD_BYTES:
+                    raise httpx.RemoteProtocolError(f"response head longer than {MAX_HEAD_BYTES} bytes",
+                                                    request=request)
         except (httpcore.NetworkError, httpcore.TimeoutException) as exc:
             self._discard(conn)
             raise _mapped(exc, request) from exc
         except BaseException:  # a protocol error, or cancelled mid-request: never reuse it
             self._discard(conn)
             raise
-        keep_alive = True
-        chunked = False
-        length: int | None = None
-        for name, value in headers:
-            lname = name.lower()
-            if lname == b"connection":
-                keep_alive = b"close" not in value.lower()
-            elif lname == b"transfer-encoding":
-                chunked = value.strip().lower().endswith(b"chunked")
-            elif lname == b"content-length":
-                try:
-                    length = int(value.strip())
-                except ValueError:
-                    self._discard(conn)
-                    raise httpx.RemoteProtocolError(f"bad content-length {value!r}", request=request) from None
-        if request.method == "HEAD" or status in (204, 304):
-            rest, length, chunked = b"", None, False  # no body at all
-        elif chunked:
-            length = None
-        elif length is None:
-            length, keep_alive = -1, False  # the body ends when the server closes
-        body_iter = _Body(self, conn, request, rest, length, chunked, keep_alive, read_timeout)
+        headers = parse.headers
+        if request.method == "HEAD":
+            parse.body_ends_at_head()  # llhttp cannot know there is no body
+        body_iter = _Body(self, conn, parse, read_timeout)
         return httpx.Response(
-            status, headers=headers, stream=body_iter,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason, "network_stream": stream},
+            parse.status, headers=headers, stream=body_iter,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": parse.reason, "network_stream": stream},
         )
 
     async def aclose(self) -> None:
@@ -198,175 +196,168 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self._n_idle = 0
 
 
-async def _read_head(stream: AsyncioStream, timeout: float | None
-                     ) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes]:
-    """(status, reason, headers, bytes after the head); interim 1xx responses are skipped."""
-    buf = b""
-    while True:
-        end = buf.find(b"\r\n\r\n")
-        while end < 0:
-            if len(buf) > MAX_HEAD_BYTES:
-                raise httpx.RemoteProtocolError(f"response head longer than {MAX_HEAD_BYTES} bytes")
-            data = await stream.read(_READ, timeout)
-            if not data:
-                raise httpx.RemoteProtocolError(
-                    "server closed the connection without sending a complete response head")
-            buf += data
-            end = buf.find(b"\r\n\r\n")
-        if end > MAX_HEAD_BYTES:
-            raise httpx.RemoteProtocolError(f"response head longer than {MAX_HEAD_BYTES} bytes")
-        lines = buf[:end].split(b"\r\n")
-        buf = buf[end + 4:]
-        parts = lines[0].split(b" ", 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
-            raise httpx.RemoteProtocolError(f"malformed status line {lines[0][:100]!r}")
-        status = int(parts[1])
-        headers: list[tuple[bytes, bytes]] = []
-        for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep or not name or name != name.strip():
-                raise httpx.RemoteProtocolError(f"malformed header line {line[:100]!r}")
-            headers.append((name, value.strip()))
+class _Parse:
+    """llhttp's callbacks for one response (`httptools.HttpResponseParser`): the head, then the
+    body pieces each network read completes. Interim 1xx responses are skipped, trailers
+    ignored, and anything after the end of the response only marks the connection unusable."""
+
+    __slots__ = ("body_left", "chunked", "complete", "extra", "head_done", "head_len", "headers", "keep_alive",
+                 "parser", "pieces", "reason", "request", "status")
+
+    def __init__(self, request: httpx.Request) -> None:
+        self.request = request
+        self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_len = 0
+        self.head_done = False
+        self.complete = False
+        self.extra = False  # bytes past the end of the response: not ours, do not reuse
+        self.keep_alive = False
+        self.chunked = False
+        self.body_left: int | None = None  # content-length bytes still due (None: not length-framed)
+        self.pieces: list[bytes] = []
+
+    # -- llhttp callbacks ----------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self.complete or self.head_done:
+            self.extra = True
+        else:  # the first response, or the one after an interim 1xx
+            self.reason, self.headers, self.head_len = b"", [], 0
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason  # llhttp may deliver it in pieces
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.head_done:
+            return  # a trailer field
+        self.head_len += len(name) + len(value) + 4
+        if self.head_len > MAX_HEAD_BYTES:
+            raise httpx.RemoteProtocolError(f"response head longer than {MAX_HEAD_BYTES} bytes", request=self.request)
+        self.headers.append((name, value.strip()))
+
+    def on_headers_complete(self) -> None:
+        if self.head_done:
+            return
+        status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
-            continue  # 100 Continue, 103 Early Hints: the real answer follows
-        return status, parts[2] if len(parts) > 2 else b"", headers, buf
+            return  # 100 Continue, 103 Early Hints: the real answer follows
+        self.status, self.head_done = status, True
+        for name, value in self.headers:
+            lname = name.lower()
+            if lname == b"transfer-encoding":
+                self.chunked = value.lower().endswith(b"chunked")
+            elif lname == b"content-length":
+                self.body_left = int(value)  # llhttp has checked it is digits
+        if self.chunked:
+            self.body_left = None
+
+    def on_body(self, body: bytes) -> None:
+        if not self.complete:
+            self.pieces.append(body)
+            if self.body_left is not None:
+                self.body_left -= len(body)
+
+    def on_message_complete(self) -> None:
+        if self.head_done and not self.complete:
+            self.complete = True
+            self.keep_alive = self.parser.should_keep_alive()
+
+    # -- the transport's side ------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, httpx.RemoteProtocolError):
+                raise exc.__context__ from None
+            raise self._error(exc) from exc
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            if self.complete:
+                self.extra = True  # garbage after a complete response: ours is intact
+                return
+            raise self._error(exc) from exc
+
+    def _error(self, exc: Exception) -> httpx.RemoteProtocolError:
+        reason = str(exc)
+        if isinstance(exc, httptools.HttpParserUpgrade):
+            what = "protocol upgrade (101) is not supported"
+        elif not self.reason and not self.headers and not self.head_done:
+            what = f"malformed status line ({reason})"
+        elif "Content-Length" in reason:
+            what = f"bad content-length ({reason})"
+        elif not self.head_done:
+            what = f"malformed header line ({reason})"
+        elif "chunk size" in reason:
+            what = f"bad chunk size ({reason})"
+        elif "after chunk data" in reason:
+            what = f"chunk data not followed by CRLF ({reason})"
+        else:
+            what = f"malformed response body ({reason})"
+        return httpx.RemoteProtocolError(what, request=self.request)
+
+    def body_ends_at_head(self) -> None:
+        """A response with no body whatever its head says (HEAD): done, and the connection is not
+        reused (where llhttp stopped reading in it is not known)."""
+        self.pieces.clear()
+        self.complete, self.keep_alive = True, False
+
+    def take(self) -> bytes:
+        """The body bytes parsed since the last take."""
+        pieces, self.pieces = self.pieces, []
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def eof_error(self) -> httpx.RemoteProtocolError | None:
+        """None when the end of the connection ends the body (close-delimited), else what it cut."""
+        if self.body_left is not None:
+            return httpx.RemoteProtocolError(
+                f"server closed the connection {self.body_left} bytes before the end of the body", request=self.request)
+        if self.chunked:
+            return httpx.RemoteProtocolError("server closed the connection inside a chunked body", request=self.request)
+        return None
 
 
 class _Body(httpx.AsyncByteStream):
     """A response body, yielded once per network read (so each piece keeps its arrival stamp).
 
-    `length`: bytes expected (content-length), -1 = until the server closes, None with
-    `chunked` = chunked framing. The connection goes back to the pool only when the body was
-    read to its exact end and the server allowed keep-alive."""
+    The connection goes back to the pool only when the body was read to its exact end and the
+    server allowed keep-alive."""
 
-    def __init__(self, transport: Http11Transport, conn: _Conn, request: httpx.Request, rest: bytes,
-                 length: int | None, chunked: bool, keep_alive: bool, timeout: float | None) -> None:
+    def __init__(self, transport: Http11Transport, conn: _Conn, parse: _Parse, timeout: float | None) -> None:
         self.transport = transport
         self.conn = conn
-        self.request = request
-        self.rest = rest
-        self.length = length
-        self.chunked = chunked
-        self.keep_alive = keep_alive
+        self.parse = parse
         self.timeout = timeout
-        self.done = length is None and not chunked  # no body at all
         self.released = False
 
     async def _read(self) -> bytes:
         try:
             return await self.conn.stream.read(_READ, self.timeout)
         except (httpcore.NetworkError, httpcore.TimeoutException) as exc:
-            raise _mapped(exc, self.request) from exc
+            raise _mapped(exc, self.parse.request) from exc
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        if self.done:
-            pass
-        elif self.chunked:
-            async for piece in self._chunked():
-                yield piece
-        elif self.length is not None and self.length >= 0:
-            left = self.length
-            data, self.rest = self.rest, b""
-            while True:
-                if len(data) > left:
-                    data = data[:left]  # bytes past the body: not ours; the connection is not reused
-                    self.keep_alive = False
-                left -= len(data)
-                if data:
-                    yield data
-                if left == 0:
-                    break
-                data = await self._read()
-                if not data:
-                    raise httpx.RemoteProtocolError(
-                        f"server closed the connection {left} bytes before the end of the body",
-                        request=self.request)
-        else:
-            data, self.rest = self.rest, b""
-            while True:
-                if data:
-                    yield data
-                data = await self._read()
-                if not data:
-                    break
-        self.done = True
+        parse = self.parse
+        while True:
+            data = parse.take()
+            if data:
+                yield data
+            if parse.complete:
+                break
+            data = await self._read()
+            if not data:
+                err = parse.eof_error()
+                if err is not None:
+                    raise err
+                break  # close-delimited: the end of the connection is the end of the body
+            parse.feed(data)
         await self.aclose()
-
-    async def _chunked(self) -> AsyncIterator[bytes]:
-        buf, self.rest = self.rest, b""
-        pos = 0
-        need = -1  # bytes of chunk data still due; -1 = a size line is next
-        while True:
-            out: list[bytes] = []
-            while True:
-                if need > 0:
-                    take = buf[pos:pos + need]
-                    if take:
-                        out.append(take)
-                        need -= len(take)
-                        pos += len(take)
-                    if need > 0:
-                        break
-                    need = -2  # the CRLF after the data
-                if need == -2:
-                    if len(buf) - pos < 2:
-                        break
-                    if buf[pos:pos + 2] != b"\r\n":
-                        raise httpx.RemoteProtocolError("chunk data not followed by CRLF", request=self.request)
-                    pos += 2
-                    need = -1
-                eol = buf.find(b"\r\n", pos)
-                if eol < 0:
-                    if len(buf) - pos > 1024:
-                        raise httpx.RemoteProtocolError("chunk size line too long", request=self.request)
-                    break
-                size_text = buf[pos:eol].split(b";", 1)[0].strip()
-                try:
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise httpx.RemoteProtocolError(f"bad chunk size {size_text[:40]!r}",
-                                                    request=self.request) from None
-                pos = eol + 2
-                if size == 0:
-                    if out:
-                        yield b"".join(out)
-                    await self._trailers(buf[pos:])
-                    return
-                need = size
-            if out:
-                yield b"".join(out) if len(out) > 1 else out[0]
-            buf = buf[pos:]
-            pos = 0
-            data = await self._read()
-            if not data:
-                raise httpx.RemoteProtocolError("server closed the connection inside a chunked body",
-                                                request=self.request)
-            buf += data
-
-    async def _trailers(self, buf: bytes) -> None:
-        """Skip trailer fields up to the empty line that ends a chunked body."""
-        while True:
-            if buf.startswith(b"\r\n"):
-                if len(buf) > 2:
-                    self.keep_alive = False  # bytes beyond the response: do not reuse
-                return
-            end = buf.find(b"\r\n\r\n")
-            if end >= 0:
-                if len(buf) > end + 4:
-                    self.keep_alive = False
-                return
-            if len(buf) > MAX_HEAD_BYTES:
-                raise httpx.RemoteProtocolError("trailers too long", request=self.request)
-            data = await self._read()
-            if not data:
-                raise httpx.RemoteProtocolError("server closed the connection inside the trailers",
-                                                request=self.request)
-            buf += data
 
     async def aclose(self) -> None:
         if not self.released:
             self.released = True
-            self.transport._release(self.conn, self.keep_alive and self.done)
+            parse = self.parse
+            self.transport._release(self.conn, parse.complete and parse.keep_alive and not parse.extra)
 
 
 class LeanClient(httpx.AsyncClient):

@@ -12,6 +12,12 @@ barely varies they stay in lock-step: every round, N responses end together and 
 out together. That herd is a real load shape (a cron job, a retry storm) but rarely the steady
 state one wants to measure, and it is the worst case for the client's own timing (see
 bench/README.md).
+
+As one shard of a sharded run (`link`), the loop runs the global workers w ≡ k (mod n) and sends
+the requests of their columns, i with (i mod W) ≡ k (mod n) for W workers (`Part.of_workers`:
+each shard's share of the requests is its share of the workers); a worker's ramp offset is that
+of its global index, and the `client_limit` is split like the workers (shard k holds the limit's
+slots ≡ k mod n).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from workbench.measure.load.common import ClientShards, LoadResult, LoadRun, OnRecord
+from workbench.measure.load.common import ClientShards, LoadResult, LoadRun, OnRecord, Part, ShardLink
 from workbench.measure.retry import RetryPolicy
 from workbench.measure.target import Target
 from workbench.types import Prompt
@@ -48,6 +54,7 @@ async def closed_loop(
     extra: dict[str, Any] | None = None,
     seed: int = 0,
     ramp_s: float = 0.0,
+    link: ShardLink | None = None,
 ) -> LoadResult:
     """Run `n_requests` (logical) requests with `concurrency` workers, within `max_duration_s`.
 
@@ -62,32 +69,37 @@ async def closed_loop(
         raise ValueError("client_limit must be >= 1 (or None)")
     if not 0 <= ramp_s < max_duration_s:
         raise ValueError(f"ramp_s must be in [0, max_duration_s={max_duration_s:g}), got {ramp_s:g}")
-    http = ClientShards.for_pool(client, concurrency, target.contender.timeout_s)
+    n_workers = min(concurrency, n_requests)
+    link = link or ShardLink(Part())
+    part = link.part
+    my_workers = part.mine(n_workers)
+    limit = part.share(client_limit) if client_limit else None
+    if client_limit and n_workers and not limit and my_workers:
+        raise ValueError(f"client_limit {client_limit} is smaller than the number of shards ({part.of})")
+    http = ClientShards.for_pool(client, max(1, len(my_workers)), target.contender.timeout_s)
     fields = {"concurrency": concurrency, "target_rate": None, "client_limit": client_limit,
               "ramp_s": ramp_s, **(extra or {})}
     run = LoadRun(http, target, prompts, profile="closed", max_duration_s=max_duration_s, fields=fields,
                   request_prefix=request_prefix,
-                  on_record=on_record, retry=retry, seed=seed)
-    limiter = asyncio.Semaphore(client_limit) if client_limit else None
-    next_i = 0
+                  on_record=on_record, retry=retry, seed=seed, link=link)
+    limiter = asyncio.Semaphore(limit) if limit else None
+    todo = part.of_workers(n_requests, n_workers)
 
-    n_workers = min(concurrency, n_requests)
-
-    async def worker(w: int) -> None:
-        # Worker w always sends through client w (shard): its keep-alive connection is free
-        # whenever the worker is, so a warm run never opens a connection mid-measurement.
-        nonlocal next_i
+    async def worker(slot: int, w: int) -> None:
+        # Worker w always sends through client `slot` (its shard-local position): its keep-alive
+        # connection is free whenever the worker is, so a warm run never opens a connection mid-measurement.
         if ramp_s > 0 and w:
-            await asyncio.sleep(w * ramp_s / n_workers)
-        while next_i < n_requests and not run.expired():
-            i = next_i
-            next_i += 1
-            await run.dispatch(i, run.now_s(), limiter, slot=w)
+            await asyncio.sleep(max(0.0, w * ramp_s / n_workers - run.now_s()))
+        while not run.expired():
+            i = next(todo, None)
+            if i is None:
+                break
+            await run.dispatch(i, run.now_s(), limiter, slot=slot)
 
     try:
-        run.start()
+        await run.begin()
         loop = asyncio.get_running_loop()
-        workers = [loop.create_task(worker(w)) for w in range(n_workers)]
+        workers = [loop.create_task(worker(slot, w)) for slot, w in enumerate(my_workers)]
         await run.drain(*workers)
     except BaseException:
         run.monitor.cancel()  # the collector comes back even when a run fails

@@ -19,6 +19,16 @@ A target with a `budget` (`workbench.measure.budget.Budget`) has each request's 
 before it is sent; the first request the budget refuses becomes a `cancelled` record ("budget
 exhausted: …", `sent=False`), no further request is started, requests in flight finish, and the
 result's notes say the run stopped there.
+
+A run can be one shard of a larger one (`ShardLink`, used by `workbench.measure.load.pool`): it
+then sends only its share of the global request indices — a closed loop with W workers runs the
+workers w ≡ k (mod n) and the requests i with (i mod W) ≡ k (mod n) (its workers' columns, so
+its share of requests matches its share of workers), an open loop takes the arrivals
+i ≡ k (mod n) of the one global schedule — so a
+request's id (`{prefix}{i}`), prompt (`prompts[i % len]`) and scheduled time are the same
+whatever the number of shards, and the shards' requests together are exactly the unsharded
+run's. All shards count time from one common start instant (`ShardLink.start_at`), so
+`scheduled_s` and `sent_s` of different shards lie on one time axis.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +51,8 @@ from workbench.types import ErrorClass, Prompt, Record
 if TYPE_CHECKING:
     from workbench.measure.budget import Budget
 
-__all__ = ["MAX_SHARDS", "SHARD_SIZE", "ClientShards", "LoadResult", "LoadRun", "OnRecord"]
+__all__ = ["MAX_SHARDS", "SHARD_SIZE", "ClientShards", "LoadResult", "LoadRun", "OnRecord", "OnSent", "Part",
+           "ShardLink", "cancelled_in_flight", "from_schedule"]
 
 #: Connections per httpx client. httpcore scans every connection of its pool each time it
 #: assigns a request (O(pool) per request, so O(N²) per round at concurrency N); many small
@@ -70,6 +81,7 @@ class ClientShards:
     def for_pool(cls, client: httpx.AsyncClient | ClientShards | None, pool: int, timeout_s: float) -> ClientShards:
         """The caller's client or shards (not closed here), or new shards for `pool` in flight."""
         if isinstance(client, ClientShards):
+            client.ensure(pool, timeout_s)
             return cls(client.clients, owned=False)
         if client is not None:
             return cls([client], owned=False)
@@ -78,6 +90,13 @@ class ClientShards:
 
     def pick(self, i: int) -> httpx.AsyncClient:
         return self.clients[i % len(self.clients)]
+
+    def ensure(self, pool: int, timeout_s: float) -> None:
+        """At least the clients `for_pool(None, pool, ...)` would make, made here and owned by these
+        shards (a shard process keeps one set across the runs it is given, growing it as needed)."""
+        want = min(MAX_SHARDS, max(1, -(-max(1, pool) // SHARD_SIZE)))
+        while len(self.clients) < want:
+            self.clients.append(make_client(max(1, pool), timeout_s, lean=True))
 
     async def aclose(self) -> None:
         if self.owned:
@@ -91,6 +110,53 @@ class ClientShards:
         await self.aclose()
 
 OnRecord = Callable[[Record], None]
+#: Called just before a request goes to the probe: (global index, attempt, request id, the record's
+#: load fields). A shard reports it at once, so a shard that dies leaves no request unaccounted.
+OnSent = Callable[[int, int, str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Part:
+    """Shard `index` of `of`: the requests, workers and arrivals whose global index ≡ index (mod of)."""
+
+    index: int = 0
+    of: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.of:
+            raise ValueError(f"shard index must be in 0..{self.of - 1}, got {self.index}")
+
+    def mine(self, n: int) -> range:
+        """This shard's global indices among 0..n-1."""
+        return range(self.index, n, self.of)
+
+    def share(self, n: int) -> int:
+        """How many of n (requests, workers, slots of a cap) are this shard's."""
+        return len(self.mine(n))
+
+    def of_workers(self, n: int, workers: int) -> Iterator[int]:
+        """A closed loop's requests among 0..n-1 for this shard: those of its workers' columns,
+        i with (i mod workers) ≡ index (mod of). Each shard's count of requests is then in
+        proportion to its workers (one worker: every request is shard 0's), where i ≡ index (mod of)
+        would leave a shard with requests and no worker to send them."""
+        return (i for i in range(n) if (i % max(1, workers)) % self.of == self.index)
+
+
+@dataclass
+class ShardLink:
+    """How one shard of a sharded run is tied to the others (see the module docstring)."""
+
+    part: Part
+    #: the `time.perf_counter()` instant every shard starts at (None: now)
+    start_at: float | None = None
+    on_sent: OnSent | None = None
+    #: called once when this shard stops itself (its share of the budget refused a request)
+    on_stop: Callable[[str], None] | None = None
+    #: set from outside (another shard's budget ran out, the coordinator left): no new request
+    stop_reason: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        return {"shard": self.part.index, "shards": self.part.of}
 
 
 @dataclass
@@ -112,6 +178,10 @@ class LoadResult:
     client: ClientOverhead
     notes: list[str] = field(default_factory=list)
     budget_stopped: bool = False  # the spend budget refused a request: the run stopped there
+    #: one row per shard of a sharded run (`workbench.measure.load.pool`): where it ran, what it did
+    shards: list[dict[str, Any]] = field(default_factory=list)
+    #: shards that died mid-run (their in-flight requests are `cancelled` records)
+    shards_lost: list[int] = field(default_factory=list)
 
     def client_warnings(self) -> list[str]:
         return self.client.limited_by_client()
@@ -123,8 +193,9 @@ class LoadResult:
             "ok": ok, "dropped": self.dropped, "unsent_cancelled": self.unsent_cancelled,
             "wall_s": self.wall_s, "deadline_hit": self.deadline_hit, "budget_stopped": self.budget_stopped,
             "loop_lag_p99_s": self.client.loop_lag_p99_s, "client_cpu_share": self.client.cpu_share,
-            "gc_forced": self.client.gc_forced,
+            "gc_forced": self.client.gc_forced, "client_loop": self.client.loop,
             "client_limited": "; ".join(self.client_warnings()) or None,
+            "shards": max(1, len(self.shards)), "shards_lost": len(self.shards_lost),
         }
 
 
@@ -144,6 +215,7 @@ class LoadRun:
         on_record: OnRecord | None,
         retry: RetryPolicy | None,
         seed: int = 0,
+        link: ShardLink | None = None,
     ) -> None:
         if max_duration_s <= 0:
             raise ValueError("max_duration_s must be > 0: every run is bounded in time")
@@ -153,7 +225,8 @@ class LoadRun:
         self.target = target
         self.prompts = prompts
         self.profile = profile
-        self.fields = fields
+        self.link = link
+        self.fields = {**fields, **link.fields()} if link is not None and link.part.of > 1 else fields
         self.run_id = target.run_id
         self.experiment = target.experiment
         self.prefix = request_prefix or new_request_id() + ":"
@@ -176,9 +249,15 @@ class LoadRun:
         self.deadline = 0.0
 
     # -- clock ------------------------------------------------------------------------------
-    def start(self) -> None:
+    async def begin(self) -> None:
+        """Start the clock: now, or at the shards' common start instant (waiting for it)."""
+        at = self.link.start_at if self.link is not None else None
+        if at is not None:
+            wait = at - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
         self.monitor.start()
-        self.t0 = time.perf_counter()
+        self.t0 = time.perf_counter() if at is None else at
         self.deadline = self.t0 + self.max_duration_s
 
     def now_s(self) -> float:
@@ -186,16 +265,14 @@ class LoadRun:
         return time.perf_counter() - self.t0
 
     def expired(self) -> bool:
-        """No new request may start: the deadline passed, or the budget refused one."""
-        return self.budget_stopped or time.perf_counter() >= self.deadline
+        """No new request may start: the deadline passed, the budget refused one, or (a shard) the
+        run was stopped from outside."""
+        return (self.budget_stopped or time.perf_counter() >= self.deadline
+                or (self.link is not None and self.link.stop_reason is not None))
 
     # -- records ----------------------------------------------------------------------------
     def _finish(self, rec: Record) -> None:
-        lag = rec.extra.get("schedule_lag_s")
-        if lag is not None:
-            lag += rec.send_delay_s or 0.0
-            rec.extra["e2e_from_schedule_s"] = lag + rec.e2e_s if rec.e2e_s is not None else None
-            rec.extra["ttft_from_schedule_s"] = lag + rec.ttft_s if rec.ttft_s is not None else None
+        from_schedule(rec)
         self.records.append(rec)
         if self.on_record is not None:
             self.on_record(rec)
@@ -249,16 +326,15 @@ class LoadRun:
         extra = self._extra(scheduled_s, sent_s, sent=True, in_flight=self.in_flight)
         if retry_wait_s is not None:
             extra["retry_wait_s"] = retry_wait_s
+        if self.link is not None and self.link.on_sent is not None:
+            self.link.on_sent(i, attempt, request_id, extra)
         try:
             rec = await probe(self.clients.pick(slot), self.target, prompt, request_id=request_id, extra=extra)
         except asyncio.CancelledError:
             # probe() does not return its record when cancelled; rebuild it here.
-            rec = self._blank(request_id, prompt, extra)
-            rec.t_start_unix = time.time() - (self.now_s() - sent_s)
-            rec.e2e_s = self.now_s() - sent_s  # time until cancellation, not a latency
-            rec.status, rec.error_class = "error", ErrorClass.CANCELLED.value
-            rec.error_message = f"cancelled in flight at the run deadline ({self.max_duration_s:g} s)"
-            rec.attempt, rec.logical_request_id = attempt, logical
+            rec = cancelled_in_flight(
+                self.target, prompt, request_id, logical, attempt, extra, time.time() - (self.now_s() - sent_s),
+                self.now_s() - sent_s, f"cancelled in flight at the run deadline ({self.max_duration_s:g} s)")
             if budget is not None:  # cut off mid-answer: the provider may bill it; count the worst case
                 budget.charge_usd(held)
             self._finish(rec)
@@ -280,6 +356,8 @@ class LoadRun:
             self.budget_stopped = True
             self.notes.append(f"stopped by the spend budget: {budget.message()} "
                               f"(requests in flight finished; no new request was started)")
+            if self.link is not None and self.link.on_stop is not None:
+                self.link.on_stop(budget.message())
         rec = budget.refusal_record(run_id=self.run_id, experiment=self.experiment,
                                     contender=self.target.contender, request_id=request_id,
                                     extra=self._extra(scheduled_s, None, sent=False))
@@ -301,11 +379,12 @@ class LoadRun:
                                "cancelled at the run deadline while waiting for an in-flight slot")
             raise
         try:
-            rng = random.Random(self.seed * 1_000_003 + i)
+            # Seeding a generator costs ~10 µs: only a run that retries needs one.
+            rng = random.Random(self.seed * 1_000_003 + i) if self.retry else None
             wait: float | None = None
             for attempt in range(1, (self.retry.max_attempts if self.retry else 1) + 1):
                 rec = await self._attempt(i, attempt, scheduled_s, wait, i if slot is None else slot)
-                wait = self.retry.next_wait_s(rec, rng) if self.retry else None
+                wait = self.retry.next_wait_s(rec, rng) if self.retry and rng else None
                 if wait is None:
                     break
                 if wait > 0:
@@ -346,9 +425,35 @@ class LoadRun:
     async def result(self, params: dict[str, Any], notes: list[str] | None = None) -> LoadResult:
         wall = self.now_s()
         overhead = await self.monitor.stop()
+        if self.link is not None and self.link.stop_reason is not None and not self.budget_stopped:
+            self.notes.append(f"stopped: {self.link.stop_reason}")
         return LoadResult(
             profile=self.profile, params=params, records=self.records, sent=self.sent,
             dropped=self.dropped, unsent_cancelled=self.unsent_cancelled, wall_s=wall,
             deadline_hit=self.deadline_hit, client=overhead, notes=list(notes or []) + self.notes,
             budget_stopped=self.budget_stopped,
         )
+
+
+def from_schedule(rec: Record) -> Record:
+    """Add the latencies read from the schedule (module docstring) to a finished record."""
+    lag = rec.extra.get("schedule_lag_s")
+    if lag is not None:
+        lag += rec.send_delay_s or 0.0
+        rec.extra["e2e_from_schedule_s"] = lag + rec.e2e_s if rec.e2e_s is not None else None
+        rec.extra["ttft_from_schedule_s"] = lag + rec.ttft_s if rec.ttft_s is not None else None
+    return rec
+
+
+def cancelled_in_flight(target: Target, prompt: Prompt, request_id: str, logical: str, attempt: int,
+                        extra: dict[str, Any], t_start_unix: float, e2e_s: float, message: str) -> Record:
+    """The record of a request that was sent and then cut off — by the run deadline, or (see
+    `workbench.measure.load.pool`) with the shard that carried it. `e2e_s` is the time until it was
+    cut off, not a latency."""
+    c = target.contender
+    return Record(
+        run_id=target.run_id, experiment=target.experiment, contender=c.name, model=c.model,
+        request_id=request_id, t_start_unix=t_start_unix, e2e_s=e2e_s, status="error",
+        error_class=ErrorClass.CANCELLED.value, error_message=message, api_kind=c.api, stream=target.stream,
+        prompt_id=prompt.id, attempt=attempt, logical_request_id=logical, extra=extra,
+    )

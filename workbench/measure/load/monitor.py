@@ -25,8 +25,11 @@ import contextlib
 import gc
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from workbench.aio import loop_name
 
 __all__ = ["CPU_SHARE_LIMIT", "GC_MAX_GROWTH", "LAG_P99_LIMIT_S", "ClientMonitor", "ClientOverhead"]
 
@@ -73,6 +76,7 @@ class ClientOverhead:
     notes: list[str] = field(default_factory=list)
     gc_forced: int = 0  # collections the safety valve ran inside the run
     gc_pause_s: float = 0.0  # time those took (the loop was stopped for it)
+    loop: str = ""  # the event loop that timed the run: uvloop or asyncio (workbench.aio)
 
     def limited_by_client(
         self, lag_p99_limit_s: float = LAG_P99_LIMIT_S, cpu_share_limit: float = CPU_SHARE_LIMIT
@@ -92,6 +96,25 @@ class ClientOverhead:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def merge(cls, parts: list[ClientOverhead]) -> ClientOverhead:
+        """The shards of one run as one client: the worst loop (lag, CPU share of its core — each
+        shard has its own), the CPU and collections summed, the longest wall."""
+        if not parts:
+            return cls(0.0, 0, math.nan, math.nan, math.nan, 0.0, 0.0, math.nan, ["no shard finished its run"])
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            interval_s=parts[0].interval_s, n_samples=sum(p.n_samples for p in parts),
+            loop_lag_p50_s=_worst(p.loop_lag_p50_s for p in parts),
+            loop_lag_p99_s=_worst(p.loop_lag_p99_s for p in parts),
+            loop_lag_max_s=_worst(p.loop_lag_max_s for p in parts), cpu_s=sum(p.cpu_s for p in parts),
+            wall_s=max(p.wall_s for p in parts), cpu_share=_worst(p.cpu_share for p in parts),
+            notes=[f"shard {k}: {n}" for k, p in enumerate(parts) for n in p.notes],
+            gc_forced=sum(p.gc_forced for p in parts), gc_pause_s=sum(p.gc_pause_s for p in parts),
+            loop="+".join(sorted({p.loop for p in parts})),
+        )
 
 
 class ClientMonitor:
@@ -164,7 +187,13 @@ class ClientMonitor:
             notes=notes,
             gc_forced=self._gc_forced,
             gc_pause_s=self._gc_pause_s,
+            loop=loop_name(),
         )
+
+
+def _worst(values: Iterable[float]) -> float:
+    """The largest value that is a number (NaN: none is)."""
+    return max((v for v in values if not math.isnan(v)), default=math.nan)
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:

@@ -12,6 +12,10 @@ generator, so a run is repeatable and its offered load is known exactly.
 `max_in_flight` caps requests in flight; an arrival beyond the cap either waits for a slot
 (`on_cap="queue"`, the wait counted as schedule lag) or is dropped (`on_cap="drop"`, a record
 with error_class `dropped`).
+
+As one shard of a sharded run (`link`), the loop takes the arrivals i ≡ k (mod n) of the one
+global schedule (so n shards together offer exactly the unsharded schedule, each at rate/n) and
+holds the cap's slots ≡ k (mod n): a drop is decided by the shard's own share of the cap.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any, Literal
 
 import httpx
 
-from workbench.measure.load.common import ClientShards, LoadResult, LoadRun, OnRecord
+from workbench.measure.load.common import ClientShards, LoadResult, LoadRun, OnRecord, Part, ShardLink
 from workbench.measure.retry import RetryPolicy
 from workbench.measure.target import Target
 from workbench.types import ErrorClass, Prompt
@@ -71,6 +75,7 @@ async def open_loop(
     request_prefix: str = "",
     extra: dict[str, Any] | None = None,
     seed: int = 0,
+    link: ShardLink | None = None,
 ) -> LoadResult:
     """Offer `n_requests` arrivals at `rate`/s; arrivals due after `max_duration_s` are not made.
 
@@ -82,42 +87,49 @@ async def open_loop(
         raise ValueError("on_cap must be 'queue' or 'drop'")
     if max_in_flight is not None and max_in_flight < 1:
         raise ValueError("max_in_flight must be >= 1 (or None)")
-    offsets = [t for t in arrival_offsets(rate, n_requests, arrival, burstiness, seed) if t < max_duration_s]
-    pool = max_in_flight or min(max(1, n_requests), max(1, int(rate * target.contender.timeout_s) + 1))
+    link = link or ShardLink(Part())
+    part = link.part
+    made = [t for t in arrival_offsets(rate, n_requests, arrival, burstiness, seed) if t < max_duration_s]
+    mine = [(i, made[i]) for i in part.mine(len(made))]
+    cap = part.share(max_in_flight) if max_in_flight else None
+    if max_in_flight and mine and not cap:
+        raise ValueError(f"max_in_flight {max_in_flight} is smaller than the number of shards ({part.of})")
+    pool = cap or min(max(1, len(mine)), max(1, int(rate / part.of * target.contender.timeout_s) + 1))
     http = ClientShards.for_pool(client, pool, target.contender.timeout_s)
     fields = {"concurrency": max_in_flight, "target_rate": rate, "arrival": arrival,
               "burstiness": burstiness if arrival == "gamma" else None,
               "on_cap": on_cap if max_in_flight else None, **(extra or {})}
     run = LoadRun(http, target, prompts, profile="open", max_duration_s=max_duration_s, fields=fields,
                   request_prefix=request_prefix,
-                  on_record=on_record, retry=retry, seed=seed)
-    limiter = asyncio.Semaphore(max_in_flight) if max_in_flight and on_cap == "queue" else None
+                  on_record=on_record, retry=retry, seed=seed, link=link)
+    limiter = asyncio.Semaphore(cap) if cap and on_cap == "queue" else None
 
     async def schedule() -> None:
-        for i, due in enumerate(offsets):
+        for i, due in mine:
             delay = due - run.now_s()
             if delay > 0:
                 await asyncio.sleep(delay)
             if run.expired():
                 return
-            if max_in_flight and on_cap == "drop" and run.in_flight >= max_in_flight:
+            if cap and on_cap == "drop" and run.in_flight >= cap:
                 run.record_unsent(i, due, ErrorClass.DROPPED,
-                                  f"dropped: {run.in_flight} requests in flight, cap {max_in_flight}")
+                                  f"dropped: {run.in_flight} requests in flight, cap {cap}"
+                                  + (f" (this shard's share of {max_in_flight})" if part.of > 1 else ""))
                 continue
             run.spawn(i, due, limiter)
 
     try:
-        run.start()
+        await run.begin()
         await run.drain(asyncio.get_running_loop().create_task(schedule()))
     except BaseException:
         run.monitor.cancel()  # the collector comes back even when a run fails
         raise
     finally:
         await http.aclose()
-    params = {"rate": rate, "n_requests": n_requests, "arrivals_scheduled": len(offsets),
+    params = {"rate": rate, "n_requests": n_requests, "arrivals_scheduled": len(mine),
               "max_duration_s": max_duration_s, "arrival": arrival, "burstiness": burstiness,
               "max_in_flight": max_in_flight, "on_cap": on_cap, "retry": retry is not None}
     notes = []
-    if len(offsets) < n_requests:
-        notes.append(f"{n_requests - len(offsets)} arrivals fell after max_duration_s and were not made")
+    if len(made) < n_requests and part.index == 0:  # one shard says it for the run
+        notes.append(f"{n_requests - len(made)} arrivals fell after max_duration_s and were not made")
     return await run.result(params, notes)
