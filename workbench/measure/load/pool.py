@@ -8,9 +8,10 @@ they do into one `LoadResult` and one stream of records for the run's one writer
 - **Split.** A closed loop's shard k of n runs the workers w ≡ k (mod n) and sends the requests
   of their columns (global index i with (i mod W) ≡ k (mod n), W workers); an open loop's takes
   the arrivals i ≡ k (mod n) of the one seeded schedule (so each offers rate/n and together
-  exactly the unsharded schedule). Request
-  ids (`{prefix}{i}`) and prompts are those of the unsharded run, whatever n is: a sharded run compares with an unsharded one request by request, and a
-  resume (the concurrency experiment has none yet) would find the same ids. Caps (`client_limit`, `max_in_flight`) are split the same way.
+  exactly the unsharded schedule). Request ids (`{prefix}{i}`) and prompts are those of the
+  unsharded run, whatever n is: a sharded run compares with an unsharded one request by
+  request, and a resume (the concurrency experiment has none yet) would find the same ids.
+  Caps (`client_limit`, `max_in_flight`) are split the same way.
 - **One start.** Every shard starts at one instant the coordinator names (wall clock, a short
   lead after all shards said they are ready), so every shard's `scheduled_s` / `sent_s` are
   offsets on one time axis (across machines, as aligned as their clocks: NTP, ~ms).
