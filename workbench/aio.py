@@ -1,9 +1,12 @@
-"""Running the workbench's async code from anywhere, including a Jupyter cell, on the fastest loop.
+"""Running the workbench's async code from anywhere, including a Jupyter cell, on one chosen loop.
 
-The workbench's event loop is uvloop's (libuv, in C) where uvloop is installed (a declared
-dependency except on Windows, where it does not install) and `WORKBENCH_LOOP` is not `asyncio`;
-asyncio's own loop otherwise. Everything the workbench does on a loop (protocols, transports,
-`start_tls`, timers) behaves the same on both; a load run says which one timed it
+The workbench's event loop is asyncio's own unless `WORKBENCH_LOOP=uvloop` and uvloop is installed
+(`pip install 'llm-workbench[bench]'`). Why not uvloop by default, although it is the usual fast
+choice: measured side by side (bench/README.md, 8 runs on 2 cores) it was not faster for this
+client — ahead in 3 runs, behind in the quiet one (5,064 vs 5,473 req/s per core) — and libuv's
+timers have millisecond granularity where asyncio's have the monotonic clock's, which a load
+generator's schedule and a mock server's timing feel. Everything the workbench does on a loop
+(protocols, transports, `start_tls`, timers) runs on both; a load run says which one timed it
 (`ClientOverhead.loop`).
 """
 
@@ -19,13 +22,13 @@ __all__ = ["LOOP_ENV", "loop_factory", "loop_name", "run", "run_sync"]
 
 T = TypeVar("T")
 
-#: `asyncio` forces asyncio's own loop (e.g. to compare the two).
+#: `uvloop` runs the workbench on uvloop (when installed); anything else: asyncio's own loop.
 LOOP_ENV = "WORKBENCH_LOOP"
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop factory when it is installed and not turned off; None: asyncio's loop."""
-    if os.environ.get(LOOP_ENV, "").strip().lower() == "asyncio":
+    """uvloop's loop factory when asked for (`WORKBENCH_LOOP=uvloop`) and installed; None: asyncio's loop."""
+    if os.environ.get(LOOP_ENV, "").strip().lower() != "uvloop":
         return None
     try:
         import uvloop
