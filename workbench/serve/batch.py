@@ -410,11 +410,20 @@ class BatchServer(Server):
                                "status": "processed", "expires_at": None, "status_details": None}
             job.meta[key] = fid
 
+    def _job(self, bid: str, dialect: str, w: asyncio.StreamWriter, not_found: Any) -> Job | None:
+        """The batch `bid` if it exists in this dialect; else the dialect's 404 body is sent and None returned."""
+        job = self.jobs.get(bid)
+        if job is None or job.dialect != dialect:
+            _send_json(w, 404, not_found)
+            return None
+        return job
+
+    # One route handler per dialect (`_openai_batch`, `_anthropic_batch`, `_gemini_batch`), alike in
+    # shape on purpose: each answers with its own provider's objects (`duplicates` pairs them).
     def _openai_batch(self, rest: str, method: str, w: asyncio.StreamWriter) -> None:
         bid, _, action = rest.partition("/")
-        job = self.jobs.get(bid)
-        if job is None or job.dialect != "openai":
-            _send_json(w, 404, _error_body("openai", 404, f"No such Batch object: {bid}"))
+        job = self._job(bid, "openai", w, _error_body("openai", 404, f"No such Batch object: {bid}"))
+        if job is None:
             return
         if action == "cancel" and method == "POST":
             job.cancel()
@@ -451,10 +460,9 @@ class BatchServer(Server):
 
     def _anthropic_batch(self, rest: str, method: str, w: asyncio.StreamWriter) -> None:
         bid, _, action = rest.partition("/")
-        job = self.jobs.get(bid)
-        if job is None or job.dialect != "anthropic":
-            _send_json(w, 404, {"type": "error", "error": {"type": "not_found_error",
-                                                          "message": f"No such message batch: {bid}"}})
+        job = self._job(bid, "anthropic", w, {"type": "error", "error": {"type": "not_found_error",
+                                                                         "message": f"No such message batch: {bid}"}})
+        if job is None:
             return
         if action == "cancel" and method == "POST":
             job.cancel()
@@ -533,9 +541,8 @@ class BatchServer(Server):
 
     def _gemini_batch(self, rest: str, method: str, w: asyncio.StreamWriter) -> None:
         bid, _, action = rest.partition(":")
-        job = self.jobs.get(bid)
-        if job is None or job.dialect != "gemini":
-            _send_json(w, 404, _error_body("gemini", 404, f"Batch {bid} not found"))
+        job = self._job(bid, "gemini", w, _error_body("gemini", 404, f"Batch {bid} not found"))
+        if job is None:
             return
         if action == "cancel" and method == "POST":
             job.cancel()

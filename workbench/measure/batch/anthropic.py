@@ -68,10 +68,7 @@ class AnthropicBatch:
                      api_key: str | None) -> BatchStatus:
         r = await call(client, "GET", f"{self._root(target)}/{batch_id}", f"polling message batch {batch_id}",
                        classify_body, headers=self._headers(target, api_key))
-        obj = r.json()
-        state = str(obj.get("processing_status"))
-        counts = {k: int(v) for k, v in (obj.get("request_counts") or {}).items() if isinstance(v, int)}
-        return BatchStatus(batch_id, state, state == "ended", counts, obj)
+        return BatchStatus.from_object(batch_id, r.json(), "processing_status", ("ended",))
 
     async def cancel(self, client: httpx.AsyncClient, target: Target, batch_id: str, api_key: str | None) -> None:
         await call(client, "POST", f"{self._root(target)}/{batch_id}/cancel", f"cancelling message batch {batch_id}",

@@ -44,7 +44,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -154,6 +154,13 @@ class BatchStatus:
     ended: bool
     counts: dict[str, int] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_object(cls, batch_id: str, obj: dict[str, Any], state_key: str, ended: Container[str]) -> BatchStatus:
+        """A polled batch object that carries `request_counts` (OpenAI's and Anthropic's)."""
+        state = str(obj.get(state_key))
+        counts = {k: int(v) for k, v in (obj.get("request_counts") or {}).items() if isinstance(v, int)}
+        return cls(batch_id, state, state in ended, counts, obj)
 
 
 class BatchDialect(Protocol):

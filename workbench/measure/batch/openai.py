@@ -51,6 +51,8 @@ def item_error(err: Any) -> tuple[ErrorInfo, str]:
     return classify_body(None, {"error": err}), "errored"
 
 
+# Every dialect declares the same facts (name, documented limits, window and its source) for the
+# `BatchDialect` protocol: alike on purpose, reported as a pair by `duplicates`.
 class OpenAIBatch:
     name = "openai-batch"
     max_requests = 50_000
@@ -94,10 +96,7 @@ class OpenAIBatch:
                      api_key: str | None) -> BatchStatus:
         r = await call(client, "GET", f"{self._root(target)}/batches/{batch_id}", f"polling batch {batch_id}",
                        classify_body, headers=self._headers(target, api_key))
-        obj = r.json()
-        state = str(obj.get("status"))
-        counts = {k: int(v) for k, v in (obj.get("request_counts") or {}).items() if isinstance(v, int)}
-        return BatchStatus(batch_id, state, state in _ENDED, counts, obj)
+        return BatchStatus.from_object(batch_id, r.json(), "status", _ENDED)
 
     async def cancel(self, client: httpx.AsyncClient, target: Target, batch_id: str, api_key: str | None) -> None:
         await call(client, "POST", f"{self._root(target)}/batches/{batch_id}/cancel", f"cancelling batch {batch_id}",
