@@ -297,7 +297,7 @@ def test_cached_prefix_and_batch_api_arms(tmp_path: Path) -> None:
     naive_cost = s.loc[("oa", "naive"), "cost_per_doc_usd"]
     assert s.loc[("oa", "batch-api"), "cost_per_doc_usd"] == pytest.approx(naive_cost / 2)
     assert s.loc[("oa", "batch-api"), "batch_api"] and s.loc[("oa", "batch-api"), "turnaround_s"] > 0
-    table = levers.prefix_cache_table(df, prices, n_boot=200).set_index("contender")
+    table = levers.prefix_cache_table(df, prices).set_index("contender")
     assert table.loc["cl", "control"] and table.loc["cl", "pairs"] == 3 and not table.loc["oa", "control"]
     assert len(levers.format_prefix_cache(table.reset_index())) == 2
     proj = levers.project_scenarios(s.reset_index(), prices, load_scenarios(), local={"oa": False, "cl": False},

@@ -342,8 +342,7 @@ def annotation_metrics(ev: Evidence, draws: Draws, label: str, contender: Conten
 def _wall_metric(s: dict[str, Any], source: str) -> Metric:
     wall = s["wall"]
     if np.all(wall == wall[0]):  # a fact or one pass's measurement: no sampling interval to draw
-        v = float(wall[0])
-        return Metric(v, v, v, s["n_requests"], None, source, "fixed")
+        return Metric(float(wall[0]), n=s["n_requests"], source=source)
     return from_rows(wall, source, s["n_requests"])
 
 
@@ -353,7 +352,7 @@ def monthly_cost(ev: Evidence, draws: Draws, m: dict[str, Metric], label: str, c
     both ways, the scenario saying which stands for its cost (`self_hosted`): `busy_time` — the
     machine-hours the requests keep a server busy (output tokens / the best level's output
     tok/s) — or `always_on` — the machines that must stay up all month to serve them
-    (ceil(busy hours / 730) machines × 730 h, at least one)."""
+    (ceil(busy hours / HOURS_PER_MONTH) machines × HOURS_PER_MONTH h, at least one)."""
     if contender is None:
         return {}
     if contender.is_local:
@@ -369,9 +368,12 @@ def monthly_cost(ev: Evidence, draws: Draws, m: dict[str, Metric], label: str, c
             f"self-hosted, busy time only: {monthly_requests:,} requests × output tokens / the best level's "
             f"output tok/s × ${machine_hour_usd:g}/machine-hour"))
         machines = np.maximum(1.0, np.ceil(np.nan_to_num(busy_h, nan=0.0) / HOURS_PER_MONTH))
-        on = from_rows(machines * HOURS_PER_MONTH * machine_hour_usd, (
-            f"self-hosted, kept up all month: ceil(busy hours / {HOURS_PER_MONTH:g}) machines (at least one) × "
-            f"{HOURS_PER_MONTH:g} h × ${machine_hour_usd:g}/machine-hour"))
+        on_rows = machines * HOURS_PER_MONTH * machine_hour_usd
+        on_source = (f"self-hosted, kept up all month: ceil(busy hours / {HOURS_PER_MONTH:g}) machines (at least "
+                     f"one) × {HOURS_PER_MONTH:g} h × ${machine_hour_usd:g}/machine-hour")
+        # The same machine count in every replicate is a fact of the sample, not an interval [x, x].
+        on = (Metric(float(on_rows[0]), source=on_source) if np.all(on_rows == on_rows[0])
+              else from_rows(on_rows, on_source))
         chosen = on if self_hosted == "always_on" else busy
         return {"monthly_cost_usd": chosen, "monthly_busy_cost_usd": busy, "monthly_always_on_cost_usd": on}
     price = _hosted_price(contender)

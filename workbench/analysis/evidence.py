@@ -42,6 +42,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from workbench.analysis import stats
+from workbench.analysis.levers import arm_records
 from workbench.analysis.quantiles import quantile_ci
 from workbench.results import load_runs
 
@@ -229,9 +230,8 @@ def _documents(ev: Evidence, dirs: Sequence[Path], multi: bool) -> set[str]:
         g = g.drop_duplicates("doc_id")
         correct = pd.Series(g["correct"].to_numpy(), index=g["doc_id"].astype(str))
         ev.docs.setdefault(str(label), {})[str(strategy)] = correct.astype(float).reindex(ev.doc_units).to_numpy()
-    if "control" in records:  # the cached-prefix arm's cache-off controls measure the lever, not a way to run it
-        records = records[~records["control"].eq(True)]
-    for (label, strategy), g in records.groupby(["label", "strategy"]):
+    # the cached-prefix arm's cache-off controls measure the lever, not a way to run it
+    for (label, strategy), g in arm_records(records).groupby(["label", "strategy"]):
         ev.doc_requests.setdefault(str(label), {})[str(strategy)] = g
     return set(ev.docs)
 

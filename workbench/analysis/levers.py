@@ -315,9 +315,10 @@ def before_after(summary: pd.DataFrame) -> pd.DataFrame:
 def _iv(v: float, lo: float, hi: float, fmt: str) -> str:
     if v != v:
         return "n/a"
-    if lo != lo or hi != hi:
+    if lo != lo and hi != hi:
         return format(v, fmt)
-    return f"{format(v, fmt)} [{format(lo, fmt)}, {format(hi, fmt)}]"
+    # one missing bound: the sample cannot support it (order statistics), shown as such
+    return f"{format(v, fmt)} [{format(lo, fmt) if lo == lo else '—'}, {format(hi, fmt) if hi == hi else '—'}]"
 
 
 def _pct(v: float) -> str:
@@ -492,8 +493,7 @@ def seed_comparison(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def prefix_cache_table(records: pd.DataFrame, prices: Mapping[str, pricing.Price] | None = None,
-                       n_boot: int = 2000) -> pd.DataFrame:
+def prefix_cache_table(records: pd.DataFrame, prices: Mapping[str, pricing.Price] | None = None) -> pd.DataFrame:
     """The cached-prefix arm, cached vs uncached on the same documents, one row per contender.
 
     Pairs: each document's lever request (`prefix_cache` on) with its control (the same request
@@ -501,8 +501,9 @@ def prefix_cache_table(records: pd.DataFrame, prices: Mapping[str, pricing.Price
     the mean prompt tokens (`input`), read from the cache (`cached`: the API's count, else
     llama.cpp's `cache_n`), written to it (Anthropic), evaluated by the server (llama.cpp
     `prompt_n`) and its prompt milliseconds; the mean billed cost per document (cache reads and
-    writes at their own rates; NaN without a price). Then the paired median TTFT difference
-    (cached − uncached) with a paired bootstrap interval. A contender whose API caches implicitly
+    writes at their own rates; NaN without a price). Then the median of the paired TTFT differences
+    (cached − uncached) with its order-statistic interval and n (6 pairs is the fewest that has
+    both bounds). A contender whose API caches implicitly
     has no control: its row has the cached side only and says so."""
     from workbench.analysis.quantiles import quantile_ci
 
@@ -516,14 +517,16 @@ def prefix_cache_table(records: pd.DataFrame, prices: Mapping[str, pricing.Price
         on, off = g[~_flag(g, "control")], g[_flag(g, "control")]
         keys = ["repeat", "prompt_id"]
         paired = on.merge(off[[*keys]], on=keys) if len(off) else on
-        row: dict[str, Any] = {"contender": name, "control": bool(len(off)), "pairs": len(off) and len(paired),
+        control = off.merge(on[[*keys]], on=keys)  # the controls whose lever request succeeded too
+        row: dict[str, Any] = {"contender": name, "control": bool(len(off)), "pairs": len(paired) if len(off) else 0,
                                "cached_requests": len(on)}
-        for side, part in (("uncached", off), ("cached", paired)):
+        for side, part in (("uncached", control), ("cached", paired)):
             ttft = pd.to_numeric(part["ttft_s"], errors="coerce").to_numpy(dtype=float)
             q = quantile_ci(ttft, 50) if len(part) else None
             row[f"{side}_ttft_p50_s"] = q.value if q else math.nan
             row[f"{side}_ttft_p50_low"] = q.low if q else math.nan
             row[f"{side}_ttft_p50_high"] = q.high if q else math.nan
+            row[f"{side}_ttft_n"] = q.n if q else 0
 
             def mean(col: str, frame: pd.DataFrame = part) -> float:
                 return float(pd.to_numeric(frame[col], errors="coerce").mean()) if col in frame and len(frame) \
@@ -537,12 +540,11 @@ def prefix_cache_table(records: pd.DataFrame, prices: Mapping[str, pricing.Price
             row[f"{side}_cost_per_doc_usd"] = mean("cost_usd") if prices else math.nan
         if len(off):
             both = on.merge(off[[*keys, "ttft_s"]], on=keys, suffixes=("", "_off"))
-            d = stats.paired_bootstrap_diff(pd.to_numeric(both["ttft_s"], errors="coerce"),
-                                            pd.to_numeric(both["ttft_s_off"], errors="coerce"), np.median,
-                                            n_boot=n_boot)
-            row.update(ttft_diff_s=d.value, ttft_diff_low=d.low, ttft_diff_high=d.high)
+            d = quantile_ci(pd.to_numeric(both["ttft_s"], errors="coerce").to_numpy(dtype=float)
+                            - pd.to_numeric(both["ttft_s_off"], errors="coerce").to_numpy(dtype=float), 50)
+            row.update(ttft_diff_s=d.value, ttft_diff_low=d.low, ttft_diff_high=d.high, ttft_diff_n=d.n)
         else:
-            row.update(ttft_diff_s=math.nan, ttft_diff_low=math.nan, ttft_diff_high=math.nan)
+            row.update(ttft_diff_s=math.nan, ttft_diff_low=math.nan, ttft_diff_high=math.nan, ttft_diff_n=0)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -551,6 +553,7 @@ def _prefix_side(r: pd.Series, s: str) -> str:
     if r[f"{s}_ttft_p50_s"] != r[f"{s}_ttft_p50_s"]:
         return "—"
     ttft = _iv(r[f"{s}_ttft_p50_s"] * 1e3, r[f"{s}_ttft_p50_low"] * 1e3, r[f"{s}_ttft_p50_high"] * 1e3, ".0f")
+    ttft += f" n={int(r[f'{s}_ttft_n'])}"
     toks = f"{r[f'{s}_input_tokens']:.0f} in, {r[f'{s}_cached_tokens']:.0f} cached"
     if r[f"{s}_evaluated_tokens"] == r[f"{s}_evaluated_tokens"]:
         toks += f", {r[f'{s}_evaluated_tokens']:.0f} evaluated in {r[f'{s}_prompt_ms']:.0f} ms"
@@ -569,7 +572,8 @@ def format_prefix_cache(table: pd.DataFrame) -> pd.DataFrame:
             "documents paired": int(r["pairs"]) if r["control"] else "no control: the API caches implicitly",
             "uncached (control)": _prefix_side(r, "uncached"), "cached": _prefix_side(r, "cached"),
             "Δ TTFT median ms [95% CI] (paired)": "—" if not r["control"] else
-            _iv(r["ttft_diff_s"] * 1e3, r["ttft_diff_low"] * 1e3, r["ttft_diff_high"] * 1e3, "+.0f"),
+            _iv(r["ttft_diff_s"] * 1e3, r["ttft_diff_low"] * 1e3, r["ttft_diff_high"] * 1e3, "+.0f")
+            + f" n={int(r['ttft_diff_n'])}",
         })
     return pd.DataFrame(out)
 

@@ -117,11 +117,15 @@ class Constraint(_Strict):
     def status(self, m: Metric | None) -> str:
         """`pass`, `fail` or `inconclusive` from the metric's interval; unmeasured is `fail`.
 
-        A bound the sample cannot support (NaN) is unknown, so it can never make a pass."""
+        A bound the sample cannot support (NaN) is unknown, so it can never make a pass; a fixed
+        number (a declared or documented fact, one pass's measurement) is judged on its value."""
         if m is None or math.isnan(m.value):
             return "fail"
-        lo = m.low if not math.isnan(m.low) else -math.inf
-        hi = m.high if not math.isnan(m.high) else math.inf
+        if m.interval == "fixed" and math.isnan(m.low) and math.isnan(m.high):  # no sampling error at all
+            lo = hi = m.value
+        else:
+            lo = m.low if not math.isnan(m.low) else -math.inf
+            hi = m.high if not math.isnan(m.high) else math.inf
         if self.max is not None:
             if hi <= self.max:
                 return "pass"
@@ -344,9 +348,7 @@ class BatchScenario(_ScenarioBase):
         def outcome(x: Metric | None) -> str | None:
             if x is None:
                 return None
-            # a window (documented, declared) or one pass's turnaround is a fact: no interval to show
-            bounds = (math.nan, math.nan) if x.interval == "fixed" else (x.low, x.high)
-            shown = format_value("batch_wall_time_h", x.value, *bounds) if x.value == x.value else "n/a"
+            shown = format_value("batch_wall_time_h", x.value, x.low, x.high) if x.value == x.value else "n/a"
             return f"{window.status(x)}: {shown} vs ≤ {self.window_hours:g} h ({x.source})"
 
         return {"lever": strat.source if strat is not None else None, "window_constraint": outcome(wall),

@@ -263,7 +263,8 @@ class Summary:
                     continue
                 rows.append({"scenario": r.name, "contender": label,
                              "busy time only": format_value("monthly_busy_cost_usd", busy.value, busy.low, busy.high),
-                             "machine kept up all month": format_value("monthly_always_on_cost_usd", on.value),
+                             "machine kept up all month": format_value("monthly_always_on_cost_usd", on.value, on.low,
+                                                                       on.high),
                              "the matrix uses": "kept up all month" if choice == "always_on" else "busy time"})
         return pd.DataFrame(rows)
 

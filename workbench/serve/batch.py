@@ -44,12 +44,11 @@ from typing import Any
 
 import httpx
 
-from workbench.serve.http import Request, Server, add_host_arguments, head
+from workbench.serve.http import LOOPBACK, Request, Server, add_host_arguments, head, send_json
 from workbench.serve.ratelimit import forward
 
 __all__ = ["BatchServer", "add_arguments", "from_args"]
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 #: Documented limits per batch, by dialect: (requests, bytes) — see workbench.measure.batch.
 LIMITS: dict[str, tuple[int, int]] = {"openai": (50_000, 200 * 1024 * 1024),
                                       "anthropic": (100_000, 256 * 1024 * 1024),
@@ -62,11 +61,6 @@ def _rfc3339(t: float | None) -> str | None:
     if t is None:
         return None
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _send_json(w: asyncio.StreamWriter, status: int, body: Any) -> None:
-    raw = json.dumps(body).encode()
-    w.write(head(status, {"content-type": "application/json"}, len(raw)) + raw)
 
 
 def _multipart(body: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
@@ -276,7 +270,7 @@ class BatchServer(Server):
                 return await forward(self.client(), self._upstream_root(p), req, w) is not False
         except (ValueError, KeyError, TypeError) as exc:
             dialect = "anthropic" if "/messages/" in p else "gemini" if p.startswith("/v1beta") else "openai"
-            _send_json(w, 400, _error_body(dialect, 400, f"invalid request: {exc}"))
+            send_json(w, 400, _error_body(dialect, 400, f"invalid request: {exc}"))
         return True
 
     def _upstream_root(self, path: str) -> str:
@@ -294,7 +288,7 @@ class BatchServer(Server):
         max_n, max_b = self.limits(dialect)
         if n <= max_n and size <= max_b:
             return False
-        _send_json(w, 400, _error_body(dialect, 400, f"batch of {n} requests and {size} bytes exceeds the limit of "
+        send_json(w, 400, _error_body(dialect, 400, f"batch of {n} requests and {size} bytes exceeds the limit of "
                                        f"{max_n} requests and {max_b} bytes"))
         return True
 
@@ -310,23 +304,23 @@ class BatchServer(Server):
         self.files[fid] = {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
                            "filename": filename or "upload.jsonl", "purpose": purpose, "status": "processed",
                            "expires_at": None, "status_details": None}
-        _send_json(w, 200, self.files[fid])
+        send_json(w, 200, self.files[fid])
 
     def _file(self, rest: str, w: asyncio.StreamWriter) -> None:
         fid, _, tail = rest.partition("/")
         if fid not in self.files:
-            _send_json(w, 404, _error_body("openai", 404, f"No such File object: {fid}"))
+            send_json(w, 404, _error_body("openai", 404, f"No such File object: {fid}"))
         elif tail == "content":
             data = self.contents[fid]
             w.write(head(200, {"content-type": "application/octet-stream"}, len(data)) + data)
         else:
-            _send_json(w, 200, self.files[fid])
+            send_json(w, 200, self.files[fid])
 
     def _openai_create(self, req: Request, w: asyncio.StreamWriter) -> None:
         body = json.loads(req.body or b"{}")
         fid, endpoint = body.get("input_file_id"), body.get("endpoint")
         if fid not in self.contents:
-            _send_json(w, 404, _error_body("openai", 404, f"No such File object: {fid}"))
+            send_json(w, 404, _error_body("openai", 404, f"No such File object: {fid}"))
             return
         if endpoint not in _OPENAI_ENDPOINTS or body.get("completion_window") != "24h":
             raise ValueError(f"endpoint must be one of {', '.join(_OPENAI_ENDPOINTS)} and completion_window '24h'")
@@ -351,7 +345,7 @@ class BatchServer(Server):
             self.created += 1
         else:
             self._start(job)
-        _send_json(w, 200, self._openai_object(job))
+        send_json(w, 200, self._openai_object(job))
 
     def _openai_status(self, job: Job) -> str:
         if job.meta.get("errors"):
@@ -414,7 +408,7 @@ class BatchServer(Server):
         """The batch `bid` if it exists in this dialect; else the dialect's 404 body is sent and None returned."""
         job = self.jobs.get(bid)
         if job is None or job.dialect != dialect:
-            _send_json(w, 404, not_found)
+            send_json(w, 404, not_found)
             return None
         return job
 
@@ -427,7 +421,7 @@ class BatchServer(Server):
             return
         if action == "cancel" and method == "POST":
             job.cancel()
-        _send_json(w, 200, self._openai_object(job))
+        send_json(w, 200, self._openai_object(job))
 
     # ---- Anthropic: message batches
     def _anthropic_create(self, req: Request, w: asyncio.StreamWriter) -> None:
@@ -444,7 +438,7 @@ class BatchServer(Server):
         items = [Item(str(r["custom_id"]), url, dict(r["params"])) for r in requests]
         job = self._new_job("msgbatch_", "anthropic", items)
         self._start(job)
-        _send_json(w, 200, self._anthropic_object(job))
+        send_json(w, 200, self._anthropic_object(job))
 
     def _anthropic_object(self, job: Job) -> dict[str, Any]:
         ended = job.ended is not None
@@ -468,13 +462,13 @@ class BatchServer(Server):
             job.cancel()
         elif action == "results":
             if job.ended is None:
-                _send_json(w, 400, _error_body("anthropic", 400, f"message batch {bid} has not ended"))
+                send_json(w, 400, _error_body("anthropic", 400, f"message batch {bid} has not ended"))
                 return
             data = "".join(json.dumps({"custom_id": it.custom_id, "result": self._anthropic_result(it)}) + "\n"
                            for it in job.items).encode()
             w.write(head(200, {"content-type": "application/binary"}, len(data)) + data)
             return
-        _send_json(w, 200, self._anthropic_object(job))
+        send_json(w, 200, self._anthropic_object(job))
 
     @staticmethod
     def _anthropic_result(it: Item) -> dict[str, Any]:
@@ -504,7 +498,7 @@ class BatchServer(Server):
         job = self._new_job("batches/", "gemini", items, model=model, display_name=batch.get("displayName"),
                             keys=[r.get("metadata") for r in inline])
         self._start(job)
-        _send_json(w, 200, self._gemini_object(job))
+        send_json(w, 200, self._gemini_object(job))
 
     def _gemini_state(self, job: Job) -> str:
         if job.ended is None:
@@ -546,9 +540,9 @@ class BatchServer(Server):
             return
         if action == "cancel" and method == "POST":
             job.cancel()
-            _send_json(w, 200, {})
+            send_json(w, 200, {})
             return
-        _send_json(w, 200, self._gemini_object(job))
+        send_json(w, 200, self._gemini_object(job))
 
     # ---- the command line
     def describe(self) -> str:

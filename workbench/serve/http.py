@@ -24,18 +24,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import ssl as ssl_
 import threading
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 from workbench.serve.child import ChildServer, start_child
 
-__all__ = ["Request", "Server", "add_host_arguments", "chunk", "head", "read_request", "run_from_args"]
+__all__ = ["LOOPBACK", "Request", "Server", "add_host_arguments", "chunk", "head", "read_request", "run_from_args",
+           "send_json"]
 
 _log = logging.getLogger(__name__)
+#: The hosts a workbench test server may bind to: it never listens beyond this machine.
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 #: How long `Server.start` waits for the thread-hosted server to bind before it says so.
 START_TIMEOUT_S = 30.0
 
@@ -79,6 +83,12 @@ def head(status: int, headers: dict[str, str] | list[tuple[str, str]], length: i
     lines += [f"{k}: {v}" for k, v in (headers.items() if isinstance(headers, dict) else headers)]
     lines.append(f"content-length: {length}" if length is not None else "transfer-encoding: chunked")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def send_json(w: asyncio.StreamWriter, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    """A whole JSON response (`body` already encoded if bytes)."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    w.write(head(status, {"content-type": "application/json", **(headers or {})}, len(raw)) + raw)
 
 
 def chunk(data: bytes) -> bytes:

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.serve.faults import DIALECTS, FAULTS, Fault, FaultPlan, error_fault, parse_fault_specs, transcript_fault
-from workbench.serve.http import Request, Server, add_host_arguments, chunk, head
+from workbench.serve.http import LOOPBACK, Request, Server, add_host_arguments, chunk, head, send_json
 from workbench.serve.transcripts import StreamTranscript
 from workbench.serve.wire import (
     FORMATS,
@@ -67,7 +67,6 @@ from workbench.serve.wire import (
 __all__ = ["DIALECTS", "FAULTS", "FORMATS", "GEMINI_CTX", "Fault", "FaultPlan", "MockServer", "Scenario",
            "add_arguments", "error_fault", "from_args", "transcript_fault"]
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_LOGGED = 10_000  # requests kept in `MockServer.requests`
 MAX_TRUTH = 1_000_000  # notes kept until fetched; beyond this, new ones are not noted
 MAX_RENDERED = 1024  # streamed answers kept rendered (an `answer` function makes each one new)
@@ -92,11 +91,6 @@ def _sse(events: list[Event]) -> bytes:
         text = data if isinstance(data, str) else json.dumps(data)
         out.append(f"event: {name}\ndata: {text}\n\n" if name else f"data: {text}\n\n")
     return "".join(out).encode()
-
-
-def _json(w: asyncio.StreamWriter, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    w.write(head(status, {"content-type": "application/json", **(headers or {})}, len(raw)) + raw)
 
 
 async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
@@ -180,20 +174,20 @@ class MockServer(Server):
         if req.method == "GET":
             if req.path.endswith("/truth"):
                 prefix = urllib.parse.parse_qs(req.query).get("prefix", [""])[0]
-                _json(w, 200, self.take_truth(prefix))
+                send_json(w, 200, self.take_truth(prefix))
             elif (fmt_name := lookup_format(req.path, req.headers)) and \
                     req.path.rsplit("/", 1)[1] in self.missing_models:
                 status, missing = model_not_found(fmt_name, req.path.rsplit("/", 1)[1])
-                _json(w, status, missing)
+                send_json(w, status, missing)
             elif (found := listing(req.path)) is not None:
-                _json(w, 200, found, sc.headers)
+                send_json(w, 200, found, sc.headers)
             else:
-                _json(w, 404, {"error": {"message": f"no route GET {req.path}", "type": "invalid_request_error",
+                send_json(w, 404, {"error": {"message": f"no route GET {req.path}", "type": "invalid_request_error",
                                          "code": "not_found"}})
             return True
         fmt = format_for(req.path) if req.method == "POST" else None
         if fmt is None:
-            _json(w, 404, {"error": {"message": f"no route {req.method} {req.path}",
+            send_json(w, 404, {"error": {"message": f"no route {req.method} {req.path}",
                                      "type": "invalid_request_error", "code": "not_found"}})
             return True
         try:
@@ -201,13 +195,13 @@ class MockServer(Server):
             if not isinstance(body, dict):
                 raise ValueError("not an object")
         except ValueError:
-            _json(w, 400, {"error": {"message": "body is not a JSON object", "type": "invalid_request_error",
+            send_json(w, 400, {"error": {"message": "body is not a JSON object", "type": "invalid_request_error",
                                      "code": None}})
             return True
         entry["json"] = body
         model = fmt.request_model(body) if fmt.name != "gemini" else req.path.split("/")[3].split(":")[0]
         if model in self.missing_models:
-            _json(w, *model_not_found(fmt.name, model))
+            send_json(w, *model_not_found(fmt.name, model))
             return True
         stream = fmt.streamed(req.path, req.query, body)
         text = fmt.user_text(body)
@@ -236,7 +230,7 @@ class MockServer(Server):
                       fault: Fault | None, w: asyncio.StreamWriter, t_recv: float, t_read_ns: int) -> bool:
         kind = fault.kind if fault is not None else "none"
         if fault is not None and kind == "http":
-            _json(w, fault.status, fault.body, {**sc.headers, **fault.headers})
+            send_json(w, fault.status, fault.body, {**sc.headers, **fault.headers})
             return True
         if fault is not None and kind == "transcript":
             return await self._replay(fault.payload, sc, w, t_recv)
@@ -336,7 +330,7 @@ class MockServer(Server):
         headers = {"content-type": "application/json", **answer.sc.headers}
         if fault is not None and kind == "stream_error":  # an error object as a 200 body: no answer in it
             payload = fault.payload if fault.payload is not None else type(answer).stream_error()[1]
-            _json(w, 200, payload, answer.sc.headers)
+            send_json(w, 200, payload, answer.sc.headers)
             return True
         raw = json.dumps(answer.whole(text)).encode()
         if kind in ("stall", "abort"):  # half the promised body, then silence or a closed connection

@@ -425,8 +425,6 @@ class LoadRun:
     async def result(self, params: dict[str, Any], notes: list[str] | None = None) -> LoadResult:
         wall = self.now_s()
         overhead = await self.monitor.stop()
-        if self.link is not None and self.link.stop_reason is not None and not self.budget_stopped:
-            self.notes.append(f"stopped: {self.link.stop_reason}")
         return LoadResult(
             profile=self.profile, params=params, records=self.records, sent=self.sent,
             dropped=self.dropped, unsent_cancelled=self.unsent_cancelled, wall_s=wall,

@@ -557,7 +557,7 @@ def _merge(profile: str, shards: list[_Shard], run: _Run, start_unix: float, bac
             row.update({"sent": res.sent, "wall_s": res.wall_s, "cpu_s": res.client.cpu_s,
                         "cpu_share": res.client.cpu_share, "loop_lag_p99_s": res.client.loop_lag_p99_s,
                         "process_cpu_s": s.extra.get("process_cpu_s"), "loop": res.client.loop})
-            notes += [f"shard {s.index}: {n}" for n in res.notes if not n.startswith("stopped: shard ")]
+            notes += [f"shard {s.index}: {n}" for n in res.notes]  # the pool's own stop is said once, below
         else:
             sent += s.notices
             dropped += s.unsent.get(ErrorClass.DROPPED.value, 0)
