@@ -553,14 +553,14 @@ def _prefix_side(r: pd.Series, s: str) -> str:
     if r[f"{s}_ttft_p50_s"] != r[f"{s}_ttft_p50_s"]:
         return "—"
     ttft = _iv(r[f"{s}_ttft_p50_s"] * 1e3, r[f"{s}_ttft_p50_low"] * 1e3, r[f"{s}_ttft_p50_high"] * 1e3, ".0f")
-    ttft += f" n={int(r[f'{s}_ttft_n'])}"
+    ttft += f" ms, n={int(r[f'{s}_ttft_n'])}"
     toks = f"{r[f'{s}_input_tokens']:.0f} in, {r[f'{s}_cached_tokens']:.0f} cached"
     if r[f"{s}_evaluated_tokens"] == r[f"{s}_evaluated_tokens"]:
         toks += f", {r[f'{s}_evaluated_tokens']:.0f} evaluated in {r[f'{s}_prompt_ms']:.0f} ms"
     if r[f"{s}_cache_write_tokens"] == r[f"{s}_cache_write_tokens"] and r[f"{s}_cache_write_tokens"] > 0:
         toks += f", {r[f'{s}_cache_write_tokens']:.0f} written"
     price = r[f"{s}_cost_per_doc_usd"]
-    return f"TTFT p50 {ttft} ms; {toks}" + (f"; {price * 1e6:.3g} µ$/doc" if price == price else "")
+    return f"TTFT p50 {ttft}; {toks}" + (f"; {price * 1e6:.3g} µ$/doc" if price == price else "")
 
 
 def format_prefix_cache(table: pd.DataFrame) -> pd.DataFrame:
