@@ -292,3 +292,109 @@ def test_unsupported_scheme() -> None:
                 await client.send(httpx.Request("GET", "ftp://127.0.0.1/"))
 
     asyncio.run(go())
+
+
+# -- the load path: prepare_json + send_raw ---------------------------------------------------
+
+async def _capture(answer: bytes) -> tuple[asyncio.Server, int, list[bytes]]:
+    """A server that keeps each request's exact bytes (head and body) and answers `answer`."""
+    seen: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                seen.append(head + await reader.readexactly(length))
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], seen
+
+
+async def _raw_body(client: LeanClient, url: str, headers: dict[str, str], body: object) -> tuple[int, bytes]:
+    prepared = client.prepare_json("POST", url, headers, body)
+    assert prepared is not None
+    response = await client.send_raw(prepared)
+    try:
+        return response.status_code, b"".join([p async for p in response.aiter_bytes()])
+    finally:
+        await response.aclose()
+
+
+def test_raw_requests_are_byte_for_byte_what_httpx_sends() -> None:
+    """The bytes path writes what `build_request` + `send` write: httpx's own head (its default
+    headers, Host with the port, their order), the Content-Length of each body, the same JSON."""
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-ratelimit-remaining-requests: 9\r\n\r\nok"
+
+    async def go() -> list[bytes]:
+        server, port, seen = await _capture(answer)
+        url = f"http://127.0.0.1:{port}/v1/chat/completions?x=1"
+        headers = {"authorization": "Bearer k", "Content-Type": "application/json", "x-extra": "v"}
+        bodies: list[object] = [{"a": "ü", "n": [1, 2.5, None]}, {"b": "a much longer body " * 40}]
+        async with server, LeanClient(timeout_s=5.0, max_idle=2) as client:
+            for body in bodies:
+                await client.send(client.build_request("POST", url, headers=headers, json=body))
+                status, got = await _raw_body(client, url, headers, body)
+                assert (status, got) == (200, b"ok")
+            prepared = client.prepare_json("POST", url, {"authorization": "Bearer k"}, {"c": 1})
+            assert prepared is not None and b"Content-Type: application/json\r\n" in prepared.payload
+            response = await client.send_raw(prepared)
+            assert response.header_items()[1] == ("x-ratelimit-remaining-requests", "9")
+            assert response.headers["X-RateLimit-Remaining-Requests"] == "9"
+            await response.aclose()
+        return seen
+
+    seen = asyncio.run(go())
+    assert len(seen) == 5 and seen[0] == seen[1] and seen[2] == seen[3] and seen[0] != seen[2]
+
+
+def test_raw_responses_undo_gzip_and_keep_cookies_then_requests_carry_them() -> None:
+    data = gzip.compress(b'{"ok": true}')
+    answer = (b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\nset-cookie: lb=7; Path=/\r\n"
+              b"content-length: %d\r\n\r\n%s" % (len(data), data))
+
+    async def go() -> list[bytes]:
+        server, port, seen = await _capture(answer)
+        url = f"http://127.0.0.1:{port}/v1/x"
+        async with server, LeanClient(timeout_s=5.0, max_idle=2) as client:
+            assert await _raw_body(client, url, {}, {}) == (200, b'{"ok": true}')
+            assert client.cookies.get("lb") == "7"
+            # the jar is not empty: the bytes path steps aside so the cookie goes with the request
+            assert client.prepare_json("POST", url, {}, {}) is None
+            await client.send(client.build_request("POST", url, json={}))
+        return seen
+
+    seen = asyncio.run(go())
+    assert b"cookie: lb=7" in seen[1].lower()
+
+
+def test_raw_requests_through_the_probe_keep_the_wire_and_rate_limit_headers() -> None:
+    """A load client (lean) and a plain httpx client send the same request for the same prompt,
+    and both records carry the rate-limit headers."""
+    body = (b'{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}],'
+            b'"usage":{"prompt_tokens":3,"completion_tokens":1}}')
+    answer = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-ratelimit-limit-requests: 60\r\n"
+              b"content-length: %d\r\n\r\n%s" % (len(body), body))
+    c = load_contenders().get("qwen2.5-coder-0.5b")
+
+    async def go() -> list[bytes]:
+        server, port, seen = await _capture(answer)
+        target = Target(c, f"http://127.0.0.1:{port}/v1", stream=False)
+        async with server:
+            for lean in (True, False):
+                async with make_client(1, 5.0, lean=lean) as client:
+                    rec = await probe(client, target, Prompt("p", "hello"))
+                assert rec.ok and rec.output_text == "hi" and rec.output_tokens == 1, rec.error_message
+                assert rec.rate_limit == {"x-ratelimit-limit-requests": "60"}
+                assert rec.send_delay_s is not None and rec.e2e_s is not None
+        return seen
+
+    seen = asyncio.run(go())
+    assert len(seen) == 2 and seen[0] == seen[1]

@@ -24,13 +24,23 @@ chunk size, a body that ends early — is an `httpx.RemoteProtocolError` (the pr
 per-read timer: the probe bounds each whole request with one deadline, which bounds every read
 too, and a timer per chunk was ~8% of the client's CPU. `workbench.measure.probe.make_client(...,
 lean=True)` builds one; the load runs use it.
+
+The load path goes one step lower: `LeanClient.prepare_json` + `send_raw` send a JSON request as
+bytes and return a `RawResponse` (status, raw headers, the body by network read) without an
+`httpx.Request` or `httpx.Response` per request — building those was ~40% of the client's CPU
+per request, and halved the requests one core can send (null server, c=64: 5,250 → ~10,000–11,000
+requests/s; bench/README.md). The head is still httpx's, built by `build_request` once per
+endpoint and header set, so the wire is byte for byte what `send` writes (tests/measure/
+test_http11.py); a client holding cookies, and anything that is not a JSON POST, takes `send`.
 """
 
 from __future__ import annotations
 
+import json
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import httpcore
 import httptools
@@ -38,12 +48,14 @@ import httpx
 
 from workbench.measure.netbackend import AsyncioBackend, AsyncioStream, shared_ssl_context
 
-__all__ = ["MAX_HEAD_BYTES", "Http11Transport", "LeanClient"]
+__all__ = ["MAX_HEAD_BYTES", "Http11Transport", "LeanClient", "RawRequest", "RawResponse"]
 
 #: A response head (status line + headers) longer than this is refused as a protocol error.
 MAX_HEAD_BYTES = 64 * 1024
 _READ = 64 * 1024
 _DEFAULT_PORT = {b"http": 80, b"https": 443}
+#: Request heads a client keeps (one per method, URL and header set; cleared when full).
+_MAX_HEADS = 256
 
 _MAP: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
     (httpcore.ConnectTimeout, httpx.ConnectTimeout),
@@ -55,11 +67,19 @@ _MAP: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
 )
 
 
-def _mapped(exc: Exception, request: httpx.Request) -> Exception:
+def _mapped(exc: Exception, request: httpx.Request | None) -> Exception:
     for theirs, ours in _MAP:
         if isinstance(exc, theirs):
             return ours(str(exc), request=request)
     return exc
+
+
+def _conn_key(url: httpx.URL, request: httpx.Request | None) -> tuple[bytes, bytes, int]:
+    """(scheme, host, port): the connections a request to `url` may share."""
+    scheme = url.raw_scheme
+    if scheme not in _DEFAULT_PORT:
+        raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}", request=request)
+    return scheme, url.raw_host, url.port or _DEFAULT_PORT[scheme]
 
 
 class _Conn:
@@ -107,7 +127,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
             self._discard(conn)
         return None
 
-    async def _connect(self, key: tuple[bytes, bytes, int], request: httpx.Request,
+    async def _connect(self, key: tuple[bytes, bytes, int], request: httpx.Request | None,
                        timeout: float | None) -> _Conn:
         scheme, host, port = key
         try:
@@ -144,19 +164,27 @@ class Http11Transport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self._closed:
             raise RuntimeError("this transport (or its client) is closed")
-        url = request.url
-        scheme = url.raw_scheme
-        if scheme not in _DEFAULT_PORT:
-            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}", request=request)
-        key = (scheme, url.raw_host, url.port or _DEFAULT_PORT[scheme])
+        key = _conn_key(request.url, request)
         timeouts = request.extensions.get("timeout", {})
-        read_timeout = timeouts.get("read") if self._read_timeouts else None
         body = await request.aread()
-        head = [request.method.encode("ascii"), b" ", url.raw_path, b" HTTP/1.1\r\n"]
+        head = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
         for name, value in request.headers.raw:
             head += [name, b": ", value, b"\r\n"]
         head.append(b"\r\n")
-        payload = b"".join(head) + body
+        raw = await self.exchange(key, b"".join(head) + body, timeouts, request, head_only=request.method == "HEAD")
+        return httpx.Response(
+            raw.status_code, headers=raw.raw_headers, stream=raw.body,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": raw.reason, "network_stream": raw.stream},
+        )
+
+    async def exchange(self, key: tuple[bytes, bytes, int], payload: bytes, timeouts: dict[str, float | None],
+                       request: httpx.Request | None, *, head_only: bool = False) -> RawResponse:
+        """Write one whole request (`payload`: head and body) on a kept-alive or new connection to
+        `key` and read the response head; the body follows through the returned response.
+        `timeouts` has httpx's keys (connect, write, read)."""
+        if self._closed:
+            raise RuntimeError("this transport (or its client) is closed")
+        read_timeout = timeouts.get("read") if self._read_timeouts else None
         conn = self._take_idle(key) or await self._connect(key, request, timeouts.get("connect"))
         stream = conn.stream
         parse = _Parse(request)
@@ -179,14 +207,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
         except BaseException:  # a protocol error, or cancelled mid-request: never reuse it
             self._discard(conn)
             raise
-        headers = parse.headers
-        if request.method == "HEAD":
+        if head_only:
             parse.body_ends_at_head()  # llhttp cannot know there is no body
-        body_iter = _Body(self, conn, parse, read_timeout)
-        return httpx.Response(
-            parse.status, headers=headers, stream=body_iter,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": parse.reason, "network_stream": stream},
-        )
+        return RawResponse(parse, _Body(self, conn, parse, read_timeout), stream)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -204,7 +227,7 @@ class _Parse:
     __slots__ = ("body_left", "chunked", "complete", "extra", "head_done", "head_len", "headers", "keep_alive",
                  "parser", "pieces", "reason", "request", "status")
 
-    def __init__(self, request: httpx.Request) -> None:
+    def __init__(self, request: httpx.Request | None) -> None:
         self.request = request
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
@@ -360,6 +383,72 @@ class _Body(httpx.AsyncByteStream):
             self.transport._release(self.conn, parse.complete and parse.keep_alive and not parse.extra)
 
 
+class RawResponse:
+    """A response as this transport read it: what the probe needs of an `httpx.Response` (status,
+    headers, the network stream, the body by network read, close) without building one.
+
+    `headers` is an `httpx.Headers` made on first use (an error's classification, the rate-limit
+    headers); `aiter_bytes` undoes a content-encoding through `httpx.Response`'s own decoders,
+    made only when the response is encoded."""
+
+    __slots__ = ("_headers", "body", "raw_headers", "reason", "status_code", "stream")
+
+    def __init__(self, parse: _Parse, body: _Body, stream: AsyncioStream) -> None:
+        self.status_code = parse.status
+        self.reason = parse.reason
+        self.raw_headers = parse.headers
+        self.body = body
+        self.stream = stream
+        self._headers: httpx.Headers | None = None
+
+    @property
+    def headers(self) -> httpx.Headers:
+        if self._headers is None:
+            self._headers = httpx.Headers(self.raw_headers)
+        return self._headers
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"network_stream": self.stream}
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of header `name` (lower-case bytes), without building `headers`."""
+        for key, value in self.raw_headers:
+            if key.lower() == name:
+                return value
+        return None
+
+    def header_items(self) -> list[tuple[str, str]]:
+        """Every (name, value), decoded as Latin-1 (what HTTP allows in a field), in wire order."""
+        return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.raw_headers]
+
+    def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body as it arrived, one piece per network read (transfer framing removed)."""
+        return self.body.__aiter__()
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body with any content-encoding undone."""
+        encoding = self.header(b"content-encoding")
+        if encoding is None or encoding.strip().lower() == b"identity":
+            return self.body.__aiter__()
+        return httpx.Response(self.status_code, headers=self.raw_headers, stream=self.body).aiter_bytes()
+
+    async def aclose(self) -> None:
+        await self.body.aclose()
+
+
+class RawRequest:
+    """A request ready for `LeanClient.send_raw`: where it goes and every byte it sends."""
+
+    __slots__ = ("key", "method", "payload", "url")
+
+    def __init__(self, method: str, url: str, key: tuple[bytes, bytes, int], payload: bytes) -> None:
+        self.method = method
+        self.url = url
+        self.key = key
+        self.payload = payload
+
+
 class LeanClient(httpx.AsyncClient):
     """`httpx.AsyncClient` on `Http11Transport`, with `send` going straight to the transport.
 
@@ -370,6 +459,9 @@ class LeanClient(httpx.AsyncClient):
     def __init__(self, *, timeout_s: float, max_idle: int, keepalive_expiry: float = 30.0) -> None:
         self._lean = Http11Transport(keepalive_expiry=keepalive_expiry, max_idle=max_idle, read_timeouts=False)
         super().__init__(transport=self._lean, timeout=httpx.Timeout(timeout_s), trust_env=False)
+        self._timeouts: dict[str, float | None] = self.timeout.as_dict()
+        self._heads: dict[tuple[str, str, tuple[tuple[str, str], ...]],
+                          tuple[tuple[bytes, bytes, int], bytes, bytes]] = {}
 
     async def send(
         self,
@@ -393,3 +485,50 @@ class LeanClient(httpx.AsyncClient):
                 await response.aclose()
                 raise
         return response
+
+    # -- the load path: requests as bytes ------------------------------------------------------
+    def prepare_json(self, method: str, url: str, headers: Mapping[str, str], body: Any) -> RawRequest | None:
+        """`body` as JSON to `url`, as the bytes `build_request(method, url, headers=headers,
+        json=body)` + `send` would write — or None when this client holds cookies (they must go
+        with the request: use `build_request` + `send`).
+
+        The head is httpx's own (default headers, Host, their order and spelling), built once per
+        (method, url, headers) by `build_request` and kept; each request adds only its
+        Content-Length and JSON body. Building an `httpx.Request` and `httpx.Response` per
+        request was ~40% of the load path's client CPU (cProfile, null server, c=64)."""
+        if self.cookies:
+            return None
+        cache_key = (method, url, tuple(headers.items()))
+        head = self._heads.get(cache_key)
+        if head is None:
+            head = self._head(method, url, headers)
+            if len(self._heads) >= _MAX_HEADS:
+                self._heads.clear()
+            self._heads[cache_key] = head
+        key, prefix, tail = head
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        return RawRequest(method, url, key, b"".join((prefix, str(len(data)).encode("ascii"), tail, data)))
+
+    def _head(self, method: str, url: str, headers: Mapping[str, str]) -> tuple[tuple[bytes, bytes, int], bytes, bytes]:
+        """(connection key, the head up to the Content-Length value, the rest of the head)."""
+        request = self.build_request(method, url, headers=headers, json={})
+        before = [method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
+        after: list[bytes] = []
+        for name, value in request.headers.raw:
+            if not after and name.lower() == b"content-length":
+                before += [name, b": "]
+                after.append(b"\r\n")
+            else:
+                (after if after else before).extend((name, b": ", value, b"\r\n"))
+        after.append(b"\r\n")
+        return _conn_key(request.url, request), b"".join(before), b"".join(after)
+
+    async def send_raw(self, request: RawRequest) -> RawResponse:
+        """Send a prepared request; the response's body is read through the returned object
+        (close it). Cookies the response sets are kept, as `send` keeps them."""
+        raw = await self._lean.exchange(request.key, request.payload, self._timeouts, None)
+        if raw.header(b"set-cookie") is not None:
+            response = httpx.Response(raw.status_code, headers=raw.raw_headers,
+                                      request=self.build_request(request.method, request.url))
+            self.cookies.extract_cookies(response)
+        return raw

@@ -44,7 +44,7 @@ import httpx
 
 from workbench import keys, metrics
 from workbench.config import Contender
-from workbench.measure.http11 import LeanClient
+from workbench.measure.http11 import LeanClient, RawResponse
 from workbench.measure.netbackend import arrival_clock, async_transport, wire_start_ns
 from workbench.measure.target import DEFAULT_MAX_OUTPUT_CHARS, Target
 from workbench.providers import provider_for
@@ -164,7 +164,7 @@ class _TooLarge(Exception):
     """A non-streamed body over MAX_BODY_BYTES: recorded as a protocol error."""
 
 
-async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
+async def _read_capped(response: httpx.Response | RawResponse, cap: int) -> tuple[bytes, bool]:
     """The body, or its first `cap` bytes and True when it is longer (reading stops there)."""
     parts: list[bytes] = []
     size = 0
@@ -224,14 +224,24 @@ async def probe(
     finish: str | None = None
     err: ErrorInfo | None = None
     timings: ServerTimings | None = None
-    headers: httpx.Headers | None = None
+    answered: httpx.Response | RawResponse | None = None
     headers_out = {**req.headers, **target.headers} if target.headers else req.headers
-    request = client.build_request(req.method, _url(req.url), headers=headers_out, json=req.json)
+    # A lean client sends the request as bytes (its head built once per endpoint); any other, or
+    # one holding cookies, through httpx's Request and Response.
+    lean = client if isinstance(client, LeanClient) else None
+    prepared = lean.prepare_json(req.method, req.url, headers_out, req.json) if lean is not None else None
+    request = None if prepared is not None else client.build_request(
+        req.method, _url(req.url), headers=headers_out, json=req.json)
     t0 = time.perf_counter_ns()
     end = t0
     try:
         async with asyncio.timeout(timeout_s):
-            response = await client.send(request, stream=True)
+            response: httpx.Response | RawResponse
+            if lean is not None and prepared is not None:
+                response = await lean.send_raw(prepared)
+            else:
+                assert request is not None
+                response = await client.send(request, stream=True)
             network_stream = response.extensions.get("network_stream")
             clock = arrival_clock(network_stream)
             sent = wire_start_ns(network_stream)
@@ -239,12 +249,12 @@ async def probe(
                 rec.send_delay_s = (sent - t0) * metrics.NS
                 t0 = sent
             try:
-                headers = response.headers
+                answered = response
                 rec.http_status = response.status_code
                 if response.status_code >= 400:
                     raw, _ = await _read_capped(response, _MAX_ERROR_BODY)
                     end = clock()
-                    err = provider.classify_error(response.status_code, _decode_body(raw), headers)
+                    err = provider.classify_error(response.status_code, _decode_body(raw), response.headers)
                 elif stream:
                     st = await _read_stream(response, provider, text_parts, chunk_ns, clock)
                     usage, finish, err, timings = st.usage, st.finish, st.error, st.timings
@@ -277,8 +287,9 @@ async def probe(
         err = (ErrorInfo(ErrorClass.PROTOCOL, str(exc)) if isinstance(exc, _TooLarge)
                else _error_from_exception(exc, req.url, timeout_s))
     rec.e2e_s = metrics.e2e_s(t0, end)
-    if headers is not None:
-        rec.rate_limit = rate_limit_headers(headers)
+    if answered is not None:
+        rec.rate_limit = rate_limit_headers(answered.header_items() if isinstance(answered, RawResponse)
+                                            else answered.headers.items())
     if stream:
         rec.n_chunks = len(chunk_ns)
         rec.ttft_s = metrics.ttft_s(t0, chunk_ns[0] if chunk_ns else None)
@@ -375,7 +386,7 @@ class _StreamState:
 
 
 async def _read_stream(
-    response: httpx.Response,
+    response: httpx.Response | RawResponse,
     provider: Any,
     text_parts: _Text,
     chunk_ns: list[int],

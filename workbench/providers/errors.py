@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from workbench.types import ErrorClass, ErrorInfo
 
@@ -171,12 +171,13 @@ def parse_duration(value: object) -> float | None:
     return None
 
 
-def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str] | None:
-    """The rate-limit and retry headers a response carried (`x-ratelimit-*`, `anthropic-ratelimit-*`,
-    `retry-after*`, `x-should-retry`), kept verbatim on the record for analysis and retry policies."""
+def rate_limit_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str] | None:
+    """The rate-limit and retry headers among a response's (name, value) pairs (`x-ratelimit-*`,
+    `anthropic-ratelimit-*`, `retry-after*`, `x-should-retry`), kept verbatim on the record for
+    analysis and retry policies."""
     out = {
         k.lower(): v
-        for k, v in headers.items()
+        for k, v in headers
         if k.lower().startswith(("x-ratelimit-", "anthropic-ratelimit-", "retry-after", "ratelimit", "x-should-retry"))
     }
     return out or None
