@@ -22,6 +22,7 @@ from workbench.config import load_contenders
 from workbench.measure.http11 import MAX_HEAD_BYTES, Http11Transport, LeanClient
 from workbench.measure.probe import make_client, probe
 from workbench.measure.target import Target
+from workbench.providers.base import HttpRequest
 from workbench.types import Prompt
 
 pytestmark = pytest.mark.timeout(30)
@@ -295,7 +296,7 @@ def test_unsupported_scheme() -> None:
     asyncio.run(go())
 
 
-# -- the load path: prepare_json + send_raw ---------------------------------------------------
+# -- the load path: prepare + send_raw --------------------------------------------------------
 
 async def _capture(answer: bytes) -> tuple[asyncio.Server, int, list[bytes]]:
     """A server that keeps each request's exact bytes (head and body) and answers `answer`."""
@@ -319,8 +320,12 @@ async def _capture(answer: bytes) -> tuple[asyncio.Server, int, list[bytes]]:
     return server, server.sockets[0].getsockname()[1], seen
 
 
+def _json(body: object) -> bytes:
+    return HttpRequest("POST", "", {}, body, False).content()  # type: ignore[arg-type]
+
+
 async def _raw_body(client: LeanClient, url: str, headers: dict[str, str], body: object) -> tuple[int, bytes]:
-    prepared = client.prepare_json("POST", url, headers, body)
+    prepared = client.prepare("POST", url, headers, _json(body))
     assert prepared is not None
     response = await client.send_raw(prepared)
     try:
@@ -344,7 +349,7 @@ def test_raw_requests_are_byte_for_byte_what_httpx_sends() -> None:
                 await client.send(client.build_request("POST", url, headers=headers, json=body))
                 status, got = await _raw_body(client, url, headers, body)
                 assert (status, got) == (200, b"ok")
-            prepared = client.prepare_json("POST", url, {"authorization": "Bearer k"}, {"c": 1})
+            prepared = client.prepare("POST", url, {"authorization": "Bearer k"}, _json({"c": 1}))
             assert prepared is not None and b"Content-Type: application/json\r\n" in prepared.payload
             response = await client.send_raw(prepared)
             assert response.header_items()[1] == ("x-ratelimit-remaining-requests", "9")
@@ -368,7 +373,7 @@ def test_raw_responses_undo_gzip_and_keep_cookies_then_requests_carry_them() -> 
             assert await _raw_body(client, url, {}, {}) == (200, b'{"ok": true}')
             assert client.cookies.get("lb") == "7"
             # the jar is not empty: the bytes path steps aside so the cookie goes with the request
-            assert client.prepare_json("POST", url, {}, {}) is None
+            assert client.prepare("POST", url, {}, b"{}") is None
             await client.send(client.build_request("POST", url, json={}))
         return seen
 

@@ -25,7 +25,7 @@ per-read timer: the probe bounds each whole request with one deadline, which bou
 too, and a timer per chunk was ~8% of the client's CPU. `workbench.measure.probe.make_client(...,
 lean=True)` builds one; the load runs use it.
 
-The load path goes one step lower: `LeanClient.prepare_json` + `send_raw` send a JSON request as
+The load path goes one step lower: `LeanClient.prepare` + `send_raw` send a JSON request as
 bytes and return a `RawResponse` (status, raw headers, the body by network read) without an
 `httpx.Request` or `httpx.Response` per request — building those was ~40% of the client's CPU
 per request, and halved the requests one core can send (null server, c=64: 5,250 → ~10,000–11,000
@@ -36,11 +36,9 @@ test_http11.py); a client holding cookies, and anything that is not a JSON POST,
 
 from __future__ import annotations
 
-import json
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
 
 import httpcore
 import httptools
@@ -496,15 +494,15 @@ class LeanClient(httpx.AsyncClient):
         return response
 
     # -- the load path: requests as bytes ------------------------------------------------------
-    def prepare_json(self, method: str, url: str, headers: Mapping[str, str], body: Any) -> RawRequest | None:
-        """`body` as JSON to `url`, as the bytes `build_request(method, url, headers=headers,
-        json=body)` + `send` would write — or None when this client holds cookies (they must go
-        with the request: use `build_request` + `send`).
+    def prepare(self, method: str, url: str, headers: Mapping[str, str], content: bytes) -> RawRequest | None:
+        """A JSON request to `url` with body `content`, as the bytes `build_request(method, url,
+        headers=headers, content=content)` + `send` would write with a JSON content type — or None
+        when this client holds cookies (they must go with the request: use `build_request` + `send`).
 
         The head is httpx's own (default headers, Host, their order and spelling), built once per
         (method, url, headers) by `build_request` and kept; each request adds only its
-        Content-Length and JSON body. Building an `httpx.Request` and `httpx.Response` per
-        request was ~40% of the load path's client CPU (cProfile, null server, c=64)."""
+        Content-Length and body. Building an `httpx.Request` and `httpx.Response` per request was
+        ~40% of the load path's client CPU (cProfile, null server, c=64)."""
         if self.cookies:
             return None
         cache_key = (method, url, tuple(headers.items()))
@@ -515,8 +513,7 @@ class LeanClient(httpx.AsyncClient):
                 self._heads.clear()
             self._heads[cache_key] = head
         key, prefix, tail = head
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-        return RawRequest(method, url, key, b"".join((prefix, str(len(data)).encode("ascii"), tail, data)))
+        return RawRequest(method, url, key, b"".join((prefix, str(len(content)).encode("ascii"), tail, content)))
 
     def _head(self, method: str, url: str, headers: Mapping[str, str]) -> tuple[tuple[bytes, bytes, int], bytes, bytes]:
         """(connection key, the head up to the Content-Length value, the rest of the head)."""

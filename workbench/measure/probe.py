@@ -48,7 +48,7 @@ from workbench.measure.http11 import LeanClient, RawResponse
 from workbench.measure.netbackend import arrival_clock, async_transport, wire_start_ns
 from workbench.measure.target import DEFAULT_MAX_OUTPUT_CHARS, Target
 from workbench.providers import provider_for
-from workbench.providers.base import LENGTH_FINISH
+from workbench.providers.base import LENGTH_FINISH, HttpRequest
 from workbench.providers.errors import rate_limit_headers
 from workbench.providers.sse import SSEDecoder, SSEEvent
 from workbench.types import ErrorClass, ErrorInfo, Prompt, Record, ServerTimings, Usage
@@ -63,6 +63,7 @@ __all__ = [
     "new_request_id",
     "probe",
     "probe_once",
+    "wire_request",
 ]
 
 
@@ -190,8 +191,13 @@ async def probe(
     *,
     request_id: str | None = None,
     extra: dict[str, Any] | None = None,
+    http_request: HttpRequest | None = None,
 ) -> Record:
     """Send one request to `target` and time it. Never raises for request failures.
+
+    `http_request`: the provider's request for this target and prompt (`wire_request`), when
+    the caller keeps one per prompt — a load run does, so a repeated prompt is not rebuilt and
+    re-encoded each time. None: built here.
 
     At most `target.max_output_chars` of the answer are kept on the record (`output_truncated`
     says when it was cut); error bodies are read up to 64 KiB and non-streamed bodies up to
@@ -216,7 +222,7 @@ async def probe(
     if contender.key_missing():
         fail_record(rec, ErrorInfo(ErrorClass.AUTH, f"${contender.api_key_env} is not set"))
         return rec
-    req = provider.build_request(contender, prompt, stream=stream, api_key=api_key, base_url=url_root)
+    req = http_request or provider.build_request(contender, prompt, stream=stream, api_key=api_key, base_url=url_root)
     timeout_s = contender.timeout_s
     usage: Usage | None = None
     text_parts = _Text(max(0, target.max_output_chars))
@@ -229,7 +235,7 @@ async def probe(
     # A lean client sends the request as bytes (its head built once per endpoint); any other, or
     # one holding cookies, through httpx's Request and Response.
     lean = client if isinstance(client, LeanClient) else None
-    prepared = lean.prepare_json(req.method, req.url, headers_out, req.json) if lean is not None else None
+    prepared = lean.prepare(req.method, req.url, headers_out, req.content()) if lean is not None else None
     request = None if prepared is not None else client.build_request(
         req.method, _url(req.url), headers=headers_out, json=req.json)
     t0 = time.perf_counter_ns()
@@ -298,6 +304,14 @@ async def probe(
     return finish_record(rec, contender, prompt, text="".join(text_parts.parts), full_chars=text_parts.total,
                          finish=finish, usage=usage, timings=timings, err=err, api_key=api_key,
                          n_chunks=len(chunk_ns) if stream else None)
+
+
+def wire_request(target: Target, prompt: Prompt) -> HttpRequest:
+    """The provider's HTTP request for `prompt` to `target`, its key read from the environment
+    now (it holds the key: keep it in memory only)."""
+    c = target.contender
+    return provider_for(c).build_request(c, prompt, stream=target.stream, api_key=c.api_key(),
+                                         base_url=target.base_url)
 
 
 def finish_record(

@@ -53,6 +53,15 @@ class HttpRequest:
     headers: dict[str, str]
     json: dict[str, Any]
     stream: bool
+    _content: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def content(self) -> bytes:
+        """The body as sent: `json` encoded as httpx encodes it (UTF-8, no spaces, NaN refused),
+        once — a load run sends the same request object for every repeat of a prompt."""
+        if self._content is None:
+            self._content = json.dumps(self.json, ensure_ascii=False, separators=(",", ":"),
+                                       allow_nan=False).encode("utf-8")
+        return self._content
 
 
 @dataclass(slots=True)

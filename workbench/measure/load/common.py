@@ -43,9 +43,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from workbench.measure.load.monitor import ClientMonitor, ClientOverhead
-from workbench.measure.probe import make_client, new_request_id, probe
+from workbench.measure.probe import make_client, new_request_id, probe, wire_request
 from workbench.measure.retry import RetryPolicy
 from workbench.measure.target import Target
+from workbench.providers.base import HttpRequest
 from workbench.types import ErrorClass, Prompt, Record
 
 if TYPE_CHECKING:
@@ -235,6 +236,8 @@ class LoadRun:
         self.seed = seed
         self.max_duration_s = max_duration_s
         self.records: list[Record] = []
+        #: the provider's request per prompt index, built on first use (`_wire`)
+        self.wire: dict[int, HttpRequest] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.bugs: list[BaseException] = []
         self.sent = 0
@@ -306,6 +309,14 @@ class LoadRun:
         self._finish(rec)
 
     # -- sending ----------------------------------------------------------------------------
+    def _wire(self, i: int) -> HttpRequest:
+        """Request i's HTTP request: built once per prompt of the run (held in memory only)."""
+        k = i % len(self.prompts)
+        req = self.wire.get(k)
+        if req is None:
+            req = self.wire[k] = wire_request(self.target, self.prompts[k])
+        return req
+
     async def _attempt(self, i: int, attempt: int, scheduled_s: float, retry_wait_s: float | None,
                        slot: int) -> Record:
         prompt = self.prompts[i % len(self.prompts)]
@@ -329,7 +340,8 @@ class LoadRun:
         if self.link is not None and self.link.on_sent is not None:
             self.link.on_sent(i, attempt, request_id, extra)
         try:
-            rec = await probe(self.clients.pick(slot), self.target, prompt, request_id=request_id, extra=extra)
+            rec = await probe(self.clients.pick(slot), self.target, prompt, request_id=request_id, extra=extra,
+                              http_request=self._wire(i))
         except asyncio.CancelledError:
             # probe() does not return its record when cancelled; rebuild it here.
             rec = cancelled_in_flight(
