@@ -212,13 +212,14 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         """Flat JSON-ready dict: core fields first, then the rest, then `extra`."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            if f.name == "extra":
-                continue
-            out[f.name] = getattr(self, f.name)
+        out = {name: getattr(self, name) for name in _RECORD_FIELD_NAMES}
         for key, value in self.extra.items():
             if key in out:
                 raise ValueError(f"experiment field {key!r} would overwrite a record field")
             out[key] = value
         return out
+
+
+#: Record's own fields in declaration order, `extra` left out (`dataclasses.fields` on every
+#: record was a quarter of the record writer's CPU).
+_RECORD_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Record) if f.name != "extra")
