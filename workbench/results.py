@@ -17,6 +17,7 @@ import os
 import platform
 import secrets
 import subprocess
+import time
 import warnings
 from collections.abc import Iterable, Mapping
 from importlib import metadata
@@ -110,16 +111,19 @@ class RecordWriter:
     """Appends one JSON line per record and flushes it to the OS before returning.
 
     A crash (even kill -9) loses only requests still in flight; a torn last line is skipped by
-    the loaders. `fsync` runs on close (and every `fsync_every` records) for power loss.
+    the loaders. `fsync` runs on close, and after a write when `fsync_interval_s` has passed
+    since the last one, for power loss: at most that much is lost to a power cut, whatever the
+    rate (a count of records would be minutes at 1 record/s, and an fsync per 256 records was
+    11% of a 2-shard coordinator's CPU at 8,000 records/s).
     """
 
-    def __init__(self, path: str | Path, fsync_every: int = 256) -> None:
+    def __init__(self, path: str | Path, fsync_interval_s: float = 1.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _drop_torn_tail(self.path)
         self._fh: IO[str] | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-        self._fsync_every = fsync_every
-        self._since_sync = 0
+        self._fsync_interval_s = fsync_interval_s
+        self._synced_at = time.monotonic()
         self.count = 0
 
     def write(self, record: Record | Mapping[str, Any]) -> None:
@@ -131,10 +135,10 @@ class RecordWriter:
         self._fh.write(line + "\n")
         self._fh.flush()
         self.count += 1
-        self._since_sync += 1
-        if self._since_sync >= self._fsync_every:
+        now = time.monotonic()
+        if now - self._synced_at >= self._fsync_interval_s:
             os.fsync(self._fh.fileno())
-            self._since_sync = 0
+            self._synced_at = now
 
     def close(self) -> None:
         if self._fh is not None:

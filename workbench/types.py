@@ -210,6 +210,11 @@ class Record:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its field values (shards send every record to the coordinator): a dataclass
+        with slots is otherwise rebuilt by a Python `__setstate__` setting 43 fields one by one."""
+        return (Record, tuple(getattr(self, name) for name in _RECORD_INIT_NAMES))
+
     def to_dict(self) -> dict[str, Any]:
         """Flat JSON-ready dict: core fields first, then the rest, then `extra`."""
         out = {name: getattr(self, name) for name in _RECORD_FIELD_NAMES}
@@ -223,3 +228,5 @@ class Record:
 #: Record's own fields in declaration order, `extra` left out (`dataclasses.fields` on every
 #: record was a quarter of the record writer's CPU).
 _RECORD_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Record) if f.name != "extra")
+#: ... and every field in `__init__`'s order (all are init fields)
+_RECORD_INIT_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Record))
