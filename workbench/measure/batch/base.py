@@ -70,6 +70,7 @@ __all__ = [
     "build_items",
     "call",
     "custom_id",
+    "headers",
     "run_batch",
     "split_items",
 ]
@@ -98,6 +99,12 @@ def api_error(provider_error: Callable[[int, Any, Mapping[str, str]], ErrorInfo]
     info.message = f"{what}: {info.message}"
     info.http_status = response.status_code
     return BatchAPIError(info)
+
+
+def headers(target: Target, api_key: str | None) -> dict[str, str]:
+    """A batch call's headers: the provider's own (`Provider.headers`: its version, the
+    contender's extra headers, the key), then the target's transport headers, as the probe sends them."""
+    return {**provider_for(target.contender).headers(target.contender, api_key), **target.headers}
 
 
 async def call(client: httpx.AsyncClient, method: str, url: str, what: str,
