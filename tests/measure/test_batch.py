@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from workbench.config import Contender
@@ -219,3 +220,23 @@ def test_batch_calls_carry_the_headers_the_providers_requests_carry(api: str, ke
     sent = headers(t, "k")
     assert sent == {**{k: v for k, v in req.headers.items() if k != "content-type"}, "connection": "close"}
     assert key_header in sent and sent["x-team"] == "t"  # no content type: the OpenAI upload is multipart
+
+
+def test_a_broken_response_to_a_batch_call_is_a_protocol_error() -> None:
+    """A server that breaks HTTP mid-call is `protocol` (as the probe records it), not `connection`."""
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("server closed the connection inside a chunked body", request=request)
+
+    c = Contender(name="b", api="openai-chat", model="test-model", base_url="http://127.0.0.1:9/v1")
+    t = Target(c, "http://127.0.0.1:9/v1", run_id="run", experiment="coalescing")
+    prompts, ids = docs(3)
+    dialect = dialect_for(c)
+    assert dialect is not None
+
+    async def run() -> list[Record]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(broken)) as client:
+            return await run_batch(client, t, dialect, prompts, ids, write=lambda r: None)
+
+    recs = asyncio.run(run())
+    assert len(recs) == 3 and {r.error_class for r in recs} == {"protocol"}
+    assert all(str(r.error_message).startswith("uploading the batch input file: ") for r in recs)
