@@ -44,15 +44,17 @@ from typing import Any
 
 import httpx
 
+from workbench.measure.batch import BatchDialect
+from workbench.measure.batch.anthropic import AnthropicBatch
+from workbench.measure.batch.gemini import GeminiBatch
+from workbench.measure.batch.openai import OpenAIBatch
 from workbench.serve.http import LOOPBACK, Request, Server, add_host_arguments, head, send_json
 from workbench.serve.ratelimit import forward
 
 __all__ = ["BatchServer", "add_arguments", "from_args"]
 
-#: Documented limits per batch, by dialect: (requests, bytes) — see workbench.measure.batch.
-LIMITS: dict[str, tuple[int, int]] = {"openai": (50_000, 200 * 1024 * 1024),
-                                      "anthropic": (100_000, 256 * 1024 * 1024),
-                                      "gemini": (100_000, 20 * 1024 * 1024)}
+#: The batch client of each dialect spoken here: its documented limits per batch are the defaults.
+_CLIENTS: dict[str, BatchDialect] = {"openai": OpenAIBatch(), "anthropic": AnthropicBatch(), "gemini": GeminiBatch()}
 _OPENAI_ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/responses")
 _GEMINI_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 
@@ -170,8 +172,8 @@ class BatchServer(Server):
         return self.url + ("/v1beta" if fmt == "gemini" else "/v1")
 
     def limits(self, dialect: str) -> tuple[int, int]:
-        n, b = LIMITS[dialect]
-        return self.max_requests or n, self.max_bytes or b
+        client = _CLIENTS[dialect]
+        return self.max_requests or client.max_requests, self.max_bytes or client.max_bytes
 
     # ---- running items
     def client(self) -> httpx.AsyncClient:
