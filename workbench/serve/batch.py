@@ -48,7 +48,7 @@ from workbench.measure.batch import BatchDialect
 from workbench.measure.batch.anthropic import AnthropicBatch
 from workbench.measure.batch.gemini import GeminiBatch
 from workbench.measure.batch.openai import OpenAIBatch
-from workbench.serve.http import LOOPBACK, Request, Server, add_host_arguments, head, send_json
+from workbench.serve.http import LOOPBACK, Request, Server, UpstreamClient, add_host_arguments, head, send_json
 from workbench.serve.ratelimit import forward
 
 __all__ = ["BatchServer", "add_arguments", "from_args"]
@@ -164,7 +164,7 @@ class BatchServer(Server):
         self.contents: dict[str, bytes] = {}
         self.jobs: dict[str, Job] = {}
         self.created = 0  # batches accepted
-        self._client: httpx.AsyncClient | None = None
+        self.client = UpstreamClient(max(16, concurrency * 2), timeout_s)
         self._gate: asyncio.Semaphore | None = None
 
     def base_url_for(self, fmt: str) -> str:
@@ -176,20 +176,11 @@ class BatchServer(Server):
         return self.max_requests or client.max_requests, self.max_bytes or client.max_bytes
 
     # ---- running items
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            pool = max(16, self.concurrency * 2)
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s), trust_env=False,
-                                             limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool))
-        return self._client
-
     async def aclose(self) -> None:
         for job in self.jobs.values():
             if job.task is not None and not job.task.done():
                 job.task.cancel()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.client.aclose()
 
     def _start(self, job: Job) -> None:
         self.jobs[job.id] = job
