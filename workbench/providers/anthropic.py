@@ -139,8 +139,8 @@ class Anthropic:
     `extra_body` (merged into the JSON body, e.g. `thinking`), `cache_prefix` (a cache breakpoint
     on the system prompt, see `workbench.providers.caching`)."""
 
-    # Every provider declares the same three facts and implements the same `build_request`
-    # signature (the `Provider` protocol): alike on purpose, reported as a pair by `duplicates`.
+    # Every provider declares the same three facts and implements the same `headers` and
+    # `build_request` signatures (the `Provider` protocol): alike on purpose.
     kind = "anthropic"
     needs_prompt_template = False
     stream_format = "sse"

@@ -52,7 +52,7 @@ def item_error(err: Any) -> tuple[ErrorInfo, str]:
 
 
 # Every dialect declares the same facts (name, documented limits, window and its source) for the
-# `BatchDialect` protocol: alike on purpose, reported as a pair by `duplicates`.
+# `BatchDialect` protocol: alike on purpose.
 class OpenAIBatch:
     name = "openai-batch"
     max_requests = 50_000
