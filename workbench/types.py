@@ -75,13 +75,13 @@ class Usage:
     Anthropic `output_tokens_details.thinking_tokens`, Gemini `thoughtsTokenCount`).
     """
 
-    #: reasoning_tokens is an estimate (the API gave no count; see providers/anthropic.py)
-    reasoning_estimated: bool = False
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_input_tokens: int | None = None
     cache_creation_input_tokens: int | None = None
     reasoning_tokens: int | None = None
+    #: reasoning_tokens is an estimate (the API gave no count; see providers/anthropic.py)
+    reasoning_estimated: bool = False
 
 
 @dataclass(slots=True, frozen=True)

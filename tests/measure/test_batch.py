@@ -16,13 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from workbench.config import Contender
 from workbench.measure.batch import BatchJournal, dialect_for, run_batch, split_items
-from workbench.measure.batch.base import build_items
+from workbench.measure.batch.base import build_items, headers
 from workbench.measure.probe import make_client
 from workbench.measure.target import Target
+from workbench.providers import provider_for
 from workbench.results import read_jsonl_tolerant
 from workbench.serve.batch import BatchServer
 from workbench.serve.mock import Fault, FaultPlan, MockServer, Scenario
@@ -135,6 +137,7 @@ from workbench.config import Contender
 from workbench.measure.batch import BatchJournal, dialect_for, run_batch
 from workbench.measure.probe import make_client
 from workbench.measure.target import Target
+from workbench.providers import provider_for
 from workbench.results import RecordWriter
 from tests.measure.test_batch import docs, MODELS
 api, base, out, journal = sys.argv[1:5]
@@ -204,3 +207,36 @@ def test_a_batch_over_the_providers_limit_is_a_typed_error_not_a_crash(mock: Moc
         assert srv.created == 0
     assert len(recs) == 5 and {r.error_class for r in recs} == {"bad_request"}
     assert all("exceeds the limit" in str(r.error_message) and r.http_status == 400 for r in recs)
+
+
+@pytest.mark.parametrize(("api", "key_header"), [
+    ("openai-chat", "authorization"), ("openai-responses", "authorization"), ("anthropic", "x-api-key"),
+    ("gemini", "x-goog-api-key")])
+def test_batch_calls_carry_the_headers_the_providers_requests_carry(api: str, key_header: str) -> None:
+    c = Contender(name="h", api=api, model=MODELS.get(api, "test-model"), base_url="http://127.0.0.1:9/v1",
+                  headers={"x-team": "t"})
+    t = Target(c, "http://127.0.0.1:9/v1", headers={"connection": "close"})
+    req = provider_for(c).build_request(c, Prompt("p", "x"), stream=False, api_key="k", base_url=t.base_url)
+    sent = headers(t, "k")
+    assert sent == {**{k: v for k, v in req.headers.items() if k != "content-type"}, "connection": "close"}
+    assert key_header in sent and sent["x-team"] == "t"  # no content type: the OpenAI upload is multipart
+
+
+def test_a_broken_response_to_a_batch_call_is_a_protocol_error() -> None:
+    """A server that breaks HTTP mid-call is `protocol` (as the probe records it), not `connection`."""
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("server closed the connection inside a chunked body", request=request)
+
+    c = Contender(name="b", api="openai-chat", model="test-model", base_url="http://127.0.0.1:9/v1")
+    t = Target(c, "http://127.0.0.1:9/v1", run_id="run", experiment="coalescing")
+    prompts, ids = docs(3)
+    dialect = dialect_for(c)
+    assert dialect is not None
+
+    async def run() -> list[Record]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(broken)) as client:
+            return await run_batch(client, t, dialect, prompts, ids, write=lambda r: None)
+
+    recs = asyncio.run(run())
+    assert len(recs) == 3 and {r.error_class for r in recs} == {"protocol"}
+    assert all(str(r.error_message).startswith("uploading the batch input file: ") for r in recs)

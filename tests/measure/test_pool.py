@@ -11,8 +11,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
+import textwrap
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -209,3 +213,46 @@ def test_backend_errors_are_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(WorkbenchError, match="unknown load backend 'mpi'; valid: auto, processes, ray"):
         load_runner(2, "mpi")
     assert load_runner(1).shards == 1 and load_runner(1).backend == "inline"
+
+
+def _ended(pid: int) -> bool:
+    """The process is gone, or a zombie (dead, not yet reaped by whoever inherited it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_shard_process_dies_with_its_coordinator() -> None:
+    """A shard that never notices its coordinator's connection closing (here one that only sleeps)
+    still ends when the coordinator is killed: the kernel sends it SIGTERM (workbench.children)."""
+    coordinator = textwrap.dedent("""
+        import sys
+        from workbench.measure.load import pool
+        pool._SHARD_MAIN = "import time; time.sleep(120)"
+        shards = pool.ShardPool(1)
+        [proc] = shards._spawn_processes(1, ("127.0.0.1", 9), b"key")
+        print(proc.pid, shards._logs[0], flush=True)
+        sys.stdin.read()
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", coordinator], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).resolve().parents[2])
+    assert parent.stdout is not None
+    pid_text, log = parent.stdout.readline().split()
+    pid = int(pid_text)
+    try:
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while not _ended(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _ended(pid), "the shard outlived its coordinator"
+    finally:
+        if not _ended(pid):
+            os.kill(pid, signal.SIGKILL)
+        Path(log).unlink(missing_ok=True)
+        if parent.stdin is not None:
+            parent.stdin.close()
+        parent.stdout.close()

@@ -47,6 +47,8 @@ from workbench.config import Contender
 from workbench.measure.http11 import LeanClient, RawResponse
 from workbench.measure.netbackend import arrival_clock, async_transport, wire_start_ns
 from workbench.measure.target import DEFAULT_MAX_OUTPUT_CHARS, Target
+from workbench.measure.transport_errors import decode_body as _decode_body
+from workbench.measure.transport_errors import error_from_exception as _error_from_exception
 from workbench.providers import provider_for
 from workbench.providers.base import LENGTH_FINISH, HttpRequest
 from workbench.providers.errors import rate_limit_headers
@@ -126,21 +128,6 @@ def _url(url: str) -> httpx.URL:
     return parsed
 
 
-def _error_from_exception(exc: BaseException, url: str, timeout_s: float) -> ErrorInfo:
-    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
-        return ErrorInfo(ErrorClass.TIMEOUT, f"no complete response from {url} within {timeout_s:g}s "
-                         f"({type(exc).__name__})", retryable=True)
-    if isinstance(exc, httpx.ConnectError):
-        return ErrorInfo(ErrorClass.CONNECTION, f"cannot connect to {url}: {exc}", retryable=True)
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return ErrorInfo(ErrorClass.PROTOCOL, f"{url}: {exc}", retryable=True)
-    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.NetworkError)):
-        return ErrorInfo(ErrorClass.CONNECTION, f"{url}: connection lost: {exc!r}", retryable=True)
-    if isinstance(exc, asyncio.CancelledError):
-        return ErrorInfo(ErrorClass.CANCELLED, "cancelled by the workbench")
-    return ErrorInfo(ErrorClass.PROTOCOL, f"{url}: {type(exc).__name__}: {exc}")
-
-
 class _Text:
     """Output text kept up to `cap` characters; `total` counts all of it."""
 
@@ -175,13 +162,6 @@ async def _read_capped(response: httpx.Response | RawResponse, cap: int) -> tupl
         if size > cap:
             return b"".join(parts)[:cap], True
     return b"".join(parts), False
-
-
-def _decode_body(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return raw[:2000].decode("utf-8", "replace")
 
 
 async def probe(

@@ -26,7 +26,16 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.providers.base import Completion, HttpRequest, event_json, extra_body, register, sampling_fields
+from workbench.providers.base import (
+    Completion,
+    HttpRequest,
+    api_headers,
+    event_json,
+    extra_body,
+    json_post,
+    register,
+    sampling_fields,
+)
 from workbench.providers.errors import classify
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -130,11 +139,15 @@ class Anthropic:
     `extra_body` (merged into the JSON body, e.g. `thinking`), `cache_prefix` (a cache breakpoint
     on the system prompt, see `workbench.providers.caching`)."""
 
-    # Every provider declares the same three facts and implements the same `build_request`
-    # signature (the `Provider` protocol): alike on purpose, reported as a pair by `duplicates`.
+    # Every provider declares the same three facts and implements the same `headers` and
+    # `build_request` signatures (the `Provider` protocol): alike on purpose.
     kind = "anthropic"
     needs_prompt_template = False
     stream_format = "sse"
+
+    def headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
+        version = str(contender.options.get("anthropic_version", ANTHROPIC_VERSION))
+        return api_headers(contender, {"x-api-key": api_key} if api_key else None, {"anthropic-version": version})
 
     def build_request(
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
@@ -165,20 +178,7 @@ class Anthropic:
         if stream:
             body["stream"] = True
         body.update(extra_body(contender))
-        headers = {
-            "content-type": "application/json",
-            "anthropic-version": str(opts.get("anthropic_version", ANTHROPIC_VERSION)),
-            **contender.headers,
-        }
-        if api_key:
-            headers["x-api-key"] = api_key
-        return HttpRequest(
-            method="POST",
-            url=base_url.rstrip("/") + "/messages",
-            headers=headers,
-            json=body,
-            stream=stream,
-        )
+        return json_post(base_url.rstrip("/") + "/messages", body, self.headers(contender, api_key), stream=stream)
 
     def parse_response(self, body: Any) -> Completion:
         if not isinstance(body, Mapping) or not isinstance(body.get("content"), list):

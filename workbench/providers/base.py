@@ -1,8 +1,8 @@
 """The one small interface every wire format implements, and its registry.
 
-A provider knows three things about its API: how to build a request, how to read a complete
-response, and how to turn a stream's events into `StreamDelta`s. Timing, retries and records
-live in `workbench.measure.probe`, so every provider is measured the same way.
+A provider knows four things about its API: the headers its calls carry, how to build a request,
+how to read a complete response, and how to turn a stream's events into `StreamDelta`s. Timing,
+retries and records live in `workbench.measure.probe`, so every provider is measured the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ __all__ = [
     "HttpRequest",
     "Provider",
     "StreamParser",
+    "api_headers",
     "api_kinds",
     "event_json",
     "event_object",
@@ -90,6 +91,12 @@ class Provider(Protocol):
     #: whether the stream is Server-Sent Events (all current ones) or JSON lines.
     stream_format: str
 
+    def headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
+        """The headers every call to this API carries (its version, the contender's extra headers,
+        the key), without a content type: `build_request` sends them with its JSON body, and the
+        batch APIs (`workbench.measure.batch`) with their own calls."""
+        ...
+
     def build_request(
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
@@ -143,11 +150,17 @@ def event_json(data: str) -> dict[str, Any] | list[StreamDelta]:
     return [obj] if isinstance(obj, StreamDelta) else obj
 
 
-def json_post(url: str, contender: Contender, body: dict[str, Any], *, stream: bool,
-              auth: Mapping[str, str] | None = None) -> HttpRequest:
-    """A JSON POST with the contender's extra headers and the format's key header(s) `auth`."""
-    headers = {"content-type": "application/json", **contender.headers, **(auth or {})}
-    return HttpRequest(method="POST", url=url, headers=headers, json=body, stream=stream)
+def api_headers(contender: Contender, auth: Mapping[str, str] | None = None,
+                fixed: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A format's `Provider.headers`: its `fixed` headers (e.g. an API version), then the
+    contender's extra headers, then the key header(s) `auth`."""
+    return {**(fixed or {}), **contender.headers, **(auth or {})}
+
+
+def json_post(url: str, body: dict[str, Any], headers: Mapping[str, str], *, stream: bool) -> HttpRequest:
+    """A JSON POST carrying the provider's `headers`."""
+    return HttpRequest(method="POST", url=url, headers={"content-type": "application/json", **headers}, json=body,
+                       stream=stream)
 
 
 def sampling_fields(contender: Contender, names: Mapping[str, str]) -> dict[str, Any]:

@@ -24,7 +24,15 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.providers.base import Completion, HttpRequest, event_json, json_post, register, sampling_fields
+from workbench.providers.base import (
+    Completion,
+    HttpRequest,
+    api_headers,
+    event_json,
+    json_post,
+    register,
+    sampling_fields,
+)
 from workbench.providers.errors import classify, parse_duration
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -146,6 +154,10 @@ class Gemini:
     needs_prompt_template = False
     stream_format = "sse"
 
+    def headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
+        # The key goes in a header, never `?key=`: URLs end up in messages.
+        return api_headers(contender, {"x-goog-api-key": api_key} if api_key else None)
+
     def build_request(
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
@@ -170,9 +182,8 @@ class Gemini:
             body["systemInstruction"] = {"parts": [{"text": system}]}
         _deep_merge(body, opts.get("extra_body") or {})
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        # The key goes in a header, never `?key=`: URLs end up in messages.
-        return json_post(f"{base_url.rstrip('/')}/{_model_path(contender.model)}:{method}", contender, body,
-                         stream=stream, auth={"x-goog-api-key": api_key} if api_key else None)
+        return json_post(f"{base_url.rstrip('/')}/{_model_path(contender.model)}:{method}", body,
+                         self.headers(contender, api_key), stream=stream)
 
     def parse_response(self, body: Any) -> Completion:
         if not isinstance(body, Mapping):

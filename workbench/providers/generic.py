@@ -30,7 +30,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError
-from workbench.providers.base import Completion, HttpRequest, extra_body, json_post, register, sampling_fields
+from workbench.providers.base import (
+    Completion,
+    HttpRequest,
+    api_headers,
+    extra_body,
+    json_post,
+    register,
+    sampling_fields,
+)
 from workbench.providers.openai import classify_body, stream_object
 from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -102,6 +110,13 @@ class Generic:
     def bind(self, contender: Contender) -> Generic:
         return Generic(_Paths(contender.options))
 
+    def headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
+        if not api_key:
+            return api_headers(contender)
+        opts = contender.options
+        name = str(opts.get("auth_header", "authorization"))
+        return api_headers(contender, {name: str(opts.get("auth_scheme", "Bearer {key}")).replace("{key}", api_key)})
+
     def build_request(
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
@@ -127,13 +142,9 @@ class Generic:
         if stream:
             body["stream"] = True
         body.update(extra_body(contender))
-        auth = None
-        if api_key:
-            name = str(opts.get("auth_header", "authorization"))
-            auth = {name: str(opts.get("auth_scheme", "Bearer {key}")).replace("{key}", api_key)}
         path = str(opts.get("path", "/generate"))
-        return json_post(base_url.rstrip("/") + ("" if path.startswith("/") else "/") + path, contender, body,
-                         stream=stream, auth=auth)
+        return json_post(base_url.rstrip("/") + ("" if path.startswith("/") else "/") + path, body,
+                         self.headers(contender, api_key), stream=stream)
 
     def parse_response(self, body: Any) -> Completion:
         text = get_path(body, self._paths.text, _MISSING)

@@ -13,7 +13,16 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.providers.base import Completion, HttpRequest, event_object, extra_body, register, sampling_fields
+from workbench.providers.base import (
+    Completion,
+    HttpRequest,
+    api_headers,
+    event_object,
+    extra_body,
+    json_post,
+    register,
+    sampling_fields,
+)
 from workbench.providers.errors import classify
 from workbench.types import ErrorClass, ErrorInfo, Prompt, ServerTimings, StreamDelta, Usage
 
@@ -21,7 +30,7 @@ if TYPE_CHECKING:
     from workbench.config import Contender
     from workbench.providers.sse import SSEEvent
 
-__all__ = ["OpenAIChat", "OpenAICompletions", "classify_body", "error_fields", "error_parts", "parse_timings",
+__all__ = ["OpenAIChat", "OpenAICompletions", "bearer", "classify_body", "error_fields", "error_parts", "parse_timings",
            "parse_usage", "stream_object"]
 
 
@@ -88,6 +97,11 @@ def classify_body(status: int | None, body: Any, headers: Mapping[str, str] | No
     return classify(status, code or etype, message, headers, type_=etype)
 
 
+def bearer(api_key: str | None) -> dict[str, str] | None:
+    """The key as OpenAI's APIs take it: `Authorization: Bearer <key>`."""
+    return {"authorization": f"Bearer {api_key}"} if api_key else None
+
+
 def stream_object(data: str) -> dict[str, Any] | list[StreamDelta]:
     """One stream event's JSON object, or the deltas that stand for it instead: none for an
     empty event, a typed error for malformed JSON or an `{"error": ...}` object (OpenAI-style
@@ -108,11 +122,8 @@ class _OpenAIBase:
     stream_format = "sse"
     path = ""
 
-    def _headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
-        headers = {"content-type": "application/json", **contender.headers}
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
-        return headers
+    def headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
+        return api_headers(contender, bearer(api_key))
 
     def _sampling(self, contender: Contender, stream: bool) -> dict[str, Any]:
         opts = contender.options
@@ -135,13 +146,7 @@ class _OpenAIBase:
     ) -> HttpRequest:
         body = self._sampling(contender, stream)
         body.update(self._payload(contender, prompt))
-        return HttpRequest(
-            method="POST",
-            url=base_url.rstrip("/") + self.path,
-            headers=self._headers(contender, api_key),
-            json=body,
-            stream=stream,
-        )
+        return json_post(base_url.rstrip("/") + self.path, body, self.headers(contender, api_key), stream=stream)
 
     def _payload(self, contender: Contender, prompt: Prompt) -> dict[str, Any]:
         raise NotImplementedError

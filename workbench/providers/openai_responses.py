@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.providers.base import (
     Completion,
     HttpRequest,
+    api_headers,
     event_json,
     extra_body,
     json_post,
@@ -34,7 +35,7 @@ from workbench.providers.base import (
     sampling_fields,
 )
 from workbench.providers.errors import classify
-from workbench.providers.openai import classify_body
+from workbench.providers.openai import bearer, classify_body
 from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
@@ -105,6 +106,9 @@ class OpenAIResponses:
     def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
         return classify_body(status, body, headers)
 
+    def headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
+        return api_headers(contender, bearer(api_key))
+
     def build_request(
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
@@ -120,8 +124,7 @@ class OpenAIResponses:
         if stream:
             body["stream"] = True
         body.update(extra_body(contender))
-        return json_post(base_url.rstrip("/") + "/responses", contender, body, stream=stream,
-                         auth={"authorization": f"Bearer {api_key}"} if api_key else None)
+        return json_post(base_url.rstrip("/") + "/responses", body, self.headers(contender, api_key), stream=stream)
 
 
 class ResponsesStream:

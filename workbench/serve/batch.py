@@ -44,15 +44,17 @@ from typing import Any
 
 import httpx
 
-from workbench.serve.http import LOOPBACK, Request, Server, add_host_arguments, head, send_json
+from workbench.measure.batch import BatchDialect
+from workbench.measure.batch.anthropic import AnthropicBatch
+from workbench.measure.batch.gemini import GeminiBatch
+from workbench.measure.batch.openai import OpenAIBatch
+from workbench.serve.http import LOOPBACK, Request, Server, UpstreamClient, add_host_arguments, head, send_json
 from workbench.serve.ratelimit import forward
 
 __all__ = ["BatchServer", "add_arguments", "from_args"]
 
-#: Documented limits per batch, by dialect: (requests, bytes) — see workbench.measure.batch.
-LIMITS: dict[str, tuple[int, int]] = {"openai": (50_000, 200 * 1024 * 1024),
-                                      "anthropic": (100_000, 256 * 1024 * 1024),
-                                      "gemini": (100_000, 20 * 1024 * 1024)}
+#: The batch client of each dialect spoken here: its documented limits per batch are the defaults.
+_CLIENTS: dict[str, BatchDialect] = {"openai": OpenAIBatch(), "anthropic": AnthropicBatch(), "gemini": GeminiBatch()}
 _OPENAI_ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/responses")
 _GEMINI_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 
@@ -162,7 +164,7 @@ class BatchServer(Server):
         self.contents: dict[str, bytes] = {}
         self.jobs: dict[str, Job] = {}
         self.created = 0  # batches accepted
-        self._client: httpx.AsyncClient | None = None
+        self.client = UpstreamClient(max(16, concurrency * 2), timeout_s)
         self._gate: asyncio.Semaphore | None = None
 
     def base_url_for(self, fmt: str) -> str:
@@ -170,24 +172,15 @@ class BatchServer(Server):
         return self.url + ("/v1beta" if fmt == "gemini" else "/v1")
 
     def limits(self, dialect: str) -> tuple[int, int]:
-        n, b = LIMITS[dialect]
-        return self.max_requests or n, self.max_bytes or b
+        client = _CLIENTS[dialect]
+        return self.max_requests or client.max_requests, self.max_bytes or client.max_bytes
 
     # ---- running items
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            pool = max(16, self.concurrency * 2)
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s), trust_env=False,
-                                             limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool))
-        return self._client
-
     async def aclose(self) -> None:
         for job in self.jobs.values():
             if job.task is not None and not job.task.done():
                 job.task.cancel()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.client.aclose()
 
     def _start(self, job: Job) -> None:
         self.jobs[job.id] = job

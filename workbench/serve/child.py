@@ -3,18 +3,16 @@
 Each is `python -m workbench.cli <subcommand> --port 0 ...` (`Server.in_child()` in serve/http.py
 builds the arguments); the child binds a free port and
 prints `listening on http://host:port` as its first line, which the parent reads — no race
-on picking a port. The child dies with its parent (PR_SET_PDEATHSIG on Linux), so a crashed
-test or notebook leaves no server behind.
+on picking a port. The child dies with its parent (`workbench.children`: PR_SET_PDEATHSIG on Linux),
+so a crashed test or notebook leaves no server behind.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import re
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -23,9 +21,10 @@ import time
 from collections.abc import Sequence
 from typing import Self
 
+from workbench.children import PREEXEC
 from workbench.errors import ServerStartError
 
-__all__ = ["ChildServer", "die_with_parent", "free_port", "start_child"]
+__all__ = ["ChildServer", "free_port", "start_child"]
 
 
 def free_port() -> int:
@@ -33,12 +32,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 _LISTEN = re.compile(r"listening on (http://\S+)")
@@ -59,7 +52,7 @@ def start_child(args: Sequence[str], timeout_s: float = 60.0) -> tuple[subproces
     cmd = [sys.executable, "-m", "workbench.cli", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                            preexec_fn=die_with_parent if sys.platform == "linux" else None)
+                            preexec_fn=PREEXEC)
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout_s
     seen: list[str] = []

@@ -32,10 +32,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Self
 
+import httpx
+
 from workbench.serve.child import ChildServer, start_child
 
-__all__ = ["LOOPBACK", "Request", "Server", "add_host_arguments", "chunk", "head", "read_request", "run_from_args",
-           "send_json"]
+__all__ = ["LOOPBACK", "Request", "Server", "UpstreamClient", "add_host_arguments", "chunk", "head", "read_request",
+           "run_from_args", "send_json"]
 
 _log = logging.getLogger(__name__)
 #: The hosts a workbench test server may bind to: it never listens beyond this machine.
@@ -94,6 +96,30 @@ def send_json(w: asyncio.StreamWriter, status: int, body: Any, headers: dict[str
 def chunk(data: bytes) -> bytes:
     """One chunk of a chunked body; `chunk(b"")` is the terminating one."""
     return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class UpstreamClient:
+    """The pooled httpx client a server calls its upstream with (the rate-limit proxy, the batch
+    endpoint): `connections` kept alive, no proxy settings from the environment. Opened by the
+    first call, inside the server's loop (an httpx client belongs to the loop it first ran in);
+    closed by `aclose`, from the server's own `aclose`."""
+
+    def __init__(self, connections: int, timeout_s: float) -> None:
+        self.connections = connections
+        self.timeout_s = timeout_s
+        self._client: httpx.AsyncClient | None = None
+
+    def __call__(self) -> httpx.AsyncClient:
+        if self._client is None:
+            n = self.connections
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s), trust_env=False,
+                                             limits=httpx.Limits(max_connections=n, max_keepalive_connections=n))
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
 
 class Server:

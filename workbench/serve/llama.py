@@ -33,10 +33,11 @@ from typing import IO, Any
 
 import httpx
 
+from workbench.children import PREEXEC
 from workbench.embedded import LocalModel, assemble_model, get_model
 from workbench.errors import ServerStartError
 from workbench.serve import llama_build
-from workbench.serve.child import die_with_parent, free_port
+from workbench.serve.child import free_port
 
 __all__ = ["DEFAULT_SLOTS", "REQUEST_HEADERS", "LocalServer", "serve", "start_server"]
 
@@ -173,7 +174,7 @@ def start_server(
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLAMA_ARG_")}
     proc = subprocess.Popen(
         cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-        preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
+        preexec_fn=PREEXEC,
     )
     server = LocalServer(model, proc, port, log_path, 0.0, started_unix, cmd, n_slots, log_fh)
     url = f"http://127.0.0.1:{port}/health"

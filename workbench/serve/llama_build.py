@@ -50,9 +50,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from workbench.children import PREEXEC
 from workbench.embedded import cache_base, sha256_file
 from workbench.errors import WorkbenchError
-from workbench.serve.child import die_with_parent
 
 __all__ = [
     "LLAMA_CPP_PYTHON_VERSION",
@@ -367,7 +367,7 @@ def _run_logged(cmd: Sequence[str], logfile: Path, env: dict[str, str], what: st
         # child also gets SIGTERM if this process dies (it passes it on to its compiler jobs).
         proc = subprocess.Popen(list(cmd), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, process_group=0,
-                                preexec_fn=die_with_parent if sys.platform.startswith("linux") else None)
+                                preexec_fn=PREEXEC)
         try:
             proc.wait()
         except BaseException:

@@ -24,7 +24,7 @@ import math
 
 import httpx
 
-from workbench.serve.http import Request, Server, add_host_arguments, chunk, head
+from workbench.serve.http import Request, Server, UpstreamClient, add_host_arguments, chunk, head
 
 __all__ = ["RateLimitProxy", "add_arguments", "forward", "from_args", "rate_limit_body"]
 
@@ -82,20 +82,10 @@ class RateLimitProxy(Server):
         self.active = 0
         self.forwarded = 0
         self.rejected = 0
-        self._client: httpx.AsyncClient | None = None
-
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            pool = max(64, self.max_in_flight * 2)
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(600.0), trust_env=False,
-                limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool))
-        return self._client
+        self.client = UpstreamClient(max(64, max_in_flight * 2), 600.0)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.client.aclose()
 
     async def handle(self, req: Request, w: asyncio.StreamWriter) -> bool:
         if self.active >= self.max_in_flight:

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from workbench.measure.batch.base import BatchAPIError, BatchItem, BatchStatus, ItemResult, call, json_size
-from workbench.providers.anthropic import ANTHROPIC_VERSION, classify_body
+from workbench.measure.batch.base import BatchAPIError, BatchItem, BatchStatus, ItemResult, call, headers, json_size
+from workbench.providers.anthropic import classify_body
 from workbench.types import ErrorClass, ErrorInfo
 
 if TYPE_CHECKING:
@@ -41,14 +41,6 @@ class AnthropicBatch:
     completion_window_h = 24.0
     window_source = "Anthropic Message Batches: 'Batches can take up to 24 hours to complete' (expires_at)"
 
-    def _headers(self, target: Target, api_key: str | None) -> dict[str, str]:
-        c = target.contender
-        h = {"anthropic-version": str(c.options.get("anthropic_version", ANTHROPIC_VERSION)), **c.headers,
-             **target.headers}
-        if api_key:
-            h["x-api-key"] = api_key
-        return h
-
     def _root(self, target: Target) -> str:
         return target.base_url.rstrip("/") + "/messages/batches"
 
@@ -61,18 +53,18 @@ class AnthropicBatch:
     async def submit(self, client: httpx.AsyncClient, target: Target, items: Sequence[BatchItem],
                      api_key: str | None) -> str:
         r = await call(client, "POST", self._root(target), "creating the message batch", classify_body,
-                       headers=self._headers(target, api_key), json={"requests": [it.wire for it in items]})
+                       headers=headers(target, api_key), json={"requests": [it.wire for it in items]})
         return str(r.json()["id"])
 
     async def status(self, client: httpx.AsyncClient, target: Target, batch_id: str,
                      api_key: str | None) -> BatchStatus:
         r = await call(client, "GET", f"{self._root(target)}/{batch_id}", f"polling message batch {batch_id}",
-                       classify_body, headers=self._headers(target, api_key))
+                       classify_body, headers=headers(target, api_key))
         return BatchStatus.from_object(batch_id, r.json(), "processing_status", ("ended",))
 
     async def cancel(self, client: httpx.AsyncClient, target: Target, batch_id: str, api_key: str | None) -> None:
         await call(client, "POST", f"{self._root(target)}/{batch_id}/cancel", f"cancelling message batch {batch_id}",
-                   classify_body, headers=self._headers(target, api_key))
+                   classify_body, headers=headers(target, api_key))
 
     async def results(self, client: httpx.AsyncClient, target: Target, status: BatchStatus,
                       items: Sequence[BatchItem], api_key: str | None) -> list[ItemResult]:
@@ -81,7 +73,7 @@ class AnthropicBatch:
             raise BatchAPIError(ErrorInfo(ErrorClass.PROTOCOL, f"results_url {url} is not on {target.base_url}: "
                                           "not fetched (the key would go with it)"))
         r = await call(client, "GET", url, f"reading the results of message batch {status.batch_id}", classify_body,
-                       headers=self._headers(target, api_key))
+                       headers=headers(target, api_key))
         out = []
         for line in r.text.splitlines():
             if not line.strip():

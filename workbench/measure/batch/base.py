@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from workbench.measure.probe import fail_record, finish_record
+from workbench.measure.transport_errors import decode_body, error_from_exception
 from workbench.providers import provider_for
 from workbench.results import RecordWriter, read_jsonl_tolerant
 from workbench.types import ErrorClass, ErrorInfo, Prompt, Record
@@ -70,6 +71,7 @@ __all__ = [
     "build_items",
     "call",
     "custom_id",
+    "headers",
     "run_batch",
     "split_items",
 ]
@@ -90,26 +92,29 @@ class BatchAPIError(Exception):
 def api_error(provider_error: Callable[[int, Any, Mapping[str, str]], ErrorInfo], response: httpx.Response,
               what: str) -> BatchAPIError:
     """The typed error of a failed batch call, classified by the provider's own error rules."""
-    try:
-        body: Any = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        body = response.text[:2000]
-    info = provider_error(response.status_code, body, response.headers)
+    info = provider_error(response.status_code, decode_body(response.content), response.headers)
     info.message = f"{what}: {info.message}"
     info.http_status = response.status_code
     return BatchAPIError(info)
 
 
+def headers(target: Target, api_key: str | None) -> dict[str, str]:
+    """A batch call's headers: the provider's own (`Provider.headers`: its version, the
+    contender's extra headers, the key), then the target's transport headers, as the probe sends them."""
+    return {**provider_for(target.contender).headers(target.contender, api_key), **target.headers}
+
+
 async def call(client: httpx.AsyncClient, method: str, url: str, what: str,
                provider_error: Callable[[int, Any, Mapping[str, str]], ErrorInfo], **kwargs: Any) -> httpx.Response:
-    """One batch API call; a transport failure or an HTTP error status is a `BatchAPIError` (a
-    transport failure is retryable: the poller tries again)."""
+    """One batch API call; a transport failure or an HTTP error status is a `BatchAPIError`. A
+    transport failure is typed as the probe types it (`workbench.measure.transport_errors`); a
+    timeout, a lost connection or a broken response is retryable: the poller tries again."""
     try:
         r = await client.request(method, url, **kwargs)
-    except httpx.TimeoutException as exc:
-        raise BatchAPIError(ErrorInfo(ErrorClass.TIMEOUT, f"{what}: {exc!r}", retryable=True)) from None
     except httpx.HTTPError as exc:
-        raise BatchAPIError(ErrorInfo(ErrorClass.CONNECTION, f"{what}: {exc!r}", retryable=True)) from None
+        info = error_from_exception(exc, url, client.timeout.read)
+        info.message = f"{what}: {info.message}"
+        raise BatchAPIError(info) from None
     if r.status_code >= 400:
         raise api_error(provider_error, r, what)
     return r

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from workbench.measure.batch.base import BatchItem, BatchStatus, ItemResult, call, json_size
+from workbench.measure.batch.base import BatchItem, BatchStatus, ItemResult, call, headers, json_size
 from workbench.providers.gemini import classify_body
 from workbench.types import ErrorClass, ErrorInfo
 
@@ -42,12 +42,6 @@ class GeminiBatch:
     max_bytes = 20 * 1024 * 1024
     completion_window_h = 24.0
     window_source = "Gemini Batch Mode: 'a target turnaround time of 24 hours'"
-
-    def _headers(self, target: Target, api_key: str | None) -> dict[str, str]:
-        h = {**target.contender.headers, **target.headers}
-        if api_key:
-            h["x-goog-api-key"] = api_key
-        return h
 
     def wire_item(self, cid: str, body: dict[str, Any], url: str, base_url: str) -> dict[str, Any]:
         return {"request": body, "metadata": {"key": cid}}
@@ -69,13 +63,13 @@ class GeminiBatch:
         body = {"batch": {"displayName": f"workbench-{target.run_id}-{target.contender.name}"[:128],
                           "inputConfig": {"requests": {"requests": [it.wire for it in items]}}}}
         r = await call(client, "POST", f"{self._root(target)}/{model}:batchGenerateContent", "creating the batch",
-                       classify_body, headers=self._headers(target, api_key), json=body)
+                       classify_body, headers=headers(target, api_key), json=body)
         return str(r.json()["name"])
 
     async def status(self, client: httpx.AsyncClient, target: Target, batch_id: str,
                      api_key: str | None) -> BatchStatus:
         r = await call(client, "GET", self._batch_url(target, batch_id), f"polling batch {batch_id}", classify_body,
-                       headers=self._headers(target, api_key))
+                       headers=headers(target, api_key))
         obj = r.json()
         meta = obj.get("metadata") or {}
         state = str(meta.get("state") or obj.get("state"))
@@ -84,7 +78,7 @@ class GeminiBatch:
 
     async def cancel(self, client: httpx.AsyncClient, target: Target, batch_id: str, api_key: str | None) -> None:
         await call(client, "POST", self._batch_url(target, batch_id) + ":cancel", f"cancelling batch {batch_id}",
-                   classify_body, headers=self._headers(target, api_key))
+                   classify_body, headers=headers(target, api_key))
 
     async def results(self, client: httpx.AsyncClient, target: Target, status: BatchStatus,
                       items: Sequence[BatchItem], api_key: str | None) -> list[ItemResult]:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from workbench.measure.batch.base import BatchItem, BatchStatus, ItemResult, call, json_size
+from workbench.measure.batch.base import BatchItem, BatchStatus, ItemResult, call, headers, json_size
 from workbench.providers.openai import classify_body
 from workbench.types import ErrorClass, ErrorInfo
 
@@ -52,19 +52,13 @@ def item_error(err: Any) -> tuple[ErrorInfo, str]:
 
 
 # Every dialect declares the same facts (name, documented limits, window and its source) for the
-# `BatchDialect` protocol: alike on purpose, reported as a pair by `duplicates`.
+# `BatchDialect` protocol: alike on purpose.
 class OpenAIBatch:
     name = "openai-batch"
     max_requests = 50_000
     max_bytes = 200 * 1024 * 1024
     completion_window_h = 24.0
     window_source = "OpenAI Batch API: completion_window '24h' (the only value offered)"
-
-    def _headers(self, target: Target, api_key: str | None) -> dict[str, str]:
-        h = dict(target.contender.headers) | dict(target.headers)
-        if api_key:
-            h["authorization"] = f"Bearer {api_key}"
-        return h
 
     def wire_item(self, cid: str, body: dict[str, Any], url: str, base_url: str) -> dict[str, Any]:
         # The endpoint as the batch names it: the request's path under the API root, /v1 first.
@@ -81,31 +75,31 @@ class OpenAIBatch:
     async def submit(self, client: httpx.AsyncClient, target: Target, items: Sequence[BatchItem],
                      api_key: str | None) -> str:
         data = "".join(json.dumps(it.wire, separators=(",", ":"), ensure_ascii=False) + "\n" for it in items).encode()
-        headers = self._headers(target, api_key)
+        sent = headers(target, api_key)
         r = await call(client, "POST", f"{self._root(target)}/files", "uploading the batch input file", classify_body,
-                       headers=headers, data={"purpose": "batch"},
+                       headers=sent, data={"purpose": "batch"},
                        files={"file": ("batch.jsonl", data, "application/jsonl")})
         file_id = str(r.json()["id"])
         endpoint = str(items[0].wire["url"])
         r = await call(client, "POST", f"{self._root(target)}/batches", "creating the batch", classify_body,
-                       headers=headers, json={"input_file_id": file_id, "endpoint": endpoint,
-                                              "completion_window": "24h"})
+                       headers=sent, json={"input_file_id": file_id, "endpoint": endpoint,
+                                           "completion_window": "24h"})
         return str(r.json()["id"])
 
     async def status(self, client: httpx.AsyncClient, target: Target, batch_id: str,
                      api_key: str | None) -> BatchStatus:
         r = await call(client, "GET", f"{self._root(target)}/batches/{batch_id}", f"polling batch {batch_id}",
-                       classify_body, headers=self._headers(target, api_key))
+                       classify_body, headers=headers(target, api_key))
         return BatchStatus.from_object(batch_id, r.json(), "status", _ENDED)
 
     async def cancel(self, client: httpx.AsyncClient, target: Target, batch_id: str, api_key: str | None) -> None:
         await call(client, "POST", f"{self._root(target)}/batches/{batch_id}/cancel", f"cancelling batch {batch_id}",
-                   classify_body, headers=self._headers(target, api_key))
+                   classify_body, headers=headers(target, api_key))
 
     async def _lines(self, client: httpx.AsyncClient, target: Target, file_id: str,
                      api_key: str | None) -> list[dict[str, Any]]:
         r = await call(client, "GET", f"{self._root(target)}/files/{file_id}/content", f"reading batch file {file_id}",
-                       classify_body, headers=self._headers(target, api_key))
+                       classify_body, headers=headers(target, api_key))
         return [json.loads(line) for line in r.text.splitlines() if line.strip()]
 
     async def results(self, client: httpx.AsyncClient, target: Target, status: BatchStatus,

@@ -66,6 +66,7 @@ from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any, Literal
 
+from workbench.children import PREEXEC
 from workbench.errors import WorkbenchError
 from workbench.measure.load.closed_loop import closed_loop
 from workbench.measure.load.common import ClientShards, LoadResult, OnRecord, Part, cancelled_in_flight, from_schedule
@@ -278,7 +279,8 @@ class ShardPool:
                 # `-c`, not `-m workbench.measure.load.shard`: the package imports that module
                 # first, and runpy would warn about running a module twice.
                 proc = subprocess.Popen([sys.executable, "-c", _SHARD_MAIN], stdin=subprocess.PIPE,
-                                        stdout=subprocess.DEVNULL, stderr=err, env=env, text=True)
+                                        stdout=subprocess.DEVNULL, stderr=err, env=env, text=True,
+                                        preexec_fn=PREEXEC)
             assert proc.stdin is not None
             proc.stdin.write(f"{address[0]} {address[1]} {authkey.hex()} {k}\n")
             proc.stdin.close()
