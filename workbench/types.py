@@ -175,17 +175,18 @@ class Record:
     api_kind: str | None = None
     stream: bool | None = None
     prompt_id: str | None = None
-    token_source: str | None = None  # "server" (+"reasoning chars/4": reasoning estimated) | "chunks" | "chars/4"
+    # "server" (its usage) | "server+reasoning chars/4" (its usage; reasoning estimated) | "chunks" | "chars/4"
+    token_source: str | None = None
     cached_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None  # prompt tokens written to the cache (billed apart)
     # Output tokens spent on reasoning the caller never sees (part of output_tokens, billed);
     # None where the API does not say. visible = output - reasoning: what TPOT and output
     # throughput count (workbench.metrics.visible_tokens).
     reasoning_tokens: int | None = None
+    visible_output_tokens: int | None = None
+    reasoning: str | None = None  # the contender's reasoning settings, e.g. "effort=low" (Contender.reasoning_label)
     n_chunks: int | None = None
     itl_s: list[float] | None = None
-    visible_output_tokens: int | None = None
-    cache_creation_input_tokens: int | None = None  # prompt tokens written to the cache (billed apart)
-    reasoning: str | None = None  # the contender's reasoning settings, e.g. "effort=low" (Contender.reasoning_label)
     # The client's own time before the request went out (httpx, the pool); not in any latency.
     send_delay_s: float | None = None
     http_status: int | None = None

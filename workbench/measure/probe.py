@@ -47,8 +47,7 @@ from workbench.config import Contender
 from workbench.measure.http11 import LeanClient, RawResponse
 from workbench.measure.netbackend import arrival_clock, async_transport, wire_start_ns
 from workbench.measure.target import DEFAULT_MAX_OUTPUT_CHARS, Target
-from workbench.measure.transport_errors import decode_body as _decode_body
-from workbench.measure.transport_errors import error_from_exception as _error_from_exception
+from workbench.measure.transport_errors import decode_body, error_from_exception
 from workbench.providers import provider_for
 from workbench.providers.base import LENGTH_FINISH, HttpRequest
 from workbench.providers.errors import rate_limit_headers
@@ -240,7 +239,7 @@ async def probe(
                 if response.status_code >= 400:
                     raw, _ = await _read_capped(response, _MAX_ERROR_BODY)
                     end = clock()
-                    err = provider.classify_error(response.status_code, _decode_body(raw), response.headers)
+                    err = provider.classify_error(response.status_code, decode_body(raw), response.headers)
                 elif stream:
                     st = await _read_stream(response, provider, text_parts, chunk_ns, clock)
                     usage, finish, err, timings = st.usage, st.finish, st.error, st.timings
@@ -267,11 +266,11 @@ async def probe(
             raise
         if isinstance(exc, asyncio.CancelledError):
             # Task cancelled from outside (deadline of a load run): record it, then re-raise.
-            fail_record(rec, _error_from_exception(exc, req.url, timeout_s))
+            fail_record(rec, error_from_exception(exc, req.url, timeout_s))
             rec.e2e_s = metrics.e2e_s(t0, end)
             raise
         err = (ErrorInfo(ErrorClass.PROTOCOL, str(exc)) if isinstance(exc, _TooLarge)
-               else _error_from_exception(exc, req.url, timeout_s))
+               else error_from_exception(exc, req.url, timeout_s))
     rec.e2e_s = metrics.e2e_s(t0, end)
     if answered is not None:
         rec.rate_limit = rate_limit_headers(answered.header_items() if isinstance(answered, RawResponse)
