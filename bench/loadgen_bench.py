@@ -11,7 +11,9 @@
    three ways: on cold clients (connects inside the measured run), warm ones (keep-alive) and
    warm with the workers' starts ramped over one E2E.
 3. Shards: the highest fidelity level, warm+ramp, run by 1 and by 2 shard processes
-   (`workbench.measure.load.pool.ShardPool`): rate, client TTFT error, CPU per request.
+   (`workbench.measure.load.pool.ShardPool`): rate, client TTFT error, CPU per request; and the
+   coordinator's own CPU per record at full rate (2 shards against the null server, every
+   record written) — what one run's single writer can take.
 
 Every measurement also says how much CPU the rest of the machine used meanwhile
 (`/proc/stat` busy time minus this process, its children and the server): another user's work
@@ -129,6 +131,30 @@ async def _rate(base_url: str, concurrency: int, duration_s: float) -> dict[str,
             "wall_s": res.wall_s, "rps": ok / res.wall_s, "cpu_ms_per_request": 1000 * cpu / max(1, ok),
             "client_cpu_share": res.client.cpu_share, "loop_lag_p99_ms": res.client.loop_lag_p99_s * 1000,
             "loop": res.client.loop}
+
+
+async def _coordinator(base_url: str, shards: int, concurrency: int, duration_s: float) -> dict[str, Any]:
+    """The coordinator's own cost at a high record rate: a closed loop split over `shards` shard
+    processes against the null server, every record streamed back and written to JSONL."""
+    c = load_contenders().get("qwen2.5-coder-0.5b")
+    target = Target(c, base_url, stream=False, keep_itl=False)
+    prompts = [Prompt(f"p{i}", f"x{i}") for i in range(100)]
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = RecordWriter(Path(tmp) / "records.jsonl")
+        async with ShardPool(shards, "processes") as pool:
+            await pool.closed_loop(target, prompts, concurrency=concurrency, n_requests=concurrency * 4,
+                                   max_duration_s=10)  # warm
+            ru0 = resource.getrusage(resource.RUSAGE_SELF)
+            res = await pool.closed_loop(target, prompts, concurrency=concurrency, n_requests=10_000_000,
+                                         max_duration_s=duration_s, on_record=writer.write)
+            ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        writer.close()
+    ok = sum(1 for r in res.records if r.ok)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    shard_cpu = sum(r.get("process_cpu_s") or 0.0 for r in res.shards)
+    return {"shards": shards, "concurrency": concurrency, "requests_ok": ok, "rps": ok / res.wall_s,
+            "coordinator_cpu_ms_per_record": 1000 * cpu / max(1, len(res.records)),
+            "shard_cpu_ms_per_request": 1000 * shard_cpu / max(1, ok), "shards_lost": len(res.shards_lost)}
 
 
 _LOCUSTFILE = """
@@ -347,6 +373,17 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"rate c={conc}: workbench / locust = {row['ratio_workbench_to_locust']:.2f}")
             if affinity is not None:
                 os.sched_setaffinity(0, affinity)  # the shard runs below use every core
+            report["coordinator"] = []
+            for k in (int(x) for x in args.shards.split(",") if x and int(x) >= 2):
+                out: dict[str, Any] = {}
+                with others([pid], out):
+                    co = run(_coordinator(null.base_url, k, 64, args.duration))
+                co.update(out)
+                report["coordinator"].append(co)
+                print(f"coordinator at full rate ({k} shards, c=64, null server, every record written): "
+                      f"{co['rps']:.0f} req/s, coordinator {co['coordinator_cpu_ms_per_record']:.3f} ms CPU/record, "
+                      f"shards {co['shard_cpu_ms_per_request']:.3f} ms CPU/request; rest of the machine "
+                      f"{co['others_cores']:.2f} cores busy")
     cfg = Scenario.timed(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, n_chunks=args.n_chunks)
     report["fidelity_truth"] = {"ttft_ms": cfg.ttft_s * 1000, "e2e_ms": cfg.e2e_s * 1000, "n_chunks": cfg.n_chunks}
     report["fidelity"] = []
