@@ -25,7 +25,7 @@ from workbench import keys
 from workbench.config import Contender, Skipped, load_contenders
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.measure.budget import Budget, budget_for
-from workbench.measure.load.pool import BACKENDS, RAY_MISSING, InlineRunner, ShardPool, load_runner
+from workbench.measure.load.pool import RAY_MISSING, InlineRunner, ShardPool, check_load_options, load_runner
 from workbench.measure.preflight import Preflight, run_preflight
 from workbench.measure.target import Target, check_url
 from workbench.results import RecordWriter, RunDir, read_jsonl_tolerant, read_manifest, update_manifest
@@ -153,10 +153,7 @@ def open_session(
     gives the session a `Budget` over the contenders' prices; `resume=True` marks the session
     as resuming an interrupted run (experiments skip `completed_ids()`). `shards` and `backend` say
     where load runs go (`workbench.measure.load.pool`; default: this process)."""
-    if backend not in BACKENDS:
-        raise ConfigError("backend", None, f"unknown load backend {backend!r}; valid: {', '.join(BACKENDS)}")
-    if shards < 0:
-        raise ConfigError("shards", None, f"must be >= 0 (0: one per CPU), got {shards}")
+    check_load_options(shards, backend)
     if backend == "ray" and importlib.util.find_spec("ray") is None:  # say so before any server starts
         raise WorkbenchError(RAY_MISSING)
     params = dict(parameters or {})

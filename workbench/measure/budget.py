@@ -132,14 +132,16 @@ class Budget:
         return [Budget(self.max_usd / n, self.prices, spent_usd=held,
                        scope=f"shard {k + 1} of {n}'s share of ${_usd(self.max_usd)}") for k in range(n)]
 
-    def absorb(self, shares: list[Budget], reported: list[tuple[float, int, int] | None]) -> None:
-        """Count what the shares spent: `reported[k]` is share k's final (spent_usd, charged, refused)
-        as its shard reported it, None when the shard died (then its whole share counts as spent)."""
+    def absorb(self, shares: list[Budget], reported: list[Budget | None]) -> None:
+        """Count what the shares spent: `reported[k]` is share k as its shard ended it, None when
+        the shard died (then its whole share counts as spent)."""
         for share, got in zip(shares, reported, strict=True):
-            spent, charged, refused = got if got is not None else (share.max_usd, 0, 0)
-            self.spent_usd += max(0.0, spent - share.spent_usd)
-            self.charged += charged
-            self.refused += refused
+            if got is None:
+                self.spent_usd += max(0.0, share.max_usd - share.spent_usd)
+                continue
+            self.spent_usd += max(0.0, got.spent_usd - share.spent_usd)
+            self.charged += got.charged
+            self.refused += got.refused
 
     def refusal_record(self, *, run_id: str, experiment: str, contender: Contender, request_id: str,
                        extra: Mapping[str, object] | None = None) -> Record:

@@ -86,15 +86,17 @@ class ClientShards:
             return cls(client.clients, owned=False)
         if client is not None:
             return cls([client], owned=False)
-        n = min(MAX_SHARDS, max(1, -(-max(1, pool) // SHARD_SIZE)))
-        return cls([make_client(max(1, pool), timeout_s, lean=True) for _ in range(n)], owned=True)
+        shards = cls([], owned=True)
+        shards.ensure(pool, timeout_s)
+        return shards
 
     def pick(self, i: int) -> httpx.AsyncClient:
         return self.clients[i % len(self.clients)]
 
     def ensure(self, pool: int, timeout_s: float) -> None:
-        """At least the clients `for_pool(None, pool, ...)` would make, made here and owned by these
-        shards (a shard process keeps one set across the runs it is given, growing it as needed)."""
+        """At least one client per `SHARD_SIZE` of `pool` requests in flight (at most `MAX_SHARDS`),
+        made here and owned by these shards (a shard process keeps one set across the runs it is
+        given, growing it as needed)."""
         want = min(MAX_SHARDS, max(1, -(-max(1, pool) // SHARD_SIZE)))
         while len(self.clients) < want:
             self.clients.append(make_client(max(1, pool), timeout_s, lean=True))

@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workbench.children import PREEXEC
-from workbench.errors import WorkbenchError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.measure.load.closed_loop import closed_loop
 from workbench.measure.load.common import ClientShards, LoadResult, OnRecord, Part, cancelled_in_flight, from_schedule
 from workbench.measure.load.monitor import ClientOverhead
@@ -77,7 +77,7 @@ from workbench.measure.probe import new_request_id
 from workbench.measure.target import Target
 from workbench.types import ErrorClass, Prompt, Record
 
-__all__ = ["BACKENDS", "GRACE_S", "RAY_MISSING", "InlineRunner", "ShardPool", "load_runner"]
+__all__ = ["BACKENDS", "GRACE_S", "RAY_MISSING", "InlineRunner", "ShardPool", "check_load_options", "load_runner"]
 
 BACKENDS = ("auto", "processes", "ray")
 RAY_MISSING = "backend='ray' needs Ray, which is not installed: pip install 'llm-workbench[ray]'"
@@ -581,12 +581,19 @@ def _merge(profile: str, shards: list[_Shard], run: _Run, start_unix: float, bac
     )
 
 
+def check_load_options(shards: int, backend: str) -> None:
+    """Refuse an unknown `backend` or a negative `shards` (ConfigError naming the parameter)."""
+    if backend not in BACKENDS:
+        raise ConfigError("backend", None, f"unknown load backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if shards < 0:
+        raise ConfigError("shards", None, f"must be >= 0 (0: one per CPU), got {shards}")
+
+
 def load_runner(shards: int = 1, backend: str = "auto", *, ray_address: str | None = None
                 ) -> InlineRunner | ShardPool:
     """What runs a load: this process for one shard with backend `auto`, else a `ShardPool`
     (not started: `async with load_runner(...) as runner`)."""
-    if backend not in BACKENDS:
-        raise WorkbenchError(f"unknown load backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    check_load_options(shards, backend)
     if backend == "auto":
         return InlineRunner() if shards == 1 else ShardPool(shards, "processes")
     return ShardPool(shards, "processes" if backend == "processes" else "ray", ray_address=ray_address)

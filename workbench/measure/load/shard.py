@@ -213,9 +213,7 @@ async def _jobs(channel: _Channel, clients: ClientShards) -> None:
         finally:
             channel.task = None
         result.records = []  # already streamed
-        budget = job.target.budget
-        spent = None if budget is None else (budget.spent_usd, budget.charged, budget.refused)
-        channel.send(("done", result, {"process_cpu_s": _cpu_s() - cpu0, "budget": spent}))
+        channel.send(("done", result, {"process_cpu_s": _cpu_s() - cpu0, "budget": job.target.budget}))
 
 
 def serve_shard(address: tuple[str, int], authkey: bytes, index: int, **info: Any) -> None:
