@@ -40,6 +40,7 @@ import pandas as pd
 from workbench import pricing
 from workbench.analysis import cost, distribution, stats
 from workbench.config import Contender
+from workbench.providers.caching import min_prefix_tokens
 
 if TYPE_CHECKING:
     from workbench.analysis.scenarios import ScenarioSet
@@ -493,7 +494,8 @@ def seed_comparison(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def prefix_cache_table(records: pd.DataFrame, prices: Mapping[str, pricing.Price] | None = None) -> pd.DataFrame:
+def prefix_cache_table(records: pd.DataFrame, prices: Mapping[str, pricing.Price] | None = None,
+                       contenders: Sequence[Contender] = ()) -> pd.DataFrame:
     """The cached-prefix arm, cached vs uncached on the same documents, one row per contender.
 
     Pairs: each document's lever request (`prefix_cache` on) with its control (the same request
@@ -504,7 +506,12 @@ def prefix_cache_table(records: pd.DataFrame, prices: Mapping[str, pricing.Price
     writes at their own rates; NaN without a price). Then the median of the paired TTFT differences
     (cached − uncached) with its order-statistic interval and n (6 pairs is the fewest that has
     both bounds). A contender whose API caches implicitly
-    has no control: its row has the cached side only and says so."""
+    has no control: its row has the cached side only and says so.
+
+    With `contenders`, each row also has the shortest prefix the API caches
+    (`min_prefix_tokens`, its source in `min_prefix_source`; NaN for the embedded models, which
+    reuse any common prefix): a hosted API caches nothing shorter, so a row whose prompts are
+    shorter measured an uncacheable prompt, not the lever (`format_prefix_cache` says so)."""
     from workbench.analysis.quantiles import quantile_ci
 
     if "strategy" not in records:
@@ -512,14 +519,17 @@ def prefix_cache_table(records: pd.DataFrame, prices: Mapping[str, pricing.Price
     arm = records[(records["strategy"] == "cached-prefix") & (records["status"] == "ok")]
     if prices:
         arm = cost.cost_frame(arm, dict(prices))
+    minimums = {c.name: min_prefix_tokens(c) for c in contenders}
     rows: list[dict[str, Any]] = []
     for name, g in arm.groupby("contender", sort=False):
         on, off = g[~_flag(g, "control")], g[_flag(g, "control")]
         keys = ["repeat", "prompt_id"]
         paired = on.merge(off[[*keys]], on=keys) if len(off) else on
         control = off.merge(on[[*keys]], on=keys)  # the controls whose lever request succeeded too
+        least, source = minimums.get(str(name), (None, ""))
         row: dict[str, Any] = {"contender": name, "control": bool(len(off)), "pairs": len(paired) if len(off) else 0,
-                               "cached_requests": len(on)}
+                               "cached_requests": len(on),
+                               "min_prefix_tokens": math.nan if least is None else least, "min_prefix_source": source}
         for side, part in (("uncached", control), ("cached", paired)):
             ttft = pd.to_numeric(part["ttft_s"], errors="coerce").to_numpy(dtype=float)
             q = quantile_ci(ttft, 50) if len(part) else None
@@ -563,12 +573,25 @@ def _prefix_side(r: pd.Series, s: str) -> str:
     return f"TTFT p50 {ttft}; {toks}" + (f"; {price * 1e6:.3g} µ$/doc" if price == price else "")
 
 
+def _cacheable(r: pd.Series) -> str:
+    """Whether the prompts were long enough for the API to cache them at all."""
+    least = r.get("min_prefix_tokens", math.nan)
+    if least != least:
+        return "any common prefix"
+    prompt = r["cached_input_tokens"]
+    if prompt == prompt and prompt < least:
+        return (f"no: prompts of {prompt:,.0f} tokens, the API caches from {least:,.0f} ({r['min_prefix_source']}) — "
+                "this row measured an uncacheable prompt, not the lever")
+    return f"yes: from {least:,.0f} tokens ({r['min_prefix_source']})"
+
+
 def format_prefix_cache(table: pd.DataFrame) -> pd.DataFrame:
     """`prefix_cache_table` in words: per contender, uncached → cached."""
     out = []
     for _, r in table.iterrows():
         out.append({
             "contender": r["contender"],
+            "long enough to cache": _cacheable(r),
             "documents paired": int(r["pairs"]) if r["control"] else "no control: the API caches implicitly",
             "uncached (control)": _prefix_side(r, "uncached"), "cached": _prefix_side(r, "cached"),
             "Δ TTFT median ms [95% CI] (paired)": "—" if not r["control"] else
