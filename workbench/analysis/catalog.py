@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["METRICS", "MetricDef", "describe", "format_value"]
+__all__ = ["METRICS", "MetricDef", "describe", "format_p", "format_value"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,15 @@ def _num(x: float, digits: int = 3) -> str:
         return f"{x:g}" if not math.isnan(x) else "—"
     decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
     return f"{x:,.{decimals}f}"
+
+
+def format_p(p: float) -> str:
+    """A p-value as people read one: "0.032", "0.0041", "< 0.001" (never 2.61e-11)."""
+    if math.isnan(p):
+        return "—"
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.2g}" if p < 0.01 else f"{p:.2f}" if p < 0.995 else "1"
 
 
 def format_value(name: str, value: float, low: float = math.nan, high: float = math.nan, n: int = 0) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from workbench.analysis import capacity
-from workbench.analysis.catalog import describe, format_value
+from workbench.analysis.catalog import describe, format_p, format_value
 from workbench.analysis.checklist import migration_checklist
 from workbench.analysis.comparisons import pairwise_tests
 from workbench.analysis.decision import DECISIVE_P, ScenarioResult, decide, decision_matrix
@@ -148,7 +148,7 @@ class Summary:
                 "what is tested": r["tests"], "a": r["a"], "b": r["b"], "paired units": int(r["n"]),
                 "difference a − b [95% interval]": f"{r['effect']:.2f} [{r['effect_low']:.2f}, {r['effect_high']:.2f}] "
                                                    f"{str(r['effect_unit']).split(' ')[0]}",
-                "p": f"{r['p']:.3g}", "p after Holm": f"{r['p_holm']:.3g}",
+                "p": format_p(r["p"]), "p after Holm": format_p(r["p_holm"]),
                 "verdict": "different" if r["significant"] else "not shown to differ",
             })
         return pd.DataFrame(rows)
