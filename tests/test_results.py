@@ -92,3 +92,27 @@ def test_writer_refuses_a_key_the_process_has_read(tmp_path: Path, monkeypatch: 
         with pytest.raises(WorkbenchError, match="refusing to write an API key"):
             w.write(r)
     assert canary not in (tmp_path / "x.jsonl").read_text()
+
+
+def test_reasoning_tokens_split_thinking_from_answer() -> None:
+    import pandas as pd
+
+    from workbench.results import reasoning_tokens
+
+    def rec(name: str, out: int | None, thought: int | None, source: str = "server", error: str | None = None) -> dict:
+        r = Record(run_id="r", experiment="latency", contender=name, model="m", request_id=f"{name}{out}{error}",
+                   t_start_unix=0.0, output_tokens=out, reasoning_tokens=thought, token_source=source,
+                   visible_output_tokens=None if out is None else out - (thought or 0))
+        if error:
+            r.status, r.error_class = "error", error
+        return r.to_dict()
+
+    df = pd.DataFrame([rec("gpt", 75, 64), rec("gpt", 25, 15, "server+reasoning chars/4"),
+                       rec("gpt", 400, 400, error="truncated"), rec("small", 12, None)])
+    t = reasoning_tokens(df).set_index("contender")
+    assert t.loc["gpt", "answered"] == 2 and t.loc["gpt", "reasoning tokens (mean)"] == 39.5
+    assert t.loc["gpt", "share of output spent reasoning"] == "79%"  # 79 of 100 output tokens
+    assert t.loc["gpt", "visible tokens (mean)"] == 10.5 and t.loc["gpt", "reasoning estimated"] == 1
+    assert t.loc["gpt", "no visible answer (truncated)"] == 1
+    assert t.loc["small", "reasoning tokens (mean)"] == "not reported"
+    assert t.loc["small", "share of output spent reasoning"] == "—"

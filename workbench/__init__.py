@@ -6,7 +6,15 @@ The public API is re-exported here; notebooks import `workbench as wb`.
 from workbench.analysis import plots
 from workbench.config import Contender, ContenderSet, load_contenders
 from workbench.errors import ConfigError, UnknownNameError, WorkbenchError
-from workbench.results import RecordWriter, RunDir, error_table, load_records, load_runs, token_sources
+from workbench.results import (
+    RecordWriter,
+    RunDir,
+    error_table,
+    load_records,
+    load_runs,
+    reasoning_tokens,
+    token_sources,
+)
 from workbench.session import Session, open_session
 from workbench.types import ErrorClass, Prompt, Record, Usage
 
@@ -29,6 +37,7 @@ __all__ = [
     "load_runs",
     "open_session",
     "plots",
+    "reasoning_tokens",
     "token_sources",
 ]
 

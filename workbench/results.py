@@ -37,6 +37,7 @@ __all__ = [
     "new_run_id",
     "read_jsonl_tolerant",
     "read_manifest",
+    "reasoning_tokens",
     "token_sources",
     "update_manifest",
 ]
@@ -318,6 +319,41 @@ def error_table(df: Any, by: Iterable[str] = ("contender",)) -> Any:
     if failed.empty:
         return pd.DataFrame({"failed requests": ["none"]})
     return failed.groupby([*keys, "error_class"], dropna=False).size().rename("requests").to_frame()
+
+
+def reasoning_tokens(df: Any, by: Iterable[str] = ("contender",)) -> Any:
+    """How each contender's output tokens split into thinking and answer.
+
+    A reasoning model bills its thinking as output tokens the caller never sees (generated before
+    the first visible token, so inside TTFT); per `by`: answered requests, mean output tokens,
+    mean reasoning tokens ("not reported" where the API gives no count), the share of output
+    spent reasoning, mean visible tokens, how many reasoning counts were estimated, and how
+    many requests ran out of tokens before any visible answer (`truncated`)."""
+    import pandas as pd
+
+    keys = [k for k in by if k in df]
+    rows = []
+    for key, g in df.groupby(keys, dropna=False, sort=False) if keys else [((), df)]:
+        ok = g[g["status"] == "ok"] if "status" in g else g
+        out = pd.to_numeric(ok.get("output_tokens"), errors="coerce")
+        thought = pd.to_numeric(ok.get("reasoning_tokens"), errors="coerce")
+        visible = pd.to_numeric(ok.get("visible_output_tokens"), errors="coerce")
+        reported = thought.notna().sum() if thought is not None else 0
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        row.update({
+            "answered": len(ok),
+            "output tokens (mean)": round(float(out.mean()), 1) if out is not None and out.notna().any() else None,
+            "reasoning tokens (mean)": round(float(thought.mean()), 1) if reported else "not reported",
+            "share of output spent reasoning": (f"{100 * thought.sum() / out[thought.notna()].sum():.0f}%"
+                                                if reported and out[thought.notna()].sum() > 0 else "—"),
+            "visible tokens (mean)": round(float(visible.mean()), 1) if visible is not None and visible.notna().any()
+            else None,
+            "reasoning estimated": int(ok["token_source"].astype(str).str.contains("reasoning chars/4").sum())
+            if "token_source" in ok else 0,
+            "no visible answer (truncated)": int((g["error_class"] == "truncated").sum()) if "error_class" in g else 0,
+        })
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def token_sources(df: Any, by: Iterable[str] = ("contender",)) -> Any:
