@@ -126,8 +126,12 @@ def run_experiments(
 ) -> RunDir:
     """Execute the notebooks in order; return the run folder.
 
-    `resume=True` re-executes them into the existing `out_dir` with `resume=True` (for notebooks
-    that declare it), so each experiment skips the request ids already recorded there."""
+    `resume=True` finishes an interrupted run in its `out_dir`: an experiment that completed
+    (`experiments.<name>.completed_utc` in the manifest) is kept as it is; the one that was cut
+    off runs again with `resume=True` when its notebook declares it (it skips the request ids
+    already recorded); one that cannot resume by id (a load level is measured whole) has its
+    partial records set aside — renamed `<name>.jsonl.interrupted-<k>`, kept, never loaded — and
+    runs again from the start, so no record is counted twice; the rest run as usual."""
     import papermill as pm
 
     params = dict(params or {})
@@ -142,6 +146,8 @@ def run_experiments(
         if key not in known:
             raise WorkbenchError(f"unknown parameter {key!r}; valid: {', '.join(sorted(known))}")
     run = RunDir.open_or_create(out_dir)
+    completed = {name for name, state in (read_manifest(run.path).get("experiments") or {}).items()
+                 if isinstance(state, Mapping) and state.get("completed_utc")} if resume else set()
     if resume:
         previous = read_manifest(run.path).get("runner") or {}
         resumes = [*previous.get("resumed_utc", []), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")]
@@ -153,10 +159,16 @@ def run_experiments(
     if any(e.name != "summary" for e in experiments):
         update_manifest(run.path, preflight=preflight(params, log))
     for i, exp in enumerate(experiments, start=1):
+        if exp.name in completed:
+            log(f"[{i}/{len(experiments)}] {exp.name}: completed before the interruption, kept")
+            continue
         nb_params = resolve_parameters(exp, declared[exp.name], params)
         nb_params["out_dir"] = str(run.path.resolve())
         if resume and "resume" in declared[exp.name]:
             nb_params["resume"] = True
+        elif resume and (kept := _set_aside(run.jsonl(exp.name))) is not None:
+            log(f"      {exp.name} cannot resume by request id: its partial records are kept in {kept.name} "
+                "(not loaded) and it runs again from the start")
         effective = {k: v for k, v in {**declared[exp.name], **nb_params}.items() if k not in _RESERVED}
         update_manifest(run.path, experiments={exp.name: {"parameters": effective}})
         output = run.path / exp.notebook
@@ -179,6 +191,8 @@ def run_experiments(
             detail = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
             update_manifest(run.path, runner={"failed": {"experiment": exp.name, "detail": detail}})
             raise ExperimentFailed(exp.name, output, detail) from None
+        update_manifest(run.path, experiments={exp.name: {
+            "completed_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}})
         log(f"      done in {time.perf_counter() - t0:.0f} s → {output}")
         if exp.html_report:
             html = export_html(output, run.path / "report.html")
@@ -190,6 +204,18 @@ def run_experiments(
                 log(f"      report problem: {problem}")
     log(f"results: {run.path}")
     return run
+
+
+def _set_aside(jsonl: Path) -> Path | None:
+    """Rename an interrupted experiment's records to `<name>.jsonl.interrupted-<k>` (the first
+    free k): kept for inspection, out of the `*.jsonl` the loaders read. None when there are none."""
+    if not jsonl.exists():
+        return None
+    k = 1
+    while (kept := jsonl.with_name(f"{jsonl.name}.interrupted-{k}")).exists():
+        k += 1
+    jsonl.rename(kept)
+    return kept
 
 
 REPORT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "report.html.j2"

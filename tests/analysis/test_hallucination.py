@@ -7,6 +7,7 @@ No model is needed: requests go through the real probe and provider code to an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -238,6 +239,16 @@ def test_records_carry_item_fields_and_grades(mocked: tuple[Session, _Server]) -
     g = by_item.loc["g1"]
     assert g["status"] == "error" and g["error_class"] == "server_error" and pd.isna(g["grade"])
     assert hal.summary_table(df).iloc[0]["n"] == 2
+
+
+def test_a_resumed_session_asks_only_what_is_not_recorded(mocked: tuple[Session, _Server]) -> None:
+    session, server = mocked
+    hallucination.run_hallucination(session, [FACT, PREMISE])
+    resumed = dataclasses.replace(session, resume=True)
+    again = hallucination.run_hallucination(resumed, [FACT, PREMISE, GROUNDED])
+    assert [r.extra["item_id"] for r in again] == ["g1"] and len(server.bodies) == 3  # f1 and p1 not sent twice
+    df = load_records(session.run.path, "hallucination")
+    assert sorted(df["request_id"]) == ["chat:f1:0", "chat:g1:0", "chat:p1:0"]
 
 
 def test_consistency_samples_and_judge(mocked: tuple[Session, _Server]) -> None:

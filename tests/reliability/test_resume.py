@@ -108,3 +108,59 @@ def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytes
     assert err.startswith("error: cannot resume") and err.count("\n") == 1
     assert main(["run", "--resume", str(tmp_path), "--experiments", "latency"]) == 2
     assert "drop --experiments" in capsys.readouterr().err
+
+
+def _notebook(path: Path, body: str, *, resumable: bool) -> Path:
+    """A two-cell experiment notebook: its parameters, then `body` (which sees them)."""
+    import nbformat
+
+    params = 'out_dir = ""\n' + ("resume = False\n" if resumable else "")
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_code_cell(body)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_resume_keeps_completed_experiments_and_sets_aside_what_cannot_resume_by_id(tmp_path: Path) -> None:
+    """Cut off in its third experiment, a run resumed: the completed two are kept untouched; the
+    cut one, which cannot skip by request id (a load level is measured whole), gets its partial
+    records set aside (kept, not loaded) and runs again — no record counted twice; one that
+    declares `resume` is handed it and keeps its file."""
+    from workbench.experiments import Experiment
+    from workbench.results import load_records
+    from workbench.runner import ExperimentFailed, run_experiments
+
+    flag = tmp_path / "second-try"
+    append = ('import json, os\n'
+              'with open(os.path.join(out_dir, "{name}.jsonl"), "a") as fh:\n'
+              '    rec = {{"request_id": "{name}:" + str(os.getpid()), "experiment": "{name}"}}\n'
+              '    fh.write(json.dumps(rec) + "\\n")\n')
+    exps = []
+    for name, resumable, fail_first in (("alpha", False, False), ("beta", True, False), ("gamma", False, True),
+                                        ("delta", True, False)):
+        body = append.format(name=name)
+        if resumable:
+            body += f'with open(os.path.join(out_dir, "{name}.resume"), "a") as fh:\n    fh.write(str(resume))\n'
+        if fail_first:
+            body += f'assert os.path.exists({str(flag)!r}), "cut off"\n'
+        nb = _notebook(tmp_path / f"{name}.ipynb", body, resumable=resumable)
+        exps.append(Experiment(name, str(nb), f"test experiment {name}"))
+    run_dir = tmp_path / "run"
+    with pytest.raises(ExperimentFailed, match="gamma"):
+        run_experiments(exps, out_dir=run_dir, log=lambda _: None)
+    assert not (run_dir / "delta.jsonl").exists()
+    said: list[str] = []
+    flag.touch()
+    run_experiments(exps, out_dir=run_dir, resume=True, log=said.append)
+    lines = {name: (run_dir / f"{name}.jsonl").read_text().splitlines() for name in ("alpha", "beta", "gamma", "delta")}
+    assert {name: len(x) for name, x in lines.items()} == {"alpha": 1, "beta": 1, "gamma": 1, "delta": 1}
+    assert len((run_dir / "gamma.jsonl.interrupted-1").read_text().splitlines()) == 1  # kept, not loaded
+    assert (run_dir / "beta.resume").read_text() == "False"  # completed first time: not run again
+    assert (run_dir / "delta.resume").read_text() == "True"  # not started before: run, told it resumes
+    assert len(load_records(run_dir)) == 4
+    assert any("alpha: completed before the interruption, kept" in s for s in said)
+    assert any("gamma cannot resume by request id" in s and "gamma.jsonl.interrupted-1" in s for s in said)
+    experiments = read_manifest(run_dir)["experiments"]
+    assert all(experiments[name].get("completed_utc") for name in ("alpha", "beta", "gamma", "delta"))

@@ -158,6 +158,9 @@ async def _run(
     judge: Contender | None, concurrency: int,
 ) -> list[Record]:
     records: list[Record] = []
+    done = session.completed_ids() if session.resume else set()
+    if done:
+        print(f"resuming: {len(done)} answers already recorded are skipped")
     judge_client = make_client(concurrency, judge.timeout_s) if judge is not None else None
     try:
         with session.writer() as writer:
@@ -171,10 +174,13 @@ async def _run(
                     async def ask(item: QAItem, sample_index: int, contender: Contender,
                                   client: httpx.AsyncClient = client, target: Target = target,
                                   c: Contender = c, gate: asyncio.Semaphore = gate) -> None:
+                        request_id = f"{c.name}:{item.id}:{sample_index}"
+                        if request_id in done:
+                            return
                         async with gate:
                             rec = await probe(
                                 client, target.replace(contender=contender), build_prompt(item, c),
-                                request_id=f"{c.name}:{item.id}:{sample_index}",
+                                request_id=request_id,
                                 extra=_item_fields(item, sample_index, contender.sampling.temperature),
                             )
                             _grade(rec, item)
@@ -222,7 +228,8 @@ def run_hallucination(
     concurrency: int = 1,
 ) -> list[Record]:
     """Ask every contender every item, at most `concurrency` at a time per contender; records
-    are appended to `<run>/hallucination.jsonl` as they complete. `k_samples` > 1 adds K answers
+    are appended to `<run>/hallucination.jsonl` as they complete. Request ids are stable
+    (`{contender}:{item}:{sample}`): a resumed session skips those already recorded. `k_samples` > 1 adds K answers
     at `temperature` per item for the consistency rate; `judge_contender` names one of the
     session's contenders to grade answers as well."""
     if k_samples < 1:
