@@ -28,6 +28,7 @@ from workbench import keys
 from workbench.types import RECORD_CORE_FIELDS, Record
 
 __all__ = [
+    "RESENT_ON_RESUME",
     "RESULTS_ROOT",
     "RecordWriter",
     "RunDir",
@@ -235,8 +236,17 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+#: Records a resumed run sends again under the same request id (never answered: refused by a
+#: budget, stopped by the workbench, a batch item whose batch ended first); see `load_records`.
+RESENT_ON_RESUME = ("cancelled", "expired")
+
+
 def load_records(run_dir: str | Path, experiment: str | None = None) -> Any:
-    """Records of one run as a DataFrame (all experiments, or one). Empty frame if none."""
+    """Records of one run as a DataFrame (all experiments, or one). Empty frame if none.
+
+    A `cancelled` or `expired` record whose request id was recorded again later in the same
+    experiment is left out: a resumed run sent that request again (`Session.completed_ids`), and
+    the later record is its outcome — counting both would count one request twice."""
     import pandas as pd
 
     run_dir = Path(run_dir)
@@ -247,7 +257,12 @@ def load_records(run_dir: str | Path, experiment: str | None = None) -> Any:
             rows.extend(_read_jsonl(f))
     df = pd.DataFrame(rows)
     if df.empty:
-        df = pd.DataFrame(columns=list(RECORD_CORE_FIELDS))
+        return pd.DataFrame(columns=list(RECORD_CORE_FIELDS))
+    if "request_id" in df and "error_class" in df:
+        keys = [k for k in ("experiment", "request_id") if k in df]
+        superseded = df.duplicated(subset=keys, keep="last") & df["error_class"].isin(RESENT_ON_RESUME)
+        if superseded.any():
+            df = df[~superseded].reset_index(drop=True)
     return df
 
 

@@ -28,7 +28,14 @@ from workbench.measure.budget import Budget, budget_for
 from workbench.measure.load.pool import RAY_MISSING, InlineRunner, ShardPool, check_load_options, load_runner
 from workbench.measure.preflight import Preflight, run_preflight
 from workbench.measure.target import Target, check_url
-from workbench.results import RecordWriter, RunDir, read_jsonl_tolerant, read_manifest, update_manifest
+from workbench.results import (
+    RESENT_ON_RESUME,
+    RecordWriter,
+    RunDir,
+    read_jsonl_tolerant,
+    read_manifest,
+    update_manifest,
+)
 from workbench.serve.llama import REQUEST_HEADERS, LocalServer, start_server
 
 __all__ = ["ENDPOINTS_ENV", "Session", "open_session", "preflight_hosted"]
@@ -88,7 +95,7 @@ class Session:
         if not path.exists():
             return set()
         return {str(r["request_id"]) for r in read_jsonl_tolerant(path)
-                if r.get("request_id") is not None and r.get("error_class") not in ("cancelled", "expired")}
+                if r.get("request_id") is not None and r.get("error_class") not in RESENT_ON_RESUME}
 
     def writer(self, name: str | None = None) -> RecordWriter:
         return self.run.writer(name or self.experiment)
