@@ -55,13 +55,11 @@ if TYPE_CHECKING:
 __all__ = ["MAX_SHARDS", "SHARD_SIZE", "ClientShards", "LoadResult", "LoadRun", "OnRecord", "OnSent", "Part",
            "ShardLink", "cancelled_in_flight", "from_schedule"]
 
-#: Connections per httpx client. httpcore scans every connection of its pool each time it
-#: assigns a request (O(pool) per request, so O(N²) per round at concurrency N); many small
-#: clients keep that scan constant (closed loop, c=512, streamed, process CPU per request:
-#: 1 connection per client ~1.8 ms, 4 ~2.3 ms, 16 ~3.0 ms; see bench/README.md).
-#: A client is cheap to make now that all share one TLS context (~0.07 ms of CPU each).
-#: `sniffio` is a declared dependency: without it httpcore retried a failing import on every
-#: lock, ~1.5 ms of CPU per request.
+#: Requests in flight per client. One: a closed-loop worker always sends through its own client,
+#: so its keep-alive connection is free whenever the worker is and a warm run never opens a
+#: connection mid-measurement. (This began as a cure for httpcore's O(pool) scan per request —
+#: c=512 streamed: 1 connection per client ~1.8 ms of CPU per request, 16 ~3.0 ms — which the
+#: lean transport no longer has.) A client is cheap: all share one TLS context (~0.07 ms each).
 SHARD_SIZE = 1
 #: At most this many clients per run (an open loop sized rate × timeout can ask for tens of
 #: thousands of connections; beyond this they share clients, a few per pool).
