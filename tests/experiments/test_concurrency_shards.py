@@ -25,8 +25,10 @@ from workbench.types import Prompt
 pytestmark = pytest.mark.timeout(120)
 
 
-def test_two_shards_make_the_same_tables_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_shards_make_the_same_tables_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv(KEY_ENV, CANARY)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)  # as on the 2-core machine: shards beside the server
     prompts = [Prompt(f"p{i}", f"prompt {i}") for i in range(5)]
     out = {}
     with MockServer(Scenario.timed(ttft_ms=20, itl_ms=10, n_chunks=4)) as srv:
@@ -52,6 +54,10 @@ def test_two_shards_make_the_same_tables_as_one(tmp_path: Path, monkeypatch: pyt
     for name in ("concurrency_levels.csv", "concurrency_knee_usl.csv", "concurrency_sweep.png",
                  "concurrency_in_flight.csv", "concurrency_loadgen.json"):
         assert (p1 / name).exists() and (p2 / name).exists(), name
+    # two shard processes and a loopback server on 2 cores compete: said once, and only for the sharded sweep
+    said = [line for line in capsys.readouterr().out.splitlines() if "share this machine's 2 cores" in line]
+    assert len(said) == 1 and said[0].startswith("load generator: 2 shard processes and the server at 127.0.0.1")
+    assert all(not r["notes"] for r in lg1)
 
 
 def test_backend_ray_without_ray_is_one_line_before_anything_starts(tmp_path: Path,

@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from workbench.children import PREEXEC
 from workbench.errors import ConfigError, WorkbenchError
@@ -74,7 +75,7 @@ from workbench.measure.load.monitor import ClientOverhead
 from workbench.measure.load.open_loop import open_loop
 from workbench.measure.load.shard import Job, frame, open_streams, read_frame
 from workbench.measure.probe import new_request_id
-from workbench.measure.target import Target
+from workbench.measure.target import LOOPBACK_HOSTS, Target
 from workbench.types import ErrorClass, Prompt, Record
 
 __all__ = ["BACKENDS", "GRACE_S", "RAY_MISSING", "InlineRunner", "ShardPool", "check_load_options", "load_runner"]
@@ -570,6 +571,9 @@ def _merge(profile: str, shards: list[_Shard], run: _Run, start_unix: float, bac
         rows.append(row)
     if run.halted:
         notes.append(f"every shard stopped: {run.halted}")
+    shared = _sharing_cores(backend, len(shards), run.target.base_url)
+    if shared:
+        notes.append(shared)
     wall = max((r["wall_s"] for r in rows), default=0.0)
     return LoadResult(
         profile=profile, params=params, records=run.records, sent=sent, dropped=dropped,
@@ -579,6 +583,19 @@ def _merge(profile: str, shards: list[_Shard], run: _Run, start_unix: float, bac
         notes=notes, budget_stopped=any(s.result.budget_stopped for s in done if s.result is not None),
         shards=rows, shards_lost=[s.index for s in shards if s.result is None],
     )
+
+
+def _sharing_cores(backend: str, n_shards: int, base_url: str) -> str | None:
+    """A note when local shard processes and a server on this machine compete for its cores: the
+    server's latency then includes the load generator's CPU (bench/README.md: 2 shards beside the
+    server on 2 cores, client TTFT error p99 47-68 ms against 0.5-1.5 ms with one)."""
+    cores = os.cpu_count() or 1
+    host = urlsplit(base_url).hostname or ""
+    if backend != "processes" or host not in LOOPBACK_HOSTS or n_shards + 1 <= cores:
+        return None
+    return (f"{n_shards} shard processes and the server at {host} share this machine's {cores} cores (plus the "
+            "coordinator): the server's latency includes the load generator's CPU; fewer shards, or shards on "
+            "other machines (backend ray), measure the server alone")
 
 
 def check_load_options(shards: int, backend: str) -> None:
