@@ -298,9 +298,11 @@ def test_unsupported_scheme() -> None:
 
 # -- the load path: prepare + send_raw --------------------------------------------------------
 
-async def _capture(answer: bytes) -> tuple[asyncio.Server, int, list[bytes]]:
-    """A server that keeps each request's exact bytes (head and body) and answers `answer`."""
+async def _capture(answer: bytes | list[bytes]) -> tuple[asyncio.Server, int, list[bytes]]:
+    """A server that keeps each request's exact bytes (head and body) and answers `answer` (the
+    k-th request `answer[k]`, the last one over again, when given a list)."""
     seen: list[bytes] = []
+    answers = answer if isinstance(answer, list) else [answer]
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -309,7 +311,7 @@ async def _capture(answer: bytes) -> tuple[asyncio.Server, int, list[bytes]]:
                 length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
                                if line.lower().startswith(b"content-length:")), 0)
                 seen.append(head + await reader.readexactly(length))
-                writer.write(answer)
+                writer.write(answers[min(len(seen), len(answers)) - 1])
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -361,24 +363,33 @@ def test_raw_requests_are_byte_for_byte_what_httpx_sends() -> None:
     assert len(seen) == 5 and seen[0] == seen[1] and seen[2] == seen[3] and seen[0] != seen[2]
 
 
-def test_raw_responses_undo_gzip_and_keep_cookies_then_requests_carry_them() -> None:
+def test_raw_responses_undo_gzip_and_keep_cookies_then_requests_carry_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cookie a response sets goes with the next requests, as httpx sends it, and stops once it
+    has expired (kept heads are rebuilt every COOKIE_REFRESH_S while the jar holds any)."""
+    from workbench.measure import http11
+
     data = gzip.compress(b'{"ok": true}')
-    answer = (b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\nset-cookie: lb=7; Path=/\r\n"
-              b"content-length: %d\r\n\r\n%s" % (len(data), data))
+    first = (b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\nset-cookie: lb=7; Path=/; Max-Age=1\r\n"
+             b"content-length: %d\r\n\r\n%s" % (len(data), data))
+    then = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: %d\r\n\r\n%s" % (len(data), data)
+    monkeypatch.setattr(http11, "COOKIE_REFRESH_S", 0.2)
 
     async def go() -> list[bytes]:
-        server, port, seen = await _capture(answer)
+        server, port, seen = await _capture([first, then])
         url = f"http://127.0.0.1:{port}/v1/x"
         async with server, LeanClient(timeout_s=5.0, max_idle=2) as client:
-            assert await _raw_body(client, url, {}, {}) == (200, b'{"ok": true}')
-            assert client.cookies.get("lb") == "7"
-            # the jar is not empty: the bytes path steps aside so the cookie goes with the request
-            assert client.prepare("POST", url, {}, b"{}") is None
-            await client.send(client.build_request("POST", url, json={}))
+            assert await _raw_body(client, url, {}, {}) == (200, b'{"ok": true}')  # gzip undone
+            assert client.cookies.get("lb") == "7"  # set for one second
+            await client.send(client.build_request("POST", url, json={}))  # httpx's way, cookie included
+            await _raw_body(client, url, {}, {})  # the bytes path: the same bytes
+            await asyncio.sleep(1.3)  # lb=7 has expired
+            await _raw_body(client, url, {}, {})
         return seen
 
     seen = asyncio.run(go())
-    assert b"cookie: lb=7" in seen[1].lower()
+    assert b"cookie" not in seen[0].lower()
+    assert b"Cookie: lb=7\r\n" in seen[1] and seen[1] == seen[2]
+    assert b"cookie" not in seen[3].lower()
 
 
 def test_raw_requests_through_the_probe_keep_the_wire_and_rate_limit_headers() -> None:

@@ -31,7 +31,7 @@ bytes and return a `RawResponse` (status, raw headers, the body by network read)
 per request, and halved the requests one core can send (null server, c=64: 5,250 → ~10,000–11,000
 requests/s; bench/README.md). The head is still httpx's, built by `build_request` once per
 endpoint and header set, so the wire is byte for byte what `send` writes (tests/measure/
-test_http11.py); a client holding cookies, and anything that is not a JSON POST, takes `send`.
+test_http11.py), cookies included; anything that is not a JSON POST takes `send`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import httpx
 
 from workbench.measure.netbackend import AsyncioBackend, AsyncioStream, shared_ssl_context
 
-__all__ = ["MAX_HEAD_BYTES", "Http11Transport", "LeanClient", "RawRequest", "RawResponse"]
+__all__ = ["COOKIE_REFRESH_S", "MAX_HEAD_BYTES", "Http11Transport", "LeanClient", "RawRequest", "RawResponse"]
 
 #: A response head (status line + headers) longer than this is refused as a protocol error.
 MAX_HEAD_BYTES = 64 * 1024
@@ -54,6 +54,9 @@ _READ = 64 * 1024
 _DEFAULT_PORT = {b"http": 80, b"https": 443}
 #: Request heads a client keeps (one per method, URL and header set; cleared when full).
 _MAX_HEADS = 256
+#: While a client holds cookies, its kept request heads are rebuilt this often (seconds), so a
+#: cookie that expired stops going out.
+COOKIE_REFRESH_S = 1.0
 
 _MAP: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
     (httpcore.ConnectTimeout, httpx.ConnectTimeout),
@@ -469,6 +472,7 @@ class LeanClient(httpx.AsyncClient):
         self._timeouts: dict[str, float | None] = self.timeout.as_dict()
         self._heads: dict[tuple[str, str, tuple[tuple[str, str], ...]],
                           tuple[tuple[bytes, bytes, int], bytes, bytes]] = {}
+        self._heads_built = time.monotonic()  # when the kept heads last read the cookie jar
 
     async def send(
         self,
@@ -484,7 +488,9 @@ class LeanClient(httpx.AsyncClient):
             raise ValueError("LeanClient follows no redirects")
         response = await self._lean.handle_async_request(request)
         response.request = request
-        self.cookies.extract_cookies(response)
+        if "set-cookie" in response.headers:
+            self.cookies.extract_cookies(response)
+            self._heads.clear()  # the next heads carry the new cookies
         if not stream:
             try:
                 await response.aread()
@@ -494,20 +500,23 @@ class LeanClient(httpx.AsyncClient):
         return response
 
     # -- the load path: requests as bytes ------------------------------------------------------
-    def prepare(self, method: str, url: str, headers: Mapping[str, str], content: bytes) -> RawRequest | None:
+    def prepare(self, method: str, url: str, headers: Mapping[str, str], content: bytes) -> RawRequest:
         """A JSON request to `url` with body `content`, as the bytes `build_request(method, url,
-        headers=headers, content=content)` + `send` would write with a JSON content type — or None
-        when this client holds cookies (they must go with the request: use `build_request` + `send`).
+        headers=headers, content=content)` + `send` would write with a JSON content type.
 
-        The head is httpx's own (default headers, Host, their order and spelling), built once per
-        (method, url, headers) by `build_request` and kept; each request adds only its
-        Content-Length and body. Building an `httpx.Request` and `httpx.Response` per request was
-        ~40% of the load path's client CPU (cProfile, null server, c=64)."""
-        if self.cookies:
-            return None
+        The head is httpx's own (default headers, Host, the cookies this client holds for `url`,
+        their order and spelling), built by `build_request` once per (method, url, headers) and
+        kept; each request adds only its Content-Length and body. Building an `httpx.Request` and
+        `httpx.Response` per request was ~40% of the load path's client CPU (cProfile, null
+        server, c=64). Kept heads are rebuilt when a response sets a cookie and, while the jar
+        holds any, every `COOKIE_REFRESH_S` (so an expired cookie stops going out within that)."""
+        if self.cookies and time.monotonic() - self._heads_built >= COOKIE_REFRESH_S:
+            self._heads.clear()
         cache_key = (method, url, tuple(headers.items()))
         head = self._heads.get(cache_key)
         if head is None:
+            if not self._heads:
+                self._heads_built = time.monotonic()
             head = self._head(method, url, headers)
             if len(self._heads) >= _MAX_HEADS:
                 self._heads.clear()
@@ -537,4 +546,5 @@ class LeanClient(httpx.AsyncClient):
             response = httpx.Response(raw.status_code, headers=raw.raw_headers,
                                       request=self.build_request(request.method, request.url))
             self.cookies.extract_cookies(response)
+            self._heads.clear()  # the next heads carry the new cookies
         return raw

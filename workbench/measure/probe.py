@@ -211,8 +211,8 @@ async def probe(
     timings: ServerTimings | None = None
     answered: httpx.Response | RawResponse | None = None
     headers_out = {**req.headers, **target.headers} if target.headers else req.headers
-    # A lean client sends the request as bytes (its head built once per endpoint); any other, or
-    # one holding cookies, through httpx's Request and Response.
+    # A lean client sends the request as bytes (its head built once per endpoint); any other
+    # through httpx's Request and Response.
     lean = client if isinstance(client, LeanClient) else None
     prepared = lean.prepare(req.method, req.url, headers_out, req.content()) if lean is not None else None
     request = None if prepared is not None else client.build_request(
