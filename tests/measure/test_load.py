@@ -221,3 +221,28 @@ def test_no_garbage_collection_inside_a_run_and_the_collector_comes_back(
         asyncio.run(closed_loop(_target(chat, fast_server), PROMPTS, concurrency=1, n_requests=1, max_duration_s=10,
                                 on_record=boom))
     assert gc.isenabled()
+
+
+def test_clients_kept_across_runs_keep_each_hosts_connection(chat: Contender) -> None:
+    """A runner's clients outlive its runs (a sweep's levels and contenders share them): after a
+    run against one server, every request of a run against another reuses one keep-alive
+    connection (with clients sized by their first run, the first server's idle connection filled
+    the only slot, and each request to the second opened a new connection inside its latency)."""
+    from tests.measure.test_http11 import _serve
+    from workbench.measure.load.pool import InlineRunner
+
+    body = b'{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}]}'
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+
+    async def go() -> tuple[int, int]:
+        first, port_a, conns_a = await _serve([answer])
+        second, port_b, conns_b = await _serve([answer])
+        async with first, second, InlineRunner() as runner:
+            for port, n in ((port_a, 2), (port_b, 6)):
+                target = Target(chat, f"http://127.0.0.1:{port}/v1", stream=False, keep_itl=False)
+                res = await runner.closed_loop(target, [Prompt("p", "x")], concurrency=1, n_requests=n,
+                                               max_duration_s=10)
+                assert sum(r.ok for r in res.records) == n
+        return conns_a.count(1), conns_b.count(1)
+
+    assert asyncio.run(go()) == (1, 1)

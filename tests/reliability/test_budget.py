@@ -134,3 +134,21 @@ def test_a_request_cut_off_at_the_deadline_counts_its_worst_case(monkeypatch: py
                                       max_duration_s=0.3))
     assert [r.error_class for r in res.records] == ["cancelled", "cancelled"]
     assert budget.spent_usd == pytest.approx(2 * budget.estimate(c.name, 1, 100)) and budget.reserved_usd == 0
+
+
+def test_a_sharded_budget_is_split_by_each_shards_part_of_the_work() -> None:
+    """A closed loop of 1 worker on 2 shards is all shard 0's work: it gets the whole room, the
+    idle shard none (an even split stopped the run at half the cap)."""
+    from workbench.measure.load.pool import _work_weights
+
+    budget = Budget(1.0, {"m": Price(input=1.0, output=2.0, source="test")}, spent_usd=0.2)
+    assert _work_weights("closed", {"concurrency": 1, "n_requests": 40}, 2) == [1, 0]
+    assert _work_weights("closed", {"concurrency": 3, "n_requests": 40}, 2) == [2, 1]
+    assert _work_weights("open", {"n_requests": 5}, 2) == [3, 2]
+    shares = budget.split([2, 1])
+    assert [round(s.max_usd, 6) for s in shares] == [0.666667, 0.333333]
+    assert [round(s.spent_usd, 6) for s in shares] == [0.133333, 0.066667]
+    idle = budget.split([1, 0])[1]
+    assert idle.max_usd == 0 and not idle.allow("m", 10, 10)
+    with pytest.raises(ValueError):
+        budget.split([0, 0])

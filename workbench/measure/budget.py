@@ -18,9 +18,11 @@ it ends (then `charge()` the real cost): the projection is spent + every in-flig
 this one.
 
 A sharded run (`workbench.measure.load.pool`) cannot share one object across processes, so it
-`split()`s the budget: shard k of n gets 1/n of the cap and of what is already spent or held, and
-enforces its share on its own; no shard can overspend, so together they cannot pass the cap. When
-the run ends, `absorb()` adds what the shards spent (a shard that died counts its whole share).
+`split()`s the budget in proportion to each shard's share of the work (its closed-loop workers,
+its open-loop arrivals): shard k gets that fraction of the cap and of what is already spent or
+held, and enforces its share on its own; no shard can overspend, so together they cannot pass
+the cap, and no shard stops early because another, idle one holds half of it. When the run ends,
+`absorb()` adds what the shards spent (a shard that died counts its whole share).
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ class Budget:
     scope: str = ""  # whose budget this is when it is a share of another ("shard 1 of 2's share of $1")
 
     def __post_init__(self) -> None:
-        if self.max_usd <= 0:
+        if self.max_usd < 0 or (self.max_usd == 0 and not self.scope):
+            # a share (`split`) of a shard with no work may be 0
             raise ValueError("max_usd must be > 0 (no budget: do not create one)")
         for name, price in self.prices.items():
             if not _per_token(price):
@@ -126,11 +129,17 @@ class Budget:
     def message(self) -> str:
         return str(BudgetExhausted(self.spent_usd, self.max_usd)) + (f" ({self.scope})" if self.scope else "")
 
-    def split(self, n: int) -> list[Budget]:
-        """n shares that together hold exactly this budget's room (see the module docstring)."""
-        held = (self.spent_usd + self.reserved_usd) / n
-        return [Budget(self.max_usd / n, self.prices, spent_usd=held,
-                       scope=f"shard {k + 1} of {n}'s share of ${_usd(self.max_usd)}") for k in range(n)]
+    def split(self, weights: list[int]) -> list[Budget]:
+        """One share per shard, in proportion to `weights` (its part of the work), that together
+        hold exactly this budget's room (see the module docstring)."""
+        total = sum(weights)
+        if not weights or total <= 0:
+            raise ValueError(f"a budget splits over positive weights, got {weights}")
+        held = self.spent_usd + self.reserved_usd
+        n = len(weights)
+        return [Budget(self.max_usd * w / total, self.prices, spent_usd=held * w / total,
+                       scope=f"shard {k + 1} of {n}'s share of ${_usd(self.max_usd)}")
+                for k, w in enumerate(weights)]
 
     def absorb(self, shares: list[Budget], reported: list[Budget | None]) -> None:
         """Count what the shares spent: `reported[k]` is share k as its shard ended it, None when

@@ -163,8 +163,6 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
     # -- one request -------------------------------------------------------------------------
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._closed:
-            raise RuntimeError("this transport (or its client) is closed")
         key = _conn_key(request.url, request)
         timeouts = request.extensions.get("timeout", {})
         body = await request.aread()

@@ -61,6 +61,8 @@ __all__ = ["MAX_SHARDS", "SHARD_SIZE", "ClientShards", "LoadResult", "LoadRun", 
 #: c=512 streamed: 1 connection per client ~1.8 ms of CPU per request, 16 ~3.0 ms — which the
 #: lean transport no longer has.) A client is cheap: all share one TLS context (~0.07 ms each).
 SHARD_SIZE = 1
+#: Idle keep-alive connections one client keeps, over every host it has reached.
+IDLE_PER_CLIENT = 1024
 #: At most this many clients per run (an open loop sized rate × timeout can ask for tens of
 #: thousands of connections; beyond this they share clients, a few per pool).
 MAX_SHARDS = 1024
@@ -69,8 +71,11 @@ MAX_SHARDS = 1024
 class ClientShards:
     """Small keep-alive clients that together carry a run's requests, one picked per request.
 
-    Each shard's pool limit is the run's whole in-flight bound, so a request never waits for a
-    connection inside httpx (that wait would be hidden inside the measured latency)."""
+    A client never makes a request wait for a connection (the lean transport opens one when none
+    is idle: a wait would be hidden inside the measured latency), and keeps up to `IDLE_PER_CLIENT`
+    idle ones whatever run made it: clients outlive runs (a sweep's levels and contenders share
+    them), and a cap sized by the first run let an earlier host's idle connection fill it, so each
+    request to the next host opened a new connection inside its latency."""
 
     def __init__(self, clients: list[httpx.AsyncClient], owned: bool) -> None:
         self.clients = clients
@@ -97,7 +102,7 @@ class ClientShards:
         given, growing it as needed)."""
         want = min(MAX_SHARDS, max(1, -(-max(1, pool) // SHARD_SIZE)))
         while len(self.clients) < want:
-            self.clients.append(make_client(max(1, pool), timeout_s, lean=True))
+            self.clients.append(make_client(IDLE_PER_CLIENT, timeout_s, lean=True))
 
     async def aclose(self) -> None:
         if self.owned:

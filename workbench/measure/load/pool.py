@@ -457,7 +457,7 @@ class ShardPool:
         kwargs["request_prefix"] = kwargs.get("request_prefix") or new_request_id() + ":"
         max_duration_s = float(kwargs["max_duration_s"])
         budget = target.budget
-        shares = budget.split(n) if budget is not None else None
+        shares = budget.split(_work_weights(profile, kwargs, n)) if budget is not None else None
         run = self._run = _Run(target, prompts, kwargs["request_prefix"], on_record)
         try:
             for k, s in enumerate(shards):
@@ -529,6 +529,15 @@ async def _wait_all(events: list[asyncio.Event], timeout: float) -> None:
     async with asyncio.timeout(timeout):
         for e in events:
             await e.wait()
+
+
+def _work_weights(profile: str, kwargs: dict[str, Any], n: int) -> list[int]:
+    """Each shard's part of a run's work, as the loops split it (`Part`): a closed loop's workers,
+    an open loop's arrivals — what its budget share is sized by."""
+    n_requests = int(kwargs["n_requests"])
+    units = min(int(kwargs["concurrency"]), n_requests) if profile == "closed" else n_requests
+    weights = [Part(k, n).share(units) for k in range(n)]
+    return weights if any(weights) else [1] * n  # nothing to send: any split holds
 
 
 def _check_caps(kwargs: dict[str, Any], n: int) -> None:
