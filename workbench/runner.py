@@ -170,7 +170,7 @@ def run_experiments(
             log(f"      {exp.name} cannot resume by request id: its partial records are kept in {kept.name} "
                 "(not loaded) and it runs again from the start")
         effective = {k: v for k, v in {**declared[exp.name], **nb_params}.items() if k not in _RESERVED}
-        update_manifest(run.path, experiments={exp.name: {"parameters": effective}})
+        update_manifest(run.path, experiments={exp.name: {"parameters": effective, "completed_utc": None}})
         output = run.path / exp.notebook
         log(f"[{i}/{len(experiments)}] {exp.name}: {exp.summary}")
         t0 = time.perf_counter()

@@ -164,3 +164,21 @@ def test_resume_keeps_completed_experiments_and_sets_aside_what_cannot_resume_by
     assert any("gamma cannot resume by request id" in s and "gamma.jsonl.interrupted-1" in s for s in said)
     experiments = read_manifest(run_dir)["experiments"]
     assert all(experiments[name].get("completed_utc") for name in ("alpha", "beta", "gamma", "delta"))
+
+
+def test_an_experiment_run_again_is_no_longer_completed_until_it_finishes(tmp_path: Path) -> None:
+    """A finished experiment run again into the same folder and cut off is resumed, not kept."""
+    from workbench.experiments import Experiment
+    from workbench.runner import ExperimentFailed, run_experiments
+
+    flag = tmp_path / "fail-now"
+    nb = _notebook(tmp_path / "alpha.ipynb", f'import os\nassert not os.path.exists({str(flag)!r}), "cut off"\n',
+                   resumable=False)
+    exp = [Experiment("alpha", str(nb), "test experiment alpha")]
+    run_dir = tmp_path / "run"
+    run_experiments(exp, out_dir=run_dir, log=lambda _: None)
+    assert read_manifest(run_dir)["experiments"]["alpha"]["completed_utc"]
+    flag.touch()
+    with pytest.raises(ExperimentFailed):
+        run_experiments(exp, out_dir=run_dir, log=lambda _: None)
+    assert read_manifest(run_dir)["experiments"]["alpha"]["completed_utc"] is None

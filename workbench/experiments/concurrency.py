@@ -106,7 +106,7 @@ async def _sweep(
                 if target.budget is not None and target.budget.refused:
                     break  # the budget is shared by every contender: the sweep ends here
     (session.run.path / f"{session.experiment}_loadgen.json").write_text(json.dumps(loadgen, indent=1))
-    for note in dict.fromkeys(n for row in loadgen for n in row["notes"] if not n.startswith("stopped by")):
+    for note in dict.fromkeys(n for row in loadgen if not row["budget_stopped"] for n in row["notes"]):
         print(f"load generator: {note}")  # each once (a lost shard, cores shared with the server, ...)
     if samples:
         import pandas as pd

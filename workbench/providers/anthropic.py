@@ -36,6 +36,7 @@ from workbench.providers.base import (
     register,
     sampling_fields,
 )
+from workbench.providers.caching import PREFIX_CACHE_OPTION
 from workbench.providers.errors import classify
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -160,7 +161,7 @@ class Anthropic:
             "messages": [{"role": "user", "content": prompt.text}],
         }
         system = prompt.system or contender.system_prompt
-        if system and opts.get("cache_prefix"):
+        if system and opts.get(PREFIX_CACHE_OPTION):
             # The shared prefix (instructions, examples) cached with an explicit breakpoint
             # (workbench.providers.caching): written once, read by every later request for 5 minutes.
             body["system"] = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
