@@ -50,6 +50,7 @@ from workbench.measure.batch.gemini import GeminiBatch
 from workbench.measure.batch.openai import OpenAIBatch
 from workbench.serve.http import LOOPBACK, Request, Server, UpstreamClient, add_host_arguments, head, send_json
 from workbench.serve.ratelimit import forward
+from workbench.serve.wire import anthropic_error, base_url_for, google_error, openai_error
 
 __all__ = ["BatchServer", "add_arguments", "from_args"]
 
@@ -124,13 +125,12 @@ class Job:
 
 
 def _error_body(dialect: str, status: int, message: str) -> Any:
+    """A request error (4xx) or a server error (5xx) in `dialect`'s own body (`serve.wire`'s)."""
     if dialect == "anthropic":
-        return {"type": "error", "error": {"type": "invalid_request_error" if status < 500 else "api_error",
-                                           "message": message}}
+        return anthropic_error("invalid_request_error" if status < 500 else "api_error", message)
     if dialect == "gemini":
-        return {"error": {"code": status, "message": message,
-                          "status": "INVALID_ARGUMENT" if status < 500 else "INTERNAL"}}
-    return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
+        return google_error(status, "INVALID_ARGUMENT" if status < 500 else "INTERNAL", message)
+    return openai_error(message, "invalid_request_error", None)
 
 
 class BatchServer(Server):
@@ -169,7 +169,7 @@ class BatchServer(Server):
 
     def base_url_for(self, fmt: str) -> str:
         """The base URL a contender of wire format `fmt` (an api kind) uses for its batches here."""
-        return self.url + ("/v1beta" if fmt == "gemini" else "/v1")
+        return base_url_for(self.url, fmt)
 
     def limits(self, dialect: str) -> tuple[int, int]:
         client = _CLIENTS[dialect]
@@ -447,8 +447,7 @@ class BatchServer(Server):
 
     def _anthropic_batch(self, rest: str, method: str, w: asyncio.StreamWriter) -> None:
         bid, _, action = rest.partition("/")
-        job = self._job(bid, "anthropic", w, {"type": "error", "error": {"type": "not_found_error",
-                                                                         "message": f"No such message batch: {bid}"}})
+        job = self._job(bid, "anthropic", w, anthropic_error("not_found_error", f"No such message batch: {bid}"))
         if job is None:
             return
         if action == "cancel" and method == "POST":

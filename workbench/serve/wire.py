@@ -31,8 +31,8 @@ from typing import Any, ClassVar
 
 from workbench.serve import transcripts
 
-__all__ = ["CTX", "FORMATS", "GEMINI_CTX", "Event", "Scenario", "WireFormat", "base_url_for", "format_for",
-           "listing", "lookup_format", "model_not_found"]
+__all__ = ["CTX", "FORMATS", "GEMINI_CTX", "Event", "Scenario", "WireFormat", "anthropic_error", "base_url_for",
+           "format_for", "google_error", "listing", "lookup_format", "model_not_found", "openai_error"]
 
 CTX = 32768
 GEMINI_CTX = 1048576
@@ -169,7 +169,7 @@ def _openai_usage(sc: Scenario, output: int) -> dict[str, Any]:
             "completion_tokens_details": {"reasoning_tokens": 0}}
 
 
-def _oa_error(message: str, type_: str, code: str | None, param: str | None = None) -> dict[str, Any]:
+def openai_error(message: str, type_: str, code: str | None, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
@@ -184,13 +184,13 @@ class OpenAIChat(WireFormat):
         "rate_limited": _recorded("openai_429_rate_limit_tokens"),
         "quota_exhausted": _recorded("openai_429_insufficient_quota"),
         "model_not_found": _recorded("openai_404_model_not_found"),
-        "overloaded": (503, _oa_error("The engine is currently overloaded, please try again later.",
+        "overloaded": (503, openai_error("The engine is currently overloaded, please try again later.",
                                       "server_error", None)),
-        "auth": (401, _oa_error("Incorrect API key provided: sk-abc***xyz.", "invalid_request_error",
+        "auth": (401, openai_error("Incorrect API key provided: sk-abc***xyz.", "invalid_request_error",
                                 "invalid_api_key")),
-        "bad_request": (400, _oa_error("Unsupported parameter: 'max_tokens'", "invalid_request_error",
+        "bad_request": (400, openai_error("Unsupported parameter: 'max_tokens'", "invalid_request_error",
                                        "unsupported_parameter", "max_tokens")),
-        "server_error": (500, _oa_error("The server had an error while processing your request.",
+        "server_error": (500, openai_error("The server had an error while processing your request.",
                                         "server_error", None)),
     }
 
@@ -315,22 +315,22 @@ class OpenAIResponses(OpenAIChat):
                          "processing your request.", "param": None, "sequence_number": 1}
 
 
-def _anthropic_error(type_: str, message: str) -> dict[str, Any]:
+def anthropic_error(type_: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": type_, "message": message}}
 
 
 class Anthropic(WireFormat):
     name = "anthropic"
     errors: ClassVar[dict[str, tuple[int, Any]]] = {
-        "rate_limited": (429, _anthropic_error("rate_limit_error", "Number of requests has exceeded your "
+        "rate_limited": (429, anthropic_error("rate_limit_error", "Number of requests has exceeded your "
                                                "rate limit")),
-        "quota_exhausted": (400, _anthropic_error("invalid_request_error", "Your credit balance is too low to "
+        "quota_exhausted": (400, anthropic_error("invalid_request_error", "Your credit balance is too low to "
                                                   "access the Anthropic API.")),
-        "overloaded": (529, _anthropic_error("overloaded_error", "Overloaded")),
-        "auth": (401, _anthropic_error("authentication_error", "invalid x-api-key")),
+        "overloaded": (529, anthropic_error("overloaded_error", "Overloaded")),
+        "auth": (401, anthropic_error("authentication_error", "invalid x-api-key")),
         "model_not_found": _recorded("anthropic_404_model_not_found"),
-        "bad_request": (400, _anthropic_error("invalid_request_error", "max_tokens: Field required")),
-        "server_error": (500, _anthropic_error("api_error", "Internal server error")),
+        "bad_request": (400, anthropic_error("invalid_request_error", "max_tokens: Field required")),
+        "server_error": (500, anthropic_error("api_error", "Internal server error")),
     }
 
     @staticmethod
@@ -372,7 +372,7 @@ class Anthropic(WireFormat):
         return "error", Anthropic.errors["overloaded"][1]
 
 
-def _google_error(code: int, status: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
+def google_error(code: int, status: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
     err: dict[str, Any] = {"code": code, "message": message, "status": status}
     if details:
         err["details"] = details
@@ -387,17 +387,17 @@ class Gemini(WireFormat):
     name = "gemini"
     base_path = "/v1beta"
     errors: ClassVar[dict[str, tuple[int, Any]]] = {
-        "rate_limited": (429, _google_error(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please "
+        "rate_limited": (429, google_error(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please "
                                             "check your plan and billing details.", _retry_info(7))),
-        "overloaded": (503, _google_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")),
+        "overloaded": (503, google_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")),
         "quota_exhausted": _recorded("gemini_429_quota_per_day"),
         "model_not_found": _recorded("gemini_404_model_not_found"),
-        "auth": (400, _google_error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
+        "auth": (400, google_error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
                                     [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
                                       "reason": "API_KEY_INVALID", "domain": "googleapis.com"}])),
-        "bad_request": (400, _google_error(400, "INVALID_ARGUMENT", "Invalid value at 'generation_config'")),
-        "server_error": (500, _google_error(500, "INTERNAL", "An internal error has occurred.")),
-        "timeout": (504, _google_error(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could "
+        "bad_request": (400, google_error(400, "INVALID_ARGUMENT", "Invalid value at 'generation_config'")),
+        "server_error": (500, google_error(500, "INTERNAL", "An internal error has occurred.")),
+        "timeout": (504, google_error(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could "
                                        "complete.")),
     }
 
@@ -422,7 +422,7 @@ class Gemini(WireFormat):
     def error(cls, error_class: str, retry_s: float | None = None) -> tuple[int, Any, dict[str, str]]:
         status, body, _ = super().error(error_class)
         if error_class == "rate_limited" and retry_s is not None:  # Gemini's hint is in the body
-            body = _google_error(429, "RESOURCE_EXHAUSTED", body["error"]["message"], _retry_info(retry_s))
+            body = google_error(429, "RESOURCE_EXHAUSTED", body["error"]["message"], _retry_info(retry_s))
         return status, body, {}
 
     def _usage(self) -> dict[str, Any]:
@@ -465,7 +465,7 @@ class Gemini(WireFormat):
 
     @staticmethod
     def stream_error() -> Event:
-        return None, _google_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted", _retry_info(7))
+        return None, google_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted", _retry_info(7))
 
 
 #: The production error a provider at its concurrent-request limit sends (DESIGN.md section 6);

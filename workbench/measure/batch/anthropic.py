@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from workbench.measure.batch.base import BatchAPIError, BatchItem, BatchStatus, ItemResult, call, headers, json_size
+from workbench.measure.batch.base import BatchAPIError, BatchItem, BatchStatus, ItemResult, call, headers
 from workbench.providers.anthropic import classify_body
 from workbench.types import ErrorClass, ErrorInfo
 
@@ -46,9 +46,6 @@ class AnthropicBatch:
 
     def wire_item(self, cid: str, body: dict[str, Any], url: str, base_url: str) -> dict[str, Any]:
         return {"custom_id": cid, "params": body}
-
-    def item_size(self, wire: dict[str, Any]) -> int:
-        return json_size(wire)
 
     async def submit(self, client: httpx.AsyncClient, target: Target, items: Sequence[BatchItem],
                      api_key: str | None) -> str:

@@ -181,8 +181,6 @@ class BatchDialect(Protocol):
 
     def wire_item(self, cid: str, body: dict[str, Any], url: str, base_url: str) -> dict[str, Any]: ...
 
-    def item_size(self, wire: dict[str, Any]) -> int: ...
-
     async def submit(self, client: httpx.AsyncClient, target: Target, items: Sequence[BatchItem],
                      api_key: str | None) -> str: ...
 
@@ -211,7 +209,7 @@ def build_items(dialect: BatchDialect, target: Target, prompts: Sequence[Prompt]
         req = provider.build_request(target.contender, prompt, stream=False, api_key=None, base_url=target.base_url)
         cid = custom_id(i, rid)
         wire = dialect.wire_item(cid, req.json, req.url, target.base_url)
-        out.append(BatchItem(cid, rid, prompt, req.json, req.url, wire, dialect.item_size(wire),
+        out.append(BatchItem(cid, rid, prompt, req.json, req.url, wire, json_size(wire),
                              dict(extras[i]) if extras is not None else {}))
     return out
 
@@ -382,7 +380,6 @@ async def run_batch(
     poll_max_s: float = 60.0,
     cancel_grace_s: float = 60.0,
     limits: tuple[int, int] | None = None,
-    on_submitted: Callable[[str], None] | None = None,
 ) -> list[Record]:
     """Send `prompts` through the batch API of `dialect` at `target`; one record per document
     (written through `write` as each batch's results are read, and returned). See the module
@@ -430,8 +427,6 @@ async def run_batch(
                                     "dialect": dialect.name, "contender": target.contender.name,
                                     "request_ids": [it.request_id for it in run.items],
                                     "t_submit_unix": run.t_submit})
-                if on_submitted is not None:
-                    on_submitted(run.batch_id)
         results: dict[str, ItemResult] = {}
         if run.error is None:
             await _poll(client, target, dialect, run, api_key, max_wait_s=max_wait_s, poll_s=poll_s,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from workbench.measure.batch.base import BatchItem, BatchStatus, ItemResult, call, headers, json_size
+from workbench.measure.batch.base import BatchItem, BatchStatus, ItemResult, call, headers
 from workbench.providers.gemini import classify_body
 from workbench.types import ErrorClass, ErrorInfo
 
@@ -45,9 +45,6 @@ class GeminiBatch:
 
     def wire_item(self, cid: str, body: dict[str, Any], url: str, base_url: str) -> dict[str, Any]:
         return {"request": body, "metadata": {"key": cid}}
-
-    def item_size(self, wire: dict[str, Any]) -> int:
-        return json_size(wire)
 
     def _root(self, target: Target) -> str:
         return target.base_url.rstrip("/")

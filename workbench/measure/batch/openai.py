@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from workbench.measure.batch.base import BatchItem, BatchStatus, ItemResult, call, headers, json_size
+from workbench.measure.batch.base import BatchItem, BatchStatus, ItemResult, call, headers
 from workbench.providers.openai import classify_body
 from workbench.types import ErrorClass, ErrorInfo
 
@@ -65,9 +65,6 @@ class OpenAIBatch:
         rel = url[len(base_url.rstrip("/")):] if url.startswith(base_url.rstrip("/")) else urlsplit(url).path
         return {"custom_id": cid, "method": "POST", "url": "/v1" + rel if not rel.startswith("/v1/") else rel,
                 "body": body}
-
-    def item_size(self, wire: dict[str, Any]) -> int:
-        return json_size(wire)
 
     def _root(self, target: Target) -> str:
         return target.base_url.rstrip("/")
