@@ -184,19 +184,7 @@ async def probe(
     contender, stream = target.contender, target.stream
     provider = provider_for(contender)
     url_root = target.base_url
-    rec = Record(
-        run_id=target.run_id,
-        experiment=target.experiment,
-        contender=contender.name,
-        model=contender.model,
-        request_id=request_id or new_request_id(),
-        t_start_unix=time.time(),
-        api_kind=contender.api,
-        stream=stream,
-        prompt_id=prompt.id,
-        reasoning=contender.reasoning_label(),
-        extra=dict(extra or {}),
-    )
+    rec = target.record(request_id or new_request_id(), prompt, extra)
     api_key = contender.api_key()
     if contender.key_missing():
         fail_record(rec, ErrorInfo(ErrorClass.AUTH, f"${contender.api_key_env} is not set"))

@@ -17,6 +17,7 @@ workbench binds its servers to 127.0.0.1). Loads only go to the configured endpo
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 from workbench.config import Contender
 from workbench.errors import WorkbenchError
+from workbench.types import Prompt, Record
 
 if TYPE_CHECKING:
     from workbench.measure.budget import Budget
@@ -75,6 +77,20 @@ class Target:
         if contender.base_url is None:
             raise WorkbenchError(f"contender {contender.name!r} is embedded: pass the served base_url")
         return cls(contender, contender.base_url, **fields)
+
+    def record(self, request_id: str, prompt: Prompt, extra: dict[str, Any] | None = None, *,
+               stream: bool | None = None, t_start_unix: float | None = None) -> Record:
+        """A new record of one request of this target: who (run, experiment, contender, model,
+        api, reasoning settings), which request and prompt, and `extra` (copied). The one place a
+        record gets its identity, whether the request is probed, batched, refused or cut off.
+        `stream`: the target's unless given (a batch item is not streamed); `t_start_unix`: now."""
+        c = self.contender
+        return Record(
+            run_id=self.run_id, experiment=self.experiment, contender=c.name, model=c.model,
+            request_id=request_id, t_start_unix=time.time() if t_start_unix is None else t_start_unix,
+            api_kind=c.api, stream=self.stream if stream is None else stream, prompt_id=prompt.id,
+            reasoning=c.reasoning_label(), extra=dict(extra or {}),
+        )
 
     def replace(self, **fields: Any) -> Target:
         """A copy with fields replaced (e.g. `stream=False`, or an experiment's own contender copy)."""

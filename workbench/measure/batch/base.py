@@ -287,11 +287,8 @@ class _Run:
 
 
 def _base_record(target: Target, item: BatchItem, dialect: BatchDialect) -> Record:
-    c = target.contender
-    return Record(run_id=target.run_id, experiment=target.experiment, contender=c.name, model=c.model,
-                  request_id=item.request_id, t_start_unix=time.time(), api_kind=c.api, stream=False,
-                  prompt_id=item.prompt.id, reasoning=c.reasoning_label(),
-                  extra={**item.extra, "batch_api": True, "batch_dialect": dialect.name})
+    return target.record(item.request_id, item.prompt, {**item.extra, "batch_api": True,
+                                                        "batch_dialect": dialect.name}, stream=False)
 
 
 def _to_record(target: Target, dialect: BatchDialect, run: _Run, item: BatchItem, res: ItemResult | None,

@@ -285,14 +285,6 @@ class LoadRun:
         if self.on_record is not None:
             self.on_record(rec)
 
-    def _blank(self, request_id: str, prompt: Prompt, extra: dict[str, Any]) -> Record:
-        c = self.target.contender
-        return Record(
-            run_id=self.run_id, experiment=self.experiment, contender=c.name, model=c.model,
-            request_id=request_id, t_start_unix=time.time(), api_kind=c.api, stream=self.target.stream,
-            prompt_id=prompt.id, extra=extra,
-        )
-
     def _extra(self, scheduled_s: float, sent_s: float | None, **more: Any) -> dict[str, Any]:
         return {
             "load_profile": self.profile, **self.fields, "scheduled_s": scheduled_s, "sent_s": sent_s,
@@ -304,7 +296,7 @@ class LoadRun:
         prompt = self.prompts[i % len(self.prompts)]
         request_id = f"{self.prefix}{i}"
         waited = self.now_s() - scheduled_s
-        rec = self._blank(request_id, prompt, self._extra(scheduled_s, None, sent=False, waited_s=waited))
+        rec = self.target.record(request_id, prompt, self._extra(scheduled_s, None, sent=False, waited_s=waited))
         rec.status, rec.error_class, rec.error_message = "error", error.value, message
         rec.logical_request_id = request_id
         if error is ErrorClass.DROPPED:
@@ -465,10 +457,7 @@ def cancelled_in_flight(target: Target, prompt: Prompt, request_id: str, logical
     """The record of a request that was sent and then cut off — by the run deadline, or (see
     `workbench.measure.load.pool`) with the shard that carried it. `e2e_s` is the time until it was
     cut off, not a latency."""
-    c = target.contender
-    return Record(
-        run_id=target.run_id, experiment=target.experiment, contender=c.name, model=c.model,
-        request_id=request_id, t_start_unix=t_start_unix, e2e_s=e2e_s, status="error",
-        error_class=ErrorClass.CANCELLED.value, error_message=message, api_kind=c.api, stream=target.stream,
-        prompt_id=prompt.id, attempt=attempt, logical_request_id=logical, extra=extra,
-    )
+    rec = target.record(request_id, prompt, extra, t_start_unix=t_start_unix)
+    rec.e2e_s, rec.status, rec.error_class, rec.error_message = e2e_s, "error", ErrorClass.CANCELLED.value, message
+    rec.attempt, rec.logical_request_id = attempt, logical
+    return rec
