@@ -19,7 +19,7 @@ Which numbers are statistics and which are point measurements:
     is the turnaround: first submission → last results fetched;
   - TTFT p50: order-statistic interval over the strategy's streamed requests;
   - the prefix cache (`prefix_cache_table`): cached vs uncached on the same documents, paired —
-    the median TTFT difference with a paired bootstrap interval, tokens the server evaluated and
+    the median of the paired TTFT differences with its order-statistic interval, tokens the server evaluated and
     reused, and the billed cost of each.
 
 The cached-prefix arm's control requests (`control=true`: the same request with the cache off)
@@ -512,8 +512,6 @@ def prefix_cache_table(records: pd.DataFrame, prices: Mapping[str, pricing.Price
     (`min_prefix_tokens`, its source in `min_prefix_source`; NaN for the embedded models, which
     reuse any common prefix): a hosted API caches nothing shorter, so a row whose prompts are
     shorter measured an uncacheable prompt, not the lever (`format_prefix_cache` says so)."""
-    from workbench.analysis.quantiles import quantile_ci
-
     if "strategy" not in records:
         return pd.DataFrame()
     arm = records[(records["strategy"] == "cached-prefix") & (records["status"] == "ok")]
@@ -524,19 +522,16 @@ def prefix_cache_table(records: pd.DataFrame, prices: Mapping[str, pricing.Price
     for name, g in arm.groupby("contender", sort=False):
         on, off = g[~_flag(g, "control")], g[_flag(g, "control")]
         keys = ["repeat", "prompt_id"]
-        paired = on.merge(off[[*keys]], on=keys) if len(off) else on
-        control = off.merge(on[[*keys]], on=keys)  # the controls whose lever request succeeded too
+        # the lever requests beside their control's TTFT, and the controls whose lever request succeeded
+        paired = on.merge(off[[*keys, "ttft_s"]], on=keys, suffixes=("", "_off")) if len(off) else on
+        control = off.merge(on[[*keys]], on=keys)
         least, source = minimums.get(str(name), (None, ""))
         row: dict[str, Any] = {"contender": name, "control": bool(len(off)), "pairs": len(paired) if len(off) else 0,
                                "cached_requests": len(on),
                                "min_prefix_tokens": math.nan if least is None else least, "min_prefix_source": source}
         for side, part in (("uncached", control), ("cached", paired)):
-            ttft = pd.to_numeric(part["ttft_s"], errors="coerce").to_numpy(dtype=float)
-            q = quantile_ci(ttft, 50) if len(part) else None
-            row[f"{side}_ttft_p50_s"] = q.value if q else math.nan
-            row[f"{side}_ttft_p50_low"] = q.low if q else math.nan
-            row[f"{side}_ttft_p50_high"] = q.high if q else math.nan
-            row[f"{side}_ttft_n"] = q.n if q else 0
+            row.update(distribution.summarize(pd.to_numeric(part["ttft_s"], errors="coerce").to_numpy(dtype=float),
+                                              f"{side}_ttft", qs=(50,)))
 
             def mean(col: str, frame: pd.DataFrame = part) -> float:
                 return float(pd.to_numeric(frame[col], errors="coerce").mean()) if col in frame and len(frame) \
@@ -548,22 +543,17 @@ def prefix_cache_table(records: pd.DataFrame, prices: Mapping[str, pricing.Price
             row[f"{side}_evaluated_tokens"] = mean("server_prompt_n")
             row[f"{side}_prompt_ms"] = mean("server_prompt_ms")
             row[f"{side}_cost_per_doc_usd"] = mean("cost_usd") if prices else math.nan
-        if len(off):
-            both = on.merge(off[[*keys, "ttft_s"]], on=keys, suffixes=("", "_off"))
-            d = quantile_ci(pd.to_numeric(both["ttft_s"], errors="coerce").to_numpy(dtype=float)
-                            - pd.to_numeric(both["ttft_s_off"], errors="coerce").to_numpy(dtype=float), 50)
-            row.update(ttft_diff_s=d.value, ttft_diff_low=d.low, ttft_diff_high=d.high, ttft_diff_n=d.n)
-        else:
-            row.update(ttft_diff_s=math.nan, ttft_diff_low=math.nan, ttft_diff_high=math.nan, ttft_diff_n=0)
+        diff = (pd.to_numeric(paired["ttft_s"], errors="coerce").to_numpy(dtype=float)
+                - pd.to_numeric(paired["ttft_s_off"], errors="coerce").to_numpy(dtype=float)) if len(off) else []
+        row.update(distribution.summarize(np.asarray(diff, dtype=float), "ttft_diff", qs=(50,)))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _prefix_side(r: pd.Series, s: str) -> str:
-    if r[f"{s}_ttft_p50_s"] != r[f"{s}_ttft_p50_s"]:
+    if r[f"{s}_ttft_p50"] != r[f"{s}_ttft_p50"]:
         return "—"
-    ttft = _iv(r[f"{s}_ttft_p50_s"] * 1e3, r[f"{s}_ttft_p50_low"] * 1e3, r[f"{s}_ttft_p50_high"] * 1e3, ".0f")
-    ttft += f" ms, n={int(r[f'{s}_ttft_n'])}"
+    ttft = f"{distribution.format_cell(r, f'{s}_ttft', 50)} ms, n={int(r[f'{s}_ttft_n'])}"
     toks = f"{r[f'{s}_input_tokens']:.0f} in, {r[f'{s}_cached_tokens']:.0f} cached"
     if r[f"{s}_evaluated_tokens"] == r[f"{s}_evaluated_tokens"]:
         toks += f", {r[f'{s}_evaluated_tokens']:.0f} evaluated in {r[f'{s}_prompt_ms']:.0f} ms"
@@ -595,8 +585,7 @@ def format_prefix_cache(table: pd.DataFrame) -> pd.DataFrame:
             "documents paired": int(r["pairs"]) if r["control"] else "no control: the API caches implicitly",
             "uncached (control)": _prefix_side(r, "uncached"), "cached": _prefix_side(r, "cached"),
             "Δ TTFT median ms [95% CI] (paired)": "—" if not r["control"] else
-            _iv(r["ttft_diff_s"] * 1e3, r["ttft_diff_low"] * 1e3, r["ttft_diff_high"] * 1e3, "+.0f")
-            + f" n={int(r['ttft_diff_n'])}",
+            f"{distribution.format_cell(r, 'ttft_diff', 50)} n={int(r['ttft_diff_n'])}",
         })
     return pd.DataFrame(out)
 
