@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from workbench.measure.batch.base import BatchAPIError, BatchItem, BatchStatus, ItemResult, call, headers
+from workbench.measure.batch.base import BatchAPIError, BatchItem, BatchStatus, ItemResult, call
 from workbench.providers.anthropic import classify_body
 from workbench.types import ErrorClass, ErrorInfo
 
@@ -49,19 +49,19 @@ class AnthropicBatch:
 
     async def submit(self, client: httpx.AsyncClient, target: Target, items: Sequence[BatchItem],
                      api_key: str | None) -> str:
-        r = await call(client, "POST", self._root(target), "creating the message batch", classify_body,
-                       headers=headers(target, api_key), json={"requests": [it.wire for it in items]})
+        r = await call(client, target, api_key, "POST", self._root(target),
+                       "creating the message batch", json={"requests": [it.wire for it in items]})
         return str(r.json()["id"])
 
     async def status(self, client: httpx.AsyncClient, target: Target, batch_id: str,
                      api_key: str | None) -> BatchStatus:
-        r = await call(client, "GET", f"{self._root(target)}/{batch_id}", f"polling message batch {batch_id}",
-                       classify_body, headers=headers(target, api_key))
+        r = await call(client, target, api_key, "GET", f"{self._root(target)}/{batch_id}",
+                       f"polling message batch {batch_id}")
         return BatchStatus.from_object(batch_id, r.json(), "processing_status", ("ended",))
 
     async def cancel(self, client: httpx.AsyncClient, target: Target, batch_id: str, api_key: str | None) -> None:
-        await call(client, "POST", f"{self._root(target)}/{batch_id}/cancel", f"cancelling message batch {batch_id}",
-                   classify_body, headers=headers(target, api_key))
+        await call(client, target, api_key, "POST", f"{self._root(target)}/{batch_id}/cancel",
+                   f"cancelling message batch {batch_id}")
 
     async def results(self, client: httpx.AsyncClient, target: Target, status: BatchStatus,
                       items: Sequence[BatchItem], api_key: str | None) -> list[ItemResult]:
@@ -69,8 +69,7 @@ class AnthropicBatch:
         if urlsplit(url).netloc != urlsplit(target.base_url).netloc:
             raise BatchAPIError(ErrorInfo(ErrorClass.PROTOCOL, f"results_url {url} is not on {target.base_url}: "
                                           "not fetched (the key would go with it)"))
-        r = await call(client, "GET", url, f"reading the results of message batch {status.batch_id}", classify_body,
-                       headers=headers(target, api_key))
+        r = await call(client, target, api_key, "GET", url, f"reading the results of message batch {status.batch_id}")
         out = []
         for line in r.text.splitlines():
             if not line.strip():

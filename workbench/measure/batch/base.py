@@ -67,7 +67,6 @@ __all__ = [
     "BatchJournal",
     "BatchStatus",
     "ItemResult",
-    "api_error",
     "build_items",
     "call",
     "custom_id",
@@ -89,34 +88,30 @@ class BatchAPIError(Exception):
         self.info = info
 
 
-def api_error(provider_error: Callable[[int, Any, Mapping[str, str]], ErrorInfo], response: httpx.Response,
-              what: str) -> BatchAPIError:
-    """The typed error of a failed batch call, classified by the provider's own error rules."""
-    info = provider_error(response.status_code, decode_body(response.content), response.headers)
-    info.message = f"{what}: {info.message}"
-    info.http_status = response.status_code
-    return BatchAPIError(info)
-
-
 def headers(target: Target, api_key: str | None) -> dict[str, str]:
     """A batch call's headers: the provider's own (`Provider.headers`: its version, the
     contender's extra headers, the key), then the target's transport headers, as the probe sends them."""
     return {**provider_for(target.contender).headers(target.contender, api_key), **target.headers}
 
 
-async def call(client: httpx.AsyncClient, method: str, url: str, what: str,
-               provider_error: Callable[[int, Any, Mapping[str, str]], ErrorInfo], **kwargs: Any) -> httpx.Response:
-    """One batch API call; a transport failure or an HTTP error status is a `BatchAPIError`. A
-    transport failure is typed as the probe types it (`workbench.measure.transport_errors`); a
-    timeout, a lost connection or a broken response is retryable: the poller tries again."""
+async def call(client: httpx.AsyncClient, target: Target, api_key: str | None, method: str, url: str, what: str,
+               **kwargs: Any) -> httpx.Response:
+    """One batch API call of `target`'s provider, with its `headers`. A transport failure or an
+    HTTP error status is a `BatchAPIError`: the former typed as the probe types it
+    (`workbench.measure.transport_errors`; a timeout, a lost connection or a broken response is
+    retryable: the poller tries again), the latter by the provider's own error rules
+    (`Provider.classify_error`)."""
     try:
-        r = await client.request(method, url, **kwargs)
+        r = await client.request(method, url, headers=headers(target, api_key), **kwargs)
     except httpx.HTTPError as exc:
         info = error_from_exception(exc, url, client.timeout.read)
         info.message = f"{what}: {info.message}"
         raise BatchAPIError(info) from None
     if r.status_code >= 400:
-        raise api_error(provider_error, r, what)
+        info = provider_for(target.contender).classify_error(r.status_code, decode_body(r.content), r.headers)
+        info.message = f"{what}: {info.message}"
+        info.http_status = r.status_code
+        raise BatchAPIError(info)
     return r
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from workbench.measure.batch.base import BatchItem, BatchStatus, ItemResult, call, headers
+from workbench.measure.batch.base import BatchItem, BatchStatus, ItemResult, call
 from workbench.providers.gemini import classify_body
 from workbench.types import ErrorClass, ErrorInfo
 
@@ -59,14 +59,13 @@ class GeminiBatch:
         model = model if model.startswith("models/") else f"models/{model}"
         body = {"batch": {"displayName": f"workbench-{target.run_id}-{target.contender.name}"[:128],
                           "inputConfig": {"requests": {"requests": [it.wire for it in items]}}}}
-        r = await call(client, "POST", f"{self._root(target)}/{model}:batchGenerateContent", "creating the batch",
-                       classify_body, headers=headers(target, api_key), json=body)
+        r = await call(client, target, api_key, "POST", f"{self._root(target)}/{model}:batchGenerateContent",
+                       "creating the batch", json=body)
         return str(r.json()["name"])
 
     async def status(self, client: httpx.AsyncClient, target: Target, batch_id: str,
                      api_key: str | None) -> BatchStatus:
-        r = await call(client, "GET", self._batch_url(target, batch_id), f"polling batch {batch_id}", classify_body,
-                       headers=headers(target, api_key))
+        r = await call(client, target, api_key, "GET", self._batch_url(target, batch_id), f"polling batch {batch_id}")
         obj = r.json()
         meta = obj.get("metadata") or {}
         state = str(meta.get("state") or obj.get("state"))
@@ -74,8 +73,8 @@ class GeminiBatch:
             "BATCH_STATE_PENDING", "BATCH_STATE_RUNNING")), {}, obj)
 
     async def cancel(self, client: httpx.AsyncClient, target: Target, batch_id: str, api_key: str | None) -> None:
-        await call(client, "POST", self._batch_url(target, batch_id) + ":cancel", f"cancelling batch {batch_id}",
-                   classify_body, headers=headers(target, api_key))
+        await call(client, target, api_key, "POST", self._batch_url(target,
+                   batch_id) + ":cancel", f"cancelling batch {batch_id}")
 
     async def results(self, client: httpx.AsyncClient, target: Target, status: BatchStatus,
                       items: Sequence[BatchItem], api_key: str | None) -> list[ItemResult]:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from workbench.measure.batch.base import BatchItem, BatchStatus, ItemResult, call, headers
+from workbench.measure.batch.base import BatchItem, BatchStatus, ItemResult, call
 from workbench.providers.openai import classify_body
 from workbench.types import ErrorClass, ErrorInfo
 
@@ -72,31 +72,30 @@ class OpenAIBatch:
     async def submit(self, client: httpx.AsyncClient, target: Target, items: Sequence[BatchItem],
                      api_key: str | None) -> str:
         data = "".join(json.dumps(it.wire, separators=(",", ":"), ensure_ascii=False) + "\n" for it in items).encode()
-        sent = headers(target, api_key)
-        r = await call(client, "POST", f"{self._root(target)}/files", "uploading the batch input file", classify_body,
-                       headers=sent, data={"purpose": "batch"},
+        r = await call(client, target, api_key, "POST", f"{self._root(target)}/files",
+                       "uploading the batch input file", data={"purpose": "batch"},
                        files={"file": ("batch.jsonl", data, "application/jsonl")})
         file_id = str(r.json()["id"])
         endpoint = str(items[0].wire["url"])
-        r = await call(client, "POST", f"{self._root(target)}/batches", "creating the batch", classify_body,
-                       headers=sent, json={"input_file_id": file_id, "endpoint": endpoint,
+        r = await call(client, target, api_key, "POST", f"{self._root(target)}/batches",
+                       "creating the batch", json={"input_file_id": file_id, "endpoint": endpoint,
                                            "completion_window": "24h"})
         return str(r.json()["id"])
 
     async def status(self, client: httpx.AsyncClient, target: Target, batch_id: str,
                      api_key: str | None) -> BatchStatus:
-        r = await call(client, "GET", f"{self._root(target)}/batches/{batch_id}", f"polling batch {batch_id}",
-                       classify_body, headers=headers(target, api_key))
+        r = await call(client, target, api_key, "GET", f"{self._root(target)}/batches/{batch_id}",
+                       f"polling batch {batch_id}")
         return BatchStatus.from_object(batch_id, r.json(), "status", _ENDED)
 
     async def cancel(self, client: httpx.AsyncClient, target: Target, batch_id: str, api_key: str | None) -> None:
-        await call(client, "POST", f"{self._root(target)}/batches/{batch_id}/cancel", f"cancelling batch {batch_id}",
-                   classify_body, headers=headers(target, api_key))
+        await call(client, target, api_key, "POST", f"{self._root(target)}/batches/{batch_id}/cancel",
+                   f"cancelling batch {batch_id}")
 
     async def _lines(self, client: httpx.AsyncClient, target: Target, file_id: str,
                      api_key: str | None) -> list[dict[str, Any]]:
-        r = await call(client, "GET", f"{self._root(target)}/files/{file_id}/content", f"reading batch file {file_id}",
-                       classify_body, headers=headers(target, api_key))
+        r = await call(client, target, api_key, "GET", f"{self._root(target)}/files/{file_id}/content",
+                       f"reading batch file {file_id}")
         return [json.loads(line) for line in r.text.splitlines() if line.strip()]
 
     async def results(self, client: httpx.AsyncClient, target: Target, status: BatchStatus,
