@@ -48,8 +48,16 @@ from workbench.measure.batch import BatchDialect
 from workbench.measure.batch.anthropic import AnthropicBatch
 from workbench.measure.batch.gemini import GeminiBatch
 from workbench.measure.batch.openai import OpenAIBatch
-from workbench.serve.http import LOOPBACK, Request, Server, UpstreamClient, add_host_arguments, head, send_json
-from workbench.serve.ratelimit import forward
+from workbench.serve.http import (
+    LOOPBACK,
+    Request,
+    Server,
+    UpstreamClient,
+    add_host_arguments,
+    forward,
+    head,
+    send_json,
+)
 from workbench.serve.wire import anthropic_error, base_url_for, google_error, openai_error
 
 __all__ = ["BatchServer", "add_arguments", "from_args"]

@@ -17,6 +17,9 @@ The same object is hosted one of three ways:
   and for anything a measuring client must not share an interpreter with;
 - in the running loop: `await server.listen(ssl=...)` (bind, return the asyncio server), or
   `await server.serve(announce=True)` until stopped or cancelled (what the CLI child runs).
+
+The servers that pass requests on (the rate-limit proxy, the local batch endpoint) share one
+upstream client (`UpstreamClient`) and one streaming forwarder (`forward`).
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ import httpx
 
 from workbench.serve.child import ChildServer, start_child
 
-__all__ = ["LOOPBACK", "Request", "Server", "UpstreamClient", "add_host_arguments", "chunk", "head", "read_request",
-           "run_from_args", "send_json"]
+__all__ = ["LOOPBACK", "Request", "Server", "UpstreamClient", "add_host_arguments", "chunk", "forward", "head",
+           "read_request", "run_from_args", "send_json"]
 
 _log = logging.getLogger(__name__)
 #: The hosts a workbench test server may bind to: it never listens beyond this machine.
@@ -280,3 +283,34 @@ def run_from_args(server: Server, args: argparse.Namespace) -> int:
     if server.summary():
         print(server.summary(), flush=True)
     return 0
+
+
+# Hop-by-hop headers (RFC 9110 7.6.1) and ones the next hop recomputes.
+_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+        "host", "content-length"}
+
+
+async def forward(client: httpx.AsyncClient, upstream: str, req: Request, w: asyncio.StreamWriter) -> bool | None:
+    """Send `req` to `upstream` + its path and stream the answer back unbuffered, each upstream read
+    as it comes. None: the upstream could not be reached (a 502 was sent); False: it broke
+    mid-body (so does this response: close the connection); True: forwarded."""
+    url = upstream + req.path + ("?" + req.query if req.query else "")
+    headers = [(k, v) for k, v in req.headers.items() if k not in _HOP]
+    try:
+        answer = await client.send(client.build_request(req.method, url, headers=headers, content=req.body),
+                                   stream=True)
+    except httpx.HTTPError as exc:
+        body = json.dumps({"error": "bad_gateway", "message": f"upstream {upstream}: {exc!r}"}).encode()
+        w.write(head(502, {"content-type": "application/json"}, len(body)) + body)
+        return None
+    try:
+        w.write(head(answer.status_code, [(k, v) for k, v in answer.headers.multi_items() if k.lower() not in _HOP]))
+        async for data in answer.aiter_raw():  # no buffering: each upstream read goes out now
+            w.write(chunk(data))
+            await w.drain()
+        w.write(chunk(b""))
+    except httpx.HTTPError:
+        return False
+    finally:
+        await answer.aclose()
+    return True

@@ -22,47 +22,14 @@ import asyncio
 import json
 import math
 
-import httpx
+from workbench.serve.http import Request, Server, UpstreamClient, add_host_arguments, forward, head
 
-from workbench.serve.http import Request, Server, UpstreamClient, add_host_arguments, chunk, head
-
-__all__ = ["RateLimitProxy", "add_arguments", "forward", "from_args", "rate_limit_body"]
-
-# Hop-by-hop headers (RFC 9110 7.6.1) and ones the next hop recomputes.
-_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
-        "host", "content-length"}
-
+__all__ = ["RateLimitProxy", "add_arguments", "from_args", "rate_limit_body"]
 
 def rate_limit_body(active: int) -> bytes:
     """The 429 body, in the shape of the production error this rehearses (DESIGN.md section 6)."""
     return json.dumps({"error": "rate_limit_exceeded",
                        "message": f"Concurrent limit reached: {active} active requests"}).encode()
-
-
-async def forward(client: httpx.AsyncClient, upstream: str, req: Request, w: asyncio.StreamWriter) -> bool | None:
-    """Send `req` to `upstream` + its path and stream the answer back unbuffered, each upstream read
-    as it comes. None: the upstream could not be reached (a 502 was sent); False: it broke
-    mid-body (so does this response: close the connection); True: forwarded."""
-    url = upstream + req.path + ("?" + req.query if req.query else "")
-    headers = [(k, v) for k, v in req.headers.items() if k not in _HOP]
-    try:
-        answer = await client.send(client.build_request(req.method, url, headers=headers, content=req.body),
-                                   stream=True)
-    except httpx.HTTPError as exc:
-        body = json.dumps({"error": "bad_gateway", "message": f"upstream {upstream}: {exc!r}"}).encode()
-        w.write(head(502, {"content-type": "application/json"}, len(body)) + body)
-        return None
-    try:
-        w.write(head(answer.status_code, [(k, v) for k, v in answer.headers.multi_items() if k.lower() not in _HOP]))
-        async for data in answer.aiter_raw():  # no buffering: each upstream read goes out now
-            w.write(chunk(data))
-            await w.drain()
-        w.write(chunk(b""))
-    except httpx.HTTPError:
-        return False
-    finally:
-        await answer.aclose()
-    return True
 
 
 class RateLimitProxy(Server):
