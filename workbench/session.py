@@ -84,8 +84,9 @@ class Session:
         or Ray actors (`async with session.load_runner() as runner: await runner.closed_loop(...)`)."""
         return load_runner(self.shards, self.backend)
 
-    def completed_ids(self, experiment: str | None = None) -> set[str]:
-        """Request ids that already have a record in the experiment's JSONL (empty if none).
+    def completed_records(self, experiment: str | None = None) -> dict[str, dict[str, Any]]:
+        """Request id → record, for the requests that already have a record in the experiment's
+        JSONL (empty if none).
 
         What a resumed run skips. A torn last line (the writer was killed mid-line) does not
         count; neither do `cancelled` or `expired` records (refused by a budget, stopped by the
@@ -93,9 +94,13 @@ class Session:
         sends them)."""
         path = self.run.jsonl(experiment or self.experiment)
         if not path.exists():
-            return set()
-        return {str(r["request_id"]) for r in read_jsonl_tolerant(path)
+            return {}
+        return {str(r["request_id"]): r for r in read_jsonl_tolerant(path)
                 if r.get("request_id") is not None and r.get("error_class") not in RESENT_ON_RESUME}
+
+    def completed_ids(self, experiment: str | None = None) -> set[str]:
+        """The request ids of `completed_records`."""
+        return set(self.completed_records(experiment))
 
     def writer(self, name: str | None = None) -> RecordWriter:
         return self.run.writer(name or self.experiment)

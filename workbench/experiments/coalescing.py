@@ -75,7 +75,7 @@ from workbench.measure.coalesce import AnswerCache, build_batch_prompt, dedupe, 
 from workbench.measure.probe import make_client, probe
 from workbench.measure.target import Target
 from workbench.providers.caching import how_cached, min_prefix_tokens, prefix_cached
-from workbench.results import RESENT_ON_RESUME, read_jsonl_tolerant, update_manifest
+from workbench.results import update_manifest
 from workbench.serve.batch import BatchServer
 from workbench.serve.llama import REQUEST_HEADERS
 from workbench.session import Session
@@ -555,11 +555,8 @@ def _batch_arm(session: Session, c: Contender, concurrency: int, endpoints: list
     if dialect is None:
         print(f"batch-api: {c.name} ({c.api}) has no batch API; the arm is skipped for it")
         return None
-    done: dict[str, dict[str, Any]] = {}
-    if session.resume and session.run.jsonl(session.experiment).exists():
-        done = {str(r["request_id"]): r for r in read_jsonl_tolerant(session.run.jsonl(session.experiment))
-                if r.get("strategy") == "batch-api" and r.get("contender") == c.name
-                and r.get("error_class") not in RESENT_ON_RESUME}
+    done = {rid: r for rid, r in session.completed_records().items()
+            if r.get("strategy") == "batch-api" and r.get("contender") == c.name} if session.resume else {}
     if c.is_local:
         srv = BatchServer(session.base_url(c), concurrency=concurrency, upstream_headers=REQUEST_HEADERS).start()
         endpoints.append(srv)
