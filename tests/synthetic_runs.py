@@ -24,21 +24,31 @@ def contenders(*names: str) -> dict[str, Contender]:
 def write_run(root: Path, spec: dict[str, dict[str, Any]], run_id: str = "run-1", seed: int = 0) -> Path:
     """spec: contender → {e2e: mean seconds, halluc: share of answerable items answered wrong,
     refuse: answers "I don't know" to everything, fp: share of false premises accepted,
-    route: routing accuracy, caps: {fact: value}}. Warm request i of every contender is prompt i."""
+    route: routing accuracy, caps: {fact: value}, timeout_slowest: share of warm requests — its
+    slowest — that time out instead (a flaky contender), error_if_wrong: errors instead of every
+    wrong answer and on every unanswerable item, no_unanswerable: leaves the unanswerable items
+    out}. Warm request i of every contender is prompt i."""
     rng = np.random.default_rng(seed)
     run = RunDir.create(root=root, run_id=run_id)
     with RecordWriter(run.jsonl("latency")) as w:
         for name, s in spec.items():
             route = s.get("route", 0.9)
-            for i, e2e in enumerate(rng.normal(s["e2e"], s["e2e"] * 0.05, N_PROMPTS)):
-                w.write(Record(run_id=run_id, experiment="latency", contender=name, model=name,
-                               request_id=f"{name}:warm:{i}", t_start_unix=1000.0 + i, ttft_s=e2e / 3,
-                               e2e_s=float(e2e), input_tokens=50, output_tokens=10,
-                               extra={"phase": "warm", "route_correct": bool(i < round(N_PROMPTS * route)),
-                                      "expected": "billing"}))
+            draws = rng.normal(s["e2e"], s["e2e"] * 0.05, N_PROMPTS)
+            cut = np.quantile(draws, 1 - s["timeout_slowest"]) if s.get("timeout_slowest") else np.inf
+            for i, e2e in enumerate(draws):
+                correct = bool(i < round(N_PROMPTS * route))
+                rec = Record(run_id=run_id, experiment="latency", contender=name, model=name,
+                             request_id=f"{name}:warm:{i}", t_start_unix=1000.0 + i, ttft_s=e2e / 3,
+                             e2e_s=float(e2e), input_tokens=50, output_tokens=10,
+                             extra={"phase": "warm", "route_correct": correct, "expected": "billing"})
+                if e2e > cut:  # as the probe records a timeout: 30 s spent, no answer, no grade
+                    rec.e2e_s, rec.ttft_s, rec.input_tokens, rec.output_tokens = 30.0, None, None, None
+                    rec.status, rec.error_class, rec.error_message = "error", "timeout", "read timeout"
+                    rec.extra["route_correct"] = None
+                w.write(rec)
     with RecordWriter(run.jsonl("hallucination")) as w:
         for name, s in spec.items():
-            for i in range(N_ANSWERABLE + N_UNANSWERABLE):
+            for i in range(N_ANSWERABLE + (0 if s.get("no_unanswerable") else N_UNANSWERABLE)):
                 answerable = i < N_ANSWERABLE
                 if s.get("refuse"):
                     grade = "not_attempted" if answerable else "correct"
@@ -46,18 +56,24 @@ def write_run(root: Path, spec: dict[str, dict[str, Any]], run_id: str = "run-1"
                     grade = "incorrect" if i < int(N_ANSWERABLE * s["halluc"]) else "correct"
                 else:
                     grade = "incorrect" if i - N_ANSWERABLE < int(N_UNANSWERABLE * s.get("fp", 0.2)) else "correct"
-                w.write(Record(run_id=run_id, experiment="hallucination", contender=name, model=name,
-                               request_id=f"{name}:{i}", t_start_unix=1.0, e2e_s=0.1,
-                               extra={"item_id": f"q{i}", "grade": grade, "sample_index": 0,
-                                      "answerable": answerable}))
+                rec = Record(run_id=run_id, experiment="hallucination", contender=name, model=name,
+                             request_id=f"{name}:{i}", t_start_unix=1.0, e2e_s=0.1,
+                             extra={"item_id": f"q{i}", "grade": grade, "sample_index": 0,
+                                    "answerable": answerable})
+                if s.get("error_if_wrong") and (grade == "incorrect" or not answerable):
+                    rec.status, rec.error_class, rec.error_message = "error", "timeout", "read timeout"
+                    rec.e2e_s, rec.extra["grade"] = 30.0, None  # the experiment grades only answers
+                w.write(rec)
     caps = {name: {f: {"value": v, "source": "probed"} for f, v in s.get("caps", {}).items()}
             for name, s in spec.items()}
     (run.path / "capabilities.json").write_text(json.dumps(caps))
     return run.path
 
 
-def write_concurrency(run: Path, name: str, e2e_by_level: dict[int, float], n: int = 20) -> None:
-    """A closed-loop sweep whose levels take `e2e` seconds per request, back to back per worker."""
+def write_concurrency(run: Path, name: str, e2e_by_level: dict[int, float], n: int = 20,
+                      prompt_set: str | None = None) -> None:
+    """A closed-loop sweep whose levels take `e2e` seconds per request, back to back per worker,
+    on `prompt_set` (recorded as the concurrency experiment records it; None: not recorded)."""
     with RecordWriter(run / "concurrency.jsonl") as w:
         for level, e2e in e2e_by_level.items():
             for i in range(n):
@@ -65,7 +81,8 @@ def write_concurrency(run: Path, name: str, e2e_by_level: dict[int, float], n: i
                                request_id=f"{name}:c{level}:{i}", t_start_unix=100.0 * level + (i // level) * e2e,
                                ttft_s=e2e / 2, e2e_s=e2e, input_tokens=40, output_tokens=5,
                                extra={"phase": "sweep", "level": level, "concurrency": level,
-                                      "load_profile": "closed", "sent_s": (i // level) * e2e}))
+                                      "load_profile": "closed", "sent_s": (i // level) * e2e,
+                                      **({"prompt_set": prompt_set} if prompt_set else {})}))
 
 
 def write_annotation(run: Path, name: str, strategies: dict[str, tuple[float, float]], n_docs: int = 100) -> None:

@@ -92,8 +92,10 @@ def test_matrix_has_the_contract_columns(tmp_path: Path) -> None:
     assert {"constraint_status", "p_best", "rank_low", "rank_high"} <= set(m.columns)
     assert set(m["scenario"]) == {"routing", "batch_annotation", "prototyping"}
     batch = m[m["scenario"] == "batch_annotation"]
-    assert (batch["constraint_status"] == "fail").all()
-    assert batch["failed_constraint"].str.contains("annotation accuracy ≥ 80%: not measured").all()
+    # nothing annotated: unmeasured, so inconclusive (not failed), and said
+    assert (batch["constraint_status"] == "inconclusive").all()
+    assert batch["failed_constraint"].str.contains("annotation accuracy ≥ 80%: not measured — inconclusive").all()
+    assert {"units_lost_to_errors", "units_lost_detail"} <= set(m.columns)
 
 
 def test_pairwise_tests_are_paired_and_holm_corrected(tmp_path: Path) -> None:

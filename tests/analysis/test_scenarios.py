@@ -148,7 +148,9 @@ def test_constraint_has_three_outcomes_on_the_interval() -> None:
     assert slo.status(Metric(0.12, 0.11, 0.13)) == "fail"
     assert slo.status(Metric(0.09, 0.07, 0.11)) == "inconclusive"
     assert slo.status(Metric(0.09, 0.07, float("nan"))) == "inconclusive"  # no upper bound: cannot pass
-    assert slo.status(None) == "fail" and slo.text == "E2E p95 ≤ 100 ms"
+    # unmeasured is neither a pass nor a fail: nothing is known either way
+    assert slo.status(None) == "inconclusive" and slo.text == "E2E p95 ≤ 100 ms"
+    assert slo.status(Metric(float("nan"))) == "inconclusive"
     floor = Constraint(metric="route_accuracy", min=0.8)
     assert floor.status(Metric(0.8125, 0.70, 0.89)) == "inconclusive"  # 52/64 passes only as a point
     assert floor.text == "routing accuracy ≥ 80%"

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from workbench import metrics as timing
+from workbench.analysis import stats
 from workbench.analysis.cost import batch_api_hours, cost_frame, realtime_cost_per_1k
 from workbench.analysis.evidence import (
     Draws,
@@ -54,6 +55,7 @@ from workbench.analysis.evidence import (
     Metric,
     from_rows,
     mean_rows,
+    outcomes,
     percentile_rows,
     proportion_metric,
     quantile_metric,
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "annotation_metrics",
+    "error_metrics",
     "goodput_metrics",
     "latency_metrics",
     "monthly_cost",
@@ -75,7 +78,7 @@ __all__ = [
     "realtime_cost",
 ]
 
-_LAT = "latency.jsonl, successful warm requests"
+_LAT = "latency.jsonl, warm requests (a failed one is +∞)"
 #: Hours in a month (365.25 × 24 / 12), for a machine kept up all month.
 HOURS_PER_MONTH = 730.5
 
@@ -90,7 +93,8 @@ def latency_metrics(ev: Evidence, draws: Draws, label: str) -> dict[str, Metric]
         "e2e_p50": quantile_metric(e2e, idx, 50, _LAT), "e2e_p95": quantile_metric(e2e, idx, 95, _LAT),
         "e2e_p99": quantile_metric(e2e, idx, 99, _LAT), "ttft_p50": quantile_metric(ttft, idx, 50, _LAT),
         "ttft_p95": quantile_metric(ttft, idx, 95, _LAT),
-        "mean_e2e_s": from_rows(mean_rows(e2e, idx), _LAT, int(np.isfinite(e2e).sum())),
+        "mean_e2e_s": from_rows(mean_rows(np.where(np.isfinite(e2e), e2e, np.nan), idx), _LAT + " (answered)",
+                                int(np.isfinite(e2e).sum())),
         "input_tokens_per_request": from_rows(mean_rows(t["input_tokens"].to_numpy(), idx), _LAT),
         "output_tokens_per_request": from_rows(mean_rows(t["output_tokens"].to_numpy(), idx), _LAT),
     }
@@ -126,7 +130,9 @@ def qa_metrics(ev: Evidence, draws: Draws, label: str) -> dict[str, Metric]:
         net = np.where(a_n > 0, (1.0 + (a_c - a_i) / np.where(a_n > 0, a_n, 1)) / 2.0, np.nan)
     acceptance = proportion_metric(u_i, u_n, src + ", unanswerable items")
     with np.errstate(all="ignore"):
-        acc_rows = np.where(u_n > 0, u_i / np.where(u_n > 0, u_n, 1), 0.0)
+        acc_rows = np.where(u_n > 0, u_i / np.where(u_n > 0, u_n, 1), np.nan)
+    # no unanswerable item measured: the acceptance is unknown, not 0 (perfect), so the score is too
+    score_rows = np.where(np.isfinite(acc_rows), hallucination_score(f, acc_rows), np.nan)
     return {
         "qa_accuracy": proportion_metric(a_c, a_n, src + ", answerable items"),
         "qa_accuracy_given_attempted": proportion_metric(a_c, a_c + a_i, src + ", answered answerable items"),
@@ -135,8 +141,7 @@ def qa_metrics(ev: Evidence, draws: Draws, label: str) -> dict[str, Metric]:
                                   int(a_n[0])),
         "qa_abstention_rate": proportion_metric(a_na, a_n, src + ", answerable items"),
         "false_premise_acceptance": acceptance,
-        "hallucination_score": from_rows(hallucination_score(f, acc_rows), src + ", F × (1 − ½ acceptance)",
-                                         int(all_n[0])),
+        "hallucination_score": from_rows(score_rows, src + ", F × (1 − ½ acceptance)", int(all_n[0])),
         "hallucination_rate": proportion_metric(all_i, all_n, src + ", all items"),
     }
 
@@ -145,7 +150,8 @@ def _level_rows(g: pd.DataFrame, draws: Draws, key: str, slo_s: float) -> tuple[
     """(throughput, goodput, p95) rows of one level of one contender."""
     from workbench.analysis.capacity import request_ends
 
-    ok = (g["status"] == "ok").to_numpy()
+    outcome = outcomes(g).to_numpy()
+    ok = outcome == "ok"
     e2e = pd.to_numeric(g["e2e_s"], errors="coerce").to_numpy(dtype=float)
     window = timing.window_s(g["sent_s"], request_ends(g))
     thr = draws.rate(key, int(ok.sum()), window)
@@ -153,7 +159,8 @@ def _level_rows(g: pd.DataFrame, draws: Draws, key: str, slo_s: float) -> tuple[
     good = (ok & (e2e <= slo_s)).astype(float)
     with np.errstate(all="ignore"):
         share = resampled(good, idx).sum(axis=1) / np.maximum(resampled(ok.astype(float), idx).sum(axis=1), 1.0)
-    p95 = percentile_rows(np.where(ok, e2e, np.nan), idx, 95)
+    # a failed request never answered (+∞), so a level whose p95 lands on failures misses the SLO
+    p95 = percentile_rows(np.where(ok, e2e, np.where(outcome == "failed", math.inf, np.nan)), idx, 95)
     return thr, thr * share, p95
 
 
@@ -163,8 +170,13 @@ def goodput_metrics(ev: Evidence, draws: Draws, label: str, slo_s: float,
     nothing about this workload's rate within its SLO."""
     levels = ev.levels.get(label)
     if levels and prompt_set is not None:
+        swept = sorted({str(x) for g in levels.values() if "prompt_set" in g for x in g["prompt_set"].dropna()})
         levels = {lv: g[g["prompt_set"] == prompt_set] if "prompt_set" in g else g for lv, g in levels.items()}
         levels = {lv: g for lv, g in levels.items() if len(g)}
+        if not levels:  # swept, but not on this workload: unmeasured here, and said so
+            return {"goodput_rps": Metric(math.nan, source=(
+                f"not measured on this scenario's prompts ({prompt_set}): the load sweep ran on "
+                f"{', '.join(swept) or 'other prompts'}"))}
     if not levels:
         return {}
     best_good = np.zeros(draws.rows)
@@ -206,8 +218,9 @@ def realtime_cost(m: dict[str, Metric], contender: Contender | None, *, target_q
         return {}
     if contender.is_local:
         good = m.get("goodput_rps")
-        if good is None:
-            return {}
+        if good is None or math.isnan(good.value):
+            why = good.source if good is not None else "no load sweep of this contender"
+            return {"cost_per_1k_requests_usd": Metric(math.nan, source=f"self-hosted cost needs goodput: {why}")}
         rows = realtime_cost_per_1k(target_qps, 0.0, good.at(), machine_hour_usd, headroom)
         src = (f"self-hosted: ${machine_hour_usd:g}/machine-hour, replicas = ceil({target_qps:g} / (goodput × "
                f"{1 - headroom:g}))")
@@ -382,3 +395,63 @@ def monthly_cost(ev: Evidence, draws: Draws, m: dict[str, Metric], label: str, c
         return {}
     return {"monthly_cost_usd": from_rows(per_req * monthly_requests,
                                           f"{price.source}: tokens per request × list price × {monthly_requests:,}")}
+
+
+def _by_class(error_class: pd.Series) -> str:
+    """` (timeout 3, rate_limited 1)`: the typed failures behind a count ("" when none)."""
+    counts = error_class.dropna().astype(str).value_counts()
+    return f" ({', '.join(f'{c} {k}' for c, k in counts.items())})" if len(counts) else ""
+
+
+def error_metrics(ev: Evidence, label: str, experiments: tuple[str, ...], *, prompt_set: str | None = None,
+                  families: tuple[str, ...] = (), strategy: str | None = None) -> dict[str, Metric]:
+    """The scenario's own `error_rate` and the units its metrics lost to errors.
+
+    `error_rate` = failed / sent over this contender's records in `experiments` (a concurrency
+    sweep only on `prompt_set`; the rate-limit rehearsal, which provokes errors on purpose, and
+    requests the workbench never sent are left out: `evidence.outcomes`), Wilson interval.
+    `units_lost_to_errors` counts the units of the scenario's families (prompts, items, the
+    chosen strategy's documents) that failed: still in every metric (as +∞ or wrong), said here."""
+    frames = []
+    for e in experiments:
+        df = ev.frames.get(e)
+        if df is None:
+            continue
+        g = df[df["label"] == label]
+        if "mitigation" in g:
+            g = g[g["mitigation"].isna()]
+        if e == "concurrency" and prompt_set is not None and "prompt_set" in g:
+            g = g[g["prompt_set"].isna() | (g["prompt_set"] == prompt_set)]
+        frames.append(g)
+    out: dict[str, Metric] = {}
+    sent = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(sent):
+        sent = sent[outcomes(sent) != "unsent"]
+    if len(sent):
+        failed = sent[sent["status"] != "ok"]
+        est = stats.wilson_interval(len(failed), len(sent))
+        classes = _by_class(failed["error_class"]) if "error_class" in failed else ""
+        where = ", ".join(f"{e}.jsonl" for e in experiments if e in ev.frames)
+        out["error_rate"] = Metric(est.value, est.low, est.high, len(sent), source=(
+            f"{len(failed)} of {len(sent)} requests failed{classes}: {where}"
+            f"{f' (sweep on prompt set {prompt_set})' if prompt_set and 'concurrency' in experiments else ''}, "
+            "rehearsal and unsent requests left out"), interval="Wilson")
+    parts, lost, total = [], 0, 0
+    if "prompts" in families and label in ev.prompts:
+        t = ev.prompts[label]
+        k, n = int(t["error_class"].notna().sum()), int(t["e2e_s"].notna().sum())
+        parts.append(f"prompts {k}/{n}{_by_class(t['error_class'])}")
+        lost, total = lost + k, total + n
+    if "items" in families and label in ev.items:
+        t = ev.items[label]
+        k, n = int(t["error_class"].notna().sum()), int(t["grade"].notna().sum())
+        parts.append(f"items {k}/{n}{_by_class(t['error_class'])}")
+        lost, total = lost + k, total + n
+    if "documents" in families and strategy is not None and strategy in ev.docs.get(label, {}):
+        k = ev.doc_lost.get(label, {}).get(strategy, 0)
+        n = int(np.isfinite(ev.docs[label][strategy]).sum())
+        parts.append(f"documents {k}/{n} ({strategy})")
+        lost, total = lost + k, total + n
+    if parts:
+        out["units_lost_to_errors"] = Metric(float(lost), n=total, source="; ".join(parts))
+    return out

@@ -25,6 +25,11 @@ def migration_checklist(res: ScenarioResult, ev: Evidence) -> list[str]:
     """What switching to the scenario's pick implies, derived from the measured numbers."""
     pick = res.pick
     if pick is None:
+        pending = res.table[res.table["constraint_status"] == "inconclusive"]
+        if len(pending):  # not failed: what is missing or too uncertain decides it
+            return [f"No contender is eligible yet for '{res.name}': {len(pending)} inconclusive "
+                    f"({', '.join(map(str, pending['contender']))}), none failed outright. Measure what is missing "
+                    "or too uncertain (the matrix says which constraint and about which n) and re-run."]
         return [f"No contender meets the hard constraints of '{res.name}'; nothing to migrate to. "
                 "Relax a constraint, add contenders, or change the architecture (batching, caching) and re-run."]
     m = res.metrics.get(pick, {})
@@ -47,7 +52,7 @@ def migration_checklist(res: ScenarioResult, ev: Evidence) -> list[str]:
                      "run the spot-check on your own questions (and the grounded subset on your documents).")
     else:
         items.append("Hallucination risk was not measured for the pick: run the hallucination experiment.")
-    err = ev.get(pick, "error_rate")
+    err = m.get("error_rate") or ev.get(pick, "error_rate")  # the scenario's own requests first
     if err is not None and err.n:
         items.append(f"Error budget: measured error rate {format_value('error_rate', err.value, err.low, err.high)}; "
                      "plan retries with backoff (the workbench records each attempt separately) and alert on it.")

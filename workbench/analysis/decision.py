@@ -9,11 +9,13 @@ For each scenario (`experiments/scenarios.yaml`):
    meets the limit, `fail` when the whole interval misses it, `inconclusive` when it straddles
    the limit — with an estimate of the sample size that would decide it. A contender is
    `eligible` when every constraint passes; an inconclusive one is listed with its score but not
-   ranked.
+   ranked. **Missing is unmeasured, never 0**: a constraint's metric, or a weighted axis's
+   metric that another contender has, that a contender lacks makes it `inconclusive` ("not
+   measured: …", with the reason the metric carries), never `fail` and never a 0 utility.
 3. **Score** = Σ weight × axis utility, every utility on a bounded absolute scale in [0, 1]
    (the scenario kind owns the formulas). An axis no contender measured is dropped and the
-   weights renormalised (said in the report); a contender missing an axis others have scores 0
-   on it.
+   weights renormalised (said in the report); a contender missing an axis others have has no
+   score (NaN): it cannot be ranked, and it keeps the pick from being decisive.
 4. **From scores to a decision**, over the B joint replicates: `p_best` = the share of replicates
    in which a contender has the top score among the eligible ones; its rank in each replicate,
    summarised as the median rank and the 95% rank interval [rank_low, rank_high]; and
@@ -26,7 +28,7 @@ For each scenario (`experiments/scenarios.yaml`):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +52,17 @@ MATRIX_COLUMNS = ["scenario", "contender", "eligible", "constraint_status", "fai
                   "score_low", "score_high", "p_best", "rank", "rank_low", "rank_high", "p_pick_beats", "gives_up"]
 
 
+def _measured(m: Metric | None) -> bool:
+    """A metric with a value (an unmeasured one is absent, or NaN with its reason as source)."""
+    return m is not None and not math.isnan(m.value)
+
+
+def _unmeasured_text(name: str, m: Metric | None) -> str:
+    """`not measured (why)`: the reason a NaN metric carries in its source, when it has one."""
+    why = m.source if m is not None and m.source else ""
+    return f"not measured ({why})" if why else "not measured"
+
+
 @dataclass
 class ScenarioResult:
     """The matrix rows of one scenario plus what the text needs."""
@@ -65,6 +78,7 @@ class ScenarioResult:
     verdict: str = ""
     tied_with: list[str] = field(default_factory=list)
     decided_by: str = ""  # the one number that decided it, in words
+    certainty: str = ""  # how sure, in words (`_certainty`; the report's card says the same)
 
     def metric(self, label: str, name: str) -> Metric | None:
         return self.metrics.get(label, {}).get(name)
@@ -85,9 +99,11 @@ def _resolve_n(ev: Evidence, label: str, name: str, m: Metric, c: Constraint) ->
     return max(m.n + 1, math.ceil(m.n * (half / gap) ** 2))  # interval half-width shrinks as 1/√n
 
 
-def _constraints(ev: Evidence, label: str, m: Mapping[str, Metric], sc: Scenario) -> tuple[str, str | None, int | None]:
+def _constraints(ev: Evidence, label: str, m: Mapping[str, Metric], sc: Scenario, needs: Sequence[str] = (),
+                 ) -> tuple[str, str | None, int | None]:
     """(status, text of the constraints that did not pass, n that would resolve the first
-    inconclusive one)."""
+    inconclusive one). `needs`: the weighted axis metrics the scenario scores with; one this
+    contender lacks makes it inconclusive ("not measured"), as an unmeasured constraint does."""
     notes, statuses, resolve = [], [], None
     for c in sc.hard_constraints:
         mm = m.get(c.metric)
@@ -95,26 +111,32 @@ def _constraints(ev: Evidence, label: str, m: Mapping[str, Metric], sc: Scenario
         statuses.append(status)
         if status == "pass":
             continue
-        shown = (format_value(c.metric, mm.value, mm.low, mm.high, mm.n) if mm is not None and not math.isnan(mm.value)
-                 else "not measured")
+        shown = (format_value(c.metric, mm.value, mm.low, mm.high, mm.n) if _measured(mm) and mm is not None
+                 else _unmeasured_text(c.metric, mm))
         note = f"{c.text}: {shown} — {status}"
-        if status == "inconclusive" and mm is not None:
+        if status == "inconclusive" and _measured(mm) and mm is not None:
             n = _resolve_n(ev, label, c.metric, mm, c)
             note += f" (about n={n:,} would decide it)" if n else ""
             resolve = resolve or n
         notes.append(note)
+    constrained = {c.metric for c in sc.hard_constraints}
+    for name in needs:
+        if name not in constrained and not _measured(m.get(name)):
+            statuses.append("inconclusive")
+            notes.append(f"{describe(name).label}: {_unmeasured_text(name, m.get(name))} — inconclusive")
     status = "fail" if "fail" in statuses else "inconclusive" if "inconclusive" in statuses else "pass"
     return status, "; ".join(notes) or None, resolve
 
 
 def _axis_rows(sc: Scenario, metrics: Mapping[str, Mapping[str, Metric]], labels: list[str], axis: str,
                rows: int) -> np.ndarray:
-    """(labels, rows) utilities of one axis; a contender without the metric scores 0."""
+    """(labels, rows) utilities of one axis; a contender without the metric has none (NaN, never
+    0: unmeasured is not worst — `_constraints` makes it inconclusive)."""
     name = sc.axis_metric[axis]
-    out = np.zeros((len(labels), rows))
+    out = np.full((len(labels), rows), np.nan)
     for i, lab in enumerate(labels):
         mm = metrics[lab].get(name)
-        if mm is not None:
+        if _measured(mm) and mm is not None:
             values = mm.at() if mm.reps is not None else np.full(rows, mm.value)
             out[i] = sc.utility(axis, values)
     return out
@@ -128,7 +150,8 @@ def decide(ev: Evidence, name: str, sc: Scenario, contenders: Mapping[str, Conte
     metrics = {lab: sc.metrics(ev, draws, lab, contenders.get(lab.split("@")[0]), machine_hour_usd=machine_hour_usd)
                for lab in labels}
     weights = sc.normalized_weights
-    dropped = [a for a in AXES if weights[a] > 0 and all(sc.axis_metric[a] not in metrics[lab] for lab in labels)]
+    dropped = [a for a in AXES if weights[a] > 0 and not any(_measured(metrics[lab].get(sc.axis_metric[a]))
+                                                              for lab in labels)]
     live = {a: w for a, w in weights.items() if w > 0 and a not in dropped}
     total = sum(live.values()) or 1.0
     live = {a: w / total for a, w in live.items()}
@@ -139,7 +162,8 @@ def decide(ev: Evidence, name: str, sc: Scenario, contenders: Mapping[str, Conte
     scores = sum((w * utilities[a] for a, w in live.items()), np.zeros((len(labels), draws.rows)))
     reps = scores[:, 1:]
 
-    checks = [_constraints(ev, lab, metrics[lab], sc) for lab in labels]
+    needs = [sc.axis_metric[a] for a in live]
+    checks = [_constraints(ev, lab, metrics[lab], sc, needs) for lab in labels]
     status = [c[0] for c in checks]
     ranked = [i for i, s in enumerate(status) if s == "pass"]
     p_best = np.full(len(labels), math.nan)
@@ -160,10 +184,10 @@ def decide(ev: Evidence, name: str, sc: Scenario, contenders: Mapping[str, Conte
     beats = np.full(len(labels), math.nan)
     if pick_i is not None:
         for j in range(len(labels)):
-            if j != pick_i:
+            if j != pick_i and math.isfinite(scores[j, 0]):  # an unscored (unmeasured) one: unknown, NaN
                 beats[j] = float(np.mean(reps[pick_i] > reps[j]))
     contested = [labels[j] for j in range(len(labels)) if j != pick_i and status[j] != "fail"
-                 and math.isfinite(beats[j]) and beats[j] < decisive_p]
+                 and not beats[j] >= decisive_p]  # NaN (unmeasured) contests the pick too
     decisive = pick_i is not None and p_best[pick_i] >= decisive_p and not contested
     low, high = np.percentile(reps, [2.5, 97.5], axis=1) if len(labels) else (np.array([]), np.array([]))
 
@@ -179,9 +203,13 @@ def decide(ev: Evidence, name: str, sc: Scenario, contenders: Mapping[str, Conte
             row[f"{axis}_metric"] = mm.value if mm is not None else math.nan
             row[f"{axis}_utility"] = utilities[axis][i, 0]
         row.update(sc.matrix_fields(metrics[lab]))
+        lost = metrics[lab].get("units_lost_to_errors")
+        row["units_lost_to_errors"] = lost.value if lost is not None else math.nan
+        row["units_lost_detail"] = lost.source if lost is not None else ""
         rows.append(row)
     table = pd.DataFrame(rows)
     res = ScenarioResult(name, sc, table, metrics, dropped, assumptions, pick, decisive, tied_with=contested)
+    res.certainty = _certainty(res, decisive_p)
     res.verdict = _verdict(res, decisive_p)
     table["gives_up"] = [_gives_up(res, lab, live) for lab in labels]
     res.decided_by = _decided_by(res, live)
@@ -191,22 +219,50 @@ def decide(ev: Evidence, name: str, sc: Scenario, contenders: Mapping[str, Conte
     return res
 
 
+def _rival(t: pd.DataFrame, x: str) -> str:
+    """A contender the pick cannot be told apart from, with why: how often the pick beats it, or
+    that it was not measured (no score to compare)."""
+    beats = t.loc[x, "p_pick_beats"]
+    if beats == beats:
+        return f"{x} (the pick wins {beats:.0%} of replicates)"
+    return f"{x} ({t.loc[x, 'failed_constraint'] or 'not measured'})"
+
+
+def _certainty(res: ScenarioResult, decisive_p: float) -> str:
+    """How sure the pick is, in words; "" without a pick. With one eligible contender p_best is
+    1 by construction, so it is not quoted: the sentence says it is the only eligible one."""
+    if res.pick is None:
+        return ""
+    t = res.table.set_index("contender")
+    rivals = ", ".join(_rival(t, x) for x in res.tied_with)
+    if int((t["constraint_status"] == "pass").sum()) == 1:
+        if res.decisive or not rivals:
+            others = "every other contender fails a hard constraint" if len(t) > 1 else "no other contender"
+            return f"the only eligible contender ({others})"
+        return f"the only eligible contender, but not decisive: {rivals} could still qualify"
+    p = t.loc[res.pick, "p_best"]
+    if res.decisive:
+        return f"decisive: best in {p:.0%} of the joint replicates"
+    return (f"leads (best in {p:.0%} of the joint replicates) but is not decisive (needs ≥ {decisive_p:.0%}): "
+            f"the data cannot separate it from {rivals}")
+
+
 def _verdict(res: ScenarioResult, decisive_p: float) -> str:
     t = res.table.set_index("contender")
     if res.pick is None:
+        if t.empty:
+            return "No contender was measured."
         near = t[t["constraint_status"] != "fail"]
+        pending = not near.empty
         if near.empty:
             near = t
-        closest = near.sort_values("score", ascending=False).index[0] if len(near) else None
-        why = t.loc[closest, "failed_constraint"] if closest is not None else ""
-        return (f"No contender qualifies. Nearest: {closest} ({why})." if closest is not None
-                else "No contender was measured.")
-    p = t.loc[res.pick, "p_best"]
-    if res.decisive:
-        return f"{res.pick}, decisive: best in {p:.0%} of the joint replicates."
-    others = ", ".join(f"{x} (the pick wins {t.loc[x, 'p_pick_beats']:.0%} of replicates)" for x in res.tied_with)
-    return (f"{res.pick} leads (best in {p:.0%} of the joint replicates) but is not decisive (needs ≥ "
-            f"{decisive_p:.0%}): the data cannot separate it from {others}.")
+        closest = near.sort_values("score", ascending=False, na_position="last").index[0]
+        why = t.loc[closest, "failed_constraint"]
+        if pending:  # inconclusive is not failed: nothing qualifies *yet*
+            return (f"No contender qualifies yet: {len(near)} inconclusive, none failed outright. "
+                    f"Nearest: {closest} ({why}).")
+        return f"No contender qualifies. Nearest: {closest} ({why})."
+    return f"{res.pick}, {res.certainty or _certainty(res, decisive_p)}."
 
 
 def _shown(res: ScenarioResult, label: str, name: str) -> str:
@@ -230,10 +286,10 @@ def _decided_by(res: ScenarioResult, live: Mapping[str, float]) -> str:
         near = t[t["constraint_status"] != "fail"] if (t["constraint_status"] != "fail").any() else t
         if near.empty:
             return "nothing was measured"
-        first = str(near.sort_values("score", ascending=False).index[0])
+        first = str(near.sort_values("score", ascending=False, na_position="last").index[0])
         why = str(t.loc[first, "failed_constraint"] or "").split("; ")[0]
         return f"{first}: {why}"
-    rest = t[(t.index != res.pick) & (t["constraint_status"] != "fail")]
+    rest = t[(t.index != res.pick) & (t["constraint_status"] != "fail") & t["score"].notna()]
     if rest.empty:
         return "the only contender that meets every hard constraint"
     other = str(rest.sort_values("score", ascending=False).index[0])
@@ -247,9 +303,13 @@ def _decided_by(res: ScenarioResult, live: Mapping[str, float]) -> str:
 def _gives_up(res: ScenarioResult, lab: str, live: Mapping[str, float]) -> str:
     """One sentence from the numbers: where `lab` is weakest against the best alternative."""
     t = res.table.set_index("contender")
+    unscored = [a for a in live if t.loc[lab, f"{a}_utility"] != t.loc[lab, f"{a}_utility"]]
+    if unscored:  # nothing to weigh: say what is missing instead of inventing a gap
+        return "unknown: " + ", ".join(f"{describe(res.scenario.axis_metric[a]).label} not measured"
+                                       for a in unscored)
     other = res.pick if lab != res.pick else None
     if lab == res.pick:
-        rest = t[(t.index != lab) & (t["constraint_status"] != "fail")]
+        rest = t[(t.index != lab) & (t["constraint_status"] != "fail") & t["score"].notna()]
         other = str(rest.sort_values("score", ascending=False).index[0]) if len(rest) else None
     if other is None:
         return ("no contender meets every hard constraint" if res.pick is None

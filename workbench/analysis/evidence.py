@@ -23,6 +23,16 @@ posterior under a flat prior; completions of a closed loop are more regular than
 this is conservative).
 
 What is missing from a run is listed in `Evidence.missing`, never invented.
+
+**Failed requests count** (`outcomes`): a request the contender was sent and did not answer
+(timeout, 429, 5xx, a cut stream, cancelled in flight at a deadline) is a unit the contender
+*lost*, not a unit that vanishes. Its time to an answer is +∞ (it never gave one), so a
+percentile whose rank lands on failures is ∞ and so is every bound above it — the interval says
+so instead of describing the survivors; it is wrong in every accuracy (`route_correct` 0, QA
+grade `incorrect` — on an unanswerable item a failure is not a rejection of the premise, so a
+contender cannot look safer by erroring). Its error class stays on the unit (`error_class`).
+Only a request the workbench never sent (`cancelled` or `dropped` with no time: a budget refusal,
+a full in-flight cap) says nothing about the contender: that unit is unmeasured (NaN).
 """
 
 from __future__ import annotations
@@ -46,12 +56,16 @@ from workbench.analysis.levers import arm_records
 from workbench.analysis.quantiles import quantile_ci
 from workbench.results import load_runs
 
-__all__ = ["INTEGRATION_FACTS", "Draws", "Evidence", "Metric", "gather_evidence"]
+__all__ = ["INTEGRATION_FACTS", "UNSENT_CLASSES", "Draws", "Evidence", "Metric", "gather_evidence", "outcomes"]
 
 #: Facts that lower integration effort when true; unknown counts half (not established).
 INTEGRATION_FACTS: tuple[str, ...] = (
     "streaming", "usage_in_stream", "json_mode", "tool_calling", "rate_limit_headers", "openai_compatible",
 )
+
+#: Error classes the workbench gives a request it never sent (a budget refusal, a full in-flight
+#: cap): with no time on the record, such a request says nothing about the contender.
+UNSENT_CLASSES: frozenset[str] = frozenset({"cancelled", "dropped"})
 
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
@@ -125,6 +139,7 @@ class Evidence:
     doc_units: list[str] = field(default_factory=list)
     docs: dict[str, dict[str, FloatArray]] = field(default_factory=dict)  # label → strategy → correct (NaN)
     doc_requests: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)  # label → strategy → requests
+    doc_lost: dict[str, dict[str, int]] = field(default_factory=dict)  # label → strategy → documents failed
     levels: dict[str, dict[int, pd.DataFrame]] = field(default_factory=dict)  # label → level → sweep records
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     fixed: dict[str, dict[str, Metric]] = field(default_factory=dict)  # label → metrics without resampling
@@ -138,6 +153,23 @@ class Evidence:
 
     def get(self, label: str, metric: str) -> Metric | None:
         return self.fixed.get(label, {}).get(metric)
+
+
+def outcomes(df: pd.DataFrame) -> pd.Series:
+    """Per record: `ok`, `failed` (sent, no answer: the contender lost the unit) or `unsent` (never
+    sent by the workbench: unmeasured). See the module docstring."""
+    ok = df["status"] == "ok" if "status" in df else pd.Series(True, index=df.index)
+    cls = df["error_class"].astype(str) if "error_class" in df else pd.Series("", index=df.index)
+    timed = pd.to_numeric(df["e2e_s"], errors="coerce").notna() if "e2e_s" in df else pd.Series(
+        False, index=df.index)
+    unsent = ~ok & cls.isin(UNSENT_CLASSES) & ~timed
+    return pd.Series(np.select([ok, unsent], ["ok", "unsent"], "failed"), index=df.index)
+
+
+def _error_class(df: pd.DataFrame) -> pd.Series:
+    """The record's error class ("error" where a failed record names none), as objects."""
+    cls = df["error_class"] if "error_class" in df else pd.Series(None, index=df.index, dtype=object)
+    return cls.astype(object).where(cls.notna(), "error")
 
 
 def _label(df: pd.DataFrame, multi: bool) -> pd.Series:
@@ -169,6 +201,8 @@ def gather_evidence(run_dirs: str | Path | Sequence[str | Path]) -> Evidence:
 
 
 def _prompts(ev: Evidence) -> set[str]:
+    """Warm requests by prompt unit. A failed request is +∞ in E2E and TTFT, 0 in `route_correct`
+    (on a labelled prompt) and keeps its `error_class`; an unsent one is NaN throughout."""
     df = ev.frames.get("latency")
     if df is None:
         return set()
@@ -178,11 +212,18 @@ def _prompts(ev: Evidence) -> set[str]:
     cols = ["e2e_s", "ttft_s", "input_tokens", "output_tokens", "route_correct"]
     for label, g in warm.groupby("label"):
         g = g.drop_duplicates("unit", keep="last").set_index("unit")
-        ok = g["status"] == "ok"
+        outcome = outcomes(g)
+        ok, failed = outcome == "ok", outcome == "failed"
         table = pd.DataFrame(index=ev.prompt_units)
         for col in cols:
             values = pd.to_numeric(g[col], errors="coerce") if col in g else pd.Series(np.nan, index=g.index)
             table[col] = values.where(ok).astype(float)
+        for col in ("e2e_s", "ttft_s"):
+            table[col] = table[col].where(~failed.reindex(table.index, fill_value=False), math.inf)
+        labelled = g["expected"].notna() if "expected" in g else pd.Series(False, index=g.index)
+        table["route_correct"] = table["route_correct"].where(
+            ~(failed & labelled).reindex(table.index, fill_value=False), 0.0)
+        table["error_class"] = _error_class(g).where(failed).reindex(table.index)
         ev.prompts[str(label)] = table
     for label, g in df[df["phase"] == "cold"].groupby("label"):
         ev.fixed.setdefault(str(label), {})["cold_e2e_s"] = Metric(
@@ -191,12 +232,19 @@ def _prompts(ev: Evidence) -> set[str]:
 
 
 def _items(ev: Evidence) -> set[str]:
+    """The graded greedy answer per item. A failed request is graded `incorrect` (wrong on an
+    answerable item; on an unanswerable one, not a rejection) and keeps its `error_class`; an
+    unsent one, or an answer without a grade, leaves the item unmeasured (NaN)."""
     df = ev.frames.get("hallucination")
     if df is None or "grade" not in df or "item_id" not in df:
         return set()
-    graded = df[(df["status"] == "ok") & df["grade"].notna()]
-    if "sample_index" in graded:
-        graded = graded[graded["sample_index"].fillna(0) == 0]
+    if "sample_index" in df:
+        df = df[df["sample_index"].fillna(0) == 0]
+    outcome = outcomes(df)
+    failed = outcome == "failed"
+    graded = df[((outcome == "ok") & df["grade"].notna()) | failed].copy()
+    graded["grade"] = graded["grade"].where(~failed.loc[graded.index], "incorrect")
+    graded["error_class"] = _error_class(graded).where(failed.loc[graded.index])
     ev.item_units = sorted(set(graded["item_id"].astype(str)))
     for label, g in graded.groupby("label"):
         g = g.drop_duplicates("item_id", keep="last")
@@ -205,6 +253,7 @@ def _items(ev: Evidence) -> set[str]:
         table = pd.DataFrame(index=ev.item_units)
         table["answerable"] = answerable.reindex(ev.item_units)
         table["grade"] = g["grade"].reindex(ev.item_units)
+        table["error_class"] = g["error_class"].reindex(ev.item_units)
         ev.items[str(label)] = table
     return {str(x) for x in graded["label"].unique()}
 
@@ -230,6 +279,9 @@ def _documents(ev: Evidence, dirs: Sequence[Path], multi: bool) -> set[str]:
         g = g.drop_duplicates("doc_id")
         correct = pd.Series(g["correct"].to_numpy(), index=g["doc_id"].astype(str))
         ev.docs.setdefault(str(label), {})[str(strategy)] = correct.astype(float).reindex(ev.doc_units).to_numpy()
+        # a document whose request failed has no label: already wrong in `correct`, counted here
+        lost = int((g["source"] == "failed").sum()) if "source" in g else 0
+        ev.doc_lost.setdefault(str(label), {})[str(strategy)] = lost
     # the cached-prefix arm's cache-off controls measure the lever, not a way to run it
     for (label, strategy), g in arm_records(records).groupby(["label", "strategy"]):
         ev.doc_requests.setdefault(str(label), {})[str(strategy)] = g
@@ -275,11 +327,12 @@ def _errors(ev: Evidence) -> None:
     df = pd.concat(frames, ignore_index=True)
     if "mitigation" in df:  # the rate-limit rehearsal provokes errors on purpose
         df = df[df["mitigation"].isna()]
-    for label, g in df.groupby("label"):
+    sent = df[outcomes(df) != "unsent"]
+    for label, g in sent.groupby("label"):
         k = int((g["status"] != "ok").sum())
         est = stats.wilson_interval(k, len(g))
         ev.fixed.setdefault(str(label), {})["error_rate"] = Metric(
-            est.value, est.low, est.high, len(g), source="all records but the rehearsal", interval="Wilson")
+            est.value, est.low, est.high, len(g), source="all records sent but the rehearsal", interval="Wilson")
 
 
 # --------------------------------------------------------------------------------------------

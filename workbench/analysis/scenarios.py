@@ -22,7 +22,12 @@ best is 0):
 - `integration`: the share of integration facts established (a fact, not a sample).
 
 Every kind makes its quality floor a hard constraint: latency and price cannot buy back a
-contender that does not do the task.
+contender that does not do the task. Every kind also bounds its own requests' `error_rate`
+(`max_error_rate`, default `DEFAULT_MAX_ERROR_RATE`, judged on the Wilson interval like every
+proportion): realtime on its warm requests and its load sweep on its prompt set, batch on the
+annotation requests, prototyping on the QA and latency requests. A failed request also counts
+inside every metric (`workbench.analysis.evidence.outcomes`), and the matrix says how many units
+each contender lost to errors (`units_lost_to_errors`).
 
 File format: a `scenarios:` mapping of name → scenario with a `kind` of realtime, batch or
 prototyping. Unknown fields are errors, reported as ConfigError(file, field, reason).
@@ -58,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AXES",
+    "DEFAULT_MAX_ERROR_RATE",
     "DEFAULT_SCENARIOS_FILE",
     "BatchScenario",
     "Constraint",
@@ -69,6 +75,11 @@ __all__ = [
 ]
 
 DEFAULT_SCENARIOS_FILE = PROJECT_ROOT / "experiments" / "scenarios.yaml"
+
+#: The error-rate limit every scenario has unless it sets `max_error_rate` or lists `error_rate`
+#: among its hard constraints: a contender that fails one request in twenty is not a choice
+#: however good its answers, and 0/100 failures already has a Wilson upper bound under it (3.7%).
+DEFAULT_MAX_ERROR_RATE = 0.05
 
 #: The decision matrix's axes.
 AXES: tuple[str, ...] = ("accuracy", "cost", "hallucination", "integration", "latency")
@@ -115,12 +126,13 @@ class Constraint(_Strict):
         return f"{d.label} {op} {bound * d.scale:g}{unit}"
 
     def status(self, m: Metric | None) -> str:
-        """`pass`, `fail` or `inconclusive` from the metric's interval; unmeasured is `fail`.
+        """`pass`, `fail` or `inconclusive` from the metric's interval; unmeasured is
+        `inconclusive` (nothing is known either way: neither a pass nor a fail).
 
         A bound the sample cannot support (NaN) is unknown, so it can never make a pass; a fixed
         number (a declared or documented fact, one pass's measurement) is judged on its value."""
         if m is None or math.isnan(m.value):
-            return "fail"
+            return "inconclusive"
         if m.interval == "fixed" and math.isnan(m.low) and math.isnan(m.high):  # no sampling error at all
             lo = hi = m.value
         else:
@@ -162,6 +174,23 @@ class _ScenarioBase(_Strict):
     )
     latency_ref_s: float = Field(1.0, gt=0, description="p95 E2E at which the latency utility is ½, seconds")
     cost_ref_usd: float = Field(gt=0, description="cost (in the kind's cost unit) at which the cost utility is ½")
+    max_error_rate: float | None = Field(
+        None, ge=0, le=1, description=f"most failed requests / sent this scenario accepts (a hard constraint "
+                                      f"on error_rate); empty: an error_rate hard constraint if listed, else "
+                                      f"{DEFAULT_MAX_ERROR_RATE:g}")
+
+    #: The experiments whose requests this kind's `error_rate` counts, and the unit families
+    #: whose failures the matrix reports as units lost.
+    error_experiments: ClassVar[tuple[str, ...]] = ()
+    unit_families: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _error_rate_is_constraint(self) -> _ScenarioBase:
+        listed = any(c.metric == "error_rate" for c in self.hard_constraints)
+        if self.max_error_rate is not None or not listed:
+            self._require("error_rate", max=self.max_error_rate if self.max_error_rate is not None
+                          else DEFAULT_MAX_ERROR_RATE)
+        return self
 
     @field_validator("weights")
     @classmethod
@@ -221,6 +250,10 @@ class _ScenarioBase(_Strict):
         out.update(axes.latency_metrics(ev, draws, label))
         out.update(axes.qa_metrics(ev, draws, label))
         out.update(self.task_metrics(ev, draws, label, contender, out, machine_hour_usd))
+        strategy = out.get("strategy")
+        out.update(axes.error_metrics(ev, label, self.error_experiments, prompt_set=getattr(self, "prompt_set", None),
+                                      families=self.unit_families,
+                                      strategy=strategy.source if strategy is not None else None))
         return out
 
     def task_metrics(self, ev: Evidence, draws: Draws, label: str, contender: Contender | None,
@@ -256,6 +289,8 @@ class RealtimeScenario(_ScenarioBase):
     axis_metric: ClassVar[dict[str, str]] = {**_SHARED_AXES, "cost": "cost_per_1k_requests_usd",
                                              "accuracy": "route_accuracy"}
     cost_unit: ClassVar[str] = "USD per 1k requests"
+    error_experiments: ClassVar[tuple[str, ...]] = ("latency", "concurrency")
+    unit_families: ClassVar[tuple[str, ...]] = ("prompts",)
 
     type: Literal["realtime"] = Field("realtime", alias="kind")
     prompt_set: str = Field(description="prompt set under experiments/prompts/ that stands for the traffic")
@@ -319,6 +354,8 @@ class BatchScenario(_ScenarioBase):
     axis_metric: ClassVar[dict[str, str]] = {**_SHARED_AXES, "cost": "cost_per_document_usd",
                                              "accuracy": "annotation_accuracy"}
     cost_unit: ClassVar[str] = "USD per document"
+    error_experiments: ClassVar[tuple[str, ...]] = ("coalescing",)
+    unit_families: ClassVar[tuple[str, ...]] = ("documents",)
 
     type: Literal["batch"] = Field("batch", alias="kind")
     dataset: str = Field(description="workload folder under experiments/ (documents + labels)")
@@ -400,6 +437,8 @@ class PrototypingScenario(_ScenarioBase):
     kind: ClassVar[str] = "prototyping"
     axis_metric: ClassVar[dict[str, str]] = {**_SHARED_AXES, "cost": "monthly_cost_usd", "accuracy": "qa_net_score"}
     cost_unit: ClassVar[str] = "USD per month"
+    error_experiments: ClassVar[tuple[str, ...]] = ("hallucination", "latency")
+    unit_families: ClassVar[tuple[str, ...]] = ("items", "prompts")
 
     type: Literal["prototyping"] = Field("prototyping", alias="kind")
     prompt_set: str | None = Field(None, description="prompt set that stands for the prototype's use")

@@ -96,16 +96,21 @@ class Summary:
         for r in self.results:
             sc = r.scenario
             if r.pick is None:
-                head, tone = "No contender qualifies", "none"
-                sure = "Every contender fails a hard constraint (see the matrix)."
+                pending = r.table[r.table["constraint_status"] == "inconclusive"]
+                if pending.empty:
+                    head, tone = "No contender qualifies", "none"
+                    sure = "Every contender fails a hard constraint (see the matrix)."
+                else:  # inconclusive is not failed: say so, and what would decide it
+                    head, tone = "Inconclusive: no pick yet", "tied"
+                    sure = (f"No contender passes every hard constraint, but {len(pending)} inconclusive "
+                            f"({', '.join(map(str, pending['contender']))}) could still qualify: measure more "
+                            "(see the matrix).")
                 give = ""
             else:
                 row = r.table[r.table["contender"] == r.pick].iloc[0]
                 head = html.escape(r.pick)
                 tone = "decisive" if r.decisive else "tied"
-                sure = (f"Decisive: best in {row['p_best']:.0%} of the replicates." if r.decisive else
-                        f"Not decisive: best in {row['p_best']:.0%} of the replicates; the data cannot separate it "
-                        f"from {', '.join(html.escape(x) for x in r.tied_with) or 'the runner-up'}.")
+                sure = r.certainty[:1].upper() + r.certainty[1:] + "."
                 give = f"<div><b>You give up</b> {html.escape(str(row['gives_up']))}</div>"
             weights = ", ".join(f"{a} {w:.0%}" for a, w in sc.normalized_weights.items() if w > 0)
             cards.append(
@@ -126,12 +131,14 @@ class Summary:
             rows.append({
                 "scenario": r["scenario"], "contender": r["contender"],
                 "constraints": r["constraint_status"],
-                "score [95% interval]": f"{r['score']:.2f} [{r['score_low']:.2f}, {r['score_high']:.2f}]",
+                "score [95% interval]": (f"{r['score']:.2f} [{r['score_low']:.2f}, {r['score_high']:.2f}]"
+                                         if r["score"] == r["score"] else "not measured"),
                 "chance of being best": f"{r['p_best']:.0%}" if ranked else "not ranked",
                 "rank [95% interval]": (f"{r['rank']:.0f} [{r['rank_low']:.0f}, {r['rank_high']:.0f}]" if ranked
                                         else "—"),
                 "why not eligible": r["failed_constraint"] if isinstance(r["failed_constraint"], str) else "",
                 "what it gives up": r["gives_up"],
+                "lost to errors": r.get("units_lost_detail") or "",
                 # the batch scenario's lever and whether its night (and the batch API's) fits the window
                 "lever: night vs window": "; ".join(
                     f"{label}{r[col]}" for label, col in (("", "lever"), ("its night ", "window_constraint"),

@@ -1,0 +1,152 @@
+"""Failed requests count, and missing is unmeasured, never 0 — through the real `decide()` on
+synthetic run folders whose right answers are known.
+
+A failed request is +∞ in a latency percentile and wrong in every accuracy; each scenario bounds
+its own error rate; a metric a scenario needs that a contender lacks makes it inconclusive with
+the reason, and the load sweep that prices an embedded contender's routing must run on the
+routing prompts."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.synthetic_runs import contenders, write_concurrency, write_run
+from workbench.analysis.checklist import migration_checklist
+from workbench.analysis.decision import decide
+from workbench.analysis.evidence import gather_evidence
+from workbench.analysis.scenarios import load_scenarios
+from workbench.config import Contender
+
+SC = load_scenarios()
+
+
+def _decide(run: Path, scenario: str, cs: dict[str, Contender], n_boot: int = 200):  # type: ignore[no-untyped-def]
+    ev = gather_evidence(run)
+    return ev, decide(ev, scenario, SC[scenario], cs, machine_hour_usd=0.1, n_boot=n_boot)
+
+
+def _local(name: str) -> Contender:
+    return contenders(name)[name].override("test", base_url=None, local="gemma-3-270m", api="openai-chat")
+
+
+def test_a_contender_that_times_out_on_its_slowest_requests_does_not_win_routing(tmp_path: Path) -> None:
+    # flaky answers faster, but its slowest 25% time out; over its survivors its p95 would be
+    # ~55 ms against steady's ~65 ms, and it would be picked
+    run = write_run(tmp_path, {"flaky": {"e2e": 0.05, "halluc": 0.1, "timeout_slowest": 0.25},
+                               "steady": {"e2e": 0.06, "halluc": 0.1}})
+    ev, res = _decide(run, "routing", contenders("flaky", "steady"))
+    t = res.table.set_index("contender")
+    p95 = res.metrics["flaky"]["e2e_p95"]
+    assert p95.value == math.inf and p95.n == 100  # the p95 rank lands on the failures: never answered
+    assert res.metrics["flaky"]["route_accuracy"].n == 100  # a timed-out request is a wrong route, not a gap
+    assert ev.prompts["flaky"]["error_class"].eq("timeout").sum() == 25  # typed on the unit
+    assert t.loc["flaky", "constraint_status"] == "fail"
+    assert "error rate ≤ 5%: 25.0%" in t.loc["flaky", "failed_constraint"]
+    assert t.loc["flaky", "units_lost_to_errors"] == 25 and "prompts 25/100 (timeout 25)" in t.loc[
+        "flaky", "units_lost_detail"]
+    assert t.loc["steady", "units_lost_to_errors"] == 0
+    assert res.pick == "steady"
+
+
+def test_a_contender_that_errors_instead_of_being_wrong_does_not_win_prototyping(tmp_path: Path) -> None:
+    # flaky errors on every item it would get wrong and on every unanswerable one: counted over
+    # its survivors only, it would have F = 1 and no false premise accepted
+    run = write_run(tmp_path, {"flaky": {"e2e": 0.5, "halluc": 0.5, "fp": 1.0, "error_if_wrong": True},
+                               "good": {"e2e": 0.5, "halluc": 0.3, "fp": 0.3}})
+    _, res = _decide(run, "prototyping", contenders("flaky", "good"))
+    t = res.table.set_index("contender")
+    h_flaky, h_good = res.metrics["flaky"]["hallucination_score"], res.metrics["good"]["hallucination_score"]
+    assert h_flaky.n == h_good.n == 80  # n does not shrink when requests fail
+    assert h_flaky.value < h_good.value
+    # an error on an unanswerable item is not a rejection of its premise
+    assert res.metrics["flaky"]["false_premise_acceptance"].value == 1.0
+    assert t.loc["flaky", "constraint_status"] == "fail" and "error rate ≤ 5%" in t.loc["flaky", "failed_constraint"]
+    assert "items 50/80 (timeout 50)" in t.loc["flaky", "units_lost_detail"]
+    assert res.pick == "good"
+
+
+def test_the_embedded_routing_cost_comes_from_a_sweep_on_the_routing_prompts(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"api": {"e2e": 0.05, "halluc": 0.1}, "emb": {"e2e": 0.04, "halluc": 0.1}})
+    write_concurrency(run, "emb", {1: 0.04, 2: 0.06, 4: 0.2}, prompt_set="routing")
+    cs = {**contenders("api"), "emb": _local("emb")}
+    _, res = _decide(run, "routing", cs)
+    t = res.table.set_index("contender")
+    cost = res.metrics["emb"]["cost_per_1k_requests_usd"]
+    assert math.isfinite(cost.value) and cost.reps is not None and "goodput" in cost.source
+    assert t.loc["emb", "cost_utility"] > 0
+    assert t.loc["emb", "constraint_status"] == "pass" and t.loc["api", "constraint_status"] == "pass"
+    assert set(res.table["contender"][res.table["eligible"]]) == {"api", "emb"}
+
+
+def test_a_sweep_on_other_prompts_leaves_the_embedded_routing_cost_unmeasured_not_zero(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"api": {"e2e": 0.05, "halluc": 0.1}, "emb": {"e2e": 0.04, "halluc": 0.1}})
+    write_concurrency(run, "emb", {1: 0.04, 2: 0.06, 4: 0.2}, prompt_set="generation")
+    cs = {**contenders("api"), "emb": _local("emb")}
+    ev, res = _decide(run, "routing", cs)
+    t = res.table.set_index("contender")
+    assert math.isnan(res.metrics["emb"]["cost_per_1k_requests_usd"].value)
+    assert t.loc["emb", "constraint_status"] == "inconclusive"
+    why = t.loc["emb", "failed_constraint"]
+    assert "cost per 1k requests: not measured" in why and "not measured on this scenario's prompts (routing)" in why
+    assert "the load sweep ran on generation" in why
+    assert math.isnan(t.loc["emb", "score"]) and math.isnan(t.loc["emb", "cost_utility"])  # not scored 0
+    # the hosted one is the only eligible contender, and the unmeasured one keeps it from being decisive
+    assert res.pick == "api" and not res.decisive and res.tied_with == ["emb"]
+    assert res.verdict.startswith("api, the only eligible contender, but not decisive: emb (")
+    assert "best in" not in res.verdict
+    assert t.loc["emb", "gives_up"] == "unknown: cost per 1k requests not measured"
+    assert "Measure more" in migration_checklist(res, ev)[0]
+
+
+def test_unmeasured_is_inconclusive_with_the_reason_and_no_pick_is_not_called_a_failure(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"a": {"e2e": 0.5, "halluc": 0.3}, "b": {"e2e": 0.5, "halluc": 0.3}})
+    ev = gather_evidence(run)
+    ev.items.pop("b")  # b's QA answers were never recorded
+    res = decide(ev, "prototyping", SC["prototyping"], contenders("a", "b"), machine_hour_usd=0.1, n_boot=200)
+    t = res.table.set_index("contender")
+    assert t.loc["b", "constraint_status"] == "inconclusive"
+    assert "QA F-score ≥ 30%: not measured — inconclusive" in t.loc["b", "failed_constraint"]
+    assert "hallucination score: not measured — inconclusive" in t.loc["b", "failed_constraint"]
+    assert res.pick == "a" and not res.decisive
+
+    ev.items.pop("a")  # now nobody's: the QA axes are dropped, the floor is unmeasured for both
+    res = decide(ev, "prototyping", SC["prototyping"], contenders("a", "b"), machine_hour_usd=0.1, n_boot=200)
+    assert res.pick is None and set(res.table["constraint_status"]) == {"inconclusive"}
+    assert {"hallucination", "accuracy"} <= set(res.dropped_axes)
+    assert res.verdict.startswith("No contender qualifies yet: 2 inconclusive, none failed outright.")
+    assert "No contender is eligible yet" in migration_checklist(res, ev)[0]
+
+
+def test_no_unanswerable_item_leaves_the_hallucination_score_unmeasured_not_perfect(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"a": {"e2e": 0.5, "halluc": 0.3, "no_unanswerable": True},
+                               "b": {"e2e": 0.5, "halluc": 0.3}})
+    _, res = _decide(run, "prototyping", contenders("a", "b"))
+    assert math.isnan(res.metrics["a"]["false_premise_acceptance"].value)
+    assert math.isnan(res.metrics["a"]["hallucination_score"].value)  # not F × (1 − 0)
+    assert res.metrics["b"]["hallucination_score"].value == pytest.approx(0.7 * (1 - 0.5 * 0.2), rel=0.05)
+    t = res.table.set_index("contender")
+    assert t.loc["a", "constraint_status"] == "inconclusive"
+    assert "hallucination score: not measured" in t.loc["a", "failed_constraint"]
+
+
+def test_one_eligible_contender_is_called_that_not_best_in_100_percent(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"fast": {"e2e": 0.05, "halluc": 0.1}, "slow": {"e2e": 0.3, "halluc": 0.1}})
+    _, res = _decide(run, "routing", contenders("fast", "slow"))
+    assert res.pick == "fast" and res.decisive
+    assert res.verdict == "fast, the only eligible contender (every other contender fails a hard constraint)."
+
+
+def test_the_error_rate_limit_is_a_default_hard_constraint_and_overridable() -> None:
+    from workbench.analysis.scenarios import DEFAULT_MAX_ERROR_RATE, RealtimeScenario
+
+    base = {"name": "r", "kind": "realtime", "description": "d", "weights": {"latency": 1}, "prompt_set": "routing",
+            "target_qps": 1, "slo_p95_e2e_s": 0.1, "accuracy_floor": 0.5, "cost_ref_usd": 1}
+    limit = {c.metric: c.max for c in RealtimeScenario.model_validate(base).hard_constraints}
+    assert limit["error_rate"] == DEFAULT_MAX_ERROR_RATE
+    own = RealtimeScenario.model_validate({**base, "max_error_rate": 0.01})
+    assert {c.metric: c.max for c in own.hard_constraints}["error_rate"] == 0.01
+    listed = RealtimeScenario.model_validate({**base, "hard_constraints": [{"metric": "error_rate", "max": 0.2}]})
+    assert [c.max for c in listed.hard_constraints if c.metric == "error_rate"] == [0.2]
