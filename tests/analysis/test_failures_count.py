@@ -150,3 +150,24 @@ def test_the_error_rate_limit_is_a_default_hard_constraint_and_overridable() -> 
     assert {c.metric: c.max for c in own.hard_constraints}["error_rate"] == 0.01
     listed = RealtimeScenario.model_validate({**base, "hard_constraints": [{"metric": "error_rate", "max": 0.2}]})
     assert [c.max for c in listed.hard_constraints if c.metric == "error_rate"] == [0.2]
+
+
+def test_the_report_card_says_inconclusive_where_that_is_true(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from workbench.analysis.decision import decision_matrix
+    from workbench.experiments.summary import Summary
+
+    run = write_run(tmp_path, {"a": {"e2e": 0.5, "halluc": 0.3}, "b": {"e2e": 0.5, "halluc": 0.3}})
+    ev = gather_evidence(run)
+    ev.items.clear()  # nobody's QA answers: the prototyping floor is unmeasured for both
+    res = decide(ev, "prototyping", SC["prototyping"], contenders("a", "b"), machine_hour_usd=0.1, n_boot=100)
+    cards = Summary(ev, [res], decision_matrix([res]), pd.DataFrame()).cards_html()
+    assert "Inconclusive: no pick yet" in cards and "could still qualify" in cards
+    assert "fails a hard constraint" not in cards
+
+    res = decide(gather_evidence(write_run(tmp_path / "2", {"fast": {"e2e": 0.05, "halluc": 0.1},
+                                                            "slow": {"e2e": 0.3, "halluc": 0.1}})),
+                 "routing", SC["routing"], contenders("fast", "slow"), machine_hour_usd=0.1, n_boot=100)
+    cards = Summary(ev, [res], decision_matrix([res]), pd.DataFrame()).cards_html()
+    assert "The only eligible contender" in cards and "best in" not in cards

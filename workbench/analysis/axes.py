@@ -6,19 +6,24 @@ row by row carries every one of these uncertainties at once. Headline intervals 
 ones where they exist — order statistics for percentiles, Wilson for proportions — and the
 2.5–97.5% of the replicates for derived numbers (costs, F-scores, wall times). The formulas:
 
-- latency (prompts family, successful warm requests): `e2e_p50/p95/p99`, `ttft_p50/p95`;
-  mean tokens in/out and mean E2E per request;
-- `route_accuracy` = accepted labels / graded routing prompts;
+- latency (prompts family, warm requests; a failed one is +∞: `evidence.outcomes`):
+  `e2e_p50/p95/p99`, `ttft_p50/p95`; mean tokens in/out and mean E2E per answered request;
+- `route_accuracy` = accepted labels / graded routing prompts (a failed request is a wrong label);
 - QA (items family), answerable items: `qa_accuracy` = correct / all, `qa_accuracy_given_attempted`
   = correct / (correct + incorrect), `qa_f_score` = their harmonic mean (SimpleQA; 0 when nothing
   is correct), `qa_net_score` = (1 + (correct − incorrect) / all) / 2 (a wrong answer costs what a
   right one earns: ½ for always abstaining, 0 for always wrong), `qa_abstention_rate`;
   unanswerable items: `false_premise_acceptance` = answered as if the premise were true / all
   unanswerable; `hallucination_score` = F × (1 − ½ × acceptance)
-  (`workbench.analysis.hallucination.hallucination_score`); `hallucination_rate` = incorrect / all
-  items (shown, not scored);
-- goodput (levels family): per level, throughput × share of requests within the SLO; the best
-  level whose p95 E2E meets the SLO in that row (0 when none does);
+  (`workbench.analysis.hallucination.hallucination_score`), unmeasured (NaN) when no unanswerable
+  item was measured — an unknown acceptance is not 0; `hallucination_rate` = incorrect / all
+  items (shown, not scored). A failed request is graded `incorrect` in all of them (on an
+  unanswerable item: not a rejection), so failing never scores better than answering;
+- `error_rate` = failed / sent over the scenario's own experiments (Wilson), and
+  `units_lost_to_errors` (`error_metrics`);
+- goodput (levels family, the scenario's prompt set only — swept on other prompts it is
+  unmeasured, and says so): per level, throughput × share of requests within the SLO; the best
+  level whose p95 E2E (a failed request +∞) meets the SLO in that row (0 when none does);
 - `cost_per_1k_requests_usd`: the fleet to serve the target rate at that goodput (self-hosted:
   machine-hours with headroom), or tokens at list price (hosted) — `cost.realtime_cost_per_1k`;
 - annotation (documents family): the strategy is chosen once on the point estimates (below);

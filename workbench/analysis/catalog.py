@@ -25,7 +25,8 @@ class MetricDef:
 _PCT = 100.0
 METRICS: dict[str, MetricDef] = {
     "e2e_p50": MetricDef("E2E p50", "ms", 1000, False, "median end-to-end latency of single warm requests"),
-    "e2e_p95": MetricDef("E2E p95", "ms", 1000, False, "95th percentile end-to-end latency of single warm requests"),
+    "e2e_p95": MetricDef("E2E p95", "ms", 1000, False,
+                         "95th percentile end-to-end latency of single warm requests (a failed one is +∞)"),
     "e2e_p99": MetricDef("E2E p99", "ms", 1000, False, "99th percentile end-to-end latency of single warm requests"),
     "ttft_p50": MetricDef("TTFT p50", "ms", 1000, False, "median time to first token"),
     "ttft_p95": MetricDef("TTFT p95", "ms", 1000, False, "95th percentile time to first token"),
@@ -42,7 +43,8 @@ METRICS: dict[str, MetricDef] = {
                               "(1 + (correct − incorrect) / answerable) / 2: ½ always abstaining, 0 always wrong"),
     "qa_abstention_rate": MetricDef("abstention", "%", _PCT, False, "answerable questions left unanswered"),
     "false_premise_acceptance": MetricDef("false-premise acceptance", "%", _PCT, False,
-                                          "unanswerable questions answered as if their premise were true"),
+                                          "unanswerable questions answered as if their premise were true "
+                                          "(or failed: an error is not a rejection)"),
     "hallucination_score": MetricDef("hallucination score", "%", _PCT, True,
                                      "QA F-score × (1 − ½ × false-premise acceptance); 0 for a refuser"),
     "hallucination_rate": MetricDef("hallucination rate", "%", _PCT, False, "incorrect answers / all items"),
@@ -68,7 +70,8 @@ METRICS: dict[str, MetricDef] = {
     "max_throughput_rps": MetricDef("max throughput", "req/s", 1, True, "completed requests/s, best load level"),
     "integration_score": MetricDef("integration facts established", "%", _PCT, True,
                                    "streaming, usage, JSON mode, tools, rate-limit headers, OpenAI-compatible"),
-    "error_rate": MetricDef("error rate", "%", _PCT, False, "failed requests / all requests"),
+    "error_rate": MetricDef("error rate", "%", _PCT, False,
+                            "failed requests / requests sent, the scenario's own experiments (rehearsal left out)"),
 }
 
 

@@ -39,8 +39,15 @@ def _both(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return a[keep].to_numpy(dtype=float), b[keep].to_numpy(dtype=float)
 
 
+def _sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a − b where a failed request is +∞ (`evidence.outcomes`): two failures tie (0), a failure
+    against an answer is ±∞ — never ∞ − ∞ = NaN."""
+    with np.errstate(invalid="ignore"):
+        return np.where(a == b, 0.0, np.asarray(a, dtype=float) - b)
+
+
 def _boot_p(reps: np.ndarray) -> float:
-    reps = reps[np.isfinite(reps)]
+    reps = reps[~np.isnan(reps)]
     if not len(reps):
         return math.nan
     below, above = float(np.mean(reps <= 0)), float(np.mean(reps >= 0))
@@ -56,19 +63,23 @@ def _latency_rows(ev: Evidence, n_boot: int, seed: int) -> list[dict[str, Any]]:
         if n < 2:
             continue
         idx = rng.integers(0, n, size=(n_boot, n))
-        d95 = np.percentile(xa[idx], 95, axis=1, method="inverted_cdf") - np.percentile(
-            xb[idx], 95, axis=1, method="inverted_cdf")
-        point95 = float(np.percentile(xa, 95, method="inverted_cdf") - np.percentile(xb, 95, method="inverted_cdf"))
-        diff = xa - xb
+        d95 = _sub(np.percentile(xa[idx], 95, axis=1, method="inverted_cdf"),
+                   np.percentile(xb[idx], 95, axis=1, method="inverted_cdf"))
+        point95 = float(_sub(np.percentile(xa, 95, method="inverted_cdf"),
+                             np.percentile(xb, 95, method="inverted_cdf")))
+        diff = _sub(xa, xb)
         dmed = np.median(diff[idx], axis=1)
         wil = sps.wilcoxon(diff).pvalue if np.any(diff != 0) else 1.0
         base = {"axis": "latency", "a": a, "b": b, "n": n, "effect_unit": "ms (a − b)"}
+        # bounds as order statistics of the replicates: an ∞ replicate (failures) stays ∞, never NaN
+        lo95, hi95 = np.percentile(d95, [2.5, 97.5], method="inverted_cdf")
+        lo_med, hi_med = np.percentile(dmed, [2.5, 97.5], method="inverted_cdf")
         rows.append({**base, "tests": "E2E p95 difference, paired bootstrap over prompts",
-                     "effect": point95 * 1000, "effect_low": float(np.percentile(d95, 2.5)) * 1000,
-                     "effect_high": float(np.percentile(d95, 97.5)) * 1000, "p": _boot_p(d95)})
+                     "effect": point95 * 1000, "effect_low": float(lo95) * 1000,
+                     "effect_high": float(hi95) * 1000, "p": _boot_p(d95)})
         rows.append({**base, "tests": "E2E location shift (median paired difference), Wilcoxon signed-rank",
-                     "effect": float(np.median(diff)) * 1000, "effect_low": float(np.percentile(dmed, 2.5)) * 1000,
-                     "effect_high": float(np.percentile(dmed, 97.5)) * 1000, "p": float(wil)})
+                     "effect": float(np.median(diff)) * 1000, "effect_low": float(lo_med) * 1000,
+                     "effect_high": float(hi_med) * 1000, "p": float(wil)})
     return rows
 
 

@@ -53,7 +53,9 @@ latency and cost are 1 / (1 + value / reference), ½ at the scenario's reference
 contender that always says "I don't know" scores 0.
 **Constraints** are judged on each metric's 95% interval: *pass* (the whole interval meets the limit),
 *fail* (the whole interval misses it), *inconclusive* (it straddles the limit — listed with the sample
-size that would decide it, not ranked).
+size that would decide it, not ranked — or the metric was not measured: missing is never 0).
+**Failed requests count**: +∞ in latency percentiles, wrong in every accuracy; every scenario limits
+its own error rate.
 **p_best** = the share of {n_boot} joint bootstrap replicates (prompts, items and documents resampled
 once for every contender together) in which the contender has the top score among the eligible
 ones; **rank [low, high]** = its median rank and 95% rank interval over the same replicates. A pick is
