@@ -225,7 +225,7 @@ def realtime_cost(m: dict[str, Metric], contender: Contender | None, *, target_q
         good = m.get("goodput_rps")
         if good is None or math.isnan(good.value):
             why = good.source if good is not None else "no load sweep of this contender"
-            return {"cost_per_1k_requests_usd": Metric(math.nan, source=f"self-hosted cost needs goodput: {why}")}
+            return {"cost_per_1k_requests_usd": Metric(math.nan, source=f"self-hosted: needs goodput, {why}")}
         rows = realtime_cost_per_1k(target_qps, 0.0, good.at(), machine_hour_usd, headroom)
         src = (f"self-hosted: ${machine_hour_usd:g}/machine-hour, replicas = ceil({target_qps:g} / (goodput × "
                f"{1 - headroom:g}))")
