@@ -45,6 +45,7 @@ ones where they exist — order statistics for percentiles, Wilson for proportio
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +53,6 @@ import numpy as np
 import pandas as pd
 
 from workbench import metrics as timing
-from workbench.analysis import stats
 from workbench.analysis.cost import batch_api_hours, cost_frame, realtime_cost_per_1k
 from workbench.analysis.evidence import (
     Draws,
@@ -434,24 +434,23 @@ def error_metrics(ev: Evidence, label: str, experiments: tuple[str, ...], *, pro
         sent = sent[outcomes(sent) != "unsent"]
     if len(sent):
         failed = sent[sent["status"] != "ok"]
-        est = stats.wilson_interval(len(failed), len(sent))
         classes = _by_class(failed["error_class"]) if "error_class" in failed else ""
         where = ", ".join(f"{e}.jsonl" for e in experiments if e in ev.frames)
-        out["error_rate"] = Metric(est.value, est.low, est.high, len(sent), source=(
-            f"{len(failed)} of {len(sent)} requests failed{classes}: {where}"
-            f"{f' (sweep on prompt set {prompt_set})' if prompt_set and 'concurrency' in experiments else ''}, "
-            "rehearsal and unsent requests left out"), interval="Wilson")
+        # the one Wilson construction (`proportion_metric`), on the counts alone: no replicates,
+        # the rate is a constraint, not an axis
+        out["error_rate"] = dataclasses.replace(proportion_metric(
+            np.array([float(len(failed))]), np.array([float(len(sent))]), (
+                f"{len(failed)} of {len(sent)} requests failed{classes}: {where}"
+                f"{f' (sweep on prompt set {prompt_set})' if prompt_set and 'concurrency' in experiments else ''}, "
+                "rehearsal and unsent requests left out")), reps=None)
     parts, lost, total = [], 0, 0
-    if "prompts" in families and label in ev.prompts:
-        t = ev.prompts[label]
-        k, n = int(t["error_class"].notna().sum()), int(t["e2e_s"].notna().sum())
-        parts.append(f"prompts {k}/{n}{_by_class(t['error_class'])}")
-        lost, total = lost + k, total + n
-    if "items" in families and label in ev.items:
-        t = ev.items[label]
-        k, n = int(t["error_class"].notna().sum()), int(t["grade"].notna().sum())
-        parts.append(f"items {k}/{n}{_by_class(t['error_class'])}")
-        lost, total = lost + k, total + n
+    for family, tables, col in (("prompts", ev.prompts, "e2e_s"), ("items", ev.items, "grade")):
+        if family in families and label in tables:
+            t = tables[label]
+            cls = t["error_class"] if "error_class" in t else pd.Series(None, index=t.index, dtype=object)
+            k, n = int(cls.notna().sum()), int(t[col].notna().sum())
+            parts.append(f"{family} {k}/{n}{_by_class(cls)}")
+            lost, total = lost + k, total + n
     if "documents" in families and strategy is not None and strategy in ev.docs.get(label, {}):
         k = ev.doc_lost.get(label, {}).get(strategy, 0)
         n = int(np.isfinite(ev.docs[label][strategy]).sum())

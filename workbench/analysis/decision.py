@@ -243,8 +243,8 @@ def _certainty(res: ScenarioResult, decisive_p: float) -> str:
     p = t.loc[res.pick, "p_best"]
     if res.decisive:
         return f"decisive: best in {p:.0%} of the joint replicates"
-    return (f"leads (best in {p:.0%} of the joint replicates) but is not decisive (needs ≥ {decisive_p:.0%}): "
-            f"the data cannot separate it from {rivals}")
+    return (f"leads (best in {p:.0%} of the joint replicates) but is not decisive: the data cannot separate it "
+            f"from {rivals} (decisive needs ≥ {decisive_p:.1%})")
 
 
 def _verdict(res: ScenarioResult, decisive_p: float) -> str:
