@@ -171,3 +171,13 @@ def test_the_report_card_says_inconclusive_where_that_is_true(tmp_path: Path) ->
                  "routing", SC["routing"], contenders("fast", "slow"), machine_hour_usd=0.1, n_boot=100)
     cards = Summary(ev, [res], decision_matrix([res]), pd.DataFrame()).cards_html()
     assert "The only eligible contender" in cards and "best in" not in cards
+
+
+def test_the_hallucination_table_says_how_many_items_failed(tmp_path: Path) -> None:
+    from workbench.analysis.hallucination import format_summary, split_summary
+    from workbench.results import load_runs
+
+    run = write_run(tmp_path, {"flaky": {"e2e": 0.5, "halluc": 0.5, "fp": 1.0, "error_if_wrong": True}})
+    table = split_summary(load_runs([run], "hallucination"), n_boot=50).set_index("contender")
+    assert table.loc["flaky", "answerable_n"] == 30 and table.loc["flaky", "failed_n"] == 50  # not silently 30
+    assert "failed_n" in format_summary(split_summary(load_runs([run], "hallucination"), n_boot=50))

@@ -194,7 +194,13 @@ def split_summary(df: Any, n_boot: int = 2000, seed: int = 0) -> Any:
     acceptance, Wilson) and the hallucination score (bootstrap over items, stratified)."""
     import pandas as pd
 
+    from workbench.analysis.evidence import outcomes
+
     data = graded_rows(df)
+    # the items whose request failed are not graded here (the decision counts them as wrong):
+    # their number is shown beside n, so the n of this table never shrinks silently
+    sent0 = df[df["sample_index"].fillna(0) == 0] if "sample_index" in df else df
+    failed_n = sent0[outcomes(sent0) == "failed"].groupby("contender").size() if len(sent0) else pd.Series(dtype=int)
     rows: list[dict[str, Any]] = []
     rng = np.random.default_rng(seed)
     for contender, g in data.groupby("contender", sort=True):
@@ -203,7 +209,8 @@ def split_summary(df: Any, n_boot: int = 2000, seed: int = 0) -> Any:
         ga, gu = ans[GRADED].astype(str).to_numpy(), una[GRADED].astype(str).to_numpy()
         c, i, na = (int(np.sum(ga == x)) for x in GRADES)
         row: dict[str, Any] = {"contender": contender, "answerable_n": len(ga), "correct": c, "incorrect": i,
-                               "not_attempted": na, "unanswerable_n": len(gu)}
+                               "not_attempted": na, "unanswerable_n": len(gu),
+                               "failed_n": int(failed_n.get(contender, 0))}
         for name, k, m in (("accuracy", c, len(ga)), ("accuracy_given_attempted", c, c + i),
                            ("abstention_rate", na, len(ga)),
                            ("false_premise_acceptance", int(np.sum(gu == "incorrect")), len(gu))):
@@ -238,7 +245,7 @@ def format_summary(summary: Any, digits: int = 3) -> Any:
         return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
     keys = [c for c in summary.columns if c in ("contender", "category")]
-    counts = [c for c in ("n", "answerable_n", "unanswerable_n") if c in summary]
+    counts = [c for c in ("n", "answerable_n", "unanswerable_n", "failed_n") if c in summary]
     out = summary[[*keys, *counts]].copy()
     for name in (*RATES, "f_score", "token_f1", "false_premise_acceptance", "hallucination_score"):
         if name in summary and f"{name}_low" in summary:
