@@ -181,3 +181,20 @@ def test_the_hallucination_table_says_how_many_items_failed(tmp_path: Path) -> N
     table = split_summary(load_runs([run], "hallucination"), n_boot=50).set_index("contender")
     assert table.loc["flaky", "answerable_n"] == 30 and table.loc["flaky", "failed_n"] == 50  # not silently 30
     assert "failed_n" in format_summary(split_summary(load_runs([run], "hallucination"), n_boot=50))
+
+
+def test_the_batch_scenario_counts_the_documents_its_lever_lost(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from tests.synthetic_runs import write_annotation
+
+    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}})
+    write_annotation(run, "a", {"naive": (0.95, 1.0)})
+    docs = pd.read_csv(run / "coalescing_documents.csv")
+    lost = docs["doc_id"].isin(["d97", "d98", "d99"])  # their requests failed: no label, so wrong
+    docs.loc[lost, ["source", "predicted", "correct"]] = ["failed", None, False]
+    docs.to_csv(run / "coalescing_documents.csv", index=False)
+    _, res = _decide(run, "batch_annotation", contenders("a"))
+    row = res.table.set_index("contender").loc["a"]
+    assert row["units_lost_to_errors"] == 3 and row["units_lost_detail"] == "documents 3/100 (naive)"
+    assert res.metrics["a"]["annotation_accuracy"].n == 100

@@ -82,6 +82,10 @@ class Summary:
         for r in self.results:
             for label, m in r.metrics.items():
                 merged.setdefault(label, {}).update({k: v for k, v in m.items() if k in AXES_SHOWN})
+        for label in merged:  # each scenario counts its own requests; this table: every request sent
+            overall = self.evidence.get(label, "error_rate")
+            if overall is not None:
+                merged[label]["error_rate"] = overall
         rows = []
         for label in self.evidence.contenders:
             row: dict[str, Any] = {"contender": label}
