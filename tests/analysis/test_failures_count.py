@@ -44,6 +44,7 @@ def test_a_contender_that_times_out_on_its_slowest_requests_does_not_win_routing
     assert res.metrics["flaky"]["route_accuracy"].n == 100  # a timed-out request is a wrong route, not a gap
     assert ev.prompts["flaky"]["error_class"].eq("timeout").sum() == 25  # typed on the unit
     assert t.loc["flaky", "constraint_status"] == "fail"
+    assert "E2E p95 ≤ 100 ms: ∞ ms [" in t.loc["flaky", "failed_constraint"]  # the bound says so
     assert "error rate ≤ 5%: 25.0%" in t.loc["flaky", "failed_constraint"]
     assert t.loc["flaky", "units_lost_to_errors"] == 25 and "prompts 25/100 (timeout 25)" in t.loc[
         "flaky", "units_lost_detail"]
@@ -198,3 +199,41 @@ def test_the_batch_scenario_counts_the_documents_its_lever_lost(tmp_path: Path) 
     row = res.table.set_index("contender").loc["a"]
     assert row["units_lost_to_errors"] == 3 and row["units_lost_detail"] == "documents 3/100 (naive)"
     assert res.metrics["a"]["annotation_accuracy"].n == 100
+
+
+def test_real_failed_records_count_through_the_experiments(tmp_path: Path) -> None:
+    """The experiments' own records of provider errors (the mock server sends OpenAI's 500 body):
+    each failed warm request is +∞ and a wrong route, each failed QA item an incorrect answer, all
+    typed, and the scenario's error rate counts them."""
+    import yaml
+
+    from workbench.experiments import hallucination, latency
+    from workbench.prompts import load_prompts
+    from workbench.serve.faults import error_fault
+    from workbench.serve.mock import MockServer, Scenario
+    from workbench.session import open_session
+
+    with MockServer(Scenario(answer=lambda req: "billing", input_tokens=60, output_tokens=3)) as srv:
+        cfile = tmp_path / "contenders.yaml"
+        cfile.write_text(yaml.safe_dump({"contenders": [
+            {"name": "a", "api": "openai-chat", "model": "a", "base_url": srv.base_url,
+             "price": {"input": 0.1, "output": 0.4}, "timeout_s": 10}]}))
+        common = {"out_dir": tmp_path / "run", "contenders": "a", "contenders_file": cfile}
+        with open_session("latency", **common) as s:
+            srv.fail(*[error_fault("openai-chat", "server_error")] * 4)  # the cold request, then warm 0..2
+            latency.run_latency(s, load_prompts("routing"), n_requests=20, warmup=0)
+        with open_session("hallucination", **common) as s:
+            srv.fail(*[error_fault("openai-chat", "server_error")] * 5)
+            hallucination.run_hallucination(s, hallucination.load_items(sample_size=20))
+    ev = gather_evidence(tmp_path / "run")
+    warm = ev.prompts["a"]
+    assert (warm["error_class"] == "server_error").sum() == 3
+    assert (warm.loc[warm["error_class"].notna(), "e2e_s"] == math.inf).all()
+    assert (warm.loc[warm["error_class"].notna(), "route_correct"] == 0.0).all()
+    items = ev.items["a"]
+    assert len(items) == 20 and (items["error_class"] == "server_error").sum() == 5
+    assert (items.loc[items["error_class"].notna(), "grade"] == "incorrect").all()
+    _, res = _decide(tmp_path / "run", "prototyping", contenders("a"), n_boot=50)
+    err = res.metrics["a"]["error_rate"]
+    assert (round(err.value * err.n), err.n) == (9, 41)  # 4 of 21 latency + 5 of 20 QA requests
+    assert res.table.loc[0, "units_lost_detail"] == "prompts 3/20 (server_error 3); items 5/20 (server_error 5)"

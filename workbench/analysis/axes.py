@@ -441,7 +441,7 @@ def error_metrics(ev: Evidence, label: str, experiments: tuple[str, ...], *, pro
         out["error_rate"] = dataclasses.replace(proportion_metric(
             np.array([float(len(failed))]), np.array([float(len(sent))]), (
                 f"{len(failed)} of {len(sent)} requests failed{classes}: {where}"
-                f"{f' (sweep on prompt set {prompt_set})' if prompt_set and 'concurrency' in experiments else ''}, "
+                f"{f' (sweep on prompt set {prompt_set})' if prompt_set and 'concurrency' in ev.frames else ''}, "
                 "rehearsal and unsent requests left out")), reps=None)
     parts, lost, total = [], 0, 0
     for family, tables, col in (("prompts", ev.prompts, "e2e_s"), ("items", ev.items, "grade")):

@@ -81,6 +81,8 @@ def describe(name: str) -> MetricDef:
 
 
 def _num(x: float, digits: int = 3) -> str:
+    if math.isinf(x):
+        return "∞" if x > 0 else "−∞"
     if x == 0 or not math.isfinite(x):
         return f"{x:g}" if not math.isnan(x) else "—"
     decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
@@ -97,12 +99,12 @@ def format_p(p: float) -> str:
 
 
 def format_value(name: str, value: float, low: float = math.nan, high: float = math.nan, n: int = 0) -> str:
-    """`"212 ms [180, 260] n=162"` in the metric's unit; "—" for a missing bound or value."""
+    """`"212 ms [180, 260] n=162"` in the metric's unit; "—" for a missing bound, "n/a" for a
+    missing value; an infinite one (a percentile on failed requests) is "∞" and keeps its interval
+    (`"∞ ms [120, ∞] n=100"`: what the sample still bounds)."""
     d = describe(name)
     if math.isnan(value):
         return "n/a"
-    if math.isinf(value):
-        return "∞"
     unit = "" if not d.unit else (d.unit if d.unit == "%" else f" {d.unit}")
     text = f"{_num(value * d.scale)}{unit}"
     if not (math.isnan(low) and math.isnan(high)):
