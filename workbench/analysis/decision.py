@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -52,12 +52,12 @@ MATRIX_COLUMNS = ["scenario", "contender", "eligible", "constraint_status", "fai
                   "score_low", "score_high", "p_best", "rank", "rank_low", "rank_high", "p_pick_beats", "gives_up"]
 
 
-def _measured(m: Metric | None) -> bool:
+def _measured(m: Metric | None) -> TypeGuard[Metric]:
     """A metric with a value (an unmeasured one is absent, or NaN with its reason as source)."""
     return m is not None and not math.isnan(m.value)
 
 
-def _unmeasured_text(name: str, m: Metric | None) -> str:
+def _unmeasured_text(m: Metric | None) -> str:
     """`not measured (why)`: the reason a NaN metric carries in its source, when it has one."""
     why = m.source if m is not None and m.source else ""
     return f"not measured ({why})" if why else "not measured"
@@ -111,10 +111,10 @@ def _constraints(ev: Evidence, label: str, m: Mapping[str, Metric], sc: Scenario
         statuses.append(status)
         if status == "pass":
             continue
-        shown = (format_value(c.metric, mm.value, mm.low, mm.high, mm.n) if _measured(mm) and mm is not None
-                 else _unmeasured_text(c.metric, mm))
+        shown = (format_value(c.metric, mm.value, mm.low, mm.high, mm.n) if _measured(mm)
+                 else _unmeasured_text(mm))
         note = f"{c.text}: {shown} — {status}"
-        if status == "inconclusive" and _measured(mm) and mm is not None:
+        if status == "inconclusive" and _measured(mm):
             n = _resolve_n(ev, label, c.metric, mm, c)
             note += f" (about n={n:,} would decide it)" if n else ""
             resolve = resolve or n
@@ -123,7 +123,7 @@ def _constraints(ev: Evidence, label: str, m: Mapping[str, Metric], sc: Scenario
     for name in needs:
         if name not in constrained and not _measured(m.get(name)):
             statuses.append("inconclusive")
-            notes.append(f"{describe(name).label}: {_unmeasured_text(name, m.get(name))} — inconclusive")
+            notes.append(f"{describe(name).label}: {_unmeasured_text(m.get(name))} — inconclusive")
     status = "fail" if "fail" in statuses else "inconclusive" if "inconclusive" in statuses else "pass"
     return status, "; ".join(notes) or None, resolve
 
@@ -136,7 +136,7 @@ def _axis_rows(sc: Scenario, metrics: Mapping[str, Mapping[str, Metric]], labels
     out = np.full((len(labels), rows), np.nan)
     for i, lab in enumerate(labels):
         mm = metrics[lab].get(name)
-        if _measured(mm) and mm is not None:
+        if _measured(mm):
             values = mm.at() if mm.reps is not None else np.full(rows, mm.value)
             out[i] = sc.utility(axis, values)
     return out
