@@ -237,3 +237,18 @@ def test_real_failed_records_count_through_the_experiments(tmp_path: Path) -> No
     err = res.metrics["a"]["error_rate"]
     assert (round(err.value * err.n), err.n) == (9, 41)  # 4 of 21 latency + 5 of 20 QA requests
     assert res.table.loc[0, "units_lost_detail"] == "prompts 3/20 (server_error 3); items 5/20 (server_error 5)"
+
+
+def test_the_comparison_table_says_how_many_units_each_side_lost(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from workbench.analysis.comparisons import pairwise_tests
+    from workbench.experiments.summary import Summary
+
+    run = write_run(tmp_path, {"flaky": {"e2e": 0.05, "halluc": 0.1, "timeout_slowest": 0.25},
+                               "steady": {"e2e": 0.06, "halluc": 0.1}})
+    ev = gather_evidence(run)
+    table = Summary(ev, [], pd.DataFrame(), pairwise_tests(ev, n_boot=100)).comparisons_display()
+    lost = table.set_index("what is tested")["lost to errors (a / b)"]
+    assert set(lost[lost.index.str.startswith("E2E p95")]) == {"25 / 0"}
+    assert set(lost[lost.index.str.startswith("incorrect-answer")]) == {"0 / 0"}

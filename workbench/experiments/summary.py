@@ -153,12 +153,21 @@ class Summary:
             })
         return pd.DataFrame(rows)
 
+    def _lost(self, label: str, axis: str) -> int:
+        """Units of a comparison's family (prompts; items for hallucination) whose request failed:
+        still in the test (as +∞ or wrong), and said."""
+        tables = self.evidence.items if axis == "hallucination" else self.evidence.prompts
+        t = tables.get(label)
+        return int(t["error_class"].notna().sum()) if t is not None and "error_class" in t else 0
+
     def comparisons_display(self) -> pd.DataFrame:
-        """The paired tests in words: what is compared, the difference with its interval, p-values."""
+        """The paired tests in words: what is compared, the difference with its interval, p-values,
+        and how many of the paired units each side lost to errors."""
         rows = []
         for _, r in self.significance.iterrows():
             rows.append({
                 "what is tested": r["tests"], "a": r["a"], "b": r["b"], "paired units": int(r["n"]),
+                "lost to errors (a / b)": f"{self._lost(r['a'], r['axis'])} / {self._lost(r['b'], r['axis'])}",
                 "difference a − b [95% interval]": f"{r['effect']:.2f} [{r['effect_low']:.2f}, {r['effect_high']:.2f}] "
                                                    f"{str(r['effect_unit']).split(' ')[0]}",
                 "p": format_p(r["p"]), "p after Holm": format_p(r["p_holm"]),
