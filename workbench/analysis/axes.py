@@ -84,12 +84,12 @@ def latency_metrics(ev: Evidence, draws: Draws, label: str) -> dict[str, Metric]
     t = ev.prompts.get(label)
     if t is None:
         return {}
-    idx = draws.prompts
+    idx, u = draws.prompts, draws.uniform("prompts")
     e2e, ttft = t["e2e_s"].to_numpy(), t["ttft_s"].to_numpy()
     out = {
-        "e2e_p50": quantile_metric(e2e, idx, 50, _LAT), "e2e_p95": quantile_metric(e2e, idx, 95, _LAT),
-        "e2e_p99": quantile_metric(e2e, idx, 99, _LAT), "ttft_p50": quantile_metric(ttft, idx, 50, _LAT),
-        "ttft_p95": quantile_metric(ttft, idx, 95, _LAT),
+        "e2e_p50": quantile_metric(e2e, idx, 50, _LAT, u), "e2e_p95": quantile_metric(e2e, idx, 95, _LAT, u),
+        "e2e_p99": quantile_metric(e2e, idx, 99, _LAT, u), "ttft_p50": quantile_metric(ttft, idx, 50, _LAT, u),
+        "ttft_p95": quantile_metric(ttft, idx, 95, _LAT, u),
         "mean_e2e_s": from_rows(mean_rows(e2e, idx), _LAT, int(np.isfinite(e2e).sum())),
         "input_tokens_per_request": from_rows(mean_rows(t["input_tokens"].to_numpy(), idx), _LAT),
         "output_tokens_per_request": from_rows(mean_rows(t["output_tokens"].to_numpy(), idx), _LAT),

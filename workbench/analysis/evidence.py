@@ -40,13 +40,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from scipy import stats as sps
 
 from workbench.analysis import stats
 from workbench.analysis.levers import arm_records
 from workbench.analysis.quantiles import quantile_ci
 from workbench.results import load_runs
 
-__all__ = ["INTEGRATION_FACTS", "Draws", "Evidence", "Metric", "gather_evidence"]
+__all__ = ["INTEGRATION_FACTS", "Draws", "Evidence", "Metric", "gather_evidence", "order_stat_rows"]
 
 #: Facts that lower integration effort when true; unknown counts half (not established).
 INTEGRATION_FACTS: tuple[str, ...] = (
@@ -64,7 +65,13 @@ class Metric:
     `interval` says how the bounds were made: "order statistics" (percentiles), "Wilson"
     (proportions), "bootstrap" (2.5–97.5% of the replicates, for derived numbers) or "fixed"
     (no sampling error: a declared or probed fact, a price). `reps` holds the B replicates of
-    the joint resampling (None for a fixed number)."""
+    the joint resampling (None for a fixed number).
+
+    `low1` / `high1` are the one-sided 95% bounds made the same way (order statistics at 5% per
+    tail, the one-sided Wilson bound, the 5% / 95% replicate quantile): a hard constraint is
+    one-sided ("p95 ≤ 100 ms"), so it is judged on one of them, not on the two-sided interval
+    (which would make it a 97.5% test). None when they were not computed (a fixed number, an
+    old caller); NaN when the sample cannot support them."""
 
     value: float
     low: float = math.nan
@@ -73,6 +80,15 @@ class Metric:
     reps: FloatArray | None = None
     source: str = ""
     interval: str = "fixed"
+    low1: float | None = None
+    high1: float | None = None
+
+    def one_sided(self, side: str) -> float:
+        """The bound a one-sided constraint reads: `upper` (for a max) or `lower` (for a min) —
+        the one-sided 95% bound when known, else the two-sided interval's bound; NaN: unsupported."""
+        if side == "upper":
+            return self.high1 if self.high1 is not None else self.high
+        return self.low1 if self.low1 is not None else self.low
 
     def at(self, rows: FloatArray | None = None) -> FloatArray:
         """Value then replicates, as one array (a fixed metric repeats its value)."""
@@ -107,10 +123,10 @@ def from_rows(rows: FloatArray, source: str, n: int = 0, interval: str = "bootst
     reps = np.asarray(rows[1:], dtype=float)
     finite = reps[np.isfinite(reps)]
     if len(reps) == 0 or len(finite) < 0.95 * len(reps):
-        low = high = math.nan  # too many replicates without a value: no honest interval
+        low = high = low1 = high1 = math.nan  # too many replicates without a value: no honest interval
     else:
-        low, high = (float(x) for x in np.percentile(finite, [2.5, 97.5]))
-    return Metric(value, low, high, n, reps, source, interval)
+        low, low1, high1, high = (float(x) for x in np.percentile(finite, [2.5, 5.0, 95.0, 97.5]))
+    return Metric(value, low, high, n, reps, source, interval, low1, high1)
 
 
 @dataclass
@@ -316,6 +332,11 @@ class Draws:
         """An independent index matrix for units of one contender only (a level, a strategy)."""
         return self._matrix(f"own:{key}", n)
 
+    def uniform(self, key: str) -> FloatArray:
+        """One uniform per replicate row (1..B) of a family, shared by every contender on it: the
+        tie-breaker that keeps `order_stat_rows` paired across contenders."""
+        return self._rng(f"uniform:{key}").random(self.n_boot)
+
     def rate(self, key: str, k: int, window_s: float) -> FloatArray:
         """k events in window_s: k/window, then Gamma(k, 1)/window replicates."""
         out = np.empty(self.rows)
@@ -351,11 +372,61 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def quantile_metric(values: FloatArray, idx: IndexArray, q: float, source: str) -> Metric:
-    """A percentile: order-statistic interval on the sample, replicates for the score."""
-    rows = percentile_rows(values, idx, q)
+def order_stat_rows(values: FloatArray, idx: IndexArray, q: float, u: FloatArray | None = None) -> FloatArray:
+    """The q-th percentile on every row, its replicates drawn from the order-statistic (binomial
+    rank) distribution instead of the percentile bootstrap.
+
+    Why: the bootstrap of a tail percentile only ever returns values inside the sample, and the
+    ranks it reaches are too narrow (p95 at n=100: 2.5–97.5% of the replicates cover the true
+    p95 about 88% of the time), while the interval shown beside the score is the order-statistic
+    one (≥ 95%). Here a replicate is X_(R) with R = K + D, K ~ Binomial(n, q/100) the number of
+    values at or below the true percentile and D a fair 0/1 (the mid-rank of X_(K) and
+    X_(K+1)): its 2.5–97.5% reach the ranks of `quantile_ci` (covers 0.95 at n=100 for p95,
+    see tests/analysis/test_quantiles.py). R = n+1 is +inf (the sample cannot bound the
+    percentile there); R = 0 is read as X_(1).
+
+    The pairing of contenders on shared prompts is kept by coupling, not by construction: row
+    b's bootstrap rank J_b of the ordinary resample (`idx`) is turned into a uniform
+    (randomised PIT of J's known law P(J ≤ j) = P(Binomial(n, j/n) ≥ k), with `u` the row's
+    tie-breaking uniform, shared by every contender) and R is the binomial-rank quantile of that
+    uniform — so a row whose resample drew the slow prompts draws high ranks for every contender.
+    Row 0 is the point value X_(ceil(nq/100)); NaN values are dropped (n is the count kept)."""
+    boot = percentile_rows(values, idx, q)
+    x = np.sort(np.asarray(values, dtype=float)[~np.isnan(np.asarray(values, dtype=float))])
+    n = len(x)
+    out = np.full(idx.shape[0], np.nan)
+    if n == 0:
+        return out
+    p = q / 100.0
+    k = min(n, max(1, math.ceil(n * p - 1e-9)))
+    out[0] = x[k - 1]
+    reps = boot[1:]
+    if u is None:
+        u = np.random.default_rng(0).random(len(reps))
+    # J: the sample rank of the resample's percentile (its largest rank among ties)
+    j = np.searchsorted(x, np.nan_to_num(reps, nan=np.inf), side="right")
+    ranks = np.arange(n + 1)
+    law = np.asarray(sps.binom.sf(k - 1, n, ranks / n), dtype=float)  # P(J <= j), j = 0..n
+    lo = law[np.clip(j - 1, 0, n)]
+    hi = law[np.clip(j, 0, n)]
+    pit = np.clip(lo + u * (hi - lo), 0.0, 1.0)
+    # target: R = K + D; P(R <= r) = (P(K <= r) + P(K <= r - 1)) / 2, r = 0..n+1
+    r = np.arange(n + 2)
+    target = (sps.binom.cdf(r, n, p) + sps.binom.cdf(r - 1, n, p)) / 2.0
+    rank = np.minimum(np.searchsorted(target, pit, side="left"), n + 1)
+    padded = np.concatenate([[x[0]], x, [np.inf]])
+    out[1:] = padded[rank]
+    return out
+
+
+def quantile_metric(values: FloatArray, idx: IndexArray, q: float, source: str,
+                    u: FloatArray | None = None) -> Metric:
+    """A percentile: order-statistic interval on the sample (two-sided, and one-sided at 5% a
+    tail), replicates from the order-statistic distribution (`order_stat_rows`) for the score."""
+    rows = order_stat_rows(values, idx, q, u)
     est = quantile_ci(values, q)
-    return Metric(est.value, est.low, est.high, est.n, rows[1:], source, "order statistics")
+    one = quantile_ci(values, q, ci=0.90)
+    return Metric(est.value, est.low, est.high, est.n, rows[1:], source, "order statistics", one.low, one.high)
 
 
 def proportion_metric(k_rows: FloatArray, n_rows: FloatArray, source: str) -> Metric:
@@ -366,4 +437,5 @@ def proportion_metric(k_rows: FloatArray, n_rows: FloatArray, source: str) -> Me
     if n == 0:
         return Metric(math.nan, source=source, interval="Wilson", reps=rows[1:])
     est = stats.wilson_interval(k, n)
-    return Metric(est.value, est.low, est.high, n, rows[1:], source, "Wilson")
+    one = stats.wilson_interval(k, n, ci=0.90)  # its bounds are the one-sided 95% Wilson bounds
+    return Metric(est.value, est.low, est.high, n, rows[1:], source, "Wilson", one.low, one.high)
