@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 from tests.synthetic_runs import contenders, write_annotation, write_concurrency, write_run
+from workbench.analysis.axes import latency_metrics
 from workbench.analysis.checklist import migration_checklist
 from workbench.analysis.comparisons import pairwise_tests
-from workbench.analysis.decision import MATRIX_COLUMNS, decide, decision_matrix
-from workbench.analysis.evidence import Evidence, gather_evidence
-from workbench.analysis.scenarios import load_scenarios
+from workbench.analysis.decision import MATRIX_COLUMNS, _pass_power, decide, decision_matrix
+from workbench.analysis.evidence import Draws, Evidence, _cluster_indices, gather_evidence, proportion_metric
+from workbench.analysis.scenarios import Constraint, load_scenarios
 
 SC = load_scenarios()
 
@@ -189,3 +190,61 @@ def test_identical_contenders_are_rarely_called_decisive() -> None:
     decisive = [decide(_identical_pair(rng), "routing", SC["routing"], cs, machine_hour_usd=0.1, n_boot=200,
                        seed=k).decisive for k in range(400)]
     assert np.mean(decisive) <= 0.05
+
+
+def test_the_batch_lever_is_one_that_passes_the_floor_on_its_interval(tmp_path: Path) -> None:
+    """Coalesced at 40/48 (0.83, its one-sided Wilson bound under the 0.80 floor) is cheaper than
+    naive at 46/48; choosing on the point estimate took coalesced and then no contender qualified."""
+    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}})
+    write_annotation(run, "a", {"naive": (46 / 48, 1.0), "coalesced": (40 / 48, 0.25)}, n_docs=48)
+    _, res = _decide(run, "batch_annotation", "a", n_boot=100)
+    assert res.metrics["a"]["strategy"].source == "naive"
+    assert res.table.set_index("contender").loc["a", "constraint_status"] == "pass" and res.pick == "a"
+
+
+def test_duplicate_documents_are_one_unit_and_the_pool_caps_the_n_that_would_decide(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}})
+    write_annotation(run, "a", {"naive": (41 / 48, 1.0)}, n_docs=48)
+    docs = pd.read_csv(run / "coalescing_documents.csv")
+    docs["dup_of"] = [f"d{d - 36}" if d >= 36 else None for d in range(48)]  # 12 duplicates of d0..d11
+    docs.to_csv(run / "coalescing_documents.csv", index=False)
+    ev, res = _decide(run, "batch_annotation", "a", n_boot=100)
+    assert len(set(ev.doc_groups)) == 36
+    assert res.metrics["a"]["annotation_accuracy"].n == 36  # not 48: a duplicate adds no information
+    row = res.table.set_index("contender").loc["a"]
+    assert row["constraint_status"] == "inconclusive" and row["n_to_resolve"] is None
+    assert "the dataset has only 36 distinct documents: more requests cannot decide it" in row["constraint_power"]
+
+
+def test_prompts_reused_by_several_requests_are_resampled_together() -> None:
+    groups = [f"p{i % 7}" for i in range(30)]
+    idx = _cluster_indices(np.random.default_rng(0), groups, 50)
+    drawn = np.asarray(groups)[idx]
+    for g in set(groups):
+        members = [i for i, x in enumerate(groups) if x == g]
+        assert (drawn[:, members] == drawn[:, members[:1]]).all()  # a prompt's requests travel together
+    ev = Evidence(labels=["a"], prompt_units=list(range(30)), prompt_groups=groups)
+    ev.prompts["a"] = pd.DataFrame({"e2e_s": 0.05, "ttft_s": 0.01, "input_tokens": 50.0, "output_tokens": 10.0,
+                                    "route_correct": [float(int(g[1:]) < 5) for g in groups]}, index=range(30))
+    acc = latency_metrics(ev, Draws(ev, 50), "a")["route_accuracy"]
+    assert acc.n == 7 and acc.value == pytest.approx(sum(int(g[1:]) < 5 for g in groups) / 30)
+
+
+def test_each_constraint_reports_its_power_at_this_run_size(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"edge": {"e2e": 0.0915, "halluc": 0.1}, "clear": {"e2e": 0.05, "halluc": 0.1}})
+    _, res = _decide(run, "routing", "edge", "clear")
+    t = res.table.set_index("contender")
+    assert "E2E p95 ≤ 100 ms: P(pass) 100% at n=100" in t.loc["clear", "constraint_power"]
+    # p95 under the limit, but ~4% of requests over it: 100 requests almost never show a pass
+    assert "this run size cannot reliably decide it" in t.loc["edge", "constraint_power"]
+
+
+def test_the_power_of_a_proportion_floor_matches_simulated_runs() -> None:
+    """A true 0.75 against the 0.70 floor at n=100: P(pass) computed from the measured 75/100 is
+    the share of simulated runs the constraint passes (the issue measured 21% two-sided)."""
+    c = Constraint(metric="route_accuracy", min=0.70)
+    one = np.ones(1)
+    power = _pass_power(Evidence(), "a", "route_accuracy", proportion_metric(75 * one, 100 * one, ""), c)
+    k = np.random.default_rng(3).binomial(100, 0.75, 2000)
+    passed = np.mean([c.status(proportion_metric(x * one, 100 * one, "")) == "pass" for x in k])
+    assert power == pytest.approx(passed, abs=0.03) and 0.2 < power < 0.5

@@ -21,14 +21,15 @@ ones where they exist — order statistics for percentiles, Wilson for proportio
   level whose p95 E2E meets the SLO in that row (0 when none does);
 - `cost_per_1k_requests_usd`: the fleet to serve the target rate at that goodput (self-hosted:
   machine-hours with headroom), or tokens at list price (hosted) — `cost.realtime_cost_per_1k`;
-- annotation (documents family): the strategy is chosen once on the point estimates (below);
+- annotation (documents family): the strategy is chosen once, on the measured accuracy intervals (below);
   `annotation_accuracy` over documents;
   `cost_per_document_usd` = requests per document (a count) × mean cost of that strategy's
   requests (resampled; cache reads and writes at their own rates, batch API items at the batch
   rate); `batch_wall_time_h` = documents per night × requests per document × mean request time /
   requests in flight — for the batch-api strategy the provider's completion window (documented or
   declared), or for the local endpoint its measured turnaround scaled to the night. The strategy
-  (the **lever**) is the cheapest whose accuracy meets the floor and whose night fits the window,
+  (the **lever**) is the cheapest whose accuracy passes the floor on its one-sided Wilson bound (as
+  the constraint judges it; failing that, whose point meets it) and whose night fits the window,
   else the cheapest that meets the floor (and the window constraint fails); when no strategy meets
   the floor (the contender fails it whatever lever it pulls), the same choice among the strategies
   no less accurate than naive on the same documents — the lever is a property of the workload, and
@@ -52,6 +53,7 @@ from workbench.analysis.evidence import (
     Draws,
     Evidence,
     Metric,
+    distinct_groups,
     from_rows,
     mean_rows,
     percentile_rows,
@@ -98,7 +100,8 @@ def latency_metrics(ev: Evidence, draws: Draws, label: str) -> dict[str, Metric]
     if np.isfinite(route).any():
         m = resampled(route, idx)
         out["route_accuracy"] = proportion_metric(np.nansum(m, axis=1), np.isfinite(m).sum(axis=1),
-                                                  "latency.jsonl, labelled routing prompts")
+                                                  "latency.jsonl, labelled routing prompts",
+                                                  distinct_groups(ev.prompt_groups, np.isfinite(route)))
     return out
 
 
@@ -312,20 +315,32 @@ def annotation_metrics(ev: Evidence, draws: Draws, label: str, contender: Conten
         both = np.isfinite(a) & np.isfinite(b)
         return bool(both.any() and a[both].mean() >= b[both].mean())
 
+    def accuracy(s: str) -> Metric:
+        acc = per_strategy[s]["accuracy"]
+        return proportion_metric(np.nansum(acc, axis=1), np.isfinite(acc).sum(axis=1),
+                                 f"coalescing, strategy {s}, documents vs gold",
+                                 distinct_groups(ev.doc_groups, np.isfinite(docs[s])))
+
+    def passes_floor(s: str) -> bool:
+        """The floor met on the one-sided 95% Wilson bound, as the constraint will judge it."""
+        low = accuracy(s).one_sided("lower")
+        return bool(np.isfinite(low) and low >= floor)
+
     priced = [s for s in per_strategy if np.isfinite(per_strategy[s]["cost"][0])]
-    # The lever: among the strategies that meet the floor — or, when none does (the contender
-    # fails it whatever it pulls), those no less accurate than naive on the same documents — the
-    # cheapest whose night fits the window; if none fits, the cheapest (and the window
+    # The lever: among the strategies whose accuracy passes the floor on its interval (a point
+    # estimate over the floor whose interval straddles it would pick a strategy the constraint
+    # then calls inconclusive over one that passes) — else those whose point meets it, else (the
+    # contender fails it whatever it pulls) those no less accurate than naive on the same documents
+    # — the cheapest whose night fits the window; if none fits, the cheapest (and the window
     # constraint says it does not fit).
-    pool = [s for s in priced if point_acc(s) >= floor] or [s for s in priced if not_worse(s)]
+    pool = ([s for s in priced if passes_floor(s)] or [s for s in priced if point_acc(s) >= floor]
+            or [s for s in priced if not_worse(s)])
     meeting = [s for s in pool if fits(s)] or pool
     chosen = min(meeting, key=lambda s: float(per_strategy[s]["cost"][0])) if meeting else (
         "naive" if "naive" in per_strategy else sorted(per_strategy)[0])
     s = per_strategy[chosen]
-    acc = s["accuracy"]
-    k_rows, n_rows = np.nansum(acc, axis=1), np.isfinite(acc).sum(axis=1)
     src = f"coalescing, strategy {chosen}"
-    out = {"annotation_accuracy": proportion_metric(k_rows, n_rows, src + ", documents vs gold"),
+    out = {"annotation_accuracy": accuracy(chosen),
            "strategy": Metric(math.nan, source=chosen)}
     if price is not None:
         how = "list price" if contender is not None and not contender.is_local else (

@@ -47,7 +47,7 @@ from workbench.analysis.levers import arm_records
 from workbench.analysis.quantiles import quantile_ci
 from workbench.results import load_runs
 
-__all__ = ["INTEGRATION_FACTS", "Draws", "Evidence", "Metric", "gather_evidence", "order_stat_rows"]
+__all__ = ["INTEGRATION_FACTS", "Draws", "Evidence", "Metric", "distinct_groups", "gather_evidence", "order_stat_rows"]
 
 #: Facts that lower integration effort when true; unknown counts half (not established).
 INTEGRATION_FACTS: tuple[str, ...] = (
@@ -147,6 +147,11 @@ class Evidence:
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
+    #: the resampling unit of each prompt / document unit (aligned with prompt_units / doc_units):
+    #: the prompt id (a prompt reused by several warm requests is one unit) and the duplicate group
+    #: (a document and its duplicates are one unit); empty: every unit its own group
+    prompt_groups: list[str] = field(default_factory=list)
+    doc_groups: list[str] = field(default_factory=list)
 
     @property
     def contenders(self) -> list[str]:
@@ -179,6 +184,7 @@ def gather_evidence(run_dirs: str | Path | Sequence[str | Path]) -> Evidence:
     labels |= _documents(ev, dirs, multi)
     labels |= _levels(ev)
     labels |= _capabilities(ev, dirs, multi)
+    _prompt_groups(ev)
     _errors(ev)
     ev.labels = sorted(labels)
     return ev
@@ -242,6 +248,7 @@ def _documents(ev: Evidence, dirs: Sequence[Path], multi: bool) -> set[str]:
     o = pd.concat(outcomes, ignore_index=True)
     o = o[o["repeat"] == 0]
     ev.doc_units = sorted(set(o["doc_id"].astype(str)))
+    ev.doc_groups = _doc_groups(o, ev.doc_units)
     for (label, strategy), g in o.groupby(["label", "strategy"]):
         g = g.drop_duplicates("doc_id")
         correct = pd.Series(g["correct"].to_numpy(), index=g["doc_id"].astype(str))
@@ -250,6 +257,28 @@ def _documents(ev: Evidence, dirs: Sequence[Path], multi: bool) -> set[str]:
     for (label, strategy), g in arm_records(records).groupby(["label", "strategy"]):
         ev.doc_requests.setdefault(str(label), {})[str(strategy)] = g
     return set(ev.docs)
+
+
+def _prompt_groups(ev: Evidence) -> None:
+    """The prompt id of each warm unit (warm request i carries the same prompt for every
+    contender): once requests outnumber the prompt set, prompts repeat, and at temperature 0 a
+    repeat is the same observation again — one resampling unit, not two."""
+    df = ev.frames.get("latency")
+    if df is None or "prompt_id" not in df or not ev.prompt_units:
+        return
+    warm = df[df["phase"] == "warm"]
+    unit = warm["request_id"].astype(str).str.rsplit(":", n=1).str[-1].astype(int)
+    ids = pd.Series(warm["prompt_id"].to_numpy(), index=unit.to_numpy()).dropna()
+    ids = ids[~ids.index.duplicated()]
+    ev.prompt_groups = [str(ids.get(u, f"unit:{u}")) for u in ev.prompt_units]
+
+
+def _doc_groups(o: pd.DataFrame, units: list[str]) -> list[str]:
+    """Each document's duplicate group: the original it duplicates (`dup_of`), else itself."""
+    if "dup_of" not in o:
+        return list(units)
+    first = o.drop_duplicates("doc_id").set_index(o.drop_duplicates("doc_id")["doc_id"].astype(str))["dup_of"]
+    return [str(first.get(u)) if isinstance(first.get(u), str) and first.get(u) else u for u in units]
 
 
 def _levels(ev: Evidence) -> set[str]:
@@ -310,9 +339,9 @@ class Draws:
             raise ValueError("n_boot must be >= 1")
         self.n_boot = n_boot
         self.seed = seed
-        self.prompts = self._matrix("prompts", len(ev.prompt_units))
+        self.prompts = self._matrix("prompts", len(ev.prompt_units), ev.prompt_groups)
         self.items = self._matrix("items", len(ev.item_units))
-        self.docs = self._matrix("documents", len(ev.doc_units))
+        self.docs = self._matrix("documents", len(ev.doc_units), ev.doc_groups)
 
     @property
     def rows(self) -> int:
@@ -321,10 +350,12 @@ class Draws:
     def _rng(self, key: str) -> np.random.Generator:
         return np.random.default_rng([self.seed, zlib.crc32(key.encode())])
 
-    def _matrix(self, key: str, n: int) -> IndexArray:
+    def _matrix(self, key: str, n: int, groups: Sequence[str] = ()) -> IndexArray:
         idx = np.empty((self.rows, n), dtype=np.intp)
         idx[0] = np.arange(n)
-        if n:
+        if n and len(groups) == n and len(set(groups)) < n:
+            idx[1:] = _cluster_indices(self._rng(key), groups, self.n_boot)
+        elif n:
             idx[1:] = self._rng(key).integers(0, n, size=(self.n_boot, n))
         return idx
 
@@ -344,6 +375,26 @@ class Draws:
         draws = self._rng(f"rate:{key}").gamma(max(k, 1e-9), 1.0, size=self.n_boot) if k > 0 else np.zeros(self.n_boot)
         out[1:] = draws / window_s if window_s > 0 else math.nan
         return out
+
+
+def _cluster_indices(rng: np.random.Generator, groups: Sequence[str], n_boot: int) -> IndexArray:
+    """A cluster bootstrap that keeps the shape (n_boot, n): every group is replaced by a group
+    drawn with replacement, and a unit by the unit at the same position (cyclically) in the drawn
+    group. With groups of one it is the ordinary bootstrap; with equal-sized groups (a prompt set
+    cycled) it is exactly the cluster bootstrap — the units of one group travel together, so a
+    prompt repeated k times counts once, not k times."""
+    codes, members_of = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    g = len(codes)
+    sizes = np.bincount(members_of, minlength=g)
+    members = np.full((g, int(sizes.max())), -1, dtype=np.intp)
+    position = np.empty(len(groups), dtype=np.intp)
+    fill = np.zeros(g, dtype=np.intp)
+    for unit, grp in enumerate(members_of):
+        members[grp, fill[grp]] = unit
+        position[unit] = fill[grp]
+        fill[grp] += 1
+    drawn = rng.integers(0, g, size=(n_boot, g))[:, members_of]  # (n_boot, n): the group replacing each unit's
+    return np.asarray(members[drawn, position[None, :] % sizes[drawn]], dtype=np.intp)
 
 
 def resampled(values: FloatArray, idx: IndexArray) -> FloatArray:
@@ -429,13 +480,28 @@ def quantile_metric(values: FloatArray, idx: IndexArray, q: float, source: str,
     return Metric(est.value, est.low, est.high, est.n, rows[1:], source, "order statistics", one.low, one.high)
 
 
-def proportion_metric(k_rows: FloatArray, n_rows: FloatArray, source: str) -> Metric:
-    """k/n per row; Wilson interval on the point's counts."""
+def distinct_groups(groups: Sequence[str], mask: npt.NDArray[np.bool_]) -> int | None:
+    """How many resampling units (prompt ids, duplicate groups) the units in `mask` make; None when
+    there are no groups (every unit its own)."""
+    if len(groups) != len(mask):
+        return None
+    return len({g for g, keep in zip(groups, mask, strict=True) if keep})
+
+
+def proportion_metric(k_rows: FloatArray, n_rows: FloatArray, source: str, units: int | None = None) -> Metric:
+    """k/n per row; Wilson interval on the point's counts. `units`: the independent units behind
+    the n counts (distinct prompts, duplicate groups) when fewer — the interval is then the Wilson
+    interval of the same share over `units` (a repeat at temperature 0 is the same observation
+    again; its n is capped at the pool, not the request count)."""
     with np.errstate(all="ignore"):
         rows = np.where(n_rows > 0, k_rows / np.where(n_rows > 0, n_rows, 1), np.nan)
     k, n = round(k_rows[0]), round(n_rows[0])
     if n == 0:
         return Metric(math.nan, source=source, interval="Wilson", reps=rows[1:])
+    value = k / n
+    if units is not None and 0 < units < n:
+        k, n = round(k * units / n), units
+        source += f" (n = {units} distinct units)"
     est = stats.wilson_interval(k, n)
     one = stats.wilson_interval(k, n, ci=0.90)  # its bounds are the one-sided 95% Wilson bounds
-    return Metric(est.value, est.low, est.high, n, rows[1:], source, "Wilson", one.low, one.high)
+    return Metric(value, est.low, est.high, n, rows[1:], source, "Wilson", one.low, one.high)
