@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +249,22 @@ def test_the_power_of_a_proportion_floor_matches_simulated_runs() -> None:
     k = np.random.default_rng(3).binomial(100, 0.75, 2000)
     passed = np.mean([c.status(proportion_metric(x * one, 100 * one, "")) == "pass" for x in k])
     assert power == pytest.approx(passed, abs=0.03) and 0.2 < power < 0.5
+
+
+def test_the_routing_cost_is_continuous_near_the_slo(tmp_path: Path) -> None:
+    """A level whose p95 sits at the 100 ms SLO: replicates whose p95 crosses it used to drop its
+    goodput to 0 and the cost to ∞ (utility 0), splitting the score between 0 and ~1."""
+    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}})
+    write_concurrency(run, "a", {4: 0.09}, n=100)
+    path = run / "concurrency.jsonl"
+    # p95 (the 95th of 100) just under 100 ms, the 5 slowest just over it
+    e2e = np.random.default_rng(0).permutation(np.r_[np.linspace(0.08, 0.0999, 95), np.full(5, 0.105)])
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    for rec, x in zip(lines, e2e, strict=True):
+        rec["e2e_s"] = float(x)
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    local = contenders("a")["a"].override("test", base_url=None, local="gemma-3-270m", api="openai-chat")
+    res = decide(gather_evidence(run), "routing", SC["routing"], {"a": local}, machine_hour_usd=0.1, n_boot=200)
+    cost = res.metrics["a"]["cost_per_1k_requests_usd"]
+    assert cost.reps is not None and np.isfinite(cost.reps).all()
+    assert "concurrency 4" in res.metrics["a"]["goodput_rps"].source
