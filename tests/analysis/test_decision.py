@@ -12,7 +12,7 @@ import pytest
 from tests.synthetic_runs import contenders, write_annotation, write_concurrency, write_run
 from workbench.analysis.axes import latency_metrics
 from workbench.analysis.checklist import migration_checklist
-from workbench.analysis.comparisons import pairwise_tests
+from workbench.analysis.comparisons import hodges_lehmann, pairwise_tests
 from workbench.analysis.decision import MATRIX_COLUMNS, _pass_power, decide, decision_matrix
 from workbench.analysis.evidence import Draws, Evidence, _cluster_indices, gather_evidence, proportion_metric
 from workbench.analysis.scenarios import Constraint, load_scenarios
@@ -268,3 +268,15 @@ def test_the_routing_cost_is_continuous_near_the_slo(tmp_path: Path) -> None:
     cost = res.metrics["a"]["cost_per_1k_requests_usd"]
     assert cost.reps is not None and np.isfinite(cost.reps).all()
     assert "concurrency 4" in res.metrics["a"]["goodput_rps"].source
+
+
+def test_the_location_shift_is_the_hodges_lehmann_pseudo_median_the_wilcoxon_test_tests() -> None:
+    """Skewed paired differences whose median and pseudo-median differ in sign: the effect beside a
+    signed-rank p-value must be the pseudo-median, and its interval must cover it ~95% of the time."""
+    d = np.r_[np.full(6, -1.0), np.full(5, 10.0)]
+    est, low, high = hodges_lehmann(d)
+    assert np.median(d) < 0 < est
+    rng = np.random.default_rng(4)
+    truth = 1.0  # a shift of 1 on a symmetric law: its pseudo-median
+    hits = [(lambda e: e[1] <= truth <= e[2])(hodges_lehmann(1.0 + rng.standard_t(3, 60))) for _ in range(400)]
+    assert 0.92 <= np.mean(hits) <= 0.98
