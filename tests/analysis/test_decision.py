@@ -280,3 +280,11 @@ def test_the_location_shift_is_the_hodges_lehmann_pseudo_median_the_wilcoxon_tes
     truth = 1.0  # a shift of 1 on a symmetric law: its pseudo-median
     hits = [(lambda e: e[1] <= truth <= e[2])(hodges_lehmann(1.0 + rng.standard_t(3, 60))) for _ in range(400)]
     assert 0.92 <= np.mean(hits) <= 0.98
+
+
+def test_a_passing_constraint_is_not_said_to_be_undecidable(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}})
+    write_annotation(run, "a", {"naive": (44 / 48, 1.0)}, n_docs=48)
+    _, res = _decide(run, "batch_annotation", "a", n_boot=100)
+    row = res.table.set_index("contender").loc["a"]
+    assert row["constraint_status"] == "pass" and "cannot" not in row["constraint_power"]

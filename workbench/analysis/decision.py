@@ -155,8 +155,8 @@ def _pass_power(ev: Evidence, label: str, name: str, m: Metric | None, c: Constr
 
 def _powers(ev: Evidence, label: str, m: Mapping[str, Metric], sc: Scenario) -> str | None:
     """One entry per hard constraint: its P(pass) at the measured value with this n, and, where
-    that is low though the measured value meets the limit, that this run size cannot decide it
-    (or that the pool is too small for any run size to)."""
+    it did not pass and that is low though the measured value meets the limit, that this run size
+    cannot decide it (or that the pool is too small for any run size to)."""
     parts = []
     for c in sc.hard_constraints:
         mm = m.get(c.metric)
@@ -165,7 +165,7 @@ def _powers(ev: Evidence, label: str, m: Mapping[str, Metric], sc: Scenario) -> 
             parts.append(f"{c.text}: not measured")
             continue
         text = f"{c.text}: P(pass) {p:.0%}" + (f" at n={mm.n:,}" if mm is not None and mm.n else "")
-        if p < 0.8 and mm is not None and c.passes(mm.value):
+        if p < 0.8 and mm is not None and c.passes(mm.value) and c.status(mm) != "pass":
             pool = _pool(ev, c.metric)
             if pool is not None and (_resolve_n(ev, label, c.metric, mm, c) is None):
                 text += f" — the dataset has only {pool[0]:,} {pool[1]}: more requests cannot decide it"
