@@ -288,3 +288,16 @@ def test_a_passing_constraint_is_not_said_to_be_undecidable(tmp_path: Path) -> N
     _, res = _decide(run, "batch_annotation", "a", n_boot=100)
     row = res.table.set_index("contender").loc["a"]
     assert row["constraint_status"] == "pass" and "cannot" not in row["constraint_power"]
+
+
+def test_a_run_that_cycles_its_prompts_counts_each_prompt_once(tmp_path: Path) -> None:
+    """100 warm requests over a 40-prompt set: routing accuracy's n is 40, not 100."""
+    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}})
+    path = run / "latency.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    for rec in lines:
+        rec["prompt_id"] = f"p{int(rec['request_id'].rsplit(':', 1)[1]) % 40}"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    ev, res = _decide(run, "routing", "a", n_boot=100)
+    assert len(set(ev.prompt_groups)) == 40 and len(ev.prompt_units) == 100
+    assert res.metrics["a"]["route_accuracy"].n == 40
