@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from workbench.analysis import calibration as cov
-from workbench.analysis.evidence import order_stat_rows, percentile_rows
+from workbench.analysis.evidence import order_stat_rows, percentile_rows, proportion_metric
 from workbench.analysis.quantiles import (
     QuantileEstimate,
     min_n_for_bounds,
@@ -283,3 +283,19 @@ def test_score_latency_replicates_cover_like_the_interval_shown() -> None:
     2.5–97.5% cover the true p95 ≥ 0.93 at n=100, where the percentile bootstrap covers ~0.88."""
     assert _replicate_coverage(order_stat_rows) >= 0.93
     assert _replicate_coverage(lambda x, idx, q, u: percentile_rows(x, idx, q)) < 0.91
+
+
+def test_a_proportion_over_reused_prompts_covers_when_counted_by_prompt() -> None:
+    """1,000 requests cycling 162 prompts, each prompt right or wrong every time (temperature 0):
+    the Wilson interval over 1,000 requests covers the true share far below 95%; over the 162
+    distinct prompts (`units`) it covers as Wilson should."""
+    rng = np.random.default_rng(11)
+    hits_requests = hits_units = 0
+    trials = 400
+    for _ in range(trials):
+        right = (rng.random(162) < 0.8).astype(float)[np.arange(1000) % 162]
+        k, n = right.sum() * np.ones(1), 1000 * np.ones(1)
+        naive, by_unit = proportion_metric(k, n, ""), proportion_metric(k, n, "", units=162)
+        hits_requests += naive.low <= 0.8 <= naive.high
+        hits_units += by_unit.low <= 0.8 <= by_unit.high
+    assert hits_units / trials >= 0.93 and hits_requests / trials < 0.75

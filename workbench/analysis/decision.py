@@ -5,9 +5,11 @@ For each scenario (`experiments/scenarios.yaml`):
 1. **Metrics** per contender, on every row of one joint resampling of the raw units
    (`workbench.analysis.evidence.Draws`; the scenario kind says which metrics,
    `workbench.analysis.axes` how each is computed).
-2. **Hard constraints**, judged on each metric's 95% interval: `pass` when the whole interval
-   meets the limit, `fail` when the whole interval misses it, `inconclusive` when it straddles
-   the limit — with an estimate of the sample size that would decide it. A contender is
+2. **Hard constraints**, judged one-sided at 95% (`Constraint.status`): `pass` when the bound on
+   the limit's side meets it, `fail` when the opposite bound misses it, `inconclusive` otherwise —
+   with an estimate of the sample size that would decide it (none past the pool of units), and
+   per constraint its P(pass) at this run size if the measured value were the truth
+   (`constraint_power`). A contender is
    `eligible` when every constraint passes; an inconclusive one is listed with its score but not
    ranked.
 3. **Score** = Σ weight × axis utility, every utility on a bounded absolute scale in [0, 1]
