@@ -88,7 +88,7 @@ def latency_metrics(ev: Evidence, draws: Draws, label: str) -> dict[str, Metric]
     t = ev.prompts.get(label)
     if t is None:
         return {}
-    idx, u = draws.prompts, draws.uniform("prompts")
+    idx, u = draws.prompts, draws.uniform(f"prompts:{label}")
     e2e, ttft = t["e2e_s"].to_numpy(), t["ttft_s"].to_numpy()
     out = {
         "e2e_p50": quantile_metric(e2e, idx, 50, _LAT, u), "e2e_p95": quantile_metric(e2e, idx, 95, _LAT, u),

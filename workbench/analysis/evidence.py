@@ -364,8 +364,7 @@ class Draws:
         return self._matrix(f"own:{key}", n)
 
     def uniform(self, key: str) -> FloatArray:
-        """One uniform per replicate row (1..B) of a family, shared by every contender on it: the
-        tie-breaker that keeps `order_stat_rows` paired across contenders."""
+        """One uniform per replicate row (1..B) under `key`: the tie-breaker of `order_stat_rows`."""
         return self._rng(f"uniform:{key}").random(self.n_boot)
 
     def rate(self, key: str, k: int, window_s: float) -> FloatArray:
@@ -437,10 +436,11 @@ def order_stat_rows(values: FloatArray, idx: IndexArray, q: float, u: FloatArray
     percentile there); R = 0 is read as X_(1).
 
     The pairing of contenders on shared prompts is kept by coupling, not by construction: row
-    b's bootstrap rank J_b of the ordinary resample (`idx`) is turned into a uniform
-    (randomised PIT of J's known law P(J ≤ j) = P(Binomial(n, j/n) ≥ k), with `u` the row's
-    tie-breaking uniform, shared by every contender) and R is the binomial-rank quantile of that
-    uniform — so a row whose resample drew the slow prompts draws high ranks for every contender.
+    b's bootstrap rank J_b of the ordinary resample (`idx`, shared by every contender) is turned
+    into a uniform (randomised PIT of J's known law P(J ≤ j) = P(Binomial(n, j/n) ≥ k), `u` the
+    row's tie-breaking uniform, the contender's own: a shared one would tie the contenders' ranks
+    closer than their data do) and R is the binomial-rank quantile of that uniform — so a row
+    whose resample drew the slow prompts draws high ranks for every contender they are slow for.
     Row 0 is the point value X_(ceil(nq/100)); NaN values are dropped (n is the count kept)."""
     boot = percentile_rows(values, idx, q)
     x = np.sort(np.asarray(values, dtype=float)[~np.isnan(np.asarray(values, dtype=float))])
