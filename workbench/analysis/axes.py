@@ -22,18 +22,22 @@ ones where they exist — order statistics for percentiles, Wilson for proportio
 - `error_rate` = failed / sent over the scenario's own experiments (Wilson), and
   `units_lost_to_errors` (`error_metrics`);
 - goodput (levels family, the scenario's prompt set only — swept on other prompts it is
-  unmeasured, and says so): per level, throughput × share of requests within the SLO; the best
-  level whose p95 E2E (a failed request +∞) meets the SLO in that row (0 when none does);
+  unmeasured, and says so): per level, throughput × share of requests within the SLO; the level
+  chosen once on the point (the best goodput among levels whose p95 E2E — a failed request +∞ —
+  meets the SLO, else of any level), its goodput in every row — continuous near the SLO, which
+  acts through its own constraint (a row whose p95 crosses the SLO does not drop to 0 and its
+  cost to ∞);
 - `cost_per_1k_requests_usd`: the fleet to serve the target rate at that goodput (self-hosted:
   machine-hours with headroom), or tokens at list price (hosted) — `cost.realtime_cost_per_1k`;
-- annotation (documents family): the strategy is chosen once on the point estimates (below);
+- annotation (documents family): the strategy is chosen once, on the measured accuracy intervals (below);
   `annotation_accuracy` over documents;
   `cost_per_document_usd` = requests per document (a count) × mean cost of that strategy's
   requests (resampled; cache reads and writes at their own rates, batch API items at the batch
   rate); `batch_wall_time_h` = documents per night × requests per document × mean request time /
   requests in flight — for the batch-api strategy the provider's completion window (documented or
   declared), or for the local endpoint its measured turnaround scaled to the night. The strategy
-  (the **lever**) is the cheapest whose accuracy meets the floor and whose night fits the window,
+  (the **lever**) is the cheapest whose accuracy passes the floor on its one-sided Wilson bound (as
+  the constraint judges it; failing that, whose point meets it) and whose night fits the window,
   else the cheapest that meets the floor (and the window constraint fails); when no strategy meets
   the floor (the contender fails it whatever lever it pulls), the same choice among the strategies
   no less accurate than naive on the same documents — the lever is a property of the workload, and
@@ -58,6 +62,7 @@ from workbench.analysis.evidence import (
     Draws,
     Evidence,
     Metric,
+    distinct_groups,
     from_rows,
     mean_rows,
     outcomes,
@@ -92,12 +97,12 @@ def latency_metrics(ev: Evidence, draws: Draws, label: str) -> dict[str, Metric]
     t = ev.prompts.get(label)
     if t is None:
         return {}
-    idx = draws.prompts
+    idx, u = draws.prompts, draws.uniform(f"prompts:{label}")
     e2e, ttft = t["e2e_s"].to_numpy(), t["ttft_s"].to_numpy()
     out = {
-        "e2e_p50": quantile_metric(e2e, idx, 50, _LAT), "e2e_p95": quantile_metric(e2e, idx, 95, _LAT),
-        "e2e_p99": quantile_metric(e2e, idx, 99, _LAT), "ttft_p50": quantile_metric(ttft, idx, 50, _LAT),
-        "ttft_p95": quantile_metric(ttft, idx, 95, _LAT),
+        "e2e_p50": quantile_metric(e2e, idx, 50, _LAT, u), "e2e_p95": quantile_metric(e2e, idx, 95, _LAT, u),
+        "e2e_p99": quantile_metric(e2e, idx, 99, _LAT, u), "ttft_p50": quantile_metric(ttft, idx, 50, _LAT, u),
+        "ttft_p95": quantile_metric(ttft, idx, 95, _LAT, u),
         "mean_e2e_s": from_rows(mean_rows(np.where(np.isfinite(e2e), e2e, np.nan), idx), _LAT + " (answered)",
                                 int(np.isfinite(e2e).sum())),
         "input_tokens_per_request": from_rows(mean_rows(t["input_tokens"].to_numpy(), idx), _LAT),
@@ -107,7 +112,8 @@ def latency_metrics(ev: Evidence, draws: Draws, label: str) -> dict[str, Metric]
     if np.isfinite(route).any():
         m = resampled(route, idx)
         out["route_accuracy"] = proportion_metric(np.nansum(m, axis=1), np.isfinite(m).sum(axis=1),
-                                                  "latency.jsonl, labelled routing prompts")
+                                                  "latency.jsonl, labelled routing prompts",
+                                                  distinct_groups(ev.prompt_groups, np.isfinite(route)))
     return out
 
 
@@ -184,19 +190,27 @@ def goodput_metrics(ev: Evidence, draws: Draws, label: str, slo_s: float,
                 f"{', '.join(swept) or 'other prompts'}"))}
     if not levels:
         return {}
-    best_good = np.zeros(draws.rows)
     best_thr = np.zeros(draws.rows)
     tps = np.zeros(draws.rows)
+    per_level: dict[int, tuple[Any, Any]] = {}
     for level, g in sorted(levels.items()):
         thr, good, p95 = _level_rows(g, draws, f"{label}:c{level}", slo_s)
-        meets = np.nan_to_num(p95, nan=math.inf) <= slo_s
-        best_good = np.maximum(best_good, np.where(meets, good, 0.0))
+        per_level[level] = (good, p95)
         best_thr = np.maximum(best_thr, np.nan_to_num(thr))
         out_tokens = float(pd.to_numeric(g.loc[g["status"] == "ok", "output_tokens"], errors="coerce").mean())
         tps = np.maximum(tps, np.nan_to_num(thr * out_tokens))
+    # One level, chosen on the point: the best goodput among the levels whose p95 meets the SLO,
+    # else the best goodput of any level. Its goodput in every replicate — not the best level
+    # meeting the SLO in that replicate — so near the SLO the replicates move smoothly instead of
+    # jumping to 0 (and the cost to ∞) whenever a replicate's p95 crosses it; the SLO acts through
+    # its own constraint and through the share of requests within it.
+    meeting = [lv for lv, (good, p95) in per_level.items() if np.nan_to_num(p95[0], nan=math.inf) <= slo_s]
+    level = max(meeting or list(per_level), key=lambda lv: float(np.nan_to_num(per_level[lv][0][0])))
+    best_good = np.nan_to_num(per_level[level][0])
     n = sum(len(g) for g in levels.values())
-    src = (f"concurrency.jsonl{f' (prompt set {prompt_set})' if prompt_set else ''}, best level with "
-           f"p95 ≤ SLO {slo_s * 1000:g} ms")
+    meets = "p95 ≤" if level in meeting else "no level meets p95 ≤"
+    src = (f"concurrency.jsonl{f' (prompt set {prompt_set})' if prompt_set else ''}, concurrency {level} "
+           f"({meets} SLO {slo_s * 1000:g} ms): throughput × share within the SLO")
     return {"goodput_rps": from_rows(best_good, src, n),
             "max_throughput_rps": from_rows(best_thr, "concurrency.jsonl, best level", n),
             "max_output_tps": from_rows(tps, "concurrency.jsonl, best level", n)}
@@ -330,20 +344,32 @@ def annotation_metrics(ev: Evidence, draws: Draws, label: str, contender: Conten
         both = np.isfinite(a) & np.isfinite(b)
         return bool(both.any() and a[both].mean() >= b[both].mean())
 
+    def accuracy(s: str) -> Metric:
+        acc = per_strategy[s]["accuracy"]
+        return proportion_metric(np.nansum(acc, axis=1), np.isfinite(acc).sum(axis=1),
+                                 f"coalescing, strategy {s}, documents vs gold",
+                                 distinct_groups(ev.doc_groups, np.isfinite(docs[s])))
+
+    def passes_floor(s: str) -> bool:
+        """The floor met on the one-sided 95% Wilson bound, as the constraint will judge it."""
+        low = accuracy(s).one_sided("lower")
+        return bool(np.isfinite(low) and low >= floor)
+
     priced = [s for s in per_strategy if np.isfinite(per_strategy[s]["cost"][0])]
-    # The lever: among the strategies that meet the floor — or, when none does (the contender
-    # fails it whatever it pulls), those no less accurate than naive on the same documents — the
-    # cheapest whose night fits the window; if none fits, the cheapest (and the window
+    # The lever: among the strategies whose accuracy passes the floor on its interval (a point
+    # estimate over the floor whose interval straddles it would pick a strategy the constraint
+    # then calls inconclusive over one that passes) — else those whose point meets it, else (the
+    # contender fails it whatever it pulls) those no less accurate than naive on the same documents
+    # — the cheapest whose night fits the window; if none fits, the cheapest (and the window
     # constraint says it does not fit).
-    pool = [s for s in priced if point_acc(s) >= floor] or [s for s in priced if not_worse(s)]
+    pool = ([s for s in priced if passes_floor(s)] or [s for s in priced if point_acc(s) >= floor]
+            or [s for s in priced if not_worse(s)])
     meeting = [s for s in pool if fits(s)] or pool
     chosen = min(meeting, key=lambda s: float(per_strategy[s]["cost"][0])) if meeting else (
         "naive" if "naive" in per_strategy else sorted(per_strategy)[0])
     s = per_strategy[chosen]
-    acc = s["accuracy"]
-    k_rows, n_rows = np.nansum(acc, axis=1), np.isfinite(acc).sum(axis=1)
     src = f"coalescing, strategy {chosen}"
-    out = {"annotation_accuracy": proportion_metric(k_rows, n_rows, src + ", documents vs gold"),
+    out = {"annotation_accuracy": accuracy(chosen),
            "strategy": Metric(math.nan, source=chosen)}
     if price is not None:
         how = "list price" if contender is not None and not contender.is_local else (

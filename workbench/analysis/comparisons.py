@@ -7,8 +7,9 @@ each row the effect and the test describe the same quantity:
 - **E2E p95 difference** (a − b): paired bootstrap over prompts (the same resampled prompts for
   both), interval = 2.5–97.5% of the replicates, p = twice the smaller share of replicates on
   either side of 0;
-- **E2E location shift**: the median of the paired differences a_i − b_i with a paired bootstrap
-  interval, p = Wilcoxon signed-rank (two-sided) on the same differences;
+- **E2E location shift**: the Hodges–Lehmann pseudo-median of the paired differences a_i − b_i
+  (the quantity the signed-rank test tests) with the interval that inverts that test, p = Wilcoxon
+  signed-rank (two-sided) on the same differences;
 - **routing accuracy difference**: paired by prompt, Newcombe's interval, p = McNemar exact on
   the prompts only one of the two got right;
 - **hallucination difference** (incorrect rate, a − b): paired by item, Newcombe's interval,
@@ -31,7 +32,7 @@ from scipy import stats as sps
 from workbench.analysis import stats
 from workbench.analysis.evidence import Evidence
 
-__all__ = ["pairwise_tests"]
+__all__ = ["hodges_lehmann", "pairwise_tests"]
 
 
 def _both(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -68,19 +69,42 @@ def _latency_rows(ev: Evidence, n_boot: int, seed: int) -> list[dict[str, Any]]:
         point95 = float(_sub(np.percentile(xa, 95, method="inverted_cdf"),
                              np.percentile(xb, 95, method="inverted_cdf")))
         diff = _sub(xa, xb)
-        dmed = np.median(diff[idx], axis=1)
+        hl, hl_low, hl_high = hodges_lehmann(diff)
         wil = sps.wilcoxon(diff).pvalue if np.any(diff != 0) else 1.0
         base = {"axis": "latency", "a": a, "b": b, "n": n, "effect_unit": "ms (a − b)"}
         # bounds as order statistics of the replicates: an ∞ replicate (failures) stays ∞, never NaN
         lo95, hi95 = np.percentile(d95, [2.5, 97.5], method="inverted_cdf")
-        lo_med, hi_med = np.percentile(dmed, [2.5, 97.5], method="inverted_cdf")
         rows.append({**base, "tests": "E2E p95 difference, paired bootstrap over prompts",
                      "effect": point95 * 1000, "effect_low": float(lo95) * 1000,
                      "effect_high": float(hi95) * 1000, "p": _boot_p(d95)})
-        rows.append({**base, "tests": "E2E location shift (median paired difference), Wilcoxon signed-rank",
-                     "effect": float(np.median(diff)) * 1000, "effect_low": float(lo_med) * 1000,
-                     "effect_high": float(hi_med) * 1000, "p": float(wil)})
+        rows.append({**base, "tests": "E2E location shift (Hodges–Lehmann pseudo-median of the paired differences), "
+                     "Wilcoxon signed-rank", "effect": hl * 1000, "effect_low": hl_low * 1000,
+                     "effect_high": hl_high * 1000, "p": float(wil)})
     return rows
+
+
+def hodges_lehmann(d: np.ndarray, ci: float = 0.95) -> tuple[float, float, float]:
+    """The Hodges–Lehmann estimate of the paired shift — the median of the Walsh averages
+    (d_i + d_j) / 2, i ≤ j — with the interval that inverts the Wilcoxon signed-rank test.
+
+    Why: the signed-rank test tests this pseudo-median, not the median of the differences (the
+    two can even differ in sign on a skewed difference), so the effect shown beside its p-value
+    must be this one. Interval: the C-th smallest and C-th largest Walsh averages, C from the
+    signed-rank statistic's normal approximation, M/2 − z·√(n(n+1)(2n+1)/24) (Hollander & Wolfe
+    3.2; M = n(n+1)/2 Walsh averages)."""
+    d = np.asarray(d, dtype=float)
+    d = d[np.isfinite(d)]
+    n = len(d)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    i, j = np.triu_indices(n)
+    walsh = np.sort((d[i] + d[j]) / 2.0)
+    m = len(walsh)
+    z = float(sps.norm.ppf(1 - (1 - ci) / 2))
+    c = math.floor(m / 2 - z * math.sqrt(n * (n + 1) * (2 * n + 1) / 24))
+    if c < 1:  # too few pairs for an interval at this level
+        return float(np.median(walsh)), math.nan, math.nan
+    return float(np.median(walsh)), float(walsh[c - 1]), float(walsh[m - c])
 
 
 def _paired_binary(name: str, what: str, unit: str, a: str, b: str, xa: np.ndarray, xb: np.ndarray

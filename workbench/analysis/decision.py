@@ -5,9 +5,11 @@ For each scenario (`experiments/scenarios.yaml`):
 1. **Metrics** per contender, on every row of one joint resampling of the raw units
    (`workbench.analysis.evidence.Draws`; the scenario kind says which metrics,
    `workbench.analysis.axes` how each is computed).
-2. **Hard constraints**, judged on each metric's 95% interval: `pass` when the whole interval
-   meets the limit, `fail` when the whole interval misses it, `inconclusive` when it straddles
-   the limit — with an estimate of the sample size that would decide it. A contender is
+2. **Hard constraints**, judged one-sided at 95% (`Constraint.status`): `pass` when the bound on
+   the limit's side meets it, `fail` when the opposite bound misses it, `inconclusive` otherwise —
+   with an estimate of the sample size that would decide it (none past the pool of units), and
+   per constraint its P(pass) at this run size if the measured value were the truth
+   (`constraint_power`). A contender is
    `eligible` when every constraint passes; an inconclusive one is listed with its score but not
    ranked. **Missing is unmeasured, never 0**: a constraint's metric, or a weighted axis's
    metric that another contender has, that a contender lacks makes it `inconclusive` ("not
@@ -20,9 +22,11 @@ For each scenario (`experiments/scenarios.yaml`):
    in which a contender has the top score among the eligible ones; its rank in each replicate,
    summarised as the median rank and the 95% rank interval [rank_low, rank_high]; and
    P(pick beats X) for every other contender. The pick is the eligible contender with the
-   highest `p_best`; it is **decisive** when `p_best` ≥ `decisive_p` (0.95) and no inconclusive
-   contender beats it in more than 1 − `decisive_p` of the replicates. Otherwise the report
-   names the contenders the data cannot separate from it.
+   highest `p_best`; it is **decisive** when it beats every rival that is not ruled out
+   (eligible or inconclusive) in ≥ `decisive_p` (0.975) of the replicates — per rival, so two
+   identical contenders come out decisive in ≤ 5% of runs (tests/analysis/test_decision.py
+   simulates 400 pairs). Otherwise the report names the contenders the data cannot separate
+   from it.
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
+from workbench.analysis import stats
 from workbench.analysis.catalog import describe, format_value
 from workbench.analysis.evidence import Draws, Evidence, Metric
-from workbench.analysis.quantiles import n_to_resolve
+from workbench.analysis.quantiles import n_to_resolve, order_stat_ranks
 from workbench.analysis.scenarios import AXES, Constraint, Scenario
 
 if TYPE_CHECKING:
@@ -45,8 +51,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DECISIVE_P", "MATRIX_COLUMNS", "ScenarioResult", "decide", "decision_matrix"]
 
-#: p_best a pick needs to be called decisive.
-DECISIVE_P = 0.95
+#: The share of replicates in which the pick must beat each rival to be called decisive (one-sided
+#: 97.5% per rival: with two identical contenders either can be the pick, so ~5% in all).
+DECISIVE_P = 0.975
 
 MATRIX_COLUMNS = ["scenario", "contender", "eligible", "constraint_status", "failed_constraint", "score",
                   "score_low", "score_high", "p_best", "rank", "rank_low", "rank_high", "p_pick_beats", "gives_up"]
@@ -84,8 +91,29 @@ class ScenarioResult:
         return self.metrics.get(label, {}).get(name)
 
 
+#: The unit family each proportion-type metric is counted on, for the pool its n is capped at.
+_FAMILY = {"route_accuracy": "prompts", "annotation_accuracy": "documents", "qa_accuracy": "items",
+           "qa_f_score": "items", "qa_net_score": "items", "hallucination_score": "items",
+           "false_premise_acceptance": "items", "hallucination_rate": "items"}
+
+
+def _pool(ev: Evidence, name: str) -> tuple[int, str] | None:
+    """(size, what) of the finite pool a metric's units come from, when more requests cannot add
+    units: the items, the documents (duplicate groups), or the prompts once requests reuse them."""
+    family = _FAMILY.get(name)
+    if family == "items" and ev.item_units:
+        return len(ev.item_units), "items"
+    if family == "documents" and ev.doc_units:
+        return len(set(ev.doc_groups or ev.doc_units)), "distinct documents"
+    if family == "prompts" and ev.prompt_groups and len(set(ev.prompt_groups)) < len(ev.prompt_units):
+        return len(set(ev.prompt_groups)), "distinct prompts"
+    return None
+
+
 def _resolve_n(ev: Evidence, label: str, name: str, m: Metric, c: Constraint) -> int | None:
-    """Estimated sample size at which the constraint's verdict would no longer be inconclusive."""
+    """Estimated sample size at which the constraint's verdict would no longer be inconclusive;
+    None when no run could reach it: the pool of units (items, distinct documents, distinct
+    prompts) is smaller than that n — repeating a unit adds no information (`_pool`)."""
     limit = c.max if c.max is not None else c.min
     assert limit is not None
     if name.startswith(("e2e_p", "ttft_p")) and label in ev.prompts:
@@ -96,7 +124,71 @@ def _resolve_n(ev: Evidence, label: str, name: str, m: Metric, c: Constraint) ->
     gap = abs(m.value - limit)
     if not (m.n and math.isfinite(half) and gap > 0):
         return None
-    return max(m.n + 1, math.ceil(m.n * (half / gap) ** 2))  # interval half-width shrinks as 1/√n
+    n = max(m.n + 1, math.ceil(m.n * (half / gap) ** 2))  # interval half-width shrinks as 1/√n
+    pool = _pool(ev, name)
+    return None if pool is not None and n > pool[0] else n
+
+
+def _pass_power(ev: Evidence, label: str, name: str, m: Metric | None, c: Constraint) -> float:
+    """P(the constraint passes) at this run's sample size if the truth were the measured value:
+    how often a run of this size could show a pass at all (NaN: not measured). Percentiles: K ~
+    Binomial(n, measured share within the limit) must reach the one-sided order-statistic rank;
+    proportions: k ~ Binomial(n, measured share) must put the one-sided Wilson bound past the
+    limit; a derived number: normal, with the replicates' spread as its standard error."""
+    if m is None or math.isnan(m.value):
+        return math.nan
+    limit = c.max if c.max is not None else c.min
+    assert limit is not None
+    upper = c.max is not None
+    if m.reps is None and math.isnan(m.low) and math.isnan(m.high):
+        return float(c.passes(m.value))
+    if name.startswith(("e2e_p", "ttft_p")) and label in ev.prompts:
+        values = ev.prompts[label]["e2e_s" if name.startswith("e2e") else "ttft_s"].to_numpy(dtype=float)
+        values = values[~np.isnan(values)]
+        q, n = float(name.rsplit("_p", 1)[1]), len(values)
+        if not n:
+            return math.nan
+        share = float(np.mean(values <= limit))
+        lo, hi = order_stat_ranks(n, q, 0.90)  # one-sided 95%: X_(hi) <= limit <=> K >= hi
+        if upper:
+            return float(sps.binom.sf(hi - 1, n, share)) if hi <= n else 0.0
+        return float(sps.binom.cdf(lo - 1, n, share)) if lo >= 1 else 0.0  # X_(lo) >= limit <=> K <= lo - 1
+    if m.interval == "Wilson" and m.n:
+        k = np.arange(m.n + 1)
+        bounds = np.array([stats.wilson_interval(int(x), m.n, ci=0.90).high if upper
+                           else stats.wilson_interval(int(x), m.n, ci=0.90).low for x in k])
+        ok = bounds <= limit if upper else bounds >= limit
+        return float(sps.binom.pmf(k, m.n, m.value)[ok].sum())
+    if m.reps is None:
+        return float(c.passes(m.value))
+    reps = m.reps[np.isfinite(m.reps)]
+    se = float(np.std(reps)) if len(reps) > 1 else math.nan
+    if not se > 0:
+        return float(c.passes(m.value))
+    z = (limit - m.value) / se if upper else (m.value - limit) / se
+    return float(sps.norm.cdf(z - sps.norm.ppf(0.95)))
+
+
+def _powers(ev: Evidence, label: str, m: Mapping[str, Metric], sc: Scenario) -> str | None:
+    """One entry per hard constraint: its P(pass) at the measured value with this n, and, where
+    it did not pass and that is low though the measured value meets the limit, that this run size
+    cannot decide it (or that the pool is too small for any run size to)."""
+    parts = []
+    for c in sc.hard_constraints:
+        mm = m.get(c.metric)
+        p = _pass_power(ev, label, c.metric, mm, c)
+        if math.isnan(p):
+            parts.append(f"{c.text}: not measured")
+            continue
+        text = f"{c.text}: P(pass) {p:.0%}" + (f" at n={mm.n:,}" if mm is not None and mm.n else "")
+        if p < 0.8 and mm is not None and c.passes(mm.value) and c.status(mm) != "pass":
+            pool = _pool(ev, c.metric)
+            if pool is not None and (_resolve_n(ev, label, c.metric, mm, c) is None):
+                text += f" — the dataset has only {pool[0]:,} {pool[1]}: more requests cannot decide it"
+            else:
+                text += " — this run size cannot reliably decide it: run more requests"
+        parts.append(text)
+    return "; ".join(parts) or None
 
 
 def _constraints(ev: Evidence, label: str, m: Mapping[str, Metric], sc: Scenario, needs: Sequence[str] = (),
@@ -186,9 +278,12 @@ def decide(ev: Evidence, name: str, sc: Scenario, contenders: Mapping[str, Conte
         for j in range(len(labels)):
             if j != pick_i and math.isfinite(scores[j, 0]):  # an unscored (unmeasured) one: unknown, NaN
                 beats[j] = float(np.mean(reps[pick_i] > reps[j]))
+    # decisive per rival: the pick beats every contender not ruled out (eligible or inconclusive)
+    # in ≥ decisive_p of the replicates — a one-sided 97.5% call per rival, so two identical
+    # contenders come out decisive about 5% of the time (either could be the pick), not 10%
     contested = [labels[j] for j in range(len(labels)) if j != pick_i and status[j] != "fail"
                  and not beats[j] >= decisive_p]  # NaN (unmeasured) contests the pick too
-    decisive = pick_i is not None and p_best[pick_i] >= decisive_p and not contested
+    decisive = pick_i is not None and not contested
     low, high = np.percentile(reps, [2.5, 97.5], axis=1) if len(labels) else (np.array([]), np.array([]))
 
     rows = []
@@ -197,7 +292,8 @@ def decide(ev: Evidence, name: str, sc: Scenario, contenders: Mapping[str, Conte
             "scenario": name, "contender": lab, "eligible": status[i] == "pass", "constraint_status": status[i],
             "failed_constraint": checks[i][1], "n_to_resolve": checks[i][2], "score": scores[i, 0],
             "score_low": low[i], "score_high": high[i], "p_best": p_best[i], "rank": rank_med[i],
-            "rank_low": rank_lo[i], "rank_high": rank_hi[i], "p_pick_beats": beats[i]}
+            "rank_low": rank_lo[i], "rank_high": rank_hi[i], "p_pick_beats": beats[i],
+            "constraint_power": _powers(ev, lab, metrics[lab], sc)}
         for axis in AXES:
             mm = metrics[lab].get(sc.axis_metric[axis])
             row[f"{axis}_metric"] = mm.value if mm is not None else math.nan

@@ -50,13 +50,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from scipy import stats as sps
 
 from workbench.analysis import stats
 from workbench.analysis.levers import arm_records
 from workbench.analysis.quantiles import quantile_ci
 from workbench.results import load_runs
 
-__all__ = ["INTEGRATION_FACTS", "UNSENT_CLASSES", "Draws", "Evidence", "Metric", "gather_evidence", "outcomes"]
+__all__ = [
+    "INTEGRATION_FACTS", "UNSENT_CLASSES", "Draws", "Evidence", "Metric", "distinct_groups", "gather_evidence",
+    "order_stat_rows", "outcomes",
+]
 
 #: Facts that lower integration effort when true; unknown counts half (not established).
 INTEGRATION_FACTS: tuple[str, ...] = (
@@ -78,7 +82,13 @@ class Metric:
     `interval` says how the bounds were made: "order statistics" (percentiles), "Wilson"
     (proportions), "bootstrap" (2.5–97.5% of the replicates, for derived numbers) or "fixed"
     (no sampling error: a declared or probed fact, a price). `reps` holds the B replicates of
-    the joint resampling (None for a fixed number)."""
+    the joint resampling (None for a fixed number).
+
+    `low1` / `high1` are the one-sided 95% bounds made the same way (order statistics at 5% per
+    tail, the one-sided Wilson bound, the 5% / 95% replicate quantile): a hard constraint is
+    one-sided ("p95 ≤ 100 ms"), so it is judged on one of them, not on the two-sided interval
+    (which would make it a 97.5% test). None when they were not computed (a fixed number, an
+    old caller); NaN when the sample cannot support them."""
 
     value: float
     low: float = math.nan
@@ -87,6 +97,15 @@ class Metric:
     reps: FloatArray | None = None
     source: str = ""
     interval: str = "fixed"
+    low1: float | None = None
+    high1: float | None = None
+
+    def one_sided(self, side: str) -> float:
+        """The bound a one-sided constraint reads: `upper` (for a max) or `lower` (for a min) —
+        the one-sided 95% bound when known, else the two-sided interval's bound; NaN: unsupported."""
+        if side == "upper":
+            return self.high1 if self.high1 is not None else self.high
+        return self.low1 if self.low1 is not None else self.low
 
     def at(self, rows: FloatArray | None = None) -> FloatArray:
         """Value then replicates, as one array (a fixed metric repeats its value)."""
@@ -121,10 +140,10 @@ def from_rows(rows: FloatArray, source: str, n: int = 0, interval: str = "bootst
     reps = np.asarray(rows[1:], dtype=float)
     finite = reps[np.isfinite(reps)]
     if len(reps) == 0 or len(finite) < 0.95 * len(reps):
-        low = high = math.nan  # too many replicates without a value: no honest interval
+        low = high = low1 = high1 = math.nan  # too many replicates without a value: no honest interval
     else:
-        low, high = (float(x) for x in np.percentile(finite, [2.5, 97.5]))
-    return Metric(value, low, high, n, reps, source, interval)
+        low, low1, high1, high = (float(x) for x in np.percentile(finite, [2.5, 5.0, 95.0, 97.5]))
+    return Metric(value, low, high, n, reps, source, interval, low1, high1)
 
 
 @dataclass
@@ -146,6 +165,11 @@ class Evidence:
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
+    #: the resampling unit of each prompt / document unit (aligned with prompt_units / doc_units):
+    #: the prompt id (a prompt reused by several warm requests is one unit) and the duplicate group
+    #: (a document and its duplicates are one unit); empty: every unit its own group
+    prompt_groups: list[str] = field(default_factory=list)
+    doc_groups: list[str] = field(default_factory=list)
 
     @property
     def contenders(self) -> list[str]:
@@ -195,6 +219,7 @@ def gather_evidence(run_dirs: str | Path | Sequence[str | Path]) -> Evidence:
     labels |= _documents(ev, dirs, multi)
     labels |= _levels(ev)
     labels |= _capabilities(ev, dirs, multi)
+    _prompt_groups(ev)
     _errors(ev)
     ev.labels = sorted(labels)
     return ev
@@ -275,6 +300,7 @@ def _documents(ev: Evidence, dirs: Sequence[Path], multi: bool) -> set[str]:
     o = pd.concat(outcomes, ignore_index=True)
     o = o[o["repeat"] == 0]
     ev.doc_units = sorted(set(o["doc_id"].astype(str)))
+    ev.doc_groups = _doc_groups(o, ev.doc_units)
     for (label, strategy), g in o.groupby(["label", "strategy"]):
         g = g.drop_duplicates("doc_id")
         correct = pd.Series(g["correct"].to_numpy(), index=g["doc_id"].astype(str))
@@ -286,6 +312,28 @@ def _documents(ev: Evidence, dirs: Sequence[Path], multi: bool) -> set[str]:
     for (label, strategy), g in arm_records(records).groupby(["label", "strategy"]):
         ev.doc_requests.setdefault(str(label), {})[str(strategy)] = g
     return set(ev.docs)
+
+
+def _prompt_groups(ev: Evidence) -> None:
+    """The prompt id of each warm unit (warm request i carries the same prompt for every
+    contender): once requests outnumber the prompt set, prompts repeat, and at temperature 0 a
+    repeat is the same observation again — one resampling unit, not two."""
+    df = ev.frames.get("latency")
+    if df is None or "prompt_id" not in df or not ev.prompt_units:
+        return
+    warm = df[df["phase"] == "warm"]
+    unit = warm["request_id"].astype(str).str.rsplit(":", n=1).str[-1].astype(int)
+    ids = pd.Series(warm["prompt_id"].to_numpy(), index=unit.to_numpy()).dropna()
+    ids = ids[~ids.index.duplicated()]
+    ev.prompt_groups = [str(ids.get(u, f"unit:{u}")) for u in ev.prompt_units]
+
+
+def _doc_groups(o: pd.DataFrame, units: list[str]) -> list[str]:
+    """Each document's duplicate group: the original it duplicates (`dup_of`), else itself."""
+    if "dup_of" not in o:
+        return list(units)
+    first = o.drop_duplicates("doc_id").set_index(o.drop_duplicates("doc_id")["doc_id"].astype(str))["dup_of"]
+    return [str(first.get(u)) if isinstance(first.get(u), str) and first.get(u) else u for u in units]
 
 
 def _levels(ev: Evidence) -> set[str]:
@@ -347,9 +395,9 @@ class Draws:
             raise ValueError("n_boot must be >= 1")
         self.n_boot = n_boot
         self.seed = seed
-        self.prompts = self._matrix("prompts", len(ev.prompt_units))
+        self.prompts = self._matrix("prompts", len(ev.prompt_units), ev.prompt_groups)
         self.items = self._matrix("items", len(ev.item_units))
-        self.docs = self._matrix("documents", len(ev.doc_units))
+        self.docs = self._matrix("documents", len(ev.doc_units), ev.doc_groups)
 
     @property
     def rows(self) -> int:
@@ -358,16 +406,22 @@ class Draws:
     def _rng(self, key: str) -> np.random.Generator:
         return np.random.default_rng([self.seed, zlib.crc32(key.encode())])
 
-    def _matrix(self, key: str, n: int) -> IndexArray:
+    def _matrix(self, key: str, n: int, groups: Sequence[str] = ()) -> IndexArray:
         idx = np.empty((self.rows, n), dtype=np.intp)
         idx[0] = np.arange(n)
-        if n:
+        if n and len(groups) == n and len(set(groups)) < n:
+            idx[1:] = _cluster_indices(self._rng(key), groups, self.n_boot)
+        elif n:
             idx[1:] = self._rng(key).integers(0, n, size=(self.n_boot, n))
         return idx
 
     def own(self, key: str, n: int) -> IndexArray:
         """An independent index matrix for units of one contender only (a level, a strategy)."""
         return self._matrix(f"own:{key}", n)
+
+    def uniform(self, key: str) -> FloatArray:
+        """One uniform per replicate row (1..B) under `key`: the tie-breaker of `order_stat_rows`."""
+        return self._rng(f"uniform:{key}").random(self.n_boot)
 
     def rate(self, key: str, k: int, window_s: float) -> FloatArray:
         """k events in window_s: k/window, then Gamma(k, 1)/window replicates."""
@@ -376,6 +430,26 @@ class Draws:
         draws = self._rng(f"rate:{key}").gamma(max(k, 1e-9), 1.0, size=self.n_boot) if k > 0 else np.zeros(self.n_boot)
         out[1:] = draws / window_s if window_s > 0 else math.nan
         return out
+
+
+def _cluster_indices(rng: np.random.Generator, groups: Sequence[str], n_boot: int) -> IndexArray:
+    """A cluster bootstrap that keeps the shape (n_boot, n): every group is replaced by a group
+    drawn with replacement, and a unit by the unit at the same position (cyclically) in the drawn
+    group. With groups of one it is the ordinary bootstrap; with equal-sized groups (a prompt set
+    cycled) it is exactly the cluster bootstrap — the units of one group travel together, so a
+    prompt repeated k times counts once, not k times."""
+    codes, members_of = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    g = len(codes)
+    sizes = np.bincount(members_of, minlength=g)
+    members = np.full((g, int(sizes.max())), -1, dtype=np.intp)
+    position = np.empty(len(groups), dtype=np.intp)
+    fill = np.zeros(g, dtype=np.intp)
+    for unit, grp in enumerate(members_of):
+        members[grp, fill[grp]] = unit
+        position[unit] = fill[grp]
+        fill[grp] += 1
+    drawn = rng.integers(0, g, size=(n_boot, g))[:, members_of]  # (n_boot, n): the group replacing each unit's
+    return np.asarray(members[drawn, position[None, :] % sizes[drawn]], dtype=np.intp)
 
 
 def resampled(values: FloatArray, idx: IndexArray) -> FloatArray:
@@ -404,19 +478,86 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def quantile_metric(values: FloatArray, idx: IndexArray, q: float, source: str) -> Metric:
-    """A percentile: order-statistic interval on the sample, replicates for the score."""
-    rows = percentile_rows(values, idx, q)
+def order_stat_rows(values: FloatArray, idx: IndexArray, q: float, u: FloatArray | None = None) -> FloatArray:
+    """The q-th percentile on every row, its replicates drawn from the order-statistic (binomial
+    rank) distribution instead of the percentile bootstrap.
+
+    Why: the bootstrap of a tail percentile only ever returns values inside the sample, and the
+    ranks it reaches are too narrow (p95 at n=100: 2.5–97.5% of the replicates cover the true
+    p95 about 88% of the time), while the interval shown beside the score is the order-statistic
+    one (≥ 95%). Here a replicate is X_(R) with R = K + D, K ~ Binomial(n, q/100) the number of
+    values at or below the true percentile and D a fair 0/1 (the mid-rank of X_(K) and
+    X_(K+1)): its 2.5–97.5% reach the ranks of `quantile_ci` (covers 0.95 at n=100 for p95,
+    see tests/analysis/test_quantiles.py). R = n+1 is +inf (the sample cannot bound the
+    percentile there); R = 0 is read as X_(1).
+
+    The pairing of contenders on shared prompts is kept by coupling, not by construction: row
+    b's bootstrap rank J_b of the ordinary resample (`idx`, shared by every contender) is turned
+    into a uniform (randomised PIT of J's known law P(J ≤ j) = P(Binomial(n, j/n) ≥ k), `u` the
+    row's tie-breaking uniform, the contender's own: a shared one would tie the contenders' ranks
+    closer than their data do) and R is the binomial-rank quantile of that uniform — so a row
+    whose resample drew the slow prompts draws high ranks for every contender they are slow for.
+    Row 0 is the point value X_(ceil(nq/100)); NaN values are dropped (n is the count kept)."""
+    boot = percentile_rows(values, idx, q)
+    x = np.sort(np.asarray(values, dtype=float)[~np.isnan(np.asarray(values, dtype=float))])
+    n = len(x)
+    out = np.full(idx.shape[0], np.nan)
+    if n == 0:
+        return out
+    p = q / 100.0
+    k = min(n, max(1, math.ceil(n * p - 1e-9)))
+    out[0] = x[k - 1]
+    reps = boot[1:]
+    if u is None:
+        u = np.random.default_rng(0).random(len(reps))
+    # J: the sample rank of the resample's percentile (its largest rank among ties)
+    j = np.searchsorted(x, np.nan_to_num(reps, nan=np.inf), side="right")
+    ranks = np.arange(n + 1)
+    law = np.asarray(sps.binom.sf(k - 1, n, ranks / n), dtype=float)  # P(J <= j), j = 0..n
+    lo = law[np.clip(j - 1, 0, n)]
+    hi = law[np.clip(j, 0, n)]
+    pit = np.clip(lo + u * (hi - lo), 0.0, 1.0)
+    # target: R = K + D; P(R <= r) = (P(K <= r) + P(K <= r - 1)) / 2, r = 0..n+1
+    r = np.arange(n + 2)
+    target = (sps.binom.cdf(r, n, p) + sps.binom.cdf(r - 1, n, p)) / 2.0
+    rank = np.minimum(np.searchsorted(target, pit, side="left"), n + 1)
+    padded = np.concatenate([[x[0]], x, [np.inf]])
+    out[1:] = padded[rank]
+    return out
+
+
+def quantile_metric(values: FloatArray, idx: IndexArray, q: float, source: str,
+                    u: FloatArray | None = None) -> Metric:
+    """A percentile: order-statistic interval on the sample (two-sided, and one-sided at 5% a
+    tail), replicates from the order-statistic distribution (`order_stat_rows`) for the score."""
+    rows = order_stat_rows(values, idx, q, u)
     est = quantile_ci(values, q)
-    return Metric(est.value, est.low, est.high, est.n, rows[1:], source, "order statistics")
+    one = quantile_ci(values, q, ci=0.90)
+    return Metric(est.value, est.low, est.high, est.n, rows[1:], source, "order statistics", one.low, one.high)
 
 
-def proportion_metric(k_rows: FloatArray, n_rows: FloatArray, source: str) -> Metric:
-    """k/n per row; Wilson interval on the point's counts."""
+def distinct_groups(groups: Sequence[str], mask: npt.NDArray[np.bool_]) -> int | None:
+    """How many resampling units (prompt ids, duplicate groups) the units in `mask` make; None when
+    there are no groups (every unit its own)."""
+    if len(groups) != len(mask):
+        return None
+    return len({g for g, keep in zip(groups, mask, strict=True) if keep})
+
+
+def proportion_metric(k_rows: FloatArray, n_rows: FloatArray, source: str, units: int | None = None) -> Metric:
+    """k/n per row; Wilson interval on the point's counts. `units`: the independent units behind
+    the n counts (distinct prompts, duplicate groups) when fewer — the interval is then the Wilson
+    interval of the same share over `units` (a repeat at temperature 0 is the same observation
+    again; its n is capped at the pool, not the request count)."""
     with np.errstate(all="ignore"):
         rows = np.where(n_rows > 0, k_rows / np.where(n_rows > 0, n_rows, 1), np.nan)
     k, n = round(k_rows[0]), round(n_rows[0])
     if n == 0:
         return Metric(math.nan, source=source, interval="Wilson", reps=rows[1:])
+    value = k / n
+    if units is not None and 0 < units < n:
+        k, n = round(k * units / n), units
+        source += f" (n = {units} distinct units)"
     est = stats.wilson_interval(k, n)
-    return Metric(est.value, est.low, est.high, n, rows[1:], source, "Wilson")
+    one = stats.wilson_interval(k, n, ci=0.90)  # its bounds are the one-sided 95% Wilson bounds
+    return Metric(value, est.low, est.high, n, rows[1:], source, "Wilson", one.low, one.high)

@@ -94,8 +94,9 @@ class _Strict(BaseModel):
 
 
 class Constraint(_Strict):
-    """A limit on one measured metric. Judged on the metric's 95% interval: `pass` when the whole
-    interval meets it, `fail` when the whole interval misses it, `inconclusive` otherwise."""
+    """A limit on one measured metric, judged one-sided at 95%: `pass` when the metric's one-sided
+    95% bound on the limit's side meets it (the upper bound for a `max`, the lower for a `min`),
+    `fail` when the opposite one-sided bound misses it, `inconclusive` otherwise."""
 
     metric: str = Field(description="measured metric; one of workbench.analysis.catalog.METRICS")
     max: float | None = Field(None, description="the metric must be <= this")
@@ -135,9 +136,10 @@ class Constraint(_Strict):
             return "inconclusive"
         if m.interval == "fixed" and math.isnan(m.low) and math.isnan(m.high):  # no sampling error at all
             lo = hi = m.value
-        else:
-            lo = m.low if not math.isnan(m.low) else -math.inf
-            hi = m.high if not math.isnan(m.high) else math.inf
+        else:  # one-sided 95% bounds: a limit on one side is a one-sided test (`Metric.one_sided`)
+            lo, hi = m.one_sided("lower"), m.one_sided("upper")
+            lo = lo if not math.isnan(lo) else -math.inf
+            hi = hi if not math.isnan(hi) else math.inf
         if self.max is not None:
             if hi <= self.max:
                 return "pass"

@@ -51,16 +51,18 @@ scale (it does not depend on the other contenders): quality and hallucination ar
 latency and cost are 1 / (1 + value / reference), ½ at the scenario's reference value.
 **Hallucination score** = QA F-score on answerable questions × (1 − ½ × false-premise acceptance): a
 contender that always says "I don't know" scores 0.
-**Constraints** are judged on each metric's 95% interval: *pass* (the whole interval meets the limit),
-*fail* (the whole interval misses it), *inconclusive* (it straddles the limit — listed with the sample
-size that would decide it, not ranked — or the metric was not measured: missing is never 0).
+**Constraints** are judged one-sided at 95% (a limit has one side): *pass* (the one-sided bound on the
+limit's side meets it), *fail* (the opposite one-sided bound misses it), *inconclusive* (otherwise —
+listed with the sample size that would decide it, not ranked — or the metric was not measured:
+missing is never 0); beside each, P(pass): how often a run of this size would pass it if the
+measured value were the truth.
 **Failed requests count**: +∞ in latency percentiles, wrong in every accuracy; every scenario limits
 its own error rate.
 **p_best** = the share of {n_boot} joint bootstrap replicates (prompts, items and documents resampled
 once for every contender together) in which the contender has the top score among the eligible
 ones; **rank [low, high]** = its median rank and 95% rank interval over the same replicates. A pick is
-**decisive** when p_best ≥ {decisive:.0%} and no other contender that could still qualify beats it
-in more than {undecided:.0%} of the replicates."""
+**decisive** when it beats every other contender that could still qualify in ≥ {decisive:.1%} of the
+replicates (each rival may beat it in at most {undecided:.1%})."""
 
 
 @dataclass
@@ -143,6 +145,8 @@ class Summary:
                 "rank [95% interval]": (f"{r['rank']:.0f} [{r['rank_low']:.0f}, {r['rank_high']:.0f}]" if ranked
                                         else "—"),
                 "why not eligible": r["failed_constraint"] if isinstance(r["failed_constraint"], str) else "",
+                "P(pass) per constraint at this n": (r["constraint_power"] if isinstance(r.get("constraint_power"), str)
+                                                    else ""),
                 "what it gives up": r["gives_up"],
                 "lost to errors": r.get("units_lost_detail") or "",
                 # the batch scenario's lever and whether its night (and the batch API's) fits the window
