@@ -14,7 +14,7 @@ from workbench.analysis.axes import latency_metrics
 from workbench.analysis.checklist import migration_checklist
 from workbench.analysis.comparisons import hodges_lehmann, pairwise_tests
 from workbench.analysis.decision import MATRIX_COLUMNS, _pass_power, decide, decision_matrix
-from workbench.analysis.evidence import Draws, Evidence, _cluster_indices, gather_evidence, proportion_metric
+from workbench.analysis.evidence import Draws, Evidence, Metric, _cluster_indices, gather_evidence, proportion_metric
 from workbench.analysis.scenarios import Constraint, load_scenarios
 
 SC = load_scenarios()
@@ -180,6 +180,8 @@ def _identical_pair(rng: np.random.Generator, n: int = 100) -> Evidence:
         ev.items[lab] = pd.DataFrame({"answerable": [i < 60 for i in range(80)],
                                       "grade": np.where(rng.random(80) < 0.7, "correct", "incorrect")},
                                      index=ev.item_units)
+        # no failures: the error-rate constraint passes (unmeasured, it would leave no pick at all)
+        ev.fixed[lab] = {"error_rate": Metric(0.0, 0.0, 0.0, n, source="simulated: no failures", interval="fixed")}
     return ev
 
 
@@ -192,9 +194,10 @@ def test_identical_contenders_are_rarely_called_decisive() -> None:
     ~7% of the time."""
     rng = np.random.default_rng(25)
     cs = contenders("a", "b")
-    decisive = [decide(_identical_pair(rng), "routing", SC["routing"], cs, machine_hour_usd=0.1, n_boot=200,
-                       seed=k).decisive for k in range(400)]
-    assert np.mean(decisive) <= 0.05
+    results = [decide(_identical_pair(rng), "routing", SC["routing"], cs, machine_hour_usd=0.1, n_boot=200, seed=k)
+               for k in range(400)]
+    assert np.mean([r.pick is not None for r in results]) >= 0.95  # a pick is made: the rule is what is tested
+    assert np.mean([r.decisive for r in results]) <= 0.05
 
 
 def test_the_batch_lever_is_one_that_passes_the_floor_on_its_interval(tmp_path: Path) -> None:
@@ -217,8 +220,12 @@ def test_duplicate_documents_are_one_unit_and_the_pool_caps_the_n_that_would_dec
     assert len(set(ev.doc_groups)) == 36
     assert res.metrics["a"]["annotation_accuracy"].n == 36  # not 48: a duplicate adds no information
     row = res.table.set_index("contender").loc["a"]
-    assert row["constraint_status"] == "inconclusive" and row["n_to_resolve"] is None
+    accuracy = next(part for part in row["failed_constraint"].split("; ") if part.startswith("annotation accuracy"))
+    assert row["constraint_status"] == "inconclusive" and "would decide it" not in accuracy
     assert "the dataset has only 36 distinct documents: more requests cannot decide it" in row["constraint_power"]
+    # 0 errors in 48 requests cannot show an error rate ≤ 5% (one-sided Wilson 5.3%); 52 can
+    error = next(part for part in row["failed_constraint"].split("; ") if part.startswith("error rate"))
+    assert "about n=52 would decide it" in error
 
 
 def test_prompts_reused_by_several_requests_are_resampled_together() -> None:
@@ -288,7 +295,8 @@ def test_the_location_shift_is_the_hodges_lehmann_pseudo_median_the_wilcoxon_tes
 
 def test_a_passing_constraint_is_not_said_to_be_undecidable(tmp_path: Path) -> None:
     run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}})
-    write_annotation(run, "a", {"naive": (44 / 48, 1.0)}, n_docs=48)
+    # 60 documents: 60 error-free requests bound the error rate under 5% (48 could not: 5.3%)
+    write_annotation(run, "a", {"naive": (55 / 60, 1.0)}, n_docs=60)
     _, res = _decide(run, "batch_annotation", "a", n_boot=100)
     row = res.table.set_index("contender").loc["a"]
     assert row["constraint_status"] == "pass" and "cannot" not in row["constraint_power"]

@@ -120,13 +120,41 @@ def _resolve_n(ev: Evidence, label: str, name: str, m: Metric, c: Constraint) ->
         field_name = "e2e_s" if name.startswith("e2e") else "ttft_s"
         return n_to_resolve(ev.prompts[label][field_name].to_numpy(dtype=float), float(name.rsplit("_p", 1)[1]),
                             limit)
-    half = (m.high - m.low) / 2 if math.isfinite(m.high) and math.isfinite(m.low) else math.nan
     gap = abs(m.value - limit)
-    if not (m.n and math.isfinite(half) and gap > 0):
-        return None
-    n = max(m.n + 1, math.ceil(m.n * (half / gap) ** 2))  # interval half-width shrinks as 1/√n
+    if m.interval == "Wilson" and m.n and gap > 0:
+        n: int | None = _wilson_n(m.value, limit, upper=c.max is not None, start=m.n + 1)
+        if n is None:
+            return None
+    else:
+        half = (m.high - m.low) / 2 if math.isfinite(m.high) and math.isfinite(m.low) else math.nan
+        if not (m.n and math.isfinite(half) and gap > 0):
+            return None
+        n = max(m.n + 1, math.ceil(m.n * (half / gap) ** 2))  # interval half-width shrinks as 1/√n
     pool = _pool(ev, name)
     return None if pool is not None and n > pool[0] else n
+
+
+def _wilson_n(p: float, limit: float, *, upper: bool, start: int, most: int = 10_000_000) -> int | None:
+    """The smallest n at which a proportion measured at p has its one-sided 95% Wilson bound on the
+    limit's decided side (the bound depends on n non-monotonically only through rounding k = p·n:
+    p is held fixed). None beyond `most`."""
+    def decided(n: int) -> bool:
+        est = stats.wilson_interval(round(p * n), n, ci=0.90)  # its ends: the one-sided 95% bounds
+        return (est.high <= limit or est.low > limit) if upper else (est.low >= limit or est.high < limit)
+
+    hi = max(start, 1)
+    while not decided(hi):
+        hi *= 2
+        if hi > most:
+            return None
+    lo = max(start, 1)
+    while lo < hi:  # the bounds tighten as n grows: bisect for the first decided n
+        mid = (lo + hi) // 2
+        if decided(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def _pass_power(ev: Evidence, label: str, name: str, m: Metric | None, c: Constraint) -> float:
@@ -203,8 +231,10 @@ def _constraints(ev: Evidence, label: str, m: Mapping[str, Metric], sc: Scenario
         statuses.append(status)
         if status == "pass":
             continue
-        shown = (format_value(c.metric, mm.value, mm.low, mm.high, mm.n) if _measured(mm)
-                 else _unmeasured_text(mm))
+        # the bounds the verdict read: one-sided 95% each (together a 90% interval), said so
+        shown = (format_value(c.metric, mm.value, mm.one_sided("lower"), mm.one_sided("upper"), mm.n)
+                 + (" (one-sided 95% bounds)" if mm.low1 is not None or mm.high1 is not None else "")
+                 if _measured(mm) else _unmeasured_text(mm))
         note = f"{c.text}: {shown} — {status}"
         if status == "inconclusive" and _measured(mm):
             n = _resolve_n(ev, label, c.metric, mm, c)
