@@ -53,6 +53,7 @@ from typing import Any
 import httpx
 
 from workbench import keys, metrics
+from workbench.aio import run_sync
 from workbench.config import Contender
 from workbench.measure.http11 import LeanClient, RawResponse
 from workbench.measure.netbackend import arrival_clock, async_transport, resent_stale, wire_start_ns
@@ -496,10 +497,11 @@ def _redact(rec: Record, api_key: str | None) -> None:
 
 
 def probe_once(target: Target, prompt: Prompt) -> Record:
-    """Synchronous convenience for the CLI and notebooks: one request on a fresh client."""
+    """Synchronous convenience for the CLI and notebooks: one request on a fresh client (inside
+    a running loop, a notebook's, on a worker thread's own: `workbench.aio.run_sync`)."""
 
     async def _go() -> Record:
         async with make_client(1, target.contender.timeout_s) as client:
             return await probe(client, target, prompt)
 
-    return asyncio.run(_go())
+    return run_sync(_go())
