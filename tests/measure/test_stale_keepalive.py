@@ -150,3 +150,25 @@ def test_a_server_that_closes_after_each_answer_loses_no_request(lean: bool) -> 
 
     recs = _probe_n(_CloseAfter(_STREAM_ANSWER), 20, lean=lean, stream=True)
     assert [r.status for r in recs] == ["ok"] * 20, [r.error_message for r in recs if not r.ok]
+
+
+def test_a_closed_loop_load_run_against_such_a_server_loses_no_request() -> None:
+    """The concurrency sweep's path (the load generator's own lean client): every connection the
+    server drops after one answer is met by a resend, none by an error record."""
+    from workbench.measure.load import closed_loop
+
+    server = _Server(_STREAM_ANSWER)
+    contender = load_contenders().get("qwen2.5-coder-0.5b")
+
+    async def go() -> list[Record]:
+        srv = await asyncio.start_server(server.handler, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        target = Target(contender, f"http://127.0.0.1:{port}/v1", stream=True, keep_itl=False)
+        async with srv:
+            result = await closed_loop(target, [Prompt("p", "hello")], concurrency=4, n_requests=40,
+                                       max_duration_s=20.0)
+        return result.records
+
+    recs = asyncio.run(go())
+    assert len(recs) == 40 and [r.status for r in recs] == ["ok"] * 40, {r.error_message for r in recs if not r.ok}
+    assert sum(r.stale_resend for r in recs) >= 40 - 4  # all but each worker's first met a dropped connection
