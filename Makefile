@@ -31,7 +31,7 @@ test: setup
 
 ## lab: JupyterLab on the notebooks
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lint: setup
 	$(VENV)/bin/ruff check workbench tests bench

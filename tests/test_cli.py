@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from workbench.cli import main
@@ -74,3 +76,45 @@ def test_probe_prints_a_correct_record_for_a_hosted_format(
     assert rec["api_kind"] == fmt and rec["token_source"] == "server" and rec["output_tokens"] > 0
     assert 0 < rec["ttft_s"] <= rec["e2e_s"]  # equal when the whole stream arrived in one read
     assert CANARY not in out and CANARY not in err
+
+
+def test_serve_on_fixed_ports(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                              tmp_path: Path) -> None:
+    """`workbench serve --port`/`--ports` puts each model on a port a contenders file can name
+    (the servers are stand-ins here: the port is what is checked)."""
+    import socket
+    from types import SimpleNamespace
+
+    from workbench.embedded import LOCAL_MODELS
+    from workbench.serve import llama
+
+    started: dict[str, int | None] = {}
+
+    def fake_start(name: str, log_dir: Path, *, port: int | None = None, **_: object) -> SimpleNamespace:
+        started[name] = port
+        return SimpleNamespace(base_url=f"http://127.0.0.1:{port}/v1", startup_s=0.0, log_path=log_dir / name,
+                               process=SimpleNamespace(poll=lambda: None), stop=lambda: None)
+
+    monkeypatch.setattr(llama, "start_server", fake_start)
+    with socket.socket() as probe_sock:  # a base port whose next few are very likely free
+        probe_sock.bind(("127.0.0.1", 0))
+        base = probe_sock.getsockname()[1]
+    a, b = list(LOCAL_MODELS)[:2]
+    code, out, _ = run(capsys, "serve", "--models", f"{a},{b}", "--port", str(base), "--once",
+                       "--log-dir", str(tmp_path))
+    assert code == 0 and started == {a: base, b: base + 1}
+    assert f"http://127.0.0.1:{base}/v1" in out and f"http://127.0.0.1:{base + 1}/v1" in out
+    code, _, _ = run(capsys, "serve", "--models", f"{a},{b}", "--ports", f"{b}={base}", "--once",
+                     "--log-dir", str(tmp_path))
+    assert code == 0 and started == {a: None, b: base}
+    # a taken port, an unknown model, a malformed entry: one line each
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        code, _, err = run(capsys, "serve", "--models", a, "--port", str(taken), "--once")
+        assert code == 2 and f"port {taken} for {a} is not free" in err
+    code, _, err = run(capsys, "serve", "--models", a, "--ports", "nope=8081", "--once")
+    assert code == 2 and "unknown served model 'nope'" in err
+    code, _, err = run(capsys, "serve", "--models", a, "--ports", f"{a}:8081", "--once")
+    assert code == 2 and "is not name=port" in err

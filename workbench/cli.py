@@ -7,6 +7,7 @@ would be right; failed *requests* are records, never errors here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -32,8 +33,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             from workbench.errors import UnknownNameError
 
             raise UnknownNameError("local model", n, LOCAL_MODELS)
+    ports = _serve_ports(names, args.port, args.ports)
     log_dir = Path(args.log_dir) if args.log_dir else Path(tempfile.mkdtemp(prefix="workbench-serve-"))
-    with serve(names, log_dir) as servers:
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for name in names:  # one at a time, each on its own port (None: a free one)
+            servers.update(stack.enter_context(serve([name], log_dir, port=ports[name])))
         endpoints = {name: s.base_url for name, s in servers.items()}
         for name, s in servers.items():
             print(f"{name:32s} {s.base_url}   (ready in {s.startup_s:.1f} s, log {s.log_path})")
@@ -49,6 +54,43 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             return 0
         dead = [n for n, s in servers.items() if s.process.poll() is not None]
         raise WorkbenchError(f"server(s) exited: {', '.join(dead)}; see {log_dir}")
+
+
+def _serve_ports(names: Sequence[str], base: int | None, spec: str | None) -> dict[str, int | None]:
+    """The port of each served model: `--ports name=port,...` for the named ones, else `--port
+    BASE` + its position in `names`, else None (a free port, different every time). Fixed ports
+    let a contenders file point at `workbench serve` (`base_url: http://127.0.0.1:8081/v1`).
+    A port out of range, given twice, or already taken on 127.0.0.1 is a one-line error."""
+    import socket
+
+    from workbench.errors import UnknownNameError
+
+    chosen: dict[str, int | None] = {n: (base + i if base is not None else None) for i, n in enumerate(names)}
+    for part in (spec or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or not value.strip().isdigit():
+            raise WorkbenchError(f"--ports: {part.strip()!r} is not name=port")
+        if name not in chosen:
+            raise UnknownNameError("served model", name, chosen)
+        chosen[name] = int(value)
+    taken: dict[int, str] = {}
+    for name, port in chosen.items():
+        if port is None:
+            continue
+        if not 1 <= port <= 65535:
+            raise WorkbenchError(f"port {port} for {name} is not a TCP port (1-65535)")
+        if port in taken:
+            raise WorkbenchError(f"port {port} is given to both {taken[port]} and {name}")
+        taken[port] = name
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise WorkbenchError(f"port {port} for {name} is not free on 127.0.0.1: {exc.strerror}") from None
+    return chosen
 
 
 def _cmd_build_server(args: argparse.Namespace) -> int:
@@ -200,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--models", help="comma-separated local model names (default: all)")
     s.add_argument("--log-dir", help="where server logs go (default: a temp dir)")
     s.add_argument("--once", action="store_true", help="start, print the endpoints, stop (a smoke test)")
+    s.add_argument("--port", type=int, help="serve the models on fixed ports from this one up, in --models order "
+                   "(default: free ports, different every time)")
+    s.add_argument("--ports", help="fixed ports per model, e.g. gemma-3-270m=8081,qwen2.5-coder-0.5b=8082")
     s.set_defaults(func=_cmd_serve)
 
     s = sub.add_parser("build-server", help="build llama.cpp's llama-server once per machine (make setup runs it)")

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
 from workbench import keys
 from workbench.errors import ConfigError, lookup
+from workbench.pricing import PriceDeclaration
 
 __all__ = [
     "DEFAULT_CONTENDERS_FILE",
@@ -128,8 +129,14 @@ class Contender(_Strict):
     declared: dict[str, Any] = Field(
         default_factory=dict, description="integration facts declared by hand (SDK, docs, ...)"
     )
-    price: dict[str, Any] | None = Field(None, description="price overrides, see workbench.analysis.cost")
+    price: PriceDeclaration | None = Field(
+        None, description="price fields declared by hand (workbench.pricing.PriceDeclaration), over the library's")
     notes: str | None = Field(None, description="free text shown in reports")
+
+    @field_serializer("price")
+    def _price_as_declared(self, v: PriceDeclaration | None) -> dict[str, Any] | None:
+        """Dumped as declared, so a contender rebuilt from its dump (`override`) declares the same."""
+        return v.declared() if v is not None else None
 
     @field_validator("name")
     @classmethod
@@ -365,7 +372,7 @@ def validation_error(exc: ValidationError, source: str, label: str,
 
 
 def _contender_fields(loc: tuple[int | str, ...]) -> list[str]:
-    nested: dict[str, type[BaseModel]] = {"sampling": Sampling, "reasoning": Reasoning}
+    nested: dict[str, type[BaseModel]] = {"sampling": Sampling, "reasoning": Reasoning, "price": PriceDeclaration}
     model = nested.get(str(loc[0]) if loc else "", Contender)
     return sorted(model.model_fields)
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MTOK",
     "Price",
+    "PriceDeclaration",
     "declared_prices",
     "library_price",
     "price_for",
@@ -59,13 +60,12 @@ _PROVIDERS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-class Price(BaseModel):
-    """A contender's price: per-token list prices, or a machine-hour rate for self-hosting.
-
-    `cached_input` None means the provider has no cached-input discount (cached tokens are
-    charged at `input`). A machine-hour-only price has no per-token rates until it is resolved
-    against measured throughput (`resolve`); `request_cost` refuses it until then.
-    """
+class PriceDeclaration(BaseModel):
+    """The fields of a price, each typed and bounded, none required: what a contenders file's
+    `price:` block may say (`Contender.price`), checked when the file is loaded — an unknown field
+    or a value that is not a number (`machine_hour_usd: "cheap"`) is a `ConfigError` naming the
+    file, `contenders[<name>].price.<field>` and why. The block may be partial: a hosted model's
+    declared fields override the library's (`price_for`), which then makes it a whole `Price`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -83,6 +83,19 @@ class Price(BaseModel):
     )
     source: str = Field("", description="where the numbers came from (URL, library, measurement)")
     as_of: date | None = Field(None, description="date the price was read or measured")
+
+    def declared(self) -> dict[str, Any]:
+        """Only the fields given, as given (a partial override must not set the others to None)."""
+        return self.model_dump(exclude_unset=True)
+
+
+class Price(PriceDeclaration):
+    """A contender's price: per-token list prices, or a machine-hour rate for self-hosting.
+
+    `cached_input` None means the provider has no cached-input discount (cached tokens are
+    charged at `input`). A machine-hour-only price has no per-token rates until it is resolved
+    against measured throughput (`resolve`); `request_cost` refuses it until then.
+    """
 
     @model_validator(mode="after")
     def _complete(self) -> Price:
@@ -232,11 +245,7 @@ def price_for(contender: Contender, *, source: str = "contenders file", library:
     same-named hosted model is not what self-hosting costs. Give them `machine_hour_usd`.
     """
     where = f"contenders[{contender.name}].price"
-    override = dict(contender.price or {})
-    unknown = sorted(set(override) - set(Price.model_fields))
-    if unknown:
-        valid = ", ".join(Price.model_fields)
-        raise ConfigError(source, f"{where}.{unknown[0]}", f"unknown price field; valid: {valid}")
+    override = contender.price.declared() if contender.price is not None else {}
     base: Price | None = None
     if library and not contender.is_local:
         kwargs = _library_kwargs(contender)
@@ -272,7 +281,7 @@ def _declared_text(override: dict[str, Any]) -> str:
 
 def declared_prices(contender: Contender) -> str | None:
     """What the contenders file declares of this contender's price, with its source; None if nothing."""
-    override = dict(contender.price or {})
+    override = contender.price.declared() if contender.price is not None else {}
     fields = _declared_text(override)
     if not fields:
         return None

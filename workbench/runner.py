@@ -4,10 +4,11 @@ Each notebook receives `out_dir` (the run folder) plus the user's `--param` over
 `parameters` cell declares. A failing cell stops the run with the cell, the error and the path
 of the executed notebook (which papermill saves with the traceback in it).
 
-The report: the summary notebook executed on a run folder and exported with nbconvert without
-code cells (`export_html`), so `report.html` reads on its own — the matrix, the plots
-(embedded), the significance table and the checklist. `workbench report RUN` calls
-`render_report`.
+The report: the summary notebook executed on a run folder writes `report.html` itself
+(`workbench.experiments.summary.Summary.show`), so a plain papermill run of it leaves one too; it
+reads on its own — the matrix, the plots (embedded), the significance table and the checklist. A
+notebook with `html_report` that writes none (an older copy) is exported without code cells
+(`export_html`). `workbench report RUN` calls `render_report`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from workbench import keys
 from workbench.config import load_contenders
 from workbench.errors import WorkbenchError
 from workbench.experiments import NOTEBOOKS_DIR, Experiment, get_experiment
+from workbench.experiments.summary import export_html
 from workbench.progress import Progress
 from workbench.report_check import check_report
 from workbench.results import RunDir, read_manifest, update_manifest
@@ -174,6 +176,7 @@ def run_experiments(
         output = run.path / exp.notebook
         log(f"[{i}/{len(experiments)}] {exp.name}: {exp.summary}")
         t0 = time.perf_counter()
+        started_unix = time.time()
         planned = exp.planned(effective, _n_contenders(effective)) if exp.planned else None
         try:
             with Progress(exp.name, run.jsonl(exp.name), planned, tty=sys.stderr.isatty(), log=log):
@@ -195,7 +198,9 @@ def run_experiments(
             "completed_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}})
         log(f"      done in {time.perf_counter() - t0:.0f} s → {output}")
         if exp.html_report:
-            html = export_html(output, run.path / "report.html")
+            html = run.path / "report.html"
+            if not html.exists() or html.stat().st_mtime < started_unix:  # a notebook that does not write it
+                export_html(output, html)
             log(f"      report: {html}")
             seen = check_report(html, run.path / "report_first_screen.png")
             if seen.skipped:
@@ -218,9 +223,6 @@ def _set_aside(jsonl: Path) -> Path | None:
     return kept
 
 
-REPORT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "report.html.j2"
-
-
 def _n_contenders(params: Mapping[str, Any]) -> int:
     """How many contenders the experiment will run (those whose key is set), for the plan."""
     from workbench.config import load_contenders
@@ -230,23 +232,6 @@ def _n_contenders(params: Mapping[str, Any]) -> int:
     except WorkbenchError:
         return 0  # the notebook reports the mistake itself
     return len(chosen)
-
-
-def export_html(notebook: str | Path, out_html: str | Path) -> Path:
-    """Executed notebook → standalone HTML without input cells: plots embedded, and nothing
-    fetched at view time (`templates/report.html.j2` drops the lab template's CDN scripts)."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    nb = nbformat.read(str(notebook), as_version=4)  # type: ignore[no-untyped-call]
-    exporter = HTMLExporter(template_name="lab", template_file=str(REPORT_TEMPLATE))  # type: ignore[no-untyped-call]
-    exporter.exclude_input = True
-    exporter.exclude_input_prompt = True
-    exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(nb)
-    out = Path(out_html)
-    out.write_text(body, encoding="utf-8")
-    return out
 
 
 def render_report(

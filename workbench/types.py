@@ -189,6 +189,11 @@ class Record:
     itl_s: list[float] | None = None
     # The client's own time before the request went out (httpx, the pool); not in any latency.
     send_delay_s: float | None = None
+    # The request first went out on a kept-alive connection the server had closed while idle,
+    # failed before any byte came back, and was sent again on a new connection
+    # (`workbench.measure.netbackend.resent_stale`). Not a retry of a request the server saw:
+    # its latencies start at the resend, the lost attempt is in `send_delay_s`.
+    stale_resend: bool = False
     http_status: int | None = None
     provider_error_code: str | None = None
     provider_error_type: str | None = None

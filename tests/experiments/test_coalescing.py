@@ -345,3 +345,25 @@ def test_strategies_parameter() -> None:
     assert co.parse_strategies(" batch-api , naive") == ("naive", "batch-api")
     with pytest.raises(ValueError, match="valid: naive, coalesced"):
         co.parse_strategies("naive,batch")
+
+
+def test_the_batch_api_arm_on_a_plain_endpoint_is_skipped_with_a_note(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A self-hosted OpenAI-compatible server has no `/v1/files`: the arm says the endpoint has no
+    batch API and is skipped — no batch-api record or outcome — instead of every document failing
+    with "File Not Found"; the other arms run as usual."""
+    from workbench.serve.mock import MockServer, Scenario
+
+    with MockServer(Scenario.timed(1, 1, 1, "billing")) as mock:
+        plain = Contender(name="plain", api="openai-chat", model="m", base_url=mock.base_url_for("openai-chat"))
+        session = Session(run=RunDir.create(tmp_path, "run"), experiment="coalescing", contenders=[plain], skipped=[],
+                          base_urls={"plain": plain.base_url or ""})
+        outcomes = co.run_coalescing(session, DOCS, LABELS, k=2, window=4, concurrency=4, repeats=2,
+                                     strategies=("naive", "batch-api"), batch_poll_s=0.02)
+        files_calls = [r for r in mock.requests if r["path"].endswith("/files")]
+    assert set(outcomes["strategy"]) == {"naive"} and len(outcomes) == 2 * len(DOCS)
+    df = load_records(session.run.path, "coalescing")
+    assert set(df["strategy"]) == {"naive"}
+    out = capsys.readouterr().out
+    assert "batch-api: plain:" in out and "has no batch API" in out and "the arm is skipped" in out
+    assert len(files_calls) == 1  # found out once, not again on the second repeat

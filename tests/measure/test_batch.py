@@ -240,3 +240,39 @@ def test_a_broken_response_to_a_batch_call_is_a_protocol_error() -> None:
     recs = asyncio.run(run())
     assert len(recs) == 3 and {r.error_class for r in recs} == {"protocol"}
     assert all(str(r.error_message).startswith("uploading the batch input file: ") for r in recs)
+
+
+@pytest.mark.parametrize("api", ["openai-chat", "anthropic"])  # the mock answers any Gemini model route
+def test_an_endpoint_without_a_batch_api_says_so_and_records_nothing(mock: MockServer, api: str) -> None:
+    """A plain endpoint (the mock here; llama-server, vLLM...) answers the batch route with 404
+    ("File Not Found" for OpenAI's upload): a typed `NoBatchAPI` naming the endpoint, no record,
+    and no second batch tried."""
+    from workbench.measure.batch import NoBatchAPI
+
+    c = Contender(name=f"p-{api}", api=api, model=MODELS.get(api, "test-model"), base_url=mock.base_url_for(api))
+    t = Target(c, mock.base_url_for(api), run_id="run", experiment="coalescing")
+    written: list[Record] = []
+    prompts, ids = docs(4)
+
+    async def run() -> None:
+        async with make_client(8, 10) as client:
+            dialect = dialect_for(c)
+            assert dialect is not None
+            await run_batch(client, t, dialect, prompts, ids, write=written.append, poll_s=0.02, poll_max_s=0.1,
+                            limits=(2, 10**6))
+
+    with pytest.raises(NoBatchAPI) as err:
+        asyncio.run(run())
+    assert written == []
+    assert err.value.info.http_status in (404, 405) and "has no batch API" in str(err.value)
+    assert str(err.value).startswith(mock.base_url_for(api))
+    assert not any(r["json"] for r in mock.requests)  # no document was generated
+
+
+def test_a_submission_answered_with_no_batch_is_a_typed_error_per_document(mock: MockServer) -> None:
+    """A 2xx answer to the submission that names no batch (the mock answers Gemini's batch route
+    as a generation) is a protocol error on each document's record, not a crash."""
+    c = Contender(name="g", api="gemini", model="gemini-test", base_url=mock.base_url_for("gemini"))
+    recs = go(Target(c, mock.base_url_for("gemini"), run_id="run", experiment="coalescing"), 3)
+    assert [r.error_class for r in recs] == ["protocol"] * 3
+    assert all("names no batch" in (r.error_message or "") for r in recs)

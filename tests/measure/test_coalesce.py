@@ -190,3 +190,12 @@ def test_dedupe_on_dataset_merges_formatting_dups_only() -> None:
             assert mapping[r["id"]] == r["dup_of"]
         else:
             assert mapping[r["id"]] == r["id"]
+
+
+def test_labels_with_underscores_survive_the_markdown_cleanup() -> None:
+    """Emphasis marks around a label are dropped; the `_` inside `card_lost` is the label's own
+    (it used to be stripped, so every `card_lost` line of a batch answer was invalid)."""
+    labels = ["card_lost", "card-fees", "other", "billing"]
+    got = parse_batch_answer("1: card_lost\n2: **card-fees**\n3: _other_\n**4.** `billing`", 4, labels)
+    assert got.labels == {1: "card_lost", 2: "card-fees", 3: "other", 4: "billing"} and not got.invalid
+    assert parse_single_label("**card_lost**", labels) == "card_lost"

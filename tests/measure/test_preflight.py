@@ -108,3 +108,22 @@ def test_workbench_run_prints_one_line_and_runs_the_rest(wire: MockServer, tmp_p
     assert manifest["preflight"]["gpt-here"]["ok"] is True
     # The session used the runner's preflight: the model was looked up once per contender.
     assert sum(r["method"] == "GET" for r in wire.requests) == 2
+
+
+def test_the_sync_entry_points_work_inside_a_running_event_loop(wire: MockServer) -> None:
+    """A notebook run on its own (JupyterLab, papermill, nbval) calls them with the kernel's loop
+    running: `asyncio.run` there raised "cannot be called from a running event loop"."""
+    import asyncio
+
+    from workbench.measure.probe import probe_once
+    from workbench.measure.target import Target
+    from workbench.types import Prompt
+
+    c = contender_for("openai-chat", wire)
+
+    async def in_a_kernel() -> tuple[list[Any], Any]:
+        return run_preflight([c]), probe_once(Target(c, c.base_url or "", stream=False), Prompt("p", "hello"))
+
+    [pre], rec = asyncio.run(in_a_kernel())
+    assert pre.ok is True
+    assert rec.ok, rec.error_message

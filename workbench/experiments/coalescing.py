@@ -42,9 +42,11 @@ smaller subset changes their intervals, not their meaning.
     done or `batch_max_wait_s`; the embedded models through the local batch endpoint
     (`workbench.serve.batch`) in front of their llama-server, `concurrency` items at a time.
     A record's `e2e_s` is the document's turnaround (submission → results fetched), and
-    `batch_api=true` prices it at the provider's batch rate. Hosted batches are journalled
-    (`<run>/batches/coalescing.jsonl`) so a resumed run (`workbench run --resume`) polls the
-    submitted batch instead of sending it again.
+    `batch_api=true` prices it at the provider's batch rate. An endpoint with no batch API (a
+    self-hosted OpenAI-compatible server has no `/v1/files`) is found out at the first submission
+    (`NoBatchAPI`): one line says so and the arm is skipped for that contender, no record written.
+    Hosted batches are journalled (`<run>/batches/coalescing.jsonl`) so a resumed run (`workbench
+    run --resume`) polls the submitted batch instead of sending it again.
 
 The annotation prompt is the experiment's, not the contender's: each request goes out with a
 validated copy of the contender (`Contender.override`) whose `prompt_template` (completion models) or
@@ -70,7 +72,7 @@ import yaml
 
 from workbench.aio import run_sync
 from workbench.config import PROJECT_ROOT, Contender
-from workbench.measure.batch import BatchDialect, BatchJournal, dialect_for, run_batch
+from workbench.measure.batch import BatchDialect, BatchJournal, NoBatchAPI, dialect_for, run_batch
 from workbench.measure.coalesce import AnswerCache, build_batch_prompt, dedupe, parse_batch_answer, parse_single_label
 from workbench.measure.probe import make_client, probe
 from workbench.measure.target import Target
@@ -337,8 +339,10 @@ class _Ctx:
                                                      prefix_cache=False, control=True)
                                    for d in todo[start:start + window]))
 
-    async def batch_api(self, docs: Sequence[Document], repeat: int) -> dict[str, str | None]:
-        """Every document as one item of the batch API; doc id → label."""
+    async def batch_api(self, docs: Sequence[Document], repeat: int) -> dict[str, str | None] | None:
+        """Every document as one item of the batch API; doc id → label. None when the endpoint
+        turns out to have no batch API (`NoBatchAPI`): said on one line, and the arm is dropped
+        for this contender — no record, since no document was sent."""
         arm = self.batch_arm
         assert arm is not None
         name = self.target.contender.name
@@ -357,10 +361,15 @@ class _Ctx:
         extras = [{"strategy": "batch-api", "repeat": repeat, "window": 0, "batch_size": 1, "doc_ids": [d.id],
                    "n_docs": 1, "fallback": False, "batch_concurrency": arm.concurrency,
                    "batch_window_h": arm.window_h, "batch_window_source": arm.window_source} for d in docs]
-        await run_batch(self.client, arm.target.replace(contender=self.single), arm.dialect,
-                        [Prompt(id=d.id, text=_single_text(d.text, self.labels)) for d in docs], rids, write=keep,
-                        extras=extras, journal=arm.journal, done_ids=arm.done, max_wait_s=arm.max_wait_s,
-                        poll_s=arm.poll_s, poll_max_s=max(arm.poll_s, arm.poll_max_s))
+        try:
+            await run_batch(self.client, arm.target.replace(contender=self.single), arm.dialect,
+                            [Prompt(id=d.id, text=_single_text(d.text, self.labels)) for d in docs], rids,
+                            write=keep, extras=extras, journal=arm.journal, done_ids=arm.done,
+                            max_wait_s=arm.max_wait_s, poll_s=arm.poll_s, poll_max_s=max(arm.poll_s, arm.poll_max_s))
+        except NoBatchAPI as exc:
+            print(f"batch-api: {name}: {exc}; the arm is skipped for it")
+            self.batch_arm = None
+            return None
         return got
 
     async def batch_labels(
@@ -432,6 +441,8 @@ async def _strategy(
         if ctx.batch_arm is None:
             return outcomes
         got_batch = await ctx.batch_api(docs, repeat)
+        if got_batch is None:
+            return outcomes
         for d in docs:
             outcome(d, got_batch[d.id], "request")
         return outcomes

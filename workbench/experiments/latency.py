@@ -31,13 +31,14 @@ from typing import Any
 
 from workbench.aio import run_sync
 from workbench.analysis import distribution, stats
-from workbench.analysis.intents import grade_route, labels_of
+from workbench.analysis.intents import grade_route, labels_of, unread_note
 from workbench.measure.budget import BudgetExhausted, estimate_input_tokens
 from workbench.measure.probe import make_client, probe
 from workbench.session import Session
 from workbench.types import Prompt, Record
 
-__all__ = ["METRICS", "cold_start_table", "format_summary", "latency_summary", "run_latency", "server_overhead"]
+__all__ = ["METRICS", "cold_start_table", "format_summary", "latency_summary", "routing_notes", "run_latency",
+           "server_overhead"]
 
 METRICS = ("ttft_s", "e2e_s", "tpot_s")
 
@@ -64,7 +65,7 @@ async def _run(
                 raise BudgetExhausted(budget.spent_usd, budget.max_usd)
             rec = await probe(client, targets[c.name], prompt, request_id=request_id, extra=fields)
             if labels and prompt.meta.get("expected"):
-                label, correct = grade_route(rec.output_text if rec.ok else None, prompt.meta, labels)
+                label, correct = grade_route(rec.output_text if rec.ok else None, prompt.meta, labels, prompt.text)
                 rec.extra.update(expected=prompt.meta["expected"], route_label=label,
                                  route_correct=correct if rec.ok else None)
             writer.write(rec)
@@ -81,7 +82,22 @@ async def _run(
         finally:
             for client in clients.values():
                 await client.aclose()
+    if labels:
+        for note in routing_notes(records, labels):
+            print(f"warning: {note}")
     return records
+
+
+def routing_notes(records: Sequence[Record], labels: Sequence[str]) -> list[str]:
+    """A warning per contender none of whose graded answers named a label
+    (`workbench.analysis.intents.unread_note`)."""
+    graded: dict[str, list[Any]] = {}
+    for rec in records:
+        if rec.extra.get("route_correct") is not None:
+            graded.setdefault(rec.contender, []).append(rec.extra.get("route_label"))
+    notes = [unread_note(name, len(read), sum(x is not None for x in read), labels)
+             for name, read in sorted(graded.items())]
+    return [n for n in notes if n]
 
 
 async def _phases(session: Session, prompts: Sequence[Prompt], n_requests: int, warmup: int,
@@ -128,6 +144,8 @@ def latency_summary(df: Any) -> Any:
             acc = stats.wilson_interval(int(graded.sum()), len(graded))
             row.update(route_accuracy=acc.value, route_accuracy_low=acc.low, route_accuracy_high=acc.high,
                        route_accuracy_n=acc.n)
+            if "route_label" in g:  # graded answers that named no label: a 0% of these is unread
+                row["route_unread_n"] = int(g.loc[g["route_correct"].notna(), "route_label"].isna().sum())
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -136,10 +154,13 @@ def format_summary(summary: Any) -> Any:
     """The summary as text cells `value [low, high]` in milliseconds (and routing accuracy in %)."""
     table = distribution.format_table(summary, [distribution.key_of(m) for m in METRICS], ["contender"])
     if "route_accuracy" in summary:
+        unread = summary["route_unread_n"] if "route_unread_n" in summary else [float("nan")] * len(summary)
         table["routing accuracy % [95% CI]"] = [
-            stats.format_interval(v, lo, hi, 100.0, 0) + f" n={int(n)}" if n == n else "—"
-            for v, lo, hi, n in zip(summary["route_accuracy"], summary["route_accuracy_low"],
-                                    summary["route_accuracy_high"], summary["route_accuracy_n"], strict=True)]
+            stats.format_interval(v, lo, hi, 100.0, 0) + f" n={int(n)}"
+            + (f" (no label read in {int(u)})" if u == u and u > 0 else "") if n == n else "—"
+            for v, lo, hi, n, u in zip(summary["route_accuracy"], summary["route_accuracy_low"],
+                                       summary["route_accuracy_high"], summary["route_accuracy_n"], unread,
+                                       strict=True)]
     return table
 
 

@@ -1,12 +1,15 @@
 """The summary: the decision matrix per scenario, the per-axis evidence, and the text around it.
 
-The notebook calls `build_summary()` once and shows its parts; the runner then exports the
-executed notebook as `report.html` (see `workbench.runner.export_html`). One joint resampling
+The notebook calls `build_summary()` once and `Summary.show(run_dir)`, which writes
+`decision_matrix.csv` and `report.html` (`write_report`: the report's parts, `report_parts`, as a
+standalone page) and displays the same parts — so a notebook run on its own (papermill,
+JupyterLab, nbval) leaves the report `workbench run` does. One joint resampling
 (`Draws`) serves every scenario, so the scenarios' uncertainties come from the same replicates.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import math
 from dataclasses import dataclass, field
@@ -25,7 +28,8 @@ from workbench.analysis.scenarios import AXES, RealtimeScenario, load_scenarios
 from workbench.config import load_contenders
 from workbench.pricing import declared_prices
 
-__all__ = ["AXES_SHOWN", "SCORE_TEXT", "Summary", "build_summary"]
+__all__ = ["AXES_SHOWN", "REPORT_TEMPLATE", "SCORE_TEXT", "Part", "Summary", "build_summary", "export_html",
+           "notebook_html", "run_summary", "write_report"]
 
 #: Per-contender metrics shown in the axes table, in order.
 AXES_SHOWN: tuple[str, ...] = (
@@ -63,6 +67,20 @@ once for every contender together) in which the contender has the top score amon
 ones; **rank [low, high]** = its median rank and 95% rank interval over the same replicates. A pick is
 **decisive** when it beats every other contender that could still qualify in ≥ {decisive:.1%} of the
 replicates (each rival may beat it in at most {undecided:.1%})."""
+
+
+#: The report's template (`templates/report.html.j2`: the lab template without its CDN scripts).
+REPORT_TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "report.html.j2"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece of the report, in order: `markdown`, `html` or `text` (a str), `table` (a
+    DataFrame, shown without its index unless `index`), or `image` (a PNG file's path)."""
+
+    kind: str
+    content: Any
+    index: bool = False
 
 
 @dataclass
@@ -293,6 +311,162 @@ class Summary:
                                                                        on.high),
                              "the matrix uses": "kept up all month" if choice == "always_on" else "busy time"})
         return pd.DataFrame(rows)
+
+
+    def report_parts(self, run_dir: str | Path) -> list[Part]:
+        """Everything the report shows, in order — the one list both the notebook (`show`) and
+        `report.html` (`write_report`) are made of. The plots are saved as PNGs in `run_dir`."""
+        from workbench.analysis import plots
+
+        run_dir = Path(run_dir)
+        parts = [
+            Part("markdown", "# Which model for which workload\n\nPer workload scenario, the answer first; how "
+                 "sure it is and what it rests on below. Every number carries its 95% interval and sample size."),
+            Part("html", self.cards_html()),
+            Part("markdown", self.next_steps_markdown()),
+            Part("markdown", "## How the answer was reached"),
+            Part("markdown", self.scoring_markdown()),
+            Part("table", self.display_matrix()),
+            Part("markdown", "## The axes per contender\nValue [95% interval] n = sample size; — = a bound the "
+                 "sample cannot support."),
+            Part("table", self.axes_table(), index=True),
+            Part("markdown", "## Self-hosted cost, both ways\nA machine kept up all month costs the same however "
+                 "little it is used; busy time is what the requests alone keep it busy. The matrix uses the one "
+                 "the scenario names (`self_hosted`)."),
+        ]
+        costs = self.self_hosted_costs()
+        parts.append(Part("table", costs) if not costs.empty else
+                     Part("text", "No self-hosted contender has a measured monthly cost in this run."))
+        parts.append(Part("markdown", "## Latency, throughput, hallucination, cost vs quality"))
+        figures: list[tuple[str, Any]] = []
+        frames = self.evidence.frames
+        if "latency" in frames:
+            figures.append(("summary_latency_ecdf.png", lambda p: plots.latency_ecdf(frames["latency"], path=p)))
+        levels = self.concurrency_levels()
+        if not levels.empty:
+            slo = next((r.scenario.slo_p95_e2e_s for r in self.results if isinstance(r.scenario, RealtimeScenario)),
+                       None)
+            figures.append(("summary_throughput.png",
+                            lambda p: plots.throughput_vs_concurrency(levels, path=p, slo_s=slo)))
+        else:
+            parts.append(Part("text", "Concurrency was not measured in this run: run the concurrency experiment."))
+        figures.append(("summary_hallucination.png", lambda p: plots.rate_bars(
+            self.hallucination_rows(), path=p,
+            title="QA F-score, false-premise acceptance, hallucination score (95% intervals)")))
+        figures.append(("summary_pareto.png", lambda p: plots.cost_quality_pareto(self.pareto_points(), path=p)))
+        import matplotlib.pyplot as plt
+
+        for name, draw in figures:
+            plt.close(draw(run_dir / name))  # kept as the PNG, shown from it
+            parts.append(Part("image", run_dir / name))
+        parts.append(Part("markdown", "## Statistical comparisons\nEvery pair, paired on the same prompts and "
+                          "items; each row says what it tests, the effect (a − b) with its 95% interval, the raw "
+                          "p-value and the Holm-adjusted one across the whole table."))
+        sig = self.comparisons_display()
+        parts.append(Part("table", sig) if not sig.empty else Part("text", "no pair to compare"))
+        parts += [
+            Part("markdown", "## Migration checklist\nWhat switching to each scenario's pick implies, from the "
+                 "measured numbers."),
+            Part("markdown", self.checklist_markdown()),
+            Part("markdown", "## Assumptions\nEvery projection above rests on these; change the parameters or "
+                 "the scenarios file to match your setting."),
+            Part("markdown", self.assumptions_markdown()),
+        ]
+        return parts
+
+    def show(self, run_dir: str | Path) -> Path:
+        """The summary notebook's one call: write `decision_matrix.csv` and `report.html` into
+        `run_dir`, and display the report's parts in the notebook. A notebook run on its own
+        (papermill, JupyterLab, nbval) so leaves the same report as `workbench run`."""
+        from IPython.display import HTML, Image, Markdown, display
+
+        run_dir = Path(run_dir)
+        self.matrix.to_csv(run_dir / "decision_matrix.csv", index=False)
+        parts = self.report_parts(run_dir)
+        for part in parts:
+            if part.kind == "markdown":
+                display(Markdown(part.content))  # type: ignore[no-untyped-call]
+            elif part.kind == "html":
+                display(HTML(part.content))  # type: ignore[no-untyped-call]
+            elif part.kind == "table":
+                display(_styled(part))  # type: ignore[no-untyped-call]
+            elif part.kind == "image":
+                display(Image(filename=str(part.content)))  # type: ignore[no-untyped-call]
+            else:
+                print(part.content)
+        return write_report(parts, run_dir / "report.html")
+
+
+def _styled(part: Part) -> Any:
+    table = part.content
+    return table.style if part.index else table.style.hide(axis="index")
+
+
+def write_report(parts: list[Part], out_html: str | Path) -> Path:
+    """The parts as a standalone HTML page: the notebook the report would be exported from,
+    made of the parts' outputs, through `export_html`'s template (plots embedded, no code)."""
+    import nbformat
+
+    v4 = nbformat.v4
+    nb = v4.new_notebook()  # type: ignore[no-untyped-call]
+    for part in parts:
+        if part.kind == "markdown":
+            nb.cells.append(v4.new_markdown_cell(part.content))  # type: ignore[no-untyped-call]
+            continue
+        if part.kind == "text":
+            out = v4.new_output("stream", name="stdout", text=str(part.content) + "\n")  # type: ignore[no-untyped-call]
+        else:
+            data = ({"text/html": part.content} if part.kind == "html" else
+                    {"text/html": _styled(part).to_html()} if part.kind == "table" else
+                    {"image/png": base64.b64encode(Path(part.content).read_bytes()).decode("ascii")})
+            out = v4.new_output("display_data", data=data)  # type: ignore[no-untyped-call]
+        cell = v4.new_code_cell("", outputs=[out])  # type: ignore[no-untyped-call]
+        nb.cells.append(cell)
+    return notebook_html(nb, out_html)
+
+
+def export_html(notebook: str | Path, out_html: str | Path) -> Path:
+    """Executed notebook → standalone HTML without input cells: plots embedded, and nothing
+    fetched at view time (`templates/report.html.j2` drops the lab template's CDN scripts)."""
+    import nbformat
+
+    return notebook_html(nbformat.read(str(notebook), as_version=4), out_html)  # type: ignore[no-untyped-call]
+
+
+def notebook_html(nb: Any, out_html: str | Path) -> Path:
+    """A notebook (nbformat node) as the report page: outputs only, the report template."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab", template_file=str(REPORT_TEMPLATE))  # type: ignore[no-untyped-call]
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(nb)
+    out = Path(out_html)
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def run_summary(
+    out_dir: str | Path = "",
+    compare_runs: str = "",
+    *,
+    scenarios_file: str | Path | None = None,
+    contenders_file: str | Path | None = None,
+    machine_hour_usd: float = 0.10,
+    n_boot: int = 1000,
+) -> Summary:
+    """The summary notebook's one call: summarise `out_dir` (empty: the newest run folder) with
+    the runs in `compare_runs` (comma-separated folders), then `Summary.show` — the notebook's
+    display, `decision_matrix.csv` and `report.html` in `out_dir`."""
+    from workbench.results import RESULTS_ROOT
+
+    run_dir = Path(out_dir) if out_dir else sorted(p for p in RESULTS_ROOT.iterdir() if p.is_dir())[-1]
+    runs: list[str | Path] = [run_dir, *(Path(p.strip()) for p in compare_runs.split(",") if p.strip())]
+    summary = build_summary(runs, scenarios_file=scenarios_file, contenders_file=contenders_file,
+                            machine_hour_usd=machine_hour_usd, n_boot=n_boot)
+    summary.show(run_dir)
+    return summary
 
 
 def build_summary(

@@ -37,7 +37,9 @@ _LINE = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 _BULLET = re.compile(r"^\s*(?:[-*+•]\s+)+")
-_DECOR = re.compile(r"[*_`]{1,3}")
+# Markdown emphasis and code marks around a word (`**billing**`, `_shipping_`), not the `_` inside
+# a label such as `card_lost`.
+_DECOR = re.compile(r"(?<![^\W_])[*_`]{1,3}|[*_`]{1,3}(?![^\W_])")
 _PUNCT_EDGES = " \t\"'“”‘’.,;:!?()[]<>"
 
 

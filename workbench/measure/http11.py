@@ -180,11 +180,38 @@ class Http11Transport(httpx.AsyncBaseTransport):
                        request: httpx.Request | None, *, head_only: bool = False) -> RawResponse:
         """Write one whole request (`payload`: head and body) on a kept-alive or new connection to
         `key` and read the response head; the body follows through the returned response.
-        `timeouts` has httpx's keys (connect, write, read)."""
+        `timeouts` has httpx's keys (connect, write, read).
+
+        A request written on a kept-alive connection that the server had closed while it was idle
+        (`AsyncioStream.stale_failure`: it failed before a single byte came back) is written
+        again, once, on a new connection — what a mature client does for an idle-close race; the
+        answer's network stream says so (`workbench.measure.netbackend.resent_stale`)."""
         if self._closed:
             raise RuntimeError("this transport (or its client) is closed")
         read_timeout = timeouts.get("read") if self._read_timeouts else None
-        conn = self._take_idle(key) or await self._connect(key, request, timeouts.get("connect"))
+        conn = self._take_idle(key)
+        if conn is None:
+            conn = await self._connect(key, request, timeouts.get("connect"))
+            parse = await self._send(conn, payload, timeouts, read_timeout, request)
+        else:
+            try:
+                parse = await self._send(conn, payload, timeouts, read_timeout, request)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                if not conn.stream.stale_failure():
+                    raise
+                # Closed by the server while it sat idle: nothing of this request was answered.
+                # Sent again, once, on a new connection (whose connect starts its clock).
+                conn = await self._connect(key, request, timeouts.get("connect"))
+                conn.stream.opened_for_resend = True
+                parse = await self._send(conn, payload, timeouts, read_timeout, request)
+        if head_only:
+            parse.body_ends_at_head()  # llhttp cannot know there is no body
+        return RawResponse(parse, _Body(self, conn, parse, read_timeout), conn.stream)
+
+    async def _send(self, conn: _Conn, payload: bytes, timeouts: dict[str, float | None], read_timeout: float | None,
+                    request: httpx.Request | None) -> _Parse:
+        """Write `payload` on `conn` and parse the response head; on any failure the connection
+        is dropped and the error raised as httpx's."""
         stream = conn.stream
         parse = _Parse(request)
         try:
@@ -208,9 +235,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
             self._discard(conn)
             parse.close()
             raise
-        if head_only:
-            parse.body_ends_at_head()  # llhttp cannot know there is no body
-        return RawResponse(parse, _Body(self, conn, parse, read_timeout), stream)
+        return parse
 
     async def aclose(self) -> None:
         self._closed = True

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import socket
 import ssl
 import time
@@ -28,9 +29,13 @@ import typing
 import httpcore
 import httpx
 
-__all__ = ["AsyncioBackend", "AsyncioStream", "arrival_clock", "async_transport", "shared_ssl_context", "wire_start_ns"]
+__all__ = ["AsyncioBackend", "AsyncioStream", "arrival_clock", "async_transport", "resent_stale", "shared_ssl_context",
+           "wire_start_ns"]
 
 _SSL_CONTEXT: ssl.SSLContext | None = None
+
+#: The connection the current task's request last went out on (`_Pool` reads it after a failure).
+_WRITTEN_ON: contextvars.ContextVar[AsyncioStream | None] = contextvars.ContextVar("workbench_written_on", default=None)
 
 # A read buffer above this pauses the socket until the reader catches up.
 _HIGH_WATER = 1 << 20
@@ -53,6 +58,7 @@ class _Protocol(asyncio.Protocol):
         self.chunks: collections.deque[bytes] = collections.deque()
         self.stamps: collections.deque[int] = collections.deque()  # arrival ns, one per chunk
         self.size = 0
+        self.received = 0  # bytes the loop has read on this connection, ever
         self.eof = False
         self.exc: BaseException | None = None
         self.waiter: asyncio.Future[None] | None = None
@@ -68,6 +74,7 @@ class _Protocol(asyncio.Protocol):
         self.stamps.append(time.perf_counter_ns())
         self.chunks.append(data)
         self.size += len(data)
+        self.received += len(data)
         if self.size > _HIGH_WATER and not self.paused_reading and self.transport is not None:
             self.paused_reading = True
             self.transport.pause_reading()
@@ -192,6 +199,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         self.request_sent_ns: int | None = None
         self.requests_sent = 0
         self._between_requests = True
+        self._received_at_request = 0
+        #: this connection was opened to send again a request that a stale kept-alive one
+        #: dropped unanswered (`stale_failure`); its first request is that one (`resent_stale`)
+        self.opened_for_resend = False
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         self._between_requests = True
@@ -219,6 +230,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             self._between_requests = False
             self.requests_sent += 1
             self.request_sent_ns = time.perf_counter_ns()
+            self._received_at_request = self._protocol.received
+            _WRITTEN_ON.set(self)
         p = self._protocol
         if p.exc is not None or self._transport.is_closing():
             raise httpcore.WriteError("connection closed" if p.exc is None else repr(p.exc))
@@ -233,6 +246,15 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 raise httpcore.WriteTimeout(f"could not write within {timeout} s") from exc
             except OSError as exc:
                 raise httpcore.WriteError(repr(exc)) from exc
+
+    def stale_failure(self) -> bool:
+        """True when the current request went out on a connection kept alive from an earlier
+        request and nothing at all has come back since: the server closed it while it sat idle
+        (a keep-alive timeout, or a server that closes after each response without saying
+        `Connection: close`) and the FIN or reset crossed the request on the wire. Such an attempt
+        is not a request the server answered any part of; the transports send it again, once, on
+        a new connection (`workbench.measure.http11`, `async_transport`)."""
+        return self.requests_sent > 1 and self._protocol.received == self._received_at_request
 
     async def aclose(self) -> None:
         self._transport.close()
@@ -338,15 +360,77 @@ def _set_options(transport: asyncio.Transport,
         sock.setsockopt(*option)
 
 
+class _ResendStaleStream:
+    """The body of a response read on a one-off connection (`_Pool`): closing it closes that
+    connection."""
+
+    def __init__(self, stream: typing.AsyncIterable[bytes], connection: httpcore.AsyncConnectionInterface) -> None:
+        self._stream = stream
+        self._connection = connection
+
+    async def __aiter__(self) -> typing.AsyncIterator[bytes]:
+        async for part in self._stream:
+            yield part
+
+    async def aclose(self) -> None:
+        try:
+            close = getattr(self._stream, "aclose", None)
+            if close is not None:
+                await close()
+        finally:
+            await self._connection.aclose()
+
+
+class _Pool(httpcore.AsyncConnectionPool):
+    """httpcore's pool, plus what it does not do: a request that went out on a kept-alive
+    connection the server had already closed (`AsyncioStream.stale_failure`: nothing came back)
+    is sent again, once, on a new connection of its own — closed with its response, outside the
+    pool's count, which lost the stale one. httpcore raises "Server disconnected without sending
+    a response" there instead. A request whose body cannot be replayed is not resent."""
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        token = _WRITTEN_ON.set(None)
+        try:
+            return await super().handle_async_request(request)
+        except (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError):
+            stream = _WRITTEN_ON.get()
+            if stream is None or not stream.stale_failure() or not isinstance(
+                    request.stream, httpx.ByteStream):
+                raise
+        finally:
+            _WRITTEN_ON.reset(token)
+        connection = self.create_connection(request.url.origin)
+        try:
+            response = await connection.handle_async_request(request)
+        except BaseException:
+            await connection.aclose()
+            raise
+        network_stream = response.extensions.get("network_stream")
+        if isinstance(network_stream, AsyncioStream):
+            network_stream.opened_for_resend = True
+        assert isinstance(response.stream, typing.AsyncIterable)
+        return httpcore.Response(status=response.status, headers=response.headers,
+                                 content=_ResendStaleStream(response.stream, connection),
+                                 extensions=response.extensions)
+
+
+def resent_stale(network_stream: object) -> bool:
+    """True when the request just answered on `network_stream` had first gone out on a stale
+    kept-alive connection and was sent again on this new one (`AsyncioStream.stale_failure`)."""
+    return (isinstance(network_stream, AsyncioStream) and network_stream.opened_for_resend
+            and network_stream.requests_sent == 1)
+
+
 def async_transport(
     limits: httpx.Limits, *, http2: bool = False, ssl_context: ssl.SSLContext | None = None
 ) -> httpx.AsyncHTTPTransport:
     """httpx's own transport (request/response mapping, exception mapping) over a connection
-    pool that uses `AsyncioBackend` and the shared TLS context (or `ssl_context`); no proxies,
-    no environment."""
+    pool that uses `AsyncioBackend` and the shared TLS context (or `ssl_context`) and sends a
+    request a stale kept-alive connection dropped again on a new one (`_Pool`); no proxies, no
+    environment."""
     ctx = ssl_context or shared_ssl_context()
     transport = httpx.AsyncHTTPTransport(verify=ctx, limits=limits, http2=http2, trust_env=False)
-    transport._pool = httpcore.AsyncConnectionPool(
+    transport._pool = _Pool(
         ssl_context=ctx,
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from workbench.aio import run_sync
 from workbench.config import Contender
 from workbench.measure.probe import make_client, probe
 from workbench.measure.target import Target
@@ -133,7 +134,9 @@ async def check(client: httpx.AsyncClient, contender: Contender, base_url: str) 
 
 
 def run_preflight(contenders: Sequence[Contender], base_urls: Mapping[str, str] | None = None) -> list[Preflight]:
-    """Check every contender at once (hosted ones make one call each); results in the same order."""
+    """Check every contender at once (hosted ones make one call each); results in the same order.
+    Callable from a notebook cell too: inside a running loop it runs on a worker thread's own
+    (`workbench.aio.run_sync`)."""
     urls = dict(base_urls or {})
 
     async def _all() -> list[Preflight]:
@@ -141,4 +144,4 @@ def run_preflight(contenders: Sequence[Contender], base_urls: Mapping[str, str] 
             return list(await asyncio.gather(*(
                 check(client, c, urls.get(c.name) or c.base_url or "") for c in contenders)))
 
-    return asyncio.run(_all()) if contenders else []
+    return run_sync(_all()) if contenders else []

@@ -12,6 +12,16 @@ client parses late, and that delay is the client's, not the server's. The end of
 (E2E) is the arrival of its last bytes. Other network backends (or HTTP/2) give neither stamp;
 then the request starts when handed to httpx and chunks are stamped when parsed.
 
+A stale kept-alive connection — closed by the server while idle (a keep-alive timeout; llama-server
+closes one after each streamed answer without saying `Connection: close`) and found closed only
+when the request was written on it, before any response byte — is not a request the server saw:
+both transports send it again, once, on a new connection (`workbench.measure.netbackend.
+AsyncioStream.stale_failure`). The clock starts again with that connection's connect, the
+lost attempt's time is in `send_delay_s` (and so in a load run's latencies from the schedule),
+and the record says `stale_resend`. A request that failed on a new connection, or after any
+byte came back, is never resent here: it is an error record, retried (as a new record) only by
+`workbench.measure.retry`.
+
 A failure of any kind — HTTP error, timeout, refused connection, malformed or truncated
 stream — comes back as a record with `status="error"` and a typed `error_class`; this function
 does not raise for request failures.
@@ -43,9 +53,10 @@ from typing import Any
 import httpx
 
 from workbench import keys, metrics
+from workbench.aio import run_sync
 from workbench.config import Contender
 from workbench.measure.http11 import LeanClient, RawResponse
-from workbench.measure.netbackend import arrival_clock, async_transport, wire_start_ns
+from workbench.measure.netbackend import arrival_clock, async_transport, resent_stale, wire_start_ns
 from workbench.measure.target import DEFAULT_MAX_OUTPUT_CHARS, Target
 from workbench.measure.transport_errors import decode_body, error_from_exception
 from workbench.providers import provider_for
@@ -221,6 +232,8 @@ async def probe(
             if sent is not None and sent >= t0:
                 rec.send_delay_s = (sent - t0) * metrics.NS
                 t0 = sent
+            if resent_stale(network_stream):
+                rec.stale_resend = True
             try:
                 answered = response
                 rec.http_status = response.status_code
@@ -484,10 +497,11 @@ def _redact(rec: Record, api_key: str | None) -> None:
 
 
 def probe_once(target: Target, prompt: Prompt) -> Record:
-    """Synchronous convenience for the CLI and notebooks: one request on a fresh client."""
+    """Synchronous convenience for the CLI and notebooks: one request on a fresh client (inside
+    a running loop, a notebook's, on a worker thread's own: `workbench.aio.run_sync`)."""
 
     async def _go() -> Record:
         async with make_client(1, target.contender.timeout_s) as client:
             return await probe(client, target, prompt)
 
-    return asyncio.run(_go())
+    return run_sync(_go())

@@ -19,6 +19,7 @@ from workbench.measure.batch.base import (
     BatchJournal,
     BatchStatus,
     ItemResult,
+    NoBatchAPI,
     run_batch,
     split_items,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "BatchJournal",
     "BatchStatus",
     "ItemResult",
+    "NoBatchAPI",
     "dialect_for",
     "run_batch",
     "split_items",

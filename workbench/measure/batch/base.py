@@ -67,6 +67,7 @@ __all__ = [
     "BatchJournal",
     "BatchStatus",
     "ItemResult",
+    "NoBatchAPI",
     "build_items",
     "call",
     "custom_id",
@@ -86,6 +87,33 @@ class BatchAPIError(Exception):
     def __init__(self, info: ErrorInfo) -> None:
         super().__init__(info.message)
         self.info = info
+
+
+#: HTTP statuses of a submission whose route the endpoint does not have (not found, method not
+#: allowed, not implemented): a plain OpenAI-compatible server (llama.cpp, vLLM, TGI, Ollama)
+#: answers `POST /v1/files` with 404 "File Not Found".
+_NO_ROUTE = frozenset({404, 405, 501})
+
+
+class NoBatchAPI(BatchAPIError):
+    """The endpoint has no batch API: the first submission's route is not there (`_NO_ROUTE`,
+    and not the provider saying the model is unknown). `run_batch` raises it before writing any
+    record — the documents were never sent, so there is nothing to count as failed; the caller
+    skips its batch arm and says why (`message`)."""
+
+    def __init__(self, info: ErrorInfo, endpoint: str, dialect: str) -> None:
+        super().__init__(info)
+        self.endpoint = endpoint
+        self.message = (f"{endpoint} has no batch API (its {dialect} batch route answered HTTP {info.http_status}: "
+                        f"{info.message})")
+
+    def __str__(self) -> str:
+        return self.message
+
+    @staticmethod
+    def matches(info: ErrorInfo) -> bool:
+        """Whether a failed submission says the route is missing rather than anything else."""
+        return info.http_status in _NO_ROUTE and info.error_class is not ErrorClass.MODEL_NOT_FOUND
 
 
 def headers(target: Target, api_key: str | None) -> dict[str, str]:
@@ -376,7 +404,8 @@ async def run_batch(
     """Send `prompts` through the batch API of `dialect` at `target`; one record per document
     (written through `write` as each batch's results are read, and returned). See the module
     docstring for splitting, polling, `max_wait_s` and resuming. Never raises for a failed batch
-    call: those are typed records."""
+    call: those are typed records — except `NoBatchAPI`, when the endpoint has no batch route at
+    all (nothing was sent, nothing is recorded)."""
     if max_wait_s <= 0 or poll_s <= 0 or poll_max_s < poll_s:
         raise ValueError("max_wait_s and poll_s must be > 0, poll_max_s >= poll_s")
     items = build_items(dialect, target, prompts, request_ids, extras)
@@ -403,22 +432,29 @@ async def run_batch(
     runs = [_Run(batch_key(target.contender.name, b), b) for b in batches]
     runs = [r for r in runs if any(it.request_id not in done for it in r.items)]
 
-    async def one(run: _Run) -> None:
+    async def submit(run: _Run) -> None:
         entry = known.get(run.key)
         if entry is not None:
             run.batch_id, run.t_submit, run.resumed = str(entry["batch_id"]), float(entry["t_submit_unix"]), True
+            return
+        run.t_submit = time.time()
+        try:
+            run.batch_id = await dialect.submit(client, target, run.items, api_key)
+        except BatchAPIError as exc:
+            run.error = exc.info
+        except (KeyError, TypeError, ValueError) as exc:  # a 2xx answer that is not a batch
+            run.error = ErrorInfo(ErrorClass.PROTOCOL, f"the answer to the {dialect.name} batch submission at "
+                                  f"{target.base_url} names no batch ({type(exc).__name__}: {exc})")
         else:
-            run.t_submit = time.time()
-            try:
-                run.batch_id = await dialect.submit(client, target, run.items, api_key)
-            except BatchAPIError as exc:
-                run.error = exc.info
-            else:
-                if journal is not None:
-                    journal.append({"event": "submitted", "key": run.key, "batch_id": run.batch_id,
-                                    "dialect": dialect.name, "contender": target.contender.name,
-                                    "request_ids": [it.request_id for it in run.items],
-                                    "t_submit_unix": run.t_submit})
+            if journal is not None:
+                journal.append({"event": "submitted", "key": run.key, "batch_id": run.batch_id,
+                                "dialect": dialect.name, "contender": target.contender.name,
+                                "request_ids": [it.request_id for it in run.items],
+                                "t_submit_unix": run.t_submit})
+
+    async def one(run: _Run) -> None:
+        if run.batch_id is None and run.error is None:
+            await submit(run)
         results: dict[str, ItemResult] = {}
         if run.error is None:
             await _poll(client, target, dialect, run, api_key, max_wait_s=max_wait_s, poll_s=poll_s,
@@ -441,5 +477,12 @@ async def run_batch(
             journal.append({"event": "ended", "key": run.key, "batch_id": run.batch_id,
                             "state": run.status.state if run.status else None, "t_end_unix": t_fetched})
 
+    # The first new submission goes alone: an endpoint without a batch API says so there, before
+    # any document is recorded or any other batch tried.
+    first = next((r for r in runs if r.key not in known), None)
+    if first is not None:
+        await submit(first)
+        if first.error is not None and NoBatchAPI.matches(first.error):
+            raise NoBatchAPI(first.error, target.base_url, dialect.name)
     await asyncio.gather(*(one(r) for r in runs))
     return out
