@@ -26,7 +26,7 @@ from traitlets.config import Config
 from workbench import keys
 from workbench.config import load_contenders
 from workbench.errors import WorkbenchError
-from workbench.experiments import NOTEBOOKS_DIR, Experiment, get_experiment
+from workbench.experiments import Experiment, get_experiment
 from workbench.progress import Progress
 from workbench.report_check import check_report
 from workbench.results import RunDir, read_manifest, update_manifest
@@ -181,7 +181,7 @@ def run_experiments(
                     str(exp.path),
                     str(output),
                     parameters=nb_params,
-                    cwd=str(NOTEBOOKS_DIR),
+                    cwd=str(exp.path.parent),
                     kernel_name="python3",
                     progress_bar=False,
                     request_save_on_cell_execute=True,

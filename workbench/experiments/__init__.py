@@ -16,12 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.config import PROJECT_ROOT
+from workbench import workspace
 from workbench.errors import WorkbenchError, lookup
 
-__all__ = ["EXPERIMENTS", "NOTEBOOKS_DIR", "Experiment", "get_experiment", "select_experiments"]
-
-NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+__all__ = ["EXPERIMENTS", "Experiment", "get_experiment", "select_experiments"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,8 @@ class Experiment:
 
     @property
     def path(self) -> Path:
-        return NOTEBOOKS_DIR / self.notebook
+        """The notebook that runs: the workspace's own copy if it has one, else the packaged one."""
+        return workspace.current().notebook(self.notebook)
 
 
 def _levels(p: Mapping[str, Any]) -> list[int]:
