@@ -24,7 +24,8 @@ LAYERS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (4, ("workbench.serve", "workbench.analysis")),
     (5, ("workbench.session",)),
     (6, ("workbench.experiments",)),
-    (7, ("workbench.runner", "workbench.report_check", "workbench.progress", "workbench.cli", "workbench")),
+    (7, ("workbench.runner", "workbench.workspace_files",
+         "workbench.report_check", "workbench.progress", "workbench.cli", "workbench")),
 )
 
 

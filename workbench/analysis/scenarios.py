@@ -475,6 +475,8 @@ class ScenarioSet(Mapping[str, Scenario]):
 def _fields_at(kind: str, loc: tuple[int | str, ...]) -> list[str]:
     if "hard_constraints" in loc:
         return list(Constraint.model_fields)
+    if "task" in loc:
+        return list(Task.model_fields)
     return [f for f in _MODELS[kind].model_fields if f not in ("name", "type")] + ["kind"]
 
 
