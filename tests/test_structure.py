@@ -17,13 +17,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 #: (layer, module prefixes). A module belongs to the first entry whose prefix matches it.
 LAYERS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (0, ("workbench.types", "workbench.errors", "workbench.aio", "workbench.metrics", "workbench.children")),
-    (1, ("workbench.keys", "workbench.embedded", "workbench.providers")),
-    (2, ("workbench.config", "workbench.prompts", "workbench.results", "workbench.pricing")),
+    (1, ("workbench.keys", "workbench.embedded", "workbench.providers", "workbench.datafiles",
+         "workbench.workspace")),
+    (2, ("workbench.config", "workbench.tasks", "workbench.prompts", "workbench.results", "workbench.pricing")),
     (3, ("workbench.measure",)),
     (4, ("workbench.serve", "workbench.analysis")),
     (5, ("workbench.session",)),
     (6, ("workbench.experiments",)),
-    (7, ("workbench.runner", "workbench.report_check", "workbench.progress", "workbench.cli", "workbench")),
+    (7, ("workbench.runner", "workbench.workspace_files",
+         "workbench.report_check", "workbench.progress", "workbench.cli", "workbench")),
 )
 
 

@@ -1,4 +1,5 @@
-"""`workbench` console script: serve, probe, run, report, list, mock-server, ratelimit-proxy, batch-server.
+"""`workbench` console script: init, validate, serve, probe, run, report, list, mock-server, ratelimit-proxy,
+batch-server.
 
 Every user mistake ends as one `error: ...` line (exit 2) that says what was wrong and what
 would be right; failed *requests* are records, never errors here.
@@ -215,6 +216,28 @@ def _resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from workbench.workspace_files import init_workspace
+
+    root = init_workspace(args.dir)
+    print(f"workspace: {root}\nnext: cd {root} && workbench validate && workbench run")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from workbench import workspace
+    from workbench.workspace_files import validate_workspace
+
+    ws = workspace.current()
+    read, problems = validate_workspace(ws)
+    print(f"workspace: {ws.describe()}")
+    for line in read:
+        print(f"  ok  {line}")
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
+    return 2 if problems else 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from workbench.config import load_contenders
     from workbench.experiments import EXPERIMENTS
@@ -236,7 +259,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--workspace", metavar="DIR",
+                   help="the workspace to use (default: $WORKBENCH_WORKSPACE, else the nearest folder at or above "
+                        "this one with contenders.yaml and scenarios.yaml, else the bundled example)")
     sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("init", help="write a workspace for your own workload (data, scenarios, contenders, notebooks)")
+    s.add_argument("dir", help="a new or empty folder")
+    s.set_defaults(func=_cmd_init)
+
+    s = sub.add_parser("validate", help="check every file of the workspace without sending a request")
+    s.set_defaults(func=_cmd_validate)
 
     s = sub.add_parser("serve", help="serve the embedded models until Ctrl-C")
     s.add_argument("--models", help="comma-separated local model names (default: all)")
@@ -305,6 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
+        if args.workspace:
+            from workbench import workspace
+
+            os.environ[workspace.WORKSPACE_ENV] = str(workspace.find(args.workspace).root)
         return int(args.func(args))
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
-from workbench import keys
+from workbench import keys, workspace
 from workbench.errors import ConfigError, lookup
 from workbench.pricing import PriceDeclaration
 
@@ -36,8 +36,8 @@ __all__ = [
     "validation_error",
 ]
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONTENDERS_FILE = PROJECT_ROOT / "experiments" / "contenders.yaml"
+#: The bundled example's contenders (a run reads the workspace's: `workbench.workspace`).
+DEFAULT_CONTENDERS_FILE = workspace.bundled().contenders_file
 
 
 
@@ -395,7 +395,7 @@ def load_sections(path: Path, fields: Sequence[str], what: str) -> dict[str, Any
 
 def load_contenders(path: str | Path | None = None) -> ContenderSet:
     """Load and validate a contenders file; any mistake raises ConfigError naming file and field."""
-    p = Path(path) if path is not None else DEFAULT_CONTENDERS_FILE
+    p = Path(path) if path is not None else workspace.current().contenders_file
     data = load_sections(p, ("contenders", "defaults"), "a 'contenders' list")
     src = str(p)
     defaults = data.get("defaults") or {}

@@ -1,37 +1,57 @@
-"""Prompt sets: JSONL files in `experiments/prompts/`, one `{"id", "text"[, "system", "meta"]}`
-object per line. Prompts live in files, not notebooks, so every experiment and every contender
-sees exactly the same inputs."""
+"""Prompt sets: JSONL files in the workspace's `prompts/` (the bundled example's
+`experiments/prompts/`) or `data/`, one `{"id", "text"[, "system", "meta"]}` object per line.
+Prompts live in files, not notebooks, so every experiment and every contender sees exactly the
+same inputs.
+
+The user's own data comes in too (`workbench.tasks`): `scenario:<name>` is that scenario's task
+(classification prompts from labelled texts, or a prompts file), and a `.csv` file or a JSONL file
+of labelled texts (`text`, `label`) becomes classification prompts with the default instruction."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from workbench.config import PROJECT_ROOT
+from workbench import tasks, workspace
+from workbench.datafiles import load_labelled_texts
 from workbench.errors import ConfigError
 from workbench.types import Prompt
 
-__all__ = ["PROMPTS_DIR", "load_prompts", "resolve_prompt_set"]
+__all__ = ["load_prompts", "prompt_dirs", "resolve_prompt_set"]
 
-PROMPTS_DIR = PROJECT_ROOT / "experiments" / "prompts"
 _FIELDS = {"id", "text", "system", "meta"}
 
 
+def prompt_dirs() -> list[Path]:
+    """Where prompt-set names are looked up: the workspace's `prompts/`, then its `data/`."""
+    ws = workspace.current()
+    return [ws.root / "prompts", ws.data_dir]
+
+
 def resolve_prompt_set(name_or_path: str | Path) -> Path:
-    """A prompt-set name (`latency` → experiments/prompts/latency.jsonl) or a path."""
+    """A prompt-set name (`latency` → <workspace>/prompts/latency.jsonl) or a path; a relative path
+    is the workspace's (not the notebook kernel's working directory)."""
     p = Path(name_or_path)
-    if p.suffix == ".jsonl" or p.exists():
-        return p
-    candidate = PROMPTS_DIR / f"{name_or_path}.jsonl"
-    if candidate.exists():
-        return candidate
-    valid = sorted(f.stem for f in PROMPTS_DIR.glob("*.jsonl"))
+    if p.suffix in (".jsonl", ".csv"):
+        return workspace.current().resolve(p)
+    for d in prompt_dirs():
+        candidate = d / f"{name_or_path}.jsonl"
+        if candidate.exists():
+            return candidate
+    valid = sorted({f.stem for d in prompt_dirs() for f in d.glob("*.jsonl")})
     raise ConfigError(str(name_or_path), None, f"no such prompt set; valid names: {', '.join(valid)}")
 
 
 def load_prompts(name_or_path: str | Path) -> list[Prompt]:
     """Load and validate a prompt set; a bad line names file, line, field and reason."""
+    if str(name_or_path).startswith(tasks.SCENARIO_PREFIX):
+        return tasks.scenario_task(str(name_or_path).removeprefix(tasks.SCENARIO_PREFIX)).prompts()
     path = resolve_prompt_set(name_or_path)
+    if _is_labelled(path):
+        rows = load_labelled_texts(path)
+        return tasks.classify_prompts(rows, tasks.Task(type="classify", data=str(path)).label_names(rows))
+    if path.suffix == ".csv":
+        return tasks.load_prompt_rows(path)
     src = str(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -69,3 +89,19 @@ def load_prompts(name_or_path: str | Path) -> list[Prompt]:
     if not prompts:
         raise ConfigError(src, None, "the prompt set is empty")
     return prompts
+
+
+def _is_labelled(path: Path) -> bool:
+    """A data file of labelled texts (a `label` column or field) rather than a prompt set."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = next((line for line in f if line.strip()), "")
+    except (OSError, UnicodeDecodeError):
+        return False  # the loader says what is wrong with it
+    if path.suffix == ".csv":
+        return "label" in [c.strip() for c in first.strip().split(",")]
+    try:
+        obj = json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and "label" in obj

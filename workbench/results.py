@@ -24,12 +24,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
-from workbench import keys
+from workbench import keys, workspace
 from workbench.types import RECORD_CORE_FIELDS, Record
 
 __all__ = [
     "RESENT_ON_RESUME",
-    "RESULTS_ROOT",
     "RecordWriter",
     "RunDir",
     "error_table",
@@ -39,11 +38,15 @@ __all__ = [
     "read_jsonl_tolerant",
     "read_manifest",
     "reasoning_tokens",
+    "results_root",
     "token_sources",
     "update_manifest",
 ]
 
-RESULTS_ROOT = Path(__file__).resolve().parent.parent / "results"
+
+def results_root() -> Path:
+    """Where new run folders go: the workspace's `results/` (`workbench.workspace.current`)."""
+    return workspace.current().results_dir
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -60,9 +63,9 @@ class RunDir:
 
     @classmethod
     def create(cls, root: str | Path | None = None, run_id: str | None = None) -> RunDir:
-        """A new run folder under `root` (default: the project's results/)."""
+        """A new run folder under `root` (default: the workspace's results/)."""
         run_id = run_id or new_run_id()
-        path = Path(root or RESULTS_ROOT) / run_id
+        path = Path(root or results_root()) / run_id
         path.mkdir(parents=True, exist_ok=False)
         return cls._init(path)
 

@@ -14,20 +14,22 @@ notebook with `html_report` that writes none (an older copy) is exported without
 from __future__ import annotations
 
 import ast
+import contextlib
 import datetime as dt
+import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from traitlets.config import Config
 
-from workbench import keys
+from workbench import keys, workspace
 from workbench.config import load_contenders
 from workbench.errors import WorkbenchError
-from workbench.experiments import NOTEBOOKS_DIR, Experiment, get_experiment
+from workbench.experiments import Experiment, get_experiment, workspace_inputs
 from workbench.experiments.summary import export_html
 from workbench.progress import Progress
 from workbench.report_check import check_report
@@ -92,12 +94,14 @@ def _literal(source: Any) -> Any:
 
 
 def resolve_parameters(
-    experiment: Experiment, declared: Mapping[str, Any], params: Mapping[str, Any]
+    experiment: Experiment, declared: Mapping[str, Any], params: Mapping[str, Any],
+    inputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What one notebook receives: the experiment's `run_params`, then the user's overrides,
-    each kept only when the notebook's parameters cell declares it (the rest are its defaults).
-    `out_dir` is added by the caller."""
-    merged = {**experiment.run_params, **params}
+    """What one notebook receives: the experiment's `run_params`, then the inputs the workspace's
+    scenarios name (`experiments.workspace_inputs`), then the user's overrides, each kept only when
+    the notebook's parameters cell declares it (the rest are its defaults). `out_dir` is added by
+    the caller."""
+    merged = {**experiment.run_params, **(inputs or {}), **params}
     return {k: v for k, v in merged.items() if k in declared}
 
 
@@ -116,6 +120,21 @@ def preflight(params: Mapping[str, Any], log: Callable[[str], None] = print) -> 
         elif p.ok is None:
             log(f"preflight inconclusive for {p.contender} ({p.model!r}): {p.message}; running it")
     return {p.contender: p.to_dict() for p in results}
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    """`name=value` in this process's environment while the block runs (a notebook kernel inherits
+    it: the kernel reads the same workspace as the run), restored after."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def run_experiments(
@@ -147,6 +166,8 @@ def run_experiments(
             raise WorkbenchError(f"--param {key}: set by the runner; use --out / --resume instead")
         if key not in known:
             raise WorkbenchError(f"unknown parameter {key!r}; valid: {', '.join(sorted(known))}")
+    ws = workspace.current()
+    inputs = workspace_inputs(ws)
     run = RunDir.open_or_create(out_dir)
     completed = {name for name, state in (read_manifest(run.path).get("experiments") or {}).items()
                  if isinstance(state, Mapping) and state.get("completed_utc")} if resume else set()
@@ -156,7 +177,8 @@ def run_experiments(
         update_manifest(run.path, runner={"resumed_utc": resumes, "failed": None})
     else:
         update_manifest(run.path, runner={"experiments": [e.name for e in experiments], "params": params,
-                                          "argv": sys.argv[1:]})
+                                          "argv": sys.argv[1:], "workspace": str(ws.root),
+                                          "workspace_inputs": inputs})
     log(f"run folder: {run.path}")
     if any(e.name != "summary" for e in experiments):
         update_manifest(run.path, preflight=preflight(params, log))
@@ -164,7 +186,7 @@ def run_experiments(
         if exp.name in completed:
             log(f"[{i}/{len(experiments)}] {exp.name}: completed before the interruption, kept")
             continue
-        nb_params = resolve_parameters(exp, declared[exp.name], params)
+        nb_params = resolve_parameters(exp, declared[exp.name], params, inputs.get(exp.name))
         nb_params["out_dir"] = str(run.path.resolve())
         if resume and "resume" in declared[exp.name]:
             nb_params["resume"] = True
@@ -179,12 +201,13 @@ def run_experiments(
         started_unix = time.time()
         planned = exp.planned(effective, _n_contenders(effective)) if exp.planned else None
         try:
-            with Progress(exp.name, run.jsonl(exp.name), planned, tty=sys.stderr.isatty(), log=log):
+            with Progress(exp.name, run.jsonl(exp.name), planned, tty=sys.stderr.isatty(), log=log), \
+                    _env(workspace.WORKSPACE_ENV, str(ws.root)):
                 pm.execute_notebook(
                     str(exp.path),
                     str(output),
                     parameters=nb_params,
-                    cwd=str(NOTEBOOKS_DIR),
+                    cwd=str(exp.path.parent),
                     kernel_name="python3",
                     progress_bar=False,
                     request_save_on_cell_execute=True,

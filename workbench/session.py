@@ -191,7 +191,7 @@ def open_session(
         raise WorkbenchError(f"no contender left to run: {'; '.join(p.skip_line for p in unavailable.values())}")
     reuse = _parse_endpoints(local_endpoints or os.environ.get(ENDPOINTS_ENV, ""))
     session = Session(run=run, experiment=experiment, contenders=chosen, skipped=skipped, base_urls={},
-                      budget=budget_for(budget_usd, chosen), resume=resume, shards=shards, backend=backend)
+                      budget=budget_for(budget_usd, chosen, run.path), resume=resume, shards=shards, backend=backend)
     atexit.register(session.close)
     try:
         for c in chosen:

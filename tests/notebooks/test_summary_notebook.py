@@ -36,12 +36,14 @@ def test_a_plain_papermill_run_of_the_summary_writes_the_report(tmp_path: Path) 
     """The README's papermill path, no runner: the notebook itself leaves report.html."""
     import papermill as pm
 
-    from workbench.experiments import NOTEBOOKS_DIR
+    from workbench.workspace import bundled
+
+    notebooks = bundled().packaged_notebooks
 
     run = write_run(tmp_path, {"fast": {"e2e": 0.05, "halluc": 0.3}, "slow": {"e2e": 0.3, "halluc": 0.05}})
     cfile = tmp_path / "contenders.yaml"
     cfile.write_text(yaml.safe_dump({"contenders": [{"name": n, "model": n, **HOSTED} for n in ("fast", "slow")]}))
-    pm.execute_notebook(str(NOTEBOOKS_DIR / "summary.ipynb"), str(run / "summary.ipynb"), cwd=str(NOTEBOOKS_DIR),
+    pm.execute_notebook(str(notebooks / "summary.ipynb"), str(run / "summary.ipynb"), cwd=str(notebooks),
                         parameters={"out_dir": str(run), "contenders_file": str(cfile), "n_boot": 100},
                         kernel_name="python3", progress_bar=False)
     assert (run / "decision_matrix.csv").exists()

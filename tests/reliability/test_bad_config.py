@@ -116,7 +116,7 @@ def test_cli_run_with_bad_contenders_file_creates_nothing_under_results(
 
     root = tmp_path / "results"
     root.mkdir()
-    monkeypatch.setattr(results, "RESULTS_ROOT", root)
+    monkeypatch.setattr(results, "results_root", lambda: root)
     p = tmp_path / "bad.yaml"
     p.write_text(GOOD + "    colour: red\n")
     assert main(["run", "--experiments", "latency", "--contenders-file", str(p)]) == 2

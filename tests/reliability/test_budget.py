@@ -152,3 +152,65 @@ def test_a_sharded_budget_is_split_by_each_shards_part_of_the_work() -> None:
     assert idle.max_usd == 0 and not idle.allow("m", 10, 10)
     with pytest.raises(ValueError):
         budget.split([0, 0])
+
+
+def _priced(c: Contender) -> Contender:
+    return c.override(price={"input": 1.0, "output": 10.0, "source": "test"})
+
+
+def test_the_budget_is_the_runs_what_earlier_experiments_spent_counts(tmp_path: Path) -> None:
+    c = Contender.model_validate({"name": "a", "api": "openai-chat", "model": "m", "base_url": "http://h",
+                                  "price": {"input": 1.0, "output": 10.0, "source": "test"}})
+    run = RunDir.create(tmp_path)
+    (run.path / "latency.jsonl").write_text(
+        '{"contender": "a", "input_tokens": 100, "output_tokens": 100}\n'
+        '{"contender": "a", "input_tokens": 100, "output_tokens": 100}\n{"contender": "a", "input_t', encoding="utf-8")
+    budget = budget_for(0.003, [c], run.path)
+    assert budget is not None and budget.spent_usd == pytest.approx(0.0022)  # the cut-off line is not counted
+    assert budget.allow("a", 0, 50) and not budget.allow("a", 100, 100)
+
+
+def test_hallucination_stops_at_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.analysis.grading import QAItem
+    from workbench.experiments.hallucination import run_hallucination
+
+    monkeypatch.setenv(KEY_ENV, CANARY)
+    items = [QAItem(id=f"q{i}", category="people", question=f"Who is {i}?", answers=("x",), answerable=True)
+             for i in range(20)]
+    with MockServer() as srv:
+        c = _priced(fault_contender(srv, 5.0)).with_sampling(max_tokens=100)
+        budget = Budget(0.00105, {c.name: PRICE})
+        session = Session(run=RunDir.create(tmp_path), experiment="hallucination", contenders=[c], skipped=[],
+                          base_urls={c.name: srv.base_url}, budget=budget)
+        run_hallucination(session, items)
+        sent = sum(srv.counts.values())
+    df = load_records(session.run.path, "hallucination")
+    refused = df[df["error_class"] == "cancelled"]
+    assert len(refused) >= 1 and refused["error_message"].str.startswith("budget exhausted").all()
+    assert sent == len(df) - len(refused) < 20 and budget.spent_usd <= budget.max_usd
+
+
+def test_coalescing_and_its_batch_api_items_stop_at_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    from workbench.experiments import coalescing as co
+    from workbench.serve.batch import BatchServer
+    from workbench.serve.mock import Scenario
+
+    docs = [co.Document(f"d{i}", f"My parcel number {i} never arrived", "shipping") for i in range(12)]
+    labels = {"billing": "money", "shipping": "parcels"}
+    for strategy in ("naive", "batch-api"):
+        with (MockServer(Scenario.timed(1, 1, 1, "shipping")) as mock,
+              BatchServer(mock.base_url, concurrency=4) as bs):
+            c = Contender(name="oa", api="openai-chat", model="m", base_url=bs.base_url_for("openai-chat"),
+                          price={"input": 1.0, "output": 10.0, "batch_discount": 0.5, "source": "test"})
+            # the mock bills ~$0.00002 a document, each held at its worst case while in flight: a few
+            # fit under the cap, not twelve
+            budget = Budget(0.00025, {c.name: PRICE})
+            session = Session(run=RunDir.create(tmp_path / strategy), experiment="coalescing", contenders=[c],
+                              skipped=[], base_urls={"oa": c.base_url or ""}, budget=budget)
+            co.run_coalescing(session, docs, labels, strategies=(strategy,), batch_poll_s=0.02)
+        df = load_records(session.run.path, "coalescing")
+        refused = df[df["error_class"] == "cancelled"]
+        assert len(refused) >= 1, strategy
+        assert refused["error_message"].str.startswith("budget exhausted").all(), strategy
+        assert len(df) - len(refused) < len(docs) and budget.spent_usd <= budget.max_usd, strategy

@@ -35,7 +35,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from workbench.config import PROJECT_ROOT
+from workbench import workspace
+from workbench.datafiles import KINDS, read_rows
 from workbench.errors import ConfigError
 
 __all__ = [
@@ -55,7 +56,8 @@ __all__ = [
     "token_f1",
 ]
 
-DEFAULT_DATASETS_DIR = PROJECT_ROOT / "experiments" / "datasets"
+#: The bundled example's QA datasets (a run reads the workspace's: `workbench.workspace`).
+DEFAULT_DATASETS_DIR = workspace.bundled().root / "datasets"
 
 GRADES: tuple[str, str, str] = ("correct", "incorrect", "not_attempted")
 
@@ -546,9 +548,26 @@ class QAItem:
     passage: str | None = None
 
 
-def _item_from(obj: Any, src: str, n: int) -> QAItem:
+def _with_defaults(obj: Any, n: int) -> Any:
+    """A user's QA row (`question`, `answers`, optional `passage`, `id`, `category`) completed the
+    way the bundled datasets spell everything out: empty answers = unanswerable, the id `row-N`,
+    the category by kind (grounded or not, answerable or not)."""
+    if not isinstance(obj, dict) or "question" not in obj or "answers" not in obj:
+        return obj
+    out = dict(obj)
+    answers = out["answers"]
+    out.setdefault("answerable", bool(answers) if isinstance(answers, list) else True)
+    out.setdefault("id", f"row-{n}")
+    grounded = out.get("passage") is not None
+    default = ("grounded" if grounded else "questions") if out["answerable"] else (
+        "grounded_unanswerable" if grounded else "false_premise")
+    out.setdefault("category", default)
+    return out
+
+
+def _item_from(obj: Any, src: str, where: str) -> QAItem:
     def fail(field: str, reason: str) -> ConfigError:
-        return ConfigError(src, f"line {n}: {field}", reason)
+        return ConfigError(src, f"{where}: {field}", reason)
 
     if not isinstance(obj, dict):
         raise fail("(entry)", "each line must be a JSON object")
@@ -595,12 +614,38 @@ def _dataset_files(path_or_paths: str | Path | Iterable[str | Path]) -> list[Pat
     return files
 
 
-def load_dataset(path_or_paths: str | Path | Iterable[str | Path] = DEFAULT_DATASETS_DIR) -> list[QAItem]:
-    """Load and validate JSONL dataset files (a directory means every `*.jsonl` in it).
+def _records(path: Path) -> Iterable[tuple[Any, str, int]]:
+    """(object, where, record number) of each item of a JSONL or CSV dataset file."""
+    src = str(path)
+    if path.suffix.lower() == ".csv":
+        for row in read_rows(path, KINDS["qa"]):
+            yield row.values, row.where, row.number
+        return
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(src, None, f"cannot read: {reason}") from None
+    count = 0
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(src, f"line {n}: (entry)", f"invalid JSON: {exc.msg}") from None
+        count += 1
+        yield obj, f"line {n}", count
 
-    Any mistake raises ConfigError naming the file, the line and the field: unreadable JSON,
-    a missing field, a wrong type, or an id already used (in any of the files given). Blank
-    lines are skipped.
+
+def load_dataset(path_or_paths: str | Path | Iterable[str | Path] = DEFAULT_DATASETS_DIR) -> list[QAItem]:
+    """Load and validate dataset files, JSONL or CSV (a directory means every `*.jsonl` in it).
+
+    Each item as the bundled datasets write it (`id, category, question, answers, answerable[,
+    passage]`) or as a user's QA file does (`question`, `answers` — empty: unanswerable —, optional
+    `passage`, `id`, `category`; `workbench.datafiles`). Any mistake raises ConfigError naming the
+    file, the line and the field: unreadable JSON, a missing field, a wrong type, or an id already
+    used (in any of the files given). Blank lines are skipped.
     """
     items: list[QAItem] = []
     seen: dict[str, str] = {}
@@ -609,25 +654,14 @@ def load_dataset(path_or_paths: str | Path | Iterable[str | Path] = DEFAULT_DATA
         raise ConfigError(str(path_or_paths), None, "no dataset files (*.jsonl) found")
     for path in files:
         src = str(path)
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise ConfigError(src, None, f"cannot read: {reason}") from None
         count = 0
-        for n, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(src, f"line {n}: (entry)", f"invalid JSON: {exc.msg}") from None
-            item = _item_from(obj, src, n)
+        for obj, where, n in _records(path):
+            item = _item_from(_with_defaults(obj, n), src, where)
             if item.id in seen:
                 raise ConfigError(
-                    src, f"line {n}: id", f"duplicate id {item.id!r} (first at {seen[item.id]})"
+                    src, f"{where}: id", f"duplicate id {item.id!r} (first at {seen[item.id]})"
                 )
-            seen[item.id] = f"{src}:{n}"
+            seen[item.id] = f"{src}:{where.removeprefix('line ')}"
             items.append(item)
             count += 1
         if count == 0:

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from workbench import workspace
 from workbench.analysis import axes
 from workbench.analysis.catalog import METRICS, format_value
 from workbench.analysis.cost import (
@@ -54,8 +55,9 @@ from workbench.analysis.cost import (
     project_realtime,
 )
 from workbench.analysis.evidence import Draws, Evidence, Metric
-from workbench.config import PROJECT_ROOT, load_sections, validation_error
+from workbench.config import load_sections, validation_error
 from workbench.errors import ConfigError, lookup
+from workbench.tasks import SCENARIO_PREFIX, Task
 
 if TYPE_CHECKING:
     from workbench.config import Contender
@@ -74,7 +76,8 @@ __all__ = [
     "load_scenarios",
 ]
 
-DEFAULT_SCENARIOS_FILE = PROJECT_ROOT / "experiments" / "scenarios.yaml"
+#: The bundled example's scenarios (a run reads the workspace's: `workbench.workspace`).
+DEFAULT_SCENARIOS_FILE = workspace.bundled().scenarios_file
 
 #: The error-rate limit every scenario has unless it sets `max_error_rate` or lists `error_rate`
 #: among its hard constraints: a contender that fails one request in twenty is not a choice
@@ -176,6 +179,8 @@ class _ScenarioBase(_Strict):
     )
     latency_ref_s: float = Field(1.0, gt=0, description="p95 E2E at which the latency utility is ½, seconds")
     cost_ref_usd: float = Field(gt=0, description="cost (in the kind's cost unit) at which the cost utility is ½")
+    task: Task | None = Field(None, description="the workload's own data and task (workbench.tasks): "
+                                                "{type: classify | qa | generate, data: FILE, labels, instruction}")
     max_error_rate: float | None = Field(
         None, ge=0, le=1, description=f"most failed requests / sent this scenario accepts (a hard constraint "
                                       f"on error_rate); empty: an error_rate hard constraint if listed, else "
@@ -295,7 +300,8 @@ class RealtimeScenario(_ScenarioBase):
     unit_families: ClassVar[tuple[str, ...]] = ("prompts",)
 
     type: Literal["realtime"] = Field("realtime", alias="kind")
-    prompt_set: str = Field(description="prompt set under experiments/prompts/ that stands for the traffic")
+    prompt_set: str = Field("", description="prompt set that stands for the traffic (default with a task: "
+                                             "scenario:<name>, the task's prompts)")
     target_qps: float = Field(gt=0, description="steady request rate to serve, requests/s")
     slo_p95_e2e_s: float = Field(gt=0, description="p95 end-to-end latency limit, seconds")
     accuracy_floor: float = Field(ge=0, le=1, description="minimum routing accuracy on the labelled prompts")
@@ -304,6 +310,10 @@ class RealtimeScenario(_ScenarioBase):
 
     @model_validator(mode="after")
     def _slo_is_constraint(self) -> RealtimeScenario:
+        if not self.prompt_set:
+            if self.task is None:
+                raise ValueError("give prompt_set (a prompt set name) or task (the workload's own data)")
+            object.__setattr__(self, "prompt_set", f"{SCENARIO_PREFIX}{self.name}")
         self._require("e2e_p95", max=self.slo_p95_e2e_s)
         self._require("route_accuracy", min=self.accuracy_floor)
         if self.latency_ref_s == 0:
@@ -360,7 +370,8 @@ class BatchScenario(_ScenarioBase):
     unit_families: ClassVar[tuple[str, ...]] = ("documents",)
 
     type: Literal["batch"] = Field("batch", alias="kind")
-    dataset: str = Field(description="workload folder under experiments/ (documents + labels)")
+    dataset: str = Field("annotation", description="the bundled example's workload folder (documents + labels); "
+                                                   "a task replaces it")
     documents_per_night: int = Field(gt=0, description="documents to annotate each night")
     window_hours: float = Field(gt=0, le=24, description="hours the batch may take")
     accuracy_floor: float = Field(ge=0, le=1, description="minimum share of documents labelled correctly")
@@ -505,12 +516,14 @@ class ScenarioSet(Mapping[str, Scenario]):
 def _fields_at(kind: str, loc: tuple[int | str, ...]) -> list[str]:
     if "hard_constraints" in loc:
         return list(Constraint.model_fields)
+    if "task" in loc:
+        return list(Task.model_fields)
     return [f for f in _MODELS[kind].model_fields if f not in ("name", "type")] + ["kind"]
 
 
 def load_scenarios(path: str | Path | None = None) -> ScenarioSet:
     """Load and validate a scenarios file; any mistake raises ConfigError naming file and field."""
-    p = Path(path) if path is not None else DEFAULT_SCENARIOS_FILE
+    p = Path(path) if path is not None else workspace.current().scenarios_file
     src = str(p)
     data = load_sections(p, ("scenarios",), "a 'scenarios' mapping")
     entries = data.get("scenarios")

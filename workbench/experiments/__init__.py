@@ -16,12 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.config import PROJECT_ROOT
+from workbench import workspace
 from workbench.errors import WorkbenchError, lookup
 
-__all__ = ["EXPERIMENTS", "NOTEBOOKS_DIR", "Experiment", "get_experiment", "select_experiments"]
-
-NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+__all__ = ["EXPERIMENTS", "Experiment", "get_experiment", "select_experiments", "workspace_inputs"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,8 @@ class Experiment:
 
     @property
     def path(self) -> Path:
-        return NOTEBOOKS_DIR / self.notebook
+        """The notebook that runs: the workspace's own copy if it has one, else the packaged one."""
+        return workspace.current().notebook(self.notebook)
 
 
 def _levels(p: Mapping[str, Any]) -> list[int]:
@@ -128,3 +127,26 @@ def select_experiments(names: str | None) -> list[Experiment]:
         return list(EXPERIMENTS.values())
     wanted = {get_experiment(n.strip()).name for n in names.split(",") if n.strip()}
     return [e for e in EXPERIMENTS.values() if e.name in wanted]
+
+
+def workspace_inputs(ws: workspace.Workspace | None = None) -> dict[str, dict[str, Any]]:
+    """Per experiment, the inputs the workspace's scenarios name (a realtime scenario's task is the
+    latency and load prompts; a prototyping scenario's qa task is the hallucination questions; a
+    batch scenario's task the annotation documents, read by the coalescing experiment itself). The
+    first scenario of each kind with a task counts; none: the notebook's defaults."""
+    from workbench.analysis.scenarios import PrototypingScenario, RealtimeScenario, load_scenarios
+    from workbench.tasks import SCENARIO_PREFIX
+
+    ws = ws or workspace.current()
+    if not ws.scenarios_file.exists():
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for name, sc in load_scenarios(ws.scenarios_file).items():
+        if sc.task is None:
+            continue
+        ref = f"{SCENARIO_PREFIX}{name}"
+        if isinstance(sc, RealtimeScenario) and "latency" not in out:
+            out["latency"] = out["concurrency"] = {"prompt_set": ref}
+        elif isinstance(sc, PrototypingScenario) and sc.task.type == "qa" and "hallucination" not in out:
+            out["hallucination"] = {"datasets": ref}
+    return out

@@ -70,10 +70,19 @@ import httpx
 import pandas as pd
 import yaml
 
+from workbench import workspace
 from workbench.aio import run_sync
-from workbench.config import PROJECT_ROOT, Contender
+from workbench.config import Contender
+from workbench.errors import ConfigError
 from workbench.measure.batch import BatchDialect, BatchJournal, NoBatchAPI, dialect_for, run_batch
-from workbench.measure.coalesce import AnswerCache, build_batch_prompt, dedupe, parse_batch_answer, parse_single_label
+from workbench.measure.coalesce import (
+    AnswerCache,
+    build_batch_prompt,
+    dedupe,
+    normalize_doc,
+    parse_batch_answer,
+    parse_single_label,
+)
 from workbench.measure.probe import make_client, probe
 from workbench.measure.target import Target
 from workbench.providers.caching import how_cached, min_prefix_tokens, prefix_cached
@@ -81,10 +90,10 @@ from workbench.results import update_manifest
 from workbench.serve.batch import BatchServer
 from workbench.serve.llama import REQUEST_HEADERS
 from workbench.session import Session
+from workbench.tasks import Task
 from workbench.types import Prompt, Record
 
 __all__ = [
-    "ANNOTATION_DIR",
     "STRATEGIES",
     "DocOutcome",
     "Document",
@@ -96,7 +105,6 @@ __all__ = [
     "select_documents",
 ]
 
-ANNOTATION_DIR = PROJECT_ROOT / "experiments" / "annotation"
 STRATEGIES: tuple[str, ...] = ("naive", "coalesced", "dedup", "cached", "cached-prefix", "batch-api")
 
 # Few-shot examples for the base (completion) model: written for this prompt, not taken from
@@ -156,16 +164,51 @@ def parse_strategies(text: str) -> tuple[str, ...]:
     return tuple(s for s in STRATEGIES if s in wanted) if wanted else STRATEGIES
 
 
+def _annotation_dir() -> Path:
+    """The bundled example's annotation workload, in the workspace in force."""
+    return workspace.current().root / "annotation"
+
+
+def batch_task() -> Task | None:
+    """The workspace's annotation task: the first batch scenario's `task` (None: the bundled
+    example's documents and labels)."""
+    from workbench.analysis.scenarios import BatchScenario, load_scenarios
+
+    ws = workspace.current()
+    if not ws.scenarios_file.exists():
+        return None
+    for sc in load_scenarios(ws.scenarios_file).values():
+        if isinstance(sc, BatchScenario) and sc.task is not None:
+            if sc.task.type != "classify":
+                raise ConfigError(str(ws.scenarios_file), f"scenarios.{sc.name}.task.type",
+                                  "a batch scenario annotates documents: use type classify")
+            return sc.task
+    return None
+
+
 def load_labels(path: str | Path | None = None) -> dict[str, str]:
-    """Label name → one-line definition, in file order."""
-    p = Path(path) if path else ANNOTATION_DIR / "labels.yaml"
+    """Label name → one-line definition, in file order (a task's labels define themselves)."""
+    task = batch_task() if not path else None
+    if task is not None:
+        return {lab: lab for lab in task.label_names(task.labelled())}
+    p = workspace.current().resolve(path) if path else _annotation_dir() / "labels.yaml"
     data = yaml.safe_load(p.read_text(encoding="utf-8"))
     return {str(k): str(v) for k, v in data["labels"].items()}
 
 
 def load_documents(path: str | Path | None = None) -> list[Document]:
-    """The annotation documents in stream order."""
-    p = Path(path) if path else ANNOTATION_DIR / "documents.jsonl"
+    """The annotation documents in stream order: the workspace's batch task (a repeat of an earlier
+    text, up to case, spacing and punctuation, is marked `dup_of` it), else the bundled example's."""
+    task = batch_task() if not path else None
+    if task is not None:
+        first: dict[str, str] = {}
+        docs = []
+        for r in task.labelled():
+            key = normalize_doc(r.text)
+            docs.append(Document(r.id, r.text, r.label, first.get(key)))
+            first.setdefault(key, r.id)
+        return docs
+    p = workspace.current().resolve(path) if path else _annotation_dir() / "documents.jsonl"
     out = []
     for line in p.read_text(encoding="utf-8").splitlines():
         if line.strip():

@@ -41,9 +41,9 @@ from typing import Any
 
 import httpx
 
+from workbench import workspace
 from workbench.aio import run_sync
 from workbench.analysis.grading import (
-    DEFAULT_DATASETS_DIR,
     JUDGE_PROMPT,
     QAItem,
     grade_answer,
@@ -58,6 +58,7 @@ from workbench.measure.probe import make_client, probe
 from workbench.measure.target import Target
 from workbench.providers import get_provider
 from workbench.session import Session
+from workbench.tasks import SCENARIO_PREFIX, scenario_task
 from workbench.types import Prompt, Record
 
 __all__ = [
@@ -84,21 +85,32 @@ JUDGE_MAX_TOKENS = 8
 
 
 def resolve_datasets(spec: str | Sequence[str] = "") -> list[Path]:
-    """Dataset files from a comma-separated list of names (`facts` = experiments/datasets/facts.jsonl)
-    or paths; empty or "all" = every file in experiments/datasets. Unknown names list the valid ones."""
+    """Dataset files from a comma-separated list of names (`facts` = <workspace>/datasets/facts.jsonl;
+    the bundled example's experiments/datasets/), `scenario:<name>` (that scenario's qa task) or
+    paths (.jsonl or .csv; relative ones: the workspace's); empty or "all" = every file in the
+    workspace's datasets/. Unknown names list the valid ones."""
+    ws = workspace.current()
+    datasets_dir = ws.root / "datasets"
     names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [s.strip() for s in spec]
     names = [n for n in names if n]
     if not names or names == ["all"]:
-        return sorted(DEFAULT_DATASETS_DIR.glob("*.jsonl"))
+        return sorted(datasets_dir.glob("*.jsonl"))
     out: list[Path] = []
     for name in names:
         p = Path(name)
-        if p.suffix == ".jsonl" or p.exists():
-            out.append(p)
+        if name.startswith(SCENARIO_PREFIX):
+            task = scenario_task(name.removeprefix(SCENARIO_PREFIX), ws)
+            if task.type != "qa":
+                raise ConfigError(str(ws.scenarios_file), f"scenarios.{name.removeprefix(SCENARIO_PREFIX)}.task",
+                                  f"a {task.type} task has no questions: the hallucination check needs type qa")
+            out.append(task.path(ws))
             continue
-        candidate = DEFAULT_DATASETS_DIR / f"{name}.jsonl"
+        if p.suffix in (".jsonl", ".csv"):
+            out.append(ws.resolve(p))
+            continue
+        candidate = datasets_dir / f"{name}.jsonl"
         if not candidate.exists():
-            valid = ", ".join(sorted(f.stem for f in DEFAULT_DATASETS_DIR.glob("*.jsonl")))
+            valid = ", ".join(sorted(f.stem for f in datasets_dir.glob("*.jsonl")))
             raise ConfigError(name, None, f"no such dataset; valid names: {valid}, or a .jsonl path")
         out.append(candidate)
     return out

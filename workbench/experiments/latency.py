@@ -19,9 +19,10 @@ never repeated: a resumed run's cold request is the original one, measured on th
 server (a second "cold" request on a restarted server would be a different measurement). If the
 run died before its cold request finished, the resumed run sends it, on its own fresh server.
 
-With a budget (`session.budget`), each request is first checked at its worst case (input
-estimate + `max_tokens` output); the first refusal is recorded as a `cancelled` record
-("budget exhausted: spent $X of $Y") and the experiment stops sending.
+With a budget (`session.budget`, the run's: `workbench.measure.budget`), each request is first
+checked at its worst case (input estimate + `max_tokens` output) by `probe`; the first refusal is
+recorded as a `cancelled` record ("budget exhausted: spent $X of $Y") and the experiment stops
+sending.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 from workbench.aio import run_sync
 from workbench.analysis import distribution, stats
 from workbench.analysis.intents import grade_route, labels_of, unread_note
-from workbench.measure.budget import BudgetExhausted, estimate_input_tokens
+from workbench.measure.budget import BudgetExhausted
 from workbench.measure.probe import make_client, probe
 from workbench.session import Session
 from workbench.types import Prompt, Record
@@ -59,19 +60,17 @@ async def _run(
             if request_id in done:
                 return
             fields = {"phase": phase, "seq": i, **extra}
-            if budget is not None and not budget.allow(c.name, estimate_input_tokens(c, prompt), c.wire_max_tokens):
-                writer.write(budget.refusal_record(run_id=session.run_id, experiment=session.experiment,
-                                                   contender=c, request_id=request_id, extra=fields))
-                raise BudgetExhausted(budget.spent_usd, budget.max_usd)
+            refused = budget.refused if budget is not None else 0
             rec = await probe(client, targets[c.name], prompt, request_id=request_id, extra=fields)
+            if budget is not None and budget.refused > refused:  # not sent: the spend would pass the cap
+                writer.write(rec)
+                raise BudgetExhausted(budget.spent_usd, budget.max_usd)
             if labels and prompt.meta.get("expected"):
                 label, correct = grade_route(rec.output_text if rec.ok else None, prompt.meta, labels, prompt.text)
                 rec.extra.update(expected=prompt.meta["expected"], route_label=label,
                                  route_correct=correct if rec.ok else None)
             writer.write(rec)
             records.append(rec)
-            if budget is not None:
-                budget.charge(rec)
 
         targets = {c.name: session.target(c, stream=stream) for c in session.contenders}
         clients = {c.name: make_client(4, c.timeout_s) for c in session.contenders}

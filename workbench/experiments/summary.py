@@ -459,9 +459,9 @@ def run_summary(
     """The summary notebook's one call: summarise `out_dir` (empty: the newest run folder) with
     the runs in `compare_runs` (comma-separated folders), then `Summary.show` — the notebook's
     display, `decision_matrix.csv` and `report.html` in `out_dir`."""
-    from workbench.results import RESULTS_ROOT
+    from workbench.results import results_root
 
-    run_dir = Path(out_dir) if out_dir else sorted(p for p in RESULTS_ROOT.iterdir() if p.is_dir())[-1]
+    run_dir = Path(out_dir) if out_dir else sorted(p for p in results_root().iterdir() if p.is_dir())[-1]
     runs: list[str | Path] = [run_dir, *(Path(p.strip()) for p in compare_runs.split(",") if p.strip())]
     summary = build_summary(runs, scenarios_file=scenarios_file, contenders_file=contenders_file,
                             machine_hour_usd=machine_hour_usd, n_boot=n_boot)

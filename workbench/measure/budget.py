@@ -1,5 +1,10 @@
 """A spend budget for a run: refuse the next request before it could push the spend past the cap.
 
+One budget for the whole run (`budget_for` counts what the run folder's records already cost)
+and one admission step for every request (`workbench.measure.probe.probe`; the load runs reserve
+through the same object), so `budget_usd` caps latency, concurrency, hallucination, coalescing
+and capability probes alike.
+
 Hosted APIs bill per token, and a mistyped `n_requests` or a long prompt set can cost real money
 before anyone looks at the numbers. A `Budget` is given the cap and each contender's price
 (`workbench.pricing.price_for`); before each request the experiment asks `allow()` with the
@@ -27,9 +32,13 @@ the cap, and no shard stops early because another, idle one holds half of it. Wh
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from workbench.config import Contender
 from workbench.errors import WorkbenchError
@@ -104,19 +113,21 @@ class Budget:
         """The request ended: drop its reservation (then `charge` what it really cost)."""
         self.reserved_usd = max(0.0, self.reserved_usd - held)
 
-    def charge(self, record: Record) -> float:
-        """Add a finished request's cost (from its token counts); returns what it cost.
+    def charge(self, record: Record | Mapping[str, Any]) -> float:
+        """Add a finished request's cost (from its token counts); returns what it cost. A record
+        read back from a run folder (a dict) is charged the same way.
 
         A failed request with no counts costs 0: providers do not bill requests they reject."""
-        if record.input_tokens is None and record.output_tokens is None:
+        get = record.get if isinstance(record, Mapping) else functools.partial(getattr, record)
+        if get("input_tokens") is None and get("output_tokens") is None:
             return 0.0
-        price = self.prices.get(record.contender)
+        price = self.prices.get(str(get("contender")))
         if price is None or not _per_token(price):
             return 0.0
-        inp = record.input_tokens or 0
-        cached = min(record.cached_input_tokens or 0, inp)
-        written = min(record.cache_creation_input_tokens or 0, inp - cached)
-        usd = request_cost(price, inp, record.output_tokens or 0, cached, cache_write_input_tokens=written)
+        inp = int(get("input_tokens") or 0)
+        cached = min(int(get("cached_input_tokens") or 0), inp)
+        written = min(int(get("cache_creation_input_tokens") or 0), inp - cached)
+        usd = request_cost(price, inp, int(get("output_tokens") or 0), cached, cache_write_input_tokens=written)
         self.spent_usd += usd
         self.charged += 1
         return usd
@@ -174,10 +185,24 @@ def _per_token(price: Price | None) -> bool:
     return price is not None and price.input is not None and price.output is not None
 
 
-def budget_for(max_usd: float | None, contenders: list[Contender]) -> Budget | None:
-    """A budget over these contenders' prices, or None when `max_usd` is None or 0 (no budget)."""
+def budget_for(max_usd: float | None, contenders: list[Contender], run_dir: Path | None = None) -> Budget | None:
+    """A budget over these contenders' prices, or None when `max_usd` is None or 0 (no budget).
+
+    The budget is the run's, not one experiment's: what the run folder's records already cost
+    (every experiment before this one, and this one's own records when it resumes) counts as
+    spent, so `budget_usd` caps the whole run whichever experiment reaches it."""
     if not max_usd:
         return None
     from workbench.pricing import price_for
 
-    return Budget(max_usd, {c.name: price_for(c) for c in contenders})
+    budget = Budget(max_usd, {c.name: price_for(c) for c in contenders})
+    for path in sorted(run_dir.glob("*.jsonl")) if run_dir is not None else ():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut off by a crash: a request that ended unrecorded
+            if isinstance(obj, dict):
+                budget.charge(obj)
+    budget.charged = 0  # requests charged by this session, from here on
+    return budget

@@ -182,8 +182,15 @@ async def probe(
     request_id: str | None = None,
     extra: dict[str, Any] | None = None,
     http_request: HttpRequest | None = None,
+    admit: bool = True,
 ) -> Record:
     """Send one request to `target` and time it. Never raises for request failures.
+
+    The spend budget's one admission step (`target.budget`, run-wide: `workbench.measure.budget`):
+    the request's worst case is held while it is in flight and its real cost charged after; one
+    the budget refuses is not sent and comes back as a `cancelled` record ("budget exhausted: spent
+    $X of $Y"). `admit=False`: the caller holds the reservation itself (a load run, which also
+    counts a request cut off in flight at its worst case).
 
     `http_request`: the provider's request for this target and prompt (`wire_request`), when
     the caller keeps one per prompt — a load run does, so a repeated prompt is not rebuilt and
@@ -192,6 +199,27 @@ async def probe(
     At most `target.max_output_chars` of the answer are kept on the record (`output_truncated`
     says when it was cut); error bodies are read up to 64 KiB and non-streamed bodies up to
     `MAX_BODY_BYTES`, so an oversized response costs bounded memory."""
+    budget = target.budget if admit else None
+    if budget is None:
+        return await _probe(client, target, prompt, request_id, extra, http_request)
+    from workbench.measure.budget import estimate_input_tokens  # budget → pricing: only when used
+
+    c = target.contender
+    held = budget.reserve(c.name, estimate_input_tokens(c, prompt), c.wire_max_tokens)
+    if held is None:
+        rec = target.record(request_id or new_request_id(), prompt, extra)
+        rec.status, rec.error_class, rec.error_message = "error", ErrorClass.CANCELLED.value, budget.message()
+        return rec
+    try:
+        rec = await _probe(client, target, prompt, request_id, extra, http_request)
+    finally:
+        budget.release(held)
+    budget.charge(rec)
+    return rec
+
+
+async def _probe(client: httpx.AsyncClient, target: Target, prompt: Prompt, request_id: str | None,
+                 extra: dict[str, Any] | None, http_request: HttpRequest | None) -> Record:
     contender, stream = target.contender, target.stream
     provider = provider_for(contender)
     url_root = target.base_url

@@ -409,8 +409,6 @@ async def run_batch(
     if max_wait_s <= 0 or poll_s <= 0 or poll_max_s < poll_s:
         raise ValueError("max_wait_s and poll_s must be > 0, poll_max_s >= poll_s")
     items = build_items(dialect, target, prompts, request_ids, extras)
-    max_requests, max_bytes = limits or (dialect.max_requests, dialect.max_bytes)
-    batches, too_big = split_items(items, max_requests, max_bytes)
     done = set(done_ids)
     api_key = target.contender.api_key()
     out: list[Record] = []
@@ -421,6 +419,35 @@ async def run_batch(
         done.add(rec.request_id)
         write(rec)
         out.append(rec)
+
+    budget = target.budget
+    if budget is not None:  # the run's spend budget: an item it refuses is a record, never submitted
+        from workbench.measure.budget import estimate_input_tokens
+
+        c = target.contender
+        admitted, held = [], {}
+        for item in items:
+            if item.request_id in done:
+                admitted.append(item)
+                continue
+            hold = budget.reserve(c.name, estimate_input_tokens(c, item.prompt), c.wire_max_tokens)
+            if hold is not None:  # every admitted item's worst case held until its result is in
+                admitted.append(item)
+                held[item.request_id] = hold
+                continue
+            rec = _base_record(target, item, dialect)
+            rec.status, rec.error_class, rec.error_message = "error", ErrorClass.CANCELLED.value, budget.message()
+            emit(rec)
+        items = admitted
+        write_record = write
+
+        def write(rec: Record) -> None:  # charged at the list price: above the batch rate, a bound
+            budget.release(held.pop(rec.request_id, 0.0))
+            budget.charge(rec)
+            write_record(rec)
+
+    max_requests, max_bytes = limits or (dialect.max_requests, dialect.max_bytes)
+    batches, too_big = split_items(items, max_requests, max_bytes)
 
     for item in too_big:
         rec = _base_record(target, item, dialect)

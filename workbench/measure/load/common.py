@@ -338,7 +338,7 @@ class LoadRun:
             self.link.on_sent(i, attempt, request_id, extra)
         try:
             rec = await probe(self.clients.pick(slot), self.target, prompt, request_id=request_id, extra=extra,
-                              http_request=self._wire(i))
+                              http_request=self._wire(i), admit=False)
         except asyncio.CancelledError:
             # probe() does not return its record when cancelled; rebuild it here.
             rec = cancelled_in_flight(
