@@ -16,6 +16,7 @@ from workbench.analysis.grading import (
     JUDGE_PROMPT,
     QAItem,
     grade_answer,
+    grade_response,
     is_abstention,
     load_dataset,
     normalize,
@@ -28,10 +29,12 @@ from workbench.analysis.hallucination import consistency_rate, summarize_grades
 from workbench.errors import ConfigError
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "grader_hand_labels.jsonl"
+# Hedges and false premise rejections (issue 25), written before the grader was run on them.
+HEDGE_FIXTURE = Path(__file__).parent.parent / "fixtures" / "grader_hedge_cases.jsonl"
 
 
-def _hand_labels() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _hand_labels(path: Path = FIXTURE) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 # --- hand labels ----------------------------------------------------------------------------
@@ -57,6 +60,88 @@ def test_grader_agrees_with_every_hand_label() -> None:
     agreement = len(rows) - len(disagreements)
     print(f"grader agreement on hand labels: {agreement}/{len(rows)}")
     assert not disagreements, "\n".join(disagreements)
+
+
+# --- hedges and false rejections (held-out cases) ---------------------------------------------
+
+
+def test_hedge_fixture_is_well_formed() -> None:
+    rows = _hand_labels(HEDGE_FIXTURE)
+    assert len(rows) >= 40
+    required = {"response", "answers", "answerable", "expected", "note"}
+    for row in rows:
+        assert required <= set(row) <= required | {"question", "doubtful"}, row
+        assert row["expected"] in GRADES
+    # Both halves of the issue are covered: hedges that must fail, single answers that must not.
+    answerable = [r for r in rows if r["answerable"]]
+    assert sum(r["expected"] == "incorrect" for r in answerable) >= 15
+    assert sum(r["expected"] == "correct" for r in answerable) >= 15
+    unanswerable = [r for r in rows if not r["answerable"]]
+    assert {r["expected"] for r in unanswerable} == {"correct", "incorrect"}
+
+
+def test_grader_agrees_with_every_hedge_case() -> None:
+    rows = _hand_labels(HEDGE_FIXTURE)
+    disagreements = []
+    for row in rows:
+        got = grade_response(row["response"], row["answers"], row["answerable"], row.get("question"))
+        doubt_ok = "doubtful" not in row or bool(got.doubt) == row["doubtful"]
+        if got.grade != row["expected"] or not doubt_ok:
+            disagreements.append(f"{row['response']!r}: expected {row['expected']}"
+                                 f"{' (doubtful)' if row.get('doubtful') else ''}, got {got} ({row['note']})")
+    print(f"grader agreement on hedge cases: {len(rows) - len(disagreements)}/{len(rows)}")
+    assert not disagreements, "\n".join(disagreements)
+
+
+@pytest.mark.parametrize(
+    ("response", "answers"),
+    [
+        ("Paris, Lyon, or Marseille", ["Paris"]),
+        ("Paris/Lyon", ["Paris"]),
+        ("Paris and Lyon", ["Paris"]),
+        ("Shakespeare, Marlowe, Bacon", ["Shakespeare"]),
+        ("Paris is not correct; it is Lyon", ["Paris"]),
+    ],
+)
+def test_issue_hedge_forms_are_incorrect(response: str, answers: list[str]) -> None:
+    assert grade_answer(response, answers) == "incorrect"
+
+
+@pytest.mark.parametrize(
+    ("response", "answers"),
+    [
+        ("Romeo and Juliet", ["Romeo and Juliet"]),
+        ("AC/DC", ["AC/DC"]),
+        ("Washington, D.C.", ["Washington, D.C."]),
+        ("Lewis and Clark", ["Lewis and Clark"]),
+        ("1,000", ["1000"]),
+        ("July 4, 1776", ["1776"]),
+        ("Red, green and blue", ["red, green and blue"]),
+        ("Paris is not correct; it is Lyon", ["Lyon"]),  # the kept answer is the gold one
+    ],
+)
+def test_one_answer_with_commas_slashes_and_is_correct(response: str, answers: list[str]) -> None:
+    assert grade_answer(response, answers) == "correct"
+
+
+def test_false_premise_rejection_needs_no_asserted_answer() -> None:
+    accepted = grade_response("1935. He did not win another afterwards.", [], answerable=False)
+    assert accepted.grade == "incorrect" and "1935" in accepted.reason
+    for rejection in ("There is no such prize", "He never won it"):
+        assert grade_answer(rejection, [], answerable=False) == "correct", rejection
+
+
+def test_grade_response_explains_and_doubts() -> None:
+    sure = grade_response("Canberra", ["Canberra"])
+    assert (sure.grade, sure.doubt) == ("correct", None) and sure.reason
+    pair = grade_response("Canberra, Australia", ["Canberra"])
+    assert pair.grade == "correct" and pair.doubt and "Australia" in pair.doubt
+    # The question's own names do not count as asserted; new ones after a rejection are doubted.
+    q = "Which Academy Award did Einstein win?"
+    assert grade_response("Einstein never won an Oscar.", [], False, q).doubt is None
+    later = grade_response("Einstein never won an Oscar. He won the Nobel Prize in 1921.", [], False, q)
+    assert later.grade == "correct" and later.doubt and "1921" in later.doubt
+    assert grade_answer("Canberra", ["Canberra"]) == sure.grade
 
 
 # --- normalisation and phrases ----------------------------------------------------------------
