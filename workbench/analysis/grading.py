@@ -40,6 +40,7 @@ validates every line so a typo fails loudly with file, line and field.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -466,8 +467,7 @@ _WORD_RE = re.compile(r"\w+(?:['\u2019.\-]\w+)*")
 _LIST_WORDS = frozenset({"or", "and", "nor", "either", "vs", "versus", "maybe", "perhaps", "possibly",
                          "probably", "even", "also", "else"})
 # "Paris, or rather Lyon", "Paris... no, wait, Lyon": the answer after the marker is the one kept.
-_CORRECTION_WORDS = frozenset({"no", "wait", "sorry", "rather", "actually", "i", "mean", "correction",
-                               "scratch", "that"})
+_CORRECTION_WORDS = frozenset({"no", "wait", "sorry", "rather", "actually", "correction", "scratch"})
 _STRONG_WORDS = frozenset({"or", "nor", "either", "vs", "versus", "maybe", "perhaps", "possibly",
                            "probably", "else"})
 # Capitalised words that are not names ("It is Paris", "I think"), and the small words a name
@@ -553,7 +553,7 @@ def _name_run(text: str, words: list[_Word], k: int, step: int, proper: bool, go
                 break
             n += 1
         else:
-            if w.text.isalpha() and w.text.islower() and w.low not in _NOT_NAMES and n < 3:
+            if w.low.isalpha() and w.text.islower() and w.low not in _NOT_NAMES and n < 3:
                 n += 1
             else:
                 break
@@ -572,6 +572,27 @@ def _ends_item(text: str, words: list[_Word], last: int) -> bool:
         return True
     gap = _gap(text, words, last, last + 1)
     return _breaks_list(gap) or bool(re.search(r"[,;/&]", gap)) or words[last + 1].low in _LIST_WORDS
+
+
+# Two-word correction markers: "Paris, I mean Lyon", "Paris, make that Lyon".
+_CORRECTION_PAIRS = frozenset({("i", "mean"), ("make", "that")})
+
+
+def _connecting(words: list[_Word], k: int) -> bool:
+    """Can word k sit between two list items (a list word, or part of a correction marker)?"""
+    low = words[k].low
+    if low in _LIST_WORDS or low in _CORRECTION_WORDS:
+        return True
+    before = (words[k - 1].low, low) if k > 0 else None
+    after = (low, words[k + 1].low) if k + 1 < len(words) else None
+    return before in _CORRECTION_PAIRS or after in _CORRECTION_PAIRS
+
+
+def _skip(words: list[_Word], k: int, step: int, gold: set[int]) -> int:
+    """The first word from k in direction `step` that is not a connector (nor gold)."""
+    while 0 <= k < len(words) and k not in gold and _connecting(words, k):
+        k += step
+    return k
 
 
 def _connector(text: str, words: list[_Word], a: int, b: int) -> set[str] | None:
@@ -594,7 +615,7 @@ def _connector(text: str, words: list[_Word], a: int, b: int) -> set[str] | None
                 kinds.add("or")
             elif low == "and":
                 kinds.add("and")
-            elif low in _CORRECTION_WORDS:
+            elif _connecting(words, m) and low not in _LIST_WORDS:
                 kinds.add("correction")
             elif low not in _LIST_WORDS:
                 return None
@@ -603,75 +624,95 @@ def _connector(text: str, words: list[_Word], a: int, b: int) -> set[str] | None
     return kinds or None
 
 
-def _named_hedge(text: str, targets: list[list[str]]) -> tuple[bool, str | None]:
+def _named_hedge(text: str, answers: Sequence[str]) -> tuple[bool, str | None]:
     """(hedged, doubt): does the response list another named candidate beside the accepted
     answer? `doubt` explains a case the rules cannot settle ("Paris, France": a qualifier or a
-    two-item list)."""
+    two-item list).
+
+    A candidate is of the answer's kind when it is written like it: a capitalised name beside
+    an answer the dataset writes capitalised ("Paris"), a lower-case word beside a lower-case
+    answer ("oxygen"), so "Paris, the capital" and "oxygen, which plants release" are not lists.
+    """
+    capital = {normalize(a): any(w[:1].isupper() for w in a.split()) for a in answers}
+    targets = [t.split() for t in capital if t]
     words = _words(text)
     windows = _gold_windows(text, words, targets)
     gold = {i for s, e in windows for i in range(s, e)}
     doubt: str | None = None
     for s, e in windows:
-        proper = words[s].capitalised
+        proper = capital.get(normalize(text[words[s].start : words[e - 1].end]), words[s].capitalised)
+        said = text[words[s].start : words[e - 1].end]
         # Rightwards: gold, connector, candidate (and maybe more items).
-        k = e
-        while k < len(words) and words[k].low in _LIST_WORDS | _CORRECTION_WORDS and k not in gold:
-            k += 1
+        k = _skip(words, e, 1, gold)
         run = _name_run(text, words, k, 1, proper, gold) if k < len(words) else 0
-        conn = _connector(text, words, e - 1, k) if run else None
-        if conn is not None:
-            kinds = conn
+        kinds = _connector(text, words, e - 1, k) if run else None
+        if kinds is not None:
             last = k + run - 1
-            cand = text[words[k].start : words[last].end]
             if kinds & {"/", "or", "correction"}:
                 return True, None
             if "and" in kinds and _ends_item(text, words, last):
                 return True, None
             if kinds == {","}:
                 # A third item ("Shakespeare, Marlowe, Bacon") makes it a list; two are unclear.
-                m = last + 1
-                while m < len(words) and words[m].low in _LIST_WORDS and m not in gold:
-                    m += 1
+                m = _skip(words, last + 1, 1, gold)
                 more = _name_run(text, words, m, 1, proper, gold) if m < len(words) else 0
                 if more and _connector(text, words, last, m) is not None:
                     return True, None
                 if _ends_item(text, words, last):
-                    doubt = doubt or (f"{text[words[s].start:words[e - 1].end]!r} followed by {cand!r}: "
-                                      "a qualifier or a second candidate")
+                    cand = text[words[k].start : words[last].end]
+                    doubt = doubt or f"{said!r} followed by {cand!r}: a qualifier or a second candidate"
         # Leftwards: candidate, connector, gold.
-        k = s - 1
-        while k >= 0 and words[k].low in _LIST_WORDS | _CORRECTION_WORDS and k not in gold:
-            k -= 1
+        k = _skip(words, s - 1, -1, gold)
         run = _name_run(text, words, k, -1, proper, gold) if k >= 0 else 0
-        conn = _connector(text, words, k, s) if run else None
-        if conn is not None:
-            kinds = conn
+        kinds = _connector(text, words, k, s) if run else None
+        if kinds is not None:
             if "correction" in kinds:
                 continue  # "Lyon, no, Paris": the answer kept is the last one
             if kinds & {"/", "or"}:
                 return True, None
             if kinds & {"and", ","} and _ends_item(text, words, e - 1):
                 first = k - run + 1
-                m = first - 1
-                while m >= 0 and words[m].low in _LIST_WORDS and m not in gold:
-                    m -= 1
+                m = _skip(words, first - 1, -1, gold)
                 more = _name_run(text, words, m, -1, proper, gold) if m >= 0 else 0
                 if "and" in kinds or (more and _connector(text, words, m, first) is not None):
                     return True, None
                 cand = text[words[first].start : words[k].end]
-                doubt = doubt or (f"{cand!r} before {text[words[s].start:words[e - 1].end]!r}: "
-                                  "a qualifier or a second candidate")
+                doubt = doubt or f"{cand!r} before {said!r}: a qualifier or a second candidate"
     # "Canberra, but it might be Sydney": a possibility raised anywhere.
-    if windows and any(words[s].capitalised for s, _ in windows):
-        for raised in _POSSIBILITY_RE.finditer(text):
-            at = next((i for i, w in enumerate(words) if w.start >= raised.end()), None)
-            if at is None:
-                continue
-            if words[at].low == "the" and at + 1 < len(words):
-                at += 1
-            if at not in gold and _name_run(text, words, at, 1, True, gold):
-                return True, None
+    for raised in _POSSIBILITY_RE.finditer(text):
+        at = next((i for i, w in enumerate(words) if w.start >= raised.end()), None)
+        if at is None or not windows:
+            continue
+        if words[at].low == "the" and at + 1 < len(words):
+            at += 1
+        proper = any(capital.get(normalize(text[words[s].start : words[e - 1].end]), True) for s, e in windows)
+        if at not in gold and _name_run(text, words, at, 1, proper, gold):
+            return True, None
     return False, doubt
+
+
+def _number_list(text: str, values: set[str]) -> tuple[bool, str | None]:
+    """(hedged, doubt) for numbers written as a list around a numeric answer: three or more
+    joined by commas, "or", "and" ("206, 11, 4") are candidates; a slash between numbers of
+    different length ("8/12", "24/7") may be a fraction or a date, so it is only doubted. (The
+    normalised checks already catch "1968/1969", "1968, 1969", "1968 or 1969".)"""
+    nums = list(re.finditer(r"\d+(?:,\d{3})*(?:\.\d+)?", text))
+    chain: list[re.Match[str]] = []
+    chains: list[list[re.Match[str]]] = []
+    for m in nums:
+        if chain and re.fullmatch(r"\s*(?:,|,?\s*(?:or|and|&))\s*", text[chain[-1].end() : m.start()]):
+            chain.append(m)
+        else:
+            chain = [m]
+            chains.append(chain)
+    for c in chains:
+        if len(c) >= 3 and any(normalize(m.group(0)) in values for m in c):
+            return True, None
+    for a, b in itertools.pairwise(nums):
+        if text[a.end() : b.start()].strip() == "/" and (normalize(a.group(0)) in values
+                                                           or normalize(b.group(0)) in values):
+            return False, f"{a.group(0)}/{b.group(0)}: a fraction, a date or two candidates"
+    return False, None
 
 
 # --- unanswerable items -------------------------------------------------------------------------
@@ -700,7 +741,7 @@ def _asserted(clause: str, question_words: set[str]) -> list[str]:
     words = _words(clause)
     name: list[str] = []
     for i, w in enumerate([*words, _Word(len(clause), len(clause), "")]):
-        if (w.capitalised and w.low not in _NOT_NAMES and w.low not in question_words
+        if (w.capitalised and w.low not in _NOT_NAMES and not set(normalize(w.text).split()) <= question_words
                 and (i or (len(words) > 1 and words[1].capitalised))):
             # (A sentence's first word is capitalised anyway; two in a row make a name.)
             name.append(w.text)
@@ -781,22 +822,26 @@ def grade_response(
     if not targets:
         raise ValueError("an answerable item needs at least one non-empty accepted answer")
     tokens = normalize(response).split()
-    spans: list[tuple[int, int]] = []
-    for target in targets:
-        spans.extend(s for s in _find_spans(tokens, target)
-                     if not _negated(tokens, s[0]) and not _retracted(tokens, s[1]))
+    found = {s for target in targets for s in _find_spans(tokens, target)}
+    dropped = [s for s in found if _negated(tokens, s[0]) or _retracted(tokens, s[1])]
+    # An alias inside a negated or retracted answer goes with it ("Vatican" in "Vatican City is
+    # not correct").
+    spans = [s for s in found if not any(d[0] <= s[0] and s[1] <= d[1] for d in dropped)]
     if spans:
         covered = {i for s, e in spans for i in range(s, e)}
         either = "either" in tokens and "or" in tokens
         if either or any(_contradicted(tokens, s, covered) for s in spans):
             return Grade("incorrect", "hedges between the answer and another candidate")
-        named = [t for t in targets if not any(_NUMBER.match(x) or _DIGIT_ORDINAL.match(x) for x in t)]
-        if named:
-            hedged, doubt = _named_hedge(response, named)
-            if hedged:
-                return Grade("incorrect", "lists another candidate beside the answer")
-            return Grade("correct", "states an accepted answer", doubt)
-        return Grade("correct", "states an accepted answer")
+        numeric = [t for t in targets if any(_NUMBER.match(x) or _DIGIT_ORDINAL.match(x) for x in t)]
+        named = [a for a, t in zip(answers, (normalize(a).split() for a in answers), strict=True)
+                 if t and t not in numeric]
+        hedged, doubt = _number_list(response, {" ".join(t) for t in numeric}) if numeric else (False, None)
+        if named and not hedged:
+            hedged, named_doubt = _named_hedge(response, named)
+            doubt = doubt or named_doubt
+        if hedged:
+            return Grade("incorrect", "lists another candidate beside the answer")
+        return Grade("correct", "states an accepted answer", doubt)
     if is_abstention(response):
         return Grade("not_attempted", "declines to answer")
     return Grade("incorrect", "does not state an accepted answer")
