@@ -131,6 +131,53 @@ def test_false_premise_rejection_needs_no_asserted_answer() -> None:
         assert grade_answer(rejection, [], answerable=False) == "correct", rejection
 
 
+def _kind(answer: str) -> str:
+    if answer[:1].isupper():
+        return "name"
+    if any(ch.isdigit() for ch in answer):
+        return "number" if len(normalize(answer).split()) == 1 else "phrase with a number"
+    return "word"
+
+
+def test_shipped_answers_in_sentences_stay_correct_and_their_hedges_do_not() -> None:
+    """Every shipped answerable item, answered plainly in a few phrasings, grades correct; listed
+    beside other shipped answers of its kind (so "Paris" meets "Lyon", "1969" meets "1842"), it
+    grades incorrect. Number slashes ("8/12": a fraction or a date?) are doubted, not hedges."""
+    items = [i for i in load_dataset(DEFAULT_DATASETS_DIR) if i.answerable]
+    plain = ("The answer is {a}.", "{a}, I believe.", "It's {a} (as far as I know).", "I think it is {a}.")
+    hedges = ("{a}, {b}, or {c}", "{b} and {a}", "{a}, {b}, {c}", "{a} is not correct; it is {b}",
+              "{a}, possibly {b}.")
+    wrong = []
+    for n, item in enumerate(items):
+        a = item.answers[0]
+        gold = [normalize(x) for x in item.answers]
+        others = [o.answers[0] for o in items[n + 1 :] + items[:n] if _kind(o.answers[0]) == _kind(a)
+                  and not any(normalize(o.answers[0]) in g or g in normalize(o.answers[0]) for g in gold)]
+        for template in plain:
+            if grade_answer(template.format(a=a), list(item.answers)) != "correct":
+                wrong.append(("correct", template.format(a=a)))
+        if len(others) < 2:
+            continue  # nothing of its kind to hedge with ("every 83 years")
+        b, c = others[:2]
+        for template in hedges:
+            if grade_answer(template.format(a=a, b=b, c=c), list(item.answers)) != "incorrect":
+                wrong.append(("incorrect", template.format(a=a, b=b, c=c)))
+    assert not wrong, wrong
+
+
+def test_rejections_repeating_the_question_stay_rejections() -> None:
+    question = "What is the title of the fourth novel by Orlena Vasquez-Thorne?"
+    said = "Orlena Vasquez-Thorne is real, but the premise is false."
+    assert grade_response(said, [], False, question) == grade_response("The premise is false.", [], False)
+    assert grade_response(said, [], False).doubt  # without the question the name may be an answer
+
+
+def test_an_alias_inside_a_retracted_answer_goes_with_it() -> None:
+    answers = ["Vatican City", "Vatican"]
+    assert grade_answer("Vatican City is not correct; it is Monaco.", answers) == "incorrect"
+    assert grade_answer("Widow's hitch, rye loaf, waggle dance", ["rye loaf"]) == "incorrect"
+
+
 def test_grade_response_explains_and_doubts() -> None:
     sure = grade_response("Canberra", ["Canberra"])
     assert (sure.grade, sure.doubt) == ("correct", None) and sure.reason

@@ -553,7 +553,8 @@ def _name_run(text: str, words: list[_Word], k: int, step: int, proper: bool, go
                 break
             n += 1
         else:
-            if w.low.isalpha() and w.text.islower() and w.low not in _NOT_NAMES and n < 3:
+            starts = i == 0 or bool(re.search(r"[.!?]", _gap(text, words, i - 1, i)))  # "Widow's hitch, ..."
+            if w.low.isalpha() and (w.text.islower() or starts) and w.low not in _NOT_NAMES and n < 3:
                 n += 1
             else:
                 break
@@ -642,6 +643,7 @@ def _named_hedge(text: str, answers: Sequence[str]) -> tuple[bool, str | None]:
     for s, e in windows:
         proper = capital.get(normalize(text[words[s].start : words[e - 1].end]), words[s].capitalised)
         said = text[words[s].start : words[e - 1].end]
+        pairs = 0  # comma neighbours: one is a qualifier or a pair, one on each side is a list
         # Rightwards: gold, connector, candidate (and maybe more items).
         k = _skip(words, e, 1, gold)
         run = _name_run(text, words, k, 1, proper, gold) if k < len(words) else 0
@@ -658,6 +660,7 @@ def _named_hedge(text: str, answers: Sequence[str]) -> tuple[bool, str | None]:
                 more = _name_run(text, words, m, 1, proper, gold) if m < len(words) else 0
                 if more and _connector(text, words, last, m) is not None:
                     return True, None
+                pairs += 1
                 if _ends_item(text, words, last):
                     cand = text[words[k].start : words[last].end]
                     doubt = doubt or f"{said!r} followed by {cand!r}: a qualifier or a second candidate"
@@ -674,7 +677,7 @@ def _named_hedge(text: str, answers: Sequence[str]) -> tuple[bool, str | None]:
                 first = k - run + 1
                 m = _skip(words, first - 1, -1, gold)
                 more = _name_run(text, words, m, -1, proper, gold) if m >= 0 else 0
-                if "and" in kinds or (more and _connector(text, words, m, first) is not None):
+                if "and" in kinds or pairs or (more and _connector(text, words, m, first) is not None):
                     return True, None
                 cand = text[words[first].start : words[k].end]
                 doubt = doubt or f"{cand!r} before {said!r}: a qualifier or a second candidate"
