@@ -447,7 +447,7 @@ def _contradicted(tokens: list[str], span: tuple[int, int], covered: set[int]) -
             if _int_digits(tok) == _int_digits(tokens[first]):
                 return True
             continue
-        if _NUMBER_CONNECTORS.intersection(gap) or gap == ["and"]:
+        if _NUMBER_CONNECTORS.intersection(gap) or gap == ["and"]:  # "1914 and 1915", "8 and 11"
             return True
         if "and" in gap and "between" in tokens[max(0, lo - 2) : lo]:
             return True
@@ -726,7 +726,7 @@ def _number_list(text: str, values: set[str]) -> tuple[bool, str | None]:
 # ("Einstein did not win an Academy Award"), what other clauses name is asserted.
 
 _CLAUSE_RE = re.compile(
-    r"(?<=[.!?])\s+|[;:\u2014]\s*|,?\s+\b(?:but|however|although|though|yet|instead)\b\s*", re.IGNORECASE
+    r"(?<=[.!?])\s+|[;:\u2014]\s*|,?\s+\b(?:but|however|although|though|instead)\b\s*", re.IGNORECASE
 )
 # A clause pointing the user elsewhere is not an answer ("perhaps you mean Niels Bohr").
 _REDIRECT_RE = _phrase_re((
