@@ -101,6 +101,7 @@ def test_grader_agrees_with_every_hedge_case() -> None:
         ("Paris and Lyon", ["Paris"]),
         ("Shakespeare, Marlowe, Bacon", ["Shakespeare"]),
         ("Paris is not correct; it is Lyon", ["Paris"]),
+        ("Nitrogen and oxygen.", ["nitrogen"]),  # the dataset writes it lower case: so is its kind
     ],
 )
 def test_issue_hedge_forms_are_incorrect(response: str, answers: list[str]) -> None:
@@ -118,6 +119,7 @@ def test_issue_hedge_forms_are_incorrect(response: str, answers: list[str]) -> N
         ("July 4, 1776", ["1776"]),
         ("Red, green and blue", ["red, green and blue"]),
         ("Paris is not correct; it is Lyon", ["Lyon"]),  # the kept answer is the gold one
+        ("Leonardo da Vinci, I believe.", ["Leonardo da Vinci", "da Vinci", "Leonardo"]),
     ],
 )
 def test_one_answer_with_commas_slashes_and_is_correct(response: str, answers: list[str]) -> None:
