@@ -287,7 +287,7 @@ _PREMISE_PHRASES = (
     "were never", "never been", "no such", "no record", "no evidence", "not a real", "isnt a real",
     "not real", "fictional", "fictitious", "made up", "no known", "does not appear",
     "doesnt appear", "not true", "not aware of any", "has no", "have no", "had no",
-    "does not have", "doesnt have", "do not have", "dont have", "never",
+    "does not have", "doesnt have", "do not have", "dont have", "never", "no one", "nobody",
 )  # fmt: skip
 # An abstention followed by a guess ("I'm not sure, but I think it was 1968") is an answer.
 _GUESS_PHRASES = (
@@ -899,8 +899,10 @@ spelling, an alias, the same number written differently) and says nothing that c
 Extra detail that does not conflict is fine. A hedge such as "I think it is X" still counts when \
 X is the reference.
 B) INCORRECT - the answer states something that conflicts with the reference, gives several \
-candidates ("X or Y"), or, when the reference says the question has no answer, asserts an answer \
-anyway.
+candidates where the reference is one ("X or Y", "X, Y or Z", "X/Y", "X and Y", "X, possibly Y"), \
+takes the reference back ("X is not correct; it is Y"), or, when the reference says the question \
+has no answer, asserts an answer anyway, even beside a rejection ("1935. He did not win another \
+afterwards.").
 C) NOT_ATTEMPTED - the answer neither confirms nor contradicts the reference: it declines, says \
 it does not know, or says the information is missing. When the reference says the question has \
 no answer (false premise, not in the passage), declining or pointing out the false premise is A.
