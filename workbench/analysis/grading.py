@@ -272,7 +272,8 @@ _ABSTAIN_PHRASES = (
     "cannot recall", "cant recall", "do not recall", "dont recall", "dont have", "do not have",
     "cannot say", "cant say", "cannot provide", "cant provide", "unable to provide",
     "cannot verify", "cant verify", "unable to verify", "cannot confirm", "unable to find",
-    "cannot find", "cant find", "not able to", "no reliable", "no answer",
+    "cannot find", "cant find", "not able to", "no reliable", "no answer", "could not find",
+    "couldnt find", "not familiar with",
 )  # fmt: skip
 _PREMISE_PHRASES = (
     "there is no", "there was no", "there are no", "there were no", "there has been no",
