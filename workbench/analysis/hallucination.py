@@ -306,10 +306,8 @@ def judge_agreement_table(df: Any) -> Any:
         d = doubtful.loc[g.index]
         row: dict[str, Any] = {"contender": contender}
         for prefix, mask in (("agree", slice(None)), ("doubtful_agree", d)):
-            est = stats.wilson_interval(int(same[mask].sum()), int(same[mask].size))
-            row[f"{prefix}_n"] = est.n
-            row[prefix], row[f"{prefix}_low"], row[f"{prefix}_high"] = (
-                (est.value, est.low, est.high) if est.n else (math.nan, 0.0, 1.0))
+            row[f"{prefix}_n"] = int(same[mask].size)
+            row[prefix], row[f"{prefix}_low"], row[f"{prefix}_high"] = _rate(int(same[mask].sum()), row[f"{prefix}_n"])
         row.update({f"doubtful_judge_{k}": int((g.loc[d, "judge_grade"] == k).sum()) for k in GRADES})
         rows.append(row)
     return pd.DataFrame(rows)
