@@ -254,13 +254,26 @@ def test_records_carry_item_fields_and_grades(mocked: tuple[Session, _Server]) -
         assert field in df.columns
     by_item = df.set_index("item_id")
     assert by_item.loc["f1", "grade"] == "correct" and by_item.loc["f1", "f1"] == 1.0
-    assert by_item.loc["f1", "grade_reason"] and pd.isna(by_item.loc["f1", "grade_doubt"])
+    assert by_item.loc["f1", "grade_reason"] == "states an accepted answer"
+    assert pd.isna(by_item.loc["f1", "grade_doubt"])
     assert by_item.loc["f1", "response"] == "Shakespeare" and by_item.loc["f1", "ttft_s"] > 0
     assert by_item.loc["p1", "grade"] == "incorrect" and by_item.loc["p1", "answerable"] == False  # noqa: E712
     # A failed request is a record with a typed error and no grade -- never a crash.
     g = by_item.loc["g1"]
     assert g["status"] == "error" and g["error_class"] == "server_error" and pd.isna(g["grade"])
     assert hal.summary_table(df).iloc[0]["n"] == 2
+
+
+def test_grades_see_the_question_and_say_why(mocked: tuple[Session, _Server]) -> None:
+    session, server = mocked
+    made_up = QAItem("p2", "false_premise", "What did the physicist Halvard Quennick discover?", (), False)
+    server.answers[made_up.question] = "Halvard Quennick? No such physicist exists."
+    server.answers[FACT.question] = "Shakespeare, Marlowe, Bacon"
+    by_item = {r.extra["item_id"]: r.extra for r in hallucination.run_hallucination(session, [FACT, made_up])}
+    # The question's own name, repeated before the rejection, is not an asserted answer.
+    assert (by_item["p2"]["grade"], by_item["p2"]["grade_doubt"]) == ("correct", None)
+    assert by_item["f1"]["grade"] == "incorrect"
+    assert by_item["f1"]["grade_reason"] == "lists another candidate beside the answer"
 
 
 def test_a_resumed_session_asks_only_what_is_not_recorded(mocked: tuple[Session, _Server]) -> None:
