@@ -45,6 +45,7 @@ import json
 import math
 import random
 import re
+import textwrap
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -515,9 +516,13 @@ def _words(text: str) -> list[_Word]:
 def _gold_windows(text: str, words: list[_Word], targets: list[list[str]]) -> list[tuple[int, int]]:
     """Word ranges [i, j) of the raw response whose normal form is an accepted answer."""
     wanted = {" ".join(t) for t in targets}
+    firsts = {t[0] for t in targets}
     longest = max(len(t) for t in targets) + 2  # "D.C." and "AC/DC" split into more raw words
     found: list[tuple[int, int]] = []
     for i in range(len(words)):
+        head = normalize(words[i].text).split()
+        if head and head[0] not in firsts:
+            continue  # cheap test first: a long response has few words an answer can start with
         for j in range(i + 1, min(len(words), i + longest) + 1):
             if normalize(text[words[i].start : words[j - 1].end]) in wanted:
                 found.append((i, j))
@@ -780,7 +785,7 @@ def _grade_unanswerable(response: str, question: str | None) -> tuple[str, str, 
             continue
         if (first_reject is None and named and not _REDIRECT_RE.search(s)
                 and (_DIGITS_RE.search(clause) or _is_fragment(clause))):
-            return "incorrect", f"answers first: {clause.strip()!r}", None
+            return "incorrect", f"answers first: {textwrap.shorten(clause, 80)!r}", None
     if first_reject is None:
         return "incorrect", "neither rejects the premise nor declines", None
     after = [n for c in clauses[first_reject + 1 :] if not _REDIRECT_RE.search(_phrase_text(c))
