@@ -16,6 +16,7 @@ from workbench.analysis.grading import (
     JUDGE_PROMPT,
     QAItem,
     grade_answer,
+    grade_response,
     is_abstention,
     load_dataset,
     normalize,
@@ -28,10 +29,12 @@ from workbench.analysis.hallucination import consistency_rate, summarize_grades
 from workbench.errors import ConfigError
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "grader_hand_labels.jsonl"
+# Hedges and false premise rejections (issue 25), written before the grader was run on them.
+HEDGE_FIXTURE = Path(__file__).parent.parent / "fixtures" / "grader_hedge_cases.jsonl"
 
 
-def _hand_labels() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _hand_labels(path: Path = FIXTURE) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 # --- hand labels ----------------------------------------------------------------------------
@@ -57,6 +60,137 @@ def test_grader_agrees_with_every_hand_label() -> None:
     agreement = len(rows) - len(disagreements)
     print(f"grader agreement on hand labels: {agreement}/{len(rows)}")
     assert not disagreements, "\n".join(disagreements)
+
+
+# --- hedges and false rejections (held-out cases) ---------------------------------------------
+
+
+def test_hedge_fixture_is_well_formed() -> None:
+    rows = _hand_labels(HEDGE_FIXTURE)
+    assert len(rows) >= 40
+    required = {"response", "answers", "answerable", "expected", "note"}
+    for row in rows:
+        assert required <= set(row) <= required | {"question", "doubtful"}, row
+        assert row["expected"] in GRADES
+    # Both halves of the issue are covered: hedges that must fail, single answers that must not.
+    answerable = [r for r in rows if r["answerable"]]
+    assert sum(r["expected"] == "incorrect" for r in answerable) >= 15
+    assert sum(r["expected"] == "correct" for r in answerable) >= 15
+    unanswerable = [r for r in rows if not r["answerable"]]
+    assert {r["expected"] for r in unanswerable} == {"correct", "incorrect"}
+
+
+def test_grader_agrees_with_every_hedge_case() -> None:
+    rows = _hand_labels(HEDGE_FIXTURE)
+    disagreements = []
+    for row in rows:
+        got = grade_response(row["response"], row["answers"], row["answerable"], row.get("question"))
+        doubt_ok = "doubtful" not in row or bool(got.doubt) == row["doubtful"]
+        if got.grade != row["expected"] or not doubt_ok:
+            disagreements.append(f"{row['response']!r}: expected {row['expected']}"
+                                 f"{' (doubtful)' if row.get('doubtful') else ''}, got {got} ({row['note']})")
+    print(f"grader agreement on hedge cases: {len(rows) - len(disagreements)}/{len(rows)}")
+    assert not disagreements, "\n".join(disagreements)
+
+
+@pytest.mark.parametrize(
+    ("response", "answers"),
+    [
+        ("Paris, Lyon, or Marseille", ["Paris"]),
+        ("Paris/Lyon", ["Paris"]),
+        ("Paris and Lyon", ["Paris"]),
+        ("Shakespeare, Marlowe, Bacon", ["Shakespeare"]),
+        ("Paris is not correct; it is Lyon", ["Paris"]),
+        ("Nitrogen and oxygen.", ["nitrogen"]),  # the dataset writes it lower case: so is its kind
+    ],
+)
+def test_issue_hedge_forms_are_incorrect(response: str, answers: list[str]) -> None:
+    assert grade_answer(response, answers) == "incorrect"
+
+
+@pytest.mark.parametrize(
+    ("response", "answers"),
+    [
+        ("Romeo and Juliet", ["Romeo and Juliet"]),
+        ("AC/DC", ["AC/DC"]),
+        ("Washington, D.C.", ["Washington, D.C."]),
+        ("Lewis and Clark", ["Lewis and Clark"]),
+        ("1,000", ["1000"]),
+        ("July 4, 1776", ["1776"]),
+        ("Red, green and blue", ["red, green and blue"]),
+        ("Paris is not correct; it is Lyon", ["Lyon"]),  # the kept answer is the gold one
+        ("Leonardo da Vinci, I believe.", ["Leonardo da Vinci", "da Vinci", "Leonardo"]),
+    ],
+)
+def test_one_answer_with_commas_slashes_and_is_correct(response: str, answers: list[str]) -> None:
+    assert grade_answer(response, answers) == "correct"
+
+
+def test_false_premise_rejection_needs_no_asserted_answer() -> None:
+    accepted = grade_response("1935. He did not win another afterwards.", [], answerable=False)
+    assert accepted.grade == "incorrect" and "1935" in accepted.reason
+    for rejection in ("There is no such prize", "He never won it"):
+        assert grade_answer(rejection, [], answerable=False) == "correct", rejection
+
+
+def _kind(answer: str) -> str:
+    if answer[:1].isupper():
+        return "name"
+    if any(ch.isdigit() for ch in answer):
+        return "number" if len(normalize(answer).split()) == 1 else "phrase with a number"
+    return "word"
+
+
+def test_shipped_answers_in_sentences_stay_correct_and_their_hedges_do_not() -> None:
+    """Every shipped answerable item, answered plainly in a few phrasings, grades correct; listed
+    beside other shipped answers of its kind (so "Paris" meets "Lyon", "1969" meets "1842"), it
+    grades incorrect. Number slashes ("8/12": a fraction or a date?) are doubted, not hedges."""
+    items = [i for i in load_dataset(DEFAULT_DATASETS_DIR) if i.answerable]
+    plain = ("The answer is {a}.", "{a}, I believe.", "It's {a} (as far as I know).", "I think it is {a}.")
+    hedges = ("{a}, {b}, or {c}", "{b} and {a}", "{a}, {b}, {c}", "{a} is not correct; it is {b}",
+              "{a}, possibly {b}.")
+    wrong = []
+    for n, item in enumerate(items):
+        a = item.answers[0]
+        gold = [normalize(x) for x in item.answers]
+        others = [o.answers[0] for o in items[n + 1 :] + items[:n] if _kind(o.answers[0]) == _kind(a)
+                  and not any(normalize(o.answers[0]) in g or g in normalize(o.answers[0]) for g in gold)]
+        for template in plain:
+            if grade_answer(template.format(a=a), list(item.answers)) != "correct":
+                wrong.append(("correct", template.format(a=a)))
+        if len(others) < 2:
+            continue  # nothing of its kind to hedge with ("every 83 years")
+        b, c = others[:2]
+        for template in hedges:
+            if grade_answer(template.format(a=a, b=b, c=c), list(item.answers)) != "incorrect":
+                wrong.append(("incorrect", template.format(a=a, b=b, c=c)))
+    assert not wrong, wrong
+
+
+def test_rejections_repeating_the_question_stay_rejections() -> None:
+    question = "What is the title of the fourth novel by Orlena Vasquez-Thorne?"
+    said = "Orlena Vasquez-Thorne is real, but the premise is false."
+    assert grade_response(said, [], False, question) == grade_response("The premise is false.", [], False)
+    assert grade_response(said, [], False).doubt  # without the question the name may be an answer
+
+
+def test_an_alias_inside_a_retracted_answer_goes_with_it() -> None:
+    answers = ["Vatican City", "Vatican"]
+    assert grade_answer("Vatican City is not correct; it is Monaco.", answers) == "incorrect"
+    assert grade_answer("Widow's hitch, rye loaf, waggle dance", ["rye loaf"]) == "incorrect"
+
+
+def test_grade_response_explains_and_doubts() -> None:
+    sure = grade_response("Canberra", ["Canberra"])
+    assert (sure.grade, sure.doubt) == ("correct", None) and sure.reason
+    pair = grade_response("Canberra, Australia", ["Canberra"])
+    assert pair.grade == "correct" and pair.doubt and "Australia" in pair.doubt
+    # The question's own names do not count as asserted; new ones after a rejection are doubted.
+    q = "Which Academy Award did Einstein win?"
+    assert grade_response("Einstein never won an Oscar.", [], False, q).doubt is None
+    later = grade_response("Einstein never won an Oscar. He won the Nobel Prize in 1921.", [], False, q)
+    assert later.grade == "correct" and later.doubt and "1921" in later.doubt
+    assert grade_answer("Canberra", ["Canberra"]) == sure.grade
 
 
 # --- normalisation and phrases ----------------------------------------------------------------

@@ -133,6 +133,26 @@ def test_consistency_and_worst() -> None:
 # --------------------------------------------------------------------------- prompts
 
 
+def test_judge_agreement_per_contender_and_on_doubtful_answers() -> None:
+    a = _rows("a", ["correct"] * 4)
+    for r, judge in zip(a, ["correct", "correct", "correct", "incorrect"], strict=True):
+        r.update(judge_grade=judge, grade_doubt=None)
+    a[3]["grade_doubt"] = "'Canberra' followed by 'Australia': a qualifier or a second candidate"
+    b = _rows("b", ["incorrect"] * 2)
+    for r in b:
+        r.update(judge_grade="incorrect", grade_doubt=None)
+    df = pd.DataFrame(a + b)
+    table = hal.judge_agreement_table(df).set_index("contender")
+    assert (table.loc["a", "agree_n"], table.loc["a", "agree"]) == (4, 0.75)
+    assert (table.loc["a", "doubtful_agree_n"], table.loc["a", "doubtful_agree"]) == (1, 0.0)
+    assert table.loc["a", "doubtful_judge_incorrect"] == 1 and table.loc["a", "doubtful_judge_correct"] == 0
+    assert table.loc["b", "agree"] == 1.0 and table.loc["b", "doubtful_agree_n"] == 0
+    assert math.isnan(table.loc["b", "doubtful_agree"])
+    low, high = stats.wilson_interval(3, 4).low, stats.wilson_interval(3, 4).high
+    assert (table.loc["a", "agree_low"], table.loc["a", "agree_high"]) == (low, high)
+    assert "per contender" in hal.judge_agreement(df)
+
+
 def test_prompt_chat_gets_the_shared_system_instruction() -> None:
     p = exp.build_prompt(FACT, CHAT)
     assert p.text == FACT.question and p.id == "f1"
@@ -229,16 +249,31 @@ def test_records_carry_item_fields_and_grades(mocked: tuple[Session, _Server]) -
     assert server.bodies[0]["messages"][0] == {"role": "system", "content": exp.CHAT_SYSTEM_PROMPT}
     df = load_records(session.run.path, "hallucination")
     assert list(df.columns[: len(RECORD_CORE_FIELDS)]) == list(RECORD_CORE_FIELDS)
-    for field in ("item_id", "category", "answerable", "question", "response", "grade", "f1", "sample_index"):
+    for field in ("item_id", "category", "answerable", "question", "response", "grade", "grade_reason",
+                  "grade_doubt", "f1", "sample_index"):
         assert field in df.columns
     by_item = df.set_index("item_id")
     assert by_item.loc["f1", "grade"] == "correct" and by_item.loc["f1", "f1"] == 1.0
+    assert by_item.loc["f1", "grade_reason"] == "states an accepted answer"
+    assert pd.isna(by_item.loc["f1", "grade_doubt"])
     assert by_item.loc["f1", "response"] == "Shakespeare" and by_item.loc["f1", "ttft_s"] > 0
     assert by_item.loc["p1", "grade"] == "incorrect" and by_item.loc["p1", "answerable"] == False  # noqa: E712
     # A failed request is a record with a typed error and no grade -- never a crash.
     g = by_item.loc["g1"]
     assert g["status"] == "error" and g["error_class"] == "server_error" and pd.isna(g["grade"])
     assert hal.summary_table(df).iloc[0]["n"] == 2
+
+
+def test_grades_see_the_question_and_say_why(mocked: tuple[Session, _Server]) -> None:
+    session, server = mocked
+    made_up = QAItem("p2", "false_premise", "What did the physicist Halvard Quennick discover?", (), False)
+    server.answers[made_up.question] = "Halvard Quennick? No such physicist exists."
+    server.answers[FACT.question] = "Shakespeare, Marlowe, Bacon"
+    by_item = {r.extra["item_id"]: r.extra for r in hallucination.run_hallucination(session, [FACT, made_up])}
+    # The question's own name, repeated before the rejection, is not an asserted answer.
+    assert (by_item["p2"]["grade"], by_item["p2"]["grade_doubt"]) == ("correct", None)
+    assert by_item["f1"]["grade"] == "incorrect"
+    assert by_item["f1"]["grade_reason"] == "lists another candidate beside the answer"
 
 
 def test_a_resumed_session_asks_only_what_is_not_recorded(mocked: tuple[Session, _Server]) -> None:

@@ -4,12 +4,29 @@ Hallucination spot-checks need a grader that is cheap, repeatable and explainabl
 one is rule-based (SQuAD-style normalisation plus a few SimpleQA-style judgements):
 
 - answerable item: the response is *correct* when it states an accepted answer (as whole tokens
-  after normalisation, numbers compared by value) and does not hedge between that answer and
-  another candidate ("1968 or 1969", "either Paris or Lyon", "1968-1969"); it is *not attempted*
-  when it abstains ("I don't know", "not mentioned in the passage"); anything else is *incorrect*.
+  after normalisation, numbers compared by value) and names no second candidate of the answer's
+  kind beside it: another number ("1968 or 1969", "1968-1969", "1914 and 1915", "1914/1915") or
+  another name in a list ("Paris, Lyon, or Marseille", "Paris/Lyon", "Paris and Lyon",
+  "Shakespeare, Marlowe, Bacon", "Oslo, possibly Bergen"). Commas, slashes and "and" inside an
+  accepted answer are part of it ("Romeo and Juliet", "AC/DC", "Washington, D.C."). An answer
+  taken back ("Paris is not correct; it is Lyon", "Nile. Wait, no: Amazon.") does not count; a
+  candidate the response rejects before landing on the accepted one is not a hedge ("Paris is
+  not correct; it is Lyon" is correct when the answer is Lyon, as "not Sydney but Canberra" is):
+  the response commits to one answer. It is *not attempted* when it abstains ("I don't know",
+  "not mentioned in the passage"); anything else is *incorrect*.
 - unanswerable item (false premise, answer not in the passage): abstaining or rejecting the
-  premise is *correct* (SimpleQA convention: a right refusal scores), asserting an answer is
-  *incorrect*.
+  premise is *correct* (SimpleQA convention: a right refusal scores) only when no answer is
+  asserted beside it: a number or a bare name stated before the rejection ("1935. He did not win
+  another afterwards.", "He won it in 1921 but never again") or a guess anywhere ("probably
+  Jacques Cousteau") makes the response *incorrect*, as does asserting an answer with no
+  rejection at all. Names and numbers the question itself holds are not asserted (pass
+  `question`).
+
+Some cases the rules cannot settle: "Canberra, Australia" (a qualifier, or a two-item list?), a
+rejection followed by names or numbers ("...never won an Oscar. He won the Nobel Prize in 1921":
+context, or an answer?), a name before a rejection (the premise's subject, or an answer?).
+`grade_response` returns the rules' best reading with a `doubt` saying so; those are the
+answers to hand to a model judge.
 
 Partial names only count when the dataset lists them as aliases ("Einstein" for "Albert
 Einstein"): the grader never guesses which part of a name is enough; the dataset decides.
@@ -23,10 +40,12 @@ validates every line so a typo fails loudly with file, line and field.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
 import re
+import textwrap
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -45,8 +64,10 @@ __all__ = [
     "DEFAULT_DATASETS_DIR",
     "GRADES",
     "JUDGE_PROMPT",
+    "Grade",
     "QAItem",
     "grade_answer",
+    "grade_response",
     "is_abstention",
     "load_dataset",
     "normalize",
@@ -254,7 +275,8 @@ _ABSTAIN_PHRASES = (
     "cannot recall", "cant recall", "do not recall", "dont recall", "dont have", "do not have",
     "cannot say", "cant say", "cannot provide", "cant provide", "unable to provide",
     "cannot verify", "cant verify", "unable to verify", "cannot confirm", "unable to find",
-    "cannot find", "cant find", "not able to", "no reliable", "no answer",
+    "cannot find", "cant find", "not able to", "no reliable", "no answer", "could not find",
+    "couldnt find", "not familiar with",
 )  # fmt: skip
 _PREMISE_PHRASES = (
     "there is no", "there was no", "there are no", "there were no", "there has been no",
@@ -269,7 +291,7 @@ _PREMISE_PHRASES = (
     "were never", "never been", "no such", "no record", "no evidence", "not a real", "isnt a real",
     "not real", "fictional", "fictitious", "made up", "no known", "does not appear",
     "doesnt appear", "not true", "not aware of any", "has no", "have no", "had no",
-    "does not have", "doesnt have", "do not have", "dont have",
+    "does not have", "doesnt have", "do not have", "dont have", "never", "no one", "nobody",
 )  # fmt: skip
 # An abstention followed by a guess ("I'm not sure, but I think it was 1968") is an answer.
 _GUESS_PHRASES = (
@@ -304,9 +326,14 @@ def is_abstention(text: str) -> bool:
     return bool(_ABSTAIN_RE.search(s)) and not _GUESS_RE.search(s)
 
 
+# "No Nobel Prize in Mathematics exists", "no such thing has ever": a denial around a name.
+_NO_EXISTS_RE = re.compile(r"\bno\s+(?:\w+\s+){0,6}?(?:exists?|existed|ever)\b")
+
+
 def rejects_premise(text: str) -> bool:
     """True when the response says the question's premise is false ("no one has", "never happened")."""
-    return bool(_PREMISE_RE.search(_phrase_text(text)))
+    s = _phrase_text(text)
+    return bool(_PREMISE_RE.search(s) or _NO_EXISTS_RE.search(s))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,6 +342,13 @@ def rejects_premise(text: str) -> bool:
 
 _NEGATIONS = frozenset({"not", "never", "isnt", "wasnt", "arent", "werent", "nor", "neither"})
 _NEGATION_FILLERS = frozenset({"in", "on", "at", "by", "from", "for", "called", "named", "exactly"})
+# After an accepted answer: "Paris is not correct", "Paris is wrong" retract it.
+_RETRACTIONS = (
+    ("is", "not", "correct"), ("is", "not", "right"), ("is", "not", "true"), ("is", "not", "it"),
+    ("is", "not", "answer"), ("was", "not", "correct"), ("was", "not", "right"), ("was", "not", "it"),
+    ("isnt", "correct"), ("isnt", "right"), ("isnt", "it"), ("wasnt", "correct"), ("wasnt", "it"),
+    ("is", "wrong"), ("is", "incorrect"), ("was", "wrong"), ("was", "incorrect"),
+)  # fmt: skip
 _HEDGE_SKIP = frozenset({"maybe", "possibly", "perhaps", "probably", "even"})
 _NUMBER_CONNECTORS = frozenset(
     {"or", "to", "maybe", "perhaps", "possibly", "probably", "nor", "versus", "vs", "till", "until"}
@@ -344,6 +378,11 @@ def _negated(tokens: list[str], start: int) -> bool:
     if j >= 0 and tokens[j] in _NEGATION_FILLERS:
         j -= 1
     return j >= 0 and tokens[j] in _NEGATIONS
+
+
+def _retracted(tokens: list[str], end: int) -> bool:
+    """Is the answer taken back right after it is stated ("Paris is not correct; it is Lyon")?"""
+    return any(tuple(tokens[end : end + len(r)]) == r for r in _RETRACTIONS)
 
 
 def _unit_after(tokens: list[str], end: int) -> tuple[str, ...]:
@@ -412,41 +451,421 @@ def _contradicted(tokens: list[str], span: tuple[int, int], covered: set[int]) -
             if _int_digits(tok) == _int_digits(tokens[first]):
                 return True
             continue
-        if _NUMBER_CONNECTORS.intersection(gap):
+        if _NUMBER_CONNECTORS.intersection(gap) or gap == ["and"]:  # "1914 and 1915", "8 and 11"
             return True
         if "and" in gap and "between" in tokens[max(0, lo - 2) : lo]:
             return True
     return False
 
 
-def grade_answer(response: str, answers: list[str], answerable: bool = True) -> str:
-    """Grade one response: "correct", "incorrect" or "not_attempted" (see the module docstring).
+# --- named candidates (answers that are not numbers) ------------------------------------------
+#
+# Normalisation drops case and punctuation, and both matter for telling "Paris, Lyon, or
+# Marseille" (three candidates) from "Romeo and Juliet" or "Washington, D.C." (one answer), so
+# these checks read the raw response: words with their offsets, the gold occurrences found by
+# normalising windows of them (so "AC/DC" or "Washington, D.C." in the dataset covers its own
+# slash and comma), and the text between words.
 
-    `answers` are the accepted answers (aliases, other spellings); they are normalised the same
-    way as the response, so "1,000" in the dataset matches "one thousand" in a response.
+_WORD_RE = re.compile(r"\w+(?:['\u2019.\-]\w+)*")
+# Words that may sit between two candidates of a list without ending it.
+_LIST_WORDS = frozenset({"or", "and", "nor", "either", "vs", "versus", "maybe", "perhaps", "possibly",
+                         "probably", "even", "also", "else"})
+# "Paris, or rather Lyon", "Paris... no, wait, Lyon": the answer after the marker is the one kept.
+_CORRECTION_WORDS = frozenset({"no", "wait", "sorry", "rather", "actually", "correction", "scratch"})
+_STRONG_WORDS = frozenset({"or", "nor", "either", "vs", "versus", "maybe", "perhaps", "possibly",
+                           "probably", "else"})
+# Capitalised words that are not names ("It is Paris", "I think"), and the small words a name
+# may hold inside it ("Leonardo da Vinci", "University of Paris").
+_NOT_NAMES = frozenset(
+    """
+    i im ive id ill it its this that these those there here he she they we you his her their our
+    your my the a an and or but so yes no not maybe perhaps possibly probably either neither both
+    in on at of for from to by with as if when while which who whom whose what where why how
+    is was are were be been also however although though because since then thus therefore
+    according answer correct sure well okay ok note some many most all one
+    """.split()  # noqa: SIM905 -- a word list reads better as text
+)
+_NAME_PARTICLES = frozenset({"of", "de", "da", "di", "du", "del", "della", "der", "den", "van", "von",
+                             "la", "le", "y", "al", "bin", "ibn", "the"})
+# Phrases that put a further candidate on the table anywhere in the answer ("..., but it might
+# be Sydney").
+_POSSIBILITY_RE = re.compile(
+    r"\b(?:might|may|could)(?:\s+also)?\s+(?:have\s+)?be(?:en)?\s+|\b(?:or\s+)?(?:possibly|perhaps|maybe|"
+    r"alternatively)\s+",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Word:
+    start: int
+    end: int
+    text: str
+
+    @property
+    def low(self) -> str:
+        return self.text.lower().replace("'", "").replace("\u2019", "")
+
+    @property
+    def capitalised(self) -> bool:
+        return self.text[:1].isupper()
+
+
+def _words(text: str) -> list[_Word]:
+    return [_Word(m.start(), m.end(), m.group(0)) for m in _WORD_RE.finditer(text)]
+
+
+def _gold_windows(text: str, words: list[_Word], targets: list[list[str]]) -> list[tuple[int, int]]:
+    """Word ranges [i, j) of the raw response whose normal form is an accepted answer."""
+    wanted = {" ".join(t) for t in targets}
+    firsts = {t[0] for t in targets}
+    longest = max(len(t) for t in targets) + 2  # "D.C." and "AC/DC" split into more raw words
+    found: list[tuple[int, int]] = []
+    for i in range(len(words)):
+        head = normalize(words[i].text).split()
+        if head and head[0] not in firsts:
+            continue  # cheap test first: a long response has few words an answer can start with
+        for j in range(i + 1, min(len(words), i + longest) + 1):
+            if normalize(text[words[i].start : words[j - 1].end]) in wanted:
+                found.append((i, j))
+    return found
+
+
+def _gap(text: str, words: list[_Word], a: int, b: int) -> str:
+    """The characters between word a and word b (a < b)."""
+    return text[words[a].end : words[b].start]
+
+
+def _breaks_list(gap: str) -> bool:
+    """Does this stretch between two words end the list? Sentence ends, brackets, colons do."""
+    g = gap.replace("...", ",").replace("\u2026", ",")
+    return bool(re.search(r"[.!?:()\[\]\"]", g))
+
+
+def _name_run(text: str, words: list[_Word], k: int, step: int, proper: bool, gold: set[int]) -> int:
+    """Length of the candidate name starting at word k and reading in direction `step` (0 = none).
+
+    A proper name is a run of capitalised words (small particles allowed inside); when the
+    accepted answer itself is written in lower case, a run of up to three content words is.
+    """
+    n = 0
+    i = k
+    while 0 <= i < len(words) and i not in gold and n < 6:
+        w = words[i]
+        if n and (_breaks_list(_gap(text, words, min(i, i - step), max(i, i - step)))
+                  or re.search(r"[,;/&]", _gap(text, words, min(i, i - step), max(i, i - step)))):
+            break
+        if proper:
+            particle = w.low in _NAME_PARTICLES and n and 0 <= i + step < len(words) and words[i + step].capitalised
+            if not ((w.capitalised and w.low not in _NOT_NAMES) or particle):
+                break
+            n += 1
+        else:
+            starts = i == 0 or bool(re.search(r"[.!?]", _gap(text, words, i - 1, i)))  # "Widow's hitch, ..."
+            if w.low.isalpha() and (w.text.islower() or starts) and w.low not in _NOT_NAMES and n < 3:
+                n += 1
+            else:
+                break
+        i += step
+    # A run must end on a name word, not on a particle ("Paris or the").
+    while n and words[k + (n - 1) * step].low in _NAME_PARTICLES:
+        n -= 1
+    if proper and n and not any(words[k + m * step].capitalised for m in range(n)):
+        return 0
+    return n
+
+
+def _ends_item(text: str, words: list[_Word], last: int) -> bool:
+    """Does a list item end after word `last` (end of text, punctuation, or another connector)?"""
+    if last + 1 >= len(words):
+        return True
+    gap = _gap(text, words, last, last + 1)
+    return _breaks_list(gap) or bool(re.search(r"[,;/&]", gap)) or words[last + 1].low in _LIST_WORDS
+
+
+# Two-word correction markers: "Paris, I mean Lyon", "Paris, make that Lyon".
+_CORRECTION_PAIRS = frozenset({("i", "mean"), ("make", "that")})
+
+
+def _connecting(words: list[_Word], k: int) -> bool:
+    """Can word k sit between two list items (a list word, or part of a correction marker)?"""
+    low = words[k].low
+    if low in _LIST_WORDS or low in _CORRECTION_WORDS:
+        return True
+    before = (words[k - 1].low, low) if k > 0 else None
+    after = (low, words[k + 1].low) if k + 1 < len(words) else None
+    return before in _CORRECTION_PAIRS or after in _CORRECTION_PAIRS
+
+
+def _skip(words: list[_Word], k: int, step: int, gold: set[int]) -> int:
+    """The first word from k in direction `step` that is not a connector (nor gold)."""
+    while 0 <= k < len(words) and k not in gold and _connecting(words, k):
+        k += step
+    return k
+
+
+def _connector(text: str, words: list[_Word], a: int, b: int) -> set[str] | None:
+    """The kinds of connector between word a and word b (a < b): ',', '/', 'and', 'or',
+    'correction'; None when what lies between is not a list connector at all."""
+    kinds: set[str] = set()
+    broken = False  # a sentence end is crossed only by a correction ("Nile. Wait, no: Amazon.")
+    for m in range(a + 1, b + 1):
+        gap = _gap(text, words, m - 1, m)
+        broken = broken or _breaks_list(gap)
+        if "/" in gap:
+            kinds.add("/")
+        if "," in gap or ";" in gap:
+            kinds.add(",")
+        if "&" in gap:
+            kinds.add("and")
+        if m < b:
+            low = words[m].low
+            if low in _STRONG_WORDS:
+                kinds.add("or")
+            elif low == "and":
+                kinds.add("and")
+            elif _connecting(words, m) and low not in _LIST_WORDS:
+                kinds.add("correction")
+            elif low not in _LIST_WORDS:
+                return None
+    if broken and "correction" not in kinds:
+        return None
+    return kinds or None
+
+
+def _named_hedge(text: str, answers: Sequence[str]) -> tuple[bool, str | None]:
+    """(hedged, doubt): does the response list another named candidate beside the accepted
+    answer? `doubt` explains a case the rules cannot settle ("Paris, France": a qualifier or a
+    two-item list).
+
+    A candidate is of the answer's kind when it is written like it: a capitalised name beside
+    an answer the dataset writes capitalised ("Paris"), a lower-case word beside a lower-case
+    answer ("oxygen"), so "Paris, the capital" and "oxygen, which plants release" are not lists.
+    """
+    capital = {normalize(a): any(w[:1].isupper() for w in a.split()) for a in answers}
+    targets = [t.split() for t in capital if t]
+    words = _words(text)
+    windows = _gold_windows(text, words, targets)
+    gold = {i for s, e in windows for i in range(s, e)}
+    doubt: str | None = None
+    for s, e in windows:
+        proper = capital.get(normalize(text[words[s].start : words[e - 1].end]), words[s].capitalised)
+        said = text[words[s].start : words[e - 1].end]
+        pairs = 0  # comma neighbours: one is a qualifier or a pair, one on each side is a list
+        # Rightwards: gold, connector, candidate (and maybe more items).
+        k = _skip(words, e, 1, gold)
+        run = _name_run(text, words, k, 1, proper, gold) if k < len(words) else 0
+        kinds = _connector(text, words, e - 1, k) if run else None
+        if kinds is not None:
+            last = k + run - 1
+            if kinds & {"/", "or", "correction"}:
+                return True, None
+            if "and" in kinds and _ends_item(text, words, last):
+                return True, None
+            if kinds == {","}:
+                # A third item ("Shakespeare, Marlowe, Bacon") makes it a list; two are unclear.
+                m = _skip(words, last + 1, 1, gold)
+                more = _name_run(text, words, m, 1, proper, gold) if m < len(words) else 0
+                if more and _connector(text, words, last, m) is not None:
+                    return True, None
+                pairs += 1
+                if _ends_item(text, words, last):
+                    cand = text[words[k].start : words[last].end]
+                    doubt = doubt or f"{said!r} followed by {cand!r}: a qualifier or a second candidate"
+        # Leftwards: candidate, connector, gold.
+        k = _skip(words, s - 1, -1, gold)
+        run = _name_run(text, words, k, -1, proper, gold) if k >= 0 else 0
+        kinds = _connector(text, words, k, s) if run else None
+        if kinds is not None:
+            if "correction" in kinds:
+                continue  # "Lyon, no, Paris": the answer kept is the last one
+            if kinds & {"/", "or"}:
+                return True, None
+            if kinds & {"and", ","} and _ends_item(text, words, e - 1):
+                first = k - run + 1
+                m = _skip(words, first - 1, -1, gold)
+                more = _name_run(text, words, m, -1, proper, gold) if m >= 0 else 0
+                if "and" in kinds or pairs or (more and _connector(text, words, m, first) is not None):
+                    return True, None
+                cand = text[words[first].start : words[k].end]
+                doubt = doubt or f"{cand!r} before {said!r}: a qualifier or a second candidate"
+    # "Canberra, but it might be Sydney": a possibility raised anywhere.
+    for raised in _POSSIBILITY_RE.finditer(text):
+        at = next((i for i, w in enumerate(words) if w.start >= raised.end()), None)
+        if at is None or not windows:
+            continue
+        if words[at].low == "the" and at + 1 < len(words):
+            at += 1
+        proper = any(capital.get(normalize(text[words[s].start : words[e - 1].end]), True) for s, e in windows)
+        if at not in gold and _name_run(text, words, at, 1, proper, gold):
+            return True, None
+    return False, doubt
+
+
+def _number_list(text: str, values: set[str]) -> tuple[bool, str | None]:
+    """(hedged, doubt) for numbers written as a list around a numeric answer: three or more
+    joined by commas, "or", "and" ("206, 11, 4") are candidates; a slash between numbers of
+    different length ("8/12", "24/7") may be a fraction or a date, so it is only doubted. (The
+    normalised checks already catch "1968/1969", "1968, 1969", "1968 or 1969".)"""
+    nums = list(re.finditer(r"\d+(?:,\d{3})*(?:\.\d+)?", text))
+    chain: list[re.Match[str]] = []
+    chains: list[list[re.Match[str]]] = []
+    for m in nums:
+        if chain and re.fullmatch(r"\s*(?:,|,?\s*(?:or|and|&))\s*", text[chain[-1].end() : m.start()]):
+            chain.append(m)
+        else:
+            chain = [m]
+            chains.append(chain)
+    for c in chains:
+        if len(c) >= 3 and any(normalize(m.group(0)) in values for m in c):
+            return True, None
+    for a, b in itertools.pairwise(nums):
+        if text[a.end() : b.start()].strip() == "/" and (normalize(a.group(0)) in values
+                                                           or normalize(b.group(0)) in values):
+            return False, f"{a.group(0)}/{b.group(0)}: a fraction, a date or two candidates"
+    return False, None
+
+
+# --- unanswerable items -------------------------------------------------------------------------
+#
+# A premise rejection only counts when the response does not also give an answer: "1935. He did
+# not win another afterwards." asserts a year, then denies something else. The response is cut
+# into clauses; what a clause holding a rejection phrase names is the rejection's own subject
+# ("Einstein did not win an Academy Award"), what other clauses name is asserted.
+
+_CLAUSE_RE = re.compile(
+    r"(?<=[.!?])\s+|[;:\u2014]\s*|,?\s+\b(?:but|however|although|though|instead)\b\s*", re.IGNORECASE
+)
+# A clause pointing the user elsewhere is not an answer ("perhaps you mean Niels Bohr").
+_REDIRECT_RE = _phrase_re((
+    "you mean", "you might mean", "you may mean", "did you mean", "thinking of", "referring to",
+    "confusing", "confused with", "mixing up",
+))  # fmt: skip
+_DIGITS_RE = re.compile(r"\d+(?:[.,]\d+)*")
+_FRAGMENT_FILLERS = frozenset({"in", "on", "at", "by", "of", "the", "a", "an", "around", "about",
+                               "circa", "year", "it", "was", "is"})
+
+
+def _asserted(clause: str, question_words: set[str]) -> list[str]:
+    """Numbers and names the clause states that the question did not already contain."""
+    found = [d for d in _DIGITS_RE.findall(clause) if normalize(d) not in question_words]
+    words = _words(clause)
+    name: list[str] = []
+    for i, w in enumerate([*words, _Word(len(clause), len(clause), "")]):
+        if (w.capitalised and w.low not in _NOT_NAMES and not set(normalize(w.text).split()) <= question_words
+                and (i or (len(words) > 1 and words[1].capitalised))):
+            # (A sentence's first word is capitalised anyway; two in a row make a name.)
+            name.append(w.text)
+        elif name:
+            found.append(" ".join(name))
+            name = []
+    return found
+
+
+def _is_fragment(clause: str) -> bool:
+    """A clause that is nothing but a candidate: "1935.", "Neil Armstrong.", "In 1935."."""
+    words = _words(clause)
+    return bool(words) and all(
+        w.capitalised or _DIGITS_RE.fullmatch(w.text) or w.low in _FRAGMENT_FILLERS for w in words
+    ) and len(words) <= 5
+
+
+def _grade_unanswerable(response: str, question: str | None) -> tuple[str, str, str | None]:
+    """(grade, reason, doubt) for an item whose right answer is to reject or decline."""
+    qwords = set(normalize(question).split()) if question else set()
+    clauses = [c for c in _CLAUSE_RE.split(response) if c and c.strip()]
+    first_reject: int | None = None
+    for idx, clause in enumerate(clauses):
+        s = _phrase_text(clause)
+        rejects = rejects_premise(clause) or bool(_ABSTAIN_RE.search(s))
+        named = _asserted(clause, qwords)
+        if _GUESS_RE.search(s) and named and not _REDIRECT_RE.search(s):
+            return "incorrect", f"guesses an answer: {', '.join(named)}", None
+        if rejects:
+            if first_reject is None:
+                first_reject = idx
+            continue
+        if (first_reject is None and named and not _REDIRECT_RE.search(s)
+                and (_DIGITS_RE.search(clause) or _is_fragment(clause))):
+            return "incorrect", f"answers first: {textwrap.shorten(clause, 80)!r}", None
+    if first_reject is None:
+        return "incorrect", "neither rejects the premise nor declines", None
+    after = [n for c in clauses[first_reject + 1 :] if not _REDIRECT_RE.search(_phrase_text(c))
+             for n in _asserted(c, qwords)]
+    before = [n for c in clauses[:first_reject] for n in _asserted(c, qwords)]
+    if before:
+        return ("incorrect", "names something before rejecting the premise",
+                f"names {', '.join(before)} before rejecting the premise: the premise's subject or an answer")
+    if after:
+        return ("correct", "rejects the premise",
+                f"rejects the premise, then names {', '.join(after)}: context or an answer")
+    return "correct", "rejects the premise or declines", None
+
+
+@dataclass(frozen=True, slots=True)
+class Grade:
+    """A grade with the rule that gave it, and why the rules may be wrong about it.
+
+    `doubt` is None when the rules settle the case; otherwise it says what they could not tell
+    apart ("'Paris, France': a qualifier or a second candidate", "rejects the premise, then
+    names 1921: context or an answer"). `grade` is then the rules' best reading, and a model
+    judge, where one is run, is the one to ask."""
+
+    grade: str
+    reason: str
+    doubt: str | None = None
+
+
+def grade_response(
+    response: str, answers: Sequence[str], answerable: bool = True, question: str | None = None
+) -> Grade:
+    """Grade one response with its reason and any doubt (see the module docstring and `Grade`).
+
+    `question`, when given, lets an unanswerable item's rejection repeat the question's own names
+    and numbers without them counting as an asserted answer.
     """
     if not response or not response.strip():
-        return "not_attempted"
+        return Grade("not_attempted", "empty response")
     if not answerable:
-        if rejects_premise(response) or is_abstention(response):
-            return "correct"
-        return "incorrect"
+        grade, reason, doubt = _grade_unanswerable(response, question)
+        return Grade(grade, reason, doubt)
     targets = [t for t in (normalize(a).split() for a in answers) if t]
     if not targets:
         raise ValueError("an answerable item needs at least one non-empty accepted answer")
     tokens = normalize(response).split()
-    spans: list[tuple[int, int]] = []
-    for target in targets:
-        spans.extend(s for s in _find_spans(tokens, target) if not _negated(tokens, s[0]))
+    found = {s for target in targets for s in _find_spans(tokens, target)}
+    dropped = [s for s in found if _negated(tokens, s[0]) or _retracted(tokens, s[1])]
+    # An alias inside a negated or retracted answer goes with it ("Vatican" in "Vatican City is
+    # not correct").
+    spans = [s for s in found if not any(d[0] <= s[0] and s[1] <= d[1] for d in dropped)]
     if spans:
         covered = {i for s, e in spans for i in range(s, e)}
         either = "either" in tokens and "or" in tokens
         if either or any(_contradicted(tokens, s, covered) for s in spans):
-            return "incorrect"
-        return "correct"
+            return Grade("incorrect", "hedges between the answer and another candidate")
+        numeric = [t for t in targets if any(_NUMBER.match(x) or _DIGIT_ORDINAL.match(x) for x in t)]
+        named = [a for a, t in zip(answers, (normalize(a).split() for a in answers), strict=True)
+                 if t and t not in numeric]
+        hedged, doubt = _number_list(response, {" ".join(t) for t in numeric}) if numeric else (False, None)
+        if named and not hedged:
+            hedged, named_doubt = _named_hedge(response, named)
+            doubt = doubt or named_doubt
+        if hedged:
+            return Grade("incorrect", "lists another candidate beside the answer")
+        return Grade("correct", "states an accepted answer", doubt)
     if is_abstention(response):
-        return "not_attempted"
-    return "incorrect"
+        return Grade("not_attempted", "declines to answer")
+    return Grade("incorrect", "does not state an accepted answer")
+
+
+def grade_answer(response: str, answers: list[str], answerable: bool = True, question: str | None = None) -> str:
+    """Grade one response: "correct", "incorrect" or "not_attempted" (see the module docstring).
+
+    `answers` are the accepted answers (aliases, other spellings); they are normalised the same
+    way as the response, so "1,000" in the dataset matches "one thousand" in a response.
+    `grade_response` gives the same grade with its reason and any doubt.
+    """
+    return grade_response(response, answers, answerable, question).grade
 
 
 def token_f1(response: str, answers: list[str]) -> float:
@@ -488,8 +907,10 @@ spelling, an alias, the same number written differently) and says nothing that c
 Extra detail that does not conflict is fine. A hedge such as "I think it is X" still counts when \
 X is the reference.
 B) INCORRECT - the answer states something that conflicts with the reference, gives several \
-candidates ("X or Y"), or, when the reference says the question has no answer, asserts an answer \
-anyway.
+candidates where the reference is one ("X or Y", "X, Y or Z", "X/Y", "X and Y", "X, possibly Y"), \
+takes the reference back ("X is not correct; it is Y"), or, when the reference says the question \
+has no answer, asserts an answer anyway, even beside a rejection ("1935. He did not win another \
+afterwards.").
 C) NOT_ATTEMPTED - the answer neither confirms nor contradicts the reference: it declines, says \
 it does not know, or says the information is missing. When the reference says the question has \
 no answer (false premise, not in the passage), declining or pointing out the false premise is A.

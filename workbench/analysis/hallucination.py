@@ -44,6 +44,7 @@ __all__ = [
     "graded_rows",
     "hallucination_score",
     "judge_agreement",
+    "judge_agreement_table",
     "paired_comparison",
     "split_summary",
     "summarize_grades",
@@ -295,14 +296,41 @@ def paired_comparison(df: Any, *, grade_col: str = GRADED) -> Any:
     return out
 
 
+def judge_agreement_table(df: Any) -> Any:
+    """Per contender: how often the judge agrees with the rule grader (Wilson), over all judged
+    answers and over those the rules marked doubtful (`grade_doubt`), with the judge's verdicts
+    on the doubtful ones. A judge agrees more with some contenders' phrasing than others', so one
+    pooled rate would hide where its second opinion is worth least."""
+    import pandas as pd
+
+    if "judge_grade" not in df:
+        return pd.DataFrame()
+    judged = graded_rows(df).dropna(subset=["judge_grade"])
+    doubtful = judged["grade_doubt"].notna() if "grade_doubt" in judged else pd.Series(False, index=judged.index)
+    rows: list[dict[str, Any]] = []
+    for contender, g in judged.groupby("contender", sort=True):
+        same = g["judge_grade"] == g[GRADED]
+        d = doubtful.loc[g.index]
+        row: dict[str, Any] = {"contender": contender}
+        for prefix, mask in (("agree", slice(None)), ("doubtful_agree", d)):
+            row[f"{prefix}_n"] = int(same[mask].size)
+            row[prefix], row[f"{prefix}_low"], row[f"{prefix}_high"] = _rate(int(same[mask].sum()), row[f"{prefix}_n"])
+        row.update({f"doubtful_judge_{k}": int((g.loc[d, "judge_grade"] == k).sum()) for k in GRADES})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def judge_agreement(df: Any) -> str:
-    """The judge's verdicts summarised, and how often it agrees with the rule grader (Wilson)."""
+    """The judge's verdicts summarised, and how often it agrees with the rule grader (Wilson),
+    overall and per contender (`judge_agreement_table`)."""
     if "judge_grade" not in df:
         return "no model-graded verdicts in these records"
     judged = graded_rows(df).dropna(subset=["judge_grade"])
     agree = stats.wilson_interval(int((judged["judge_grade"] == judged[GRADED]).sum()), len(judged))
     table = format_summary(summary_table(df, grade_col="judge_grade", f_score_ci=False))
-    return f"{table.to_string(index=False)}\njudge agrees with the rule grader: {agree}"
+    per = judge_agreement_table(df)
+    return (f"{table.to_string(index=False)}\njudge agrees with the rule grader: {agree}\n"
+            f"per contender (doubtful = the rules could not settle the grade):\n{per.to_string(index=False)}")
 
 
 def consistency_table(df: Any) -> Any:

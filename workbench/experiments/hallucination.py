@@ -3,8 +3,10 @@
 Per contender, items run one after another (latency is not the point here, but every request
 goes through `workbench.measure.probe`, so TTFT and E2E are recorded anyway). Each request becomes a
 record in `<run>/hallucination.jsonl` with the item and its grade beside the core fields:
-`item_id, category, answerable, question, response, grade, f1, sample_index` (plus
-`judge_grade` / `judge_response` / `judge_error` in model-graded mode, and `temperature`).
+`item_id, category, answerable, question, response, grade, grade_reason, grade_doubt, f1,
+sample_index` (plus `judge_grade` / `judge_response` / `judge_error` in model-graded mode, and
+`temperature`). `grade_doubt` is set where the rules could not settle the grade (see
+`grading.Grade`): those are the answers whose `judge_grade` matters most.
 
 How the question is put to each kind of API -- the part that decides what is measured:
 
@@ -21,7 +23,7 @@ How the question is put to each kind of API -- the part that decides what is mea
 - **Grounded items** (with a passage), for both kinds: `"Passage: ...\\nQuestion: ...\\n"` plus
   `GROUNDED_INSTRUCTION` (answer only from the passage; otherwise say it is not stated).
 
-Grades come from the rule-based `workbench.analysis.grading.grade_answer` (deterministic, explainable).
+Grades come from the rule-based `workbench.analysis.grading.grade_response` (deterministic, explainable).
 The optional model-graded mode asks one contender (`judge_contender`) with
 `grading.JUDGE_PROMPT` and reports its verdict separately as `judge_grade`: the rule grade stays
 the headline, a judge is a second opinion with its own biases.
@@ -46,7 +48,7 @@ from workbench.aio import run_sync
 from workbench.analysis.grading import (
     JUDGE_PROMPT,
     QAItem,
-    grade_answer,
+    grade_response,
     load_dataset,
     parse_judge_verdict,
     stratified_sample,
@@ -158,10 +160,10 @@ def _grade(rec: Record, item: QAItem) -> None:
     response = rec.output_text if rec.ok else None
     rec.extra["response"] = response
     if response is None:
-        rec.extra["grade"] = None
-        rec.extra["f1"] = None
+        rec.extra.update(grade=None, grade_reason=None, grade_doubt=None, f1=None)
         return
-    rec.extra["grade"] = grade_answer(response, list(item.answers), item.answerable)
+    graded = grade_response(response, list(item.answers), item.answerable, item.question)
+    rec.extra.update(grade=graded.grade, grade_reason=graded.reason, grade_doubt=graded.doubt)
     rec.extra["f1"] = token_f1(response, list(item.answers)) if item.answerable else None
 
 
