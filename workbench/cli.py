@@ -337,11 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        if args.workspace:
-            from workbench import workspace
+    from workbench.workspace import WORKSPACE_ENV
 
-            os.environ[workspace.WORKSPACE_ENV] = str(workspace.find(args.workspace).root)
+    before = os.environ.get(WORKSPACE_ENV)
+    try:
+        if args.workspace:  # for this command and the notebook kernels it starts; restored after
+            from workbench.workspace import find
+
+            os.environ[WORKSPACE_ENV] = str(find(args.workspace).root)
         return int(args.func(args))
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -349,6 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if before is None:
+            os.environ.pop(WORKSPACE_ENV, None)
+        else:
+            os.environ[WORKSPACE_ENV] = before
 
 
 if __name__ == "__main__":

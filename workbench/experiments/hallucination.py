@@ -96,7 +96,11 @@ def resolve_datasets(spec: str | Sequence[str] = "") -> list[Path]:
     names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [s.strip() for s in spec]
     names = [n for n in names if n]
     if not names or names == ["all"]:
-        return sorted(datasets_dir.glob("*.jsonl"))
+        found = sorted(datasets_dir.glob("*.jsonl"))
+        if not found:
+            raise ConfigError(str(datasets_dir), None, "no QA datasets (*.jsonl) here: give a prototyping scenario "
+                                                       "a qa task (task: {type: qa, data: FILE}) or --param datasets=FILE")
+        return found
     out: list[Path] = []
     for name in names:
         p = Path(name)
