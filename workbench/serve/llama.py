@@ -13,8 +13,9 @@ stopped on exit, on Ctrl-C, on failure — and, on Linux, when the parent proces
 (PR_SET_PDEATHSIG), so a killed notebook kernel leaves no server behind. `LLAMA_ARG_*`
 variables are removed from its environment (each would silently set a flag).
 
-Slots: `WORKBENCH_SLOTS` (default 8) parallel slots of `LocalModel.n_ctx` tokens each; threads:
-`WORKBENCH_THREADS` (default: every core).
+Slots: `WORKBENCH_SLOTS` (default 8) parallel slots of `LocalModel.n_ctx` tokens each; threads
+and polling: `ThreadSettings` (`WORKBENCH_THREADS`, default every core; `WORKBENCH_POLL`, default
+`DEFAULT_POLL`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -39,7 +40,8 @@ from workbench.errors import ServerStartError
 from workbench.serve import llama_build
 from workbench.serve.child import free_port
 
-__all__ = ["DEFAULT_SLOTS", "REQUEST_HEADERS", "LocalServer", "serve", "start_server"]
+__all__ = ["DEFAULT_POLL", "DEFAULT_SLOTS", "REQUEST_HEADERS", "LocalServer", "ThreadSettings", "serve",
+           "start_server"]
 
 #: Parallel slots per server on this 2-core machine's default; `WORKBENCH_SLOTS` overrides.
 DEFAULT_SLOTS = 8
@@ -48,6 +50,42 @@ DEFAULT_SLOTS = 8
 #: 120 back-to-back streams here); a connection per request avoids the race. Its loopback
 #: connect counts in TTFT like any connect the request opened.
 REQUEST_HEADERS = {"Connection": "close"}
+#: llama.cpp's `--poll` level (0-100): how long its idle threads spin before they sleep. Its
+#: default, 50, spins; when another process wants the same cores, the spinning threads keep
+#: losing their time slices at every barrier of every token, and decoding collapsed ~20x beside a
+#: CPU hog (bench/llama_threads.py, bench/README.md). 0: wait on the OS, so a busy neighbour
+#: slows the server in proportion instead.
+DEFAULT_POLL = 0
+
+
+@dataclass(frozen=True)
+class ThreadSettings:
+    """How many threads an embedded server decodes (`threads`) and prefills (`threads_batch`)
+    with, and how its idle threads wait (`poll`); the manifest records them beside the flags."""
+
+    threads: int
+    threads_batch: int
+    poll: int = DEFAULT_POLL
+
+    def __post_init__(self) -> None:
+        if self.threads < 1 or self.threads_batch < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}/{self.threads_batch}")
+        if not 0 <= self.poll <= 100:
+            raise ValueError(f"poll must be in 0..100, got {self.poll}")
+
+    @classmethod
+    def default(cls, env: Mapping[str, str] | None = None) -> ThreadSettings:
+        """Every core (`WORKBENCH_THREADS` overrides), polling `DEFAULT_POLL` (`WORKBENCH_POLL`)."""
+        env = os.environ if env is None else env
+        threads = int(env.get("WORKBENCH_THREADS") or 0) or (os.cpu_count() or 2)
+        return cls(threads, threads, int(env.get("WORKBENCH_POLL") or DEFAULT_POLL))
+
+    def args(self) -> list[str]:
+        return ["--threads", str(self.threads), "--threads-batch", str(self.threads_batch),
+                "--poll", str(self.poll)]
+
+    def to_dict(self) -> dict[str, int]:
+        return {"threads": self.threads, "threads_batch": self.threads_batch, "poll": self.poll}
 
 
 @dataclass
@@ -62,6 +100,7 @@ class LocalServer:
     started_unix: float
     command: list[str] = field(default_factory=list)
     slots: int = DEFAULT_SLOTS
+    threads: ThreadSettings | None = None
     _log_fh: IO[bytes] | None = None
 
     @property
@@ -87,6 +126,7 @@ class LocalServer:
                                                        "binary_version", "cmake_flags", "native", "key")},
             "server_flags": self.command[1:],
             "slots": self.slots,
+            "threads": self.threads.to_dict() if self.threads else None,
         }
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -139,18 +179,23 @@ def start_server(
     *,
     n_threads: int | None = None,
     slots: int | None = None,
+    threads: ThreadSettings | None = None,
     ready_timeout_s: float = 120.0,
     port: int | None = None,
 ) -> LocalServer:
     """Start one model's server and wait until it answers; raise ServerStartError with the
-    log's tail if it exits or does not answer in time."""
+    log's tail if it exits or does not answer in time. `threads` (default
+    `ThreadSettings.default()`) wins over `n_threads`, which sets both thread counts."""
     model = get_model(name)
     path = assemble_model(name)
     binary = _binary()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     port = port or free_port()
-    threads = n_threads or int(os.environ.get("WORKBENCH_THREADS", "0")) or (os.cpu_count() or 2)
+    if threads is None:
+        threads = ThreadSettings.default()
+        if n_threads:
+            threads = ThreadSettings(n_threads, n_threads, threads.poll)
     n_slots = slots or int(os.environ.get("WORKBENCH_SLOTS", "0")) or DEFAULT_SLOTS
     cmd = [
         str(binary),
@@ -160,8 +205,7 @@ def start_server(
         "--port", str(port),
         "--parallel", str(n_slots),
         "--ctx-size", str(model.n_ctx * n_slots),  # split evenly: n_ctx tokens per slot
-        "--threads", str(threads),
-        "--threads-batch", str(threads),
+        *threads.args(),
         "--cont-batching",
         "--metrics",
         *model.server_args,
@@ -176,7 +220,7 @@ def start_server(
         cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
         preexec_fn=PREEXEC,
     )
-    server = LocalServer(model, proc, port, log_path, 0.0, started_unix, cmd, n_slots, log_fh)
+    server = LocalServer(model, proc, port, log_path, 0.0, started_unix, cmd, n_slots, threads, log_fh)
     url = f"http://127.0.0.1:{port}/health"
     deadline = t0 + ready_timeout_s
     try:
