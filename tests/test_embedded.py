@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,28 @@ def test_server_that_cannot_start_reports_its_log_tail(monkeypatch: pytest.Monke
     monkeypatch.setitem(embedded.LOCAL_MODELS, "gemma-3-270m", bad)
     with pytest.raises(ServerStartError, match="(?s)exited with code .*no_such_flag"):
         llama.start_server("gemma-3-270m", tmp_path, ready_timeout_s=60)
+
+
+def test_thread_settings_default_every_core_without_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    st = llama.ThreadSettings.default({})
+    assert st == llama.ThreadSettings(2, 2, llama.DEFAULT_POLL)
+    assert st.args() == ["--threads", "2", "--threads-batch", "2", "--poll", str(llama.DEFAULT_POLL)]
+    assert llama.ThreadSettings.default({"WORKBENCH_THREADS": "1", "WORKBENCH_POLL": "50"}).to_dict() == {
+        "threads": 1, "threads_batch": 1, "poll": 50}
+    with pytest.raises(ValueError, match="poll"):
+        llama.ThreadSettings(2, 2, 101)
+    with pytest.raises(ValueError, match="threads"):
+        llama.ThreadSettings(0, 2)
+
+
+def test_server_info_records_its_thread_settings(tmp_path: Path) -> None:
+    """What the manifest's `servers` section says about how the server was run."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    st = llama.ThreadSettings(1, 2, 0)
+    server = llama.LocalServer(embedded.LOCAL_MODELS["gemma-3-270m"], proc, 1, tmp_path / "log", 0.5, 0.0,
+                               ["llama-server", *st.args()], 8, st)
+    info = server.info()
+    assert info["threads"] == {"threads": 1, "threads_batch": 2, "poll": 0}
+    assert info["server_flags"] == ["--threads", "1", "--threads-batch", "2", "--poll", "0"]
