@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup run test lab lint typecheck bench clean
+.PHONY: setup run test test-busy lab lint typecheck bench clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,16 @@ run: setup
 test: setup
 	$(PY) -m pytest
 	$(PY) -m pytest --nbval-lax --nbval-current-env notebooks/
+
+## test-busy: `make test` beside a CPU hog (HOGS_PER_CORE busy processes per core, default 1), as on
+## a shared laptop or CI runner; the hog is killed however the tests end
+HOGS_PER_CORE ?= 1
+test-busy: setup
+	@n=$$(( $$(nproc) * $(HOGS_PER_CORE) )); pids=""; \
+	trap 'kill $$pids 2>/dev/null; wait $$pids 2>/dev/null' EXIT INT TERM; \
+	for i in $$(seq $$n); do $(PYTHON) -c 'while True: pass' & pids="$$pids $$!"; done; \
+	echo "test-busy: $$n busy processes beside the tests (pids$$pids)"; \
+	$(MAKE) --no-print-directory test
 
 ## lab: JupyterLab on the notebooks
 lab: setup
