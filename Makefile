@@ -12,12 +12,18 @@ export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
 setup: $(STAMP)
 
+# llama-server's build needs only the standard library, the venv's pip (to fetch its sdist) and
+# cmake, so it runs beside the dependencies' install: compiling beside mostly downloading. If
+# either fails, or on Ctrl-C, the other is stopped and the recipe fails.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,ray]'
+	@PYTHONPATH="$(CURDIR)" $(PY) -m workbench.cli build-server >/dev/null & build=$$!; \
+	trap 'kill $$build 2>/dev/null' INT TERM; \
+	echo "installing the dependencies beside the llama-server build (pid $$build)"; \
+	$(PY) -m pip install --quiet -e '.[dev,ray]' || { kill $$build 2>/dev/null; wait $$build; exit 1; }; \
+	wait $$build
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
-	$(VENV)/bin/workbench build-server >/dev/null
 	touch $(STAMP)
 
 ## run: serve the two embedded models and run every experiment; prints the run folder

@@ -88,3 +88,19 @@ def test_server_info_records_its_thread_settings(tmp_path: Path) -> None:
     info = server.info()
     assert info["threads"] == {"threads": 1, "threads_batch": 2, "poll": 0}
     assert info["server_flags"] == ["--threads", "1", "--threads-batch", "2", "--poll", "0"]
+
+
+def test_the_server_build_imports_only_the_standard_library() -> None:
+    """`make setup` runs `python -m workbench.cli build-server` beside `pip install`, in a venv
+    with none of the dependencies yet: importing it must not pull any of them in (`-S`: no
+    site-packages at all)."""
+    code = ("import sys, workbench.cli, workbench.serve.llama_build\n"
+            "std = sys.stdlib_module_names | {'workbench', '__main__'}\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} - std))")
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, timeout=60,
+                         cwd=Path(embedded.__file__).parent.parent)
+    assert out.stdout.strip() == "[]"
+    import workbench as wb  # and the public names still resolve, each from its home
+
+    assert set(wb.__all__) <= set(dir(wb)) | set(wb._HOMES)
+    assert wb.open_session.__module__ == "workbench.session" and wb.plots.__name__ == "workbench.analysis.plots"
