@@ -4,7 +4,8 @@
 
 For each repeat, for each setting (interleaved, so a neighbour's burst hits every setting alike):
 start the embedded model's llama-server with that setting, send `--requests` non-streamed
-completions of exactly `--tokens` tokens (`ignore_eos`) one after another, quiet; then again with
+completions of exactly `--tokens` tokens (`ignore_eos`) one after another (none started after
+`--phase-s` seconds: a collapsed setting may take a minute a request), quiet; then again with
 one busy process per core (`--hogs-per-core`) beside it; the hog is killed after every phase. The
 figure is the server's own `timings.predicted_per_second` (decode) per request; the summary per
 setting and phase is the median with its min-max over every request, and n. The machine's other
@@ -55,10 +56,14 @@ def hog(per_core: int) -> Iterator[None]:
             p.wait()
 
 
-def measure(base: str, n: int, tokens: int) -> list[float]:
-    out = []
-    with httpx.Client(timeout=300, trust_env=False) as client:
-        for _ in range(n):
+def measure(base: str, n: int, tokens: int, phase_s: float = 0.0) -> list[float]:
+    """Decode tokens/s of each of `n` requests, or of as many as start within `phase_s` (at least one)."""
+    out: list[float] = []
+    t0 = time.monotonic()
+    with httpx.Client(timeout=600, trust_env=False) as client:
+        for i in range(n):
+            if i and phase_s and time.monotonic() - t0 > phase_s:
+                break
             r = client.post(f"{base}/completion", json={"prompt": PROMPT, "n_predict": tokens, "ignore_eos": True,
                                                         "cache_prompt": False, "temperature": 0})
             r.raise_for_status()
@@ -73,7 +78,8 @@ def main() -> int:
                     help="comma-separated threads/threads_batch/poll")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--requests", type=int, default=2)
-    ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--tokens", type=int, default=16)
+    ap.add_argument("--phase-s", type=float, default=20.0, help="no new request after this many seconds of a phase")
     ap.add_argument("--hogs-per-core", type=int, default=1)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -89,7 +95,7 @@ def main() -> int:
                         ctx = hog(args.hogs_per_core) if phase == "loaded" else contextlib.nullcontext()
                         with ctx:
                             meter = CpuMeter(own_pids=[os.getpid(), server.process.pid])
-                            tps = measure(server.root_url, args.requests, args.tokens)
+                            tps = measure(server.root_url, args.requests, args.tokens, args.phase_s)
                             use = meter.stop()
                         rows.append({"repeat": rep, "setting": st.to_dict(), "phase": phase, "tokens_per_s": tps,
                                      "foreign_cores": use.foreign_cores})

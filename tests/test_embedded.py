@@ -65,11 +65,15 @@ def test_server_that_cannot_start_reports_its_log_tail(monkeypatch: pytest.Monke
         llama.start_server("gemma-3-270m", tmp_path, ready_timeout_s=60)
 
 
-def test_thread_settings_default_every_core_without_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_thread_settings_default_every_core_but_one_without_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     st = llama.ThreadSettings.default({})
-    assert st == llama.ThreadSettings(2, 2, llama.DEFAULT_POLL)
-    assert st.args() == ["--threads", "2", "--threads-batch", "2", "--poll", str(llama.DEFAULT_POLL)]
+    assert st == llama.ThreadSettings(1, 1, 0) and llama.DEFAULT_POLL == 0
+    assert st.args() == ["--threads", "1", "--threads-batch", "1", "--poll", "0"]
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert llama.ThreadSettings.default({}).threads == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert llama.ThreadSettings.default({}).threads == 7
     assert llama.ThreadSettings.default({"WORKBENCH_THREADS": "1", "WORKBENCH_POLL": "50"}).to_dict() == {
         "threads": 1, "threads_batch": 1, "poll": 50}
     with pytest.raises(ValueError, match="poll"):

@@ -14,8 +14,8 @@ stopped on exit, on Ctrl-C, on failure — and, on Linux, when the parent proces
 variables are removed from its environment (each would silently set a flag).
 
 Slots: `WORKBENCH_SLOTS` (default 8) parallel slots of `LocalModel.n_ctx` tokens each; threads
-and polling: `ThreadSettings` (`WORKBENCH_THREADS`, default every core; `WORKBENCH_POLL`, default
-`DEFAULT_POLL`).
+and polling: `ThreadSettings` (`WORKBENCH_THREADS`, default every core but one; `WORKBENCH_POLL`,
+default `DEFAULT_POLL`, no spinning).
 """
 
 from __future__ import annotations
@@ -51,17 +51,24 @@ DEFAULT_SLOTS = 8
 #: connect counts in TTFT like any connect the request opened.
 REQUEST_HEADERS = {"Connection": "close"}
 #: llama.cpp's `--poll` level (0-100): how long its idle threads spin before they sleep. Its
-#: default, 50, spins; when another process wants the same cores, the spinning threads keep
-#: losing their time slices at every barrier of every token, and decoding collapsed ~20x beside a
-#: CPU hog (bench/llama_threads.py, bench/README.md). 0: wait on the OS, so a busy neighbour
-#: slows the server in proportion instead.
+#: default, 50, spins, taking time slices a neighbour (or our own load generator) needed; 0 waits
+#: on the OS. See `ThreadSettings` for what was measured.
 DEFAULT_POLL = 0
 
 
 @dataclass(frozen=True)
 class ThreadSettings:
     """How many threads an embedded server decodes (`threads`) and prefills (`threads_batch`)
-    with, and how its idle threads wait (`poll`); the manifest records them beside the flags."""
+    with, and how its idle threads wait (`poll`); the manifest records them beside the flags.
+
+    Default: every core but one (at least one), no polling. llama.cpp's threads meet at a barrier
+    after every operation of every token, so when one of them loses its core to another process
+    all of them wait: with a thread per core on 2 cores, decoding collapsed beside other work,
+    where one thread slowed only in proportion (bench/llama_threads.py, 2026-12-07, a machine
+    already running ~1.7 cores of other work: -t 2 0.6 tok/s, beside a 2-process CPU hog 0.2;
+    -t 1 8.6 and 2.6; --poll 0 alone did not help -t 2). The core left over is the load
+    generator's: the client's timestamps need it as much as the server does.
+    """
 
     threads: int
     threads_batch: int
@@ -75,9 +82,9 @@ class ThreadSettings:
 
     @classmethod
     def default(cls, env: Mapping[str, str] | None = None) -> ThreadSettings:
-        """Every core (`WORKBENCH_THREADS` overrides), polling `DEFAULT_POLL` (`WORKBENCH_POLL`)."""
+        """Every core but one (`WORKBENCH_THREADS` overrides), polling `DEFAULT_POLL` (`WORKBENCH_POLL`)."""
         env = os.environ if env is None else env
-        threads = int(env.get("WORKBENCH_THREADS") or 0) or (os.cpu_count() or 2)
+        threads = int(env.get("WORKBENCH_THREADS") or 0) or max(1, (os.cpu_count() or 2) - 1)
         return cls(threads, threads, int(env.get("WORKBENCH_POLL") or DEFAULT_POLL))
 
     def args(self) -> list[str]:
