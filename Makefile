@@ -18,7 +18,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	@PYTHONPATH="$(CURDIR)" $(PY) -m workbench.cli build-server >/dev/null & build=$$!; \
+	@PYTHONPATH="$(CURDIR)" $(PY) -m workbench.serve.llama_build >/dev/null & build=$$!; \
 	trap 'kill $$build 2>/dev/null' INT TERM; \
 	echo "installing the dependencies beside the llama-server build (pid $$build)"; \
 	$(PY) -m pip install --quiet -e '.[dev,ray]' || { kill $$build 2>/dev/null; wait $$build; exit 1; }; \

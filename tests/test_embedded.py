@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -94,16 +96,31 @@ def test_server_info_records_its_thread_settings(tmp_path: Path) -> None:
     assert info["server_flags"] == ["--threads", "1", "--threads-batch", "2", "--poll", "0"]
 
 
-def test_the_server_build_imports_only_the_standard_library() -> None:
-    """`make setup` runs `python -m workbench.cli build-server` beside `pip install`, in a venv
-    with none of the dependencies yet: importing it must not pull any of them in (`-S`: no
-    site-packages at all)."""
-    code = ("import sys, workbench.cli, workbench.serve.llama_build\n"
-            "std = sys.stdlib_module_names | {'workbench', '__main__'}\n"
-            "print(sorted({m.split('.')[0] for m in sys.modules} - std))")
-    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, timeout=60,
-                         cwd=Path(embedded.__file__).parent.parent)
-    assert out.stdout.strip() == "[]"
+def test_the_setup_build_command_runs_on_the_standard_library_alone(tmp_path: Path) -> None:
+    """`make setup` runs `python -m workbench.serve.llama_build` beside `pip install`, in a venv
+    with none of the dependencies yet. The same command, with no site-packages at all (`-S`) and
+    a cached binary (so nothing is built), prints the binary and imports nothing else."""
+    from workbench.serve import llama_build
+
+    key = llama_build.cache_key()
+    entry = tmp_path / "llama-server" / key
+    entry.mkdir(parents=True)
+    binary = entry / llama_build.BINARY_NAME
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    (entry / "build.json").write_text(json.dumps({"key": key, "binary_size": binary.stat().st_size}))
+    check = ("import sys, workbench.serve.llama_build\n"
+             "mine = {'workbench', '__main__'}\n"
+             "print(sorted({m.split('.')[0] for m in sys.modules} - sys.stdlib_module_names - mine))")
+    root = Path(embedded.__file__).parent.parent
+    env = {"PATH": os.environ.get("PATH", ""), "WORKBENCH_CACHE": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-S", "-m", "workbench.serve.llama_build"], capture_output=True, text=True,
+                         timeout=60, cwd=root, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(binary)
+    imported = subprocess.run([sys.executable, "-S", "-c", check], capture_output=True, text=True, timeout=60,
+                              cwd=root, env=env, check=True)
+    assert imported.stdout.strip() == "[]"
     import workbench as wb  # and the public names still resolve, each from its home
 
     assert set(wb.__all__) <= set(dir(wb)) | set(wb._HOMES)

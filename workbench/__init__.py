@@ -2,8 +2,8 @@
 
 The public API is re-exported here; notebooks import `workbench as wb`. Each name is imported on
 first use (PEP 562 `__getattr__`), so importing a part of the package costs only that part: `make
-setup` builds llama-server (`python -m workbench.cli build-server`) beside `pip install`, before
-any dependency is installed.
+setup` builds llama-server (`python -m workbench.serve.llama_build`) beside `pip install`,
+before any dependency is installed.
 """
 
 from __future__ import annotations
