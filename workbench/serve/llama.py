@@ -65,9 +65,10 @@ class ThreadSettings:
     after every operation of every token, so when one of them loses its core to another process
     all of them wait: with a thread per core on 2 cores, decoding collapsed beside other work,
     where one thread slowed only in proportion (bench/llama_threads.py, 2026-12-07, a machine
-    already running ~1.7 cores of other work: -t 2 0.6 tok/s, beside a 2-process CPU hog 0.2;
-    -t 1 8.6 and 2.6; --poll 0 alone did not help -t 2). The core left over is the load
-    generator's: the client's timestamps need it as much as the server does.
+    already running ~1.7 cores of other work, median decode tokens/s: -t 2 0.4, beside a
+    2-process CPU hog 0.2; -t 1 6.5 and 2.6; `--poll 0` alone did not save -t 2: 0.7 and 0.2).
+    The core left over is the load generator's: the client's timestamps need it as much as the
+    server does. On an idle machine one thread is slower than two (not measured there yet).
     """
 
     threads: int
