@@ -93,6 +93,7 @@ def test_server_info_records_its_thread_settings(tmp_path: Path) -> None:
                                ["llama-server", *st.args()], 8, st)
     info = server.info()
     assert info["threads"] == {"threads": 1, "threads_batch": 2, "poll": 0}
+    assert info["threads_measured"] == llama.THREADS_MEASURED
     assert info["server_flags"] == ["--threads", "1", "--threads-batch", "2", "--poll", "0"]
 
 

@@ -54,6 +54,10 @@ REQUEST_HEADERS = {"Connection": "close"}
 #: default, 50, spins, taking time slices a neighbour (or our own load generator) needed; 0 waits
 #: on the OS. See `ThreadSettings` for what was measured.
 DEFAULT_POLL = 0
+#: Why the default is what it is, in the manifest beside the settings a server ran with.
+THREADS_MEASURED = ("default every core but one, --poll 0: on 2 cores beside ~1.7 cores of other work, Qwen 0.5B "
+                    "decoded 0.4 tok/s at -t 2 (0.2 beside a CPU hog) and 6.5 at -t 1 (2.6 beside it); "
+                    "bench/llama_threads.py, 2026-12-07")
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,7 @@ class LocalServer:
             "server_flags": self.command[1:],
             "slots": self.slots,
             "threads": self.threads.to_dict() if self.threads else None,
+            "threads_measured": THREADS_MEASURED,
         }
 
     def stop(self, timeout: float = 10.0) -> None:
