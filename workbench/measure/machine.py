@@ -7,7 +7,9 @@ machine's busy CPU time (`/proc/stat`: user, nice, system, irq, softirq, steal) 
 time of our own process tree (`/proc/<pid>/stat`: utime, stime, and cutime/cstime for children
 that ended and were reaped meanwhile) — this process, its descendants (the embedded servers, the
 shard processes, a notebook kernel's children) and any `own_pids` given (servers started by
-another process and reused, found by the port they listen on: `listening_pid`).
+another process and reused, found by the port they listen on: `listening_pid`). Not ours by this
+rule, so counted as other work: Ray workers of a local cluster (they are the raylet's children),
+and whatever else the user runs beside — which is the point.
 
 Why not the load average: `os.getloadavg()` counts our own servers and load generator too, so
 a sweep at concurrency 8 reads as "busy" on a quiet machine; it is a decaying average (1 minute)
