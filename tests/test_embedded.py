@@ -78,6 +78,7 @@ def test_thread_settings_default_every_core_but_one_without_spinning(monkeypatch
     assert llama.ThreadSettings.default({}).threads == 7
     assert llama.ThreadSettings.default({"WORKBENCH_THREADS": "1", "WORKBENCH_POLL": "50"}).to_dict() == {
         "threads": 1, "threads_batch": 1, "poll": 50}
+    assert llama.ThreadSettings.default({"WORKBENCH_POLL": "0"}).poll == 0
     with pytest.raises(ValueError, match="poll"):
         llama.ThreadSettings(2, 2, 101)
     with pytest.raises(ValueError, match="threads"):

@@ -90,7 +90,8 @@ class ThreadSettings:
         """Every core but one (`WORKBENCH_THREADS` overrides), polling `DEFAULT_POLL` (`WORKBENCH_POLL`)."""
         env = os.environ if env is None else env
         threads = int(env.get("WORKBENCH_THREADS") or 0) or max(1, (os.cpu_count() or 2) - 1)
-        return cls(threads, threads, int(env.get("WORKBENCH_POLL") or DEFAULT_POLL))
+        poll = env.get("WORKBENCH_POLL", "").strip()
+        return cls(threads, threads, int(poll) if poll else DEFAULT_POLL)  # "0" is a setting, not unset
 
     def args(self) -> list[str]:
         return ["--threads", str(self.threads), "--threads-batch", str(self.threads_batch),
