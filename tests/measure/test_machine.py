@@ -55,11 +55,10 @@ def test_machine_ticks_leave_out_idle_and_iowait(tmp_path: Path) -> None:
 def _meter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own0: int, own1: int, busy0: int, busy1: int,
            wall_s: float) -> CpuUse:
     clock = iter([50.0, 50.0 + wall_s])
-    monkeypatch.setattr(machine.time, "monotonic", lambda: next(clock))
     monkeypatch.setattr(machine, "_ticks_per_s", lambda: 100)
     me = os.getpid()
     _write_proc(tmp_path, busy0, {me: ("python", 1, own0)})
-    meter = CpuMeter(proc=tmp_path)
+    meter = CpuMeter(proc=tmp_path, clock=lambda: next(clock))
     _write_proc(tmp_path, busy1, {me: ("python", 1, own1)})
     return meter.stop()
 

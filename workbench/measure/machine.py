@@ -29,7 +29,7 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +158,7 @@ class CpuMeter:
 
     own_pids: Iterable[int] = ()
     proc: Path = _PROC
+    clock: Callable[[], float] = time.monotonic
     _roots: list[int] = field(init=False)
     _t0: float = field(init=False)
     _machine0: int | None = field(init=False)
@@ -167,14 +168,14 @@ class CpuMeter:
     def __post_init__(self) -> None:
         self._roots = list(dict.fromkeys([os.getpid(), *self.own_pids]))
         self._load0 = _loadavg()
-        self._t0 = time.monotonic()
+        self._t0 = self.clock()
         self._machine0 = machine_busy_ticks(self.proc)
         self._own0 = tree_ticks(self._roots, self.proc) if self._machine0 is not None else 0
 
     def stop(self) -> CpuUse:
         machine1 = machine_busy_ticks(self.proc)
         own1 = tree_ticks(self._roots, self.proc) if machine1 is not None else 0
-        wall = time.monotonic() - self._t0
+        wall = self.clock() - self._t0
         n = os.cpu_count() or 1
         if self._machine0 is None or machine1 is None or wall <= 0:
             return CpuUse(wall, None, None, n, self._load0, _loadavg())
