@@ -8,16 +8,22 @@ STAMP := $(VENV)/.installed
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup run test lab lint typecheck bench clean
+.PHONY: setup run test test-busy lab lint typecheck bench clean
 
 setup: $(STAMP)
 
+# llama-server's build needs only the standard library, the venv's pip (to fetch its sdist) and
+# cmake, so it runs beside the dependencies' install: compiling beside mostly downloading. If
+# either fails, or on Ctrl-C, the other is stopped and the recipe fails.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,ray]'
+	@PYTHONPATH="$(CURDIR)" $(PY) -m workbench.serve.llama_build >/dev/null & build=$$!; \
+	trap 'kill $$build 2>/dev/null' INT TERM; \
+	echo "installing the dependencies beside the llama-server build (pid $$build)"; \
+	$(PY) -m pip install --quiet -e '.[dev,ray]' || { kill $$build 2>/dev/null; wait $$build; exit 1; }; \
+	wait $$build
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
-	$(VENV)/bin/workbench build-server >/dev/null
 	touch $(STAMP)
 
 ## run: serve the two embedded models and run every experiment; prints the run folder
@@ -28,6 +34,16 @@ run: setup
 test: setup
 	$(PY) -m pytest
 	$(PY) -m pytest --nbval-lax --nbval-current-env notebooks/
+
+## test-busy: `make test` beside a CPU hog (HOGS_PER_CORE busy processes per core, default 1), as on
+## a shared laptop or CI runner; the hog is killed however the tests end
+HOGS_PER_CORE ?= 1
+test-busy: setup
+	@n=$$(( $$(nproc) * $(HOGS_PER_CORE) )); pids=""; \
+	trap 'kill $$pids 2>/dev/null; wait $$pids 2>/dev/null' EXIT INT TERM; \
+	for i in $$(seq $$n); do $(PYTHON) -c 'while True: pass' & pids="$$pids $$!"; done; \
+	echo "test-busy: $$n busy processes beside the tests (pids$$pids)"; \
+	$(MAKE) --no-print-directory test
 
 ## lab: JupyterLab on the notebooks
 lab: setup

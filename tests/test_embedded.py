@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +65,65 @@ def test_server_that_cannot_start_reports_its_log_tail(monkeypatch: pytest.Monke
     monkeypatch.setitem(embedded.LOCAL_MODELS, "gemma-3-270m", bad)
     with pytest.raises(ServerStartError, match="(?s)exited with code .*no_such_flag"):
         llama.start_server("gemma-3-270m", tmp_path, ready_timeout_s=60)
+
+
+def test_thread_settings_default_every_core_but_one_without_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    st = llama.ThreadSettings.default({})
+    assert st == llama.ThreadSettings(1, 1, 0) and llama.DEFAULT_POLL == 0
+    assert st.args() == ["--threads", "1", "--threads-batch", "1", "--poll", "0"]
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert llama.ThreadSettings.default({}).threads == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert llama.ThreadSettings.default({}).threads == 7
+    assert llama.ThreadSettings.default({"WORKBENCH_THREADS": "1", "WORKBENCH_POLL": "50"}).to_dict() == {
+        "threads": 1, "threads_batch": 1, "poll": 50}
+    assert llama.ThreadSettings.default({"WORKBENCH_POLL": "0"}).poll == 0
+    with pytest.raises(ValueError, match="poll"):
+        llama.ThreadSettings(2, 2, 101)
+    with pytest.raises(ValueError, match="threads"):
+        llama.ThreadSettings(0, 2)
+
+
+def test_server_info_records_its_thread_settings(tmp_path: Path) -> None:
+    """What the manifest's `servers` section says about how the server was run."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    st = llama.ThreadSettings(1, 2, 0)
+    server = llama.LocalServer(embedded.LOCAL_MODELS["gemma-3-270m"], proc, 1, tmp_path / "log", 0.5, 0.0,
+                               ["llama-server", *st.args()], 8, st)
+    info = server.info()
+    assert info["threads"] == {"threads": 1, "threads_batch": 2, "poll": 0}
+    assert info["threads_measured"] == llama.THREADS_MEASURED
+    assert info["server_flags"] == ["--threads", "1", "--threads-batch", "2", "--poll", "0"]
+
+
+def test_the_setup_build_command_runs_on_the_standard_library_alone(tmp_path: Path) -> None:
+    """`make setup` runs `python -m workbench.serve.llama_build` beside `pip install`, in a venv
+    with none of the dependencies yet. The same command, with no site-packages at all (`-S`) and
+    a cached binary (so nothing is built), prints the binary and imports nothing else."""
+    from workbench.serve import llama_build
+
+    key = llama_build.cache_key()
+    entry = tmp_path / "llama-server" / key
+    entry.mkdir(parents=True)
+    binary = entry / llama_build.BINARY_NAME
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    (entry / "build.json").write_text(json.dumps({"key": key, "binary_size": binary.stat().st_size}))
+    check = ("import sys, workbench.serve.llama_build\n"
+             "mine = {'workbench', '__main__'}\n"
+             "print(sorted({m.split('.')[0] for m in sys.modules} - sys.stdlib_module_names - mine))")
+    root = Path(embedded.__file__).parent.parent
+    env = {"PATH": os.environ.get("PATH", ""), "WORKBENCH_CACHE": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-S", "-m", "workbench.serve.llama_build"], capture_output=True, text=True,
+                         timeout=60, cwd=root, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(binary)
+    imported = subprocess.run([sys.executable, "-S", "-c", check], capture_output=True, text=True, timeout=60,
+                              cwd=root, env=env, check=True)
+    assert imported.stdout.strip() == "[]"
+    import workbench as wb  # and the public names still resolve, each from its home
+
+    assert set(wb.__all__) <= set(dir(wb)) | set(wb._HOMES)
+    assert wb.open_session.__module__ == "workbench.session" and wb.plots.__name__ == "workbench.analysis.plots"

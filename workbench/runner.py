@@ -2,7 +2,10 @@
 
 Each notebook receives `out_dir` (the run folder) plus the user's `--param` overrides that its
 `parameters` cell declares. A failing cell stops the run with the cell, the error and the path
-of the executed notebook (which papermill saves with the traceback in it).
+of the executed notebook (which papermill saves with the traceback in it). Each experiment's
+manifest entry also says whether other processes kept the machine busy while it ran (`machine`,
+`workbench.measure.machine`: their CPU use beside this process tree's — the kernel and the
+embedded servers it started).
 
 The report: the summary notebook executed on a run folder writes `report.html` itself
 (`workbench.experiments.summary.Summary.show`), so a plain papermill run of it leaves one too; it
@@ -31,6 +34,7 @@ from workbench.config import load_contenders
 from workbench.errors import WorkbenchError
 from workbench.experiments import Experiment, get_experiment, workspace_inputs
 from workbench.experiments.summary import export_html
+from workbench.measure.machine import CpuMeter, busy_warning
 from workbench.progress import Progress
 from workbench.report_check import check_report
 from workbench.results import RunDir, read_manifest, update_manifest
@@ -199,6 +203,7 @@ def run_experiments(
         log(f"[{i}/{len(experiments)}] {exp.name}: {exp.summary}")
         t0 = time.perf_counter()
         started_unix = time.time()
+        meter = CpuMeter()  # this process's tree: the kernel and the servers it starts are ours
         planned = exp.planned(effective, _n_contenders(effective)) if exp.planned else None
         try:
             with Progress(exp.name, run.jsonl(exp.name), planned, tty=sys.stderr.isatty(), log=log), \
@@ -217,9 +222,12 @@ def run_experiments(
             detail = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
             update_manifest(run.path, runner={"failed": {"experiment": exp.name, "detail": detail}})
             raise ExperimentFailed(exp.name, output, detail) from None
+        use = meter.stop()
         update_manifest(run.path, experiments={exp.name: {
-            "completed_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}})
+            "completed_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": use.to_dict()}})
         log(f"      done in {time.perf_counter() - t0:.0f} s → {output}")
+        if (busy := busy_warning(exp.name, use)) is not None:
+            log(f"      {busy}")
         if exp.html_report:
             html = run.path / "report.html"
             if not html.exists() or html.stat().st_mtime < started_unix:  # a notebook that does not write it

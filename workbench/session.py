@@ -20,12 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from workbench import keys
 from workbench.config import Contender, Skipped, load_contenders
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.measure.budget import Budget, budget_for
 from workbench.measure.load.pool import RAY_MISSING, InlineRunner, ShardPool, check_load_options, load_runner
+from workbench.measure.machine import listening_pid
 from workbench.measure.preflight import Preflight, run_preflight
 from workbench.measure.target import Target, check_url
 from workbench.results import (
@@ -62,6 +64,12 @@ class Session:
     @property
     def run_id(self) -> str:
         return self.run.path.name
+
+    def own_pids(self) -> list[int]:
+        """Processes besides this one's tree whose CPU is the session's own, for
+        `measure.machine.CpuMeter`: the reused embedded servers (found by their listening port)."""
+        ports = (urlsplit(u).port for u in self.reused_servers.values())
+        return [pid for port in ports if port and (pid := listening_pid(port)) is not None]
 
     def base_url(self, contender: Contender) -> str:
         url = self.base_urls[contender.name]

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from workbench.experiments import get_experiment
+from workbench.results import read_manifest
 from workbench.runner import run_experiments
 
 
@@ -46,6 +47,11 @@ def test_concurrency_notebook(local_endpoints: dict[str, str], tmp_path: Path) -
     assert {"client_in_flight_mean", "server_requests_processing_mean", "server_requests_deferred_mean"} <= set(flight)
     assert (run.path / "concurrency_confirm.csv").exists()  # the per-replica rate, checked open-loop
     assert {r["phase"] for r in rows} >= {"warmup", "sweep", "rehearsal"}
+    # whether other processes kept the machine busy: per level, per experiment in the manifest, in words
+    loadgen = json.loads((run.path / "concurrency_loadgen.json").read_text())
+    assert all(r["machine"]["busy"] in (True, False) and r["machine"]["foreign_cpu_cores"] >= 0 for r in loadgen)
+    assert read_manifest(run.path)["experiments"]["concurrency"]["machine"]["busy"] in (True, False)
+    assert "the machine was" in text  # "quiet in every level" or "busy" per level
 
 
 def _outputs(nb: nbformat.NotebookNode) -> list[tuple[str, ...]]:

@@ -20,7 +20,7 @@ import contextlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -31,10 +31,11 @@ from workbench.analysis import capacity, plots, projection
 from workbench.analysis.cost import DEFAULT_HEADROOM
 from workbench.analysis.stats import USLFit
 from workbench.measure.load import LoadResult
+from workbench.measure.machine import BUSY_FOREIGN_CORES, CpuMeter, busy_warning
 from workbench.session import Session
 from workbench.types import Prompt
 
-__all__ = ["SweepReport", "analyse", "client_warnings", "confirm", "run_sweep"]
+__all__ = ["SweepReport", "analyse", "busy_warnings", "client_warnings", "confirm", "run_sweep"]
 
 
 #: What the server's own /metrics says while a level runs (llama-server gauges).
@@ -84,6 +85,7 @@ async def _sweep(
                                          request_prefix=f"{c.name}:warmup:", extra={"phase": "warmup", "level": 1})
                 for level in sorted(set(levels)):
                     stop = asyncio.Event()
+                    meter = CpuMeter(own_pids=session.own_pids())
                     watcher = (asyncio.create_task(_watch_server(metrics_url, c.name, level, samples, stop))
                                if metrics_url else None)
                     try:
@@ -99,7 +101,8 @@ async def _sweep(
                         if watcher is not None:
                             await watcher
                     loadgen.append({"contender": c.name, "level": level, **res.summary(),
-                                    "client_notes": res.client.notes, "notes": res.notes})
+                                    "client_notes": res.client.notes, "notes": res.notes,
+                                    "machine": meter.stop().to_dict()})
                     if res.budget_stopped:
                         print(f"stopped: {c.name} at concurrency {level}: {'; '.join(res.notes)}")
                         break
@@ -145,6 +148,13 @@ def client_warnings(loadgen: Sequence[dict[str, Any]]) -> list[str]:
             for row in loadgen if row.get("client_limited")]
 
 
+def busy_warnings(loadgen: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per level during which other processes kept the machine busy
+    (`workbench.measure.machine`: their CPU use, not our servers' or load generator's)."""
+    return [w for row in loadgen
+            if (w := busy_warning(f"{row['contender']} @ concurrency {row['level']}", row.get("machine")))]
+
+
 @dataclass
 class SweepReport:
     """What the concurrency notebook shows, computed once; the tables are also saved as files."""
@@ -158,6 +168,17 @@ class SweepReport:
     client_warnings: list[str]
     in_flight: Any = None  # capacity.in_flight: client vs server, per level
     figure: Any = None
+    busy_warnings: list[str] = field(default_factory=list)  # levels run beside a busy neighbour
+    machine_measured: bool = True  # False: other processes' CPU could not be read (no /proc)
+
+    def machine_lines(self) -> list[str]:
+        """Whether other processes kept the machine busy during any level, in words."""
+        if self.busy_warnings:
+            return self.busy_warnings
+        if not self.machine_measured:
+            return ["Other processes' CPU use was not measured here (no /proc): "
+                    "whether the machine was quiet is unknown."]
+        return [f"OK: the machine was quiet in every level (other processes < {BUSY_FOREIGN_CORES:g} core on average)."]
 
     def knee_lines(self) -> list[str]:
         """Per contender, in words: the knee with its range and why the next level failed, the
@@ -210,15 +231,18 @@ def analyse(session: Session, loadgen: Sequence[dict[str, Any]], *, slo_e2e_s: f
             lines.append(p.headline())
             lines += [f"    - {a}" for a in p.assumptions]
     table = pd.DataFrame(loadgen)
+    machine = [row.get("machine") or {} for row in loadgen]
+    table["other_cpu_cores"] = [m.get("foreign_cpu_cores") for m in machine]
     cols = [c for c in ("contender", "level", "sent", "ok", "wall_s", "deadline_hit", "loop_lag_p99_s",
-                        "client_cpu_share", "client_limited") if c in table]
+                        "client_cpu_share", "client_limited", "other_cpu_cores") if c in table]
     server_csv = session.run.path / f"{session.experiment}_server.csv"
     samples = pd.read_csv(server_csv) if server_csv.exists() else pd.DataFrame()
     flight = capacity.in_flight(df, samples)
     flight.to_csv(session.run.path / f"{session.experiment}_in_flight.csv", index=False)
     plots.in_flight_bars(flight, path=session.run.path / f"{session.experiment}_in_flight.png")
     return SweepReport(levels, capacity.format_levels(levels), knee, fits, lines, table[cols] if cols else table,
-                       client_warnings(loadgen), flight, fig)
+                       client_warnings(loadgen), flight, fig, busy_warnings(loadgen),
+                       machine_measured=all(m.get("busy") is not None for m in machine))
 
 
 async def _confirm(session: Session, prompts: Sequence[Prompt], rates: dict[str, float], n_requests: int,

@@ -98,8 +98,8 @@ def resolve_datasets(spec: str | Sequence[str] = "") -> list[Path]:
     if not names or names == ["all"]:
         found = sorted(datasets_dir.glob("*.jsonl"))
         if not found:
-            raise ConfigError(str(datasets_dir), None, "no QA datasets (*.jsonl) here: give a prototyping scenario "
-                                                       "a qa task (task: {type: qa, data: FILE}) or --param datasets=FILE")
+            raise ConfigError(str(datasets_dir), None, "no QA datasets (*.jsonl) here: give a prototyping "
+                              "scenario a qa task (task: {type: qa, data: FILE}) or --param datasets=FILE")
         return found
     out: list[Path] = []
     for name in names:

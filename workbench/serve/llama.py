@@ -13,8 +13,9 @@ stopped on exit, on Ctrl-C, on failure — and, on Linux, when the parent proces
 (PR_SET_PDEATHSIG), so a killed notebook kernel leaves no server behind. `LLAMA_ARG_*`
 variables are removed from its environment (each would silently set a flag).
 
-Slots: `WORKBENCH_SLOTS` (default 8) parallel slots of `LocalModel.n_ctx` tokens each; threads:
-`WORKBENCH_THREADS` (default: every core).
+Slots: `WORKBENCH_SLOTS` (default 8) parallel slots of `LocalModel.n_ctx` tokens each; threads
+and polling: `ThreadSettings` (`WORKBENCH_THREADS`, default every core but one; `WORKBENCH_POLL`,
+default `DEFAULT_POLL`, no spinning).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -39,7 +40,8 @@ from workbench.errors import ServerStartError
 from workbench.serve import llama_build
 from workbench.serve.child import free_port
 
-__all__ = ["DEFAULT_SLOTS", "REQUEST_HEADERS", "LocalServer", "serve", "start_server"]
+__all__ = ["DEFAULT_POLL", "DEFAULT_SLOTS", "REQUEST_HEADERS", "LocalServer", "ThreadSettings", "serve",
+           "start_server"]
 
 #: Parallel slots per server on this 2-core machine's default; `WORKBENCH_SLOTS` overrides.
 DEFAULT_SLOTS = 8
@@ -48,6 +50,55 @@ DEFAULT_SLOTS = 8
 #: 120 back-to-back streams here); a connection per request avoids the race. Its loopback
 #: connect counts in TTFT like any connect the request opened.
 REQUEST_HEADERS = {"Connection": "close"}
+#: llama.cpp's `--poll` level (0-100): how long its idle threads spin before they sleep. Its
+#: default, 50, spins, taking time slices a neighbour (or our own load generator) needed; 0 waits
+#: on the OS. See `ThreadSettings` for what was measured.
+DEFAULT_POLL = 0
+#: Why the default is what it is, in the manifest beside the settings a server ran with.
+THREADS_MEASURED = ("default every core but one, --poll 0: on 2 cores beside ~1.7 cores of other work, Qwen 0.5B "
+                    "decoded 0.4 tok/s at -t 2 (0.2 beside a CPU hog) and 6.5 at -t 1 (2.6 beside it); "
+                    "bench/llama_threads.py, 2026-12-07")
+
+
+@dataclass(frozen=True)
+class ThreadSettings:
+    """How many threads an embedded server decodes (`threads`) and prefills (`threads_batch`)
+    with, and how its idle threads wait (`poll`); the manifest records them beside the flags.
+
+    Default: every core but one (at least one), no polling. llama.cpp's threads meet at a barrier
+    after every operation of every token, so when one of them loses its core to another process
+    all of them wait: with a thread per core on 2 cores, decoding collapsed beside other work,
+    where one thread slowed only in proportion (bench/llama_threads.py, 2026-12-07, a machine
+    already running ~1.7 cores of other work, median decode tokens/s: -t 2 0.4, beside a
+    2-process CPU hog 0.2; -t 1 6.5 and 2.6; `--poll 0` alone did not save -t 2: 0.7 and 0.2).
+    The core left over is the load generator's: the client's timestamps need it as much as the
+    server does. On an idle machine one thread is slower than two (not measured there yet).
+    """
+
+    threads: int
+    threads_batch: int
+    poll: int = DEFAULT_POLL
+
+    def __post_init__(self) -> None:
+        if self.threads < 1 or self.threads_batch < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}/{self.threads_batch}")
+        if not 0 <= self.poll <= 100:
+            raise ValueError(f"poll must be in 0..100, got {self.poll}")
+
+    @classmethod
+    def default(cls, env: Mapping[str, str] | None = None) -> ThreadSettings:
+        """Every core but one (`WORKBENCH_THREADS` overrides), polling `DEFAULT_POLL` (`WORKBENCH_POLL`)."""
+        env = os.environ if env is None else env
+        threads = int(env.get("WORKBENCH_THREADS") or 0) or max(1, (os.cpu_count() or 2) - 1)
+        poll = env.get("WORKBENCH_POLL", "").strip()
+        return cls(threads, threads, int(poll) if poll else DEFAULT_POLL)  # "0" is a setting, not unset
+
+    def args(self) -> list[str]:
+        return ["--threads", str(self.threads), "--threads-batch", str(self.threads_batch),
+                "--poll", str(self.poll)]
+
+    def to_dict(self) -> dict[str, int]:
+        return {"threads": self.threads, "threads_batch": self.threads_batch, "poll": self.poll}
 
 
 @dataclass
@@ -62,6 +113,7 @@ class LocalServer:
     started_unix: float
     command: list[str] = field(default_factory=list)
     slots: int = DEFAULT_SLOTS
+    threads: ThreadSettings | None = None
     _log_fh: IO[bytes] | None = None
 
     @property
@@ -87,6 +139,8 @@ class LocalServer:
                                                        "binary_version", "cmake_flags", "native", "key")},
             "server_flags": self.command[1:],
             "slots": self.slots,
+            "threads": self.threads.to_dict() if self.threads else None,
+            "threads_measured": THREADS_MEASURED,
         }
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -139,18 +193,23 @@ def start_server(
     *,
     n_threads: int | None = None,
     slots: int | None = None,
+    threads: ThreadSettings | None = None,
     ready_timeout_s: float = 120.0,
     port: int | None = None,
 ) -> LocalServer:
     """Start one model's server and wait until it answers; raise ServerStartError with the
-    log's tail if it exits or does not answer in time."""
+    log's tail if it exits or does not answer in time. `threads` (default
+    `ThreadSettings.default()`) wins over `n_threads`, which sets both thread counts."""
     model = get_model(name)
     path = assemble_model(name)
     binary = _binary()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     port = port or free_port()
-    threads = n_threads or int(os.environ.get("WORKBENCH_THREADS", "0")) or (os.cpu_count() or 2)
+    if threads is None:
+        threads = ThreadSettings.default()
+        if n_threads:
+            threads = ThreadSettings(n_threads, n_threads, threads.poll)
     n_slots = slots or int(os.environ.get("WORKBENCH_SLOTS", "0")) or DEFAULT_SLOTS
     cmd = [
         str(binary),
@@ -160,8 +219,7 @@ def start_server(
         "--port", str(port),
         "--parallel", str(n_slots),
         "--ctx-size", str(model.n_ctx * n_slots),  # split evenly: n_ctx tokens per slot
-        "--threads", str(threads),
-        "--threads-batch", str(threads),
+        *threads.args(),
         "--cont-batching",
         "--metrics",
         *model.server_args,
@@ -176,7 +234,7 @@ def start_server(
         cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
         preexec_fn=PREEXEC,
     )
-    server = LocalServer(model, proc, port, log_path, 0.0, started_unix, cmd, n_slots, log_fh)
+    server = LocalServer(model, proc, port, log_path, 0.0, started_unix, cmd, n_slots, threads, log_fh)
     url = f"http://127.0.0.1:{port}/health"
     deadline = t0 + ready_timeout_s
     try:

@@ -25,8 +25,10 @@ A build happens in a temporary directory under <root> and the finished `<key>` d
 renamed into place, so a killed build never leaves a partial binary behind. A lock file
 serialises concurrent builds of the same key. A cache hit does no subprocess call.
 
-CLI: `workbench build-server` prints the binary's path (building it first if needed; `make
-setup` runs it); `--info` prints `build.json` if cached (exit 1 otherwise).
+CLI: `workbench build-server` prints the binary's path (building it first if needed); `--info`
+prints `build.json` if cached (exit 1 otherwise). `python -m workbench.serve.llama_build` does the
+former with the standard library alone: `make setup` runs it beside `pip install`, before any
+dependency is installed.
 """
 
 from __future__ import annotations
@@ -496,3 +498,11 @@ def _binary_version(binary: Path) -> str:
         raise LlamaBuildError(f"built {binary} but `--version` exited {out.returncode}:\n{out.stderr}")
     text = (out.stdout + out.stderr).strip()
     return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+if __name__ == "__main__":
+    try:
+        print(build_server(log=sys.stderr))
+    except LlamaBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
