@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
@@ -131,6 +131,11 @@ class Contender(_Strict):
     )
     price: PriceDeclaration | None = Field(
         None, description="price fields declared by hand (workbench.pricing.PriceDeclaration), over the library's")
+    hosting: Literal["embedded", "self-hosted", "hosted"] | None = Field(
+        None, description="who runs the model, which says how it is costed: embedded (the workbench serves it, "
+                          "`local`) and self-hosted (your own server: machine-hours, price.machine_hour_usd) at the "
+                          "measured throughput; hosted (a provider) per token. Default: embedded with `local`, "
+                          "else hosted")
     notes: str | None = Field(None, description="free text shown in reports")
 
     @field_serializer("price")
@@ -186,6 +191,10 @@ class Contender(_Strict):
             raise ValueError(f"base_url {self.base_url!r} must start with http:// or https://")
         from workbench.providers import get_provider
 
+        if self.hosting == "embedded" and self.local is None:
+            raise ValueError("hosting embedded needs `local` (an embedded model); your own server is self-hosted")
+        if self.local is not None and self.hosting not in (None, "embedded"):
+            raise ValueError(f"an embedded model (`local`) is hosting embedded, not {self.hosting}")
         self._check_reasoning()
         provider = get_provider(self.api)
         if provider.needs_prompt_template:
@@ -236,7 +245,24 @@ class Contender(_Strict):
 
     @property
     def is_local(self) -> bool:
+        """Served by the workbench itself (an embedded model): its server, its wire rules."""
         return self.local is not None
+
+    @property
+    def hosted_by(self) -> str:
+        """`embedded`, `self-hosted` or `hosted` (the field, else from `local`)."""
+        return self.hosting or ("embedded" if self.local is not None else "hosted")
+
+    @property
+    def machine_priced(self) -> bool:
+        """Costed by machine-hours at its measured throughput (embedded or self-hosted), not per token."""
+        return self.hosted_by != "hosted"
+
+    def machine_hour_usd(self, default: float) -> float:
+        """USD per machine-hour: the contender's own `price.machine_hour_usd`, else `default` (the
+        run's `machine_hour_usd` parameter)."""
+        declared = self.price.machine_hour_usd if self.price is not None else None
+        return float(declared) if declared is not None else default
 
     def api_key(self) -> str | None:
         """The key from the environment, or None. Never stored on the object."""

@@ -241,13 +241,13 @@ def _library_kwargs(contender: Contender) -> dict[str, str] | None:
 def price_for(contender: Contender, *, source: str = "contenders file", library: bool = True) -> Price | None:
     """The contender's price: YAML `price:` fields over the library's, or None if neither has one.
 
-    Embedded (local) contenders are never looked up in the library: a list price for a
+    Embedded and self-hosted contenders are never looked up in the library: a list price for a
     same-named hosted model is not what self-hosting costs. Give them `machine_hour_usd`.
     """
     where = f"contenders[{contender.name}].price"
     override = contender.price.declared() if contender.price is not None else {}
     base: Price | None = None
-    if library and not contender.is_local:
+    if library and not contender.machine_priced:
         kwargs = _library_kwargs(contender)
         if kwargs is not None:
             base = library_price(

@@ -65,11 +65,14 @@ defaults:
 
 contenders:
 {embedded}
-  # Your own OpenAI-compatible server (vLLM, TGI, llama.cpp, Ollama):
+  # Your own OpenAI-compatible server (vLLM, TGI, llama.cpp, Ollama), costed by its machine-hours
+  # at the throughput the run measures:
   # - name: my-model
   #   api: openai-chat
   #   base_url: http://127.0.0.1:8000/v1
   #   model: my-model
+  #   hosting: self-hosted
+  #   price: {machine_hour_usd: 2.50}
   #
   # A hosted model (the key is read from the environment variable, never from this file):
   # - name: claude-haiku

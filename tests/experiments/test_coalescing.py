@@ -234,7 +234,7 @@ def test_projections_follow_measured_numbers() -> None:
     assert any("NOT met" in a for a in r.loc["naive", "assumptions"])
     p = proj[proj["scenario"] == "prototyping"].set_index("role")
     assert p.loc["best", "monthly_cost_usd"] == pytest.approx(50_000 * 5e-6)
-    assert "llama.cpp server" in levers.format_projections(proj)
+    assert "one model server" in levers.format_projections(proj)
 
 
 def test_registered_after_latency_with_run_params() -> None:

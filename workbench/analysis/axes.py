@@ -217,7 +217,7 @@ def goodput_metrics(ev: Evidence, draws: Draws, label: str, slo_s: float,
 
 
 def _hosted_price(contender: Contender | None) -> Price | None:
-    if contender is None or contender.is_local:
+    if contender is None or contender.machine_priced:
         return None
     p = price_for(contender)
     return p if p is not None and p.per_token else None
@@ -235,14 +235,15 @@ def realtime_cost(m: dict[str, Metric], contender: Contender | None, *, target_q
                   machine_hour_usd: float) -> dict[str, Metric]:
     if contender is None:
         return {}
-    if contender.is_local:
+    if contender.machine_priced:
+        machine_hour_usd = contender.machine_hour_usd(machine_hour_usd)
         good = m.get("goodput_rps")
         if good is None or math.isnan(good.value):
             why = good.source if good is not None else "no load sweep of this contender"
             return {"cost_per_1k_requests_usd": Metric(math.nan, source=f"self-hosted: needs goodput, {why}")}
         rows = realtime_cost_per_1k(target_qps, 0.0, good.at(), machine_hour_usd, headroom)
-        src = (f"self-hosted: ${machine_hour_usd:g}/machine-hour, replicas = ceil({target_qps:g} / (goodput × "
-               f"{1 - headroom:g}))")
+        src = (f"{contender.hosted_by}: ${machine_hour_usd:g}/machine-hour, replicas = ceil({target_qps:g} / "
+               f"(goodput × {1 - headroom:g}))")
         return {"cost_per_1k_requests_usd": from_rows(rows, src, good.n)}
     price = _hosted_price(contender)
     per_req = _token_cost_rows(price, m) if price is not None else None
@@ -266,8 +267,9 @@ def _annotation_price(ev: Evidence, label: str, contender: Contender | None, mac
     requests measured (`levers.contender_prices`: prefill and decode rates)."""
     if contender is None:
         return None
-    if not contender.is_local:
+    if not contender.machine_priced:
         return _hosted_price(contender)
+    machine_hour_usd = contender.machine_hour_usd(machine_hour_usd)
     from workbench.analysis.levers import local_price, measured_throughput
 
     frames = [g for g in ev.doc_requests.get(label, {}).values()]
@@ -372,8 +374,9 @@ def annotation_metrics(ev: Evidence, draws: Draws, label: str, contender: Conten
     out = {"annotation_accuracy": accuracy(chosen),
            "strategy": Metric(math.nan, source=chosen)}
     if price is not None:
-        how = "list price" if contender is not None and not contender.is_local else (
-            f"self-hosted: ${machine_hour_usd:g}/machine-hour at this run's measured throughput")
+        how = "list price" if contender is None or not contender.machine_priced else (
+            f"{contender.hosted_by}: ${contender.machine_hour_usd(machine_hour_usd):g}/machine-hour at this run's "
+            "measured throughput")
         out["cost_per_document_usd"] = from_rows(s["cost"], f"{src}: {s['rpd']:.3g} requests/document × mean "
                                                  f"request cost ({how})", s["n_requests"])
     out["batch_wall_time_h"] = _wall_metric(s, f"{src}: {s['wall_source']}")
@@ -399,7 +402,8 @@ def monthly_cost(ev: Evidence, draws: Draws, m: dict[str, Metric], label: str, c
     (ceil(busy hours / HOURS_PER_MONTH) machines × HOURS_PER_MONTH h, at least one)."""
     if contender is None:
         return {}
-    if contender.is_local:
+    if contender.machine_priced:
+        machine_hour_usd = contender.machine_hour_usd(machine_hour_usd)
         tout = m.get("output_tokens_per_request")
         tps = m.get("max_output_tps")
         if tps is None:

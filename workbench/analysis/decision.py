@@ -328,6 +328,8 @@ def decide(ev: Evidence, name: str, sc: Scenario, contenders: Mapping[str, Conte
             mm = metrics[lab].get(sc.axis_metric[axis])
             row[f"{axis}_metric"] = mm.value if mm is not None else math.nan
             row[f"{axis}_utility"] = utilities[axis][i, 0]
+        cost = metrics[lab].get(sc.axis_metric["cost"])
+        row["cost_source"] = cost.source if cost is not None else "not measured"  # list price or machine-hours
         row.update(sc.matrix_fields(metrics[lab]))
         lost = metrics[lab].get("units_lost_to_errors")
         row["units_lost_to_errors"] = lost.value if lost is not None else math.nan

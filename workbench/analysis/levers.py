@@ -151,7 +151,8 @@ def local_price(t: Mapping[str, float] | None, machine_hour_usd: float) -> prici
 def contender_prices(
     contenders: Sequence[Contender], records: pd.DataFrame, machine_hour_usd: float
 ) -> dict[str, pricing.Price]:
-    """Per-token price of each contender: local ones from `machine_hour_usd` and the throughput
+    """Per-token price of each contender: machine-priced ones (embedded, self-hosted) from their
+    `price.machine_hour_usd` (else the `machine_hour_usd` parameter) and the throughput
     measured in THIS run (`price_from_throughput` with prefill and decode rates; output-only
     end-to-end rate when no TTFT was measured), hosted ones from `pricing.price_for`. Contenders
     without a price are left out (their cost shows as NaN, never as a guess)."""
@@ -159,8 +160,8 @@ def contender_prices(
     prices: dict[str, pricing.Price] = {}
     for c in contenders:
         t = tps.get(c.name)
-        if c.is_local:
-            local = local_price(t, machine_hour_usd)
+        if c.machine_priced:  # embedded or self-hosted: machine time at this run's throughput
+            local = local_price(t, c.machine_hour_usd(machine_hour_usd))
             if local is not None:
                 prices[c.name] = local
             continue
@@ -429,21 +430,23 @@ def project_scenarios(
     scenarios: ScenarioSet,
     *,
     local: Mapping[str, bool],
-    machine_hour_usd: float,
+    machine_hour_usd: float | Mapping[str, float],
 ) -> pd.DataFrame:
     """Every scenario × contender × {naive, best strategy}, from this run's measured numbers.
+    `local`: contender → machine-priced (embedded or self-hosted); `machine_hour_usd`: one price,
+    or each contender's (`Contender.machine_hour_usd`).
 
     One row each with the headline time and cost and the list of assumptions it rests on.
     A "request" of a realtime or prototyping scenario is one document of this workload (the
     annotation documents stand in for the scenario's own prompts)."""
     rows: list[dict[str, Any]] = []
-    local_note = (
-        f"a replica / in-flight slot = one llama.cpp server on this machine at ${machine_hour_usd:g}/hour; "
-        "the per-token price is that machine time at the throughput measured in this run"
-    )
     for name in summary["contender"].unique():
         price = prices.get(str(name))
         is_local = bool(local.get(str(name), False))
+        hourly = (machine_hour_usd if isinstance(machine_hour_usd, (int, float))
+                  else float(machine_hour_usd.get(str(name), math.nan)))
+        local_note = (f"a replica / in-flight slot = one model server at ${hourly:g}/hour; the per-token price is "
+                      "that machine time at the throughput measured in this run")
         for sname in scenarios:
             scn = scenarios[sname]
             best = best_strategy(summary, str(name), asynchronous=scn.kind == "batch")
@@ -459,7 +462,7 @@ def project_scenarios(
                     part: dict[str, Any] = {"time": "n/a", "cost": "no price",
                                             "assumptions": ["no price: not projected"]}
                 else:
-                    part = scn.lever_projection(r, price, is_local, machine_hour_usd, strategy)
+                    part = scn.lever_projection(r, price, is_local, hourly, strategy)
                 row.update(part)
                 row["assumptions"] = notes + part["assumptions"]
                 rows.append(row)

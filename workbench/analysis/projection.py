@@ -76,12 +76,13 @@ def project_fleet(
         mean_in = float(ok["input_tokens"].fillna(0).mean())
         mean_out = float(ok["output_tokens"].fillna(0).mean())
         mean_e2e = float(ok["e2e_s"].mean())
-        if c.is_local:
-            tok_price = price_from_throughput(machine_hour_usd, float(best["output_tok_s"]))
-            note = (f"self-hosted: ${machine_hour_usd:g}/machine-hour per replica (parameter); per-token "
+        if c.machine_priced:
+            hourly = c.machine_hour_usd(machine_hour_usd)
+            tok_price = price_from_throughput(hourly, float(best["output_tok_s"]))
+            note = (f"{c.hosted_by}: ${hourly:g}/machine-hour per replica; per-token "
                     f"equivalent at the measured {best['output_tok_s']:.1f} output tok/s: "
                     f"${tok_price.output:.2f}/1M output tokens")
-            proj = project_realtime(target_qps, 0.0, rps, machine_hour_usd, headroom=headroom, mean_e2e_s=mean_e2e)
+            proj = project_realtime(target_qps, 0.0, rps, hourly, headroom=headroom, mean_e2e_s=mean_e2e)
         else:
             price = price_for(c)
             if price is None or not price.per_token:

@@ -38,18 +38,28 @@ from workbench.types import Prompt
 __all__ = ["SweepReport", "analyse", "busy_warnings", "client_warnings", "confirm", "run_sweep"]
 
 
-#: What the server's own /metrics says while a level runs (llama-server gauges).
-SERVER_GAUGES = ("llamacpp:requests_processing", "llamacpp:requests_deferred")
+#: What the server's own /metrics says while a level runs: requests running and waiting, as
+#: llama-server and vLLM name them (→ the llama.cpp names the tables use).
+SERVER_GAUGES = {"llamacpp:requests_processing": "requests_processing",
+                 "llamacpp:requests_deferred": "requests_deferred",
+                 "vllm:num_requests_running": "requests_processing",
+                 "vllm:num_requests_waiting": "requests_deferred"}
 
 
 def _gauges(text: str) -> dict[str, float]:
-    """The unlabelled gauges of a Prometheus text page that `SERVER_GAUGES` names (llama-server
-    writes them as `name value` lines; three lines of parsing, not a client library)."""
-    out = {}
+    """The gauges of a Prometheus text page that `SERVER_GAUGES` names (llama-server writes them as
+    `name value` lines, vLLM with labels `name{model_name="…"} value`; a few lines of parsing, not a
+    client library). Labelled series of one name are summed (one per model served)."""
+    out: dict[str, float] = {}
     for line in text.splitlines():
-        name, _, value = line.partition(" ")
+        if line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        name = head.split("{", 1)[0]
         if name in SERVER_GAUGES:
-            out[name.split(":", 1)[1]] = float(value)
+            with contextlib.suppress(ValueError):
+                key = SERVER_GAUGES[name]
+                out[key] = out.get(key, 0.0) + float(value)
     return out
 
 
@@ -78,7 +88,9 @@ async def _sweep(
         async with session.load_runner() as runner:
             for c in session.contenders:
                 target = session.target(c, stream=stream, keep_itl=False)
-                metrics_url = target.base_url.removesuffix("/v1") + "/metrics" if c.is_local else None
+                # llama.cpp and vLLM servers (embedded or self-hosted) say how busy they are; a server
+                # without /metrics is simply not sampled
+                metrics_url = target.base_url.removesuffix("/v1") + "/metrics" if c.machine_priced else None
                 # One warm-up request per shard: every shard has its connection before level 1.
                 await runner.closed_loop(target, prompts, concurrency=runner.shards, n_requests=runner.shards,
                                          max_duration_s=max_duration_per_level_s, on_record=writer.write,

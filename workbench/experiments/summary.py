@@ -484,7 +484,7 @@ def build_summary(
     draws = Draws(ev, n_boot, seed)
     results = [decide(ev, name, sc, contenders, machine_hour_usd=machine_hour_usd, draws=draws)
                for name, sc in scenarios.items()]
-    hosted = {name for name, c in contenders.items() if not c.is_local}
+    hosted = {name for name, c in contenders.items() if not c.machine_priced}
     declared = {name: text for name, c in contenders.items() if (text := declared_prices(c)) is not None}
     return Summary(ev, results, decision_matrix(results), pairwise_tests(ev, seed=seed), list(ev.missing), n_boot,
                    hosted, declared)
