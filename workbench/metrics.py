@@ -19,6 +19,9 @@ All timestamps are `time.perf_counter_ns()` readings taken by `workbench.measure
 - Throughput: completed requests/s and (visible) output tokens/s over the measured window
   (first send → last completion).
 - Goodput: requests/s over the same window that succeeded and met every SLO given.
+- SLO (`SLO`): a latency objective — the p-th percentile of TTFT or E2E at most a bound, e.g.
+  "E2E p95 ≤ 100 ms" (routing) or "TTFT p95 ≤ 300 ms" (a chat that streams). A request meets it
+  when its own TTFT or E2E is within the bound; a level meets it when that percentile is.
 """
 
 from __future__ import annotations
@@ -26,10 +29,50 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-__all__ = ["NS", "e2e_s", "goodput", "itl_s", "throughput", "tpot_s", "ttft_s", "visible_tokens"]
+__all__ = ["NS", "SLO", "e2e_s", "goodput", "itl_s", "throughput", "tpot_s", "ttft_s", "visible_tokens"]
 
 NS = 1e-9
+
+#: The percentiles an SLO may name (those the latency tables carry).
+SLO_PERCENTILES = (50, 90, 95, 99)
+
+
+@dataclass(frozen=True)
+class SLO:
+    """A latency objective: the `percentile`-th percentile of `metric` (`ttft` or `e2e`) ≤ `max_s`."""
+
+    max_s: float
+    metric: str = "e2e"
+    percentile: int = 95
+
+    def __post_init__(self) -> None:
+        if self.metric not in ("ttft", "e2e"):
+            raise ValueError(f"SLO metric {self.metric!r}: valid: ttft, e2e")
+        if self.percentile not in SLO_PERCENTILES:
+            raise ValueError(f"SLO percentile {self.percentile!r}: valid: {', '.join(map(str, SLO_PERCENTILES))}")
+        if not self.max_s > 0:
+            raise ValueError("SLO max_s must be > 0")
+
+    @classmethod
+    def of(cls, slo: SLO | float) -> SLO:
+        """An SLO, or a number of seconds as the classic p95 E2E bound."""
+        return slo if isinstance(slo, SLO) else cls(float(slo))
+
+    @property
+    def field(self) -> str:
+        """The record field a request is judged on (`ttft_s`, `e2e_s`)."""
+        return f"{self.metric}_s"
+
+    @property
+    def name(self) -> str:
+        """The metric the constraint reads (`e2e_p95`, `ttft_p90`, ...)."""
+        return f"{self.metric}_p{self.percentile}"
+
+    @property
+    def text(self) -> str:
+        return f"{self.metric.upper()} p{self.percentile} ≤ {self.max_s * 1000:g} ms"
 
 
 def ttft_s(t0_ns: int, first_content_ns: int | None) -> float | None:

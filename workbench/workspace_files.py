@@ -72,7 +72,7 @@ contenders:
   #   base_url: http://127.0.0.1:8000/v1
   #   model: my-model
   #   hosting: self-hosted
-  #   price: {machine_hour_usd: 2.50}
+  #   price: {{machine_hour_usd: 2.50}}
   #
   # A hosted model (the key is read from the environment variable, never from this file):
   # - name: claude-haiku
@@ -92,7 +92,7 @@ scenarios:
     description: Real-time intent routing in front of a support assistant; every message waits for it.
     task: {{type: classify, data: data/messages.csv, labels: [{labels}]}}
     target_qps: 10000
-    slo_p95_e2e_s: 0.100
+    slo: {{metric: e2e, percentile: 95, max_s: 0.100}}   # or e.g. {{metric: ttft, percentile: 95, max_s: 0.300}}
     accuracy_floor: 0.70
     cost_ref_usd: 0.05
     weights: {{latency: 0.35, cost: 0.25, accuracy: 0.30, integration: 0.10}}

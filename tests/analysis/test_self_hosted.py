@@ -69,3 +69,29 @@ def test_running_and_waiting_requests_are_read_from_llama_cpp_and_vllm_metrics()
             'vllm:num_requests_waiting{model_name="m"} 2.0\n')
     assert _gauges(llama) == {"requests_processing": 3.0, "requests_deferred": 1.0}
     assert _gauges(vllm) == {"requests_processing": 5.0, "requests_deferred": 2.0}
+
+
+def test_a_ttft_slo_is_the_constraint_the_goodput_and_the_latency_axis(tmp_path: Path) -> None:
+    """A chat-like scenario's objective, "TTFT p95 ≤ 300 ms": its E2E may be long."""
+    from workbench.analysis.scenarios import RealtimeScenario
+    from workbench.metrics import SLO
+
+    chat = RealtimeScenario.model_validate({
+        "name": "chat", "description": "a streaming chat", "prompt_set": "routing", "target_qps": 10,
+        "slo": {"metric": "ttft", "percentile": 95, "max_s": 0.3}, "accuracy_floor": 0.0, "cost_ref_usd": 1.0,
+        "weights": {"latency": 1, "cost": 1}})
+    assert chat.objective == SLO(0.3, "ttft", 95) and chat.axis_metric["latency"] == "ttft_p95"
+    assert any(c.metric == "ttft_p95" and c.max == 0.3 for c in chat.hard_constraints)
+    assert chat.latency_ref_s == 0.3
+    run = write_run(tmp_path, {"mine": {"e2e": 0.5, "halluc": 0.1}})  # TTFT ~ a fraction of a slow E2E
+    # levels of E2E 0.4 / 0.5 / 1.2 s: TTFT (half of it) within 300 ms up to the second level only
+    write_concurrency(run, "mine", {1: 0.4, 2: 0.5, 4: 1.2}, prompt_set="routing")
+    ev = gather_evidence(run)
+    res = decide(ev, "chat", chat, {"mine": _own("mine")}, machine_hour_usd=0.1, n_boot=100)
+    good = res.metrics["mine"]["goodput_rps"]
+    assert "concurrency 2 (meets the SLO TTFT p95 ≤ 300 ms)" in good.source
+    # an E2E SLO of the same bound: no level meets it
+    e2e = RealtimeScenario.model_validate({**chat.model_dump(by_alias=True), "slo": None, "slo_p95_e2e_s": 0.3,
+                                           "hard_constraints": []})
+    res_e2e = decide(ev, "chat", e2e, {"mine": _own("mine")}, machine_hour_usd=0.1, n_boot=100)
+    assert "no level meets the SLO E2E p95 ≤ 300 ms" in res_e2e.metrics["mine"]["goodput_rps"].source

@@ -100,9 +100,8 @@ def latency_metrics(ev: Evidence, draws: Draws, label: str) -> dict[str, Metric]
     idx, u = draws.prompts, draws.uniform(f"prompts:{label}")
     e2e, ttft = t["e2e_s"].to_numpy(), t["ttft_s"].to_numpy()
     out = {
-        "e2e_p50": quantile_metric(e2e, idx, 50, _LAT, u), "e2e_p95": quantile_metric(e2e, idx, 95, _LAT, u),
-        "e2e_p99": quantile_metric(e2e, idx, 99, _LAT, u), "ttft_p50": quantile_metric(ttft, idx, 50, _LAT, u),
-        "ttft_p95": quantile_metric(ttft, idx, 95, _LAT, u),
+        **{f"{name}_p{q}": quantile_metric(values, idx, q, _LAT, u)
+           for name, values in (("e2e", e2e), ("ttft", ttft)) for q in timing.SLO_PERCENTILES},
         "mean_e2e_s": from_rows(mean_rows(np.where(np.isfinite(e2e), e2e, np.nan), idx), _LAT + " (answered)",
                                 int(np.isfinite(e2e).sum())),
         "input_tokens_per_request": from_rows(mean_rows(t["input_tokens"].to_numpy(), idx), _LAT),
@@ -157,28 +156,31 @@ def qa_metrics(ev: Evidence, draws: Draws, label: str) -> dict[str, Metric]:
     }
 
 
-def _level_rows(g: pd.DataFrame, draws: Draws, key: str, slo_s: float) -> tuple[Any, Any, Any]:
-    """(throughput, goodput, p95) rows of one level of one contender."""
+def _level_rows(g: pd.DataFrame, draws: Draws, key: str, slo: timing.SLO) -> tuple[Any, Any, Any]:
+    """(throughput, goodput, the SLO's percentile) rows of one level of one contender."""
     from workbench.analysis.capacity import request_ends
 
     outcome = outcomes(g).to_numpy()
     ok = outcome == "ok"
-    e2e = pd.to_numeric(g["e2e_s"], errors="coerce").to_numpy(dtype=float)
+    latency = (pd.to_numeric(g[slo.field], errors="coerce").to_numpy(dtype=float) if slo.field in g
+               else np.full(len(g), np.nan))
     window = timing.window_s(g["sent_s"], request_ends(g))
     thr = draws.rate(key, int(ok.sum()), window)
     idx = draws.own(key, len(g))
-    good = (ok & (e2e <= slo_s)).astype(float)
+    good = (ok & (latency <= slo.max_s)).astype(float)
     with np.errstate(all="ignore"):
         share = resampled(good, idx).sum(axis=1) / np.maximum(resampled(ok.astype(float), idx).sum(axis=1), 1.0)
-    # a failed request never answered (+∞), so a level whose p95 lands on failures misses the SLO
-    p95 = percentile_rows(np.where(ok, e2e, np.where(outcome == "failed", math.inf, np.nan)), idx, 95)
-    return thr, thr * share, p95
+    # a failed request never answered (+∞), so a level whose percentile lands on failures misses the SLO
+    pct = percentile_rows(np.where(ok, latency, np.where(outcome == "failed", math.inf, np.nan)), idx,
+                          slo.percentile)
+    return thr, thr * share, pct
 
 
-def goodput_metrics(ev: Evidence, draws: Draws, label: str, slo_s: float,
+def goodput_metrics(ev: Evidence, draws: Draws, label: str, slo: timing.SLO | float,
                     prompt_set: str | None = None) -> dict[str, Metric]:
     """Goodput from the levels swept on `prompt_set` (None: any): a sweep on other prompts says
-    nothing about this workload's rate within its SLO."""
+    nothing about this workload's rate within its SLO (`slo`: an SLO, or seconds of p95 E2E)."""
+    slo = timing.SLO.of(slo)
     levels = ev.levels.get(label)
     if levels and prompt_set is not None:
         swept = sorted({str(x) for g in levels.values() if "prompt_set" in g for x in g["prompt_set"].dropna()})
@@ -194,7 +196,7 @@ def goodput_metrics(ev: Evidence, draws: Draws, label: str, slo_s: float,
     tps = np.zeros(draws.rows)
     per_level: dict[int, tuple[Any, Any]] = {}
     for level, g in sorted(levels.items()):
-        thr, good, p95 = _level_rows(g, draws, f"{label}:c{level}", slo_s)
+        thr, good, p95 = _level_rows(g, draws, f"{label}:c{level}", slo)
         per_level[level] = (good, p95)
         best_thr = np.maximum(best_thr, np.nan_to_num(thr))
         out_tokens = float(pd.to_numeric(g.loc[g["status"] == "ok", "output_tokens"], errors="coerce").mean())
@@ -204,13 +206,13 @@ def goodput_metrics(ev: Evidence, draws: Draws, label: str, slo_s: float,
     # meeting the SLO in that replicate — so near the SLO the replicates move smoothly instead of
     # jumping to 0 (and the cost to ∞) whenever a replicate's p95 crosses it; the SLO acts through
     # its own constraint and through the share of requests within it.
-    meeting = [lv for lv, (good, p95) in per_level.items() if np.nan_to_num(p95[0], nan=math.inf) <= slo_s]
+    meeting = [lv for lv, (good, p95) in per_level.items() if np.nan_to_num(p95[0], nan=math.inf) <= slo.max_s]
     level = max(meeting or list(per_level), key=lambda lv: float(np.nan_to_num(per_level[lv][0][0])))
     best_good = np.nan_to_num(per_level[level][0])
     n = sum(len(g) for g in levels.values())
-    meets = "p95 ≤" if level in meeting else "no level meets p95 ≤"
+    meets = "meets" if level in meeting else "no level meets"
     src = (f"concurrency.jsonl{f' (prompt set {prompt_set})' if prompt_set else ''}, concurrency {level} "
-           f"({meets} SLO {slo_s * 1000:g} ms): throughput × share within the SLO")
+           f"({meets} the SLO {slo.text}): throughput × share within the SLO")
     return {"goodput_rps": from_rows(best_good, src, n),
             "max_throughput_rps": from_rows(best_thr, "concurrency.jsonl, best level", n),
             "max_output_tps": from_rows(tps, "concurrency.jsonl, best level", n)}

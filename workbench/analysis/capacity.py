@@ -20,6 +20,7 @@ from typing import Any
 
 from workbench import metrics
 from workbench.analysis import distribution, stats
+from workbench.analysis.quantiles import quantile_ci
 
 __all__ = ["QS", "format_levels", "in_flight", "knee_and_usl", "level_summary", "poisson_rate_ci", "request_ends"]
 
@@ -53,11 +54,14 @@ def _window(g: Any) -> float:
     return metrics.window_s(g["sent_s"], request_ends(g))
 
 
-def level_summary(df: Any, slo_e2e_s: float) -> Any:
+def level_summary(df: Any, slo: metrics.SLO | float) -> Any:
     """One row per (contender, level) of the sweep: counts, throughput, percentiles, errors, goodput.
 
+    `slo`: the scenario's objective (`metrics.SLO`; a number is seconds of p95 E2E): goodput counts
+    the requests within its bound, `meets_slo` says whether the level's percentile is.
     Columns ending in `_low` / `_high` are the 95% interval of the column they extend.
     """
+    slo = metrics.SLO.of(slo)
     import pandas as pd
 
     sweep = df[df["phase"] == "sweep"]
@@ -67,7 +71,7 @@ def level_summary(df: Any, slo_e2e_s: float) -> Any:
         window = _window(g)
         row: dict[str, Any] = {"contender": contender, "level": int(level), "sent": len(g), "ok": len(ok),
                                "window_s": window}
-        n_good = int((ok["e2e_s"] <= slo_e2e_s).sum())
+        n_good = int((pd.to_numeric(ok[slo.field], errors="coerce") <= slo.max_s).sum()) if slo.field in ok else 0
         # Output throughput counts visible tokens (reasoning is not output a user receives).
         tokens = (ok["visible_output_tokens"].fillna(ok["output_tokens"]) if "visible_output_tokens" in ok
                   else ok["output_tokens"])
@@ -89,7 +93,10 @@ def level_summary(df: Any, slo_e2e_s: float) -> Any:
         row["error_rate"], row["error_rate_low"], row["error_rate_high"] = err.value, err.low, err.high
         classes = g.loc[g["status"] != "ok", "error_class"].value_counts().to_dict()
         row["errors_by_class"] = ", ".join(f"{k}: {v}" for k, v in sorted(classes.items())) or "none"
-        row["meets_slo"] = bool(row["e2e_p95"] <= slo_e2e_s)
+        at = quantile_ci(pd.to_numeric(ok[slo.field], errors="coerce").to_numpy(dtype=float), slo.percentile).value \
+            if slo.field in ok else math.nan
+        row["slo_value"] = at  # the level's value of the SLO's percentile
+        row["meets_slo"] = bool(at <= slo.max_s)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -25,11 +25,14 @@ class MetricDef:
 _PCT = 100.0
 METRICS: dict[str, MetricDef] = {
     "e2e_p50": MetricDef("E2E p50", "ms", 1000, False, "median end-to-end latency of single warm requests"),
+    "e2e_p90": MetricDef("E2E p90", "ms", 1000, False, "90th percentile end-to-end latency of single warm requests"),
     "e2e_p95": MetricDef("E2E p95", "ms", 1000, False,
                          "95th percentile end-to-end latency of single warm requests (a failed one is +∞)"),
     "e2e_p99": MetricDef("E2E p99", "ms", 1000, False, "99th percentile end-to-end latency of single warm requests"),
     "ttft_p50": MetricDef("TTFT p50", "ms", 1000, False, "median time to first token"),
+    "ttft_p90": MetricDef("TTFT p90", "ms", 1000, False, "90th percentile time to first token"),
     "ttft_p95": MetricDef("TTFT p95", "ms", 1000, False, "95th percentile time to first token"),
+    "ttft_p99": MetricDef("TTFT p99", "ms", 1000, False, "99th percentile time to first token"),
     "cold_e2e_s": MetricDef("cold E2E", "ms", 1000, False, "the first request after start or on a new connection"),
     "route_accuracy": MetricDef("routing accuracy", "%", _PCT, True,
                                 "share of routing messages given an accepted intent label"),

@@ -177,7 +177,7 @@ def hallucination_bars(
     return rate_bars(rows, path=path, title="Hallucination, abstention and accuracy (95% Wilson intervals)")
 
 
-def plot_sweep(summary: Any, fits: dict[str, USLFit | None], slo_e2e_s: float, path: Any = None) -> Any:
+def plot_sweep(summary: Any, fits: dict[str, USLFit | None], slo_e2e_s: float | None, path: Any = None) -> Any:
     """Throughput vs concurrency with the USL curve, and p95 E2E vs concurrency with its CI."""
     import matplotlib.pyplot as plt
     import numpy as np
@@ -202,7 +202,8 @@ def plot_sweep(summary: Any, fits: dict[str, USLFit | None], slo_e2e_s: float, p
         perr = [p - g["e2e_p95_low"].to_numpy(dtype=float) * 1000,
                 g["e2e_p95_high"].to_numpy(dtype=float) * 1000 - p]
         ax2.errorbar(x, p, yerr=np.nan_to_num(perr), fmt="o-", color=color, capsize=3, label=str(contender))
-    ax2.axhline(slo_e2e_s * 1000, color="grey", ls=":", label=f"SLO {slo_e2e_s * 1000:g} ms")
+    if slo_e2e_s is not None:  # None: the SLO is not on this panel's metric (p95 E2E)
+        ax2.axhline(slo_e2e_s * 1000, color="grey", ls=":", label=f"SLO {slo_e2e_s * 1000:g} ms")
     for ax, title, ylabel in ((ax1, "Throughput (95% Poisson CI)", "completed requests/s"),
                               (ax2, "p95 E2E (95% order-statistic interval)", "milliseconds")):
         ax.set_xscale("log", base=2)

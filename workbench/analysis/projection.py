@@ -16,6 +16,7 @@ from typing import Any
 
 from workbench.analysis.cost import DEFAULT_HEADROOM, project_realtime
 from workbench.config import Contender
+from workbench.metrics import SLO
 from workbench.pricing import price_for, price_from_throughput, request_cost
 
 __all__ = ["Projection", "project_fleet"]
@@ -44,7 +45,7 @@ class Projection:
 
 
 def project_fleet(
-    summary: Any, df: Any, contenders: Sequence[Contender], *, target_qps: float, slo_e2e_s: float,
+    summary: Any, df: Any, contenders: Sequence[Contender], *, target_qps: float, slo_e2e_s: float | SLO,
     machine_hour_usd: float, respect_slo: bool = True, headroom: float = DEFAULT_HEADROOM,
 ) -> list[Projection]:
     """Replicas and cost/hour to serve `target_qps`, from the best measured level.
@@ -55,6 +56,7 @@ def project_fleet(
     equivalent from `pricing.price_from_throughput` is shown for comparison); hosted ones pay
     their per-token price for the measured mean tokens per request.
     """
+    slo = SLO.of(slo_e2e_s)
     out = []
     for c in contenders:
         g = summary[summary["contender"] == c.name]
@@ -63,10 +65,11 @@ def project_fleet(
         cand = cand[cand[col] > 0]
         if cand.empty:
             lowest = g.sort_values("level").head(1)
-            p95 = float(lowest["e2e_p95"].iloc[0]) if len(lowest) else math.nan
+            col_at = "slo_value" if "slo_value" in lowest else "e2e_p95"
+            at = float(lowest[col_at].iloc[0]) if len(lowest) else math.nan
             out.append(Projection(c.name, False, None, None, assumptions=[
-                f"no measured level has p95 E2E within the SLO {slo_e2e_s * 1000:g} ms (at the lowest "
-                f"level p95 = {p95 * 1000:.0f} ms): adding replicas does not lower latency, so no fleet "
+                f"no measured level meets the SLO {slo.text} (at the lowest level {slo.metric.upper()} "
+                f"p{slo.percentile} = {at * 1000:.0f} ms): adding replicas does not lower latency, so no fleet "
                 "of this contender meets the SLO on this hardware"]))
             continue
         best = cand.sort_values(col, ascending=False).iloc[0]
