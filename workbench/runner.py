@@ -126,6 +126,66 @@ def preflight(params: Mapping[str, Any], log: Callable[[str], None] = print) -> 
     return {p.contender: p.to_dict() for p in results}
 
 
+#: Parameters naming files: a relative path is the shell's (made absolute here, so the notebook
+#: kernel, which runs elsewhere, reads the same file), and it must exist before anything runs.
+_FILE_PARAMS = ("contenders_file", "scenarios_file")
+
+
+def check_parameters(declared: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The user's `--param` values, checked before any notebook starts: each has the type of the
+    notebook default it overrides (an int where the default is an int; a float takes an int; text
+    where it is text), file parameters exist (made absolute), and a prompt set or dataset is read
+    and validated as the experiment will read it. Any mistake is one WorkbenchError naming the
+    parameter, the notebook and what would be right."""
+    out = dict(params)
+    for key, value in params.items():
+        owners = [(name, d[key]) for name, d in declared.items() if key in d]
+        for name, default in owners:
+            out[key] = _typed(key, value, default, name)
+        if key in _FILE_PARAMS and out[key]:
+            p = Path(str(out[key])).expanduser()
+            if not p.is_file():
+                raise WorkbenchError(f"--param {key}={value}: no such file ({p.resolve()})")
+            out[key] = str(p.resolve())
+    _check_inputs(out)
+    return out
+
+
+def _typed(key: str, value: Any, default: Any, notebook: str) -> Any:
+    where = f"--param {key}={value!r}: {notebook}.ipynb's {key} is"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise WorkbenchError(f"{where} true or false (default {default})")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise WorkbenchError(f"{where} a whole number (default {default})")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise WorkbenchError(f"{where} a number (default {default})")
+        return float(value)
+    elif isinstance(default, str) and not isinstance(value, str):
+        return str(value)  # YAML read `1,2` or `3` as text the notebook wants: keep its spelling
+    return value
+
+
+def _check_inputs(params: Mapping[str, Any]) -> None:
+    """A prompt set or QA dataset given by parameter, read now: a typo fails before any server starts."""
+    from workbench.errors import ConfigError
+
+    try:
+        if params.get("prompt_set"):
+            from workbench.prompts import load_prompts
+
+            load_prompts(str(params["prompt_set"]))
+        if params.get("datasets"):
+            from workbench.analysis.grading import load_dataset
+            from workbench.experiments.hallucination import resolve_datasets
+
+            load_dataset(resolve_datasets(str(params["datasets"])))
+    except ConfigError as exc:
+        raise WorkbenchError(f"--param: {exc}") from None
+
+
 @contextlib.contextmanager
 def _env(name: str, value: str) -> Iterator[None]:
     """`name=value` in this process's environment while the block runs (a notebook kernel inherits
@@ -170,6 +230,7 @@ def run_experiments(
             raise WorkbenchError(f"--param {key}: set by the runner; use --out / --resume instead")
         if key not in known:
             raise WorkbenchError(f"unknown parameter {key!r}; valid: {', '.join(sorted(known))}")
+    params = check_parameters(declared, params)
     ws = workspace.current()
     inputs = workspace_inputs(ws)
     run = RunDir.open_or_create(out_dir)

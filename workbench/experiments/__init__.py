@@ -146,7 +146,8 @@ def workspace_inputs(ws: workspace.Workspace | None = None) -> dict[str, dict[st
             continue
         ref = f"{SCENARIO_PREFIX}{name}"
         if isinstance(sc, RealtimeScenario) and "latency" not in out:
-            out["latency"] = out["concurrency"] = {"prompt_set": ref}
+            out["latency"] = {"prompt_set": ref}
+            out["concurrency"] = {"prompt_set": ref, "scenario": name}  # its SLO, rate and headroom too
         elif isinstance(sc, PrototypingScenario) and sc.task.type == "qa" and "hallucination" not in out:
             out["hallucination"] = {"datasets": ref}
     return out
