@@ -93,10 +93,12 @@ def test_open_loop_constant_schedule_and_lag(chat: Contender, fast_server: Child
         assert lag == pytest.approx(r.extra["sent_s"] - r.extra["scheduled_s"])
         # the probe's own time before the request went out counts from the schedule, not in E2E
         assert r.send_delay_s is not None and r.e2e_s is not None and r.ttft_s is not None
-        assert 0 <= r.send_delay_s < 0.05
+        assert lag >= 0 and r.send_delay_s >= 0  # never sent before its time
         assert r.extra["e2e_from_schedule_s"] == pytest.approx(lag + r.send_delay_s + r.e2e_s)
         assert r.extra["ttft_from_schedule_s"] == pytest.approx(lag + r.send_delay_s + r.ttft_s)
-    assert statistics.median(r.extra["schedule_lag_s"] for r in by_i) < 0.05
+    # Open, not closed: each answer takes 50 ms (the server's schedule) and arrivals are 25 ms
+    # apart, so requests sent on schedule overlap — late ones too, which go out at once.
+    assert max(r.extra["in_flight"] for r in by_i) >= 2
 
 
 def test_open_loop_queue_counts_the_wait_as_lag(chat: Contender, fast_server: ChildServer) -> None:
