@@ -154,6 +154,7 @@ asyncio.run(run())
 """
 
 
+@pytest.mark.slow  # a child process killed and resumed: ~7 s each
 @pytest.mark.parametrize("api", APIS)
 def test_a_run_killed_after_submission_resumes_without_resubmitting(api: str, tmp_path: Path) -> None:
     out, journal = tmp_path / "coalescing.jsonl", tmp_path / "coalescing_batches.jsonl"

@@ -161,6 +161,7 @@ def test_backoff_policy_honours_retry_after() -> None:
     assert pol.next_wait_s(rec, random.Random(0)) is None
 
 
+@pytest.mark.slow  # answers of 2 s
 def test_closed_loop_ramp_spreads_the_first_requests(chat: Contender, slow_server: ChildServer) -> None:
     # E2E 2 s > the ramp: each of the 8 workers sends exactly one request, at its own start
     res = asyncio.run(closed_loop(_target(chat, slow_server), PROMPTS, concurrency=8, n_requests=8, max_duration_s=10,
@@ -194,6 +195,7 @@ def test_each_worker_keeps_its_own_connection(chat: Contender, fast_server: Chil
     assert asyncio.run(go()) == (8, 8)
 
 
+@pytest.mark.slow  # ~5 s
 def test_no_garbage_collection_inside_a_run_and_the_collector_comes_back(
         chat: Contender, fast_server: ChildServer, monkeypatch: pytest.MonkeyPatch) -> None:
     import gc

@@ -87,9 +87,9 @@ def test_a_port_in_use_fails_at_start() -> None:
 
 def test_proxy_in_a_thread_limits_and_passes_streams_through() -> None:
     """The proxy on the same base in a thread (the rehearsal runs it in a child: tests/serve/test_ratelimit.py)."""
-    # The first answer takes seconds (TTFT 3 s): once the proxy counts it in flight, the second
+    # The first answer takes a second (TTFT 1 s): once the proxy counts it in flight, the second
     # request certainly meets the limit — an event waited on, not a sleep.
-    with (MockServer(Scenario(ttft_s=3.0, itl_s=0.05)) as upstream,
+    with (MockServer(Scenario(ttft_s=1.0, itl_s=0.05)) as upstream,
           RateLimitProxy(upstream.base_url, max_in_flight=1) as proxy):
 
         async def go() -> tuple[int, int, bytes]:

@@ -20,6 +20,8 @@ from workbench.serve.mock import MockServer, Scenario
 from workbench.serve.ratelimit import RateLimitProxy
 from workbench.types import Prompt
 
+pytestmark = pytest.mark.slow  # proxy and upstreams in child processes: ~20 s on 2 cores
+
 CFG = Scenario.timed(ttft_ms=100, itl_ms=100, n_chunks=4)  # E2E 400 ms
 
 
