@@ -87,22 +87,27 @@ def test_a_port_in_use_fails_at_start() -> None:
 
 def test_proxy_in_a_thread_limits_and_passes_streams_through() -> None:
     """The proxy on the same base in a thread (the rehearsal runs it in a child: tests/serve/test_ratelimit.py)."""
-    # The first answer takes a second (TTFT 1 s): once the proxy counts it in flight, the second
-    # request certainly meets the limit — an event waited on, not a sleep.
-    with (MockServer(Scenario(ttft_s=1.0, itl_s=0.05)) as upstream,
+    # The first answer stalls after its first chunk (the upstream's queued `stall`): that chunk
+    # reaching the client shows the stream passed through unbuffered, and the first request is
+    # then certainly in flight when the second comes — events, no sleep deciding the order.
+    with (MockServer(plan=FaultPlan(stall_s=1.0)) as upstream,
           RateLimitProxy(upstream.base_url, max_in_flight=1) as proxy):
+        upstream.fail(Fault("stall"))
 
-        async def go() -> tuple[int, int, bytes]:
+        async def go() -> tuple[int, bytes, int, bytes]:
+            body = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+            url = proxy.base_url + "/chat/completions"
             async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
-                body = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
-                first = asyncio.create_task(client.post(proxy.base_url + "/chat/completions", json=body))
-                while not upstream.requests:  # forwarded: the proxy holds it in flight until it is answered
-                    await asyncio.sleep(0.005)
-                assert proxy.active == 1 and not first.done()
-                second = await client.post(proxy.base_url + "/chat/completions", json=body)
-                r = await first
-                return r.status_code, second.status_code, r.content
+                async with client.stream("POST", url, json=body) as first:
+                    piece = await anext(first.aiter_raw())
+                    second = await client.post(url, json=body)
+                deadline = time.monotonic() + 30
+                while proxy.active and time.monotonic() < deadline:  # the stall ends, the slot is free
+                    await asyncio.sleep(0.01)
+                whole = await client.post(url, json=body)
+                return first.status_code, piece, second.status_code, whole.content
 
-        ok, limited, data = asyncio.run(go())
-    assert (ok, limited) == (200, 429) and data.endswith(b"data: [DONE]\n\n")
-    assert (proxy.forwarded, proxy.rejected, proxy.active) == (1, 1, 0)
+        ok, piece, limited, data = asyncio.run(go())
+    assert (ok, limited) == (200, 429) and piece.startswith(b"data: ")
+    assert data.endswith(b"data: [DONE]\n\n")
+    assert (proxy.forwarded, proxy.rejected, proxy.active) == (2, 1, 0)
