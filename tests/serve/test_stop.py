@@ -4,7 +4,9 @@ streams open, on a busy machine, whatever signal state its parent left it.
 The acceptance of issue 27: inside the full suite the mock server of the fault mix outlived
 SIGINT by more than 10 s. A child inherits its parent's ignored signals and signal mask, and
 Python leaves an inherited SIG_IGN for SIGINT alone, so a server started by a process that
-ignores Ctrl-C ignored it too; and even a server that did stop spent half a second more in the
+ignores Ctrl-C ignored it too — and a suite launched as a background job of a non-interactive
+shell (`sh -c 'make test &'`) runs with SIGINT ignored from the start (reproduced: the fault mix
+fails so before the fix, passes after); and even a server that did stop spent half a second more in the
 interpreter's teardown (seconds on a busy machine). Here each server runs in its own process as
 the workbench runs it (`python -m workbench.cli <argv>`), 50 connections are held stalled
 mid-stream (the mock's `stall` fault: one chunk, then silence), every core is busy with a CPU

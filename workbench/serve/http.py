@@ -192,8 +192,9 @@ class Server:
         server binds, so a signal sent once `listening on` is read always stops it. They are
         installed whatever this process inherited: a child started from a process that ignores
         SIGINT inherits SIG_IGN (and a blocked signal mask), and Python then leaves SIGINT
-        ignored — such a server outlived its parent's Ctrl-C by the whole `--duration`. A second
-        signal while stopping ends the process at once."""
+        ignored. Every command a non-interactive shell starts in the background (`make test &`,
+        many CI and session wrappers) runs so, and the fault-mix test's mock server then outlived
+        its SIGINT by the whole `--duration`. A second signal while stopping ends the process at once."""
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         if stop_signals:
