@@ -13,7 +13,8 @@ from workbench.runner import check_parameters, notebook_parameters
 
 @pytest.fixture(scope="module")
 def declared() -> dict[str, dict[str, object]]:
-    return {name: notebook_parameters(get_experiment(name).path) for name in ("latency", "concurrency", "hallucination")}
+    names = ("latency", "concurrency", "hallucination")
+    return {name: notebook_parameters(get_experiment(name).path) for name in names}
 
 
 def test_values_of_the_defaults_type_pass_and_numbers_widen(declared: dict[str, dict[str, object]]) -> None:

@@ -24,9 +24,12 @@ LAYERS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (4, ("workbench.serve", "workbench.analysis")),
     (5, ("workbench.session",)),
     (6, ("workbench.experiments",)),
-    (7, ("workbench.runner", "workbench.workspace_files",
-         "workbench.report_check", "workbench.progress", "workbench.cli", "workbench")),
+    (7, ("workbench.runner", "workbench.workspace_files", "workbench.report_check", "workbench.progress",
+         "workbench.cli")),
 )
+#: The package's own `__init__` sits on top. Matched by its exact name, never as a prefix: as a
+#: prefix it would put every module in the top layer, a module nobody placed included.
+TOP = ("workbench", 7)
 
 
 def module_name(path: Path) -> str:
@@ -35,6 +38,8 @@ def module_name(path: Path) -> str:
 
 
 def layer(module: str) -> int:
+    if module == TOP[0]:
+        return TOP[1]
     for rank, prefixes in LAYERS:
         if any(module == p or module.startswith(p + ".") for p in prefixes):
             return rank
@@ -85,6 +90,13 @@ def import_graph() -> dict[str, set[str]]:
 def test_every_module_has_a_layer() -> None:
     for module in import_graph():
         layer(module)
+
+
+def test_a_module_nobody_placed_has_no_layer() -> None:
+    """The check above can fail: a new module outside every listed prefix is in no layer."""
+    assert layer("workbench") == 7 and layer("workbench.cli") == 7 and layer("workbench.serve.mock") == 4
+    with pytest.raises(AssertionError, match="workbench.brand_new_module is in no layer"):
+        layer("workbench.brand_new_module")
 
 
 def upward(graph: dict[str, set[str]]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -183,14 +184,25 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_server(args: argparse.Namespace) -> int:
-    """Serve a helper server (`args.build(args)`: mock, proxy) until Ctrl-C or `--duration`."""
+    """Serve a helper server (`args.build(args)`: mock, proxy, batch endpoint) until Ctrl-C, SIGTERM
+    or `--duration`, then end the process here.
+
+    A server command is a process of its own, and once the server has stopped and its summary is
+    out, nothing is left to do but the interpreter's teardown of the ~1,100 modules the package
+    imports: 0.5 s on an idle 2-core machine, seconds on a busy one — the difference between a
+    server that stops within a second of its signal and one that does not. So the standard
+    streams and logging are flushed and the process exits without that teardown."""
     from workbench.serve.http import run_from_args
 
     try:
         server = args.build(args)
     except ValueError as exc:
         raise WorkbenchError(str(exc)) from None
-    return run_from_args(server, args)
+    code = run_from_args(server, args)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _resume(args: argparse.Namespace) -> int:

@@ -85,6 +85,7 @@ def run_dir(tmp_path: Path) -> Path:
     return out
 
 
+@pytest.mark.slow  # ~6 s on 2 cores (the local models)
 def test_refuser_and_confident_wrong_never_win(run_dir: Path) -> None:
     summary = build_summary([run_dir], contenders_file=run_dir / "contenders.yaml", n_boot=300)
     m = summary.matrix.set_index(["scenario", "contender"])

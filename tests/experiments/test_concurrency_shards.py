@@ -25,6 +25,7 @@ from workbench.types import Prompt
 pytestmark = pytest.mark.timeout(120)
 
 
+@pytest.mark.slow  # ~45 s on 2 cores
 def test_two_shards_make_the_same_tables_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv(KEY_ENV, CANARY)

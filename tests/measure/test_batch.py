@@ -107,15 +107,16 @@ def test_a_batch_that_partly_fails(mock: MockServer, api: str) -> None:
 def test_a_batch_that_expires_at_max_wait_s(api: str) -> None:
     with (MockServer(Scenario.timed(150, 1, 2, " slow")) as slow,
           BatchServer(slow.base_url, gemini_upstream=slow.base_url_for("gemini"), concurrency=1) as srv):
-        t0 = time.monotonic()
         recs = go(target(api, srv), 8, max_wait_s=0.4)
-        took = time.monotonic() - t0
         [job] = srv.jobs.values()
-    assert took < 1.5  # cancelled at 0.4 s; the one item running then finishes (0.15 s); not 8 × 0.15 s
+        upstream_calls = sum(1 for r in slow.requests if r["json"])
     assert job.cancel_requested is not None
+    # Cancelled at 0.4 s: the item running then finishes, the others never reach the upstream
+    # (not 8 × 0.15 s of work, whatever the machine's speed).
     done = [r for r in recs if r.ok]
     cancelled = [r for r in recs if r.error_class == "cancelled"]
     assert len(recs) == 8 and 1 <= len(done) <= 4 and len(done) + len(cancelled) == 8
+    assert len(done) <= upstream_calls <= len(done) + 1
     assert all("max_wait_s=0.4" in str(r.error_message) for r in cancelled)
     assert all(r.extra["batch_outcome"] == "cancelled" for r in cancelled)
 
@@ -153,6 +154,7 @@ asyncio.run(run())
 """
 
 
+@pytest.mark.slow  # a child process killed and resumed: ~7 s each
 @pytest.mark.parametrize("api", APIS)
 def test_a_run_killed_after_submission_resumes_without_resubmitting(api: str, tmp_path: Path) -> None:
     out, journal = tmp_path / "coalescing.jsonl", tmp_path / "coalescing_batches.jsonl"

@@ -124,6 +124,8 @@ def test_stamps_arrival_per_piece_and_send_at_the_wire() -> None:
     from workbench.measure.netbackend import AsyncioBackend, AsyncioStream, arrival_clock, wire_start_ns
 
     async def go() -> None:
+        both_sent = asyncio.Event()
+
         async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 for _ in range(2):
@@ -133,6 +135,7 @@ def test_stamps_arrival_per_piece_and_send_at_the_wire() -> None:
                     await asyncio.sleep(0.05)
                     writer.write(b"two")
                     await writer.drain()
+                    both_sent.set()
             except (ConnectionError, asyncio.IncompleteReadError):
                 pass
             finally:
@@ -150,7 +153,9 @@ def test_stamps_arrival_per_piece_and_send_at_the_wire() -> None:
             await stream.write(b"GET / HTTP/1.1\r\n\r\n")
             start = wire_start_ns(stream)
             assert start is not None and before_connect <= start == stream.connect_started_ns
-            await asyncio.sleep(0.2)  # both pieces arrive while nobody reads
+            await both_sent.wait()  # both pieces arrive while nobody reads
+            while stream._protocol.size < len(b"onetwo"):
+                await asyncio.sleep(0)  # ... and the transport has handed them over
             t_read = time.perf_counter_ns()
             assert await stream.read(100) == b"one"
             first = clock()
@@ -173,7 +178,9 @@ def test_stamps_arrival_per_piece_and_send_at_the_wire() -> None:
 
 def test_probe_times_from_the_wire_and_reports_the_send_delay() -> None:
     """TTFT and E2E run from the request's first byte on the wire; the client's own time before
-    that is `send_delay_s`, and TTFT stays within a few ms of the server's configured 20 ms."""
+    that is `send_delay_s`. Held against the server's truth notes (same process, same clock) and
+    the caller's own watch, not against wall-clock margins: the server's time from reading the
+    request to its first byte lies inside TTFT, and send delay plus E2E fit in the call."""
 
     async def go() -> None:
         mock = MockServer(CFG)
@@ -183,12 +190,15 @@ def test_probe_times_from_the_wire_and_reports_the_send_delay() -> None:
         async with server, make_client(2, 5.0) as client:
             for lean in (False, True):
                 async with make_client(2, 5.0, lean=lean) as cl:
-                    for _ in range(2):
-                        rec = await probe(cl, Target(c, f"http://127.0.0.1:{port}/v1"), Prompt("p", "x"))
+                    for i in range(2):
+                        t0 = time.perf_counter()
+                        rec = await probe(cl, Target(c, f"http://127.0.0.1:{port}/v1"), Prompt("p", f"x{i}"))
+                        call_s = time.perf_counter() - t0
                         assert rec.ok and rec.ttft_s is not None and rec.e2e_s is not None
-                        assert rec.send_delay_s is not None and 0 <= rec.send_delay_s < 0.05
-                        assert CFG.ttft_s <= rec.ttft_s < CFG.ttft_s + 0.05
-                        assert rec.ttft_s <= rec.e2e_s
+                        (read_ns, first_sent_ns, _, _), = mock.take_truth().values()
+                        assert rec.send_delay_s is not None and rec.send_delay_s >= 0
+                        assert CFG.ttft_s <= (first_sent_ns - read_ns) / 1e9 <= rec.ttft_s <= rec.e2e_s
+                        assert rec.send_delay_s + rec.e2e_s <= call_s
             del client
 
     asyncio.run(go())

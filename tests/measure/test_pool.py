@@ -34,7 +34,7 @@ from workbench.pricing import Price
 from workbench.serve.mock import MockServer, Scenario
 from workbench.types import Prompt, Record
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]  # shard processes: 4-14 s a test on 2 cores
 
 
 def _prompts(n: int, tag: str) -> list[Prompt]:

@@ -146,10 +146,11 @@ def test_broken_streams_are_protocol_errors(wire: MockServer, fmt: str, kind: st
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_timeout(wire: MockServer, fmt: str) -> None:
-    wire.scenario = Scenario(ttft_s=1.5)
+    """The client gives up at its own timeout, not when the (much later) first byte comes."""
+    wire.scenario = Scenario(ttft_s=12.0)
     rec = go(contender_for(fmt, wire, timeout_s=0.25))
     assert rec.error_class == "timeout"
-    assert rec.e2e_s is not None and 0.24 <= rec.e2e_s < 1.0
+    assert rec.e2e_s is not None and 0.24 <= rec.e2e_s < wire.scenario.ttft_s
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -221,13 +222,14 @@ def test_retries_one_record_per_attempt(wire: MockServer, fmt: str) -> None:
     assert {r.logical_request_id for r in recs} == {"logical-1"}
     assert len({r.request_id for r in recs}) == 3
     assert recs[-1].ok and recs[-1].output_text == "Hello, world!"
-    # The server's hint was honoured, and no sleep is inside any attempt's e2e.
+    # The server's hint was honoured, and no sleep is inside any attempt's e2e: each wait lies
+    # between one attempt's end and the next one's start (a wait timed inside either attempt
+    # would leave no such gap).
     assert recs[1].extra["retry_wait_s"] == pytest.approx(wait)
     for prev, nxt in itertools.pairwise(recs):
         assert prev.e2e_s is not None
         gap = nxt.t_start_unix - (prev.t_start_unix + prev.e2e_s)
         assert gap >= nxt.extra["retry_wait_s"] - 0.005
-        assert prev.e2e_s < 0.5
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

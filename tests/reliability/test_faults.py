@@ -62,7 +62,8 @@ def _check_one_record_each(records: list[Record], ids: list[str]) -> None:
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
-@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("fault", [pytest.param(f, marks=pytest.mark.slow) if f == "stall" else f
+                                   for f in FAULTS])  # a stall waits out the client's timeout: 3 s
 def test_each_fault_gives_one_record_of_its_class(fault_server: MockServer, fault: str, stream: bool) -> None:
     fault_server.reset(plan=FaultPlan(sequence=[fault] * N_PER_FAULT, **PLAN))  # type: ignore[arg-type]
     ids = [f"{fault}:{i}" for i in range(N_PER_FAULT)]

@@ -123,6 +123,7 @@ def _notebook(path: Path, body: str, *, resumable: bool) -> Path:
     return path
 
 
+@pytest.mark.slow  # two notebook runs: ~10 s on 2 cores
 def test_resume_keeps_completed_experiments_and_sets_aside_what_cannot_resume_by_id(tmp_path: Path) -> None:
     """Cut off in its third experiment, a run resumed: the completed two are kept untouched; the
     cut one, which cannot skip by request id (a load level is measured whole), gets its partial
@@ -166,6 +167,7 @@ def test_resume_keeps_completed_experiments_and_sets_aside_what_cannot_resume_by
     assert all(experiments[name].get("completed_utc") for name in ("alpha", "beta", "gamma", "delta"))
 
 
+@pytest.mark.slow  # a notebook run: ~5 s on 2 cores
 def test_an_experiment_run_again_is_no_longer_completed_until_it_finishes(tmp_path: Path) -> None:
     """A finished experiment run again into the same folder and cut off is resumed, not kept."""
     from workbench.experiments import Experiment

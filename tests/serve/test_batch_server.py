@@ -34,6 +34,7 @@ def _until(get: Any, done: Any, timeout: float = 20.0) -> Any:
         time.sleep(0.02)
 
 
+@pytest.mark.slow  # the vendor SDK's first import: up to ~10 s on 2 cores
 def test_openai_sdk(srv: BatchServer) -> None:
     openai = pytest.importorskip("openai")
     lines = [{"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
@@ -56,6 +57,7 @@ def test_openai_sdk(srv: BatchServer) -> None:
         assert cancelled.status == "completed"
 
 
+@pytest.mark.slow  # the vendor SDK's first import: up to ~10 s on 2 cores
 def test_anthropic_sdk(srv: BatchServer) -> None:
     anthropic = pytest.importorskip("anthropic")
     with anthropic.Anthropic(base_url=srv.url, api_key="test-key", max_retries=0) as client:
@@ -73,6 +75,7 @@ def test_anthropic_sdk(srv: BatchServer) -> None:
         assert first.message.content[0].text == " fine fine" and first.message.usage.output_tokens == 2
 
 
+@pytest.mark.slow  # the vendor SDK's first import: up to ~10 s on 2 cores
 def test_google_genai_sdk(srv: BatchServer) -> None:
     genai = pytest.importorskip("google.genai")
     from google.genai import types

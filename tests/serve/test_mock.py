@@ -42,12 +42,14 @@ def test_old_command_names_and_no_unit_guessing() -> None:
 
 
 def test_null_mode_answers_any_path_at_once() -> None:
-    with MockServer(Scenario(null=True, ttft_s=5.0)) as srv, httpx.Client() as h:
+    """At once: not after the scenario's TTFT, which the client would not even wait for."""
+    ttft_s = 60.0
+    with MockServer(Scenario(null=True, ttft_s=ttft_s)) as srv, httpx.Client(timeout=ttft_s / 2) as h:
         t0 = time.perf_counter()
         for path in ("/v1/chat/completions", "/anything"):
             r = h.post(srv.url + path, json={"stream": True})
             assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "ok"
-        assert time.perf_counter() - t0 < 1.0
+        assert time.perf_counter() - t0 < ttft_s
         assert srv.requests.maxlen and not srv.requests  # nothing is kept at that speed
 
 
@@ -85,18 +87,27 @@ def test_a_port_in_use_fails_at_start() -> None:
 
 def test_proxy_in_a_thread_limits_and_passes_streams_through() -> None:
     """The proxy on the same base in a thread (the rehearsal runs it in a child: tests/serve/test_ratelimit.py)."""
-    with (MockServer(Scenario(ttft_s=0.2, itl_s=0.05)) as upstream,
+    # The first answer stalls after its first chunk (the upstream's queued `stall`): that chunk
+    # reaching the client shows the stream passed through unbuffered, and the first request is
+    # then certainly in flight when the second comes — events, no sleep deciding the order.
+    with (MockServer(plan=FaultPlan(stall_s=1.0)) as upstream,
           RateLimitProxy(upstream.base_url, max_in_flight=1) as proxy):
+        upstream.fail(Fault("stall"))
 
-        async def go() -> tuple[int, int, bytes]:
-            async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
-                body = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
-                first = asyncio.create_task(client.post(proxy.base_url + "/chat/completions", json=body))
-                await asyncio.sleep(0.1)
-                second = await client.post(proxy.base_url + "/chat/completions", json=body)
-                r = await first
-                return r.status_code, second.status_code, r.content
+        async def go() -> tuple[int, bytes, int, bytes]:
+            body = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+            url = proxy.base_url + "/chat/completions"
+            async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
+                async with client.stream("POST", url, json=body) as first:
+                    piece = await anext(first.aiter_raw())
+                    second = await client.post(url, json=body)
+                deadline = time.monotonic() + 30
+                while proxy.active and time.monotonic() < deadline:  # the stall ends, the slot is free
+                    await asyncio.sleep(0.01)
+                whole = await client.post(url, json=body)
+                return first.status_code, piece, second.status_code, whole.content
 
-        ok, limited, data = asyncio.run(go())
-    assert (ok, limited) == (200, 429) and data.endswith(b"data: [DONE]\n\n")
-    assert (proxy.forwarded, proxy.rejected, proxy.active) == (1, 1, 0)
+        ok, piece, limited, data = asyncio.run(go())
+    assert (ok, limited) == (200, 429) and piece.startswith(b"data: ")
+    assert data.endswith(b"data: [DONE]\n\n")
+    assert (proxy.forwarded, proxy.rejected, proxy.active) == (2, 1, 0)

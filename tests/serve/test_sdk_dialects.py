@@ -28,6 +28,7 @@ def _openai_429(openai: Any, dialect: str) -> Any:
     return caught.value
 
 
+@pytest.mark.slow  # the vendor SDK's first import: up to ~10 s on 2 cores
 def test_openai_sdk() -> None:
     openai = pytest.importorskip("openai")
     for dialect in ("openai", "auto"):
@@ -39,6 +40,7 @@ def test_openai_sdk() -> None:
     assert seed.message == "Error code: 429" and seed.code is None  # why the dialects exist
 
 
+@pytest.mark.slow  # the vendor SDK's first import: up to ~10 s on 2 cores
 def test_anthropic_sdk() -> None:
     anthropic = pytest.importorskip("anthropic")
     with (_server("anthropic") as srv,
@@ -50,6 +52,7 @@ def test_anthropic_sdk() -> None:
     assert "rate limit" in e.message and e.response.headers["retry-after"] == "7"
 
 
+@pytest.mark.slow  # the vendor SDK's first import: up to ~10 s on 2 cores
 def test_google_genai_sdk() -> None:
     genai = pytest.importorskip("google.genai")
     from google.genai import errors, types

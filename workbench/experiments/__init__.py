@@ -37,9 +37,11 @@ class Experiment:
     html_report: bool = False
     run_params: Mapping[str, Any] = field(default_factory=dict, hash=False)
     """Parameters `workbench run` passes unless the user overrides them (e.g. the full dataset)."""
-    planned: Callable[[Mapping[str, Any], int], int | None] | None = field(default=None, hash=False)
-    """Records the run will write, from its parameters and the number of contenders (for the
-    progress line; an estimate, None when the experiment cannot tell)."""
+    planned: Callable[[Mapping[str, Any], int], int | Mapping[str, int] | None] | None = field(
+        default=None, hash=False)
+    """Logical requests the run will send, from its parameters and the number of contenders (for the
+    progress line; an estimate, None when the experiment cannot tell); by part (`{phase: n}`, the
+    first part taking every other phase) when the experiment has parts planned apart."""
 
     @property
     def path(self) -> Path:
@@ -55,11 +57,14 @@ def _planned_latency(p: Mapping[str, Any], n: int) -> int:
     return n * (1 + int(p.get("warmup", 0)) + int(p.get("n_requests", 0)))
 
 
-def _planned_concurrency(p: Mapping[str, Any], n: int) -> int:
+def _planned_concurrency(p: Mapping[str, Any], n: int) -> int | dict[str, int]:
+    """The sweep (warm-up and confirmation in it) and the rate-limit rehearsal, each its own plan:
+    the rehearsal's logical requests per mitigation are not the sweep's."""
     sweep = sum(max(int(p.get("requests_per_level", 0)), level) for level in _levels(p))
     rehearsal = 4 * int(p.get("rehearse_requests", 0)) if p.get("rehearse_rate_limit") else 0
     warmup = int(p.get("shards", 1)) or os.cpu_count() or 1  # one warm-up request per shard (0: one per CPU)
-    return n * (warmup + sweep + int(p.get("confirm_requests", 0))) + rehearsal
+    swept = n * (warmup + sweep + int(p.get("confirm_requests", 0)))
+    return {"sweep": swept, "rehearsal": rehearsal} if rehearsal else swept
 
 
 def _planned_hallucination(p: Mapping[str, Any], n: int) -> int | None:

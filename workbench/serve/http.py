@@ -30,8 +30,10 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import ssl as ssl_
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -39,14 +41,19 @@ import httpx
 
 from workbench.serve.child import ChildServer, start_child
 
-__all__ = ["LOOPBACK", "Request", "Server", "UpstreamClient", "add_host_arguments", "chunk", "forward", "head",
-           "read_request", "run_from_args", "send_json"]
+__all__ = ["LOOPBACK", "STOP_SIGNALS", "Request", "Server", "UpstreamClient", "add_host_arguments", "chunk",
+           "forward", "head", "read_request", "run_from_args", "send_json"]
 
 _log = logging.getLogger(__name__)
 #: The hosts a workbench test server may bind to: it never listens beyond this machine.
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 #: How long `Server.start` waits for the thread-hosted server to bind before it says so.
 START_TIMEOUT_S = 30.0
+#: How long a stopping server waits for its cancelled connections (and `aclose`) before it aborts
+#: what is left: a stop is due within a second of the signal, on a busy machine too.
+CLOSE_TIMEOUT_S = 0.3
+#: The signals that stop a server run as a command (`run_from_args`): Ctrl-C and a parent's terminate().
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +141,7 @@ class Server:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.port = port
-        self._conns: set[asyncio.Task[None]] = set()
+        self._conns: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -176,11 +183,24 @@ class Server:
         self.port = server.sockets[0].getsockname()[1]
         return server
 
-    async def serve(self, announce: bool = False, duration_s: float = 0.0) -> None:
-        """Serve until `stop()` / `stop_soon()`, `duration_s` (if > 0) or cancellation;
-        `announce` prints `listening on URL ...` once bound (children and the CLI)."""
+    async def serve(self, announce: bool = False, duration_s: float = 0.0,
+                    stop_signals: Sequence[signal.Signals] = ()) -> None:
+        """Serve until `stop()` / `stop_soon()`, `duration_s` (if > 0), one of `stop_signals` or
+        cancellation; `announce` prints `listening on URL ...` once bound (children and the CLI).
+
+        `stop_signals` (main thread only) are handled by the loop itself, installed before the
+        server binds, so a signal sent once `listening on` is read always stops it. They are
+        installed whatever this process inherited: a child started from a process that ignores
+        SIGINT inherits SIG_IGN (and a blocked signal mask), and Python then leaves SIGINT
+        ignored. Every command a non-interactive shell starts in the background (`make test &`,
+        many CI and session wrappers) runs so, and the fault-mix test's mock server then outlived
+        its SIGINT by the whole `--duration`. A second signal while stopping ends the process at once."""
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
+        if stop_signals:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+            for sig in stop_signals:
+                self._loop.add_signal_handler(sig, self._on_stop_signal)
         server = await self.listen()
         if announce:
             print(f"listening on {self.url}  {self.describe()}".rstrip(), flush=True)
@@ -191,20 +211,36 @@ class Server:
             await self._stopped.wait()
         finally:
             server.close()
-            for task in list(self._conns):
-                task.cancel()
-            await asyncio.gather(*self._conns, return_exceptions=True)
-            await self.aclose()
+            await self._close_connections()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.aclose(), CLOSE_TIMEOUT_S)
+
+    async def _close_connections(self) -> None:
+        """Cancel every connection's handler (a stalled or streaming answer ends where it is), give
+        them `CLOSE_TIMEOUT_S` to finish, then abort every socket still open: a stalled client that
+        reads nothing would otherwise hold its unsent bytes, and the socket, open."""
+        conns = dict(self._conns)
+        for task in conns:
+            task.cancel()
+        if conns:
+            await asyncio.wait(conns, timeout=CLOSE_TIMEOUT_S)
+        for writer in conns.values():
+            writer.transport.abort()
 
     def stop_soon(self) -> None:
         """From inside the server's own loop: end `serve()`."""
         if self._stopped is not None:
             self._stopped.set()
 
+    def _on_stop_signal(self) -> None:
+        if self._stopped is not None and self._stopped.is_set():
+            os._exit(130)  # a second signal: the first one's stop is stuck, end now
+        self.stop_soon()
+
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._conns.add(task)
+        self._conns[task] = writer
         try:
             while True:
                 req = await read_request(reader)
@@ -219,7 +255,7 @@ class Server:
         except Exception:  # a bug in a handler (or a Scenario.answer): said, and this connection closed
             _log.exception("%s failed on a request; closing the connection", type(self).__name__)
         finally:
-            self._conns.discard(task)
+            self._conns.pop(task, None)
             with contextlib.suppress(Exception):
                 writer.close()
 
@@ -279,7 +315,7 @@ def run_from_args(server: Server, args: argparse.Namespace) -> int:
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(server.serve(announce=True, duration_s=args.duration))
+        asyncio.run(server.serve(announce=True, duration_s=args.duration, stop_signals=STOP_SIGNALS))
     if server.summary():
         print(server.summary(), flush=True)
     return 0
