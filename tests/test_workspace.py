@@ -66,7 +66,8 @@ def test_init_writes_a_workspace_that_validates_and_refuses_a_non_empty_folder(w
 def test_the_scenarios_tasks_become_each_experiments_inputs(ws_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(workspace.WORKSPACE_ENV, str(ws_dir))
     inputs = workspace_inputs()
-    assert inputs["latency"] == inputs["concurrency"] == {"prompt_set": "scenario:routing"}
+    assert inputs["latency"] == {"prompt_set": "scenario:routing"}
+    assert inputs["concurrency"] == {"prompt_set": "scenario:routing", "scenario": "routing"}
     assert inputs["hallucination"] == {"datasets": "scenario:prototyping"}
     prompts = load_prompts("scenario:routing")
     assert len(prompts) == 162
