@@ -327,3 +327,15 @@ def test_registry_runs_full_dataset_by_default() -> None:
     # The user's override wins; parameters the notebook does not declare are not passed.
     assert resolve_parameters(e, declared, {"sample_size": 10, "n_requests": 3}) == {"sample_size": 10}
     assert resolve_parameters(EXPERIMENTS["latency"], {"n_requests": 12}, {"sample_size": 0}) == {"n_requests": 100}
+
+
+def test_a_run_in_which_every_request_failed_gives_empty_tables_not_a_crash() -> None:
+    """A misconfigured endpoint fails every question: the notebook's tables are empty, with their columns."""
+    import pandas as pd
+
+    from workbench.analysis import hallucination as hal
+
+    df = pd.DataFrame({"contender": ["a", "a"], "category": ["x", "y"], "status": ["error", "error"],
+                       "grade": [None, None], "sample_index": [0, 0]})
+    table = hal.format_summary(hal.summary_table(df, by=("contender", "category"), f_score_ci=False))
+    assert table[["contender", "category", "n", "hallucination_rate", "abstention_rate", "accuracy"]].empty

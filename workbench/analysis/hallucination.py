@@ -186,6 +186,8 @@ def summary_table(
             row["token_f1"], row["token_f1_low"], row["token_f1_high"] = est.value, est.low, est.high
             row["token_f1_n"] = est.n
         rows.append(row)
+    if not rows:  # nothing graded (every request failed, say): the table's columns, no rows — not a crash
+        return pd.DataFrame(columns=[*by, *summarize_grades([])])
     return pd.DataFrame(rows)
 
 
