@@ -101,7 +101,7 @@ def test_a_workspace_of_ones_own_runs_every_experiment_into_its_own_report(
     monkeypatch.setenv(workspace.WORKSPACE_ENV, str(ws))
     monkeypatch.chdir(tmp_path)  # not the workspace, not the checkout: the environment decides
     read, problems = validate_workspace(workspace.current())
-    assert problems == [], problems
+    assert problems == [] and any("messages.csv: 12 rows" in line for line in read), (read, problems)
 
     run = run_experiments(select_experiments(None), log=lambda _: None, params={
         "n_requests": 12, "warmup": 0, "levels": "1,2", "requests_per_level": 4, "confirm_requests": 0,
