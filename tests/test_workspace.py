@@ -112,6 +112,8 @@ def test_a_domain_of_ones_own(ws_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
     ("scenarios.yaml", "{type: qa,", "{type: qa, colour: red,",
      "scenarios.prototyping.task.colour: unknown field; valid: type, data, labels, instruction"),
     ("contenders.yaml", "  timeout_s: 60", "  timeout_s: soon", "timeout_s"),
+    ("contenders.yaml", "    model: gemma-3-270m\n", "    model: gemma-3-270m\n    price: {machine_hour_usd: cheap}\n",
+     "contenders[gemma-3-270m].price.machine_hour_usd"),
 ])
 def test_validate_names_each_broken_file_in_one_line(ws_dir: Path, file: str, old: str, new: str, expected: str,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
