@@ -349,26 +349,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    from workbench.workspace import WORKSPACE_ENV
+    from workbench.workspace import in_force
 
-    before = os.environ.get(WORKSPACE_ENV)
     try:
-        if args.workspace:  # for this command and the notebook kernels it starts; restored after
-            from workbench.workspace import find
-
-            os.environ[WORKSPACE_ENV] = str(find(args.workspace).root)
-        return int(args.func(args))
+        with in_force(args.workspace or None):  # this command and the kernels it starts; restored after
+            return int(args.func(args))
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    finally:
-        if before is None:
-            os.environ.pop(WORKSPACE_ENV, None)
-        else:
-            os.environ[WORKSPACE_ENV] = before
 
 
 if __name__ == "__main__":

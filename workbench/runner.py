@@ -17,12 +17,10 @@ notebook with `html_report` that writes none (an older copy) is exported without
 from __future__ import annotations
 
 import ast
-import contextlib
 import datetime as dt
-import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -186,21 +184,6 @@ def _check_inputs(params: Mapping[str, Any]) -> None:
         raise WorkbenchError(f"--param: {exc}") from None
 
 
-@contextlib.contextmanager
-def _env(name: str, value: str) -> Iterator[None]:
-    """`name=value` in this process's environment while the block runs (a notebook kernel inherits
-    it: the kernel reads the same workspace as the run), restored after."""
-    before = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
-
-
 def run_experiments(
     experiments: Sequence[Experiment],
     *,
@@ -268,7 +251,7 @@ def run_experiments(
         planned = exp.planned(effective, _n_contenders(effective)) if exp.planned else None
         try:
             with Progress(exp.name, run.jsonl(exp.name), planned, tty=sys.stderr.isatty(), log=log), \
-                    _env(workspace.WORKSPACE_ENV, str(ws.root)):
+                    workspace.in_force(ws.root):
                 pm.execute_notebook(
                     str(exp.path),
                     str(output),

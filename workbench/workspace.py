@@ -21,7 +21,9 @@ notebook kernel happens to run in.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -36,6 +38,7 @@ __all__ = [
     "bundled",
     "current",
     "find",
+    "in_force",
 ]
 
 WORKSPACE_ENV = "WORKBENCH_WORKSPACE"
@@ -113,6 +116,22 @@ def find(path: str | Path) -> Workspace:
     if root == ex.root:
         return ex
     return Workspace(root, root / "results", ex.packaged_notebooks)
+
+
+@contextlib.contextmanager
+def in_force(root: str | Path | None) -> Iterator[None]:
+    """The workspace at `root` in force while the block runs (`$WORKBENCH_WORKSPACE`, which the
+    notebook kernels a run starts inherit), the environment restored after; None changes nothing."""
+    before = os.environ.get(WORKSPACE_ENV)
+    if root is not None:
+        os.environ[WORKSPACE_ENV] = str(find(root).root)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(WORKSPACE_ENV, None)
+        else:
+            os.environ[WORKSPACE_ENV] = before
 
 
 def current(start: str | Path | None = None) -> Workspace:
