@@ -96,9 +96,22 @@ def test_serve_on_fixed_ports(capsys: pytest.CaptureFixture[str], monkeypatch: p
                                process=SimpleNamespace(poll=lambda: None), stop=lambda: None)
 
     monkeypatch.setattr(llama, "start_server", fake_start)
-    with socket.socket() as probe_sock:  # a base port whose next few are very likely free
-        probe_sock.bind(("127.0.0.1", 0))
-        base = probe_sock.getsockname()[1]
+    def free_pair() -> int:
+        """A base port that is free together with the next one (checked, not assumed: a busy
+        machine's ephemeral ports are in use)."""
+        for _ in range(50):
+            with socket.socket() as s1:
+                s1.bind(("127.0.0.1", 0))
+                port = int(s1.getsockname()[1])
+                with socket.socket() as s2:
+                    try:
+                        s2.bind(("127.0.0.1", port + 1))
+                    except OSError:
+                        continue
+            return port
+        raise RuntimeError("no two adjacent free ports")
+
+    base = free_pair()
     a, b = list(LOCAL_MODELS)[:2]
     code, out, _ = run(capsys, "serve", "--models", f"{a},{b}", "--port", str(base), "--once",
                        "--log-dir", str(tmp_path))
