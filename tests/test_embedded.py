@@ -67,18 +67,35 @@ def test_server_that_cannot_start_reports_its_log_tail(monkeypatch: pytest.Monke
         llama.start_server("gemma-3-270m", tmp_path, ready_timeout_s=60)
 
 
-def test_thread_settings_default_every_core_but_one_without_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_thread_settings_default_look_at_the_machine_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`auto`: every core when other processes are quiet; beside them the cores they leave minus
+    one for the load generator, at least one; never spinning."""
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    st = llama.ThreadSettings.default({})
-    assert st == llama.ThreadSettings(1, 1, 0) and llama.DEFAULT_POLL == 0
-    assert st.args() == ["--threads", "1", "--threads-batch", "1", "--poll", "0"]
-    monkeypatch.setattr("os.cpu_count", lambda: 1)
-    assert llama.ThreadSettings.default({}).threads == 1
+    quiet = llama.ThreadSettings.default({}, foreign_cores=lambda: 0.05)
+    assert (quiet.threads, quiet.threads_batch, quiet.poll) == (2, 2, 0) and llama.DEFAULT_POLL == 0
+    assert "quiet" in quiet.chosen_by and "0.05" in quiet.chosen_by
+    assert quiet.args() == ["--threads", "2", "--threads-batch", "2", "--poll", "0"]
+    for foreign in (0.25, 1.0, 2.0, 3.7):
+        busy = llama.ThreadSettings.default({"WORKBENCH_THREADS": "auto"}, foreign_cores=lambda f=foreign: f)
+        assert busy.threads == 1 and "busy" in busy.chosen_by, foreign
+    assert llama.ThreadSettings.default({}, foreign_cores=lambda: None).threads == 2  # unknown: not busy
     monkeypatch.setattr("os.cpu_count", lambda: 8)
-    assert llama.ThreadSettings.default({}).threads == 7
-    assert llama.ThreadSettings.default({"WORKBENCH_THREADS": "1", "WORKBENCH_POLL": "50"}).to_dict() == {
-        "threads": 1, "threads_batch": 1, "poll": 50}
-    assert llama.ThreadSettings.default({"WORKBENCH_POLL": "0"}).poll == 0
+    assert llama.ThreadSettings.default({}, foreign_cores=lambda: 0.0).threads == 8
+    assert llama.ThreadSettings.default({}, foreign_cores=lambda: 1.1).threads == 6
+    assert llama.ThreadSettings.default({}, foreign_cores=lambda: 2.6).threads == 4
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert llama.ThreadSettings.default({}, foreign_cores=lambda: 0.9).threads == 1
+
+
+def test_thread_settings_from_the_environment_are_not_second_guessed() -> None:
+    def never() -> float:
+        raise AssertionError("a given thread count needs no look at the machine")
+
+    assert llama.ThreadSettings.default({"WORKBENCH_THREADS": "1", "WORKBENCH_POLL": "50"}, never).to_dict() == {
+        "threads": 1, "threads_batch": 1, "poll": 50, "chosen_by": "WORKBENCH_THREADS"}
+    assert llama.ThreadSettings.default({"WORKBENCH_POLL": "0"}, lambda: 0.0).poll == 0
+    with pytest.raises(ValueError, match="WORKBENCH_THREADS: 'two'"):
+        llama.ThreadSettings.default({"WORKBENCH_THREADS": "two"}, never)
     with pytest.raises(ValueError, match="poll"):
         llama.ThreadSettings(2, 2, 101)
     with pytest.raises(ValueError, match="threads"):
@@ -93,7 +110,7 @@ def test_server_info_records_its_thread_settings(tmp_path: Path) -> None:
     server = llama.LocalServer(embedded.LOCAL_MODELS["gemma-3-270m"], proc, 1, tmp_path / "log", 0.5, 0.0,
                                ["llama-server", *st.args()], 8, st)
     info = server.info()
-    assert info["threads"] == {"threads": 1, "threads_batch": 2, "poll": 0}
+    assert info["threads"] == {"threads": 1, "threads_batch": 2, "poll": 0, "chosen_by": "given"}
     assert info["threads_measured"] == llama.THREADS_MEASURED
     assert info["server_flags"] == ["--threads", "1", "--threads-batch", "2", "--poll", "0"]
 

@@ -14,20 +14,21 @@ stopped on exit, on Ctrl-C, on failure — and, on Linux, when the parent proces
 variables are removed from its environment (each would silently set a flag).
 
 Slots: `WORKBENCH_SLOTS` (default 8) parallel slots of `LocalModel.n_ctx` tokens each; threads
-and polling: `ThreadSettings` (`WORKBENCH_THREADS`, default every core but one; `WORKBENCH_POLL`,
-default `DEFAULT_POLL`, no spinning).
+and polling: `ThreadSettings` (`WORKBENCH_THREADS`, default `auto`: every core on a quiet machine,
+fewer beside other work; `WORKBENCH_POLL`, default `DEFAULT_POLL`, no spinning).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -37,6 +38,7 @@ import httpx
 from workbench.children import PREEXEC
 from workbench.embedded import LocalModel, assemble_model, get_model
 from workbench.errors import ServerStartError
+from workbench.measure.machine import BUSY_FOREIGN_CORES, CpuMeter
 from workbench.serve import llama_build
 from workbench.serve.child import free_port
 
@@ -55,29 +57,39 @@ REQUEST_HEADERS = {"Connection": "close"}
 #: on the OS. See `ThreadSettings` for what was measured.
 DEFAULT_POLL = 0
 #: Why the default is what it is, in the manifest beside the settings a server ran with.
-THREADS_MEASURED = ("default every core but one, --poll 0: on 2 cores beside ~1.7 cores of other work, Qwen 0.5B "
-                    "decoded 0.4 tok/s at -t 2 (0.2 beside a CPU hog) and 6.5 at -t 1 (2.6 beside it); "
-                    "bench/llama_threads.py, 2026-12-07")
+THREADS_MEASURED = ("auto: every core when other processes use less than a quarter of a core, else the cores "
+                    "they leave minus one for the load generator (at least one). Qwen 0.5B decode tokens/s on 2 "
+                    "cores, idle / beside one spinning process per core: -t 2 --poll 0 42.1 / 7.8, -t 1 --poll 0 "
+                    "28.6 / 16.9 (bench/llama_threads.py --settings 2/2/50,1/1/0,2/2/0, 2026-12-07)")
+#: How long `ThreadSettings.default()` watches the machine before choosing (seconds).
+AUTO_PROBE_S = 1.0
 
 
 @dataclass(frozen=True)
 class ThreadSettings:
     """How many threads an embedded server decodes (`threads`) and prefills (`threads_batch`)
-    with, and how its idle threads wait (`poll`); the manifest records them beside the flags.
+    with, how its idle threads wait (`poll`), and why (`chosen_by`); the manifest records them
+    beside the flags.
 
-    Default: every core but one (at least one), no polling. llama.cpp's threads meet at a barrier
-    after every operation of every token, so when one of them loses its core to another process
-    all of them wait: with a thread per core on 2 cores, decoding collapsed beside other work,
-    where one thread slowed only in proportion (bench/llama_threads.py, 2026-12-07, a machine
-    already running ~1.7 cores of other work, median decode tokens/s: -t 2 0.4, beside a
-    2-process CPU hog 0.2; -t 1 6.5 and 2.6; `--poll 0` alone did not save -t 2: 0.7 and 0.2).
-    The core left over is the load generator's: the client's timestamps need it as much as the
-    server does. On an idle machine one thread is slower than two (not measured there yet).
+    llama.cpp's threads meet at a barrier after every operation of every token, so when one of
+    them loses its core to another process all of them wait. Measured on 2 cores (Qwen 0.5B,
+    decode tokens/s, idle / beside one spinning process per core): two threads 42.1 / 7.8 —
+    the fastest alone, a collapse beside a neighbour; one thread 28.6 / 16.9 — slower alone,
+    slowed only in proportion beside one. Neither is right on every machine, so the default
+    looks first: `auto` watches other processes' CPU (`measure.machine.CpuMeter`, not ours) for
+    `AUTO_PROBE_S`; on a quiet machine the server gets every core, on a busy one the cores the
+    others leave, minus one for the load generator (whose timestamps need a core as much as the
+    server does), at least one. It is chosen when a server starts — each experiment starts its
+    own — so a neighbour that arrives later is not seen here: the experiment's `machine` entry in
+    the manifest and the concurrency notebook's per-level warning say when that happened.
+    No spinning in either case (`--poll 0`: llama.cpp's default, 50, spins idle threads and took
+    time slices from the neighbour and from our own client).
     """
 
     threads: int
     threads_batch: int
     poll: int = DEFAULT_POLL
+    chosen_by: str = "given"
 
     def __post_init__(self) -> None:
         if self.threads < 1 or self.threads_batch < 1:
@@ -86,19 +98,48 @@ class ThreadSettings:
             raise ValueError(f"poll must be in 0..100, got {self.poll}")
 
     @classmethod
-    def default(cls, env: Mapping[str, str] | None = None) -> ThreadSettings:
-        """Every core but one (`WORKBENCH_THREADS` overrides), polling `DEFAULT_POLL` (`WORKBENCH_POLL`)."""
+    def default(cls, env: Mapping[str, str] | None = None,
+                foreign_cores: Callable[[], float | None] | None = None) -> ThreadSettings:
+        """`WORKBENCH_THREADS` (a number, or `auto`, the default) and `WORKBENCH_POLL` (default
+        `DEFAULT_POLL`). `foreign_cores` measures other processes' CPU use (default: a
+        `CpuMeter` over `AUTO_PROBE_S`); None from it (no /proc) is taken as quiet."""
         env = os.environ if env is None else env
-        threads = int(env.get("WORKBENCH_THREADS") or 0) or max(1, (os.cpu_count() or 2) - 1)
-        poll = env.get("WORKBENCH_POLL", "").strip()
-        return cls(threads, threads, int(poll) if poll else DEFAULT_POLL)  # "0" is a setting, not unset
+        poll = _poll_setting(env)
+        given = env.get("WORKBENCH_THREADS", "").strip().lower()
+        if given not in ("", "auto"):
+            try:
+                n = int(given)
+            except ValueError:
+                raise ValueError(f"WORKBENCH_THREADS: {given!r} is neither a number nor 'auto'") from None
+            return cls(n, n, poll, "WORKBENCH_THREADS")
+        cores = os.cpu_count() or 1
+        foreign = (foreign_cores or _foreign_cores_now)()
+        if foreign is None or foreign < BUSY_FOREIGN_CORES:
+            how = "auto: quiet machine" if foreign is not None else "auto: load not measurable here"
+            return cls(cores, cores, poll, f"{how}, every core" + (f" (others used {foreign:.2f} cores)"
+                                                                   if foreign is not None else ""))
+        n = max(1, cores - math.ceil(foreign - 0.5) - 1)  # the cores others take (rounded), one for us
+        return cls(n, n, poll, f"auto: busy machine (others used {foreign:.2f} of {cores} cores), "
+                               f"{n} thread{'s' if n > 1 else ''}")
 
     def args(self) -> list[str]:
         return ["--threads", str(self.threads), "--threads-batch", str(self.threads_batch),
                 "--poll", str(self.poll)]
 
-    def to_dict(self) -> dict[str, int]:
-        return {"threads": self.threads, "threads_batch": self.threads_batch, "poll": self.poll}
+    def to_dict(self) -> dict[str, Any]:
+        return {"threads": self.threads, "threads_batch": self.threads_batch, "poll": self.poll,
+                "chosen_by": self.chosen_by}
+
+
+def _poll_setting(env: Mapping[str, str]) -> int:
+    text = env.get("WORKBENCH_POLL", "").strip()
+    return int(text) if text else DEFAULT_POLL  # "0" is a setting, not unset
+
+
+def _foreign_cores_now() -> float | None:
+    meter = CpuMeter()
+    time.sleep(AUTO_PROBE_S)
+    return meter.stop().foreign_cores
 
 
 @dataclass
@@ -206,10 +247,10 @@ def start_server(
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     port = port or free_port()
-    if threads is None:
+    if threads is None and n_threads:
+        threads = ThreadSettings(n_threads, n_threads, _poll_setting(os.environ), "n_threads")
+    elif threads is None:
         threads = ThreadSettings.default()
-        if n_threads:
-            threads = ThreadSettings(n_threads, n_threads, threads.poll)
     n_slots = slots or int(os.environ.get("WORKBENCH_SLOTS", "0")) or DEFAULT_SLOTS
     cmd = [
         str(binary),
