@@ -62,7 +62,7 @@ THREADS_MEASURED = ("auto: every core when other processes use less than a quart
                     "cores, idle / beside one spinning process per core: -t 2 --poll 0 42.1 / 7.8, -t 1 --poll 0 "
                     "28.6 / 16.9 (bench/llama_threads.py --settings 2/2/50,1/1/0,2/2/0, 2026-12-07)")
 #: How long `ThreadSettings.default()` watches the machine before choosing (seconds).
-AUTO_PROBE_S = 1.0
+AUTO_PROBE_S = 0.5
 
 
 @dataclass(frozen=True)
