@@ -27,7 +27,8 @@ def write_run(root: Path, spec: dict[str, dict[str, Any]], run_id: str = "run-1"
     route: routing accuracy, caps: {fact: value}, timeout_slowest: share of warm requests — its
     slowest — that time out instead (a flaky contender), error_if_wrong: errors instead of every
     wrong answer and on every unanswerable item, no_unanswerable: leaves the unanswerable items
-    out}. Warm request i of every contender is prompt i."""
+    out, prompt_set: the prompt set its latency records name (default: none named)}. Warm request
+    i of every contender is prompt i."""
     rng = np.random.default_rng(seed)
     run = RunDir.create(root=root, run_id=run_id)
     with RecordWriter(run.jsonl("latency")) as w:
@@ -41,6 +42,8 @@ def write_run(root: Path, spec: dict[str, dict[str, Any]], run_id: str = "run-1"
                              request_id=f"{name}:warm:{i}", t_start_unix=1000.0 + i, ttft_s=e2e / 3,
                              e2e_s=float(e2e), input_tokens=50, output_tokens=10,
                              extra={"phase": "warm", "route_correct": correct, "expected": "billing"})
+                if "prompt_set" in s:
+                    rec.extra["prompt_set"] = s["prompt_set"]
                 if e2e > cut:  # as the probe records a timeout: 30 s spent, no answer, no grade
                     rec.e2e_s, rec.ttft_s, rec.input_tokens, rec.output_tokens = 30.0, None, None, None
                     rec.status, rec.error_class, rec.error_message = "error", "timeout", "read timeout"

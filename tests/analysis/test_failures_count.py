@@ -252,3 +252,22 @@ def test_the_comparison_table_says_how_many_units_each_side_lost(tmp_path: Path)
     lost = table.set_index("what is tested")["lost to errors (a / b)"]
     assert set(lost[lost.index.str.startswith("E2E p95")]) == {"25 / 0"}
     assert set(lost[lost.index.str.startswith("incorrect-answer")]) == {"0 / 0"}
+
+
+def test_latency_measured_on_other_prompts_is_unmeasured_for_the_scenario(tmp_path: Path) -> None:
+    """A scenario's router is scored on its own prompt set's latency and accuracy, never on
+    another set's (a bank's router on the demo's routing messages): those metrics are missing
+    with the reason, the contender inconclusive; on its own set it is scored as before."""
+    run = write_run(tmp_path / "other", {"a": {"e2e": 0.05, "halluc": 0.1, "prompt_set": "generation"},
+                                         "b": {"e2e": 0.06, "halluc": 0.1, "prompt_set": "generation"}})
+    _, res = _decide(run, "routing", contenders("a", "b"))
+    t = res.table.set_index("contender")
+    for name in ("a", "b"):
+        acc = res.metrics[name]["route_accuracy"]
+        assert math.isnan(acc.value) and "ran on generation" in acc.source
+        assert t.loc[name, "constraint_status"] == "inconclusive"
+        assert "not measured on this scenario's prompts (routing)" in t.loc[name, "failed_constraint"]
+    run = write_run(tmp_path / "own", {"a": {"e2e": 0.05, "halluc": 0.1, "prompt_set": "routing"},
+                                       "b": {"e2e": 0.06, "halluc": 0.1, "prompt_set": "routing"}})
+    _, res = _decide(run, "routing", contenders("a", "b"))
+    assert res.metrics["a"]["route_accuracy"].n == 100 and res.pick == "a"

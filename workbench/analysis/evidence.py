@@ -153,6 +153,8 @@ class Evidence:
     labels: list[str] = field(default_factory=list)
     prompt_units: list[int] = field(default_factory=list)
     prompts: dict[str, pd.DataFrame] = field(default_factory=dict)  # label → rows aligned on prompt_units
+    #: label → the prompt sets its latency requests named (empty: records from before they did)
+    prompt_sets: dict[str, set[str]] = field(default_factory=dict)
     item_units: list[str] = field(default_factory=list)
     items: dict[str, pd.DataFrame] = field(default_factory=dict)  # label → answerable, grade
     doc_units: list[str] = field(default_factory=list)
@@ -250,6 +252,8 @@ def _prompts(ev: Evidence) -> set[str]:
             ~(failed & labelled).reindex(table.index, fill_value=False), 0.0)
         table["error_class"] = _error_class(g).where(failed).reindex(table.index)
         ev.prompts[str(label)] = table
+        if "prompt_set" in g:
+            ev.prompt_sets[str(label)] = {str(x) for x in g["prompt_set"].dropna()}
     for label, g in df[df["phase"] == "cold"].groupby("label"):
         ev.fixed.setdefault(str(label), {})["cold_e2e_s"] = Metric(
             float(g["e2e_s"].iloc[0]), n=1, source="latency.jsonl, cold request")

@@ -263,7 +263,7 @@ class _ScenarioBase(_Strict):
         """Every metric this scenario's axes and constraints use, for one contender, on every row
         of the joint resampling: the shared ones, then the kind's own cost and quality."""
         out: dict[str, Metric] = dict(ev.fixed.get(label, {}))
-        out.update(axes.latency_metrics(ev, draws, label))
+        out.update(self._on_own_prompts(ev, label, axes.latency_metrics(ev, draws, label)))
         out.update(axes.qa_metrics(ev, draws, label))
         out.update(self.task_metrics(ev, draws, label, contender, out, machine_hour_usd))
         strategy = out.get("strategy")
@@ -276,6 +276,18 @@ class _ScenarioBase(_Strict):
                      shared: dict[str, Metric], machine_hour_usd: float) -> dict[str, Metric]:
         """The kind's own metrics (its cost, its task's quality), given the shared ones."""
         raise NotImplementedError
+
+    def _on_own_prompts(self, ev: Evidence, label: str, latency: dict[str, Metric]) -> dict[str, Metric]:
+        """The latency experiment's metrics if it ran on this scenario's prompt set (or the
+        scenario names none, or the records predate naming theirs); else each one unmeasured, with
+        what it was measured on — a bank's router is not scored on the demo's routing messages."""
+        wanted = getattr(self, "prompt_set", None)
+        measured = ev.prompt_sets.get(label, set())
+        if not wanted or not measured or wanted in measured:
+            return latency
+        note = (f"not measured on this scenario's prompts ({wanted}): the latency experiment ran on "
+                f"{', '.join(sorted(measured))}")
+        return {name: Metric(math.nan, source=note) for name in latency}
 
     def checklist(self, pick: str, m: Mapping[str, Metric]) -> list[str]:
         """The kind's own items of the migration checklist."""

@@ -45,7 +45,7 @@ METRICS = ("ttft_s", "e2e_s", "tpot_s")
 
 
 async def _run(
-    session: Session, prompts: Sequence[Prompt], n_requests: int, warmup: int, stream: bool
+    session: Session, prompts: Sequence[Prompt], n_requests: int, warmup: int, stream: bool, prompt_set: str | None
 ) -> list[Record]:
     records: list[Record] = []
     done = session.completed_ids() if session.resume else set()
@@ -59,7 +59,7 @@ async def _run(
             request_id = f"{c.name}:{phase}:{i}"
             if request_id in done:
                 return
-            fields = {"phase": phase, "seq": i, **extra}
+            fields = {"phase": phase, "seq": i, "prompt_set": prompt_set, **extra}
             refused = budget.refused if budget is not None else 0
             rec = await probe(client, targets[c.name], prompt, request_id=request_id, extra=fields)
             if budget is not None and budget.refused > refused:  # not sent: the spend would pass the cap
@@ -118,12 +118,14 @@ async def _phases(session: Session, prompts: Sequence[Prompt], n_requests: int, 
 
 def run_latency(
     session: Session, prompts: Sequence[Prompt], *, n_requests: int = 20, warmup: int = 2,
-    stream: bool = True,
+    stream: bool = True, prompt_set: str | None = None,
 ) -> list[Record]:
-    """Run the experiment; records are appended to `<run>/latency.jsonl` as they complete."""
+    """Run the experiment; records are appended to `<run>/latency.jsonl` as they complete, each
+    naming `prompt_set` (what the prompts were loaded from), so a scenario is scored only on the
+    latency of its own prompts."""
     if n_requests < 1:
         raise ValueError("n_requests must be >= 1")
-    return run_sync(_run(session, prompts, n_requests, warmup, stream))
+    return run_sync(_run(session, prompts, n_requests, warmup, stream, prompt_set))
 
 
 def latency_summary(df: Any) -> Any:
