@@ -77,6 +77,29 @@ def test_the_scenarios_tasks_become_each_experiments_inputs(ws_dir: Path, monkey
     assert prompts[0].meta["expected"] == "billing"
 
 
+def test_a_notebook_left_to_its_defaults_measures_the_workspace_it_sits_in(
+        ws_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """JupyterLab, plain papermill and nbval pass no parameters: an empty prompt set, scenario or
+    dataset is the workspace's own; in the bundled example, its routing prompts and datasets."""
+    from workbench.errors import WorkbenchError
+    from workbench.experiments import scenario_input
+    from workbench.experiments.hallucination import resolve_datasets
+
+    monkeypatch.chdir(ws_dir / "notebooks")  # where the notebook's kernel starts
+    assert scenario_input("latency", "prompt_set") == "scenario:routing"
+    assert scenario_input("concurrency", "scenario") == "routing"
+    assert resolve_datasets("") == [ws_dir.resolve() / "data" / "qa.jsonl"]
+    text = (ws_dir / "scenarios.yaml").read_text(encoding="utf-8")
+    (ws_dir / "scenarios.yaml").write_text(text.split("\n  routing:")[0] + "\n  batch_annotation:" +
+                                           text.split("\n  batch_annotation:")[1], encoding="utf-8")
+    with pytest.raises(WorkbenchError, match="latency: prompt_set is empty and the workspace's scenarios name none"):
+        scenario_input("latency", "prompt_set")
+    monkeypatch.chdir(ws_dir.parent)
+    monkeypatch.setenv(workspace.WORKSPACE_ENV, str(workspace.bundled().root))
+    assert scenario_input("latency", "prompt_set") == "routing"
+    assert {p.stem for p in resolve_datasets("")} >= {"facts", "false_premise"}
+
+
 def test_a_domain_of_ones_own(ws_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Labels with '_' and '-', a custom instruction, documents and QA as CSV."""
     monkeypatch.setenv(workspace.WORKSPACE_ENV, str(ws_dir))

@@ -19,7 +19,8 @@ from typing import Any
 from workbench import workspace
 from workbench.errors import WorkbenchError, lookup
 
-__all__ = ["EXPERIMENTS", "Experiment", "get_experiment", "select_experiments", "workspace_inputs"]
+__all__ = ["EXPERIMENTS", "Experiment", "get_experiment", "scenario_input", "select_experiments",
+           "workspace_inputs"]
 
 
 @dataclass(frozen=True)
@@ -135,10 +136,12 @@ def select_experiments(names: str | None) -> list[Experiment]:
 
 
 def workspace_inputs(ws: workspace.Workspace | None = None) -> dict[str, dict[str, Any]]:
-    """Per experiment, the inputs the workspace's scenarios name (a realtime scenario's task is the
-    latency and load prompts; a prototyping scenario's qa task is the hallucination questions; a
-    batch scenario's task the annotation documents, read by the coalescing experiment itself). The
-    first scenario of each kind with a task counts; none: the notebook's defaults."""
+    """Per experiment, the inputs the workspace's scenarios name (a realtime scenario's prompts —
+    its task's, or its `prompt_set` — are the latency and load prompts, its SLO and rate the
+    sweep's; a prototyping scenario's qa task is the hallucination questions; a batch scenario's
+    task the annotation documents, read by the coalescing experiment itself). The first scenario
+    of each kind counts. A notebook run on its own (JupyterLab, papermill, nbval) finds the same
+    through `scenario_input`, so it measures the workspace it sits in."""
     from workbench.analysis.scenarios import PrototypingScenario, RealtimeScenario, load_scenarios
     from workbench.tasks import SCENARIO_PREFIX
 
@@ -147,12 +150,22 @@ def workspace_inputs(ws: workspace.Workspace | None = None) -> dict[str, dict[st
         return {}
     out: dict[str, dict[str, Any]] = {}
     for name, sc in load_scenarios(ws.scenarios_file).items():
-        if sc.task is None:
-            continue
-        ref = f"{SCENARIO_PREFIX}{name}"
         if isinstance(sc, RealtimeScenario) and "latency" not in out:
-            out["latency"] = {"prompt_set": ref}
-            out["concurrency"] = {"prompt_set": ref, "scenario": name}  # its SLO, rate and headroom too
-        elif isinstance(sc, PrototypingScenario) and sc.task.type == "qa" and "hallucination" not in out:
-            out["hallucination"] = {"datasets": ref}
+            out["latency"] = {"prompt_set": sc.prompt_set}  # `scenario:<name>` when it has a task
+            out["concurrency"] = {"prompt_set": sc.prompt_set, "scenario": name}  # its SLO, rate, headroom too
+        elif (isinstance(sc, PrototypingScenario) and sc.task is not None and sc.task.type == "qa"
+              and "hallucination" not in out):
+            out["hallucination"] = {"datasets": f"{SCENARIO_PREFIX}{name}"}
     return out
+
+
+def scenario_input(experiment: str, name: str) -> str:
+    """An input a notebook leaves empty (`prompt_set = ""`): what the workspace's scenarios name
+    for it (`workspace_inputs`), or a WorkbenchError saying what to give instead."""
+    from workbench.errors import WorkbenchError
+
+    value = workspace_inputs().get(experiment, {}).get(name)
+    if not value:
+        raise WorkbenchError(f"{experiment}: {name} is empty and the workspace's scenarios name none "
+                             f"({workspace.current().scenarios_file}): give --param {name}=…")
+    return str(value)

@@ -89,9 +89,14 @@ JUDGE_MAX_TOKENS = 8
 def resolve_datasets(spec: str | Sequence[str] = "") -> list[Path]:
     """Dataset files from a comma-separated list of names (`facts` = <workspace>/datasets/facts.jsonl;
     the bundled example's experiments/datasets/), `scenario:<name>` (that scenario's qa task) or
-    paths (.jsonl or .csv; relative ones: the workspace's); empty or "all" = every file in the
-    workspace's datasets/. Unknown names list the valid ones."""
+    paths (.jsonl or .csv; relative ones: the workspace's); "all" = every file in the workspace's
+    datasets/; empty = the workspace's prototyping scenario's qa task, else "all". Unknown names
+    list the valid ones."""
+    from workbench.experiments import workspace_inputs
+
     ws = workspace.current()
+    if isinstance(spec, str) and not spec.strip():
+        spec = str(workspace_inputs(ws).get("hallucination", {}).get("datasets", ""))
     datasets_dir = ws.root / "datasets"
     names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [s.strip() for s in spec]
     names = [n for n in names if n]
