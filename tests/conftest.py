@@ -5,6 +5,8 @@
 - `local_endpoints`: the embedded model servers, started once per session (about 5 s) and
   shared by every test that needs them, through the returned mapping and
   $WORKBENCH_LOCAL_ENDPOINTS (which notebooks executed by papermill inherit).
+- `installed_tool`: the project's wheel installed once per session into a fresh venv with no
+  checkout on the path (`tests/installed.py`).
 - `ray_cluster`: one two-node Ray cluster on loopback for the whole session (tests marked `ray`;
   skipped, saying how to install it, without Ray).
 """
@@ -23,6 +25,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.installed import Installed, install
 from workbench.config import Contender
 from workbench.embedded import LOCAL_MODELS
 from workbench.serve.llama import serve
@@ -94,6 +97,11 @@ def local_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
                 os.environ.pop(ENDPOINTS_ENV, None)
             else:
                 os.environ[ENDPOINTS_ENV] = old
+
+
+@pytest.fixture(scope="session")
+def installed_tool(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    return install(tmp_path_factory.mktemp("installed"))
 
 
 def _free_port() -> int:

@@ -1,6 +1,7 @@
-"""A new user's path, end to end: a workspace of their own (a bank's intents, documents and
-questions), their own OpenAI-compatible server priced by the machine-hour, a TTFT SLO, every
-experiment and the report — and nothing of the demo in the answer.
+"""A new user's path, end to end, through the installed tool: the wheel in a fresh venv, a
+workspace of their own (a bank's intents, documents and questions), their own OpenAI-compatible
+server priced by the machine-hour, a TTFT SLO, every experiment and the report — and nothing of
+the demo in the answer. Then the workspace's own notebooks under nbval, as CI would run them.
 
 The "own server" is the embedded llama.cpp server addressed as any self-hosted endpoint would be
 (a base URL, `hosting: self-hosted`), not as an embedded model."""
@@ -13,11 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.installed import Installed
 from workbench import workspace
-from workbench.experiments import select_experiments
 from workbench.results import load_records
-from workbench.runner import run_experiments
-from workbench.workspace_files import init_workspace, validate_workspace
 
 pytestmark = [pytest.mark.local_models, pytest.mark.notebook, pytest.mark.slow]
 
@@ -93,45 +92,65 @@ scenarios:
 """, encoding="utf-8")
 
 
-def test_a_workspace_of_ones_own_runs_every_experiment_into_its_own_report(
-        local_endpoints: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+PARAMS = {"n_requests": 12, "warmup": 0, "levels": "1,2", "requests_per_level": 4, "confirm_requests": 0,
+          "rehearse_rate_limit": False, "sample_size": 0, "n_docs": 10, "strategies": "naive,coalesced",
+          "n_boot": 100}
+
+
+@pytest.fixture
+def bank(installed_tool: Installed, local_endpoints: dict[str, str], tmp_path: Path) -> Path:
+    """`workbench init` by the installed tool, then the bank's own files written over the example."""
+    installed_tool.run([*installed_tool.workbench, "init", "bank"], tmp_path)
     ws = tmp_path / "bank"
-    init_workspace(ws, log=lambda _: None)
     _write(ws, local_endpoints["qwen2.5-coder-0.5b-instruct"])
-    monkeypatch.setenv(workspace.WORKSPACE_ENV, str(ws))
-    monkeypatch.chdir(tmp_path)  # not the workspace, not the checkout: the environment decides
-    read, problems = validate_workspace(workspace.current())
-    assert problems == [] and any("messages.csv: 12 rows" in line for line in read), (read, problems)
+    return ws
 
-    run = run_experiments(select_experiments(None), log=lambda _: None, params={
-        "n_requests": 12, "warmup": 0, "levels": "1,2", "requests_per_level": 4, "confirm_requests": 0,
-        "rehearse_rate_limit": False, "sample_size": 0, "n_docs": 10, "strategies": "naive,coalesced",
-        "n_boot": 100})
-    assert run.path.parent == ws / "results"  # results only under the workspace
 
-    latency = load_records(run.path, "latency")
+def test_a_workspace_of_ones_own_runs_every_experiment_into_its_own_report(
+        installed_tool: Installed, bank: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tool, ws = installed_tool, bank
+    before = tool.files()
+    read = tool.run([*tool.workbench, "validate"], ws).stdout
+    assert "messages.csv: 12 rows" in read, read
+    params = [x for k, v in PARAMS.items() for x in ("--param", f"{k}={json.dumps(v) if isinstance(v, bool) else v}")]
+    tool.run([*tool.workbench, "run", *params], ws)  # from inside the workspace
+    [run_path] = list((ws / "results").iterdir())  # results only under the workspace
+
+    latency = load_records(run_path, "latency")
     warm = latency[latency["phase"] == "warm"]
     assert set(warm["prompt_id"]) == {f"row-{i}" for i in range(1, 13)}
     assert set(warm["expected"]) == {"card_lost", "double-charge", "other"}
-    sweep = load_records(run.path, "concurrency")
+    assert set(warm["prompt_set"]) == {"scenario:card_router"}
+    sweep = load_records(run_path, "concurrency")
     assert set(sweep.loc[sweep["phase"] == "sweep", "prompt_set"]) == {"scenario:card_router"}
 
-    matrix = pd.read_csv(run.path / "decision_matrix.csv").set_index("scenario")
+    matrix = pd.read_csv(run_path / "decision_matrix.csv").set_index("scenario")
     assert set(matrix.index) == {"card_router", "statements", "assistant"}  # exactly the workspace's
     router = matrix.loc["card_router"]
     assert "TTFT p95" in str(router["constraint_power"])  # the SLO's own metric is the constraint
     assert str(router["cost_source"]).startswith("self-hosted: $2/machine-hour")
-    report = (run.path / "report.html").read_text(encoding="utf-8")
+    report = (run_path / "report.html").read_text(encoding="utf-8")
     assert "card_router" in report and "TTFT p95" in report and "self-hosted" in report
-    assert "routing" not in set(matrix.index) and "batch_annotation" not in set(matrix.index)
 
     from workbench.analysis.evidence import gather_evidence
     from workbench.analysis.scenarios import load_scenarios
     from workbench.experiments.summary import build_summary
 
-    summary = build_summary([run.path], n_boot=100)
+    monkeypatch.setenv(workspace.WORKSPACE_ENV, str(ws))
+    summary = build_summary([run_path], n_boot=100)
     by = {r.name: r for r in summary.results}
     assert by["card_router"].metrics["bank-model"]["route_accuracy"].n == len(MESSAGES)
     assert by["statements"].metrics["bank-model"]["annotation_accuracy"].n == len(DOCUMENTS)
     assert by["assistant"].metrics["bank-model"]["hallucination_score"].n == len(QA)
-    assert set(load_scenarios()) == set(matrix.index) and gather_evidence(run.path).labels == ["bank-model"]
+    assert set(load_scenarios()) == set(matrix.index) and gather_evidence(run_path).labels == ["bank-model"]
+    assert tool.files() == before  # nothing written into the installed package
+
+
+def test_the_workspaces_own_notebooks_pass_nbval(installed_tool: Installed, bank: Path) -> None:
+    """Each notebook as committed into the workspace, on its own small defaults, finds the
+    workspace's inputs (no demo prompt set named) and the self-hosted contender."""
+    out = installed_tool.run([str(installed_tool.python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                              "--nbval-lax", "--nbval-current-env", "notebooks"], bank).stdout
+    assert " passed" in out and "failed" not in out, out[-2000:]
+    runs = sorted((bank / "results").iterdir())
+    assert len(runs) >= 4  # each experiment notebook wrote a run of its own, in the workspace
