@@ -9,7 +9,9 @@ A scenario in a workspace names its own data and task (`scenarios.yaml`):
 - `classify` reads labelled texts (`text`, `label`, optional `id`, `acceptable`); every text
   becomes a prompt from `instruction` (`{labels}` and `{text}` filled in), carrying its right
   label(s) so the answer is graded (`workbench.analysis.intents`). `labels` defaults to every
-  label the data uses, in order of first appearance.
+  label the data uses, in order of first appearance. `examples` (optional, a labelled-texts
+  file) are the worked examples a completion model's few-shot annotation prompt shows; they are
+  never measured.
 - `qa` reads QA items (`question`, `answers`, optional `passage`, `id`, `category`): the
   hallucination spot-check's questions.
 - `generate` reads prompts (`text`, optional `id`, `system`).
@@ -57,6 +59,8 @@ class Task(BaseModel):
     labels: list[str] | None = Field(None, description="classify: the labels (default: those in the data)")
     instruction: str = Field(DEFAULT_INSTRUCTION,
                              description="classify: the prompt, with {labels} and {text}; generate: unused")
+    examples: str | None = Field(None, description="classify: worked examples (a labelled-texts file, never "
+                                                   "measured) for a completion model's few-shot prompt")
 
     @field_validator("labels")
     @classmethod
@@ -90,6 +94,24 @@ class Task(BaseModel):
                                           f"{lab!r} is not one of the task's labels: {', '.join(self.labels)}")
         return rows
 
+    def example_rows(self, ws: workspace.Workspace | None = None) -> list[LabelledText]:
+        """classify: the worked examples (none without `examples`), each label one of the task's and
+        no text also in the data — an example that is measured would grade its own answer key."""
+        if self.examples is None:
+            return []
+        src = (ws or workspace.current()).resolve(self.examples)
+        rows = load_labelled_texts(src)
+        data = self.labelled(ws)
+        known = set(self.label_names(data))
+        measured = {" ".join(r.text.casefold().split()) for r in data}
+        for r in rows:
+            if r.label not in known:
+                raise ConfigError(str(src), f"id {r.id}: label",
+                                  f"{r.label!r} is not one of the task's labels: {', '.join(sorted(known))}")
+            if " ".join(r.text.casefold().split()) in measured:
+                raise ConfigError(str(src), f"id {r.id}: text", f"also in {self.data}: an example must not be measured")
+        return rows
+
     def label_names(self, rows: list[LabelledText]) -> list[str]:
         if self.labels is not None:
             return list(self.labels)
@@ -111,6 +133,7 @@ class Task(BaseModel):
     def check(self, ws: workspace.Workspace | None = None) -> int:
         """Read the data as this task would (every mistake a ConfigError); the number of rows."""
         if self.type == "classify":
+            self.example_rows(ws)
             return len(self.prompts(ws))
         return len(read_rows(self.path(ws), KINDS[DATA_KIND[self.type]]))
 

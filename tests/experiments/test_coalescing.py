@@ -196,6 +196,42 @@ def test_annotation_prompt_is_the_experiments() -> None:
     assert gemma.prompt_template is not None and "capital of France" in gemma.prompt_template  # untouched
 
 
+def test_a_completion_model_is_never_shown_the_demos_labels_on_a_task_of_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a bank's labels the bundled worked examples (billing, shipping, …) would teach a base
+    model answers never right there: without the task's own `examples` it gets none (and a
+    warning); with them, those — checked against the task's labels and data."""
+    from workbench import workspace
+    from workbench.errors import ConfigError
+    from workbench.workspace_files import init_workspace
+
+    ws = tmp_path / "bank"
+    init_workspace(ws, log=lambda _: None)
+    monkeypatch.setenv(workspace.WORKSPACE_ENV, str(ws))
+    (ws / "data" / "documents.csv").write_text("text,label\nmy card is gone,card_lost\ncharged twice,double-charge\n",
+                                               encoding="utf-8")
+    gemma = load_contenders(ws / "contenders.yaml").get("gemma-3-270m")
+    bank = co.load_labels()
+    assert list(bank) == ["card_lost", "double-charge"] and co.worked_examples(list(bank)) == ()
+    for k in (None, 4):
+        template = co.annotation_contender(gemma, bank, batch_k=k, max_tokens=8).prompt_template or ""
+        assert "billing" not in template and "Label: " not in template and "card_lost" in template
+    (ws / "data" / "examples.csv").write_text("text,label\nlost my wallet and card,card_lost\n"
+                                              "two payments for one order,double-charge\n", encoding="utf-8")
+    scenarios = (ws / "scenarios.yaml").read_text(encoding="utf-8")
+    (ws / "scenarios.yaml").write_text(scenarios.replace("task: {type: classify, data: data/documents.csv}",
+                                                         "task: {type: classify, data: data/documents.csv, "
+                                                         "examples: data/examples.csv}"), encoding="utf-8")
+    single = co.annotation_contender(gemma, bank, batch_k=None, max_tokens=8).prompt_template or ""
+    assert "lost my wallet and card" in single and "Label: double-charge" in single and "billing" not in single
+    (ws / "data" / "examples.csv").write_text("text,label\ncharged twice,double-charge\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="an example must not be measured"):
+        co.worked_examples(list(bank))
+    (ws / "data" / "examples.csv").write_text("text,label\nwhere is my parcel,shipping\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="'shipping' is not one of the task's labels"):
+        co.worked_examples(list(bank))
+
+
 def _summary_row(strategy: str, **kw: float) -> dict[str, Any]:
     row: dict[str, Any] = {
         "contender": "loc", "strategy": strategy, "n_docs": 16, "requests_per_doc": 1.0,

@@ -103,12 +103,14 @@ __all__ = [
     "parse_strategies",
     "run_coalescing",
     "select_documents",
+    "worked_examples",
 ]
 
 STRATEGIES: tuple[str, ...] = ("naive", "coalesced", "dedup", "cached", "cached-prefix", "batch-api")
 
-# Few-shot examples for the base (completion) model: written for this prompt, not taken from
-# the dataset, so no test document leaks into the prompt.
+# Few-shot examples for the base (completion) model on the bundled example's labels: written for
+# this prompt, not taken from the dataset, so no test document leaks into the prompt. A task on
+# other labels brings its own (`task.examples`) or goes without (`worked_examples`).
 _EXAMPLES: tuple[tuple[str, str], ...] = (
     ("Why was my card charged twice for the same order?", "billing"),
     ("The parcel says delivered but it is not at my door.", "shipping"),
@@ -196,6 +198,16 @@ def load_labels(path: str | Path | None = None) -> dict[str, str]:
     return {str(k): str(v) for k, v in data["labels"].items()}
 
 
+def worked_examples(labels: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """(text, label) pairs a completion model's annotation prompt shows: the workspace's batch
+    task's `examples`; else the bundled ones when the labels are theirs; else none — the demo's
+    labels would teach a base model answers that are never right on the user's."""
+    task = batch_task()
+    if task is not None and task.examples:
+        return tuple((r.text, r.label) for r in task.example_rows())
+    return _EXAMPLES if {lab for _, lab in _EXAMPLES} <= set(labels) else ()
+
+
 def load_documents(path: str | Path | None = None) -> list[Document]:
     """The annotation documents in stream order: the workspace's batch task (a repeat of an earlier
     text, up to case, spacing and punctuation, is marked `dup_of` it), else the bundled example's."""
@@ -276,30 +288,36 @@ def annotation_contender(
     *,
     batch_k: int | None,
     max_tokens: int,
+    examples: Sequence[tuple[str, str]] | None = None,
 ) -> Contender:
     """A copy of `contender` carrying the experiment's annotation prompt (see module docstring).
 
     Completion models (a `prompt_template`) get a few-shot template: label guide, worked
-    examples (single: "Message/Label" pairs, stop at newline; batch: one worked numbered batch,
-    stop at a blank line). Chat models get the label guide as system prompt and no stop.
+    `examples` (default `worked_examples(labels)`; single: "Message/Label" pairs, stop at
+    newline; batch: one worked numbered batch of three, stop at a blank line; without examples
+    the guide alone). Chat models get the label guide as system prompt and no stop.
     `batch_k` None = the single-document prompt.
     """
     names = list(labels)
     sampling = {**contender.sampling.model_dump(), "max_tokens": max_tokens}
     if contender.prompt_template is None:
         return contender.override("annotation prompt", system_prompt=_guide(labels), sampling={**sampling, "stop": []})
+    shown = list(worked_examples(names) if examples is None else examples)
     if batch_k is None:
-        shots = "\n".join(f"{_single_text(t, names)}\nLabel: {lab}\n" for t, lab in _EXAMPLES)
-        template = f"{_guide(labels)}\n\n{shots}\n{{prompt}}\nLabel:"
+        shots = "".join(f"{_single_text(t, names)}\nLabel: {lab}\n\n" for t, lab in shown)
+        template = f"{_guide(labels)}\n\n{shots}{{prompt}}\nLabel:"
         stop = ["\n"]
     else:
         # Three worked documents, labels out of list order: a base model tends to copy the
         # example's answer lines, and a copied 3-line answer to a k-document batch shows up as
         # missing documents (fallback) or wrong labels (accuracy) instead of looking right.
-        shots3 = [_EXAMPLES[i] for i in _BATCH_SHOTS]
-        ex = build_batch_prompt([(str(i), t) for i, (t, _) in enumerate(shots3)], names)
-        answers = "\n".join(f"{n}: {lab}" for n, (_, lab) in enumerate(shots3, start=1))
-        template = f"{_guide(labels)}\n\n{ex}\nAnswers:\n{answers}\n\n{{prompt}}\nAnswers:\n"
+        shots3 = [shown[i] for i in _BATCH_SHOTS] if len(shown) > max(_BATCH_SHOTS) else shown[:3]
+        worked = ""
+        if shots3:
+            ex = build_batch_prompt([(str(i), t) for i, (t, _) in enumerate(shots3)], names)
+            answers = "\n".join(f"{n}: {lab}" for n, (_, lab) in enumerate(shots3, start=1))
+            worked = f"{ex}\nAnswers:\n{answers}\n\n"
+        template = f"{_guide(labels)}\n\n{worked}{{prompt}}\nAnswers:\n"
         stop = ["\n\n"]
     return contender.override("annotation prompt", prompt_template=template, sampling={**sampling, "stop": stop})
 
@@ -670,6 +688,12 @@ def run_coalescing(
         raise ValueError("no documents")
     if min(lever_docs or 0, prefix_control_docs or 0) < 0:
         raise ValueError("lever_docs and prefix_control_docs must be >= 0")
+    if not worked_examples(list(labels)):
+        for c in session.contenders:
+            if c.prompt_template is not None:
+                print(f"warning: {c.name} is a completion model and the task's labels have no worked examples: its "
+                      "annotation prompt shows none, and a base model may not answer with a label — give the batch "
+                      "scenario's task `examples:` (a labelled-texts file, a few per label, none of them measured)")
     # The annotation prompts are the experiment's: keep them beside the contenders in the manifest.
     prompts: dict[str, Any] = {}
     for c in session.contenders:
