@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from workbench import pricing
-from workbench.analysis import levers
+from workbench.analysis import cost, levers
 from workbench.analysis.scenarios import load_scenarios
 from workbench.config import Contender, load_contenders
 from workbench.experiments import EXPERIMENTS
@@ -164,7 +164,7 @@ def test_throughput_price_for_local_contender() -> None:
         "contender": ["loc"] * 2, "status": ["ok", "ok"], "input_tokens": [100, 300],
         "output_tokens": [11, 21], "e2e_s": [1.0, 2.0], "ttft_s": [0.5, 1.5],
     })
-    t = levers.measured_throughput(recs)["loc"]
+    t = cost.measured_throughput(recs)["loc"]
     assert t["prefill_tps"] == pytest.approx(400 / 2.0)
     assert t["decode_tps"] == pytest.approx(30 / 1.0)
     c = load_contenders().get("gemma-3-270m")
@@ -314,7 +314,7 @@ def test_cached_prefix_and_batch_api_arms(tmp_path: Path) -> None:
                                      prefix_control_docs=3)
         anthropic_bodies = [r["json"] for r in mock.requests if r["path"] == "/v1/messages"]
     df = load_records(session.run.path, "coalescing")
-    arm = levers.arm_records(df)
+    arm = cost.arm_records(df)
     # One record per document per arm; the control only where the cache can be switched off.
     assert arm.groupby(["contender", "strategy"]).size().eq(len(DOCS)).all() and len(arm) == 2 * 3 * len(DOCS)
     control = df[df["control"].eq(True)]
@@ -361,7 +361,7 @@ def test_lever_arms_on_fewer_documents(tmp_path: Path) -> None:
                                      batch_poll_s=0.02, lever_docs=4)
     df = load_records(session.run.path, "coalescing")
     subset = {d.id for d in co.select_documents(DOCS, 4)}
-    n = levers.arm_records(df).groupby("strategy")["prompt_id"].agg(lambda x: set(x))
+    n = cost.arm_records(df).groupby("strategy")["prompt_id"].agg(lambda x: set(x))
     assert n["naive"] == {d.id for d in DOCS} and n["cached-prefix"] == subset and n["batch-api"] == subset
     assert df.groupby("strategy").size().to_dict() == {"naive": 8, "cached-prefix": 4, "batch-api": 4}
     prices = levers.contender_prices(session.contenders, df, machine_hour_usd=1.0)

@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from workbench import metrics as timing
-from workbench.analysis.cost import batch_api_hours, cost_frame, realtime_cost_per_1k
+from workbench.analysis.cost import batch_api_hours, cost_frame, local_price, measured_throughput, realtime_cost_per_1k
 from workbench.analysis.evidence import (
     Draws,
     Evidence,
@@ -272,7 +272,6 @@ def _annotation_price(ev: Evidence, label: str, contender: Contender | None, mac
     if not contender.machine_priced:
         return _hosted_price(contender)
     machine_hour_usd = contender.machine_hour_usd(machine_hour_usd)
-    from workbench.analysis.levers import local_price, measured_throughput
 
     frames = [g for g in ev.doc_requests.get(label, {}).values()]
     if not frames:

@@ -1,6 +1,8 @@
 """Cost at scale: what a records frame cost, and what a workload would cost per hour, document or month.
 
-Prices come from `workbench.pricing`. Every projection takes measured numbers from its caller;
+Prices come from `workbench.pricing`; a machine-priced contender's (embedded, self-hosted) from the
+machine time its requests held in this run (`measured_throughput` → `local_price`). Every
+projection takes measured numbers from its caller;
 nothing here is a constant about a model or a machine. Each projection returns its assumptions
 as printable strings so a report can show exactly what a number rests on.
 """
@@ -9,21 +11,29 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from workbench.pricing import MTOK, Price, request_cost
+from workbench.pricing import MTOK, Price, price_from_throughput, request_cost
 
 __all__ = [
     "DEFAULT_HEADROOM",
     "BatchProjection",
     "PrototypingProjection",
     "RealtimeProjection",
+    "answered",
+    "arm_records",
     "batch_api_hours",
+    "cached_tokens",
     "cost_frame",
     "cost_per_document",
+    "flagged",
+    "local_price",
+    "measured_throughput",
     "project_batch",
     "project_prototyping",
     "project_realtime",
@@ -301,3 +311,85 @@ def project_prototyping(monthly_requests: int, per_request_cost: float) -> Proto
             "no free tier, no minimum spend, no batch or cache discounts beyond those measured",
         ],
     )
+
+
+# --------------------------------------------------------------------------------------------
+# machine time measured in a run → a per-token price
+
+
+def answered(df: pd.DataFrame) -> pd.DataFrame:
+    """The records whose request was answered (`status` ok)."""
+    return df[df["status"] == "ok"]
+
+
+def flagged(df: pd.DataFrame, column: str) -> pd.Series:
+    """A boolean column that may be missing or hold NaN (records without the field): True only where True."""
+    return df[column].eq(True) if column in df else pd.Series(False, index=df.index)
+
+
+def arm_records(records: pd.DataFrame) -> pd.DataFrame:
+    """The records of the strategies themselves: the cached-prefix arm's cache-off controls left out."""
+    return records[~flagged(records, "control")]
+
+
+def cached_tokens(g: pd.DataFrame) -> pd.Series:
+    """Prompt tokens each request read from a cache: the API's count, else llama.cpp's `cache_n`."""
+    cached = pd.to_numeric(g["cached_input_tokens"], errors="coerce") if "cached_input_tokens" in g else None
+    server = pd.to_numeric(g["server_cache_n"], errors="coerce") if "server_cache_n" in g else None
+    if cached is None and server is None:
+        return pd.Series(np.nan, index=g.index)
+    if cached is None:
+        assert server is not None
+        return server
+    return cached.fillna(server) if server is not None else cached
+
+
+def measured_throughput(records: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per contender, rates measured in this run over its successful requests (all strategies).
+
+    `prefill_tps` = Σ evaluated prompt tokens / Σ TTFT and `decode_tps` = Σ (output tokens − 1) /
+    Σ (E2E − TTFT): the split `price_from_throughput` wants so a request is charged the
+    machine time it held. Evaluated = input − cached (llama.cpp reuses the KV cache of a shared
+    prompt prefix and reports how much, `cached_input_tokens` / `server_cache_n`): a reused token
+    takes no prefill time, so it is not counted in the rate and costs nothing (`contender_prices`).
+    `e2e_output_tps` = Σ output tokens / Σ E2E. Batch API items (their e2e is a turnaround) and
+    the cached-prefix controls are left out.
+    """
+    out: dict[str, dict[str, float]] = {}
+    sync = arm_records(records)
+    sync = sync[~flagged(sync, "batch_api")]  # a batch item's e2e is its turnaround, not machine time
+    for name, g in answered(sync).groupby("contender", sort=True):
+        cached = cached_tokens(g)
+        # Tokens the server evaluated: a prompt prefix reused from the KV cache costs no prefill.
+        inp = pd.to_numeric(g["input_tokens"], errors="coerce") - cached.fillna(0.0)
+        outp = pd.to_numeric(g["output_tokens"], errors="coerce")
+        e2e = pd.to_numeric(g["e2e_s"], errors="coerce")
+        ttft = pd.to_numeric(g["ttft_s"], errors="coerce") if "ttft_s" in g else e2e * np.nan
+        timed = ttft.notna() & inp.notna() & (outp >= 2)
+        prefill_s = float(ttft[timed].sum())
+        decode_s = float((e2e - ttft)[timed].sum())
+        out[str(name)] = {
+            "prefill_tps": float(inp[timed].sum()) / prefill_s if prefill_s > 0 else math.nan,
+            "decode_tps": float((outp[timed] - 1).sum()) / decode_s if decode_s > 0 else math.nan,
+            "e2e_output_tps": float(outp.sum()) / float(e2e.sum()) if e2e.sum() > 0 else math.nan,
+            "requests": float(len(g)),
+            "cached_known": float(cached.notna().any()),
+        }
+    return out
+
+
+def local_price(t: Mapping[str, float] | None, machine_hour_usd: float) -> Price | None:
+    """A self-hosted contender's per-token price from its `measured_throughput` row: machine time at
+    the prefill and decode rates (the end-to-end output rate when no TTFT was measured); prompt
+    tokens reused from the KV cache at 0 when the run counted them. None: nothing measured."""
+    if t is None:
+        return None
+    if t["prefill_tps"] > 0 and t["decode_tps"] > 0:
+        p = price_from_throughput(machine_hour_usd, t["decode_tps"], t["prefill_tps"])
+        if t.get("cached_known"):  # the rate counts evaluated tokens: reused ones cost nothing
+            p = p.model_copy(update={"cached_input": 0.0, "source": f"{p.source}; prompt tokens reused from "
+                                     "llama.cpp's KV cache take no machine time"})
+        return p
+    if t["e2e_output_tps"] > 0:
+        return price_from_throughput(machine_hour_usd, t["e2e_output_tps"])
+    return None

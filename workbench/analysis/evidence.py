@@ -53,7 +53,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from workbench.analysis import stats
-from workbench.analysis.levers import arm_records
+from workbench.analysis.cost import arm_records
 from workbench.analysis.quantiles import quantile_ci
 from workbench.results import load_runs
 

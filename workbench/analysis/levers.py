@@ -24,7 +24,7 @@ Which numbers are statistics and which are point measurements:
 
 The cached-prefix arm's control requests (`control=true`: the same request with the cache off)
 are a measurement, not a way to run the workload: every per-strategy number leaves them out
-(`arm_records`); only `prefix_cache_table` reads them.
+(`cost.arm_records`); only `prefix_cache_table` reads them.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ASYNC_STRATEGIES",
-    "arm_records",
     "batch_turnaround",
     "before_after",
     "best_strategy",
@@ -55,8 +54,6 @@ __all__ = [
     "format_before_after",
     "format_prefix_cache",
     "format_projections",
-    "local_price",
-    "measured_throughput",
     "parse_failures",
     "plot_levers",
     "prefix_cache_table",
@@ -71,83 +68,6 @@ __all__ = [
 ASYNC_STRATEGIES = frozenset({"batch-api"})
 
 
-def _ok(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["status"] == "ok"]
-
-
-def _flag(df: pd.DataFrame, column: str) -> pd.Series:
-    """A boolean column that may be missing or hold NaN (records without the field): True only where True."""
-    return df[column].eq(True) if column in df else pd.Series(False, index=df.index)
-
-
-def arm_records(records: pd.DataFrame) -> pd.DataFrame:
-    """The records of the strategies themselves: the cached-prefix arm's cache-off controls left out."""
-    return records[~_flag(records, "control")]
-
-
-def _cached_tokens(g: pd.DataFrame) -> pd.Series:
-    """Prompt tokens each request read from a cache: the API's count, else llama.cpp's `cache_n`."""
-    cached = pd.to_numeric(g["cached_input_tokens"], errors="coerce") if "cached_input_tokens" in g else None
-    server = pd.to_numeric(g["server_cache_n"], errors="coerce") if "server_cache_n" in g else None
-    if cached is None and server is None:
-        return pd.Series(np.nan, index=g.index)
-    if cached is None:
-        assert server is not None
-        return server
-    return cached.fillna(server) if server is not None else cached
-
-
-def measured_throughput(records: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Per contender, rates measured in this run over its successful requests (all strategies).
-
-    `prefill_tps` = Σ evaluated prompt tokens / Σ TTFT and `decode_tps` = Σ (output tokens − 1) /
-    Σ (E2E − TTFT): the split `pricing.price_from_throughput` wants so a request is charged the
-    machine time it held. Evaluated = input − cached (llama.cpp reuses the KV cache of a shared
-    prompt prefix and reports how much, `cached_input_tokens` / `server_cache_n`): a reused token
-    takes no prefill time, so it is not counted in the rate and costs nothing (`contender_prices`).
-    `e2e_output_tps` = Σ output tokens / Σ E2E. Batch API items (their e2e is a turnaround) and
-    the cached-prefix controls are left out.
-    """
-    out: dict[str, dict[str, float]] = {}
-    sync = arm_records(records)
-    sync = sync[~_flag(sync, "batch_api")]  # a batch item's e2e is its turnaround, not machine time
-    for name, g in _ok(sync).groupby("contender", sort=True):
-        cached = _cached_tokens(g)
-        # Tokens the server evaluated: a prompt prefix reused from the KV cache costs no prefill.
-        inp = pd.to_numeric(g["input_tokens"], errors="coerce") - cached.fillna(0.0)
-        outp = pd.to_numeric(g["output_tokens"], errors="coerce")
-        e2e = pd.to_numeric(g["e2e_s"], errors="coerce")
-        ttft = pd.to_numeric(g["ttft_s"], errors="coerce") if "ttft_s" in g else e2e * np.nan
-        timed = ttft.notna() & inp.notna() & (outp >= 2)
-        prefill_s = float(ttft[timed].sum())
-        decode_s = float((e2e - ttft)[timed].sum())
-        out[str(name)] = {
-            "prefill_tps": float(inp[timed].sum()) / prefill_s if prefill_s > 0 else math.nan,
-            "decode_tps": float((outp[timed] - 1).sum()) / decode_s if decode_s > 0 else math.nan,
-            "e2e_output_tps": float(outp.sum()) / float(e2e.sum()) if e2e.sum() > 0 else math.nan,
-            "requests": float(len(g)),
-            "cached_known": float(cached.notna().any()),
-        }
-    return out
-
-
-def local_price(t: Mapping[str, float] | None, machine_hour_usd: float) -> pricing.Price | None:
-    """A self-hosted contender's per-token price from its `measured_throughput` row: machine time at
-    the prefill and decode rates (the end-to-end output rate when no TTFT was measured); prompt
-    tokens reused from the KV cache at 0 when the run counted them. None: nothing measured."""
-    if t is None:
-        return None
-    if t["prefill_tps"] > 0 and t["decode_tps"] > 0:
-        p = pricing.price_from_throughput(machine_hour_usd, t["decode_tps"], t["prefill_tps"])
-        if t.get("cached_known"):  # the rate counts evaluated tokens: reused ones cost nothing
-            p = p.model_copy(update={"cached_input": 0.0, "source": f"{p.source}; prompt tokens reused from "
-                                     "llama.cpp's KV cache take no machine time"})
-        return p
-    if t["e2e_output_tps"] > 0:
-        return pricing.price_from_throughput(machine_hour_usd, t["e2e_output_tps"])
-    return None
-
-
 def contender_prices(
     contenders: Sequence[Contender], records: pd.DataFrame, machine_hour_usd: float
 ) -> dict[str, pricing.Price]:
@@ -156,12 +76,12 @@ def contender_prices(
     measured in THIS run (`price_from_throughput` with prefill and decode rates; output-only
     end-to-end rate when no TTFT was measured), hosted ones from `pricing.price_for`. Contenders
     without a price are left out (their cost shows as NaN, never as a guess)."""
-    tps = measured_throughput(records)
+    tps = cost.measured_throughput(records)
     prices: dict[str, pricing.Price] = {}
     for c in contenders:
         t = tps.get(c.name)
         if c.machine_priced:  # embedded or self-hosted: machine time at this run's throughput
-            local = local_price(t, c.machine_hour_usd(machine_hour_usd))
+            local = cost.local_price(t, c.machine_hour_usd(machine_hour_usd))
             if local is not None:
                 prices[c.name] = local
             continue
@@ -188,7 +108,7 @@ def _busy_s(g: pd.DataFrame) -> pd.Series:
     batch's turnaround) the server's own prompt + generation time where it reports one (llama.cpp
     `timings`), else unknown (NaN)."""
     e2e = pd.to_numeric(g["e2e_s"], errors="coerce").astype(float)
-    batch = _flag(g, "batch_api")
+    batch = cost.flagged(g, "batch_api")
     if not batch.any():
         return e2e
     server = (pd.to_numeric(g.get("server_prompt_ms"), errors="coerce")
@@ -205,7 +125,7 @@ def strategy_summary(
     interval and n (see the module docstring for which). A batch API row's wall time is its
     turnaround (also `turnaround_s`), its busy time the server's own where reported, its cost at
     the batch rate."""
-    records = arm_records(records)
+    records = cost.arm_records(records)
     priced = cost.cost_frame(records, dict(prices)) if len(records) else records.assign(cost_usd=np.nan)
     # A failed request carries no token counts: it is billed nothing, but it still took time.
     priced.loc[priced["status"] != "ok", "cost_usd"] = 0.0
@@ -225,7 +145,7 @@ def strategy_summary(
         batches = g[g["batch_size"] > 1]
         walls = _pass_wall_s(g)
         busy = _busy_s(g)
-        is_batch = bool(_flag(g, "batch_api").any())
+        is_batch = bool(cost.flagged(g, "batch_api").any())
         e2e = stats.mean_ci(busy, n_boot=n_boot)
         c = stats.mean_ci(g["cost_usd"].astype(float), n_boot=n_boot)
         acc = stats.wilson_interval(int(o["correct"].sum()), n_docs)
@@ -267,7 +187,7 @@ def strategy_summary(
             "batch_window_source": str(g["batch_window_source"].dropna().iloc[0])
             if is_batch and "batch_window_source" in g and g["batch_window_source"].notna().any() else "",
             "input_tokens_per_doc": float(pd.to_numeric(g["input_tokens"]).sum()) / n_pass / n_docs,
-            "cached_tokens_per_doc": float(_cached_tokens(g).sum()) / n_pass / n_docs,
+            "cached_tokens_per_doc": float(cost.cached_tokens(g).sum()) / n_pass / n_docs,
             "cache_write_tokens_per_doc": float(pd.to_numeric(g["cache_creation_input_tokens"], errors="coerce")
                                                 .sum()) / n_pass / n_docs if "cache_creation_input_tokens" in g
             else 0.0,
@@ -523,7 +443,7 @@ def prefix_cache_table(records: pd.DataFrame, prices: Mapping[str, pricing.Price
     minimums = {c.name: min_prefix_tokens(c) for c in contenders}
     rows: list[dict[str, Any]] = []
     for name, g in arm.groupby("contender", sort=False):
-        on, off = g[~_flag(g, "control")], g[_flag(g, "control")]
+        on, off = g[~cost.flagged(g, "control")], g[cost.flagged(g, "control")]
         keys = ["repeat", "prompt_id"]
         # the lever requests beside their control's TTFT, and the controls whose lever request succeeded
         paired = on.merge(off[[*keys, "ttft_s"]], on=keys, suffixes=("", "_off")) if len(off) else on
@@ -541,7 +461,7 @@ def prefix_cache_table(records: pd.DataFrame, prices: Mapping[str, pricing.Price
                     else math.nan
 
             row[f"{side}_input_tokens"] = mean("input_tokens")
-            row[f"{side}_cached_tokens"] = float(_cached_tokens(part).mean()) if len(part) else math.nan
+            row[f"{side}_cached_tokens"] = float(cost.cached_tokens(part).mean()) if len(part) else math.nan
             row[f"{side}_cache_write_tokens"] = mean("cache_creation_input_tokens")
             row[f"{side}_evaluated_tokens"] = mean("server_prompt_n")
             row[f"{side}_prompt_ms"] = mean("server_prompt_ms")
