@@ -126,7 +126,7 @@ class Prompt:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-# The fields every record carries (DESIGN.md section 4), in the order they are written.
+# The fields every record carries (README "What `make run` produces"), in the order they are written.
 RECORD_CORE_FIELDS: tuple[str, ...] = (
     "run_id",
     "experiment",

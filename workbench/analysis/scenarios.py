@@ -308,8 +308,8 @@ class _ScenarioBase(_Strict):
         raise NotImplementedError
 
 
-# The three kinds declare their workload fields in the same shape, side by side on purpose: a
-# reader compares them at a glance (`duplicates` reports them as a pair).
+# The three kinds declare their workload fields in the same shape, side by side, so a reader
+# compares them at a glance.
 class RealtimeScenario(_ScenarioBase):
     """Online traffic with a latency SLO (e.g. intent routing in front of an assistant)."""
 

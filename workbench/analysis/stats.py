@@ -509,8 +509,8 @@ def knee_concurrency(
                           gain_floor=gain_floor)[0]
 
 
-# Same signature as `knee_concurrency` on purpose (that one is this one's first half, kept for the
-# callers that need only the level); `duplicates` reports the pair.
+# Same signature as `knee_concurrency`, which is this one's first half (kept for the callers
+# that need only the level).
 def knee_explained(
     concurrency: Values,
     p95_latency: Values,

@@ -120,7 +120,7 @@ def make_client(max_connections: int = 64, timeout_s: float = 60.0, *, lean: boo
         )
         client = httpx.AsyncClient(transport=async_transport(limits), timeout=httpx.Timeout(timeout_s),
                                    trust_env=False)
-    client._cookies = _Cookies()  # httpx has no public hook; tests/test_http11.py pins it
+    client._cookies = _Cookies()  # httpx has no public hook; tests/measure/test_http11.py pins it
     return client
 
 

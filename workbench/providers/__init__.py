@@ -10,8 +10,7 @@ from workbench.providers import generic as _generic  # noqa: F401  (registers)
 from workbench.providers import openai as _openai  # noqa: F401  (registers)
 from workbench.providers import openai_responses as _openai_responses  # noqa: F401  (registers)
 
-# The package's public names are base.py's, listed again on purpose: this is the import users
-# write (`duplicates` reports the two lists as a pair; a deliberate re-export).
+# The package's public names are base.py's, re-exported: this is the import users write.
 from workbench.providers.base import (
     Completion,
     HttpRequest,

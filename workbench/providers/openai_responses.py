@@ -130,8 +130,6 @@ class OpenAIResponses:
 class ResponsesStream:
     """`response.*` events → deltas; see the module docstring."""
 
-    # Every stream parser opens alike (the `StreamParser` protocol and `event_json`): reported as
-    # a same-shape pair with GeminiStream by `duplicates`, on purpose.
     __slots__ = ()
 
     def feed(self, event: SSEEvent) -> list[StreamDelta]:

@@ -25,9 +25,9 @@ for openai-chat — a `stream_error` in another format is that format's in-strea
   oversized      an answer of `oversized_chars` characters (the probe caps what it keeps) → ok, flagged
 
 Dialects: the body of a planned `rate_limit` / `httpNNN` / `huge_error` fault is, by default
-(`seed`), the seed scenario's production body `{"error": "rate_limit_exceeded", "message": ...}`
-(DESIGN.md section 6) whatever the route. `dialect="openai" | "anthropic" | "gemini"` sends that
-provider's own error shape instead (its real bodies, serve/wire.py and serve/transcripts/), so an
+(`seed`), the production body of the failure story the workbench was specified from, `{"error":
+"rate_limit_exceeded", "message": ...}`, whatever the route. `dialect="openai" | "anthropic" |
+"gemini"` sends that provider's own error shape instead (its real bodies, serve/wire.py and serve/transcripts/), so an
 official SDK pointed at the mock raises its own typed error with the message and `retry-after`;
 "auto" uses the dialect of the route the request came in on.
 

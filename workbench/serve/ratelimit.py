@@ -27,7 +27,7 @@ from workbench.serve.http import Request, Server, UpstreamClient, add_host_argum
 __all__ = ["RateLimitProxy", "add_arguments", "from_args", "rate_limit_body"]
 
 def rate_limit_body(active: int) -> bytes:
-    """The 429 body, in the shape of the production error this rehearses (DESIGN.md section 6)."""
+    """The 429 body, in the shape of the production error this rehearses (`serve.wire.RATE_LIMIT_BODY`)."""
     return json.dumps({"error": "rate_limit_exceeded",
                        "message": f"Concurrent limit reached: {active} active requests"}).encode()
 

@@ -468,8 +468,8 @@ class Gemini(WireFormat):
         return None, google_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted", _retry_info(7))
 
 
-#: The production error a provider at its concurrent-request limit sends (DESIGN.md section 6);
-#: also the body of the mock's `rate_limit` fault and of the rate-limit proxy's 429.
+#: The production error a provider at its concurrent-request limit sends (the failure story the
+#: workbench was specified from); also the body of the mock's `rate_limit` fault and of the rate-limit proxy's 429.
 RATE_LIMIT_BODY = {"error": "rate_limit_exceeded", "message": "Concurrent limit reached: 512 active requests"}
 
 
