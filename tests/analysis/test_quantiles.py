@@ -174,7 +174,7 @@ def test_validation_and_format() -> None:
         quantile_ci([1.0], 50.0, ci=1.0)
     est = QuantileEstimate(0.5, 0.25, math.nan, 10, 2, 11, False)
     assert est.fmt(scale=1000, digits=0, unit="ms") == "500 [250, -] ms n=10"
-    assert (est.as_estimate().value, est.as_estimate().low) == (0.5, 0.25) and isinstance(est, Estimate)
+    assert (est.value, est.low) == (0.5, 0.25) and isinstance(est, Estimate)
 
 
 # --------------------------------------------------------------------------------------------

@@ -136,7 +136,7 @@ def test_answer_cache_counts() -> None:
     cache.put("My card was declined.", "billing")
     assert cache.get("my card was declined") == "billing"
     assert cache.get("Something else") is None
-    assert (cache.hits, cache.misses) == (1, 2) and cache.hit_rate == pytest.approx(1 / 3)
+    assert (cache.hits, cache.misses) == (1, 2)
     assert len(cache) == 1 and "MY CARD WAS DECLINED!" in cache
 
 

@@ -105,10 +105,6 @@ class QuantileEstimate(Estimate):
     high_rank: int = 1
     supported: bool = False
 
-    def as_estimate(self) -> Estimate:
-        """The plain value, bounds and n."""
-        return Estimate(self.value, self.low, self.high, self.n)
-
 
 # --------------------------------------------------------------------------------------------
 # helpers

@@ -197,23 +197,6 @@ class Summary:
             })
         return pd.DataFrame(rows)
 
-    def picks_markdown(self) -> str:
-        """Per scenario: the answer, how sure, what it costs you, and the weights it rests on."""
-        lines = []
-        for r in self.results:
-            lines.append(f"- **{r.name}** — {r.verdict}")
-            if r.pick is not None:
-                row = r.table[r.table["contender"] == r.pick].iloc[0]
-                lines.append(f"  - score {row['score']:.2f} [{row['score_low']:.2f}, {row['score_high']:.2f}], "
-                             f"rank {row['rank']:.0f} [{row['rank_low']:.0f}, {row['rank_high']:.0f}]; "
-                             f"what you give up: {row['gives_up']}.")
-            pending = r.table[r.table["constraint_status"] == "inconclusive"]
-            for _, p in pending.iterrows():
-                lines.append(f"  - inconclusive, not ranked: **{p['contender']}** — {p['failed_constraint']}.")
-            if r.dropped_axes:
-                lines.append(f"  - axes not measured in this run (weights renormalised): {', '.join(r.dropped_axes)}")
-        return "\n".join(lines)
-
     def scoring_markdown(self) -> str:
         """How each scenario's axes are scored, and the constraints, in words."""
         out = [SCORE_TEXT.format(n_boot=self.n_boot, decisive=DECISIVE_P, undecided=1 - DECISIVE_P), ""]

@@ -194,8 +194,3 @@ class AnswerCache:
 
     def __contains__(self, text: object) -> bool:
         return isinstance(text, str) and normalize_doc(text) in self._answers
-
-    @property
-    def hit_rate(self) -> float:
-        total = self.hits + self.misses
-        return self.hits / total if total else 0.0

@@ -124,13 +124,6 @@ class Job:
     def count(self, outcome: str) -> int:
         return sum(it.outcome == outcome for it in self.items)
 
-    @property
-    def execution_s(self) -> float:
-        """First item started → last item ended (what the upstream spent on this batch)."""
-        starts = [it.started for it in self.items if it.started is not None]
-        ends = [it.ended for it in self.items if it.ended is not None]
-        return max(ends) - min(starts) if starts and ends else 0.0
-
 
 def _error_body(dialect: str, status: int, message: str) -> Any:
     """A request error (4xx) or a server error (5xx) in `dialect`'s own body (`serve.wire`'s)."""
