@@ -119,6 +119,8 @@ def preflight(params: Mapping[str, Any], log: Callable[[str], None] = print) -> 
     for p in results:
         if p.ok is False:
             log(p.skip_line)
+        elif p.warning:
+            log(p.warning_line)
         elif p.ok is None:
             log(f"preflight inconclusive for {p.contender} ({p.model!r}): {p.message}; running it")
     return {p.contender: p.to_dict() for p in results}

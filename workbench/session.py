@@ -194,6 +194,9 @@ def open_session(
     for p in unavailable.values():
         print(p.skip_line)
         skipped.append(Skipped(p.contender, p.skip_line))
+    for p in checked:
+        if p.ok and p.warning:
+            print(p.warning_line)
     chosen = [c for c in chosen if c.name not in unavailable]
     if not chosen:
         raise WorkbenchError(f"no contender left to run: {'; '.join(p.skip_line for p in unavailable.values())}")

@@ -4,6 +4,7 @@ one line before any work is sent; a request that hits it anyway is `model_not_fo
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,55 @@ def test_a_request_to_a_missing_model_is_model_not_found(wire: MockServer, fmt: 
         rec = go(contender_for(fmt, wire, model="retired-model-1"), stream=stream)
         assert (rec.error_class, rec.http_status) == ("model_not_found", 404), rec.error_message
         assert "retired-model-1" in (rec.error_message or "")
+
+
+def test_a_lookup_that_answers_is_read_not_trusted(wire: MockServer) -> None:
+    """A retired Anthropic model (a 200 lookup, `lifecycle: retired`: it "remains in the
+    catalogue") and an OpenAI model past its `shutdown_date` are skipped before anything is sent;
+    one retiring within 30 days, or deprecated, runs with a warning; an active one runs quietly."""
+    from datetime import UTC, datetime, timedelta
+
+    soon = (datetime.now(UTC) + timedelta(days=4)).date().isoformat()
+    wire.model_fields.update({
+        "claude-gone": {"lifecycle": "retired", "retires_at": "2026-02-19T00:00:00Z"},
+        "claude-old": {"lifecycle": "deprecated", "retires_at": "2027-06-01T00:00:00Z"},
+        "gpt-gone": {"shutdown_date": "2026-07-23"},
+        "gpt-soon": {"shutdown_date": soon},
+    })
+    cs = [contender_for("anthropic", wire, name="a-gone", model="claude-gone"),
+          contender_for("anthropic", wire, name="a-old", model="claude-old"),
+          contender_for("anthropic", wire, name="a-ok", model="claude-ok"),
+          contender_for("openai-chat", wire, name="o-gone", model="gpt-gone"),
+          contender_for("openai-responses", wire, name="o-soon", model="gpt-soon"),
+          contender_for("openai-chat", wire, name="o-ok", model="gpt-ok")]
+    r = {p.contender: p for p in run_preflight(cs)}
+    assert r["a-gone"].ok is False and "retired (lifecycle: retired, retires_at: 2026-02-19" in r["a-gone"].skip_line
+    assert r["o-gone"].ok is False and "shut down on 2026-07-23 (shutdown_date: 2026-07-23)" in r["o-gone"].message
+    assert r["o-soon"].ok is True and re.match(f"retires in [34] days, on {soon} ", r["o-soon"].warning)
+    assert r["o-soon"].warning_line.startswith("warning: o-soon: model 'gpt-soon' retires in")
+    assert r["a-old"].ok is True and r["a-old"].warning.startswith("deprecated (lifecycle: deprecated")
+    assert (r["a-ok"].ok, r["a-ok"].warning, r["o-ok"].ok, r["o-ok"].warning) == (True, "", True, "")
+    assert all(q["method"] == "GET" for q in wire.requests)  # nothing generated
+
+
+def test_the_lifecycle_rules_as_each_provider_documents_them() -> None:
+    from datetime import UTC, datetime
+
+    from workbench.providers import get_provider
+
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    anthropic, openai = get_provider("anthropic"), get_provider("openai-chat")
+    # Anthropic: a past retires_at on a deprecated model is overdue, not retired (`lifecycle` decides)
+    overdue = anthropic.lifecycle({"lifecycle": "deprecated", "retires_at": "2026-11-01T00:00:00Z"})
+    assert overdue is not None and overdue.verdict(now) == (
+        True, "retires overdue, on 2026-11-01 (lifecycle: deprecated, retires_at: 2026-11-01T00:00:00Z)")
+    active = anthropic.lifecycle({"lifecycle": "active", "retires_at": None})
+    assert active is not None and active.verdict(now) == (True, None)
+    # OpenAI: past shutdown_date the model is gone; none announced says nothing
+    gone = openai.lifecycle({"shutdown_date": "2026-12-01"})
+    assert gone is not None and gone.verdict(now)[0] is False
+    assert openai.lifecycle({"id": "gpt-6-luna", "shutdown_date": None}) is None
+    assert get_provider("gemini").lifecycle({"name": "models/gemini-3.8-flash"}) is None
 
 
 def test_generic_is_checked_with_a_one_token_generation(wire: MockServer) -> None:

@@ -10,10 +10,15 @@ failed request at a time. For each hosted contender, one cheap call:
    does not say "model not found", as from a gateway without the route), one generation with
    a 1-token cap.
 
-The answer is `ok=True` (run it), `ok=False` (skip it, with a one-line reason naming the contender,
-the model and the provider's own message: model not found or retired, no access, bad key, no
-quota) or `ok=None` (inconclusive — rate limited, overloaded, unreachable: run it and let the
-records say what happened). Embedded models are never checked: the workbench serves them.
+A lookup that answers is read, not trusted: its lifecycle fields (`Provider.lifecycle`: Anthropic's
+`lifecycle` / `retires_at`, OpenAI's `shutdown_date`) skip a retired model or one past its
+shutdown, and warn about a deprecated one or one retiring within 30 days.
+
+The answer is `ok=True` (run it; `warning` when its model is on its way out), `ok=False` (skip it,
+with a one-line reason naming the contender, the model and the provider's own message: model not
+found or retired, no access, bad key, no quota) or `ok=None` (inconclusive — rate limited,
+overloaded, unreachable: run it and let the records say what happened). Embedded models are
+never checked: the workbench serves them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -49,6 +55,9 @@ class Preflight:
     ok: bool | None
     message: str
     how: str  # "lookup" | "generation" | "local"
+    #: runnable, but said before the run: deprecated, or retiring within
+    #: `providers.base.RETIREMENT_WARNING_DAYS` (from the lookup's lifecycle fields)
+    warning: str = ""
 
     @property
     def skip_line(self) -> str:
@@ -61,7 +70,12 @@ class Preflight:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Preflight:
         return cls(str(d["contender"]), str(d["model"]), d.get("ok"), str(d.get("message", "")),
-                   str(d.get("how", "lookup")))
+                   str(d.get("how", "lookup")), str(d.get("warning", "")))
+
+    @property
+    def warning_line(self) -> str:
+        """The one line a run prints for a runnable contender whose model is on its way out."""
+        return f"warning: {self.contender}: model {self.model!r} {self.warning}"
 
 
 def model_url(contender: Contender, base_url: str) -> str | None:
@@ -80,8 +94,10 @@ def _short(text: str) -> str:
     return text if len(text) <= _MESSAGE_CHARS else text[:_MESSAGE_CHARS] + "…"
 
 
-async def _lookup(client: httpx.AsyncClient, contender: Contender, base_url: str, url: str) -> Preflight | None:
-    """The lookup's verdict, or None when it cannot tell (no such route)."""
+async def _lookup(client: httpx.AsyncClient, contender: Contender, base_url: str, url: str,
+                  now: datetime | None = None) -> Preflight | None:
+    """The lookup's verdict, or None when it cannot tell (no such route). `now` (default the
+    clock) is what the model's lifecycle dates are compared with."""
     provider = provider_for(contender)
     req = provider.build_request(contender, Prompt(id="preflight", text=""), stream=False,
                                  api_key=contender.api_key(), base_url=base_url)
@@ -93,12 +109,21 @@ async def _lookup(client: httpx.AsyncClient, contender: Contender, base_url: str
             raw = await resp.aread()
     except (httpx.HTTPError, TimeoutError) as exc:
         return Preflight(name, model, None, f"model lookup failed: {type(exc).__name__}", "lookup")
-    if resp.status_code < 400:
-        return Preflight(name, model, True, f"HTTP {resp.status_code} from {url}", "lookup")
     try:
         body: Any = json.loads(raw)
     except ValueError:
         body = raw[:500].decode("utf-8", "replace")
+    if resp.status_code < 400:
+        # A 2xx is not "available": a retired model "remains in the catalogue" (Anthropic), one
+        # past its shutdown_date is gone (OpenAI) — the body says which.
+        found = f"HTTP {resp.status_code} from {url}"
+        life = provider.lifecycle(body)
+        if life is None:
+            return Preflight(name, model, True, found, "lookup")
+        runnable, why = life.verdict(now or datetime.now(UTC))
+        if not runnable:
+            return Preflight(name, model, False, f"{why}: {found}", "lookup")
+        return Preflight(name, model, True, found, "lookup", why or "")
     info = provider.classify_error(resp.status_code, body, resp.headers)
     what = f"HTTP {resp.status_code} {info.error_class.value}: {_short(info.message)}"
     if info.error_class in _FATAL:
@@ -121,13 +146,14 @@ async def _generation(client: httpx.AsyncClient, contender: Contender, base_url:
     return Preflight(name, model, False if fatal else None, what, "generation")
 
 
-async def check(client: httpx.AsyncClient, contender: Contender, base_url: str) -> Preflight:
+async def check(client: httpx.AsyncClient, contender: Contender, base_url: str,
+                now: datetime | None = None) -> Preflight:
     """One contender's preflight (see the module docstring)."""
     if contender.is_local:
         return Preflight(contender.name, contender.model, True, "served by the workbench", "local")
     url = model_url(contender, base_url)
     if url is not None:
-        found = await _lookup(client, contender, base_url, url)
+        found = await _lookup(client, contender, base_url, url, now)
         if found is not None:
             return found
     return await _generation(client, contender, base_url)

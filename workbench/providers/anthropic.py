@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, Any
 from workbench.providers.base import (
     Completion,
     HttpRequest,
+    Lifecycle,
     api_headers,
     event_json,
     extra_body,
     json_post,
+    parse_date,
     register,
     sampling_fields,
 )
@@ -201,6 +203,17 @@ class Anthropic:
 
     def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
         return classify_body(status, body, headers)
+
+    def lifecycle(self, model_object: Any) -> Lifecycle | None:
+        """`lifecycle` (active / deprecated / retired) is the retirement signal; `retires_at` the
+        scheduled date, which "can be revised until retirement occurs" — past it on a deprecated
+        model, retirement is overdue, not done (anthropic-sdk-python `types/model_info.py`)."""
+        if not isinstance(model_object, dict) or model_object.get("lifecycle") not in ("active", "deprecated",
+                                                                                       "retired"):
+            return None
+        stage, retires = model_object["lifecycle"], model_object.get("retires_at")
+        source = f"lifecycle: {stage}" + (f", retires_at: {retires}" if retires else "")
+        return Lifecycle(stage, parse_date(retires), source, ends_is_final=False)
 
 
 class AnthropicStream:

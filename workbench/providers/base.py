@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from workbench.errors import lookup
@@ -21,8 +22,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LENGTH_FINISH",
+    "RETIREMENT_WARNING_DAYS",
     "Completion",
     "HttpRequest",
+    "Lifecycle",
     "Provider",
     "StreamParser",
     "api_headers",
@@ -32,6 +35,7 @@ __all__ = [
     "extra_body",
     "get_provider",
     "json_post",
+    "parse_date",
     "provider_for",
     "register",
     "sampling_fields",
@@ -63,6 +67,51 @@ class HttpRequest:
             self._content = json.dumps(self.json, ensure_ascii=False, separators=(",", ":"),
                                        allow_nan=False).encode("utf-8")
         return self._content
+
+
+#: A model that retires within this many days gets a warning before a run sends it anything.
+RETIREMENT_WARNING_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """Where a model stands in its provider's lifecycle, as its model lookup says (`stage`:
+    active, deprecated or retired; `ends`: the announced shutdown or scheduled retirement, UTC;
+    `source`: the fields read, for the one line a run prints). `ends_is_final`: whether a past
+    `ends` means the model is gone (OpenAI's `shutdown_date`) or only that retirement is overdue
+    while `stage` decides (Anthropic's `retires_at` beside `lifecycle`)."""
+
+    stage: str
+    ends: datetime | None
+    source: str
+    ends_is_final: bool = True
+
+    def verdict(self, now: datetime) -> tuple[bool, str | None]:
+        """(runnable, why): not runnable once retired or past a final end; runnable with a
+        warning when deprecated or ending within `RETIREMENT_WARNING_DAYS`; else (True, None)."""
+        if self.stage == "retired":
+            return False, f"retired ({self.source})"
+        if self.ends is not None and self.ends <= now and self.ends_is_final:
+            return False, f"shut down on {self.ends.date().isoformat()} ({self.source})"
+        if self.ends is not None and (self.ends - now).days < RETIREMENT_WARNING_DAYS:
+            left = (self.ends - now).days
+            when = f"in {left} day{'s' if left != 1 else ''}" if self.ends > now else "overdue"
+            return True, f"retires {when}, on {self.ends.date().isoformat()} ({self.source})"
+        if self.stage == "deprecated":
+            return True, f"deprecated ({self.source})"
+        return True, None
+
+
+def parse_date(value: Any) -> datetime | None:
+    """An RFC 3339 date or datetime from a model object as an aware UTC datetime (None if absent
+    or unreadable: a field the provider may leave null)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        d = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
 
 
 @dataclass(slots=True)
@@ -109,6 +158,10 @@ class Provider(Protocol):
     def classify_error(
         self, status: int, body: Any, headers: Mapping[str, str]
     ) -> ErrorInfo: ...
+
+    def lifecycle(self, model_object: Any) -> Lifecycle | None:
+        """The model's lifecycle from the body of its model lookup (None: the API says nothing)."""
+        ...
 
 
 _REGISTRY: dict[str, Provider] = {}

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.providers.base import (
     Completion,
     HttpRequest,
+    Lifecycle,
     api_headers,
     event_json,
     json_post,
@@ -203,6 +204,9 @@ class Gemini:
 
     def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
         return classify_body(status, body, headers)
+
+    def lifecycle(self, model_object: Any) -> Lifecycle | None:
+        return None  # its model object carries no retirement fields
 
 
 def _candidate(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:

@@ -33,6 +33,7 @@ from workbench.errors import ConfigError
 from workbench.providers.base import (
     Completion,
     HttpRequest,
+    Lifecycle,
     api_headers,
     extra_body,
     json_post,
@@ -163,6 +164,9 @@ class Generic:
 
     def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
         return classify_body(status, body, headers)
+
+    def lifecycle(self, model_object: Any) -> Lifecycle | None:
+        return None  # its model object carries no retirement fields
 
 
 class GenericStream:

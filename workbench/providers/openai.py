@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 from workbench.providers.base import (
     Completion,
     HttpRequest,
+    Lifecycle,
     api_headers,
     event_object,
     extra_body,
     json_post,
+    parse_date,
     register,
     sampling_fields,
 )
@@ -30,8 +32,8 @@ if TYPE_CHECKING:
     from workbench.config import Contender
     from workbench.providers.sse import SSEEvent
 
-__all__ = ["OpenAIChat", "OpenAICompletions", "bearer", "classify_body", "error_fields", "error_parts", "parse_timings",
-           "parse_usage", "stream_object"]
+__all__ = ["OpenAIChat", "OpenAICompletions", "bearer", "classify_body", "error_fields", "error_parts",
+           "openai_lifecycle", "parse_timings", "parse_usage", "stream_object"]
 
 
 def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
@@ -179,6 +181,19 @@ class _OpenAIBase:
 
     def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
         return classify_body(status, body, headers)
+
+    def lifecycle(self, model_object: Any) -> Lifecycle | None:
+        return openai_lifecycle(model_object)
+
+
+def openai_lifecycle(model_object: Any) -> Lifecycle | None:
+    """OpenAI's model object names `shutdown_date` ("The date when the model will shut down, or
+    null if not announced", openai-python `types/model.py`): announced means deprecated, and past
+    it the model is gone. Nothing announced: None."""
+    if not isinstance(model_object, dict) or not model_object.get("shutdown_date"):
+        return None
+    raw = model_object["shutdown_date"]
+    return Lifecycle("deprecated", parse_date(raw), f"shutdown_date: {raw}", ends_is_final=True)
 
 
 class _OpenAIStream:

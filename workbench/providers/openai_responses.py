@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.providers.base import (
     Completion,
     HttpRequest,
+    Lifecycle,
     api_headers,
     event_json,
     extra_body,
@@ -35,7 +36,7 @@ from workbench.providers.base import (
     sampling_fields,
 )
 from workbench.providers.errors import classify
-from workbench.providers.openai import bearer, classify_body
+from workbench.providers.openai import bearer, classify_body, openai_lifecycle
 from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
@@ -105,6 +106,9 @@ class OpenAIResponses:
 
     def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
         return classify_body(status, body, headers)
+
+    def lifecycle(self, model_object: Any) -> Lifecycle | None:
+        return openai_lifecycle(model_object)
 
     def headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
         return api_headers(contender, bearer(api_key))

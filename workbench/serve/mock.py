@@ -44,7 +44,7 @@ import threading
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,8 @@ class MockServer(Server):
 
     def __init__(self, scenario: Scenario | None = None, plan: FaultPlan | None = None, *,
                  host: str = "127.0.0.1", port: int = 0, log_path: str | Path | None = None,
-                 missing_models: Iterable[str] = (), transcript: str | None = None) -> None:
+                 missing_models: Iterable[str] = (), transcript: str | None = None,
+                 model_fields: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         if host not in LOOPBACK:
             raise ValueError("the mock server only binds to the loopback interface")
         super().__init__(host, port)
@@ -116,6 +117,9 @@ class MockServer(Server):
         self.log_path = Path(log_path) if log_path else None
         #: models this server says do not exist (lookups and requests get the provider's real 404)
         self.missing_models: set[str] = set(missing_models)
+        #: per model, fields its lookup's model object carries over the defaults: a lifecycle
+        #: (`{"lifecycle": "retired", "retires_at": ...}`, `{"shutdown_date": "2026-12-11"}`)
+        self.model_fields: dict[str, dict[str, Any]] = {m: dict(f) for m, f in (model_fields or {}).items()}
         #: a recorded answer (serve/transcripts/) every answer request gets when nothing else is queued
         self.transcript = transcript
         if transcript is not None:
@@ -145,6 +149,7 @@ class MockServer(Server):
             self._pick = self.plan.picker()
             self._queue.clear()
             self.missing_models.clear()
+            self.model_fields.clear()
             self.transcript = None
             self.requests.clear()
             self.counts.clear()
@@ -179,7 +184,7 @@ class MockServer(Server):
                     req.path.rsplit("/", 1)[1] in self.missing_models:
                 status, missing = model_not_found(fmt_name, req.path.rsplit("/", 1)[1])
                 send_json(w, status, missing)
-            elif (found := listing(req.path)) is not None:
+            elif (found := listing(req.path, req.headers, self.model_fields)) is not None:
                 send_json(w, 200, found, sc.headers)
             else:
                 send_json(w, 404, {"error": {"message": f"no route GET {req.path}", "type": "invalid_request_error",
@@ -374,6 +379,7 @@ class MockServer(Server):
         if self.transcript is not None:
             args.append(f"--transcript={self.transcript}")
         args += [f"--missing-model={m}" for m in sorted(self.missing_models)]
+        args += [f"--model-fields={m}={json.dumps(f)}" for m, f in sorted(self.model_fields.items())]
         parser = argparse.ArgumentParser(allow_abbrev=False)
         add_arguments(parser)
         back = from_args(parser.parse_args(args[1:]))
@@ -413,6 +419,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "on the timing above, or an error); names: workbench/serve/transcripts/")
     g.add_argument("--missing-model", action="append", metavar="MODEL",
                    help="answer lookups of and requests for MODEL with the provider's real 404 (repeatable)")
+    g.add_argument("--model-fields", action="append", metavar="MODEL=JSON", default=[],
+                   help='fields of MODEL\'s lookup object, e.g. \'claude-x={"lifecycle": "retired"}\' (repeatable)')
 
 
 def from_args(args: argparse.Namespace) -> MockServer:
@@ -428,4 +436,19 @@ def from_args(args: argparse.Namespace) -> MockServer:
                      seed=args.seed, retry_after_s=args.retry_after, slow_s=args.slow, stall_s=args.stall,
                      oversized_chars=args.oversized_chars, dialect=args.dialect)
     return MockServer(scenario, plan, host=args.host, port=args.port, log_path=args.log,
-                      missing_models=args.missing_model or (), transcript=args.transcript)
+                      missing_models=args.missing_model or (), transcript=args.transcript,
+                      model_fields=_model_fields(args.model_fields))
+
+
+def _model_fields(specs: Iterable[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        model, sep, text = spec.partition("=")
+        try:
+            fields = json.loads(text) if sep else None
+        except ValueError:
+            fields = None
+        if not model or not isinstance(fields, dict):
+            raise ValueError(f"--model-fields {spec!r}: expected MODEL={{JSON object}}")
+        out[model] = fields
+    return out

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -547,14 +547,23 @@ def base_url_for(url: str, fmt: str) -> str:
     return url + FORMATS[fmt].base_path
 
 
-def listing(path: str) -> dict[str, Any] | None:
-    """The answer to GET `path` when it is a model listing or a model's details, else None."""
+def listing(path: str, headers: Mapping[str, str] | None = None,
+            lifecycles: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any] | None:
+    """The answer to GET `path` when it is a model listing or a model's details, else None: the
+    provider's own model object (OpenAI `types/model.py`, Anthropic `types/model_info.py`, by the
+    `anthropic-version` header), with a model's `lifecycles` fields over the defaults (e.g.
+    `{"lifecycle": "retired", "retires_at": ...}` or `{"shutdown_date": "2026-12-11"}`)."""
     if path == "/v1/models":
         return {"object": "list", "data": [{"id": "mock-model", "object": "model", "owned_by": "workbench-mock",
                                             "meta": {"n_ctx_train": CTX, "n_params": 1}}]}
     if path.startswith("/v1beta/models/"):
         return {"name": path.removeprefix("/v1beta/"), "inputTokenLimit": GEMINI_CTX, "outputTokenLimit": 65536}
     if path.startswith("/v1/models/"):
-        return {"type": "model", "id": path.rsplit("/", 1)[1], "display_name": "Mock",
-                "created_at": "2025-02-19T00:00:00Z"}
+        model = path.rsplit("/", 1)[1]
+        extra = dict((lifecycles or {}).get(model, {}))
+        if lookup_format(path, dict(headers or {})) == "anthropic":
+            return {"type": "model", "id": model, "display_name": "Mock", "created_at": "2025-02-19T00:00:00Z",
+                    "lifecycle": "active", "retires_at": None, "deprecated_at": None, **extra}
+        return {"id": model, "object": "model", "created": 1739923200, "owned_by": "workbench-mock",
+                "shutdown_date": None, **extra}
     return None
