@@ -34,6 +34,7 @@ def test_shipped_file_validates_and_local_models_are_enabled() -> None:
     # The seed's retired Claude models stay as named entries, off by default; the current models
     # of each family are the enabled hosted examples, reasoning models with their settings.
     assert not cs.get("claude-3.7-sonnet").enabled and not cs.get("claude-3.5-haiku").enabled
+    assert not cs.get("gpt-5").enabled  # shuts down on 2026-12-11 (openai-python's deprecations)
     for name in ("gpt-5.5", "claude-sonnet-5", "claude-haiku-4.5", "gemini-3.5-flash"):
         assert cs.get(name).enabled and cs.get(name).api_key_env
     for name in ("gpt-5.5", "gpt-5", "gemini-3.5-flash", "gemini-2.5-flash"):
@@ -43,8 +44,8 @@ def test_shipped_file_validates_and_local_models_are_enabled() -> None:
 def test_hosted_contender_without_key_is_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     chosen, skipped = load_contenders().select("enabled")
-    assert "gpt-5" not in [c.name for c in chosen]
-    assert any(s.name == "gpt-5" and "OPENAI_API_KEY is not set" in s.reason for s in skipped)
+    assert "gpt-5.5" not in [c.name for c in chosen]
+    assert any(s.name == "gpt-5.5" and "OPENAI_API_KEY is not set" in s.reason for s in skipped)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-canary-000000000000")
     chosen, _ = load_contenders().select("gpt-5")
     assert [c.name for c in chosen] == ["gpt-5"]
