@@ -269,6 +269,18 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from workbench.hosted_models import catalog, format_catalog
+
+    try:
+        cat = catalog([args.provider] if args.provider else None)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_catalog(cat, include_shut_down=args.all))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--workspace", metavar="DIR",
@@ -322,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compare", action="append", metavar="RUN", help="another run folder to compare with")
     s.add_argument("--param", action="append", metavar="NAME=VALUE", help="summary notebook parameter")
     s.set_defaults(func=_cmd_report)
+
+    s = sub.add_parser("models", help="the hosted providers' current models, as the installed SDKs and genai-prices "
+                       "say (prices, context, shutdown dates)")
+    s.add_argument("--provider", help="openai, anthropic or google (default: all)")
+    s.add_argument("--all", action="store_true", help="also list models past their shutdown date")
+    s.set_defaults(func=_cmd_models)
 
     s = sub.add_parser("list", help="contenders and experiments")
     s.add_argument("--contenders-file")

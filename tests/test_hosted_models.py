@@ -1,0 +1,91 @@
+"""`workbench models`: the hosted providers' models as the installed SDKs and genai-prices say,
+their notes parsed as the SDKs write them (pinned against the versions installed here)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import typing
+from datetime import date
+
+import pytest
+
+from workbench.cli import main
+from workbench.hosted_models import ModelEntry, _anthropic_date, catalog, format_catalog, openai_deprecations
+
+SOURCE = '''
+from typing_extensions import Literal, TypeAlias
+
+ChatModel: TypeAlias = Literal["gpt-9", "gpt-8", "gpt-8-mini", "gpt-7"]
+"""Deprecated values:
+
+- "gpt-8", "gpt-8-mini":
+  Announced shutdown date: 2026-12-11. See
+  https://developers.openai.com/api/docs/deprecations for details.
+- "gpt-7": Not a supported model ID. Retained for SDK compatibility.
+"""
+'''
+
+
+def test_the_openai_deprecation_notes_are_read_as_written() -> None:
+    notes = openai_deprecations(SOURCE)
+    assert notes == {"gpt-8": (date(2026, 12, 11), ""), "gpt-8-mini": (date(2026, 12, 11), ""),
+                     "gpt-7": (None, "Not a supported model ID")}
+    assert openai_deprecations("X = 1\n") == {}
+
+
+def test_the_anthropic_table_dates_are_read_as_written() -> None:
+    assert _anthropic_date("January 22nd, 2027") == date(2027, 1, 22)
+    assert _anthropic_date("June 30th, 2026") == date(2026, 6, 30)
+    assert _anthropic_date("soon") is None
+
+
+def test_the_installed_sdks_models_are_all_listed() -> None:
+    openai_types = pytest.importorskip("openai.types.shared.chat_model")
+    anthropic_types = pytest.importorskip("anthropic.types.model")
+    cat = catalog()
+    listed = {(e.provider, e.model) for e in cat.entries}
+    chat = [a for a in typing.get_args(openai_types.ChatModel)]
+    assert chat and all(("openai", m) in listed for m in chat)
+    claude = [a for t in typing.get_args(anthropic_types.Model) for a in typing.get_args(t) if isinstance(a, str)]
+    assert claude and all(("anthropic", m) in listed for m in claude)
+    assert any(e.provider == "google" and e.model.startswith("gemini-") and e.input_usd_per_mtok for e in cat.entries)
+    assert any(e.shutdown is not None for e in cat.entries if e.provider == "openai")
+    assert any(line.startswith(f"openai {importlib.metadata.version('openai')}:") for line in cat.sources)
+
+
+def test_pinned_facts_of_the_sdk_versions_installed_here() -> None:
+    """What openai 3.63.0, anthropic 2.17.0 and genai-prices 0.2.5 say (skipped on other versions)."""
+    versions = {d: importlib.metadata.version(d) for d in ("openai", "anthropic", "genai-prices")}
+    if versions != {"openai": "3.63.0", "anthropic": "2.17.0", "genai-prices": "0.2.5"}:
+        pytest.skip(f"pinned against other versions: {versions}")
+    cat = catalog()
+    gpt5 = cat.get("openai", "gpt-5")
+    assert gpt5 is not None and gpt5.shutdown == date(2026, 12, 11)
+    opus = cat.get("anthropic", "claude-opus-4-5")
+    assert opus is not None and opus.shutdown == date(2027, 1, 22) and opus.deprecated
+    haiku = cat.get("anthropic", "claude-haiku-5-5")
+    assert haiku is not None and (haiku.input_usd_per_mtok, haiku.output_usd_per_mtok, haiku.tiered) == (0.1, 0.5, True)
+    flash = cat.get("google", "gemini-3.8-flash")
+    assert flash is not None and flash.input_usd_per_mtok == 0.75
+
+
+def test_the_table_hides_what_has_shut_down_and_says_so() -> None:
+    from workbench.hosted_models import Catalog
+
+    cat = Catalog([ModelEntry("openai", "gpt-8", date(2026, 12, 11), input_usd_per_mtok=1.25,
+                              output_usd_per_mtok=10.0, context_window=400_000),
+                   ModelEntry("openai", "gpt-7", date(2026, 1, 1)),
+                   ModelEntry("openai", "gpt-9", input_usd_per_mtok=0.1, output_usd_per_mtok=0.5, tiered=True)],
+                  ["openai 9.9.9: test"])
+    text = format_catalog(cat, date(2026, 12, 7))
+    assert "shuts down 2026-12-11 (in 4 days)" in text and "400,000" in text and "gpt-7" not in text
+    assert "0.1*" in text and "base tier" in text and "(1 models past their shutdown date not shown" in text
+    assert "shut down 2026-01-01" in format_catalog(cat, date(2026, 12, 7), include_shut_down=True)
+
+
+def test_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--provider", "google"]) == 0
+    out = capsys.readouterr().out
+    assert "gemini-" in out and "openai" not in out.split("provider", 1)[1]
+    assert main(["models", "--provider", "mistral"]) == 2
+    assert "valid: openai, anthropic, google" in capsys.readouterr().err

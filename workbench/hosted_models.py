@@ -1,0 +1,239 @@
+"""The hosted providers' current models, as the installed official SDKs and genai-prices say.
+
+A hand-kept list of model names goes stale within months (a model the project shipped enabled
+shut down while it was still listed). The official SDKs regenerate their model types from each
+provider's API spec with every release and carry its deprecation notes; genai-prices carries
+prices, context windows and a deprecated flag. `workbench models` reads them, so upgrading those
+packages refreshes the list:
+
+- OpenAI (openai-python): the `ChatModel` and `ResponsesModel` literal types
+  (`types/shared/chat_model.py`, `responses_model.py`) and the "Deprecated values" notes written
+  under `ChatModel` ("Announced shutdown date: YYYY-MM-DD", "Not a supported model ID").
+- Anthropic (anthropic-sdk-python): the `Model` literal type (`types/model.py`) and the SDK's
+  table of deprecated models with their end-of-life dates (`_data/deprecated_models.py`, which
+  the SDK itself warns from).
+- Google (google-genai): the SDK has no model type, so the Gemini models are genai-prices'
+  (`gemini-*` under the `google` provider), with its deprecated flag.
+
+Hand-written because no library exposes this: the OpenAI notes are a string statement after a
+type alias (not a runtime docstring), read from the module's source with `ast`; everything else
+is the packages' own data. A package that is not installed lists nothing and says so.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.metadata
+import importlib.util
+import re
+import typing
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PROVIDERS", "Catalog", "ModelEntry", "catalog", "format_catalog", "openai_deprecations"]
+
+#: Provider name → (SDK distribution, genai-prices provider id).
+PROVIDERS: dict[str, tuple[str, str]] = {
+    "openai": ("openai", "openai"),
+    "anthropic": ("anthropic", "anthropic"),
+    "google": ("google-genai", "google"),
+}
+_SHUTDOWN = re.compile(r"shutdown date:\s*(\d{4}-\d{2}-\d{2})", re.I)
+_ORDINAL = re.compile(r"(\d+)(st|nd|rd|th)\b")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of one provider: its end of life if announced, its price if known."""
+
+    provider: str
+    model: str
+    shutdown: date | None = None  # announced shutdown / end-of-life date
+    note: str = ""  # what the SDK says beyond a date (e.g. "Not a supported model ID")
+    deprecated: bool = False
+    input_usd_per_mtok: float | None = None
+    output_usd_per_mtok: float | None = None
+    context_window: int | None = None
+    tiered: bool = False  # the prices are the base tier's: a longer prompt pays more
+
+    def status(self, today: date) -> str:
+        if self.shutdown is not None:
+            left = (self.shutdown - today).days
+            if left <= 0:
+                return f"shut down {self.shutdown.isoformat()}"
+            return f"shuts down {self.shutdown.isoformat()} (in {left} day{'s' if left != 1 else ''})"
+        if self.note:
+            return self.note
+        return "deprecated" if self.deprecated else ""
+
+
+@dataclass
+class Catalog:
+    entries: list[ModelEntry] = field(default_factory=list)
+    #: one line per data source: package and version, or why it is missing
+    sources: list[str] = field(default_factory=list)
+
+    def get(self, provider: str, model: str) -> ModelEntry | None:
+        return next((e for e in self.entries if e.provider == provider and e.model == model), None)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _literals(tp: Any) -> Iterator[str]:
+    """The string values of a (possibly nested) Literal / Union type, in declaration order."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is typing.Literal:
+        yield from (a for a in args if isinstance(a, str))
+        return
+    for a in args:
+        yield from _literals(a)
+
+
+def openai_deprecations(source: str, alias: str = "ChatModel") -> dict[str, tuple[date | None, str]]:
+    """Model → (announced shutdown date, note) from the "Deprecated values" string written after
+    `alias` in an openai-python module's `source`. Each bullet names quoted models, then what
+    holds for them ("Announced shutdown date: 2026-12-11. See …" or "Not a supported model ID")."""
+    tree = ast.parse(source)
+    body = tree.body
+    text = ""
+    for i, node in enumerate(body[:-1]):
+        targets = [node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [])
+        if any(isinstance(t, ast.Name) and t.id == alias for t in targets):
+            nxt = body[i + 1]
+            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                text = nxt.value.value
+            break
+    out: dict[str, tuple[date | None, str]] = {}
+    for bullet in re.split(r"\n(?=- )", text):
+        bullet = " ".join(bullet.removeprefix("- ").split())
+        names, sep, rest = bullet.partition('": ')
+        if not sep:
+            continue
+        models = re.findall(r'"([^"]+)"', names + '"')
+        when = _SHUTDOWN.search(rest)
+        shutdown = date.fromisoformat(when.group(1)) if when else None
+        note = "" if when else rest.split(". ")[0].rstrip(".")
+        for m in models:
+            out[m] = (shutdown, note)
+    return out
+
+
+def _anthropic_date(text: str) -> date | None:
+    """"January 22nd, 2027" (the SDK's table) → a date; None if it reads otherwise."""
+    try:
+        return datetime.strptime(_ORDINAL.sub(r"\1", text.strip()), "%B %d, %Y").date()
+    except ValueError:
+        return None
+
+
+def _sdk_entries(provider: str) -> tuple[list[ModelEntry], str]:
+    dist = PROVIDERS[provider][0]
+    version = _version(dist)
+    if provider == "google":
+        return [], f"{dist} {version or 'not installed'}: no model type in the SDK; Gemini models from genai-prices"
+    if version is None:
+        return [], f"{dist} not installed (pip install {dist}): no {provider} models from its SDK"
+    if provider == "openai":
+        chat = importlib.import_module("openai.types.shared.chat_model")
+        responses = importlib.import_module("openai.types.shared.responses_model")
+        spec = importlib.util.find_spec("openai.types.shared.chat_model")
+        source = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else ""
+        notes = openai_deprecations(source)
+        names = list(dict.fromkeys([*_literals(chat.ChatModel), *_literals(responses.ResponsesModel)]))
+        entries = [ModelEntry(provider, m, *notes.get(m, (None, ""))) for m in names]
+        return entries, (f"openai {version}: types/shared/chat_model.py and responses_model.py "
+                         f"({len(names)} models, {sum(m in notes for m in names)} with deprecation notes)")
+    model_type = importlib.import_module("anthropic.types.model")
+    try:
+        table: dict[str, str] = dict(importlib.import_module("anthropic._data").DEPRECATED_MODELS)
+    except (ImportError, AttributeError):
+        table = {}
+    names = list(dict.fromkeys(_literals(model_type.Model)))
+    entries = [ModelEntry(provider, m, _anthropic_date(table[m]) if m in table else None, deprecated=m in table)
+               for m in names]
+    return entries, (f"anthropic {version}: types/model.py ({len(names)} models) and _data/deprecated_models.py "
+                     f"({len(table)} deprecated)")
+
+
+def _price_of(model: Any) -> tuple[float | None, float | None, bool]:
+    """(input, output) USD per million tokens in force today, and whether they are tiered (the
+    base tier's rates shown: a longer prompt pays more)."""
+    prices = model.get_prices(datetime.now(UTC))
+    tiered = False
+
+    def num(x: Any) -> float | None:
+        nonlocal tiered
+        if x is not None and hasattr(x, "base"):  # TieredPrices: base rate, more above thresholds
+            tiered = True
+            x = x.base
+        return float(x) if isinstance(x, (Decimal, int, float)) else None
+
+    return num(getattr(prices, "input_mtok", None)), num(getattr(prices, "output_mtok", None)), tiered
+
+
+def _priced(entries: list[ModelEntry], provider: str) -> tuple[list[ModelEntry], str]:
+    """Prices, context windows and deprecated flags from genai-prices; for Google, its models."""
+    from genai_prices import data_snapshot
+
+    snap = data_snapshot.get_snapshot()
+    prov = next((p for p in snap.providers if p.id == PROVIDERS[provider][1]), None)
+    version = _version("genai-prices")
+    if prov is None:
+        return entries, f"genai-prices {version}: no provider {PROVIDERS[provider][1]!r}"
+    if provider == "google":
+        entries = [ModelEntry(provider, m.id) for m in prov.models if m.id.startswith("gemini-")]
+    out = []
+    for e in entries:
+        found = prov.find_model(e.model)
+        if found is None:
+            out.append(e)
+            continue
+        inp, outp, tiered = _price_of(found)
+        out.append(ModelEntry(e.provider, e.model, e.shutdown, e.note, e.deprecated or bool(found.deprecated), inp,
+                              outp, found.context_window, tiered))
+    return out, f"genai-prices {version}: prices and context windows ({prov.id})"
+
+
+def catalog(providers: Iterable[str] | None = None) -> Catalog:
+    """Every model of each provider (default: all of `PROVIDERS`), newest first as the SDK lists them."""
+    cat = Catalog()
+    for provider in providers or PROVIDERS:
+        if provider not in PROVIDERS:
+            raise ValueError(f"unknown provider {provider!r}; valid: {', '.join(PROVIDERS)}")
+        entries, line = _sdk_entries(provider)
+        entries, price_line = _priced(entries, provider)
+        cat.entries.extend(entries)
+        cat.sources += [line, price_line]
+    return cat
+
+
+def format_catalog(cat: Catalog, today: date | None = None, *, include_shut_down: bool = False) -> str:
+    """A plain-text table: provider, model, $/MTok in and out, context window, status; sources first."""
+    today = today or datetime.now(UTC).date()
+    lines = [f"# {s}" for s in dict.fromkeys(cat.sources)]
+    rows = [e for e in cat.entries if include_shut_down or e.shutdown is None or e.shutdown > today]
+    hidden = len(cat.entries) - len(rows)
+
+    def usd(x: float | None, tiered: bool) -> str:
+        return "-" if x is None else f"{x:g}{'*' if tiered else ''}"
+
+    table = [("provider", "model", "in $/MTok", "out $/MTok", "context", "status")]
+    table += [(e.provider, e.model, usd(e.input_usd_per_mtok, e.tiered), usd(e.output_usd_per_mtok, e.tiered),
+               f"{e.context_window:,}" if e.context_window else "-", e.status(today)) for e in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
+    if any(e.tiered for e in rows):
+        lines.append("* the base tier's price: a prompt above the model's threshold pays more (genai-prices tiers)")
+    if hidden:
+        lines.append(f"({hidden} models past their shutdown date not shown: --all lists them)")
+    return "\n".join(lines)
