@@ -30,6 +30,7 @@ from workbench.measure.load.pool import RAY_MISSING, InlineRunner, ShardPool, ch
 from workbench.measure.machine import listening_pid
 from workbench.measure.preflight import Preflight, run_preflight
 from workbench.measure.target import Target, check_url
+from workbench.providers.base import request_summary
 from workbench.results import (
     RESENT_ON_RESUME,
     RecordWriter,
@@ -227,6 +228,7 @@ def open_session(
             experiment: {
                 **recorded,
                 "contenders": [c.public_dict() for c in chosen],
+                "requests": {c.name: request_summary(c) for c in chosen},  # what was sent, beside what was asked
                 "skipped": [s.reason for s in skipped],
                 "preflight": {p.contender: p.to_dict() for p in checked},
                 "servers": {k: v.info() for k, v in session.servers.items()}

@@ -158,6 +158,26 @@ def test_workbench_run_prints_one_line_and_runs_the_rest(wire: MockServer, tmp_p
     assert manifest["preflight"]["gpt-here"]["ok"] is True
     # The session used the runner's preflight: the model was looked up once per contender.
     assert sum(r["method"] == "GET" for r in wire.requests) == 2
+    # what each contender's requests carry besides the prompt, as built (no key among them)
+    sent = manifest["experiments"]["latency"]["requests"]["gpt-here"]
+    assert sent["path"] == "completions" and "max_tokens" in sent["fields"] and not any(
+        "auth" in h.lower() for h in sent["headers"])
+
+
+def test_the_manifest_says_what_anthropic_requests_carry(wire: MockServer, tmp_path: Path) -> None:
+    """Under anthropic-version 2026-10-21 no temperature is sent, whatever the contenders file
+    asks: the manifest says so beside the contender's settings."""
+    from workbench.session import open_session
+
+    claude = contender_for("anthropic", wire, name="claude", sampling={"temperature": 0.0, "max_tokens": 8})
+    session = open_session("latency", out_dir=str(tmp_path / "run"),
+                           contenders_file=str(_contenders_file(tmp_path, [claude])))
+    session.close()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    sent = manifest["experiments"]["latency"]["requests"]["claude"]
+    assert sent["headers"] == {"anthropic-version": "2026-10-21"} and sent["path"] == "messages"
+    assert sent["fields"]["max_tokens"] == 8 and "temperature" not in sent["fields"]
+    assert manifest["experiments"]["latency"]["contenders"][0]["sampling"]["temperature"] == 0.0
 
 
 def test_the_sync_entry_points_work_inside_a_running_event_loop(wire: MockServer) -> None:

@@ -24,14 +24,22 @@ def test_anthropic_cache_counts_sum_into_total_input(wire: MockServer) -> None:
 
 
 def test_anthropic_request_shape(wire: MockServer) -> None:
-    go(contender_for("anthropic", wire, sampling={"max_tokens": 7, "stop": ["END"], "top_p": 0.9}))
+    """As SDK 2.x sends it: anthropic-version 2026-10-21, whose Messages request has no
+    temperature or top_p; the version before it, selected per contender, still carries them."""
+    sampling = {"max_tokens": 7, "stop": ["END"], "top_p": 0.9, "temperature": 0.0}
+    go(contender_for("anthropic", wire, sampling=sampling))
     req = wire.requests[-1]
     assert req["path"] == "/v1/messages"
-    assert req["headers"]["anthropic-version"] == "2023-06-01"
+    assert req["headers"]["anthropic-version"] == "2026-10-21"
     body = req["json"]
-    assert body["max_tokens"] == 7 and body["stop_sequences"] == ["END"] and body["top_p"] == 0.9
+    assert body["max_tokens"] == 7 and body["stop_sequences"] == ["END"]
+    assert "top_p" not in body and "temperature" not in body and "top_k" not in body
     assert body["system"] == "Be brief." and body["stream"] is True
     assert body["messages"] == [{"role": "user", "content": PROMPT.text}]
+    go(contender_for("anthropic", wire, sampling=sampling, options={"anthropic_version": "2023-06-01"}))
+    req = wire.requests[-1]
+    assert req["headers"]["anthropic-version"] == "2023-06-01"
+    assert req["json"]["top_p"] == 0.9 and req["json"]["temperature"] == 0.0
 
 
 def test_anthropic_ignores_thinking_and_unknown_events() -> None:

@@ -40,7 +40,9 @@ def test_anthropic_thinking_budget_is_inside_max_tokens(wire: MockServer) -> Non
     assert body["output_config"] == {"effort": "high"}
     assert "temperature" not in body  # thinking takes only the default temperature
     plain = _body(contender_for("anthropic", wire))
-    assert "thinking" not in plain and plain["temperature"] == 0.0
+    assert "thinking" not in plain and "temperature" not in plain  # 2026-10-21 takes no temperature
+    legacy = _body(contender_for("anthropic", wire, options={"anthropic_version": "2023-06-01"}))
+    assert legacy["temperature"] == 0.0
 
 
 def test_gemini_thinking_config(wire: MockServer) -> None:

@@ -46,10 +46,18 @@ if TYPE_CHECKING:
     from workbench.config import Contender
     from workbench.providers.sse import SSEEvent
 
-__all__ = ["ANTHROPIC_VERSION", "Anthropic", "AnthropicStream", "classify_body", "error_fields", "parse_usage"]
+__all__ = ["ANTHROPIC_VERSION", "LEGACY_VERSION", "NO_SAMPLING_FROM", "Anthropic", "AnthropicStream", "api_version",
+           "classify_body", "error_fields", "parse_usage"]
 
-#: The API version header value the request and response shapes here follow.
-ANTHROPIC_VERSION = "2023-06-01"
+#: The API version header sent by default: what the official SDK sends today (anthropic-sdk-python
+#: 2.17.0, `_constants.ANTHROPIC_API_VERSION`), so Claude is measured as an application built on
+#: that SDK calls it. `options.anthropic_version` selects another, e.g. `LEGACY_VERSION`.
+ANTHROPIC_VERSION = "2026-10-21"
+#: The version before it (the SDK's until 1.x): it still takes `temperature` and `top_p`.
+LEGACY_VERSION = "2023-06-01"
+#: From this version on, `MessageCreateParams` has no temperature, top_p or top_k (SDK 2.x's
+#: `types/message_create_params.py`): the request leaves them out rather than draw a 400.
+NO_SAMPLING_FROM = "2026-10-21"
 
 
 def _int(v: Any) -> int | None:
@@ -136,9 +144,15 @@ def classify_body(status: int | None, body: Any, headers: Mapping[str, str] | No
     return info
 
 
+def api_version(contender: Contender) -> str:
+    """The `anthropic-version` this contender's requests carry."""
+    return str(contender.options.get("anthropic_version", ANTHROPIC_VERSION))
+
+
 @register("anthropic")
 class Anthropic:
-    """Messages API. Options: `anthropic_version` (header value), `omit_temperature`,
+    """Messages API. Options: `anthropic_version` (header value; from 2026-10-21 on, the default,
+    the request carries no temperature or top_p — that version has none), `omit_temperature`,
     `extra_body` (merged into the JSON body, e.g. `thinking`), `cache_prefix` (a cache breakpoint
     on the system prompt, see `workbench.providers.caching`)."""
 
@@ -149,8 +163,8 @@ class Anthropic:
     stream_format = "sse"
 
     def headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
-        version = str(contender.options.get("anthropic_version", ANTHROPIC_VERSION))
-        return api_headers(contender, {"x-api-key": api_key} if api_key else None, {"anthropic-version": version})
+        return api_headers(contender, {"x-api-key": api_key} if api_key else None,
+                           {"anthropic-version": api_version(contender)})
 
     def build_request(
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
@@ -169,7 +183,10 @@ class Anthropic:
             body["system"] = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
         elif system:
             body["system"] = system
-        fields = sampling_fields(contender, {"temperature": "temperature", "top_p": "top_p", "stop": "stop_sequences"})
+        names = {"temperature": "temperature", "top_p": "top_p", "stop": "stop_sequences"}
+        if api_version(contender) >= NO_SAMPLING_FROM:  # ISO dates compare as text
+            names = {"stop": "stop_sequences"}
+        fields = sampling_fields(contender, names)
         budget = contender.thinking_budget
         if budget:
             # Extended thinking accepts only the default temperature.

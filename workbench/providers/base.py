@@ -38,6 +38,7 @@ __all__ = [
     "parse_date",
     "provider_for",
     "register",
+    "request_summary",
     "sampling_fields",
 ]
 
@@ -234,6 +235,24 @@ def extra_body(contender: Contender) -> dict[str, Any]:
     """`options.extra_body`: fields merged into the request body as given (a provider feature
     the workbench does not model, e.g. Anthropic `thinking`)."""
     return dict(contender.options.get("extra_body") or {})
+
+
+#: Body fields that carry the prompt or the model name, not a setting: left out of `request_summary`.
+_CONTENT_FIELDS = frozenset({"model", "messages", "input", "contents", "prompt", "system", "instructions",
+                             "systemInstruction", "stream", "stream_options"})
+
+
+def request_summary(contender: Contender) -> dict[str, Any]:
+    """What this contender's requests carry besides the prompt, from a request built the way the
+    run builds them: the API version headers and every setting field of the body with its value
+    (e.g. Anthropic's 2026-10-21 sends no temperature). For the manifest: a reader sees what was
+    sent, not what the contenders file asked for."""
+    provider = provider_for(contender)
+    req = provider.build_request(contender, Prompt(id="manifest", text="…"), stream=True, api_key=None,
+                                 base_url=contender.base_url or "http://127.0.0.1")
+    headers = {k: v for k, v in req.headers.items() if "version" in k.lower() or "beta" in k.lower()}
+    body = {k: v for k, v in req.json.items() if k not in _CONTENT_FIELDS}
+    return {"path": req.url.split("?", 1)[0].rsplit("/", 1)[-1], "headers": headers, "fields": body}
 
 
 def get_provider(kind: str) -> Provider:
