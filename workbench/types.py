@@ -50,6 +50,12 @@ class ErrorClass(enum.StrEnum):
     # A batch API item that never ran: the provider's completion window ended first (OpenAI
     # `batch_expired`, Anthropic result `expired`, Gemini BATCH_STATE_EXPIRED). Billed nothing.
     EXPIRED = "expired"
+    # An answer that is no answer, for a policy reason (HTTP 200): the model declined (`refused`:
+    # OpenAI `refusal`, Anthropic stop_reason `refusal`), or the provider's safety system stopped
+    # it (`blocked`: OpenAI finish `content_filter`, Gemini SAFETY-type finish or blockReason).
+    # Neither "I don't know" nor a wrong answer: a failure of the product's request, typed.
+    REFUSED = "refused"
+    BLOCKED = "blocked"
 
 
 @dataclass(slots=True)
@@ -114,6 +120,7 @@ class StreamDelta:
     done: bool = False
     finish_reason: str | None = None
     timings: ServerTimings | None = None
+    refusal: str | None = None  # text of a refusal the API sends apart from the answer (OpenAI)
 
 
 @dataclass(slots=True, frozen=True)

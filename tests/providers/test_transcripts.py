@@ -43,8 +43,9 @@ STREAMS = {
     "openai_chat_length_visible": Stream("openai-chat", None, '{"', (79, 1, 0, 1, None), "length", 1),
     # gpt-5 spent its whole cap reasoning: no visible text, finish length → truncated, tokens kept.
     "openai_chat_gpt5_reasoning_only": Stream("openai-chat", "truncated", "", (12, 400, 400, 0, 0), "length", None),
-    # Claude with thinking and signature deltas before the text: TTFT is the text_delta's (event 10).
-    "anthropic_thinking_signature": Stream("anthropic", None, "Hi", (28, 106, 67, 39, 0), "refusal", 10),
+    # Claude with thinking and signature deltas before the text: TTFT is the text_delta's (event 10);
+    # it ends with stop_reason refusal — the model declined after "Hi": `refused`, tokens kept.
+    "anthropic_thinking_signature": Stream("anthropic", "refused", "Hi", (28, 106, 67, 39, 0), "refusal", 10),
     # overloaded_error inside a 200 stream after one visible delta.
     "anthropic_overloaded_in_stream": Stream("anthropic", "overloaded", "Hello", (None, None, None, None, None),
                                              None, 3),
@@ -66,7 +67,7 @@ def test_recorded_stream(wire: MockServer, name: str) -> None:
     assert rec.error_class == case.error_class, rec.error_message
     assert rec.http_status == 200
     assert (rec.output_text or "") == case.text
-    if case.error_class in (None, "truncated"):
+    if case.error_class in (None, "truncated", "refused", "blocked"):  # answered: the tokens were billed
         assert (rec.input_tokens, rec.output_tokens, rec.reasoning_tokens, rec.visible_output_tokens,
                 rec.cached_input_tokens) == case.tokens
         assert rec.token_source == "server" and rec.finish_reason == case.finish
@@ -169,8 +170,9 @@ def test_parse_go_duration(value: str, seconds: float | None) -> None:
 
 def test_workbench_probe_on_a_reasoning_transcript(wire: MockServer, tmp_path: object,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    """`workbench probe` against a mock replaying a recorded Claude thinking stream prints
-    reasoning_tokens, finish_reason and a TPOT over the visible tokens only."""
+    """`workbench probe` against a mock replaying a recorded Claude thinking stream that ends in a
+    refusal prints it as `refused` with its reasoning tokens and finish_reason kept (billed), and no
+    TPOT (no answer to time)."""
     import json
     from pathlib import Path
 
@@ -183,8 +185,9 @@ def test_workbench_probe_on_a_reasoning_transcript(wire: MockServer, tmp_path: o
     c = contender_for("anthropic", wire, reasoning={"budget_tokens": 1024})
     p = Path(str(tmp_path)) / "c.yaml"
     p.write_text(yaml.safe_dump({"contenders": [c.model_dump(mode="json", exclude_none=True)]}))
-    assert main(["probe", "--contender", c.name, "--prompt", "What is an eclipse?", "--contenders-file", str(p)]) == 0
-    rec = json.loads(capsys.readouterr().out)
+    assert main(["probe", "--contender", c.name, "--prompt", "What is an eclipse?", "--contenders-file", str(p)]) == 1
+    rec = json.loads(capsys.readouterr().out)  # exit 1: not an answer
     assert (rec["reasoning_tokens"], rec["output_tokens"], rec["visible_output_tokens"]) == (67, 106, 39)
     assert rec["finish_reason"] == "refusal" and rec["reasoning"] == "budget=1024"
-    assert rec["tpot_s"] == pytest.approx((rec["e2e_s"] - rec["ttft_s"]) / 38)
+    assert (rec["status"], rec["error_class"], rec["tpot_s"]) == ("error", "refused", None)
+    assert rec["error_message"].startswith("the model declined (finish_reason refusal)")

@@ -60,7 +60,7 @@ from workbench.measure.netbackend import arrival_clock, async_transport, resent_
 from workbench.measure.target import DEFAULT_MAX_OUTPUT_CHARS, Target
 from workbench.measure.transport_errors import decode_body, error_from_exception
 from workbench.providers import provider_for
-from workbench.providers.base import LENGTH_FINISH, HttpRequest
+from workbench.providers.base import LENGTH_FINISH, REFUSAL_FINISH, HttpRequest, is_blocked
 from workbench.providers.errors import rate_limit_headers
 from workbench.providers.sse import SSEDecoder, SSEEvent
 from workbench.types import ErrorClass, ErrorInfo, Prompt, Record, ServerTimings, Usage
@@ -236,6 +236,7 @@ async def _probe(client: httpx.AsyncClient, target: Target, prompt: Prompt, requ
     finish: str | None = None
     err: ErrorInfo | None = None
     timings: ServerTimings | None = None
+    refusal: str | None = None
     answered: httpx.Response | RawResponse | None = None
     headers_out = {**req.headers, **target.headers} if target.headers else req.headers
     # A lean client sends the request as bytes (its head built once per endpoint); any other
@@ -271,7 +272,7 @@ async def _probe(client: httpx.AsyncClient, target: Target, prompt: Prompt, requ
                     err = provider.classify_error(response.status_code, decode_body(raw), response.headers)
                 elif stream:
                     st = await _read_stream(response, provider, text_parts, chunk_ns, clock)
-                    usage, finish, err, timings = st.usage, st.finish, st.error, st.timings
+                    usage, finish, err, timings, refusal = st.usage, st.finish, st.error, st.timings, st.refusal
                     end = clock()
                 else:
                     raw, too_big = await _read_capped(response, MAX_BODY_BYTES)
@@ -287,6 +288,7 @@ async def _probe(client: httpx.AsyncClient, target: Target, prompt: Prompt, requ
                         usage = completion.usage
                         finish = completion.finish_reason
                         timings = completion.timings
+                        refusal = completion.refusal
             finally:
                 await response.aclose()
     except BaseException as exc:
@@ -311,7 +313,7 @@ async def _probe(client: httpx.AsyncClient, target: Target, prompt: Prompt, requ
             rec.itl_s = metrics.itl_s(chunk_ns)
     return finish_record(rec, contender, prompt, text="".join(text_parts.parts), full_chars=text_parts.total,
                          finish=finish, usage=usage, timings=timings, err=err, api_key=api_key,
-                         n_chunks=len(chunk_ns) if stream else None)
+                         n_chunks=len(chunk_ns) if stream else None, refusal=refusal)
 
 
 def wire_request(target: Target, prompt: Prompt) -> HttpRequest:
@@ -335,13 +337,14 @@ def finish_record(
     err: ErrorInfo | None,
     api_key: str | None,
     n_chunks: int | None = None,
+    refusal: str | None = None,
 ) -> Record:
     """Complete a timed record from what its response said: the answer (`text`, the first
     `full_chars` characters kept), the server's usage and timings, or the typed error.
 
-    The one place a record gets its tokens, its `truncated` outcome and TPOT, so a probed request
-    and a batch API item (`workbench.measure.batch`) are recorded the same way. Keys are redacted
-    before anything is cut."""
+    The one place a record gets its tokens, its `truncated`, `refused` and `blocked` outcomes
+    and TPOT, so a probed request and a batch API item (`workbench.measure.batch`) are recorded
+    the same way. Keys are redacted before anything is cut."""
     rec.output_truncated = full_chars > len(text)
     rec.output_text = text
     rec.finish_reason = finish
@@ -356,6 +359,15 @@ def finish_record(
         return rec
     _redact(rec, api_key)
     _fill_tokens(rec, usage, text, prompt, contender, n_chunks, full_chars)
+    if is_blocked(finish):
+        fail_record(rec, ErrorInfo(ErrorClass.BLOCKED, f"stopped by the provider's safety system (finish_reason "
+                                                       f"{finish})", provider_code=finish))
+        return rec
+    if refusal or finish in REFUSAL_FINISH:
+        said = " ".join((refusal or text).split())[:300]
+        fail_record(rec, ErrorInfo(ErrorClass.REFUSED, f"the model declined (finish_reason {finish})"
+                                   + (f": {said}" if said else ""), provider_code=finish))
+        return rec
     if full_chars == 0 and finish in LENGTH_FINISH:
         fail_record(rec, ErrorInfo(ErrorClass.TRUNCATED, _truncated_message(contender, rec)))
         return rec
@@ -374,7 +386,7 @@ def _truncated_message(contender: Contender, rec: Record) -> str:
 class _StreamState:
     """What a stream has said so far; `take()` applies the deltas of one network read."""
 
-    __slots__ = ("chunk_ns", "complete", "error", "finish", "text_parts", "timings", "usage")
+    __slots__ = ("chunk_ns", "complete", "error", "finish", "refusal", "text_parts", "timings", "usage")
 
     def __init__(self, text_parts: _Text, chunk_ns: list[int]) -> None:
         self.text_parts = text_parts
@@ -384,6 +396,7 @@ class _StreamState:
         self.complete = False
         self.error: ErrorInfo | None = None
         self.timings: ServerTimings | None = None
+        self.refusal: str | None = None
 
     def take(self, events: list[SSEEvent], parser: Any, now: int) -> bool:
         """Apply the events of one read (all stamped `now`); False once the stream errored."""
@@ -399,6 +412,8 @@ class _StreamState:
                     self.usage = _merge_usage(self.usage, delta.usage)
                 if delta.timings is not None:
                     self.timings = delta.timings  # the last report covers the whole request
+                if delta.refusal:
+                    self.refusal = (self.refusal or "") + delta.refusal
                 if delta.finish_reason:
                     self.finish = delta.finish_reason
                     self.complete = True

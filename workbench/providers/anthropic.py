@@ -144,6 +144,16 @@ def classify_body(status: int | None, body: Any, headers: Mapping[str, str] | No
     return info
 
 
+def _refusal_note(stop_reason: Any, details: Any) -> str | None:
+    """A refusal's policy category and explanation (`stop_details`, anthropic-sdk-python
+    `types/refusal_stop_details.py`) as one line; None unless `stop_reason` is `refusal`."""
+    if stop_reason != "refusal":
+        return None
+    d = details if isinstance(details, Mapping) else {}
+    category = d.get("category") or "no named category"
+    return f"category {category}" + (f": {d['explanation']}" if d.get("explanation") else "")
+
+
 def api_version(contender: Contender) -> str:
     """The `anthropic-version` this contender's requests carry."""
     return str(contender.options.get("anthropic_version", ANTHROPIC_VERSION))
@@ -213,6 +223,7 @@ class Anthropic:
             usage=parse_usage(body.get("usage")) or Usage(),
             finish_reason=body.get("stop_reason"),
             raw_model=body.get("model"),
+            refusal=_refusal_note(body.get("stop_reason"), body.get("stop_details")),
         )
 
     def stream_parser(self) -> AnthropicStream:
@@ -277,7 +288,8 @@ class AnthropicStream:
                 if usage is not None:
                     out.append(StreamDelta(usage=self._with_estimate(usage)))
             if stop:
-                out.append(StreamDelta(finish_reason=str(stop)))
+                out.append(StreamDelta(finish_reason=str(stop),
+                                       refusal=_refusal_note(stop, (obj.get("delta") or {}).get("stop_details"))))
             return out
         if etype == "message_stop":
             return [StreamDelta(done=True)]

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from workbench.providers.sse import SSEEvent
 
 __all__ = [
+    "BLOCK_FINISH",
     "LENGTH_FINISH",
+    "REFUSAL_FINISH",
     "RETIREMENT_WARNING_DAYS",
     "Completion",
     "HttpRequest",
@@ -34,6 +36,7 @@ __all__ = [
     "event_object",
     "extra_body",
     "get_provider",
+    "is_blocked",
     "json_post",
     "parse_date",
     "provider_for",
@@ -48,6 +51,20 @@ __all__ = [
 #: Responses `incomplete_details.reason` `max_output_tokens`). With no visible text this is the
 #: `truncated` outcome (workbench.types.ErrorClass.TRUNCATED).
 LENGTH_FINISH = frozenset({"length", "max_tokens", "MAX_TOKENS", "max_output_tokens"})
+#: Finish reasons that mean the model declined to answer (Anthropic `stop_reason: refusal`).
+REFUSAL_FINISH = frozenset({"refusal"})
+#: Finish reasons that mean the provider's safety system stopped the answer: OpenAI
+#: `content_filter`; Gemini's safety-type `FinishReason` and `BlockedReason` values
+#: (google-genai `types.FinishReason` / `BlockedReason`: SAFETY, RECITATION, BLOCKLIST,
+#: PROHIBITED_CONTENT, SPII, IMAGE_*, MODEL_ARMOR, JAILBREAK).
+BLOCK_FINISH = frozenset({"content_filter", "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII",
+                          "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "MODEL_ARMOR", "JAILBREAK"})
+
+
+def is_blocked(finish: str | None) -> bool:
+    """A finish reason that means the provider's safety system stopped the answer (`BLOCK_FINISH`,
+    or Gemini's prompt-level block, `prompt_blocked:<reason>`)."""
+    return finish is not None and (finish in BLOCK_FINISH or finish.startswith("prompt_blocked:"))
 
 
 @dataclass(slots=True)
@@ -124,6 +141,7 @@ class Completion:
     finish_reason: str | None = None
     raw_model: str | None = None
     timings: ServerTimings | None = None
+    refusal: str | None = None  # a refusal sent apart from the answer (OpenAI `message.refusal`)
 
 
 class StreamParser(Protocol):

@@ -162,15 +162,19 @@ class _OpenAIBase:
         choices = body["choices"]
         text = ""
         finish = None
+        refusal = None
         if choices:
             text = self._full_text(choices[0]) or ""
             finish = choices[0].get("finish_reason")
+            message = choices[0].get("message")
+            refusal = message.get("refusal") if isinstance(message, Mapping) else None
         return Completion(
             text=text,
             usage=parse_usage(body.get("usage")) or Usage(),
             finish_reason=finish,
             raw_model=body.get("model"),
             timings=parse_timings(body.get("timings")),
+            refusal=refusal if isinstance(refusal, str) and refusal else None,
         )
 
     def _full_text(self, choice: Mapping[str, Any]) -> str | None:
@@ -221,10 +225,13 @@ class _OpenAIStream:
         for choice in obj.get("choices") or ():
             text = self._p._choice_text(choice)
             finish = choice.get("finish_reason")
+            delta = choice.get("delta")
+            refusal = delta.get("refusal") if isinstance(delta, Mapping) else None  # chat: `delta.refusal`
+            refusal = refusal if isinstance(refusal, str) and refusal else None
             if finish:
                 self._finished = True
-            if text or finish:
-                out.append(StreamDelta(text=text or None, finish_reason=finish))
+            if text or finish or refusal:
+                out.append(StreamDelta(text=text or None, finish_reason=finish, refusal=refusal))
         usage = parse_usage(obj.get("usage"))
         if usage is not None:
             out.append(StreamDelta(usage=usage))

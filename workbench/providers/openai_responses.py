@@ -77,6 +77,16 @@ def _output_text(response: Mapping[str, Any]) -> str:
     )
 
 
+def _refusal_text(response: Mapping[str, Any]) -> str | None:
+    """A message's `refusal` content parts (`{"type": "refusal", "refusal": "..."}`), joined."""
+    text = "".join(
+        str(part.get("refusal") or "")
+        for item in response.get("output") or () if isinstance(item, Mapping) and item.get("type") == "message"
+        for part in item.get("content") or () if isinstance(part, Mapping) and part.get("type") == "refusal"
+    )
+    return text or None
+
+
 def _failed(response: Mapping[str, Any]) -> ErrorInfo:
     err = response.get("error")
     if not isinstance(err, Mapping) or not err:
@@ -99,7 +109,7 @@ class OpenAIResponses:
         if body.get("status") == "failed":
             raise ValueError(f"response failed: {_failed(body).message}")
         return Completion(text=_output_text(body), usage=parse_usage(body.get("usage")) or Usage(),
-                          finish_reason=_finish(body), raw_model=body.get("model"))
+                          finish_reason=_finish(body), raw_model=body.get("model"), refusal=_refusal_text(body))
 
     def stream_parser(self) -> ResponsesStream:
         return ResponsesStream()
@@ -144,6 +154,9 @@ class ResponsesStream:
         if etype == "response.output_text.delta":
             delta = obj.get("delta")
             return [StreamDelta(text=delta)] if isinstance(delta, str) and delta else []
+        if etype == "response.refusal.delta":  # the model declining, apart from the answer text
+            delta = obj.get("delta")
+            return [StreamDelta(refusal=delta)] if isinstance(delta, str) and delta else []
         response = obj.get("response")
         if not isinstance(response, Mapping):
             response = {}
