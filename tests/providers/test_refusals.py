@@ -107,3 +107,19 @@ def test_gemini_safety_finishes_and_prompt_blocks_are_blocked(wire: MockServer, 
 def test_an_ordinary_answer_is_neither(wire: MockServer) -> None:
     for fmt, finish in (("openai-chat", "stop"), ("anthropic", "end_turn"), ("gemini", "STOP")):
         assert _record(wire, fmt, text="Paris", finish=finish).ok
+
+
+@pytest.mark.parametrize(("status", "detail", "expected"), [
+    (429, "contract_spend_limit_reached", "quota_exhausted"),
+    (429, "linked_organization_spend_limit_reached", "quota_exhausted"),
+    (400, "organization_on_hold", "auth"),
+])
+def test_anthropic_account_states_are_not_retried_as_rate_limits(status: int, detail: str, expected: str) -> None:
+    """anthropic-sdk-python 2.x `types/shared/`: the spend caps and the organization on hold come
+    as `error.details.error_code`; none of them is fixed by retrying, nor a bad request."""
+    from workbench.providers.anthropic import classify_body
+
+    etype = "rate_limit_error" if status == 429 else "invalid_request_error"
+    info = classify_body(status, {"type": "error", "error": {"type": etype, "message": "m",
+                                                             "details": {"error_code": detail}}})
+    assert (info.error_class.value, info.retryable) == (expected, False)

@@ -22,14 +22,20 @@ __all__ = ["classify", "parse_duration", "parse_go_duration", "parse_retry_after
 # (and from the details only it knows: Gemini's QuotaFailure, Anthropic's spend cap); this table
 # maps them to a class, so that a 429 means the same thing whatever the provider.
 # Quota/billing: retrying will not fix it (until someone pays, or the day or month turns).
+# Anthropic's spend caps travel as `error.details.error_code` (anthropic-sdk-python 2.x
+# `types/shared/*_spend_limit_reached_error_details.py`): the tier cap, the contract's, and the
+# linked organization's (its own cap, or no credit).
 _QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "quota_exceeded", "billing_not_active",
-                "billing_error", "enforced_spend_limit_reached", "quota_exhausted"}
+                "billing_error", "enforced_spend_limit_reached", "contract_spend_limit_reached",
+                "linked_organization_spend_limit_reached", "quota_exhausted"}
 # Gemini uses RESOURCE_EXHAUSTED for per-minute limits *and* daily quotas; providers/gemini.py
 # tells them apart by the QuotaFailure quota id and passes quota_exhausted for a daily one.
 _RATE_CODES = {"rate_limit_exceeded", "rate_limit_error", "resource_exhausted", "rate_limited"}
 _OVERLOAD_CODES = {"overloaded_error", "overloaded", "unavailable", "server_overloaded"}
+# Anthropic's `organization_on_hold` (the organization disabled for trust and safety reasons;
+# `types/shared/organization_on_hold_error.py`): no request of this key will run — not a bad request.
 _AUTH_CODES = {"authentication_error", "permission_error", "invalid_api_key", "unauthenticated",
-               "permission_denied"}
+               "permission_denied", "organization_on_hold"}
 _TIMEOUT_CODES = {"deadline_exceeded", "timeout_error"}
 _NOT_FOUND_MODEL_CODES = {"model_not_found"}
 _BAD_REQUEST_CODES = {"invalid_request_error", "not_found_error", "request_too_large",
