@@ -123,3 +123,14 @@ def test_anthropic_account_states_are_not_retried_as_rate_limits(status: int, de
     info = classify_body(status, {"type": "error", "error": {"type": etype, "message": "m",
                                                              "details": {"error_code": detail}}})
     assert (info.error_class.value, info.retryable) == (expected, False)
+
+
+def test_responses_caps_below_its_minimum_are_raised_to_it(wire: MockServer) -> None:
+    from workbench.providers.openai_responses import MIN_OUTPUT_TOKENS
+    from workbench.types import Prompt as P
+
+    responses = get_provider("openai-responses")
+    for asked, sent in ((1, MIN_OUTPUT_TOKENS), (8, MIN_OUTPUT_TOKENS), (64, 64)):
+        c = contender_for("openai-responses", wire, sampling={"max_tokens": asked})
+        req = responses.build_request(c, P("p", "q"), stream=False, api_key=None, base_url=c.base_url or "")
+        assert req.json["max_output_tokens"] == sent, asked

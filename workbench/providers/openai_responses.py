@@ -61,6 +61,13 @@ def parse_usage(u: Any) -> Usage | None:
                  reasoning_tokens=_int(out.get("reasoning_tokens")))
 
 
+#: The Responses API rejects a smaller cap: "Invalid 'max_output_tokens': integer below minimum
+#: value. Expected a value >= 16" (400 `integer_below_min_value`, quoted in vectorize-io/hindsight#58,
+#: BerriAI/litellm#31536). A smaller cap asked for (a one-label annotation, the 1-token preflight)
+#: is raised to it; the manifest's `requests` shows the cap sent.
+MIN_OUTPUT_TOKENS = 16
+
+
 def _finish(response: Mapping[str, Any]) -> str | None:
     details = response.get("incomplete_details")
     if isinstance(details, Mapping) and details.get("reason"):
@@ -128,7 +135,7 @@ class OpenAIResponses:
         base_url: str,
     ) -> HttpRequest:
         body: dict[str, Any] = {"model": contender.model, "input": [{"role": "user", "content": prompt.text}],
-                                "max_output_tokens": contender.wire_max_tokens}
+                                "max_output_tokens": max(MIN_OUTPUT_TOKENS, contender.wire_max_tokens)}
         system = prompt.system or contender.system_prompt
         if system:
             body["instructions"] = system
