@@ -134,3 +134,22 @@ def test_responses_caps_below_its_minimum_are_raised_to_it(wire: MockServer) -> 
         c = contender_for("openai-responses", wire, sampling={"max_tokens": asked})
         req = responses.build_request(c, P("p", "q"), stream=False, api_key=None, base_url=c.base_url or "")
         assert req.json["max_output_tokens"] == sent, asked
+
+
+def test_a_whole_responses_body_that_failed_is_typed_by_its_code(wire: MockServer) -> None:
+    """A non-streamed Responses `status: failed` (openai-python `types/responses/response.py`
+    `error: ResponseError {code, message}`) is the class its code says, as in a stream — not an
+    unreadable `protocol` response."""
+    from workbench.providers.base import ResponseError
+
+    body = {"status": "failed", "output": [], "error": {"code": "rate_limit_exceeded", "message": "Slow down"}}
+    with pytest.raises(ResponseError) as caught:
+        get_provider("openai-responses").parse_response(body)
+    assert caught.value.info.error_class.value == "rate_limited" and "Slow down" in caught.value.info.message
+
+
+def test_anthropic_context_window_end_is_a_cut_off(wire: MockServer) -> None:
+    """stop_reason `model_context_window_exceeded` (anthropic-sdk-python `types/stop_reason.py`):
+    the window, not the cap, ended the answer — with no visible text that is `truncated`."""
+    assert _record(wire, "anthropic", text="", finish="model_context_window_exceeded").error_class == "truncated"
+    assert _record(wire, "anthropic", text="Partial", finish="model_context_window_exceeded").ok

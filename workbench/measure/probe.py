@@ -60,7 +60,7 @@ from workbench.measure.netbackend import arrival_clock, async_transport, resent_
 from workbench.measure.target import DEFAULT_MAX_OUTPUT_CHARS, Target
 from workbench.measure.transport_errors import decode_body, error_from_exception
 from workbench.providers import provider_for
-from workbench.providers.base import LENGTH_FINISH, REFUSAL_FINISH, HttpRequest, is_blocked
+from workbench.providers.base import LENGTH_FINISH, REFUSAL_FINISH, HttpRequest, ResponseError, is_blocked
 from workbench.providers.errors import rate_limit_headers
 from workbench.providers.sse import SSEDecoder, SSEEvent
 from workbench.types import ErrorClass, ErrorInfo, Prompt, Record, ServerTimings, Usage
@@ -281,6 +281,8 @@ async def _probe(client: httpx.AsyncClient, target: Target, prompt: Prompt, requ
                         raise _TooLarge(f"response from {req.url} is larger than {MAX_BODY_BYTES} bytes")
                     try:
                         completion = provider.parse_response(json.loads(raw))
+                    except ResponseError as exc:
+                        err = exc.info
                     except (ValueError, KeyError, TypeError, AttributeError) as exc:
                         err = ErrorInfo(ErrorClass.PROTOCOL, f"unreadable response from {req.url}: {exc}")
                     else:

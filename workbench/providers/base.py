@@ -29,6 +29,7 @@ __all__ = [
     "HttpRequest",
     "Lifecycle",
     "Provider",
+    "ResponseError",
     "StreamParser",
     "api_headers",
     "api_kinds",
@@ -50,7 +51,8 @@ __all__ = [
 #: (OpenAI chat/completions `length`, Anthropic `max_tokens`, Gemini `MAX_TOKENS`, OpenAI
 #: Responses `incomplete_details.reason` `max_output_tokens`). With no visible text this is the
 #: `truncated` outcome (workbench.types.ErrorClass.TRUNCATED).
-LENGTH_FINISH = frozenset({"length", "max_tokens", "MAX_TOKENS", "max_output_tokens"})
+LENGTH_FINISH = frozenset({"length", "max_tokens", "MAX_TOKENS", "max_output_tokens",
+                           "model_context_window_exceeded"})  # Anthropic: the window, not the cap, ended it
 #: Finish reasons that mean the model declined to answer (Anthropic `stop_reason: refusal`).
 REFUSAL_FINISH = frozenset({"refusal"})
 #: Finish reasons that mean the provider's safety system stopped the answer: OpenAI
@@ -59,6 +61,16 @@ REFUSAL_FINISH = frozenset({"refusal"})
 #: PROHIBITED_CONTENT, SPII, IMAGE_*, MODEL_ARMOR, JAILBREAK).
 BLOCK_FINISH = frozenset({"content_filter", "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII",
                           "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "MODEL_ARMOR", "JAILBREAK"})
+
+
+class ResponseError(Exception):
+    """Raised by `parse_response` for a 200 body that reports a failure of its own (a non-streamed
+    Responses `status: failed`): the probe records `info`, typed by the provider's code, instead
+    of an unreadable-response `protocol` error."""
+
+    def __init__(self, info: ErrorInfo) -> None:
+        super().__init__(info.message)
+        self.info = info
 
 
 def is_blocked(finish: str | None) -> bool:

@@ -28,6 +28,7 @@ from workbench.providers.base import (
     Completion,
     HttpRequest,
     Lifecycle,
+    ResponseError,
     api_headers,
     event_json,
     extra_body,
@@ -114,7 +115,7 @@ class OpenAIResponses:
         if not isinstance(body, Mapping) or not isinstance(body.get("output"), list):
             raise ValueError("response has no 'output' list")
         if body.get("status") == "failed":
-            raise ValueError(f"response failed: {_failed(body).message}")
+            raise ResponseError(_failed(body))  # typed by its error code, as in a stream
         return Completion(text=_output_text(body), usage=parse_usage(body.get("usage")) or Usage(),
                           finish_reason=_finish(body), raw_model=body.get("model"), refusal=_refusal_text(body))
 
