@@ -63,10 +63,11 @@ BLOCK_FINISH = frozenset({"content_filter", "SAFETY", "RECITATION", "BLOCKLIST",
                           "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "MODEL_ARMOR", "JAILBREAK"})
 
 
-class ResponseError(Exception):
+class ResponseError(ValueError):
     """Raised by `parse_response` for a 200 body that reports a failure of its own (a non-streamed
-    Responses `status: failed`): the probe records `info`, typed by the provider's code, instead
-    of an unreadable-response `protocol` error."""
+    Responses `status: failed`): the probe and a batch item record `info`, typed by the provider's
+    code, instead of an unreadable-response `protocol` error (a ValueError, so a caller that only
+    needs "no answer here" treats it like any unreadable body)."""
 
     def __init__(self, info: ErrorInfo) -> None:
         super().__init__(info.message)

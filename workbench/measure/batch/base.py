@@ -54,6 +54,7 @@ import httpx
 from workbench.measure.probe import fail_record, finish_record
 from workbench.measure.transport_errors import decode_body, error_from_exception
 from workbench.providers import provider_for
+from workbench.providers.base import ResponseError
 from workbench.results import RecordWriter, read_jsonl_tolerant
 from workbench.types import ErrorClass, ErrorInfo, Prompt, Record
 
@@ -333,19 +334,23 @@ def _to_record(target: Target, dialect: BatchDialect, run: _Run, item: BatchItem
         res = ItemResult(item.custom_id, error=ErrorInfo(ErrorClass.CANCELLED, why), outcome="cancelled")
     rec.extra["batch_outcome"] = res.outcome
     provider = provider_for(target.contender)
-    err, text, usage, finish, timings = res.error, "", None, None, None
+    err, text, usage, finish, timings, refusal = res.error, "", None, None, None, None
     if err is None:
         try:
             completion = provider.parse_response(res.body)
+        except ResponseError as exc:  # a result body that reports its own failure: typed by its code
+            err = exc.info
+            rec.extra["batch_outcome"] = "errored"
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             err = ErrorInfo(ErrorClass.PROTOCOL, f"unreadable batch result: {exc}")
             rec.extra["batch_outcome"] = "errored"
         else:
             text, usage, finish, timings = completion.text, completion.usage, completion.finish_reason, \
                 completion.timings
+            refusal = completion.refusal
     kept = text[: max(0, target.max_output_chars)]
     return finish_record(rec, target.contender, item.prompt, text=kept, full_chars=len(text), finish=finish,
-                         usage=usage, timings=timings, err=err, api_key=api_key)
+                         usage=usage, timings=timings, err=err, api_key=api_key, refusal=refusal)
 
 
 async def _poll(client: httpx.AsyncClient, target: Target, dialect: BatchDialect, run: _Run, api_key: str | None, *,
