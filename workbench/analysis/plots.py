@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from workbench.analysis.stats import USLFit
 
-__all__ = ["cost_quality_pareto", "hallucination_bars", "in_flight_bars", "latency_ecdf", "plot_sweep", "rate_bars",
-           "save", "throughput_vs_concurrency"]
+__all__ = ["cost_quality_pareto", "hallucination_bars", "in_flight_bars", "latency_ecdf", "overlapping_texts",
+           "plot_sweep", "rate_bars", "save", "throughput_vs_concurrency"]
 
 
 def save(fig: Any, path: str | Path | None) -> None:
@@ -23,6 +24,19 @@ def _label(ax: Any, xlabel: str | None, ylabel: str, title: str, size: int = 9) 
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=size)
     ax.legend(fontsize=7)
+
+
+def overlapping_texts(fig: Any) -> list[tuple[str, str]]:
+    """Pairs of visible, non-empty texts of `fig` (titles, labels, tick labels, legends,
+    annotations) whose boxes overlap once drawn: what makes a plot unreadable at a glance."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in fig.findobj(Text)
+             if t.get_visible() and t.get_text().strip() and t.get_alpha() != 0]
+    return [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:]
+            if box_a.overlaps(box_b) and box_a.width > 0 and box_b.width > 0]
 
 
 def _done(fig: Any, path: str | Path | None) -> Any:
@@ -46,11 +60,13 @@ def latency_ecdf(df: Any, metrics: tuple[str, ...] = ("ttft_s", "e2e_s"), path: 
         if d.empty:
             ax.set_title(f"{metric}: no data")
             continue
-        d = d.assign(ms=d[metric] * 1000.0)
-        sns.ecdfplot(data=d, x="ms", hue="contender", ax=ax)
-        n = d.groupby("contender").size()
-        counts = ", ".join(f"{name} n={k}" for name, k in n.items())
-        ax.set_title(f"{metric.removesuffix('_s').upper()}: share of requests done within x ({counts})", fontsize=9)
+        n = d.groupby("contender")["contender"].transform("size")
+        d = d.assign(ms=d[metric] * 1000.0, label=d["contender"] + " (n=" + n.astype(str) + ")")
+        sns.ecdfplot(data=d, x="ms", hue="label", ax=ax)  # each n in its legend line, not a long title
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.set_title("contender")
+        ax.set_title(f"{metric.removesuffix('_s').upper()}: share of requests done within x", fontsize=9)
         ax.set_xlabel("milliseconds")
         ax.set_ylabel("share of requests ≤ x")
         ax.axhline(0.95, color="grey", lw=0.6, ls=":")
@@ -128,7 +144,8 @@ def cost_quality_pareto(points: Any, path: str | Path | None = None) -> Any:
     cost axis is logarithmic, in plain numbers; a scenario with fewer than one priced contender is
     left out with a line saying so, never drawn as an empty panel."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
+    import numpy as np
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     usable = points.dropna(subset=["cost", "quality"]) if points is not None and len(points) else points
     if usable is not None and len(usable):
@@ -143,12 +160,23 @@ def cost_quality_pareto(points: Any, path: str | Path | None = None) -> Any:
         d = usable[usable["scenario"] == s]
         front = [not ((d["cost"] <= r.cost) & (d["quality"] >= r.quality)
                       & ((d["cost"] < r.cost) | (d["quality"] > r.quality))).any() for r in d.itertuples()]
+        lo, hi = float(d["cost"].min()), float(d["cost"].max())
         for r, on_front in zip(d.itertuples(), front, strict=True):
             ax.scatter(r.cost, r.quality * 100, s=60, marker="o" if on_front else "x")
+            # names open toward the middle, so the rightmost one stays inside its panel
+            side = "center" if hi <= lo * 1.01 else (
+                "right" if math.log(r.cost / lo) > 0.5 * math.log(hi / lo) else "left")
             ax.annotate(str(r.contender) + (" ★" if on_front else ""), (r.cost, r.quality * 100), fontsize=7,
-                        xytext=(4, 4), textcoords="offset points")
+                        xytext={"left": (4, 4), "right": (-4, 4), "center": (0, 7)}[side], textcoords="offset points",
+                        ha=side)
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}"))
+        ax.margins(x=0.12, y=0.12)
+        # Within a decade the log axis labels its minor ticks too, in colliding 2×10⁻¹ strings:
+        # three plain ticks across the data instead, no minor labels.
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        if hi / lo < 10:
+            ax.set_xticks(np.geomspace(lo, hi, 3) if hi > lo * 1.01 else [lo])
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
         ax.set_xlabel(f"{d['cost_label'].iloc[0]} (USD, log scale)")
         ax.set_ylabel(f"{d['quality_label'].iloc[0]} (%)")
         ax.set_title(f"{s}: cost vs quality (★ Pareto front)", fontsize=9)
