@@ -13,7 +13,7 @@ from workbench.runner import check_parameters, notebook_parameters
 
 @pytest.fixture(scope="module")
 def declared() -> dict[str, dict[str, object]]:
-    names = ("latency", "concurrency", "hallucination")
+    names = ("latency", "concurrency", "hallucination", "coalescing")
     return {name: notebook_parameters(get_experiment(name).path) for name in names}
 
 
@@ -29,6 +29,9 @@ def test_values_of_the_defaults_type_pass_and_numbers_widen(declared: dict[str, 
     ({"contenders_file": "no/such.yaml"}, "--param contenders_file=no/such.yaml: no such file"),
     ({"prompt_set": "routng"}, "no such prompt set; valid names:"),
     ({"datasets": "facs"}, "no such dataset; valid names:"),
+    ({"levels": "1,four,8"}, "--param levels: 'four' is not a whole number"),
+    ({"levels": "0,4"}, "--param levels: 0 is not a concurrency"),
+    ({"strategies": "naive,batchapi"}, "--param unknown strategy 'batchapi'; valid: naive,"),
 ])
 def test_each_mistake_is_one_line_before_anything_runs(declared: dict[str, dict[str, object]],
                                                        params: dict[str, object], message: str) -> None:

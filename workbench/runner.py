@@ -169,9 +169,22 @@ def _typed(key: str, value: Any, default: Any, notebook: str) -> Any:
 
 
 def _check_inputs(params: Mapping[str, Any]) -> None:
-    """A prompt set or QA dataset given by parameter, read now: a typo fails before any server starts."""
+    """A prompt set or QA dataset given by parameter, read now, and the parameters a notebook
+    parses read by the same package function it calls (`levels`, `strategies`): a typo fails
+    before any server starts, and nothing is parsed two ways."""
     from workbench.errors import ConfigError
 
+    try:
+        if "levels" in params:
+            from workbench.experiments.concurrency import parse_levels
+
+            parse_levels(params["levels"])
+        if params.get("strategies"):
+            from workbench.experiments.coalescing import parse_strategies
+
+            parse_strategies(str(params["strategies"]))
+    except ValueError as exc:
+        raise WorkbenchError(f"--param {exc}") from None
     try:
         if params.get("prompt_set"):
             from workbench.prompts import load_prompts

@@ -36,7 +36,7 @@ from workbench.metrics import SLO
 from workbench.session import Session
 from workbench.types import Prompt
 
-__all__ = ["SweepReport", "analyse", "busy_warnings", "client_warnings", "confirm", "run_sweep"]
+__all__ = ["SweepReport", "analyse", "busy_warnings", "client_warnings", "confirm", "parse_levels", "run_sweep"]
 
 
 #: What the server's own /metrics says while a level runs: requests running and waiting, as
@@ -129,6 +129,25 @@ async def _sweep(
 
         pd.DataFrame(samples).to_csv(session.run.path / f"{session.experiment}_server.csv", index=False)
     return loadgen
+
+
+def parse_levels(text: str | int) -> list[int]:
+    """The notebook's `levels` ("1,4,8,16") as sorted, distinct worker counts; a value that is not
+    a whole number >= 1 is a ValueError naming it (the runner checks it before any notebook runs)."""
+    out: set[int] = set()
+    for part in str(text).split(","):
+        if not part.strip():
+            continue
+        try:
+            level = int(part)
+        except ValueError:
+            raise ValueError(f"levels: {part.strip()!r} is not a whole number (e.g. levels=1,4,8,16)") from None
+        if level < 1:
+            raise ValueError(f"levels: {level} is not a concurrency (each level is >= 1 worker)")
+        out.add(level)
+    if not out:
+        raise ValueError("levels: empty (e.g. levels=1,4,8,16)")
+    return sorted(out)
 
 
 def run_sweep(
