@@ -32,7 +32,7 @@ run: setup
 
 ## test: unit, integration (real local models) and notebook tests, then the notebooks as committed (nbval)
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15
 	$(PY) -m pytest --nbval-lax --nbval-current-env notebooks/
 
 ## test-busy: `make test` beside a CPU hog (HOGS_PER_CORE busy processes per core, default 1), as on
