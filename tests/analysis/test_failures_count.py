@@ -271,3 +271,14 @@ def test_latency_measured_on_other_prompts_is_unmeasured_for_the_scenario(tmp_pa
                                        "b": {"e2e": 0.06, "halluc": 0.1, "prompt_set": "routing"}})
     _, res = _decide(run, "routing", contenders("a", "b"))
     assert res.metrics["a"]["route_accuracy"].n == 100 and res.pick == "a"
+
+
+def test_an_empty_cell_of_the_axes_table_says_why(tmp_path: Path) -> None:
+    """No concurrency sweep in the run: its rows say which experiment is missing, not "—"."""
+    from workbench.experiments.summary import build_summary
+
+    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}, "b": {"e2e": 0.06, "halluc": 0.1}})
+    table = build_summary([run], n_boot=50).axes_table()
+    assert table.loc["max throughput", "a"] == "not measured (no concurrency records for it in this run)"
+    assert table.loc["goodput", "b"].startswith("not measured")
+    assert not (table == "—").any().any()

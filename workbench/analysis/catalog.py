@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["METRICS", "MetricDef", "describe", "format_p", "format_value"]
+__all__ = ["METRICS", "MetricDef", "describe", "format_p", "format_value", "measured_by", "unmeasured_text"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,27 @@ METRICS: dict[str, MetricDef] = {
     "error_rate": MetricDef("error rate", "%", _PCT, False,
                             "failed requests / requests sent, the scenario's own experiments (rehearsal left out)"),
 }
+
+
+#: Which experiment measures a metric (by name prefix): an empty cell of a table says which one did
+#: not run, or not for that contender.
+_MEASURED_BY = (("ttft_", "latency"), ("e2e_", "latency"), ("cold_", "latency"), ("route_", "latency"),
+                ("integration_", "latency"), ("max_throughput", "concurrency"), ("goodput", "concurrency"),
+                ("qa_", "hallucination"), ("false_premise", "hallucination"), ("hallucination", "hallucination"),
+                ("annotation_", "coalescing"), ("batch_", "coalescing"))
+
+
+def measured_by(name: str) -> str | None:
+    """The experiment whose records a metric comes from (None: several, or derived)."""
+    return next((exp for prefix, exp in _MEASURED_BY if name.startswith(prefix)), None)
+
+
+def unmeasured_text(name: str, reason: str = "") -> str:
+    """What an empty cell says: why the value is missing, never a bare dash."""
+    if reason:
+        return f"not measured: {reason}"
+    exp = measured_by(name)
+    return f"not measured (no {exp} records for it in this run)" if exp else "not measured in this run"
 
 
 def describe(name: str) -> MetricDef:

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from workbench.analysis import capacity
-from workbench.analysis.catalog import describe, format_p, format_value
+from workbench.analysis.catalog import describe, format_p, format_value, unmeasured_text
 from workbench.analysis.checklist import migration_checklist
 from workbench.analysis.comparisons import pairwise_tests
 from workbench.analysis.decision import DECISIVE_P, ScenarioResult, decide, decision_matrix
@@ -111,7 +111,10 @@ class Summary:
             row: dict[str, Any] = {"contender": label}
             for name in AXES_SHOWN:
                 mm = merged.get(label, {}).get(name)
-                row[describe(name).label] = format_value(name, mm.value, mm.low, mm.high, mm.n) if mm else "—"
+                if mm is None or math.isnan(mm.value):  # an empty cell says why
+                    row[describe(name).label] = unmeasured_text(name, mm.source if mm is not None else "")
+                else:
+                    row[describe(name).label] = format_value(name, mm.value, mm.low, mm.high, mm.n)
             rows.append(row)
         return pd.DataFrame(rows).set_index("contender").T if rows else pd.DataFrame()
 
