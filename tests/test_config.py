@@ -35,9 +35,9 @@ def test_shipped_file_validates_and_local_models_are_enabled() -> None:
     # of each family are the enabled hosted examples, reasoning models with their settings.
     assert not cs.get("claude-3.7-sonnet").enabled and not cs.get("claude-3.5-haiku").enabled
     assert not cs.get("gpt-5").enabled  # shuts down on 2026-12-11 (openai-python's deprecations)
-    for name in ("gpt-5.5", "claude-sonnet-5", "claude-haiku-4.5", "gemini-3.5-flash"):
+    for name in ("gpt-5.5", "claude-sonnet-5.5", "claude-haiku-5.5", "gemini-3.8-flash"):
         assert cs.get(name).enabled and cs.get(name).api_key_env
-    for name in ("gpt-5.5", "gpt-5", "gemini-3.5-flash", "gemini-2.5-flash"):
+    for name in ("gpt-5.5", "gpt-5", "gemini-3.8-flash", "gemini-2.5-flash"):
         assert cs.get(name).reasoning_label(), name
 
 

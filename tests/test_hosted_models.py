@@ -89,3 +89,23 @@ def test_the_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert "gemini-" in out and "openai" not in out.split("provider", 1)[1]
     assert main(["models", "--provider", "mistral"]) == 2
     assert "valid: openai, anthropic, google" in capsys.readouterr().err
+
+
+def test_the_bundled_contenders_enable_only_current_models() -> None:
+    """Every enabled hosted contender of the bundled example names a model its provider's SDK
+    lists today, with no shutdown announced."""
+    pytest.importorskip("openai")
+    pytest.importorskip("anthropic")
+    from workbench.config import DEFAULT_CONTENDERS_FILE, load_contenders
+
+    cat = catalog()
+    provider_of = {"openai-chat": "openai", "openai-responses": "openai", "anthropic": "anthropic", "gemini": "google"}
+    checked = 0
+    for c in load_contenders(DEFAULT_CONTENDERS_FILE):
+        if c.is_local or not c.enabled or c.api not in provider_of:
+            continue
+        entry = cat.get(provider_of[c.api], c.model)
+        assert entry is not None, f"{c.name}: {c.model} is not among {provider_of[c.api]}'s models"
+        assert entry.shutdown is None and not entry.deprecated, (c.name, entry)
+        checked += 1
+    assert checked == 5  # gpt-5.5, claude-sonnet-5.5, claude-haiku-5.5, gemini-3.8-flash, gemini-2.5-flash

@@ -78,7 +78,7 @@ contenders:
   # - name: claude-haiku
   #   api: anthropic
   #   base_url: https://api.anthropic.com/v1
-  #   model: claude-haiku-4-5-20251001
+  #   model: claude-haiku-5-5               # `workbench models` lists the current ones
   #   api_key_env: ANTHROPIC_API_KEY
 """
 
