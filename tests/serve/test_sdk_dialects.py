@@ -85,3 +85,24 @@ def test_dialect_faults_classify_as_the_seed_ones(wire: MockServer, dialect: str
     assert rec.error_class == FAULTS[kind][0], (rec.error_class, rec.error_message)
     if kind == "rate_limit" and fmt != "gemini":
         assert rec.retry_after_s == 1.0  # the plan's retry-after header
+
+
+@pytest.mark.parametrize("fmt", ["openai-responses", "openai-completions"])
+def test_auto_answers_the_openai_routes_in_openais_own_body(wire: MockServer, fmt: str) -> None:
+    """`--dialect auto` on /v1/responses and /v1/completions: OpenAI's error shape, not the seed's."""
+    from tests.conftest import contender_for
+    from tests.providers.test_contract import go
+
+    wire.reset(plan=FaultPlan(sequence=["http503"], dialect="auto"))
+    rec = go(contender_for(fmt, wire, prompt_template="{prompt}") if fmt == "openai-completions"
+             else contender_for(fmt, wire))
+    assert rec.error_class == "overloaded"
+    assert "The engine is currently overloaded" in (rec.error_message or ""), rec.error_message  # not "injected"
+
+
+@pytest.mark.parametrize("status", [502, 529])
+def test_a_gemini_body_repeats_the_status_it_is_sent_with(status: int) -> None:
+    from workbench.serve.faults import FaultPlan as Plan
+
+    fault = Plan(dialect="gemini").as_http(f"http{status}")
+    assert fault is not None and fault.status == status and fault.body["error"]["code"] == status

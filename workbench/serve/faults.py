@@ -159,6 +159,9 @@ class FaultPlan:
         """The "http" fault that the named error kind stands for (None for other kinds), in the
         plan's dialect (`route_format`: the wire format of the request's route, for "auto")."""
         fmt = route_format if self.dialect == "auto" else DIALECTS[self.dialect]
+        # OpenAI's error body is one shape on every endpoint: the Responses and completions routes
+        # answer in it too (they got the seed's body before)
+        fmt = "openai-chat" if fmt in ("openai-responses", "openai-completions") else fmt
         if fmt in ("openai-chat", "anthropic", "gemini") and kind in _DIALECT_CLASS:
             return self._dialect_fault(fmt, kind)
         if kind == "rate_limit":
@@ -177,6 +180,8 @@ class FaultPlan:
         status, body, headers = FORMATS[fmt].error(_DIALECT_CLASS[kind], retry)
         if kind.startswith("http") and kind[4:].isdigit():
             status = int(kind[4:])
+            if fmt == "gemini" and isinstance(body, dict) and isinstance(body.get("error"), dict):
+                body = {**body, "error": {**body["error"], "code": status}}  # Google's body repeats the status
         if kind == "huge_error":
             body = _stuffed(body, "x" * self.oversized_chars)
         return Fault("http", status=status, body=body, headers=headers)
