@@ -106,3 +106,19 @@ def test_a_gemini_body_repeats_the_status_it_is_sent_with(status: int) -> None:
 
     fault = Plan(dialect="gemini").as_http(f"http{status}")
     assert fault is not None and fault.status == status and fault.body["error"]["code"] == status
+
+
+@pytest.mark.slow  # the vendor SDK's first import
+def test_the_openai_sdks_responses_stream_completes_on_the_mock() -> None:
+    """`client.responses.stream()` accumulates the events into the final response and refuses
+    one whose output items were never finished ("Cannot complete response with unfinished output
+    items"): the mock closes its text, part and item and completes with the message."""
+    openai = pytest.importorskip("openai")
+    with (MockServer() as srv,
+          openai.OpenAI(base_url=srv.base_url, api_key="test-key", max_retries=0) as client,
+          client.responses.stream(model="m", input="hi") as stream):
+        kinds = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert kinds[-4:] == ["response.output_text.done", "response.content_part.done", "response.output_item.done",
+                          "response.completed"]
+    assert (final.status, final.output_text) == ("completed", "Hello, world!")

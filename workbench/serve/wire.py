@@ -263,6 +263,7 @@ class OpenAIResponses(OpenAIChat):
     def __init__(self, sc: Scenario, model: str, output_tokens: int, include_usage: bool) -> None:
         super().__init__(sc, model, output_tokens, include_usage)
         self._seq = 0
+        self._text = ""  # the pieces sent so far: the `*.done` events and the completed response repeat them
 
     @staticmethod
     def matches(path: str) -> bool:
@@ -300,11 +301,22 @@ class OpenAIResponses(OpenAIChat):
                          part={"type": "output_text", "text": "", "annotations": []})]
 
     def piece(self, text: str) -> list[Event]:
+        self._text += text
         return [self._ev("response.output_text.delta", item_id="msg_mock", output_index=0, content_index=0,
                          delta=text, logprobs=[])]
 
     def closing(self) -> list[Event]:
-        return [self._ev("response.completed", response=self._response("completed", [], self._usage()))]
+        """The text, its part and its item each closed (`*.done`, as the API sends them), then the
+        completed response carrying the finished message: the official SDK's `responses.stream()`
+        refuses to complete a response whose output items were never finished."""
+        text = self._text
+        message = self._message(text, "completed")
+        return [self._ev("response.output_text.done", item_id="msg_mock", output_index=0, content_index=0,
+                         text=text, logprobs=[]),
+                self._ev("response.content_part.done", item_id="msg_mock", output_index=0, content_index=0,
+                         part=message["content"][0]),
+                self._ev("response.output_item.done", output_index=0, item=message),
+                self._ev("response.completed", response=self._response("completed", [message], self._usage()))]
 
     def whole(self, text: str) -> dict[str, Any]:
         return self._response("completed", [self._message(text, "completed")], self._usage())
