@@ -55,14 +55,14 @@ class Sampling(_Strict):
     seed: int | None = Field(None, description="sampling seed, where the API supports one")
 
 
-# Effort levels each wire format accepts (the official SDKs' literal types, read 2026-12-02:
-# openai-python types/shared/reasoning_effort.py, anthropic-sdk-python types/output_config_param.py,
-# python-genai types.ThinkingLevel).
+# Effort levels each wire format accepts (the official SDKs' literal types, read 2026-12-07:
+# openai 3.63.0 types/shared/reasoning_effort.py, anthropic 2.17.0 types/output_config_param.py,
+# google-genai 3.6.1 types.ThinkingLevel).
 _EFFORTS: dict[str, tuple[str, ...]] = {
     "openai-chat": ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
     "openai-responses": ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
     "anthropic": ("low", "medium", "high", "xhigh", "max"),
-    "gemini": ("minimal", "low", "medium", "high"),
+    "gemini": ("minimal", "low", "medium", "high", "xhigh"),
 }
 #: Output tokens reserved for reasoning when nothing else says how many (see `Reasoning.reserve_tokens`).
 DEFAULT_REASONING_RESERVE = 4096
@@ -88,6 +88,8 @@ class Reasoning(_Strict):
     reserve_tokens: int | None = Field(
         None, ge=0, description="output tokens added to max_tokens for reasoning; default: budget_tokens when "
         f"> 0, 0 when reasoning is off (effort none, budget 0), else {DEFAULT_REASONING_RESERVE}")
+    adaptive: bool = Field(False, description="Anthropic: thinking {type: adaptive} — Claude decides when and how "
+                                              "much to think (anthropic-sdk-python ThinkingConfigAdaptiveParam)")
 
     def reserve(self) -> int:
         if self.reserve_tokens is not None:
@@ -100,6 +102,8 @@ class Reasoning(_Strict):
 
     def label(self) -> str:
         parts = [f"effort={self.effort}"] if self.effort else []
+        if self.adaptive:
+            parts.append("adaptive")
         if self.budget_tokens is not None:
             parts.append(f"budget={self.budget_tokens}")
         return ",".join(parts) or "default"
@@ -219,6 +223,10 @@ class Contender(_Strict):
                 raise ValueError("reasoning.budget_tokens: OpenAI takes an effort, not a budget")
             if self.api == "anthropic" and r.budget_tokens < 1024:
                 raise ValueError("reasoning.budget_tokens: Anthropic requires >= 1024 (and < max_tokens)")
+        if r.adaptive and self.api != "anthropic":
+            raise ValueError(f"reasoning.adaptive: Anthropic's thinking mode; {self.api} has none")
+        if r.adaptive and r.budget_tokens is not None:
+            raise ValueError("reasoning.adaptive: Claude chooses its own budget; leave budget_tokens out")
 
     @property
     def thinking_budget(self) -> int | None:

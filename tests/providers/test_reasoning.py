@@ -75,7 +75,7 @@ def test_reasoning_is_validated(wire: MockServer, fmt: str, reasoning: dict[str,
 
 
 def test_unknown_reasoning_field_lists_the_valid_ones(wire: MockServer) -> None:
-    with pytest.raises(ConfigError, match="valid: budget_tokens, effort, reserve_tokens"):
+    with pytest.raises(ConfigError, match="valid: adaptive, budget_tokens, effort, reserve_tokens"):
         contender_for("openai-chat", wire).override("test", reasoning={"effrot": "low"})
 
 
@@ -84,3 +84,21 @@ def test_tpot_counts_visible_tokens_only() -> None:
     assert visible_tokens(5, None) == 5 and visible_tokens(None, 3) is None
     # 100 reasoning tokens before the first visible one: TPOT is over the 20 visible tokens.
     assert tpot_s(2.0, 1.05, visible_tokens(120, 100)) == pytest.approx(0.05)
+
+
+def test_anthropic_adaptive_thinking_and_gemini_xhigh(wire: MockServer) -> None:
+    """anthropic 2.17.0 `ThinkingConfigAdaptiveParam` ({"type": "adaptive"}); google-genai 3.6.1
+    `ThinkingLevel.XHIGH`."""
+    from workbench.errors import ConfigError
+
+    c = contender_for("anthropic", wire, reasoning={"adaptive": True, "effort": "high"})
+    body = _body(c)
+    assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "high"}
+    assert c.reasoning_label() == "effort=high,adaptive"
+    gem = _body(contender_for("gemini", wire, reasoning={"effort": "xhigh"}))["generationConfig"]
+    assert isinstance(gem, dict) and gem["thinkingConfig"]["thinkingLevel"] == "XHIGH"
+    for bad, why in (({"adaptive": True, "budget_tokens": 2048}, "leave budget_tokens out"),):
+        with pytest.raises((ValueError, ConfigError), match=why):
+            contender_for("anthropic", wire, reasoning=bad)
+    with pytest.raises((ValueError, ConfigError), match="Anthropic's thinking mode"):
+        contender_for("gemini", wire, reasoning={"adaptive": True})

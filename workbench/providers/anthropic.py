@@ -202,6 +202,9 @@ class Anthropic:
             # Extended thinking accepts only the default temperature.
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
             fields.pop("temperature", None)
+        elif contender.reasoning is not None and contender.reasoning.adaptive:
+            body["thinking"] = {"type": "adaptive"}  # Claude decides when and how much
+            fields.pop("temperature", None)
         if contender.reasoning is not None and contender.reasoning.effort is not None:
             body["output_config"] = {"effort": contender.reasoning.effort}
         body.update(fields)
