@@ -28,7 +28,9 @@ def test_openai_effort_and_cap(wire: MockServer) -> None:
     assert body["max_completion_tokens"] == 8 + DEFAULT_REASONING_RESERVE
     assert c.reasoning_label() == "effort=low"
     off = contender_for("openai-chat", wire, reasoning={"effort": "none"}, sampling={"max_tokens": 8})
-    assert _body(off)["max_tokens"] == 8  # no reasoning, no reserve
+    assert _body(off)["max_completion_tokens"] == 8  # no reasoning, no reserve; a reasoning model's field
+    plain = _body(contender_for("openai-chat", wire, sampling={"max_tokens": 8}))
+    assert plain["max_tokens"] == 8 and "max_completion_tokens" not in plain  # what OpenAI-compatible servers take
 
 
 def test_anthropic_thinking_budget_is_inside_max_tokens(wire: MockServer) -> None:

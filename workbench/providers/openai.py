@@ -130,9 +130,12 @@ class _OpenAIBase:
     def _sampling(self, contender: Contender, stream: bool) -> dict[str, Any]:
         opts = contender.options
         body: dict[str, Any] = {"model": contender.model}
-        # Newer OpenAI chat models take max_completion_tokens and reject max_tokens; for a
-        # reasoning model it caps reasoning + visible tokens, hence the reasoning reserve.
-        body[str(opts.get("max_tokens_field", "max_tokens"))] = contender.wire_max_tokens
+        # `max_tokens` is "deprecated in favor of `max_completion_tokens`, and is not compatible
+        # with o-series models" (openai-python 3.63.0 `types/chat/completion_create_params.py`):
+        # the default for a reasoning contender, whose cap covers reasoning + visible tokens (hence
+        # the reserve); other contenders (OpenAI-compatible servers) keep `max_tokens`.
+        default_field = "max_completion_tokens" if contender.reasoning is not None else "max_tokens"
+        body[str(opts.get("max_tokens_field", default_field))] = contender.wire_max_tokens
         if contender.reasoning is not None and contender.reasoning.effort is not None:
             body["reasoning_effort"] = contender.reasoning.effort
         body.update(sampling_fields(contender, {"temperature": "temperature", "top_p": "top_p", "stop": "stop",
