@@ -55,16 +55,20 @@ def test_waits_follow_each_sdk() -> None:
     for w, base in zip(waits, (0.5, 1.0, 2.0, 4.0, 8.0), strict=True):
         assert 0.75 * base <= w <= base
     assert OPENAI.max_attempts == ANTHROPIC.max_attempts == 3 and GEMINI.max_attempts == 5
-    # A hint in (0, limit] is used as is; <= 0 is ignored (backoff instead).
-    assert OPENAI.wait_s(_rec(429, "rate_limited", retry_after=3.0), rng) == 3.0
-    zero = OPENAI.wait_s(_rec(429, "rate_limited", retry_after=0.0), rng)
+    def hinted(seconds: float) -> Record:  # a retry-after header, as the SDKs read it
+        return _rec(429, "rate_limited", retry_after=seconds, headers={"retry-after": f"{seconds:g}"})
+
+    # A header hint in (0, limit] is used as is; <= 0 is ignored (backoff instead).
+    assert OPENAI.wait_s(hinted(3.0), rng) == 3.0 and ANTHROPIC.wait_s(hinted(3.0), rng) == 3.0
+    zero = OPENAI.wait_s(hinted(0.0), rng)
     assert zero is not None and 0.375 <= zero <= 0.5
-    # A hint beyond the limit: OpenAI's SDK gives up (> 120 s), Anthropic's backs off instead (> 60 s).
-    long = _rec(429, "rate_limited", retry_after=90.0)
-    assert OPENAI.wait_s(long, rng) == 90.0 and ANTHROPIC.wait_s(long, rng) is not None
-    assert ANTHROPIC.wait_s(long, rng) <= 0.5  # type: ignore[operator]
-    assert not OPENAI.should_retry(_rec(429, "rate_limited", retry_after=200.0))
-    assert ANTHROPIC.should_retry(_rec(429, "rate_limited", retry_after=200.0))
+    # A hint only in the message ("Please try again in 3s"): the SDKs read headers only, so back off.
+    body_only = OPENAI.wait_s(_rec(429, "rate_limited", retry_after=3.0), rng)
+    assert body_only is not None and body_only <= 0.5
+    # A long hint: OpenAI's SDK gives up above 120 s; Anthropic's 2.x waits whatever it is told.
+    assert OPENAI.wait_s(hinted(90.0), rng) == 90.0 and ANTHROPIC.wait_s(hinted(90.0), rng) == 90.0
+    assert not OPENAI.should_retry(hinted(200.0))
+    assert ANTHROPIC.should_retry(hinted(200.0)) and ANTHROPIC.wait_s(hinted(200.0), rng) == 200.0
     # google-genai: 1 · 2^n + U(0, 1), capped at 60; retry-after not consulted.
     assert 1.0 <= GEMINI.backoff_s(1, rng) <= 2.0 and GEMINI.backoff_s(9, rng) == 60.0
     assert GEMINI.wait_s(_rec(429, "rate_limited", retry_after=30.0), rng) <= 2.0  # type: ignore[operator]

@@ -12,15 +12,17 @@ sees and the latency users see, so they are something an experiment asks for exp
 The `sdk` preset (`RetryPolicy.preset("sdk", api_kind)`) retries as the official SDK of that API
 does by default, so that error rates can be shown raw (every attempt) and as an SDK user sees
 them (the final attempt of each logical request, `error_rates`). Constants read from the SDKs'
-sources (2026-08 snapshots; transcribed, not copied):
+sources (openai 3.63.0, anthropic 2.17.0, google-genai 3.6.1, read 2026-12-07; transcribed, not copied):
 
 - openai-python (`_constants.py`, `_base_client.py`) — and every OpenAI-compatible kind:
   2 retries (3 attempts); backoff `min(0.5 · 2^n, 8)` s times a jitter factor in [0.75, 1]
   (n = retries so far); a `retry-after-ms` / `retry-after` (seconds or date) in (0, 120] s is
   used as is, one above 120 s means no retry; `x-should-retry: true|false` decides first; then
   408, 409, 429 and ≥ 500 are retried, and so are timeouts and connection errors.
-- anthropic-sdk-python: the same, but a hint is used only in (0, 60] s — a longer one falls
-  back to the backoff (it does not stop the retries).
+- anthropic-sdk-python (2.17.0): the same backoff, but any positive `retry-after` is waited as
+  is ("just do what it says"); none stops the retries.
+- Both read the hint from the response headers only — not from a message's "try again in
+  26.6s" nor a body — so the preset does too (`hint_from_headers_only`).
 - python-genai (`_api_client.py` `retry_args`): no retries unless `HttpRetryOptions` is given;
   with it, 5 attempts, wait `min(1 · 2^n + U(0, 1), 60)` s, on 408, 429, 500, 502, 503, 504 and
   transient httpx errors; no `retry-after`. The preset takes those `HttpRetryOptions` defaults.
@@ -42,6 +44,7 @@ import httpx
 
 from workbench.measure.probe import new_request_id, probe
 from workbench.measure.target import Target
+from workbench.providers.errors import parse_retry_after
 from workbench.types import ErrorClass, Prompt, Record
 
 __all__ = ["DEFAULT_RETRY_ON", "PRESETS", "RetryPolicy", "error_rates", "probe_with_retries"]
@@ -90,6 +93,9 @@ class RetryPolicy:
     ignore_zero_hint: bool = False
     #: seconds added to each backoff, uniform in [0, this] (tenacity's wait_exponential_jitter)
     additive_jitter_s: float = 0.0
+    #: take the hint from the response headers only (`retry-after-ms`, `retry-after`), as the SDKs
+    #: do — not from a message ("Please try again in 26.6s") or a body's RetryInfo
+    hint_from_headers_only: bool = False
     name: str = "custom"
 
     @classmethod
@@ -106,9 +112,11 @@ class RetryPolicy:
                        seed=seed, name="sdk:google-genai")
         openai = cls(max_attempts=3, backoff_base_s=0.5, backoff_cap_s=8.0, jitter=0.25,
                      retry_statuses=frozenset({408, 409, 429}), retry_5xx=True, honour_should_retry=True,
-                     ignore_zero_hint=True, max_retry_after_s=120.0, long_hint_stops=True, seed=seed, name="sdk:openai")
-        if api == "anthropic":
-            return dataclasses.replace(openai, max_retry_after_s=60.0, long_hint_stops=False, name="sdk:anthropic")
+                     ignore_zero_hint=True, max_retry_after_s=120.0, long_hint_stops=True,
+                     hint_from_headers_only=True, seed=seed, name="sdk:openai")
+        if api == "anthropic":  # "If the API asks us to wait a certain amount of time, just do what it says."
+            return dataclasses.replace(openai, max_retry_after_s=ANTHROPIC_MAX_WAIT_S, long_hint_stops=False,
+                                       name="sdk:anthropic")
         return openai
 
     def __post_init__(self) -> None:
@@ -143,7 +151,9 @@ class RetryPolicy:
         return status in self.retry_statuses or (self.retry_5xx and status >= 500)
 
     def _hint(self, rec: Record) -> float | None:
-        hint = rec.retry_after_s if self.honour_retry_after else None
+        if not self.honour_retry_after:
+            return None
+        hint = parse_retry_after(rec.rate_limit or {}) if self.hint_from_headers_only else rec.retry_after_s
         if hint is not None and self.ignore_zero_hint and hint <= 0:
             return None
         return hint
@@ -173,6 +183,10 @@ class RetryPolicy:
                 return None
         return self.backoff_s(rec.attempt, rng)
 
+
+#: anthropic-sdk-python 2.x waits any positive `retry-after`, capped only where `time.sleep` would
+#: raise (2**32 ms on Windows: `_base_client._calculate_retry_timeout`).
+ANTHROPIC_MAX_WAIT_S = 4_294_967.0
 
 #: The named presets (`RetryPolicy.preset`).
 PRESETS = ("none", "sdk")
