@@ -26,20 +26,18 @@ run (`workbench.measure.budget`) needs prices before anything is analysed.
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from workbench.errors import ConfigError
 
-if TYPE_CHECKING:
-    from workbench.config import Contender
-
 __all__ = [
     "MTOK",
     "Price",
     "PriceDeclaration",
+    "Priced",
     "declared_prices",
     "library_price",
     "price_for",
@@ -47,6 +45,24 @@ __all__ = [
     "provider_for_api",
     "request_cost",
 ]
+
+
+class Priced(Protocol):
+    """What pricing reads of a contender (`workbench.config.Contender` is one): named here so
+    this module needs nothing from the config that imports it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def api(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def base_url(self) -> str | None: ...
+    @property
+    def price(self) -> PriceDeclaration | None: ...
+    @property
+    def machine_priced(self) -> bool: ...
 
 MTOK = 1_000_000
 # Probe size for library lookups: small enough to stay in every provider's base price tier.
@@ -222,7 +238,7 @@ def library_price(
     )
 
 
-def _library_kwargs(contender: Contender) -> dict[str, str] | None:
+def _library_kwargs(contender: Priced) -> dict[str, str] | None:
     """How to ask the library: by provider id, unless base_url points at some other host.
 
     An `openai-chat` contender served by a third party (Groq, Together, a proxy) is not billed
@@ -238,7 +254,7 @@ def _library_kwargs(contender: Contender) -> dict[str, str] | None:
     return {"provider_api_url": contender.base_url}
 
 
-def price_for(contender: Contender, *, source: str = "contenders file", library: bool = True) -> Price | None:
+def price_for(contender: Priced, *, source: str = "contenders file", library: bool = True) -> Price | None:
     """The contender's price: YAML `price:` fields over the library's, or None if neither has one.
 
     Embedded and self-hosted contenders are never looked up in the library: a list price for a
@@ -279,7 +295,7 @@ def _declared_text(override: dict[str, Any]) -> str:
     return ", ".join(f"{k}={override[k]}" for k in sorted(override) if k not in ("source", "as_of"))
 
 
-def declared_prices(contender: Contender) -> str | None:
+def declared_prices(contender: Priced) -> str | None:
     """What the contenders file declares of this contender's price, with its source; None if nothing."""
     override = contender.price.declared() if contender.price is not None else {}
     fields = _declared_text(override)
