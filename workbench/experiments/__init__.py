@@ -82,7 +82,7 @@ def _planned_hallucination(p: Mapping[str, Any], n: int) -> int | None:
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in (
-        # `make run` fits in 10 minutes on 2 cores (about 9 measured on an idle machine); what each
+        # `make run` fits in 10 minutes on 2 idle cores (7:55 measured, setup included); what each
         # experiment gets for that:
         # 100 routing messages (of 162, a shuffled file: any prefix mixes intents and kinds): p95
         # has both order-statistic bounds from n = 72, routing accuracy an interval of about ±10%.
