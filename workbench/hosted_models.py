@@ -17,7 +17,8 @@ packages refreshes the list:
 
 Hand-written because no library exposes this: the OpenAI notes are a string statement after a
 type alias (not a runtime docstring), read from the module's source with `ast`; everything else
-is the packages' own data. A package that is not installed lists nothing and says so.
+is the packages' own data; prices are `pricing.library_price`'s, as a run charges them. A package
+that is not installed lists nothing and says so.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ import typing
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from workbench.pricing import library_price
 
 __all__ = ["PROVIDERS", "Catalog", "ModelEntry", "catalog", "format_catalog", "openai_deprecations"]
 
@@ -165,20 +167,11 @@ def _sdk_entries(provider: str) -> tuple[list[ModelEntry], str]:
                      f"({len(table)} deprecated)")
 
 
-def _price_of(model: Any) -> tuple[float | None, float | None, bool]:
-    """(input, output) USD per million tokens in force today, and whether they are tiered (the
-    base tier's rates shown: a longer prompt pays more)."""
+def _tiered(model: Any) -> bool:
+    """Whether genai-prices bills this model in tiers (a longer prompt pays more than the base
+    rate `pricing.library_price` reports for a short request)."""
     prices = model.get_prices(datetime.now(UTC))
-    tiered = False
-
-    def num(x: Any) -> float | None:
-        nonlocal tiered
-        if x is not None and hasattr(x, "base"):  # TieredPrices: base rate, more above thresholds
-            tiered = True
-            x = x.base
-        return float(x) if isinstance(x, (Decimal, int, float)) else None
-
-    return num(getattr(prices, "input_mtok", None)), num(getattr(prices, "output_mtok", None)), tiered
+    return any(hasattr(getattr(prices, f, None), "base") for f in ("input_mtok", "output_mtok"))
 
 
 def _priced(entries: list[ModelEntry], provider: str) -> tuple[list[ModelEntry], str]:
@@ -198,9 +191,10 @@ def _priced(entries: list[ModelEntry], provider: str) -> tuple[list[ModelEntry],
         if found is None:
             out.append(e)
             continue
-        inp, outp, tiered = _price_of(found)
-        out.append(ModelEntry(e.provider, e.model, e.shutdown, e.note, e.deprecated or bool(found.deprecated), inp,
-                              outp, found.context_window, tiered))
+        price = library_price(e.model, provider_id=prov.id)  # the rates the run would charge
+        out.append(ModelEntry(e.provider, e.model, e.shutdown, e.note, e.deprecated or bool(found.deprecated),
+                              price.input if price else None, price.output if price else None,
+                              found.context_window, _tiered(found)))
     return out, f"genai-prices {version}: prices and context windows ({prov.id})"
 
 
