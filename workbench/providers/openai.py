@@ -37,7 +37,9 @@ __all__ = ["OpenAIChat", "OpenAICompletions", "bearer", "classify_body", "error_
 
 
 def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
-    """OpenAI `usage` → Usage (cached and reasoning counts from the `*_details` objects)."""
+    """OpenAI `usage` → Usage (cached, cache-write and reasoning counts from the `*_details`
+    objects; `prompt_tokens_details.cache_write_tokens` is "the unadjusted number of prompt tokens
+    written to cache", openai-python 3.63.0 `types/completion_usage.py`, priced apart from input)."""
     if not u:
         return None
     prompt_details = u.get("prompt_tokens_details") or {}
@@ -46,6 +48,7 @@ def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
         input_tokens=u.get("prompt_tokens"),
         output_tokens=u.get("completion_tokens"),
         cached_input_tokens=prompt_details.get("cached_tokens"),
+        cache_creation_input_tokens=prompt_details.get("cache_write_tokens"),
         reasoning_tokens=completion_details.get("reasoning_tokens"),
     )
 

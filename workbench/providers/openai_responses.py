@@ -10,8 +10,8 @@ reasoning models. What matters for measurement:
   answer). The stream ends with `response.completed`, `response.incomplete` (with
   `incomplete_details.reason`, e.g. `max_output_tokens`) or `response.failed` (with `error`);
   an `error` event carries `code` and `message` at the top level.
-- `usage`: `input_tokens` (with `input_tokens_details.cached_tokens`), `output_tokens` (reasoning
-  included) and `output_tokens_details.reasoning_tokens`.
+- `usage`: `input_tokens` (with `input_tokens_details.cached_tokens` and `cache_write_tokens`),
+  `output_tokens` (reasoning included) and `output_tokens_details.reasoning_tokens`.
 - The finish reason kept on the record is the response's `status` ("completed"), or the
   incomplete reason ("max_output_tokens", which with no text is the `truncated` outcome).
 - The cap is `max_output_tokens` (reasoning + visible: the reasoning reserve is added); reasoning
@@ -52,13 +52,15 @@ def _int(v: Any) -> int | None:
 
 
 def parse_usage(u: Any) -> Usage | None:
-    """Responses `usage` → Usage (cached and reasoning counts from the `*_details` objects)."""
+    """Responses `usage` → Usage (cached, cache-write and reasoning counts from the `*_details`
+    objects: `input_tokens_details.cache_write_tokens`, openai-python 3.63.0 `types/responses/response_usage.py`)."""
     if not isinstance(u, Mapping) or not u:
         return None
     inp = u.get("input_tokens_details") or {}
     out = u.get("output_tokens_details") or {}
     return Usage(input_tokens=_int(u.get("input_tokens")), output_tokens=_int(u.get("output_tokens")),
                  cached_input_tokens=_int(inp.get("cached_tokens")),
+                 cache_creation_input_tokens=_int(inp.get("cache_write_tokens")),
                  reasoning_tokens=_int(out.get("reasoning_tokens")))
 
 
