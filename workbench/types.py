@@ -88,6 +88,11 @@ class Usage:
     reasoning_tokens: int | None = None
     #: reasoning_tokens is an estimate (the API gave no count; see providers/anthropic.py)
     reasoning_estimated: bool = False
+    #: The processing the provider says served the request (it changes latency and price):
+    #: OpenAI's response `service_tier` ("default", "flex", "priority", ...), Anthropic's
+    #: `usage.service_tier` ("standard", "priority", "batch") and `usage.speed` ("standard", "fast").
+    service_tier: str | None = None
+    speed: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -192,6 +197,13 @@ class Record:
     reasoning_tokens: int | None = None
     visible_output_tokens: int | None = None
     reasoning: str | None = None  # the contender's reasoning settings, e.g. "effort=low" (Contender.reasoning_label)
+    # The processing tier and speed the request asked for (its body's `service_tier` / Gemini
+    # `serviceTier`, Anthropic `speed`) and what the response says it got (Usage.service_tier /
+    # speed; None where the API does not say: Gemini's generateContent reports no tier).
+    service_tier_requested: str | None = None
+    service_tier: str | None = None
+    speed_requested: str | None = None
+    speed: str | None = None
     n_chunks: int | None = None
     itl_s: list[float] | None = None
     # The client's own time before the request went out (httpx, the pool); not in any latency.

@@ -60,7 +60,14 @@ from workbench.measure.netbackend import arrival_clock, async_transport, resent_
 from workbench.measure.target import DEFAULT_MAX_OUTPUT_CHARS, Target
 from workbench.measure.transport_errors import decode_body, error_from_exception
 from workbench.providers import provider_for
-from workbench.providers.base import LENGTH_FINISH, REFUSAL_FINISH, HttpRequest, ResponseError, is_blocked
+from workbench.providers.base import (
+    LENGTH_FINISH,
+    REFUSAL_FINISH,
+    HttpRequest,
+    ResponseError,
+    is_blocked,
+    requested_processing,
+)
 from workbench.providers.errors import rate_limit_headers
 from workbench.providers.sse import SSEDecoder, SSEEvent
 from workbench.types import ErrorClass, ErrorInfo, Prompt, Record, ServerTimings, Usage
@@ -229,6 +236,7 @@ async def _probe(client: httpx.AsyncClient, target: Target, prompt: Prompt, requ
         fail_record(rec, ErrorInfo(ErrorClass.AUTH, f"${contender.api_key_env} is not set"))
         return rec
     req = http_request or provider.build_request(contender, prompt, stream=stream, api_key=api_key, base_url=url_root)
+    rec.service_tier_requested, rec.speed_requested = requested_processing(req.json)
     timeout_s = contender.timeout_s
     usage: Usage | None = None
     text_parts = _Text(max(0, target.max_output_chars))
@@ -463,6 +471,8 @@ def _merge_usage(old: Usage | None, new: Usage) -> Usage:
         reasoning_tokens=new.reasoning_tokens
         if new.reasoning_tokens is not None else old.reasoning_tokens,
         reasoning_estimated=new.reasoning_estimated if new.reasoning_tokens is not None else old.reasoning_estimated,
+        service_tier=new.service_tier if new.service_tier is not None else old.service_tier,
+        speed=new.speed if new.speed is not None else old.speed,
     )
 
 
@@ -475,6 +485,8 @@ def _fill_tokens(
     n_chunks: int | None,
     full_chars: int | None = None,
 ) -> None:
+    if usage is not None:
+        rec.service_tier, rec.speed = usage.service_tier, usage.speed
     if usage is not None and usage.output_tokens is not None:
         rec.input_tokens = usage.input_tokens
         rec.output_tokens = usage.output_tokens

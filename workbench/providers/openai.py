@@ -24,6 +24,7 @@ from workbench.providers.base import (
     parse_date,
     register,
     sampling_fields,
+    served_processing,
 )
 from workbench.providers.errors import classify
 from workbench.types import ErrorClass, ErrorInfo, Prompt, ServerTimings, StreamDelta, Usage
@@ -176,7 +177,7 @@ class _OpenAIBase:
             refusal = message.get("refusal") if isinstance(message, Mapping) else None
         return Completion(
             text=text,
-            usage=parse_usage(body.get("usage")) or Usage(),
+            usage=served_processing(body, parse_usage(body.get("usage"))) or Usage(),
             finish_reason=finish,
             raw_model=body.get("model"),
             timings=parse_timings(body.get("timings")),
@@ -239,8 +240,8 @@ class _OpenAIStream:
             if text or finish or refusal:
                 out.append(StreamDelta(text=text or None, finish_reason=finish, refusal=refusal))
         usage = parse_usage(obj.get("usage"))
-        if usage is not None:
-            out.append(StreamDelta(usage=usage))
+        if usage is not None:  # the usage chunk carries the tier too, as every chunk does
+            out.append(StreamDelta(usage=served_processing(obj, usage)))
         timings = parse_timings(obj.get("timings"))
         if timings is not None:
             out.append(StreamDelta(timings=timings))

@@ -35,6 +35,7 @@ from workbench.providers.base import (
     json_post,
     register,
     sampling_fields,
+    served_processing,
 )
 from workbench.providers.errors import classify
 from workbench.providers.openai import bearer, classify_body, openai_lifecycle
@@ -118,7 +119,8 @@ class OpenAIResponses:
             raise ValueError("response has no 'output' list")
         if body.get("status") == "failed":
             raise ResponseError(_failed(body))  # typed by its error code, as in a stream
-        return Completion(text=_output_text(body), usage=parse_usage(body.get("usage")) or Usage(),
+        return Completion(text=_output_text(body), usage=served_processing(body, parse_usage(body.get("usage")))
+                          or Usage(),
                           finish_reason=_finish(body), raw_model=body.get("model"), refusal=_refusal_text(body))
 
     def stream_parser(self) -> ResponsesStream:
@@ -172,7 +174,7 @@ class ResponsesStream:
             response = {}
         if etype in ("response.completed", "response.incomplete"):
             out = []
-            usage = parse_usage(response.get("usage"))
+            usage = served_processing(response, parse_usage(response.get("usage")))
             if usage is not None:
                 out.append(StreamDelta(usage=usage))
             out.append(StreamDelta(finish_reason=_finish(response) or etype.rpartition(".")[2], done=True))
