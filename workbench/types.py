@@ -126,6 +126,7 @@ class StreamDelta:
     finish_reason: str | None = None
     timings: ServerTimings | None = None
     refusal: str | None = None  # text of a refusal the API sends apart from the answer (OpenAI)
+    continuation: str | None = None  # a token to continue an unfinished answer with (Gemini CONTINUATION)
 
 
 @dataclass(slots=True, frozen=True)
@@ -220,6 +221,12 @@ class Record:
     rate_limit: dict[str, str] | None = None
     attempt: int = 1
     logical_request_id: str | None = None
+    # Follow-up requests this answer took: Gemini stops at a per-request token limit with
+    # finish CONTINUATION and a continuationToken, which google-genai follows by default (the
+    # same request again with the token, until the finish is something else); so does the
+    # probe (`options.automatic_continuation: false` stops at the first). Latencies and tokens
+    # cover every hop, as the SDK's merged response does.
+    continuation_hops: int = 0
     finish_reason: str | None = None
     # The server's own account of this request (llama.cpp `timings`), milliseconds and tokens.
     server_prompt_ms: float | None = None

@@ -55,7 +55,8 @@ __all__ = [
 #: Responses `incomplete_details.reason` `max_output_tokens`). With no visible text this is the
 #: `truncated` outcome (workbench.types.ErrorClass.TRUNCATED).
 LENGTH_FINISH = frozenset({"length", "max_tokens", "MAX_TOKENS", "max_output_tokens",
-                           "model_context_window_exceeded"})  # Anthropic: the window, not the cap, ended it
+                           "model_context_window_exceeded",  # Anthropic: the window, not the cap, ended it
+                           "CONTINUATION"})  # Gemini's per-request limit, when not followed (probe)
 #: Finish reasons that mean the model declined to answer (Anthropic `stop_reason: refusal`).
 REFUSAL_FINISH = frozenset({"refusal"})
 #: Finish reasons that mean the provider's safety system stopped the answer: OpenAI
@@ -158,6 +159,7 @@ class Completion:
     raw_model: str | None = None
     timings: ServerTimings | None = None
     refusal: str | None = None  # a refusal sent apart from the answer (OpenAI `message.refusal`)
+    continuation: str | None = None  # a token to continue an unfinished answer with (Gemini CONTINUATION)
 
 
 class StreamParser(Protocol):
