@@ -1,6 +1,6 @@
 """Preflight: before an experiment sends work, is each hosted contender's model there for this key?
 
-Models are retired (Anthropic's SDK lists `claude-3-7-sonnet-20250219` with an end-of-life date of
+Models are retired (Anthropic retired `claude-3-7-sonnet-20250219` on
 19 February 2026) and keys lack access; a run should not spend its time finding that out one
 failed request at a time. For each hosted contender, one cheap call:
 
