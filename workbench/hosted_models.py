@@ -281,22 +281,35 @@ def sdk_lifecycle(contender: Contender) -> Lifecycle | None:
     return Lifecycle(stage=stage, ends=ends, source=source + (f": {entry.note}" if entry.note else ""))
 
 
+def _current(provider: str) -> list[str]:
+    """The provider's model names with no deprecation or shutdown announced, in the SDK's order
+    (Gemini's: genai-prices' models not flagged deprecated); no prices looked up."""
+    if provider != "google":
+        return [e.model for e in _announced(provider).values()
+                if e.shutdown is None and not e.deprecated and not e.note]
+    from genai_prices import data_snapshot
+
+    prov = next((p for p in data_snapshot.get_snapshot().providers if p.id == PROVIDERS[provider][1]), None)
+    return [m.id for m in prov.models if m.id.startswith("gemini-") and not m.deprecated] if prov else []
+
+
 def suggested_model(provider: str) -> tuple[ModelEntry | None, str]:
     """(model, why) to suggest for `provider` in a new workspace — never a hand-kept name: the
     model the installed SDK's own README examples use most (the provider's lead model of that
     release), if the SDK and genai-prices list it as current (priced, no deprecation or shutdown
-    announced); else the first current one of the SDK's model type. (None, why) when there is none."""
+    announced); else the first current one of the SDK's model type. (None, why) when there is none.
+    Only the chosen model is priced, so `workbench init` stays quick."""
     dist = PROVIDERS[provider][0]
     version = _version(dist)
     if version is None:
         return None, f"{dist} is not installed"
-    cat = catalog([provider])
-    current = {e.model: e for e in cat.entries if e.shutdown is None and not e.deprecated and not e.note
-               and e.input_usd_per_mtok is not None}
+    current = _current(provider)
     readme = importlib.metadata.metadata(dist).get_payload() or ""  # type: ignore[attr-defined]
     used = re.findall(r"""model\s*=\s*['"]([\w.-]+)['"]""", str(readme))
-    for name in sorted(set(used), key=lambda m: (-used.count(m), used.index(m))):
-        if name in current:
-            return current[name], f"{dist} {version}'s README examples"
-    first = next(iter(current.values()), None)
-    return first, f"{dist} {version}'s model type" if first else f"no current {provider} model in {dist} {version}"
+    led = [m for m in sorted(set(used), key=lambda m: (-used.count(m), used.index(m))) if m in current]
+    for name, why in [*((m, "README examples") for m in led), *((m, "model type") for m in current)]:
+        price = library_price(name, provider_id=PROVIDERS[provider][1])
+        if price is not None and price.input is not None:
+            return (ModelEntry(provider, name, input_usd_per_mtok=price.input, output_usd_per_mtok=price.output),
+                    f"{dist} {version}'s {why}")
+    return None, f"no current, priced {provider} model in {dist} {version}"
