@@ -108,7 +108,7 @@ def test_the_bundled_contenders_enable_only_current_models() -> None:
         assert entry is not None, f"{c.name}: {c.model} is not among {provider_of[c.api]}'s models"
         assert entry.shutdown is None and not entry.deprecated, (c.name, entry)
         checked += 1
-    assert checked == 5  # gpt-5.5, claude-sonnet-5.5, claude-haiku-5.5, gemini-3.8-flash, gemini-2.5-flash
+    assert checked == 6  # gpt-5.5, gpt-6-luna, claude-sonnet-5.5, claude-haiku-5.5, gemini-3.8-flash, gemini-2.5-flash
 
 
 def test_the_bundled_contenders_name_no_model_past_its_shutdown() -> None:
