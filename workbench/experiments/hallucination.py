@@ -149,6 +149,7 @@ def build_prompt(item: QAItem, contender: Contender) -> Prompt:
         text=text,
         system=CHAT_SYSTEM_PROMPT if chat else None,
         meta={"category": item.category, "answerable": item.answerable},
+        images=item.images,
     )
 
 

@@ -55,6 +55,7 @@ import httpx
 from workbench import keys, metrics
 from workbench.aio import run_sync
 from workbench.config import Contender
+from workbench.images import unsupported_reason
 from workbench.measure.http11 import LeanClient, RawResponse
 from workbench.measure.netbackend import arrival_clock, async_transport, resent_stale, wire_start_ns
 from workbench.measure.target import DEFAULT_MAX_OUTPUT_CHARS, Target
@@ -227,6 +228,9 @@ async def _probe(client: httpx.AsyncClient, target: Target, prompt: Prompt, requ
     api_key = contender.api_key()
     if contender.key_missing():
         fail_record(rec, ErrorInfo(ErrorClass.AUTH, f"${contender.api_key_env} is not set"))
+        return rec
+    if (unsupported := unsupported_reason(contender, prompt)) is not None:
+        fail_record(rec, ErrorInfo(ErrorClass.UNSUPPORTED_INPUT, unsupported))  # never sent
         return rec
     req = http_request or provider.build_request(contender, prompt, stream=stream, api_key=api_key, base_url=url_root)
     timeout_s = contender.timeout_s
