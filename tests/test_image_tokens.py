@@ -9,6 +9,7 @@ from workbench.image_tokens import (
     estimate_image_tokens,
     gemini_image_tokens,
     openai_image_tokens,
+    prompt_image_tokens,
     server_image_tokens,
 )
 
@@ -76,3 +77,25 @@ def test_server_split_where_the_api_gives_one() -> None:
     assert server_image_tokens("gemini", gemini) == 258
     assert server_image_tokens("anthropic", {"input_tokens": 60}) is None
     assert server_image_tokens("openai-chat", {"prompt_tokens": 5}) is None
+
+
+def test_a_prompts_images_together_and_urls_left_out() -> None:
+    from workbench.types import ImageInput
+
+    small = ImageInput(mime_type="image/png", width=200, height=200, data=b"x")
+    url = ImageInput(mime_type="image/png", url="https://example.com/a.png")
+    both = prompt_image_tokens("anthropic", "claude", [small, small, url])
+    assert both is not None and both.tokens == 108 and "1 image(s) by URL not counted" in both.rule
+    assert prompt_image_tokens("anthropic", "claude", []) is None
+    assert prompt_image_tokens("openai-completions", "m", [small]) is None
+
+
+def test_the_budget_reserves_a_prompts_image_tokens() -> None:
+    from workbench.config import Contender
+    from workbench.measure.budget import estimate_input_tokens
+    from workbench.types import ImageInput, Prompt
+
+    c = Contender(name="c", api="openai-chat", model="gpt-4o", base_url="http://127.0.0.1")
+    image = ImageInput(mime_type="image/png", width=1024, height=1024, data=b"x")
+    text_only = estimate_input_tokens(c, Prompt(id="p", text="x" * 40))
+    assert estimate_input_tokens(c, Prompt(id="p", text="x" * 40, images=(image,))) == text_only + 765

@@ -88,3 +88,11 @@ def test_image_support_declared_embedded_or_unknown() -> None:
     assert "takes no image input" in (unsupported_reason(embedded, prompt) or "")
     assert unsupported_reason(hosted, prompt) is None
     assert unsupported_reason(embedded, Prompt(id="t", text="text only")) is None
+
+
+def test_the_spotcheck_is_a_named_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.experiments.hallucination import IMAGE_SPOTCHECK, load_items
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    items = load_items(IMAGE_SPOTCHECK)
+    assert items and all(i.images for i in items) and str(items[0].images[0].source).startswith(str(tmp_path))

@@ -36,9 +36,11 @@ report can say where a number came from. Unknown models get the family's rule an
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from workbench.types import ImageInput
 
 __all__ = [
     "ANTHROPIC_MAX_LONG_EDGE",
@@ -49,6 +51,7 @@ __all__ = [
     "estimate_image_tokens",
     "gemini_image_tokens",
     "openai_image_tokens",
+    "prompt_image_tokens",
     "server_image_tokens",
 ]
 
@@ -193,6 +196,22 @@ def estimate_image_tokens(api_kind: str, model: str, width: int, height: int, *,
     if api_kind == "gemini":
         return gemini_image_tokens(width, height, model, media_resolution)
     return None
+
+
+def prompt_image_tokens(api_kind: str, model: str, images: Sequence[ImageInput], *, detail: str = "auto",
+                        media_resolution: str | None = None) -> ImageTokens | None:
+    """All of a prompt's images together (None: no images, or a format that takes none). Images
+    given by URL have no size here: they are left out, and the rule says how many were."""
+    sized = [im for im in images if im.width is not None and im.height is not None]
+    each = [estimate_image_tokens(api_kind, model, im.width or 0, im.height or 0, detail=detail,
+                                  media_resolution=media_resolution) for im in sized]
+    counted = [e for e in each if e is not None]
+    if not images or (sized and not counted):
+        return None
+    rule = "; ".join(e.rule for e in counted) or "no image with a known size"
+    if len(sized) < len(images):
+        rule += f"; {len(images) - len(sized)} image(s) by URL not counted"
+    return ImageTokens(sum(e.tokens for e in counted), rule)
 
 
 def server_image_tokens(api_kind: str, usage: Any) -> int | None:
