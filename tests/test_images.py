@@ -96,3 +96,12 @@ def test_the_spotcheck_is_a_named_dataset(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
     items = load_items(IMAGE_SPOTCHECK)
     assert items and all(i.images for i in items) and str(items[0].images[0].source).startswith(str(tmp_path))
+
+
+def test_validate_reads_every_image_a_task_names(tmp_path: Path) -> None:
+    from workbench.tasks import Task
+
+    data = tmp_path / "qa.jsonl"
+    data.write_text(json.dumps({"question": "q?", "answers": ["a"], "images": ["gone.png"]}) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="line 1: images: no such image file"):
+        Task(type="qa", data=str(data)).check()

@@ -136,7 +136,11 @@ class Task(BaseModel):
         if self.type == "classify":
             self.example_rows(ws)
             return len(self.prompts(ws))
-        return len(read_rows(self.path(ws), KINDS[DATA_KIND[self.type]]))
+        path = self.path(ws)
+        rows = read_rows(path, KINDS[DATA_KIND[self.type]])
+        for r in rows:  # every image named is read and checked, as a run would
+            resolve_images(r.values.get("images", ()), path, f"{r.where}: images")
+        return len(rows)
 
 
 def _label_list(labels: list[str]) -> str:
