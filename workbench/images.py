@@ -14,14 +14,18 @@ Whether a contender takes image input (`image_input_support`): declared by hand
 completion-style wire formats (no image part exists in them); else unknown — the request is
 sent and the server's answer says. A prompt with images for a contender that cannot take them is
 never sent: its record is an `unsupported_input` error (`unsupported_reason`).
+
+A scenario may require modalities (`needs: [image_input]`): `check_needs` validates the list,
+`needs_status` judges one contender from its integration facts (the `image_input` fact of
+`workbench.measure.image_probe`) — a contender known not to take one fails, with the reason.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError
 from workbench.types import ImageInput, Prompt
@@ -31,10 +35,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIME_TYPES",
+    "MODALITIES",
     "TEXT_ONLY_API_KINDS",
+    "check_needs",
     "image_from_bytes",
     "image_input_support",
     "load_image",
+    "needs_status",
     "resolve_images",
     "unsupported_reason",
 ]
@@ -115,3 +122,34 @@ def unsupported_reason(contender: Contender, prompt: Prompt) -> str | None:
     if takes is False:
         return f"prompt {prompt.id} carries {len(prompt.images)} image(s); {contender.name} takes no image input: {why}"
     return None
+
+
+#: Modalities a scenario may need, each an integration fact of that name.
+MODALITIES: tuple[str, ...] = ("image_input",)
+
+
+def check_needs(needs: Sequence[str]) -> list[str]:
+    """A scenario's `needs`, checked: a ValueError names an unknown modality and the valid ones."""
+    for need in needs:
+        if need not in MODALITIES:
+            raise ValueError(f"unknown modality {need!r}; valid: {', '.join(MODALITIES)}")
+    return list(dict.fromkeys(needs))
+
+
+def needs_status(needs: Sequence[str], facts: Mapping[str, Mapping[str, Any]]) -> tuple[str, str]:
+    """(`pass` | `fail` | `inconclusive`, why) for a contender whose integration facts are `facts`
+    (`{name: {"value", "source", "detail"}}`): `fail` when any needed modality is known absent,
+    `inconclusive` when one is unknown, else `pass` (the constraint statuses' vocabulary)."""
+    missing, unknown = [], []
+    for need in needs:
+        fact = facts.get(need) or {}
+        value, source, detail = fact.get("value"), fact.get("source", "unknown"), fact.get("detail", "")
+        if value is False:
+            missing.append(f"no {need} ({source}: {detail})" if detail else f"no {need} ({source})")
+        elif value is not True:
+            unknown.append(f"{need} unknown" + (f" ({detail})" if detail else ""))
+    if missing:
+        return "fail", "; ".join(missing)
+    if unknown:
+        return "inconclusive", "; ".join(unknown)
+    return "pass", ", ".join(f"{n} ({(facts.get(n) or {}).get('source')})" for n in needs) or "nothing needed"
