@@ -38,9 +38,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workbench.types import ImageInput
+from workbench.types import ImageInput, Prompt
+
+if TYPE_CHECKING:
+    from workbench.config import Contender
 
 __all__ = [
     "ANTHROPIC_MAX_LONG_EDGE",
@@ -48,6 +51,7 @@ __all__ = [
     "GEMINI3_BUDGETS",
     "ImageTokens",
     "anthropic_image_tokens",
+    "contender_image_tokens",
     "estimate_image_tokens",
     "gemini_image_tokens",
     "openai_image_tokens",
@@ -212,6 +216,18 @@ def prompt_image_tokens(api_kind: str, model: str, images: Sequence[ImageInput],
     if len(sized) < len(images):
         rule += f"; {len(images) - len(sized)} image(s) by URL not counted"
     return ImageTokens(sum(e.tokens for e in counted), rule)
+
+
+def contender_image_tokens(contender: Contender, prompt: Prompt) -> ImageTokens | None:
+    """`prompt_image_tokens` for the prompt's images as this contender sends them (its wire
+    format, model and `options.image_detail` / `options.media_resolution`)."""
+    if not prompt.images:
+        return None
+    opts = contender.options
+    resolution = opts.get("media_resolution")
+    return prompt_image_tokens(contender.api, contender.model, prompt.images,
+                               detail=str(opts.get("image_detail") or "auto"),
+                               media_resolution=str(resolution) if resolution else None)
 
 
 def server_image_tokens(api_kind: str, usage: Any) -> int | None:

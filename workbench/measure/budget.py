@@ -42,7 +42,7 @@ from typing import Any
 
 from workbench.config import Contender
 from workbench.errors import WorkbenchError
-from workbench.image_tokens import prompt_image_tokens
+from workbench.image_tokens import contender_image_tokens
 from workbench.pricing import Price, request_cost
 from workbench.types import ErrorClass, Prompt, Record
 
@@ -180,8 +180,7 @@ def estimate_input_tokens(contender: Contender, prompt: Prompt) -> int:
     images by the provider's documented rule, `workbench.image_tokens`)."""
     text = contender.prompt_template.replace("{prompt}", prompt.text) if contender.prompt_template else (
         (prompt.system or contender.system_prompt or "") + prompt.text)
-    images = prompt_image_tokens(contender.api, contender.model, prompt.images,
-                                 detail=str(contender.options.get("image_detail") or "auto")) if prompt.images else None
+    images = contender_image_tokens(contender, prompt)
     return max(1, len(text) // 4) + (images.tokens if images is not None else 0)
 
 

@@ -55,6 +55,7 @@ import httpx
 from workbench import keys, metrics
 from workbench.aio import run_sync
 from workbench.config import Contender
+from workbench.image_tokens import contender_image_tokens
 from workbench.images import unsupported_reason
 from workbench.measure.http11 import LeanClient, RawResponse
 from workbench.measure.netbackend import arrival_clock, async_transport, resent_stale, wire_start_ns
@@ -479,6 +480,10 @@ def _fill_tokens(
     n_chunks: int | None,
     full_chars: int | None = None,
 ) -> None:
+    images = contender_image_tokens(contender, prompt) if prompt.images else None
+    if prompt.images:  # what the images cost by the provider's documented rule, beside the server's count
+        rec.extra.update(n_images=len(prompt.images), image_tokens_estimate=images.tokens if images else None,
+                         image_tokens_rule=images.rule if images else None)
     if usage is not None and usage.output_tokens is not None:
         rec.input_tokens = usage.input_tokens
         rec.output_tokens = usage.output_tokens
@@ -501,7 +506,7 @@ def _fill_tokens(
     if usage is not None and usage.input_tokens is not None:
         rec.input_tokens = usage.input_tokens
     else:
-        rec.input_tokens = _chars_estimate(_rendered_prompt(contender, prompt))
+        rec.input_tokens = _chars_estimate(_rendered_prompt(contender, prompt)) + (images.tokens if images else 0)
 
 
 def _rendered_prompt(contender: Contender, prompt: Prompt) -> str:
