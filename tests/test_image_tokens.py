@@ -99,3 +99,16 @@ def test_the_budget_reserves_a_prompts_image_tokens() -> None:
     image = ImageInput(mime_type="image/png", width=1024, height=1024, data=b"x")
     text_only = estimate_input_tokens(c, Prompt(id="p", text="x" * 40))
     assert estimate_input_tokens(c, Prompt(id="p", text="x" * 40, images=(image,))) == text_only + 765
+
+
+def test_a_contenders_settings_pick_the_rule() -> None:
+    from workbench.config import Contender
+    from workbench.image_tokens import contender_image_tokens
+    from workbench.types import ImageInput, Prompt
+
+    prompt = Prompt(id="p", text="x", images=(ImageInput(mime_type="image/png", width=1024, height=1024, data=b"x"),))
+    low = Contender(name="o", api="openai-chat", model="gpt-4o", base_url="http://h", options={"image_detail": "low"})
+    gemini = Contender(name="g", api="gemini", model="gemini-3-pro", base_url="http://h", options={
+        "extra_body": {"generationConfig": {"mediaResolution": "MEDIA_RESOLUTION_LOW"}}})
+    assert [contender_image_tokens(c, prompt).tokens for c in (low, gemini)] == [85, 280]  # type: ignore[union-attr]
+    assert contender_image_tokens(low, Prompt(id="t", text="x")) is None

@@ -219,12 +219,14 @@ def prompt_image_tokens(api_kind: str, model: str, images: Sequence[ImageInput],
 
 
 def contender_image_tokens(contender: Contender, prompt: Prompt) -> ImageTokens | None:
-    """`prompt_image_tokens` for the prompt's images as this contender sends them (its wire
-    format, model and `options.image_detail` / `options.media_resolution`)."""
+    """`prompt_image_tokens` for the prompt's images as this contender sends them: its wire
+    format, model, `options.image_detail` (OpenAI) and the Gemini request's
+    `generationConfig.mediaResolution` (set through `options.extra_body`)."""
     if not prompt.images:
         return None
     opts = contender.options
-    resolution = opts.get("media_resolution")
+    gen = (opts.get("extra_body") or {}).get("generationConfig") or {}
+    resolution = gen.get("mediaResolution") if isinstance(gen, Mapping) else None
     return prompt_image_tokens(contender.api, contender.model, prompt.images,
                                detail=str(opts.get("image_detail") or "auto"),
                                media_resolution=str(resolution) if resolution else None)
