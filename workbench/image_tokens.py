@@ -31,6 +31,12 @@ The rules, as the providers document them (read 2026-12-08):
 
 Every result is an `ImageTokens` with `estimated=True` and the rule that produced it, so a
 report can say where a number came from. Unknown models get the family's rule and say so.
+
+Cost: all three bill image tokens as input tokens at the model's input rate (OpenAI's page says
+so; Anthropic's and Gemini's price tables have no separate image rate for their chat models).
+genai-prices 0.2.5 prices input image tokens apart (`input_image_mtok`) only for image-generation,
+realtime / live and embedding models, none of them chat contenders here; so a record's
+`input_tokens`, images included, is priced as it stands.
 """
 
 from __future__ import annotations
