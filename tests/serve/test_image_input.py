@@ -40,6 +40,8 @@ def test_each_dialect_carries_the_image_to_the_server(wire: MockServer, fmt: str
     assert rec.output_text == "2 images: 320x240 png, an image at https://example.com/a.png."
     assert rec.extra["n_images"] == 2 and rec.extra["image_tokens_estimate"] > 0  # the URL image not counted
     assert "1 image(s) by URL not counted" in rec.extra["image_tokens_rule"]
+    # The server's count holds the image: the scenario's 12 prompt tokens plus the documented rule's.
+    assert rec.token_source == "server" and rec.input_tokens == 12 + rec.extra["image_tokens_estimate"]
     assert wire.requests[-1]["json"] is not None
 
 

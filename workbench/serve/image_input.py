@@ -3,7 +3,9 @@ and the small rule it answers them by, so a test sees the whole path (file → w
 → answer) and can check the bytes arrived whole.
 
 The rule: an answer naming each image's pixel size and type as the server decoded it
-("1 image: 320x240 png."); an image given by URL is named, not fetched. An image part the server
+("1 image: 320x240 png."); an image given by URL is named, not fetched. The usage it reports
+counts each decoded image at its provider's documented rule (`workbench.image_tokens`) on top of
+the scenario's prompt tokens, as a provider's count includes the images. An image part the server
 cannot decode gets the dialect's 400 invalid-request error, as the providers answer one.
 The shapes read are those `workbench.providers.image_parts` writes (and the SDKs send).
 """
@@ -17,9 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.image_tokens import estimate_image_tokens
 from workbench.serve.wire import anthropic_error, google_error, openai_error
 
-__all__ = ["SeenImage", "bad_image_error", "describe", "request_images"]
+__all__ = ["SeenImage", "bad_image_error", "describe", "image_tokens", "request_images"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,16 @@ def describe(images: list[SeenImage]) -> str:
     names = [f"an image at {im.url}" if im.url is not None else f"{im.width}x{im.height} {im.format}"
              for im in images]
     return f"{len(images)} image{'s' if len(images) != 1 else ''}: {', '.join(names)}."
+
+
+def image_tokens(fmt: str, model: str, images: list[SeenImage]) -> int:
+    """The decoded images' tokens by the format's documented rule (URL images, not fetched: 0)."""
+    total = 0
+    for im in images:
+        if im.width is not None and im.height is not None:
+            est = estimate_image_tokens(fmt, model, im.width, im.height)
+            total += est.tokens if est is not None else 0
+    return total
 
 
 def bad_image_error(fmt: str, reason: str) -> tuple[int, Any]:

@@ -52,7 +52,7 @@ from typing import Any
 
 from workbench.serve.faults import DIALECTS, FAULTS, Fault, FaultPlan, error_fault, parse_fault_specs, transcript_fault
 from workbench.serve.http import LOOPBACK, Request, Server, add_host_arguments, chunk, head, send_json
-from workbench.serve.image_input import bad_image_error, describe, request_images
+from workbench.serve.image_input import bad_image_error, describe, image_tokens, request_images
 from workbench.serve.transcripts import StreamTranscript
 from workbench.serve.wire import (
     FORMATS,
@@ -258,6 +258,9 @@ class MockServer(Server):
         except ValueError as exc:
             send_json(w, *bad_image_error(fmt.name, str(exc)), sc.headers)
             return True
+        if seen:  # the images counted in the prompt, as the provider's usage counts them
+            sc = dataclasses.replace(sc, input_tokens=sc.input_tokens + image_tokens(fmt.name, fmt.request_model(body),
+                                                                                  seen))
         pieces = (describe(seen),) if seen else sc.pieces_for(body)
         output = sc.output_for(pieces)
         itl = sc.itl_s
