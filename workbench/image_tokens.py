@@ -4,7 +4,8 @@ an API gives one).
 
 The rules, as the providers document them (read 2026-12-08):
 
-- **OpenAI** (platform.openai.com/docs/guides/images-vision, "Calculating costs"):
+- **OpenAI** (platform.openai.com/docs/guides/images-vision, "Calculating costs"; openai-python
+  3.63.0 links it as developers.openai.com/api/docs/guides/images-vision):
   - *tile rule* (GPT-4o, GPT-4.1, GPT-4.5, GPT-5, o1, o3, computer-use): `detail: low` costs the
     base alone; otherwise the image is fitted in 2048 × 2048, then scaled so its shortest side is
     768 px (neither step enlarges it), and costs base + per-tile × the 512 px tiles covering it.
