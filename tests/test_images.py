@@ -105,3 +105,9 @@ def test_validate_reads_every_image_a_task_names(tmp_path: Path) -> None:
     data.write_text(json.dumps({"question": "q?", "answers": ["a"], "images": ["gone.png"]}) + "\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="line 1: images: no such image file"):
         Task(type="qa", data=str(data)).check()
+
+
+def test_the_spotchecks_categories_are_listed() -> None:
+    from workbench.analysis.grading import CATEGORIES
+
+    assert {q[1] for img in draw_spotcheck(0) for q in img.questions} <= set(CATEGORIES)

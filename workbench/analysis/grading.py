@@ -97,6 +97,13 @@ CATEGORIES: tuple[str, ...] = (
     "unanswerable",
     "grounded",
     "grounded_unanswerable",
+    # the generated image spot-check (workbench.imageset)
+    "image_count",
+    "image_colour",
+    "image_chart",
+    "image_text",
+    "image_table",
+    "image_unanswerable",
 )
 
 # ---------------------------------------------------------------------------------------------
