@@ -111,3 +111,18 @@ def test_the_spotchecks_categories_are_listed() -> None:
     from workbench.analysis.grading import CATEGORIES
 
     assert {q[1] for img in draw_spotcheck(0) for q in img.questions} <= set(CATEGORIES)
+
+
+def test_prompt_sets_take_images_too(tmp_path: Path) -> None:
+    from workbench.prompts import load_prompts
+
+    write_spotcheck(tmp_path)
+    (tmp_path / "set.jsonl").write_text(json.dumps({"id": "a", "text": "Title?", "images": ["chart.png"]}) + "\n"
+                                        + json.dumps({"id": "b", "text": "x", "images": "chart.png"}) + "\n",
+                                        encoding="utf-8")
+    with pytest.raises(ConfigError, match="line 2: images: must be a list"):
+        load_prompts(tmp_path / "set.jsonl")
+    (tmp_path / "ok.jsonl").write_text(json.dumps({"id": "a", "text": "Title?", "images": ["chart.png"]}) + "\n",
+                                       encoding="utf-8")
+    (prompt,) = load_prompts(tmp_path / "ok.jsonl")
+    assert (prompt.images[0].width, prompt.images[0].height) == (400, 300)
