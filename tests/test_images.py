@@ -84,6 +84,8 @@ def test_image_support_declared_embedded_or_unknown() -> None:
     assert image_input_support(embedded)[0] is False and image_input_support(hosted)[0] is None
     assert image_input_support(declared) == (False, "declared in the contenders file (declared.image_input)")
     assert image_input_support(completions)[0] is False
+    claimed = completions.model_copy(update={"declared": {"image_input": True}})
+    assert image_input_support(claimed) == (False, "wire format openai-completions has no image part")
     prompt = Prompt(id="p", text="Describe it.", images=(image,))
     assert "takes no image input" in (unsupported_reason(embedded, prompt) or "")
     assert unsupported_reason(hosted, prompt) is None

@@ -8,11 +8,11 @@ hosted API takes (PNG, JPEG, GIF, WebP); its pixel size feeds the token estimate
 (`workbench.image_tokens`). A missing, unreadable or unsupported file is a ConfigError naming the
 data file, the line and the image.
 
-Whether a contender takes image input (`image_input_support`): declared by hand
-(`declared.image_input: true/false` in the contenders file) wins; else the embedded models do not
-(llama-server serves their text-only GGUF without a vision projector) and neither do the
-completion-style wire formats (no image part exists in them); else unknown — the request is
-sent and the server's answer says. A prompt with images for a contender that cannot take them is
+Whether a contender takes image input (`image_input_support`): the completion-style wire formats
+never do (no image part exists in them); else declared by hand (`declared.image_input: true/false`
+in the contenders file) wins; else the embedded models do not (llama-server serves their
+text-only GGUF without a vision projector); else unknown — the request is sent and the server's
+answer says. A prompt with images for a contender that cannot take them is
 never sent: its record is an `unsupported_input` error (`unsupported_reason`).
 
 A scenario may require modalities (`needs: [image_input]`): `check_needs` validates the list,
@@ -103,14 +103,15 @@ def resolve_images(names: Sequence[str], data_file: str | Path, where: str) -> t
 
 
 def image_input_support(contender: Contender) -> tuple[bool | None, str]:
-    """(takes images: True, False or None for unknown, the source of that answer)."""
+    """(takes images: True, False or None for unknown, the source of that answer). A wire format
+    with no image part cannot carry one whatever is declared: its images would be dropped."""
+    if contender.api in TEXT_ONLY_API_KINDS:
+        return False, f"wire format {contender.api} has no image part"
     declared = contender.declared.get("image_input")
     if isinstance(declared, bool):
         return declared, "declared in the contenders file (declared.image_input)"
     if contender.local is not None:
         return False, f"embedded model {contender.local}: text only (served without a vision projector)"
-    if contender.api in TEXT_ONLY_API_KINDS:
-        return False, f"wire format {contender.api} has no image part"
     return None, "not declared (declared.image_input) and not probed"
 
 
