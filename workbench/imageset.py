@@ -1,7 +1,8 @@
 """The image spot-check: small images drawn by code, so the set ships as this generator and its
 truth is known by construction.
 
-Four images, each drawn from one seed (`random.Random(seed)`, same seed → same bytes):
+Four kinds of image, `SETS` drawings of each, all from one seed (`random.Random(seed)`, same
+seed → same bytes):
 
 - **shapes**: circles of one colour and squares of another, in a grid (how many circles? what
   colour are the squares?);
@@ -9,8 +10,9 @@ Four images, each drawn from one seed (`random.Random(seed)`, same seed → same
 - **sign**: a short printed code (what does it say?);
 - **table**: a small price table (the price of one item?).
 
-Each has an unanswerable question beside it (something not in the image: a dog's name, a year
-on the sign, the chart's source), the false-premise side: saying it is not there is correct.
+Three kinds have an unanswerable question beside them (something not in the image: a dog's name,
+a year on the sign, the chart's publisher), the false-premise side: saying it is not there is
+correct.
 
 `write_spotcheck(folder)` writes the PNGs and `image_spotcheck.jsonl`, a QA data file in the
 hallucination experiment's shape (`question`, `answers`, `answerable`, `category`, `id`, and
@@ -20,6 +22,7 @@ its deterministic grader. `spotcheck_file()` does so once into the workbench cac
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from dataclasses import dataclass
@@ -30,12 +33,14 @@ if TYPE_CHECKING:
     from PIL.ImageDraw import ImageDraw
     from PIL.ImageFont import FreeTypeFont, ImageFont
 
-__all__ = ["GENERATOR_VERSION", "SPOTCHECK_FILE", "SpotcheckImage", "draw_spotcheck", "spotcheck_file",
+__all__ = ["GENERATOR_VERSION", "SETS", "SPOTCHECK_FILE", "SpotcheckImage", "draw_spotcheck", "spotcheck_file",
            "write_spotcheck"]
 
 SPOTCHECK_FILE = "image_spotcheck.jsonl"
 #: Bumped whenever the drawing changes, so a cached set from an older generator is not reused.
 GENERATOR_VERSION = 1
+#: Drawings of each kind: 3 give 27 questions (18 answerable, 9 unanswerable) from 12 images.
+SETS = 3
 #: Colour names a grader can match, with their RGB.
 _COLOURS: dict[str, tuple[int, int, int]] = {"red": (220, 30, 30), "blue": (30, 70, 220), "green": (20, 150, 40),
                                              "orange": (245, 140, 0), "purple": (130, 40, 160)}
@@ -144,10 +149,14 @@ def _table(rng: random.Random) -> SpotcheckImage:
     ))
 
 
-def draw_spotcheck(seed: int = 0) -> list[SpotcheckImage]:
-    """The spot-check's images and questions for `seed` (pure: nothing is written)."""
+def draw_spotcheck(seed: int = 0, sets: int = SETS) -> list[SpotcheckImage]:
+    """The spot-check's images and questions for `seed` (pure: nothing is written): `sets` drawings
+    of each kind, named `<kind>-<k>`, all from one generator."""
+    if sets < 1:
+        raise ValueError(f"sets must be >= 1, got {sets}")
     rng = random.Random(seed)
-    return [_shapes(rng), _chart(rng), _sign(rng), _table(rng)]
+    return [dataclasses.replace(img, name=f"{img.name}-{k}") for k in range(1, sets + 1)
+            for img in (_shapes(rng), _chart(rng), _sign(rng), _table(rng))]
 
 
 def write_spotcheck(folder: Path, seed: int = 0) -> Path:
