@@ -31,6 +31,7 @@ from workbench import workspace
 from workbench.config import load_yaml, validation_error
 from workbench.datafiles import KINDS, LabelledText, load_labelled_texts, read_rows, unique_ids
 from workbench.errors import ConfigError
+from workbench.images import resolve_images
 from workbench.types import Prompt
 
 __all__ = [
@@ -135,7 +136,11 @@ class Task(BaseModel):
         if self.type == "classify":
             self.example_rows(ws)
             return len(self.prompts(ws))
-        return len(read_rows(self.path(ws), KINDS[DATA_KIND[self.type]]))
+        path = self.path(ws)
+        rows = read_rows(path, KINDS[DATA_KIND[self.type]])
+        for r in rows:  # every image named is read and checked, as a run would
+            resolve_images(r.values.get("images", ()), path, f"{r.where}: images")
+        return len(rows)
 
 
 def _label_list(labels: list[str]) -> str:
@@ -157,10 +162,11 @@ def classify_prompts(rows: list[LabelledText], labels: list[str], instruction: s
 
 
 def load_prompt_rows(path: Path) -> list[Prompt]:
-    """A prompts file (`text`, optional `id`, `system`) as prompts."""
+    """A prompts file (`text`, optional `id`, `system`, `images`) as prompts."""
     rows = read_rows(path, KINDS["prompts"])
     ids = unique_ids(rows, str(path))
-    return [Prompt(id=i, text=r.values["text"], system=r.values.get("system") or None)
+    return [Prompt(id=i, text=r.values["text"], system=r.values.get("system") or None,
+                   images=resolve_images(r.values.get("images", ()), path, f"{r.where}: images"))
             for i, r in zip(ids, rows, strict=True)]
 
 

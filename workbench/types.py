@@ -17,6 +17,7 @@ __all__ = [
     "RECORD_CORE_FIELDS",
     "ErrorClass",
     "ErrorInfo",
+    "ImageInput",
     "Prompt",
     "Record",
     "ServerTimings",
@@ -56,6 +57,9 @@ class ErrorClass(enum.StrEnum):
     # Neither "I don't know" nor a wrong answer: a failure of the product's request, typed.
     REFUSED = "refused"
     BLOCKED = "blocked"
+    # Never sent: the prompt carries input the contender cannot take (images to a text-only
+    # model or wire format; workbench.images.image_input_support says why).
+    UNSUPPORTED_INPUT = "unsupported_input"
 
 
 @dataclass(slots=True)
@@ -130,13 +134,32 @@ class StreamDelta:
 
 
 @dataclass(slots=True, frozen=True)
+class ImageInput:
+    """One image a prompt shows the model: its bytes (a local file, read once) or a URL the
+    provider fetches itself, with the pixel size the token estimates need (`workbench.images`)."""
+
+    mime_type: str  # image/png, image/jpeg, image/gif or image/webp
+    width: int | None = None  # pixels; None for a URL not read here
+    height: int | None = None
+    data: bytes | None = field(default=None, repr=False)
+    url: str | None = None
+    source: str = ""  # the file or URL, for messages
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.url is None):
+            raise ValueError("an image has exactly one of data or url")
+
+
+@dataclass(slots=True, frozen=True)
 class Prompt:
-    """One item of a prompt set (see `experiments/prompts/`)."""
+    """One item of a prompt set (see `experiments/prompts/`). `images` are shown with the text
+    (in the order given, before it) to contenders that take image input."""
 
     id: str
     text: str
     system: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    images: tuple[ImageInput, ...] = ()
 
 
 # The fields every record carries (README "What `make run` produces"), in the order they are written.

@@ -55,6 +55,8 @@ import httpx
 from workbench import keys, metrics
 from workbench.aio import run_sync
 from workbench.config import Contender
+from workbench.image_tokens import contender_image_tokens
+from workbench.images import unsupported_reason
 from workbench.measure.http11 import LeanClient, RawResponse
 from workbench.measure.netbackend import arrival_clock, async_transport, resent_stale, wire_start_ns
 from workbench.measure.target import DEFAULT_MAX_OUTPUT_CHARS, Target
@@ -234,6 +236,9 @@ async def _probe(client: httpx.AsyncClient, target: Target, prompt: Prompt, requ
     api_key = contender.api_key()
     if contender.key_missing():
         fail_record(rec, ErrorInfo(ErrorClass.AUTH, f"${contender.api_key_env} is not set"))
+        return rec
+    if (unsupported := unsupported_reason(contender, prompt)) is not None:
+        fail_record(rec, ErrorInfo(ErrorClass.UNSUPPORTED_INPUT, unsupported))  # never sent
         return rec
     req = http_request or provider.build_request(contender, prompt, stream=stream, api_key=api_key, base_url=url_root)
     rec.service_tier_requested, rec.speed_requested = requested_processing(req.json)
@@ -532,6 +537,10 @@ def _fill_tokens(
 ) -> None:
     if usage is not None:
         rec.service_tier, rec.speed = usage.service_tier, usage.speed
+    images = contender_image_tokens(contender, prompt) if prompt.images else None
+    if prompt.images:  # what the images cost by the provider's documented rule, beside the server's count
+        rec.extra.update(n_images=len(prompt.images), image_tokens_estimate=images.tokens if images else None,
+                         image_tokens_rule=images.rule if images else None)
     if usage is not None and usage.output_tokens is not None:
         rec.input_tokens = usage.input_tokens
         rec.output_tokens = usage.output_tokens
@@ -554,7 +563,7 @@ def _fill_tokens(
     if usage is not None and usage.input_tokens is not None:
         rec.input_tokens = usage.input_tokens
     else:
-        rec.input_tokens = _chars_estimate(_rendered_prompt(contender, prompt))
+        rec.input_tokens = _chars_estimate(_rendered_prompt(contender, prompt)) + (images.tokens if images else 0)
 
 
 def _rendered_prompt(contender: Contender, prompt: Prompt) -> str:

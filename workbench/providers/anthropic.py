@@ -41,6 +41,7 @@ from workbench.providers.base import (
 )
 from workbench.providers.caching import PREFIX_CACHE_OPTION
 from workbench.providers.errors import classify
+from workbench.providers.image_parts import anthropic_content
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ class Anthropic:
         body: dict[str, Any] = {
             "model": contender.model,
             "max_tokens": contender.wire_max_tokens,  # > budget_tokens, as thinking requires
-            "messages": [{"role": "user", "content": prompt.text}],
+            "messages": [{"role": "user", "content": anthropic_content(prompt.text, prompt.images)}],
         }
         system = prompt.system or contender.system_prompt
         if system and opts.get(PREFIX_CACHE_OPTION):

@@ -35,6 +35,7 @@ from workbench.providers.base import (
     sampling_fields,
 )
 from workbench.providers.errors import classify, parse_duration
+from workbench.providers.image_parts import gemini_parts
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ class Gemini:
         if thinking:
             gen["thinkingConfig"] = thinking
         body: dict[str, Any] = {
-            "contents": [{"role": "user", "parts": [{"text": prompt.text}]}],
+            "contents": [{"role": "user", "parts": gemini_parts(prompt.text, prompt.images)}],
             "generationConfig": gen,
         }
         system = prompt.system or contender.system_prompt

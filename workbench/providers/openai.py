@@ -27,6 +27,7 @@ from workbench.providers.base import (
     served_processing,
 )
 from workbench.providers.errors import classify
+from workbench.providers.image_parts import openai_chat_content
 from workbench.types import ErrorClass, ErrorInfo, Prompt, ServerTimings, StreamDelta, Usage
 
 if TYPE_CHECKING:
@@ -253,11 +254,12 @@ class OpenAIChat(_OpenAIBase):
     path = "/chat/completions"
 
     def _payload(self, contender: Contender, prompt: Prompt) -> dict[str, Any]:
-        messages = []
+        messages: list[dict[str, Any]] = []
         system = prompt.system or contender.system_prompt
         if system:
             messages.append({"role": "system", "content": system})
-        messages.append({"role": "user", "content": prompt.text})
+        messages.append({"role": "user", "content": openai_chat_content(prompt.text, prompt.images,
+                                                                         contender.options.get("image_detail"))})
         return {"messages": messages}
 
     def _choice_text(self, choice: Mapping[str, Any]) -> str | None:

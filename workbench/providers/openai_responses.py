@@ -38,6 +38,7 @@ from workbench.providers.base import (
     served_processing,
 )
 from workbench.providers.errors import classify
+from workbench.providers.image_parts import responses_content
 from workbench.providers.openai import bearer, classify_body, openai_lifecycle
 from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -139,7 +140,8 @@ class OpenAIResponses:
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
     ) -> HttpRequest:
-        body: dict[str, Any] = {"model": contender.model, "input": [{"role": "user", "content": prompt.text}],
+        content = responses_content(prompt.text, prompt.images, contender.options.get("image_detail"))
+        body: dict[str, Any] = {"model": contender.model, "input": [{"role": "user", "content": content}],
                                 "max_output_tokens": max(MIN_OUTPUT_TOKENS, contender.wire_max_tokens)}
         system = prompt.system or contender.system_prompt
         if system:

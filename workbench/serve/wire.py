@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from workbench.serve import transcripts
 
 __all__ = ["CTX", "FORMATS", "GEMINI_CTX", "Event", "Scenario", "WireFormat", "anthropic_error", "base_url_for",
-           "format_for", "google_error", "listing", "lookup_format", "model_not_found", "openai_error"]
+           "format_for", "google_error", "listing", "lookup_format", "model_not_found", "openai_error", "text_of"]
 
 CTX = 32768
 GEMINI_CTX = 1048576
@@ -94,6 +94,14 @@ class Scenario:
         return self.output_tokens if self.output_tokens is not None else len(pieces)
 
 
+def text_of(content: Any) -> str:
+    """A user turn's text: the string itself, or its text parts joined (image parts left out)."""
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content
+                       if isinstance(p, dict) and p.get("type") in ("text", "input_text"))
+    return str(content)
+
+
 class WireFormat:
     """One answer in one wire format. Subclasses fill in the shapes.
 
@@ -130,7 +138,7 @@ class WireFormat:
         """The last user text: names a request in the truth notes and the fault log."""
         messages = req.get("messages")
         if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
-            return str(messages[-1].get("content", ""))
+            return text_of(messages[-1].get("content", ""))
         return str(req.get("prompt", ""))
 
     def opening(self) -> list[Event]:
@@ -273,7 +281,7 @@ class OpenAIResponses(OpenAIChat):
     def user_text(req: dict[str, Any]) -> str:
         inp = req.get("input")
         if isinstance(inp, list) and inp and isinstance(inp[-1], dict):
-            return str(inp[-1].get("content", ""))
+            return text_of(inp[-1].get("content", ""))
         return str(inp or "")
 
     def _ev(self, type_: str, **fields: Any) -> Event:
