@@ -1,7 +1,8 @@
 """Wire formats, one module each, registered by api kind (see `base.register`).
 
-Importing this package registers every provider; `get_provider(kind)` finds one and lists
-the valid kinds when the name is unknown.
+Importing this package registers every provider, the package's own and those other packages
+declare under the `llm_workbench.providers` entry point group; `get_provider(kind)` finds one and
+lists the valid kinds when the name is unknown.
 """
 
 from workbench.providers import anthropic as _anthropic  # noqa: F401  (registers)
@@ -12,23 +13,41 @@ from workbench.providers import openai_responses as _openai_responses  # noqa: F
 
 # The package's public names are base.py's, re-exported: this is the import users write.
 from workbench.providers.base import (
+    ENTRY_POINT_GROUP,
     Completion,
     HttpRequest,
     Provider,
+    ProviderOptions,
+    SdkRetry,
     StreamParser,
+    ThinkingOptions,
+    ToolSpec,
     api_kinds,
     get_provider,
+    load_entry_points,
+    options_error,
     provider_for,
     register,
 )
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "Completion",
     "HttpRequest",
     "Provider",
+    "ProviderOptions",
+    "SdkRetry",
     "StreamParser",
+    "ThinkingOptions",
+    "ToolSpec",
     "api_kinds",
     "get_provider",
+    "load_entry_points",
+    "options_error",
     "provider_for",
     "register",
 ]
+
+# Wire formats from other packages (entry point group `llm_workbench.providers`), after the
+# package's own: one registering a kind of the same name replaces it.
+load_entry_points()

@@ -37,7 +37,7 @@ from workbench.providers.base import (
     sampling_fields,
 )
 from workbench.providers.errors import classify
-from workbench.providers.openai import bearer, classify_body, openai_lifecycle
+from workbench.providers.openai import EFFORTS, OpenAIPlatform, bearer, classify_body, openai_lifecycle
 from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
@@ -103,13 +103,11 @@ def _failed(response: Mapping[str, Any]) -> ErrorInfo:
 
 
 @register("openai-responses")
-class OpenAIResponses:
+class OpenAIResponses(OpenAIPlatform):
     """Responses API. Options: `omit_temperature` (reasoning models take only the default),
     `extra_body` (merged into the JSON body)."""
 
-    kind = "openai-responses"
-    needs_prompt_template = False
-    stream_format = "sse"
+    efforts = EFFORTS
 
     def parse_response(self, body: Any) -> Completion:
         if not isinstance(body, Mapping) or not isinstance(body.get("output"), list):
