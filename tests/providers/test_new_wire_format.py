@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,6 @@ class AcmeStream:
         return out
 
 
-@register(KIND)
 class Acme(Provider):
     Options = AcmeOptions
     efforts = ("quick", "thorough")
@@ -130,6 +129,14 @@ class Acme(Provider):
 
     def prefix_cache_options(self, on: bool) -> dict[str, Any] | None:
         return {"keep_prefix": on}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _registered() -> Iterator[None]:
+    """The format registers itself for this module's tests only (other modules list the kinds)."""
+    register(KIND)(Acme)
+    yield
+    base._REGISTRY.pop(KIND, None)
 
 
 class AcmeServer:
