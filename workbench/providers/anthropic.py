@@ -49,7 +49,7 @@ from workbench.providers.openai import OPENAI_SDK_RETRY
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.config import Contender
+    from workbench.providers.base import WireContender as Contender
     from workbench.providers.sse import SSEEvent
 
 __all__ = ["ANTHROPIC_MAX_WAIT_S", "ANTHROPIC_SDK_RETRY", "ANTHROPIC_VERSION", "LEGACY_VERSION", "NO_SAMPLING_FROM",

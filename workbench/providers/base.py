@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -30,7 +30,6 @@ from workbench.errors import lookup
 from workbench.types import ErrorClass, ErrorInfo, Prompt, ServerTimings, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.config import Contender
     from workbench.providers.sse import SSEEvent
 
 __all__ = [
@@ -49,6 +48,7 @@ __all__ = [
     "StreamParser",
     "ThinkingOptions",
     "ToolSpec",
+    "WireContender",
     "api_headers",
     "api_kinds",
     "event_json",
@@ -66,6 +66,71 @@ __all__ = [
     "request_summary",
     "sampling_fields",
 ]
+
+
+class SamplingSettings(Protocol):
+    """The decoding settings a request carries (`workbench.config.Sampling` is one)."""
+
+    @property
+    def temperature(self) -> float: ...
+    @property
+    def top_p(self) -> float | None: ...
+    @property
+    def max_tokens(self) -> int: ...
+    @property
+    def stop(self) -> list[str]: ...
+    @property
+    def seed(self) -> int | None: ...
+
+
+class ReasoningSettings(Protocol):
+    """How much a reasoning model thinks (`workbench.config.Reasoning` is one)."""
+
+    @property
+    def effort(self) -> str | None: ...
+    @property
+    def budget_tokens(self) -> int | None: ...
+    @property
+    def adaptive(self) -> bool: ...
+
+
+class WireContender(Protocol):
+    """What a provider reads of a contender (`workbench.config.Contender` is one): named here so
+    the wire formats need nothing from the config above them. The provider modules annotate with
+    it under the name `Contender`."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def api(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def base_url(self) -> str | None: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
+    @property
+    def options(self) -> dict[str, Any]: ...
+    @property
+    def provider_options(self) -> ProviderOptions: ...
+    @property
+    def system_prompt(self) -> str | None: ...
+    @property
+    def prompt_template(self) -> str | None: ...
+    @property
+    def sampling(self) -> SamplingSettings: ...
+    @property
+    def reasoning(self) -> ReasoningSettings | None: ...
+    @property
+    def wire_max_tokens(self) -> int: ...
+    @property
+    def thinking_budget(self) -> int | None: ...
+    @property
+    def is_local(self) -> bool: ...
+
+    def override(self, source: str = "overrides", /, **fields: Any) -> Self:
+        """A validated copy with top-level fields replaced."""
+        ...
 
 
 #: Finish reasons that mean "stopped at the output-token cap", in each wire format's spelling
@@ -292,14 +357,14 @@ class Provider:
     #: what the official SDK does by default; None: no SDK to imitate (the `sdk` preset refuses).
     sdk_retry: ClassVar[SdkRetry | None] = None
 
-    def headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
+    def headers(self, contender: WireContender, api_key: str | None) -> dict[str, str]:
         """The headers every call to this API carries (its version, the contender's extra headers,
         the key), without a content type: `build_request` sends them with its JSON body, and the
         batch APIs (`workbench.measure.batch`) with their own calls."""
         raise NotImplementedError
 
     def build_request(
-        self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
+        self, contender: WireContender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
     ) -> HttpRequest:
         raise NotImplementedError
@@ -317,12 +382,12 @@ class Provider:
         """The model's lifecycle from the body of its model lookup (None: the API says nothing)."""
         return None
 
-    def bind(self, contender: Contender) -> Provider:
+    def bind(self, contender: WireContender) -> Provider:
         """The provider for one contender: itself, unless response parsing depends on the
         contender's settings (the `generic` field paths)."""
         return self
 
-    def options(self, contender: Contender) -> ProviderOptions:
+    def options(self, contender: WireContender) -> ProviderOptions:
         """The contender's typed options (validated with the contender: `Contender.provider_options`)."""
         return contender.provider_options
 
@@ -377,7 +442,7 @@ class Provider:
 OptionsT = TypeVar("OptionsT", bound=ProviderOptions)
 
 
-def options_as(contender: Contender, cls: type[OptionsT]) -> OptionsT:
+def options_as(contender: WireContender, cls: type[OptionsT]) -> OptionsT:
     """The contender's typed options as its provider's own `Options` class `cls`."""
     opts = contender.provider_options
     if not isinstance(opts, cls):
@@ -441,7 +506,7 @@ def event_json(data: str) -> dict[str, Any] | list[StreamDelta]:
     return [obj] if isinstance(obj, StreamDelta) else obj
 
 
-def api_headers(contender: Contender, auth: Mapping[str, str] | None = None,
+def api_headers(contender: WireContender, auth: Mapping[str, str] | None = None,
                 fixed: Mapping[str, str] | None = None) -> dict[str, str]:
     """A format's `Provider.headers`: its `fixed` headers (e.g. an API version), then the
     contender's extra headers, then the key header(s) `auth`."""
@@ -454,7 +519,7 @@ def json_post(url: str, body: dict[str, Any], headers: Mapping[str, str], *, str
                        stream=stream)
 
 
-def sampling_fields(contender: Contender, names: Mapping[str, str]) -> dict[str, Any]:
+def sampling_fields(contender: WireContender, names: Mapping[str, str]) -> dict[str, Any]:
     """The contender's sampling settings under one wire format's field names.
 
     `names` maps temperature / top_p / stop / seed to the format's own field; a setting the
@@ -468,7 +533,7 @@ def sampling_fields(contender: Contender, names: Mapping[str, str]) -> dict[str,
     return {names[k]: v for k, v in values.items() if k in names and v is not None}
 
 
-def extra_body(contender: Contender) -> dict[str, Any]:
+def extra_body(contender: WireContender) -> dict[str, Any]:
     """`options.extra_body`: fields merged into the request body as given (a provider feature
     the workbench does not model, e.g. Anthropic `thinking`)."""
     return dict(provider_for(contender).options(contender).extra_body)
@@ -479,7 +544,7 @@ _CONTENT_FIELDS = frozenset({"model", "messages", "input", "contents", "prompt",
                              "systemInstruction", "stream", "stream_options"})
 
 
-def request_summary(contender: Contender) -> dict[str, Any]:
+def request_summary(contender: WireContender) -> dict[str, Any]:
     """What this contender's requests carry besides the prompt, from a request built the way the
     run builds them: the API version headers and every setting field of the body with its value
     (e.g. Anthropic's 2026-10-21 sends no temperature). For the manifest: a reader sees what was
@@ -496,7 +561,7 @@ def get_provider(kind: str) -> Provider:
     return lookup("api kind", kind, _REGISTRY)
 
 
-def provider_for(contender: Contender) -> Provider:
+def provider_for(contender: WireContender) -> Provider:
     """The provider that serves `contender`: the registered singleton, or, for wire formats whose
     response parsing depends on per-contender settings (the `generic` field paths), the
     instance its `bind(contender)` returns."""

@@ -23,14 +23,16 @@ or cache-write tokens), never a guess.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from workbench.providers.base import provider_for
 
 if TYPE_CHECKING:
-    from workbench.config import Contender
+    from workbench.providers.base import WireContender as Contender
 
 __all__ = ["how_cached", "min_prefix_tokens", "prefix_cached"]
+
+C = TypeVar("C", bound="Contender")
 
 
 def how_cached(contender: Contender) -> str:
@@ -51,7 +53,7 @@ def min_prefix_tokens(contender: Contender) -> tuple[int | None, str]:
     return provider_for(contender).min_prefix_tokens(contender.model)
 
 
-def prefix_cached(contender: Contender, on: bool) -> Contender | None:
+def prefix_cached(contender: C, on: bool) -> C | None:
     """A copy of `contender` with its shared prefix cached (`on`) or not, the documented way; None
     when the API cannot switch it off (OpenAI and Gemini cache implicitly) and `on` is False."""
     opts: dict[str, Any] = dict(contender.options)

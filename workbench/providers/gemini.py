@@ -43,7 +43,7 @@ from workbench.providers.errors import classify, parse_duration
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.config import Contender
+    from workbench.providers.base import WireContender as Contender
     from workbench.providers.sse import SSEEvent
 
 __all__ = ["Gemini", "GeminiStream", "classify_body", "error_fields", "parse_usage", "quota_ids", "retry_delay"]

@@ -49,7 +49,7 @@ from workbench.providers.openai import classify_body, stream_object
 from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.config import Contender
+    from workbench.providers.base import WireContender as Contender
     from workbench.providers.sse import SSEEvent
 
 __all__ = ["Generic", "GenericOptions", "GenericStream", "get_path"]

@@ -36,7 +36,7 @@ from workbench.providers.errors import classify
 from workbench.types import ErrorClass, ErrorInfo, Prompt, ServerTimings, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.config import Contender
+    from workbench.providers.base import WireContender as Contender
     from workbench.providers.sse import SSEEvent
 
 __all__ = ["EFFORTS", "OPENAI_SDK_RETRY", "OpenAIChat", "OpenAICompletions", "OpenAIOptions", "OpenAIPlatform",
