@@ -315,7 +315,7 @@ class ToolSpec:
 class Provider:
     """A wire format. Subclasses are stateless singletons registered by api kind (`register`).
 
-    The four methods without a default are the wire itself; every other member is a hook with a
+    The five methods without a default are the wire itself; every other member is a hook with a
     default that fits an API the workbench knows nothing more about, overridden where a kind
     differs."""
 
@@ -386,10 +386,6 @@ class Provider:
         """The provider for one contender: itself, unless response parsing depends on the
         contender's settings (the `generic` field paths)."""
         return self
-
-    def options(self, contender: WireContender) -> ProviderOptions:
-        """The contender's typed options (validated with the contender: `Contender.provider_options`)."""
-        return contender.provider_options
 
     def check_reasoning(self, effort: str | None, budget_tokens: int | None, adaptive: bool) -> None:
         """Raise ValueError naming the `reasoning.<field>` this API cannot take."""
@@ -527,7 +523,7 @@ def sampling_fields(contender: WireContender, names: Mapping[str, str]) -> dict[
     drops the temperature (models that accept only their default)."""
     s = contender.sampling
     values: dict[str, Any] = {
-        "temperature": None if provider_for(contender).options(contender).omit_temperature else s.temperature,
+        "temperature": None if contender.provider_options.omit_temperature else s.temperature,
         "top_p": s.top_p, "stop": list(s.stop) or None, "seed": s.seed,
     }
     return {names[k]: v for k, v in values.items() if k in names and v is not None}
@@ -536,7 +532,7 @@ def sampling_fields(contender: WireContender, names: Mapping[str, str]) -> dict[
 def extra_body(contender: WireContender) -> dict[str, Any]:
     """`options.extra_body`: fields merged into the request body as given (a provider feature
     the workbench does not model, e.g. Anthropic `thinking`)."""
-    return dict(provider_for(contender).options(contender).extra_body)
+    return dict(contender.provider_options.extra_body)
 
 
 #: Body fields that carry the prompt or the model name, not a setting: left out of `request_summary`.

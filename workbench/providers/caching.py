@@ -45,7 +45,7 @@ def how_cached(contender: Contender) -> str:
 def min_prefix_tokens(contender: Contender) -> tuple[int | None, str]:
     """(tokens, where that comes from): the shortest prefix the API caches; None for the embedded
     models (llama.cpp reuses any common prefix) and for wire formats with no documented caching."""
-    declared = provider_for(contender).options(contender).prefix_cache_min_tokens
+    declared = contender.provider_options.prefix_cache_min_tokens
     if declared is not None:
         return declared, "declared in the contenders file (options.prefix_cache_min_tokens)"
     if contender.is_local:
