@@ -36,14 +36,16 @@ from workbench.providers import (
     ProviderOptions,
     SdkRetry,
     ToolSpec,
+    WireContender,
     api_kinds,
     base,
     get_provider,
     load_entry_points,
     register,
 )
-from workbench.providers.base import api_headers, event_json, json_post, options_as
+from workbench.providers.base import api_headers, event_json, json_post
 from workbench.providers.caching import how_cached, min_prefix_tokens, prefix_cached
+from workbench.providers.contender import options_as
 from workbench.providers.errors import classify
 from workbench.providers.sse import SSEEvent
 from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
@@ -84,10 +86,10 @@ class Acme(Provider):
     sdk_retry = SdkRetry(sdk="acme", max_attempts=3, backoff_base_s=0.0, backoff_cap_s=0.0,
                          retry_statuses=frozenset({429, 503}))
 
-    def headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
+    def headers(self, contender: WireContender, api_key: str | None) -> dict[str, str]:
         return api_headers(contender, {"x-acme-key": api_key} if api_key else None)
 
-    def build_request(self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
+    def build_request(self, contender: WireContender, prompt: Prompt, *, stream: bool, api_key: str | None,
                       base_url: str) -> HttpRequest:
         body: dict[str, Any] = {"model": contender.model, "input": prompt.text,
                                 "max_new_tokens": contender.wire_max_tokens}

@@ -17,18 +17,16 @@ from workbench.providers.base import (
     Completion,
     HttpRequest,
     Provider,
-    ProviderOptions,
     SdkRetry,
     StreamParser,
-    ThinkingOptions,
     ToolSpec,
     api_kinds,
     get_provider,
     load_entry_points,
-    options_error,
     provider_for,
     register,
 )
+from workbench.providers.contender import ProviderOptions, ThinkingOptions, WireContender, options_error
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -40,6 +38,7 @@ __all__ = [
     "StreamParser",
     "ThinkingOptions",
     "ToolSpec",
+    "WireContender",
     "api_kinds",
     "get_provider",
     "load_entry_points",

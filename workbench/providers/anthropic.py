@@ -33,23 +33,22 @@ from workbench.providers.base import (
     HttpRequest,
     Lifecycle,
     Provider,
-    ThinkingOptions,
     ToolSpec,
     api_headers,
     event_json,
     extra_body,
     json_post,
-    options_as,
     parse_date,
     register,
     sampling_fields,
 )
+from workbench.providers.contender import ThinkingOptions, options_as
 from workbench.providers.errors import classify
 from workbench.providers.openai import OPENAI_SDK_RETRY
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.providers.base import WireContender as Contender
+    from workbench.providers.contender import WireContender as Contender
     from workbench.providers.sse import SSEEvent
 
 __all__ = ["ANTHROPIC_MAX_WAIT_S", "ANTHROPIC_SDK_RETRY", "ANTHROPIC_VERSION", "LEGACY_VERSION", "NO_SAMPLING_FROM",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from workbench.providers.base import provider_for
 
 if TYPE_CHECKING:
-    from workbench.providers.base import WireContender as Contender
+    from workbench.providers.contender import WireContender as Contender
 
 __all__ = ["how_cached", "min_prefix_tokens", "prefix_cached"]
 

@@ -30,7 +30,6 @@ from workbench.providers.base import (
     Lifecycle,
     Provider,
     SdkRetry,
-    ThinkingOptions,
     ToolSpec,
     api_headers,
     event_json,
@@ -39,11 +38,12 @@ from workbench.providers.base import (
     register,
     sampling_fields,
 )
+from workbench.providers.contender import ThinkingOptions
 from workbench.providers.errors import classify, parse_duration
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.providers.base import WireContender as Contender
+    from workbench.providers.contender import WireContender as Contender
     from workbench.providers.sse import SSEEvent
 
 __all__ = ["Gemini", "GeminiStream", "classify_body", "error_fields", "parse_usage", "quota_ids", "retry_delay"]

@@ -37,19 +37,18 @@ from workbench.providers.base import (
     HttpRequest,
     Lifecycle,
     Provider,
-    ProviderOptions,
     api_headers,
     extra_body,
     json_post,
-    options_as,
     register,
     sampling_fields,
 )
+from workbench.providers.contender import ProviderOptions, options_as
 from workbench.providers.openai import classify_body, stream_object
 from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.providers.base import WireContender as Contender
+    from workbench.providers.contender import WireContender as Contender
     from workbench.providers.sse import SSEEvent
 
 __all__ = ["Generic", "GenericOptions", "GenericStream", "get_path"]

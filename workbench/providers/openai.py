@@ -20,23 +20,22 @@ from workbench.providers.base import (
     HttpRequest,
     Lifecycle,
     Provider,
-    ProviderOptions,
     SdkRetry,
     ToolSpec,
     api_headers,
     event_object,
     extra_body,
     json_post,
-    options_as,
     parse_date,
     register,
     sampling_fields,
 )
+from workbench.providers.contender import ProviderOptions, options_as
 from workbench.providers.errors import classify
 from workbench.types import ErrorClass, ErrorInfo, Prompt, ServerTimings, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.providers.base import WireContender as Contender
+    from workbench.providers.contender import WireContender as Contender
     from workbench.providers.sse import SSEEvent
 
 __all__ = ["EFFORTS", "OPENAI_SDK_RETRY", "OpenAIChat", "OpenAICompletions", "OpenAIOptions", "OpenAIPlatform",

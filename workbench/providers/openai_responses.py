@@ -41,7 +41,7 @@ from workbench.providers.openai import EFFORTS, OpenAIPlatform, bearer, classify
 from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.providers.base import WireContender as Contender
+    from workbench.providers.contender import WireContender as Contender
     from workbench.providers.sse import SSEEvent
 
 __all__ = ["OpenAIResponses", "ResponsesStream", "parse_usage"]
