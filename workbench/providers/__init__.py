@@ -1,8 +1,9 @@
 """Wire formats, one module each, registered by api kind (see `base.register`).
 
-Importing this package registers every provider, the package's own and those other packages
-declare under the `llm_workbench.providers` entry point group; `get_provider(kind)` finds one and
-lists the valid kinds when the name is unknown.
+Importing this package registers the package's own providers; those other packages declare under
+the `llm_workbench.providers` entry point group register on the first lookup, after them (one
+registering a kind of the same name replaces it). `get_provider(kind)` finds one and lists the
+valid kinds when the name is unknown.
 """
 
 from workbench.providers import anthropic as _anthropic  # noqa: F401  (registers)
@@ -46,7 +47,3 @@ __all__ = [
     "provider_for",
     "register",
 ]
-
-# Wire formats from other packages (entry point group `llm_workbench.providers`), after the
-# package's own: one registering a kind of the same name replaces it.
-load_entry_points()

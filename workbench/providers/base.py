@@ -12,7 +12,7 @@ rules, its batch dialect, its price provider and its typed `Options`. Callers as
 
 A wire format outside this package registers through the `llm_workbench.providers` entry point
 group: each entry point names a module (or an object) whose import calls `register`
-(`load_entry_points`, run once when `workbench.providers` is imported).
+(`load_entry_points`, run once, on the registry's first lookup).
 """
 
 from __future__ import annotations
@@ -287,7 +287,7 @@ class Provider:
     def check_reasoning(self, effort: str | None, budget_tokens: int | None, adaptive: bool) -> None:
         """Raise ValueError naming the `reasoning.<field>` this API cannot take."""
         if not self.efforts:
-            takers = sorted(k for k, p in _REGISTRY.items() if p.efforts)
+            takers = sorted(k for k, p in _registry().items() if p.efforts)
             raise ValueError(f"reasoning: api {self.kind!r} has no reasoning settings; apis that do: "
                              f"{', '.join(takers)}")
         if effort is not None and effort not in self.efforts:
@@ -350,6 +350,17 @@ def load_entry_points(group: str | None = None) -> list[str]:
 ENTRY_POINT_GROUP = "llm_workbench.providers"
 
 _REGISTRY: dict[str, Provider] = {}
+_entry_points_loaded = False
+
+
+def _registry() -> dict[str, Provider]:
+    """The registry, with the other packages' wire formats loaded on first use (not when this
+    package is imported: a plugin may import the workbench's config, which imports this package)."""
+    global _entry_points_loaded
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        load_entry_points()
+    return _REGISTRY
 P = TypeVar("P", bound=Provider)
 
 
@@ -440,7 +451,7 @@ def request_summary(contender: WireContender) -> dict[str, Any]:
 
 
 def get_provider(kind: str) -> Provider:
-    return lookup("api kind", kind, _REGISTRY)
+    return lookup("api kind", kind, _registry())
 
 
 def provider_for(contender: WireContender) -> Provider:
@@ -451,4 +462,4 @@ def provider_for(contender: WireContender) -> Provider:
 
 
 def api_kinds() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(_registry())
