@@ -13,15 +13,26 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from workbench import keys, workspace
 from workbench.errors import ConfigError, lookup
 from workbench.pricing import PriceDeclaration
+from workbench.providers import ProviderOptions, ThinkingOptions, api_kinds, get_provider, options_error
 
 __all__ = [
     "DEFAULT_CONTENDERS_FILE",
@@ -55,15 +66,6 @@ class Sampling(_Strict):
     seed: int | None = Field(None, description="sampling seed, where the API supports one")
 
 
-# Effort levels each wire format accepts (the official SDKs' literal types, read 2026-12-07:
-# openai 3.63.0 types/shared/reasoning_effort.py, anthropic 2.17.0 types/output_config_param.py,
-# google-genai 3.6.1 types.ThinkingLevel).
-_EFFORTS: dict[str, tuple[str, ...]] = {
-    "openai-chat": ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
-    "openai-responses": ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
-    "anthropic": ("low", "medium", "high", "xhigh", "max"),
-    "gemini": ("minimal", "low", "medium", "high", "xhigh"),
-}
 #: Output tokens reserved for reasoning when nothing else says how many (see `Reasoning.reserve_tokens`).
 DEFAULT_REASONING_RESERVE = 4096
 
@@ -128,7 +130,8 @@ class Contender(_Strict):
     timeout_s: float = Field(60.0, gt=0, description="per-request deadline, connect to last byte")
     headers: dict[str, str] = Field(default_factory=dict, description="extra non-secret headers")
     options: dict[str, Any] = Field(
-        default_factory=dict, description="provider-specific settings (e.g. generic field paths)"
+        default_factory=dict, description="provider-specific settings, typed by the api kind's `Provider.Options` "
+                                          "(e.g. generic field paths)"
     )
     declared: dict[str, Any] = Field(
         default_factory=dict, description="integration facts declared by hand (SDK, docs, ...)"
@@ -157,10 +160,22 @@ class Contender(_Strict):
     @field_validator("api")
     @classmethod
     def _api_known(cls, v: str) -> str:
-        from workbench.providers import api_kinds
-
         if v not in api_kinds():
             raise ValueError(f"unknown api kind {v!r}; valid: {', '.join(sorted(api_kinds()))}")
+        return v
+
+    @field_validator("options")
+    @classmethod
+    def _options_typed(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Checked against the api kind's `Options` (skipped when the api itself is invalid)."""
+        api = info.data.get("api")
+        if api is None:
+            return v
+        options_cls = get_provider(api).Options
+        try:
+            options_cls.model_validate(v)
+        except ValidationError as exc:
+            raise ValueError(options_error(api, options_cls, exc)) from None
         return v
 
     @field_validator("local")
@@ -193,7 +208,6 @@ class Contender(_Strict):
             raise ValueError("set exactly one of base_url (hosted) or local (embedded model)")
         if self.base_url is not None and not re.match(r"^https?://", self.base_url):
             raise ValueError(f"base_url {self.base_url!r} must start with http:// or https://")
-        from workbench.providers import get_provider
 
         if self.hosting == "embedded" and self.local is None:
             raise ValueError("hosting embedded needs `local` (an embedded model); your own server is self-hosted")
@@ -212,21 +226,18 @@ class Contender(_Strict):
         r = self.reasoning
         if r is None:
             return
-        if self.api not in _EFFORTS:
-            raise ValueError(f"reasoning: api {self.api!r} has no reasoning settings; "
-                             f"apis that do: {', '.join(sorted(_EFFORTS))}")
-        if r.effort is not None and r.effort not in _EFFORTS[self.api]:
-            raise ValueError(f"reasoning.effort {r.effort!r} is not one of {self.api}'s: "
-                             f"{', '.join(_EFFORTS[self.api])}")
-        if r.budget_tokens is not None:
-            if self.api.startswith("openai"):
-                raise ValueError("reasoning.budget_tokens: OpenAI takes an effort, not a budget")
-            if self.api == "anthropic" and r.budget_tokens < 1024:
-                raise ValueError("reasoning.budget_tokens: Anthropic requires >= 1024 (and < max_tokens)")
-        if r.adaptive and self.api != "anthropic":
-            raise ValueError(f"reasoning.adaptive: Anthropic's thinking mode; {self.api} has none")
+        get_provider(self.api).check_reasoning(r.effort, r.budget_tokens, r.adaptive)
         if r.adaptive and r.budget_tokens is not None:
             raise ValueError("reasoning.adaptive: Claude chooses its own budget; leave budget_tokens out")
+
+    @cached_property
+    def provider_options(self) -> ProviderOptions:
+        """`options`, typed by the api kind's `Provider.Options` (checked when the contender was)."""
+        return get_provider(self.api).Options.model_validate(self.options)
+
+    def _old_thinking_budget(self) -> int | None:
+        opts = self.provider_options
+        return opts.thinking_budget if isinstance(opts, ThinkingOptions) else None
 
     @property
     def thinking_budget(self) -> int | None:
@@ -234,8 +245,7 @@ class Contender(_Strict):
         `options.thinking_budget`."""
         if self.reasoning is not None and self.reasoning.budget_tokens is not None:
             return self.reasoning.budget_tokens
-        old = self.options.get("thinking_budget")
-        return None if old is None else int(old)
+        return self._old_thinking_budget()
 
     @property
     def wire_max_tokens(self) -> int:
@@ -247,8 +257,9 @@ class Contender(_Strict):
         """"effort=low,budget=2048" for tables and records; None when no reasoning is configured."""
         if self.reasoning is not None:
             return self.reasoning.label()
-        if self.options.get("thinking_budget") is not None:
-            return f"budget={self.options['thinking_budget']}"
+        old = self._old_thinking_budget()
+        if old is not None:
+            return f"budget={old}"
         return None
 
     @property

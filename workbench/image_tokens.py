@@ -231,11 +231,11 @@ def contender_image_tokens(contender: Contender, prompt: Prompt) -> ImageTokens 
     `generationConfig.mediaResolution` (set through `options.extra_body`)."""
     if not prompt.images:
         return None
-    opts = contender.options
-    gen = (opts.get("extra_body") or {}).get("generationConfig") or {}
+    opts = contender.provider_options
+    gen = opts.extra_body.get("generationConfig") or {}
     resolution = gen.get("mediaResolution") if isinstance(gen, Mapping) else None
     return prompt_image_tokens(contender.api, contender.model, prompt.images,
-                               detail=str(opts.get("image_detail") or "auto"),
+                               detail=str(getattr(opts, "image_detail", None) or "auto"),
                                media_resolution=str(resolution) if resolution else None)
 
 

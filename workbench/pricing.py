@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from workbench.errors import ConfigError
+from workbench.providers import get_provider
 
 __all__ = [
     "MTOK",
@@ -68,12 +69,6 @@ MTOK = 1_000_000
 # Probe size for library lookups: small enough to stay in every provider's base price tier.
 _PROBE_TOKENS = 1_000
 
-# api kind prefix -> genai-prices provider id, and the hosts that mean "the provider itself".
-_PROVIDERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "openai": ("openai", ("api.openai.com",)),
-    "anthropic": ("anthropic", ("api.anthropic.com",)),
-    "gemini": ("google", ("generativelanguage.googleapis.com",)),
-}
 
 
 class PriceDeclaration(BaseModel):
@@ -178,11 +173,9 @@ def price_from_throughput(
 
 
 def provider_for_api(api_kind: str) -> str | None:
-    """genai-prices provider id for an api kind: openai-* → openai, anthropic → anthropic, gemini → google."""
-    for prefix, (provider, _hosts) in _PROVIDERS.items():
-        if api_kind == prefix or api_kind.startswith(prefix + "-"):
-            return provider
-    return None
+    """genai-prices provider id for an api kind (`Provider.price_provider`: openai-* → openai,
+    anthropic → anthropic, gemini → google; None for a kind no price list knows)."""
+    return get_provider(api_kind).price_provider
 
 
 def library_price(
@@ -244,12 +237,12 @@ def _library_kwargs(contender: Priced) -> dict[str, str] | None:
     An `openai-chat` contender served by a third party (Groq, Together, a proxy) is not billed
     at OpenAI's prices; for those we let genai-prices match the provider from the URL.
     """
-    provider = provider_for_api(contender.api)
+    api = get_provider(contender.api)
+    provider = api.price_provider
     if contender.base_url is None:
         return {"provider_id": provider} if provider else None
     host = urlparse(contender.base_url).hostname or ""
-    official = next((hosts for p, hosts in _PROVIDERS.values() if p == provider), ())
-    if provider and host in official:
+    if provider and host in api.price_hosts:
         return {"provider_id": provider}
     return {"provider_api_url": contender.base_url}
 

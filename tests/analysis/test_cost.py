@@ -18,7 +18,7 @@ from workbench.analysis.cost import (
     realtime_cost_per_1k,
 )
 from workbench.config import Contender
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, UnknownNameError
 from workbench.pricing import Price, declared_prices, price_for, price_from_throughput, provider_for_api, request_cost
 
 P = Price(input=2.0, output=8.0, cached_input=0.5, batch_discount=0.5, source="test", as_of=date(2026, 1, 1))
@@ -163,7 +163,9 @@ def test_provider_for_api() -> None:
     assert provider_for_api("openai-completions") == "openai"
     assert provider_for_api("anthropic") == "anthropic"
     assert provider_for_api("gemini") == "google"
-    assert provider_for_api("something-else") is None
+    assert provider_for_api("generic") is None
+    with pytest.raises(UnknownNameError, match="unknown api kind 'something-else'; valid: anthropic"):
+        provider_for_api("something-else")
 
 
 def test_yaml_price_overrides_everything() -> None:

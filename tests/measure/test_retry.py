@@ -7,6 +7,7 @@ import random
 import pytest
 
 from tests.conftest import contender_for, run
+from workbench.errors import UnknownNameError
 from workbench.measure.probe import make_client
 from workbench.measure.retry import RetryPolicy, error_rates, probe_with_retries
 from workbench.measure.target import Target
@@ -77,6 +78,16 @@ def test_waits_follow_each_sdk() -> None:
 def test_unknown_preset_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="valid: none, sdk"):
         RetryPolicy.preset("stubborn")
+
+
+def test_sdk_preset_is_the_providers_and_refused_where_there_is_no_sdk() -> None:
+    """The rules are the provider's (`Provider.sdk_retry`); `generic` has no SDK to imitate, so it
+    gets no silent OpenAI policy, and an unknown kind lists the valid ones."""
+    assert RetryPolicy.preset("sdk", "openai-completions").name == "sdk:openai"
+    with pytest.raises(ValueError, match="api kind 'generic' has no official SDK retry rules"):
+        RetryPolicy.preset("sdk", "generic")
+    with pytest.raises(UnknownNameError, match="unknown api kind 'telepathy'; valid: anthropic"):
+        RetryPolicy.preset("sdk", "telepathy")
 
 
 def test_sdk_preset_against_the_mock_and_error_rates(wire: MockServer) -> None:

@@ -29,7 +29,7 @@ from workbench.config import Contender
 from workbench.errors import ConfigError
 from workbench.measure.probe import probe
 from workbench.measure.target import Target
-from workbench.providers import provider_for
+from workbench.providers import Provider, ToolSpec, provider_for
 from workbench.types import ErrorClass, Prompt, Record
 
 __all__ = ["FACTS", "probe_capabilities"]
@@ -55,10 +55,8 @@ _REFUSALS = {ErrorClass.BAD_REQUEST.value, ErrorClass.PROTOCOL.value}
 _CTX_KEYS = ("n_ctx", "max_model_len", "inputTokenLimit", "context_length", "context_window",
              "max_input_tokens", "n_ctx_train")
 
-_TOOL = {
-    "name": "get_weather",
-    "description": "Current weather for a city.",
-}
+_TOOL = ToolSpec(name="get_weather", description="Current weather for a city.",
+                 parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 
 
 def _fact(value: Any, source: str, detail: str = "") -> dict[str, Any]:
@@ -103,11 +101,12 @@ async def probe_capabilities(client: httpx.AsyncClient, target: Target) -> dict[
             facts["usage_in_stream"] = _unknown("streaming probe failed")
 
     # 2. JSON mode and 3. tool calling: one plain request each, with the feature switched on.
+    provider = provider_for(c)
     for name, mutate, check in (
         ("json_mode", _json_mode_body, _json_observed),
         ("tool_calling", _tools_body, _tool_observed),
     ):
-        if mutate(c.api, {}) is None:
+        if mutate(provider, {}) is None:
             facts[name] = _unknown(f"no automatic probe for api {c.api!r}")
             continue
         fact, headers_seen = await _feature_probe(client, c, root, api_key, mutate, check)
@@ -126,7 +125,7 @@ async def probe_capabilities(client: httpx.AsyncClient, target: Target) -> dict[
         facts["rate_limit_headers"] = _unknown("no response received")
 
     # 5. From the config.
-    facts["openai_compatible"] = _fact(c.api.startswith("openai"), "declared", f"api kind {c.api!r}")
+    facts["openai_compatible"] = _fact(provider.openai_compatible, "declared", f"api kind {c.api!r}")
 
     # 6. Context window from the model listing.
     facts["context_window"] = await _context_window(client, c, root, api_key)
@@ -134,53 +133,27 @@ async def probe_capabilities(client: httpx.AsyncClient, target: Target) -> dict[
     return _merge_declared(facts, contender.declared, api_key)
 
 
-def _json_mode_body(api: str, body: dict[str, Any]) -> dict[str, Any] | None:
+def _json_mode_body(provider: Provider, body: dict[str, Any]) -> dict[str, Any] | None:
     """The request body with JSON mode on, or None when the API has no such switch to probe
     (Anthropic has none: JSON is done with tools or prompting, so it stays declared)."""
-    if api == "openai-chat":
-        return {**body, "response_format": {"type": "json_object"}}
-    if api == "gemini":
-        gen = dict(body.get("generationConfig") or {})
-        gen["responseMimeType"] = "application/json"
-        return {**body, "generationConfig": gen}
-    return None
+    return provider.json_mode_body(body)
 
 
-def _tools_body(api: str, body: dict[str, Any]) -> dict[str, Any] | None:
-    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-    if api == "openai-chat":
-        return {**body, "tools": [{"type": "function", "function": {**_TOOL, "parameters": schema}}]}
-    if api == "anthropic":
-        return {**body, "tools": [{**_TOOL, "input_schema": schema}]}
-    if api == "gemini":
-        gschema = {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}, "required": ["city"]}
-        return {**body, "tools": [{"functionDeclarations": [{**_TOOL, "parameters": gschema}]}]}
-    return None
+def _tools_body(provider: Provider, body: dict[str, Any]) -> dict[str, Any] | None:
+    return provider.tools_body(body, _TOOL)
 
 
-def _json_observed(api: str, body: Any, contender: Contender) -> str:
+def _json_observed(provider: Provider, body: Any) -> str:
     try:
-        text = provider_for(contender).parse_response(body).text
+        text = provider.parse_response(body).text
         json.loads(text)
     except (ValueError, TypeError, KeyError, AttributeError):
         return "accepted; answer was not valid JSON (tiny max_tokens may cut it)"
     return "accepted; answer parsed as JSON"
 
 
-def _tool_observed(api: str, body: Any, contender: Contender) -> str:
-    called = False
-    if isinstance(body, Mapping):
-        if api == "openai-chat":
-            for choice in body.get("choices") or ():
-                called = called or bool((choice.get("message") or {}).get("tool_calls"))
-        elif api == "anthropic":
-            called = any(isinstance(b, Mapping) and b.get("type") == "tool_use"
-                         for b in body.get("content") or ())
-        elif api == "gemini":
-            for cand in body.get("candidates") or ():
-                parts = (cand.get("content") or {}).get("parts") or ()
-                called = called or any(isinstance(p, Mapping) and "functionCall" in p for p in parts)
-    return "accepted; model called the tool" if called else "accepted; model did not call the tool"
+def _tool_observed(provider: Provider, body: Any) -> str:
+    return "accepted; model called the tool" if provider.tool_called(body) else "accepted; model did not call the tool"
 
 
 async def _feature_probe(
@@ -197,7 +170,7 @@ async def _feature_probe(
                     text='What is the weather in Paris? Reply as JSON: {"city": "...", "answer": "..."}')
     provider = provider_for(contender)
     req = provider.build_request(contender, prompt, stream=False, api_key=api_key, base_url=root)
-    body = mutate(contender.api, req.json)
+    body = mutate(provider, req.json)
     try:
         async with asyncio.timeout(contender.timeout_s):
             resp = await client.post(req.url, headers=req.headers, json=body)
@@ -210,24 +183,12 @@ async def _feature_probe(
     except ValueError:
         payload = resp.text[:500]
     if resp.status_code < 400:
-        return _fact(True, "probed", check(contender.api, payload, contender)), names
+        return _fact(True, "probed", check(provider, payload)), names
     info = provider.classify_error(resp.status_code, payload, resp.headers)
     detail = f"HTTP {resp.status_code} {info.error_class.value}: {info.message[:300]}"
     if info.error_class.value in _REFUSALS:
         return _fact(False, "probed", "refused: " + detail), names
     return _unknown(detail), names
-
-
-def _models_url(contender: Contender, root: str) -> str | None:
-    r = root.rstrip("/")
-    if contender.api.startswith("openai"):
-        return r + "/models"
-    if contender.api == "gemini":
-        m = contender.model
-        return f"{r}/{m if m.startswith('models/') else 'models/' + m}"
-    if contender.api == "anthropic":
-        return f"{r}/models/{contender.model}"
-    return None
 
 
 def _find_ctx(entry: Mapping[str, Any]) -> tuple[int, str] | None:
@@ -246,31 +207,46 @@ def _find_ctx(entry: Mapping[str, Any]) -> tuple[int, str] | None:
 async def _context_window(
     client: httpx.AsyncClient, contender: Contender, root: str, api_key: str | None
 ) -> dict[str, Any]:
-    url = _models_url(contender, root)
-    if url is None:
-        return _unknown(f"no model listing for api {contender.api!r}")
-    req = provider_for(contender).build_request(
-        contender, Prompt(id="capabilities", text=""), stream=False, api_key=api_key, base_url=root)
+    """The context size from the model's lookup (`Provider.model_url`), else from the model
+    listing (`Provider.models_listing_url`: OpenAI-compatible servers such as llama.cpp and vLLM
+    answer no per-model lookup but list their models with a size)."""
+    provider = provider_for(contender)
+    urls = [u for u in (provider.model_url(contender.model, root), provider.models_listing_url(root)) if u]
+    if not urls:
+        return _unknown(f"no model lookup for api {contender.api!r}")
+    req = provider.build_request(contender, Prompt(id="capabilities", text=""), stream=False, api_key=api_key,
+                                 base_url=root)
     headers = {k: v for k, v in req.headers.items() if k.lower() != "content-type"}
-    try:
-        async with asyncio.timeout(contender.timeout_s):
-            resp = await client.get(url, headers=headers)
-        payload = resp.json()
-    except (httpx.HTTPError, TimeoutError, ValueError) as exc:
-        return _unknown(f"model listing unavailable: {type(exc).__name__}")
-    if resp.status_code >= 400 or not isinstance(payload, Mapping):
-        return _unknown(f"model listing: HTTP {resp.status_code}")
-    entries: list[Mapping[str, Any]]
-    if isinstance(payload.get("data"), list):  # OpenAI-style list
+    why = ""
+    for url in urls:
+        try:
+            async with asyncio.timeout(contender.timeout_s):
+                resp = await client.get(url, headers=headers)
+            payload = resp.json()
+        except (httpx.HTTPError, TimeoutError, ValueError) as exc:
+            why = f"model lookup unavailable: {type(exc).__name__}"
+            continue
+        if resp.status_code >= 400 or not isinstance(payload, Mapping):
+            why = f"model lookup: HTTP {resp.status_code} from {url}"
+            continue
+        found = _context_in(payload, contender.model)
+        if found is not None:
+            return _fact(found[0], "probed", f"{found[1]} from {url}")
+        why = f"{url} reports no context size"
+    return _unknown(why)
+
+
+def _context_in(payload: Mapping[str, Any], model: str) -> tuple[int, str] | None:
+    """(size, key) from one model object or an OpenAI-style listing (`data`) naming `model`."""
+    entries: list[Mapping[str, Any]] = [payload]
+    if isinstance(payload.get("data"), list):
         data = [e for e in payload["data"] if isinstance(e, Mapping)]
-        entries = [e for e in data if e.get("id") == contender.model] or (data if len(data) == 1 else [])
-    else:
-        entries = [payload]
+        entries = [e for e in data if e.get("id") == model] or (data if len(data) == 1 else [])
     for entry in entries:
         found = _find_ctx(entry)
         if found is not None:
-            return _fact(found[0], "probed", f"{found[1]} from {url}")
-    return _unknown(f"{url} reports no context size")
+            return found
+    return None
 
 
 def _merge_declared(

@@ -45,7 +45,7 @@ from workbench.measure.target import Target
 from workbench.providers import provider_for
 from workbench.types import ErrorClass, Prompt
 
-__all__ = ["Preflight", "check", "model_url", "run_preflight"]
+__all__ = ["Preflight", "check", "run_preflight"]
 
 #: Classes that mean "this contender cannot run with this key": skip it.
 _FATAL = frozenset({ErrorClass.MODEL_NOT_FOUND, ErrorClass.AUTH, ErrorClass.QUOTA_EXHAUSTED})
@@ -82,17 +82,6 @@ class Preflight:
     def warning_line(self) -> str:
         """The one line a run prints for a runnable contender whose model is on its way out."""
         return f"warning: {self.contender}: model {self.model!r} {self.warning}"
-
-
-def model_url(contender: Contender, base_url: str) -> str | None:
-    """The provider's model-lookup URL for this contender, or None when the API has none."""
-    root = base_url.rstrip("/")
-    model = contender.model
-    if contender.api.startswith("openai") or contender.api == "anthropic":
-        return f"{root}/models/{model}"
-    if contender.api == "gemini":
-        return f"{root}/{model if model.startswith(('models/', 'tunedModels/')) else 'models/' + model}"
-    return None
 
 
 def _short(text: str) -> str:
@@ -162,7 +151,7 @@ async def check(client: httpx.AsyncClient, contender: Contender, base_url: str,
     runnable, announced = life.verdict(now or datetime.now(UTC)) if life is not None else (True, None)
     if not runnable:
         return Preflight(contender.name, contender.model, False, announced or "", "sdk")
-    url = model_url(contender, base_url)
+    url = provider_for(contender).model_url(contender.model, base_url)
     found = await _lookup(client, contender, base_url, url, now) if url is not None else None
     if found is None:
         found = await _generation(client, contender, base_url)

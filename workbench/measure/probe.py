@@ -251,7 +251,6 @@ async def _probe(client: httpx.AsyncClient, target: Target, prompt: Prompt, requ
     timings: ServerTimings | None = None
     refusal: str | None = None
     answered: httpx.Response | RawResponse | None = None
-    follow = getattr(provider, "continued", None) if contender.options.get("automatic_continuation", True) else None
     continuation: str | None = None
     t0 = time.perf_counter_ns()
     end = t0
@@ -316,11 +315,14 @@ async def _probe(client: httpx.AsyncClient, target: Target, prompt: Prompt, requ
                 finally:
                     await response.aclose()
             usage = _sum_usage(usage, hop_usage) if not first else hop_usage
-            if (follow is None or err is not None or continuation is None or finish != "CONTINUATION"
+            if (err is not None or continuation is None or finish != "CONTINUATION"
                     or rec.continuation_hops >= MAX_CONTINUATION_HOPS):
                 break
+            next_req = provider.continued(contender, req, continuation)
+            if next_req is None:
+                break
             rec.continuation_hops += 1
-            req = follow(req, continuation)
+            req = next_req
     except BaseException as exc:
         end = time.perf_counter_ns()
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):

@@ -11,21 +11,10 @@ sees and the latency users see, so they are something an experiment asks for exp
 
 The `sdk` preset (`RetryPolicy.preset("sdk", api_kind)`) retries as the official SDK of that API
 does by default, so that error rates can be shown raw (every attempt) and as an SDK user sees
-them (the final attempt of each logical request, `error_rates`). Constants read from the SDKs'
-sources (openai 3.63.0, anthropic 2.17.0, google-genai 3.6.1, read 2026-12-07; transcribed, not copied):
-
-- openai-python (`_constants.py`, `_base_client.py`) — and every OpenAI-compatible kind:
-  2 retries (3 attempts); backoff `min(0.5 · 2^n, 8)` s times a jitter factor in [0.75, 1]
-  (n = retries so far); a `retry-after-ms` / `retry-after` (seconds or date) in (0, 120] s is
-  used as is, one above 120 s means no retry; `x-should-retry: true|false` decides first; then
-  408, 409, 429 and ≥ 500 are retried, and so are timeouts and connection errors.
-- anthropic-sdk-python (2.17.0): the same backoff, but any positive `retry-after` is waited as
-  is ("just do what it says"); none stops the retries.
-- Both read the hint from the response headers only — not from a message's "try again in
-  26.6s" nor a body — so the preset does too (`hint_from_headers_only`).
-- python-genai (`_api_client.py` `retry_args`): no retries unless `HttpRetryOptions` is given;
-  with it, 5 attempts, wait `min(1 · 2^n + U(0, 1), 60)` s, on 408, 429, 500, 502, 503, 504 and
-  transient httpx errors; no `retry-after`. The preset takes those `HttpRetryOptions` defaults.
+them (the final attempt of each logical request, `error_rates`). Each provider holds its SDK's
+rules, read from the SDK's sources (`Provider.sdk_retry`: `OPENAI_SDK_RETRY` in
+`workbench.providers.openai`, `ANTHROPIC_SDK_RETRY`, `GENAI_SDK_RETRY`); an api kind with none
+(no official SDK to imitate, e.g. `generic`) has no `sdk` preset, and asking for one is an error.
 
 An error inside a 200 stream is never retried by these SDKs (the response had begun); neither is
 it here under the preset.
@@ -44,6 +33,7 @@ import httpx
 
 from workbench.measure.probe import new_request_id, probe
 from workbench.measure.target import Target
+from workbench.providers import get_provider
 from workbench.providers.errors import parse_retry_after
 from workbench.types import ErrorClass, Prompt, Record
 
@@ -106,18 +96,12 @@ class RetryPolicy:
             return cls(seed=seed, name="none")
         if name != "sdk":
             raise ValueError(f"unknown retry preset {name!r}; valid: {', '.join(PRESETS)}")
-        if api == "gemini":
-            return cls(max_attempts=5, backoff_base_s=1.0, backoff_cap_s=60.0, jitter=0.0, additive_jitter_s=1.0,
-                       honour_retry_after=False, retry_statuses=frozenset({408, 429, 500, 502, 503, 504}),
-                       seed=seed, name="sdk:google-genai")
-        openai = cls(max_attempts=3, backoff_base_s=0.5, backoff_cap_s=8.0, jitter=0.25,
-                     retry_statuses=frozenset({408, 409, 429}), retry_5xx=True, honour_should_retry=True,
-                     ignore_zero_hint=True, max_retry_after_s=120.0, long_hint_stops=True,
-                     hint_from_headers_only=True, seed=seed, name="sdk:openai")
-        if api == "anthropic":  # "If the API asks us to wait a certain amount of time, just do what it says."
-            return dataclasses.replace(openai, max_retry_after_s=ANTHROPIC_MAX_WAIT_S, long_hint_stops=False,
-                                       name="sdk:anthropic")
-        return openai
+        rules = get_provider(api).sdk_retry
+        if rules is None:
+            raise ValueError(f"api kind {api!r} has no official SDK retry rules to imitate (Provider.sdk_retry); "
+                             "use the 'none' preset or a RetryPolicy of your own")
+        fields = {f.name: getattr(rules, f.name) for f in dataclasses.fields(rules) if f.name != "sdk"}
+        return cls(**fields, seed=seed, name=f"sdk:{rules.sdk}")
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -183,10 +167,6 @@ class RetryPolicy:
                 return None
         return self.backoff_s(rec.attempt, rng)
 
-
-#: anthropic-sdk-python 2.x waits any positive `retry-after`, capped only where `time.sleep` would
-#: raise (2**32 ms on Windows: `_base_client._calculate_retry_timeout`).
-ANTHROPIC_MAX_WAIT_S = 4_294_967.0
 
 #: The named presets (`RetryPolicy.preset`).
 PRESETS = ("none", "sdk")

@@ -26,10 +26,14 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from workbench.providers.base import (
     Completion,
     HttpRequest,
     Lifecycle,
+    Provider,
+    ToolSpec,
     api_headers,
     event_json,
     extra_body,
@@ -39,16 +43,18 @@ from workbench.providers.base import (
     sampling_fields,
     served_processing,
 )
-from workbench.providers.caching import PREFIX_CACHE_OPTION
+from workbench.providers.contender import ThinkingOptions, options_as
 from workbench.providers.errors import classify
 from workbench.providers.image_parts import anthropic_content
+from workbench.providers.openai import OPENAI_SDK_RETRY
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.config import Contender
+    from workbench.providers.contender import WireContender as Contender
     from workbench.providers.sse import SSEEvent
 
-__all__ = ["ANTHROPIC_VERSION", "LEGACY_VERSION", "NO_SAMPLING_FROM", "Anthropic", "AnthropicStream", "api_version",
+__all__ = ["ANTHROPIC_MAX_WAIT_S", "ANTHROPIC_SDK_RETRY", "ANTHROPIC_VERSION", "LEGACY_VERSION", "NO_SAMPLING_FROM",
+           "Anthropic", "AnthropicOptions", "AnthropicStream", "api_version",
            "classify_body", "error_fields", "parse_usage"]
 
 #: The API version header sent by default: what the official SDK sends today (anthropic-sdk-python
@@ -60,6 +66,32 @@ LEGACY_VERSION = "2023-06-01"
 #: From this version on, `MessageCreateParams` has no temperature, top_p or top_k (SDK 2.x's
 #: `types/message_create_params.py`): the request leaves them out rather than draw a 400.
 NO_SAMPLING_FROM = "2026-10-21"
+
+
+#: anthropic-sdk-python 2.x waits any positive `retry-after`, capped only where `time.sleep` would
+#: raise (2**32 ms on Windows: `_base_client._calculate_retry_timeout`).
+ANTHROPIC_MAX_WAIT_S = 4_294_967.0
+#: anthropic-sdk-python's default retries (2.17.0, read 2026-12-07): openai-python's backoff,
+#: statuses and header-only hints, but any positive `retry-after` is waited as is ("If the API asks
+#: us to wait a certain amount of time, just do what it says"); none stops the retries.
+ANTHROPIC_SDK_RETRY = dataclasses.replace(OPENAI_SDK_RETRY, sdk="anthropic", max_retry_after_s=ANTHROPIC_MAX_WAIT_S,
+                                          long_hint_stops=False)
+#: Effort levels (`output_config.effort`; anthropic 2.17.0 `types/output_config_param.py`, read 2026-12-07).
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+#: Minimum cacheable prompt length by model family (docs.anthropic.com prompt caching, read
+#: 2026-12-02): 1,024 tokens for Sonnet 4.x and Opus 4/4.1 (the default), 4,096 for Haiku 4.5 and
+#: Opus 4.5/4.6, 2,048 for Haiku 3.x.
+_CACHE_MIN = (("haiku-4", 4096), ("opus-4-5", 4096), ("opus-4-6", 4096), ("haiku-3", 2048), ("3-5-haiku", 2048),
+              ("3-haiku", 2048))
+
+
+class AnthropicOptions(ThinkingOptions):
+    """Options of the Messages API."""
+
+    anthropic_version: str = Field(ANTHROPIC_VERSION, description="the anthropic-version header (from 2026-10-21 "
+                                                                  "on, requests carry no temperature or top_p)")
+    cache_prefix: bool = Field(False, description="a cache_control breakpoint on the system prompt (the shared "
+                                                  "prefix; workbench.providers.caching)")
 
 
 def _int(v: Any) -> int | None:
@@ -158,21 +190,44 @@ def _refusal_note(stop_reason: Any, details: Any) -> str | None:
 
 def api_version(contender: Contender) -> str:
     """The `anthropic-version` this contender's requests carry."""
-    return str(contender.options.get("anthropic_version", ANTHROPIC_VERSION))
+    return options_as(contender, AnthropicOptions).anthropic_version
 
 
 @register("anthropic")
-class Anthropic:
+class Anthropic(Provider):
     """Messages API. Options: `anthropic_version` (header value; from 2026-10-21 on, the default,
     the request carries no temperature or top_p — that version has none), `omit_temperature`,
     `extra_body` (merged into the JSON body, e.g. `thinking`), `cache_prefix` (a cache breakpoint
     on the system prompt, see `workbench.providers.caching`)."""
 
-    # Every provider declares the same three facts and implements the same `headers` and
-    # `build_request` signatures (the `Provider` protocol): alike on purpose.
-    kind = "anthropic"
-    needs_prompt_template = False
-    stream_format = "sse"
+    Options = AnthropicOptions
+    efforts = EFFORTS
+    takes_thinking_budget = True
+    min_thinking_budget = 1024
+    adaptive_thinking = True
+    how_cached = "explicit cache_control breakpoint on the system prompt"
+    price_provider = "anthropic"
+    price_hosts = ("api.anthropic.com",)
+    batch_dialect = "anthropic"
+    sdk_retry = ANTHROPIC_SDK_RETRY
+
+    def model_url(self, model: str, root: str) -> str | None:
+        return f"{root.rstrip('/')}/models/{model}"
+
+    def tools_body(self, body: dict[str, Any], tool: ToolSpec) -> dict[str, Any] | None:
+        return {**body, "tools": [{"name": tool.name, "description": tool.description,
+                                   "input_schema": tool.parameters}]}
+
+    def tool_called(self, body: Any) -> bool:
+        content = body.get("content") if isinstance(body, Mapping) else None
+        return any(isinstance(b, Mapping) and b.get("type") == "tool_use" for b in content or ())
+
+    def min_prefix_tokens(self, model: str) -> tuple[int | None, str]:
+        n = next((v for k, v in _CACHE_MIN if k in model.lower()), 1024)
+        return n, "Anthropic prompt caching docs, minimum cacheable prompt length"
+
+    def prefix_cache_options(self, on: bool) -> dict[str, Any] | None:
+        return {"cache_prefix": on}
 
     def headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
         return api_headers(contender, {"x-api-key": api_key} if api_key else None,
@@ -182,14 +237,14 @@ class Anthropic:
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
     ) -> HttpRequest:
-        opts = contender.options
+        opts = options_as(contender, AnthropicOptions)
         body: dict[str, Any] = {
             "model": contender.model,
             "max_tokens": contender.wire_max_tokens,  # > budget_tokens, as thinking requires
             "messages": [{"role": "user", "content": anthropic_content(prompt.text, prompt.images)}],
         }
         system = prompt.system or contender.system_prompt
-        if system and opts.get(PREFIX_CACHE_OPTION):
+        if system and opts.cache_prefix:
             # The shared prefix (instructions, examples) cached with an explicit breakpoint
             # (workbench.providers.caching): written once, read by every later request for 5 minutes.
             body["system"] = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]

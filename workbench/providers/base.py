@@ -3,6 +3,16 @@
 A provider knows four things about its API: the headers its calls carry, how to build a request,
 how to read a complete response, and how to turn a stream's events into `StreamDelta`s. Timing,
 retries and records live in `workbench.measure.probe`, so every provider is measured the same way.
+
+Everything else the workbench must know about an API kind is a defaulted hook on `Provider`
+(inspect_ai's `ModelAPI` pattern), overridden by the kinds it differs for: the reasoning settings
+it takes, its model lookup, its JSON-mode and tool requests, its prefix caching, its SDK's retry
+rules, its batch dialect, its price provider and its typed `Options`. Callers ask the provider
+(`provider_for(contender)`) and never test the kind's name, so a new wire format is one class.
+
+A wire format outside this package registers through the `llm_workbench.providers` entry point
+group: each entry point names a module (or an object) whose import calls `register`
+(`load_entry_points`, run once, on the registry's first lookup).
 """
 
 from __future__ import annotations
@@ -12,17 +22,19 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from workbench.errors import lookup
+from workbench.providers.contender import ProviderOptions, WireContender
 from workbench.types import ErrorClass, ErrorInfo, Prompt, ServerTimings, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.config import Contender
     from workbench.providers.sse import SSEEvent
 
 __all__ = [
     "BLOCK_FINISH",
+    "ENTRY_POINT_GROUP",
     "LENGTH_FINISH",
     "REFUSAL_FINISH",
     "RETIREMENT_WARNING_DAYS",
@@ -31,7 +43,9 @@ __all__ = [
     "Lifecycle",
     "Provider",
     "ResponseError",
+    "SdkRetry",
     "StreamParser",
+    "ToolSpec",
     "api_headers",
     "api_kinds",
     "event_json",
@@ -40,6 +54,7 @@ __all__ = [
     "get_provider",
     "is_blocked",
     "json_post",
+    "load_entry_points",
     "parse_date",
     "provider_for",
     "register",
@@ -168,41 +183,195 @@ class StreamParser(Protocol):
     def feed(self, event: SSEEvent) -> list[StreamDelta]: ...
 
 
-class Provider(Protocol):
-    """A wire format. Implementations are stateless singletons registered by api kind."""
+@dataclass(frozen=True, slots=True)
+class SdkRetry:
+    """How the official SDK of an API retries by default (`workbench.measure.retry`'s `sdk`
+    preset takes these as they are). Backoff before attempt n+1: `min(cap, base · 2^(n-1))`
+    times a factor in `[1 - jitter, 1]`, plus `U(0, additive_jitter_s)`."""
 
-    kind: str
+    sdk: str  # the SDK's name, for the policy's name (`sdk:<sdk>`)
+    max_attempts: int
+    backoff_base_s: float
+    backoff_cap_s: float
+    retry_statuses: frozenset[int]
+    jitter: float = 0.0
+    additive_jitter_s: float = 0.0
+    retry_5xx: bool = False  # every status >= 500 too
+    honour_retry_after: bool = True
+    hint_from_headers_only: bool = False  # `retry-after(-ms)` only, never a message's "try again in"
+    ignore_zero_hint: bool = False
+    max_retry_after_s: float = 60.0
+    long_hint_stops: bool = True  # a hint over the maximum ends the retries (else: back off)
+    honour_should_retry: bool = False  # `x-should-retry: true|false` decides first
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """One function tool, its parameters as JSON Schema (what `Provider.tools_body` offers)."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+class Provider:
+    """A wire format. Subclasses are stateless singletons registered by api kind (`register`).
+
+    The five methods without a default are the wire itself; every other member is a hook with a
+    default that fits an API the workbench knows nothing more about, overridden where a kind
+    differs."""
+
+    kind: str = ""
     #: completion-style APIs render `Contender.prompt_template` and need one.
-    needs_prompt_template: bool
+    needs_prompt_template: bool = False
     #: whether the stream is Server-Sent Events (all current ones) or JSON lines.
-    stream_format: str
+    stream_format: str = "sse"
+    #: the typed `Contender.options` of this kind.
+    Options: ClassVar[type[ProviderOptions]] = ProviderOptions
 
-    def headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
+    # --- reasoning (`workbench.config.Reasoning`) ---
+    #: effort levels the API accepts (its SDK's literal type); empty: no reasoning settings at all.
+    efforts: ClassVar[tuple[str, ...]] = ()
+    #: whether it takes a thinking budget in tokens, and the least it accepts.
+    takes_thinking_budget: ClassVar[bool] = False
+    min_thinking_budget: ClassVar[int] = -1
+    #: whether it has a thinking mode where the model chooses its own budget (Anthropic `adaptive`).
+    adaptive_thinking: ClassVar[bool] = False
+
+    #: whether it speaks one of OpenAI's wire formats (a capability fact of its own).
+    openai_compatible: ClassVar[bool] = False
+
+    # --- prefix caching (`workbench.providers.caching`) ---
+    #: one line: how a shared prefix is cached.
+    how_cached: ClassVar[str] = "unknown for this wire format"
+
+    # --- pricing (`workbench.pricing`) ---
+    #: the genai-prices provider id, and the hosts that mean "the provider itself" (a base_url on
+    #: another host is some third party's price, matched by genai-prices from the URL).
+    price_provider: ClassVar[str | None] = None
+    price_hosts: ClassVar[tuple[str, ...]] = ()
+
+    # --- batch (`workbench.measure.batch`) ---
+    #: the name of this API's batch dialect (`workbench.measure.batch.DIALECTS`), None: no batch API.
+    batch_dialect: ClassVar[str | None] = None
+
+    # --- retries (`workbench.measure.retry`) ---
+    #: what the official SDK does by default; None: no SDK to imitate (the `sdk` preset refuses).
+    sdk_retry: ClassVar[SdkRetry | None] = None
+
+    def headers(self, contender: WireContender, api_key: str | None) -> dict[str, str]:
         """The headers every call to this API carries (its version, the contender's extra headers,
         the key), without a content type: `build_request` sends them with its JSON body, and the
         batch APIs (`workbench.measure.batch`) with their own calls."""
-        ...
+        raise NotImplementedError
 
     def build_request(
-        self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
+        self, contender: WireContender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
-    ) -> HttpRequest: ...
+    ) -> HttpRequest:
+        raise NotImplementedError
 
-    def parse_response(self, body: Any) -> Completion: ...
+    def parse_response(self, body: Any) -> Completion:
+        raise NotImplementedError
 
-    def stream_parser(self) -> StreamParser: ...
+    def stream_parser(self) -> StreamParser:
+        raise NotImplementedError
 
-    def classify_error(
-        self, status: int, body: Any, headers: Mapping[str, str]
-    ) -> ErrorInfo: ...
+    def classify_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ErrorInfo:
+        raise NotImplementedError
 
     def lifecycle(self, model_object: Any) -> Lifecycle | None:
         """The model's lifecycle from the body of its model lookup (None: the API says nothing)."""
-        ...
+        return None
 
+    def bind(self, contender: WireContender) -> Provider:
+        """The provider for one contender: itself, unless response parsing depends on the
+        contender's settings (the `generic` field paths)."""
+        return self
+
+    def check_reasoning(self, effort: str | None, budget_tokens: int | None, adaptive: bool) -> None:
+        """Raise ValueError naming the `reasoning.<field>` this API cannot take."""
+        if not self.efforts:
+            takers = sorted(k for k, p in _registry().items() if p.efforts)
+            raise ValueError(f"reasoning: api {self.kind!r} has no reasoning settings; apis that do: "
+                             f"{', '.join(takers)}")
+        if effort is not None and effort not in self.efforts:
+            raise ValueError(f"reasoning.effort {effort!r} is not one of {self.kind}'s: {', '.join(self.efforts)}")
+        if budget_tokens is not None and not self.takes_thinking_budget:
+            raise ValueError(f"reasoning.budget_tokens: {self.kind} takes an effort, not a budget")
+        if budget_tokens is not None and budget_tokens < self.min_thinking_budget:
+            raise ValueError(f"reasoning.budget_tokens: {self.kind} requires >= {self.min_thinking_budget} "
+                             "(and < max_tokens)")
+        if adaptive and not self.adaptive_thinking:
+            raise ValueError(f"reasoning.adaptive: Anthropic's thinking mode; {self.kind} has none")
+
+    def model_url(self, model: str, root: str) -> str | None:
+        """The URL of one model's lookup (GET), or None when the API has none: preflight reads the
+        model's availability and lifecycle there, capabilities its context window."""
+        return None
+
+    def models_listing_url(self, root: str) -> str | None:
+        """The URL of the model listing (GET), for servers that answer no per-model lookup but
+        list their models with a context size (llama.cpp's `meta.n_ctx_train`); None: none."""
+        return None
+
+    def json_mode_body(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """`body` with JSON mode switched on, or None when the API has no such switch to probe."""
+        return None
+
+    def tools_body(self, body: dict[str, Any], tool: ToolSpec) -> dict[str, Any] | None:
+        """`body` offering the model `tool`, or None when the API has no tools to probe."""
+        return None
+
+    def tool_called(self, body: Any) -> bool:
+        """Whether a whole response body holds a call of an offered tool."""
+        return False
+
+    def min_prefix_tokens(self, model: str) -> tuple[int | None, str]:
+        """(tokens, where that comes from): the shortest prefix the API caches for `model`."""
+        return None, "no documented prompt caching for this wire format"
+
+    def continued(self, contender: WireContender, request: HttpRequest, token: str) -> HttpRequest | None:
+        """The request that continues an answer the server ended with a continuation `token`, or
+        None: the answer is what it is (every API but Gemini's)."""
+        return None
+
+    def prefix_cache_options(self, on: bool) -> dict[str, Any] | None:
+        """The options that switch prefix caching `on` or off ({}: as it is), or None when it
+        cannot be switched off. Default: caching the API does by itself, or not at all."""
+        return {} if on else None
+
+
+def load_entry_points(group: str | None = None) -> list[str]:
+    """Import every wire format registered outside this package (entry point group
+    `ENTRY_POINT_GROUP`): loading an entry point runs its module's `register`. Returns the names
+    loaded; one that fails to import raises, naming the entry point."""
+    loaded = []
+    for ep in entry_points(group=group or ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:
+            raise ImportError(f"wire format entry point {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+        loaded.append(ep.name)
+    return loaded
+
+
+#: The entry point group a third-party wire format registers under (README "Adding a wire format").
+ENTRY_POINT_GROUP = "llm_workbench.providers"
 
 _REGISTRY: dict[str, Provider] = {}
-P = TypeVar("P")
+_entry_points_loaded = False
+
+
+def _registry() -> dict[str, Provider]:
+    """The registry, with the other packages' wire formats loaded on first use (not when this
+    package is imported: a plugin may import the workbench's config, which imports this package)."""
+    global _entry_points_loaded
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        load_entry_points()
+    return _REGISTRY
+P = TypeVar("P", bound=Provider)
 
 
 def register(kind: str) -> Callable[[type[P]], type[P]]:
@@ -210,8 +379,8 @@ def register(kind: str) -> Callable[[type[P]], type[P]]:
 
     def deco(cls: type[P]) -> type[P]:
         inst = cls()
-        inst.kind = kind  # type: ignore[attr-defined]
-        _REGISTRY[kind] = inst  # type: ignore[assignment]
+        inst.kind = kind
+        _REGISTRY[kind] = inst
         return cls
 
     return deco
@@ -240,7 +409,7 @@ def event_json(data: str) -> dict[str, Any] | list[StreamDelta]:
     return [obj] if isinstance(obj, StreamDelta) else obj
 
 
-def api_headers(contender: Contender, auth: Mapping[str, str] | None = None,
+def api_headers(contender: WireContender, auth: Mapping[str, str] | None = None,
                 fixed: Mapping[str, str] | None = None) -> dict[str, str]:
     """A format's `Provider.headers`: its `fixed` headers (e.g. an API version), then the
     contender's extra headers, then the key header(s) `auth`."""
@@ -253,7 +422,7 @@ def json_post(url: str, body: dict[str, Any], headers: Mapping[str, str], *, str
                        stream=stream)
 
 
-def sampling_fields(contender: Contender, names: Mapping[str, str]) -> dict[str, Any]:
+def sampling_fields(contender: WireContender, names: Mapping[str, str]) -> dict[str, Any]:
     """The contender's sampling settings under one wire format's field names.
 
     `names` maps temperature / top_p / stop / seed to the format's own field; a setting the
@@ -261,16 +430,16 @@ def sampling_fields(contender: Contender, names: Mapping[str, str]) -> dict[str,
     drops the temperature (models that accept only their default)."""
     s = contender.sampling
     values: dict[str, Any] = {
-        "temperature": None if contender.options.get("omit_temperature", False) else s.temperature,
+        "temperature": None if contender.provider_options.omit_temperature else s.temperature,
         "top_p": s.top_p, "stop": list(s.stop) or None, "seed": s.seed,
     }
     return {names[k]: v for k, v in values.items() if k in names and v is not None}
 
 
-def extra_body(contender: Contender) -> dict[str, Any]:
+def extra_body(contender: WireContender) -> dict[str, Any]:
     """`options.extra_body`: fields merged into the request body as given (a provider feature
     the workbench does not model, e.g. Anthropic `thinking`)."""
-    return dict(contender.options.get("extra_body") or {})
+    return dict(contender.provider_options.extra_body)
 
 
 #: Body fields that carry the prompt or the model name, not a setting: left out of `request_summary`.
@@ -278,7 +447,7 @@ _CONTENT_FIELDS = frozenset({"model", "messages", "input", "contents", "prompt",
                              "systemInstruction", "stream", "stream_options"})
 
 
-def request_summary(contender: Contender) -> dict[str, Any]:
+def request_summary(contender: WireContender) -> dict[str, Any]:
     """What this contender's requests carry besides the prompt, from a request built the way the
     run builds them: the API version headers and every setting field of the body with its value
     (e.g. Anthropic's 2026-10-21 sends no temperature). For the manifest: a reader sees what was
@@ -315,20 +484,15 @@ def served_processing(obj: Any, usage: Usage | None) -> Usage | None:
 
 
 def get_provider(kind: str) -> Provider:
-    return lookup("api kind", kind, _REGISTRY)
+    return lookup("api kind", kind, _registry())
 
 
-def provider_for(contender: Contender) -> Provider:
+def provider_for(contender: WireContender) -> Provider:
     """The provider that serves `contender`: the registered singleton, or, for wire formats whose
     response parsing depends on per-contender settings (the `generic` field paths), the
-    instance its optional `bind(contender)` method returns. Stateless providers need no `bind`."""
-    provider = get_provider(contender.api)
-    bind = getattr(provider, "bind", None)
-    if bind is None:
-        return provider
-    bound: Provider = bind(contender)
-    return bound
+    instance its `bind(contender)` returns."""
+    return get_provider(contender.api).bind(contender)
 
 
 def api_kinds() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(_registry())

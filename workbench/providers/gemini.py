@@ -24,22 +24,29 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from workbench.providers.base import (
     Completion,
     HttpRequest,
     Lifecycle,
+    Provider,
+    SdkRetry,
+    ToolSpec,
     api_headers,
     event_json,
+    extra_body,
     json_post,
     register,
     sampling_fields,
 )
+from workbench.providers.contender import ThinkingOptions, options_as
 from workbench.providers.errors import classify, parse_duration
 from workbench.providers.image_parts import gemini_parts
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.config import Contender
+    from workbench.providers.contender import WireContender as Contender
     from workbench.providers.sse import SSEEvent
 
 __all__ = ["Gemini", "GeminiStream", "classify_body", "error_fields", "parse_usage", "quota_ids", "retry_delay"]
@@ -146,15 +153,68 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> None:
             base[k] = v
 
 
+#: python-genai's retries (`_api_client.py` `retry_args`; 3.6.1, read 2026-12-07, transcribed): none
+#: unless `HttpRetryOptions` is given; with it, 5 attempts, wait `min(1 · 2^n + U(0, 1), 60)` s, on
+#: 408, 429, 500, 502, 503, 504 and transient httpx errors; no `retry-after`. These are the
+#: `HttpRetryOptions` defaults.
+GENAI_SDK_RETRY = SdkRetry(sdk="google-genai", max_attempts=5, backoff_base_s=1.0, backoff_cap_s=60.0, jitter=0.0,
+                           additive_jitter_s=1.0, honour_retry_after=False,
+                           retry_statuses=frozenset({408, 429, 500, 502, 503, 504}))
+
+
+def _upper_types(schema: Any) -> Any:
+    """A JSON Schema with Gemini's `Type` spelling (OBJECT, STRING, ...; google-genai `types.Type`)."""
+    if isinstance(schema, Mapping):
+        return {k: (v.upper() if k == "type" and isinstance(v, str) else _upper_types(v)) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_upper_types(v) for v in schema]
+    return schema
+
+
+class GeminiOptions(ThinkingOptions):
+    """Options of generateContent."""
+
+    automatic_continuation: bool = Field(
+        True, description="follow a CONTINUATION finish with its continuationToken, as google-genai does; false: "
+                          "stop at the first answer (a cut-off)")
+
+
 @register("gemini")
-class Gemini:
+class Gemini(Provider):
     """Gemini generateContent. Thinking from `Contender.reasoning` (`budget_tokens` →
     `thinkingBudget`, 0 turns thinking off on 2.5 Flash; `effort` → `thinkingLevel`) or the older
     `options.thinking_budget`. Options: `omit_temperature`, `extra_body` (deep-merged into the body)."""
 
-    kind = "gemini"
-    needs_prompt_template = False
-    stream_format = "sse"
+    Options = GeminiOptions
+    #: google-genai 3.6.1 `types.ThinkingLevel`, read 2026-12-07.
+    efforts = ("minimal", "low", "medium", "high", "xhigh")
+    takes_thinking_budget = True
+    how_cached = "implicit (automatic above the minimum prefix length; cannot be switched off)"
+    price_provider = "google"
+    price_hosts = ("generativelanguage.googleapis.com",)
+    batch_dialect = "gemini"
+    sdk_retry = GENAI_SDK_RETRY
+
+    def model_url(self, model: str, root: str) -> str | None:
+        return f"{root.rstrip('/')}/{_model_path(model)}"
+
+    def json_mode_body(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        return {**body, "generationConfig": {**(body.get("generationConfig") or {}),
+                                             "responseMimeType": "application/json"}}
+
+    def tools_body(self, body: dict[str, Any], tool: ToolSpec) -> dict[str, Any] | None:
+        declaration = {"name": tool.name, "description": tool.description,
+                       "parameters": _upper_types(tool.parameters)}
+        return {**body, "tools": [{"functionDeclarations": [declaration]}]}
+
+    def tool_called(self, body: Any) -> bool:
+        cands = body.get("candidates") if isinstance(body, Mapping) else None
+        return any(isinstance(p, Mapping) and "functionCall" in p
+                   for c in cands or () if isinstance(c, Mapping)
+                   for p in (c.get("content") or {}).get("parts") or ())
+
+    def min_prefix_tokens(self, model: str) -> tuple[int | None, str]:
+        return (4096 if "pro" in model.lower() else 1024), "Gemini implicit caching docs (minimum input token count)"
 
     def headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
         # The key goes in a header, never `?key=`: URLs end up in messages.
@@ -164,7 +224,6 @@ class Gemini:
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
     ) -> HttpRequest:
-        opts = contender.options
         # maxOutputTokens covers thoughts and answer, hence the reasoning reserve.
         gen: dict[str, Any] = {"maxOutputTokens": contender.wire_max_tokens, **sampling_fields(contender, {
             "temperature": "temperature", "top_p": "topP", "stop": "stopSequences", "seed": "seed"})}
@@ -182,7 +241,7 @@ class Gemini:
         system = prompt.system or contender.system_prompt
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
-        _deep_merge(body, opts.get("extra_body") or {})
+        _deep_merge(body, extra_body(contender))
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
         return json_post(f"{base_url.rstrip('/')}/{_model_path(contender.model)}:{method}", body,
                          self.headers(contender, api_key), stream=stream)
@@ -201,11 +260,13 @@ class Gemini:
             continuation=_continuation(body, finish),
         )
 
-    def continued(self, request: HttpRequest, token: str) -> HttpRequest:
+    def continued(self, contender: Contender, request: HttpRequest, token: str) -> HttpRequest | None:
         """The follow-up of `request` after a CONTINUATION finish: the same request with the
         returned token as the top-level `continuationToken` (google-genai 3.6.1: `models.py`
         `_generate_content_with_continuation`, the config's `continuation_token` →
-        `continuationToken`)."""
+        `continuationToken`); None when `options.automatic_continuation` is false."""
+        if not options_as(contender, GeminiOptions).automatic_continuation:
+            return None
         return dataclasses.replace(request, json={**request.json, "continuationToken": token})
 
     def stream_parser(self) -> GeminiStream:

@@ -27,27 +27,31 @@ used (last wins). Errors are read like OpenAI's, including the gateway shape
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, field_validator
 
 from workbench.errors import ConfigError
 from workbench.providers.base import (
     Completion,
     HttpRequest,
     Lifecycle,
+    Provider,
     api_headers,
     extra_body,
     json_post,
     register,
     sampling_fields,
 )
+from workbench.providers.contender import ProviderOptions, options_as
 from workbench.providers.openai import classify_body, stream_object
 from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.config import Contender
+    from workbench.providers.contender import WireContender as Contender
     from workbench.providers.sse import SSEEvent
 
-__all__ = ["Generic", "GenericStream", "get_path"]
+__all__ = ["Generic", "GenericOptions", "GenericStream", "get_path"]
 
 _MISSING = object()
 
@@ -72,18 +76,38 @@ def _int(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+class GenericOptions(ProviderOptions):
+    """The endpoint's shape (see the module docstring)."""
+
+    path: str = Field("/generate", description="the POST route under base_url")
+    text_path: str = Field("text", description="dotted path of the answer text")
+    delta_path: str | None = Field(None, description="dotted path of one SSE event's text (default: text_path)")
+    input_tokens_path: str = Field("usage.input_tokens", description="dotted path of the prompt token count")
+    output_tokens_path: str = Field("usage.output_tokens", description="dotted path of the answer token count")
+    finish_path: str = Field("finish_reason", description="dotted path of the finish reason (optional in answers)")
+    stream: Literal["none", "sse"] = Field("none", description="whether the endpoint streams Server-Sent Events")
+    done_marker: str = Field("[DONE]", description="the SSE data that ends the stream")
+    auth_header: str = Field("authorization", description="the header that carries the key")
+    auth_scheme: str = Field("Bearer {key}", description='its value; "{key}" alone for a bare key header')
+
+    @field_validator("stream", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+
 class _Paths:
     """The options of one contender, resolved once per request/stream."""
 
     __slots__ = ("delta", "done_marker", "finish", "input", "output", "text")
 
-    def __init__(self, opts: Mapping[str, Any]) -> None:
-        self.text = str(opts.get("text_path", "text"))
-        self.delta = str(opts.get("delta_path", self.text))
-        self.input = str(opts.get("input_tokens_path", "usage.input_tokens"))
-        self.output = str(opts.get("output_tokens_path", "usage.output_tokens"))
-        self.finish = str(opts.get("finish_path", "finish_reason"))
-        self.done_marker = str(opts.get("done_marker", "[DONE]"))
+    def __init__(self, opts: GenericOptions) -> None:
+        self.text = opts.text_path
+        self.delta = opts.delta_path or self.text
+        self.input = opts.input_tokens_path
+        self.output = opts.output_tokens_path
+        self.finish = opts.finish_path
+        self.done_marker = opts.done_marker
 
     def usage(self, obj: Any) -> Usage | None:
         inp = _int(get_path(obj, self.input))
@@ -94,39 +118,35 @@ class _Paths:
 
 
 @register("generic")
-class Generic:
+class Generic(Provider):
     """A configurable JSON-over-HTTP endpoint; see the module docstring for the options.
 
     `parse_response` takes the paths from the contender, so the probe's call (which passes only
     the body) goes through `bind`; the registered instance uses the default paths.
     """
 
-    kind = "generic"
-    needs_prompt_template = False
-    stream_format = "sse"
+    Options = GenericOptions
 
     def __init__(self, paths: _Paths | None = None) -> None:
-        self._paths = paths or _Paths({})
+        self._paths = paths or _Paths(GenericOptions())
 
     def bind(self, contender: Contender) -> Generic:
-        return Generic(_Paths(contender.options))
+        bound = Generic(_Paths(options_as(contender, GenericOptions)))
+        bound.kind = self.kind
+        return bound
 
     def headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
         if not api_key:
             return api_headers(contender)
-        opts = contender.options
-        name = str(opts.get("auth_header", "authorization"))
-        return api_headers(contender, {name: str(opts.get("auth_scheme", "Bearer {key}")).replace("{key}", api_key)})
+        opts = options_as(contender, GenericOptions)
+        return api_headers(contender, {opts.auth_header: opts.auth_scheme.replace("{key}", api_key)})
 
     def build_request(
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
     ) -> HttpRequest:
-        opts = contender.options
-        mode = str(opts.get("stream", "none")).lower()
-        if mode not in ("none", "sse"):
-            raise ConfigError(f"contender {contender.name}", "options.stream", "must be 'none' or 'sse'")
-        if stream and mode != "sse":
+        opts = options_as(contender, GenericOptions)
+        if stream and opts.stream != "sse":
             raise ConfigError(
                 f"contender {contender.name}", "options.stream",
                 "this generic endpoint is not declared to stream; probe it with stream=False "
@@ -143,7 +163,7 @@ class Generic:
         if stream:
             body["stream"] = True
         body.update(extra_body(contender))
-        path = str(opts.get("path", "/generate"))
+        path = opts.path
         return json_post(base_url.rstrip("/") + ("" if path.startswith("/") else "/") + path, body,
                          self.headers(contender, api_key), stream=stream)
 

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
 
 from workbench.providers.base import (
     Completion,
     HttpRequest,
     Lifecycle,
+    Provider,
+    SdkRetry,
+    ToolSpec,
     api_headers,
     event_object,
     extra_body,
@@ -26,16 +31,19 @@ from workbench.providers.base import (
     sampling_fields,
     served_processing,
 )
+from workbench.providers.contender import ProviderOptions, options_as
 from workbench.providers.errors import classify
 from workbench.providers.image_parts import openai_chat_content
 from workbench.types import ErrorClass, ErrorInfo, Prompt, ServerTimings, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.config import Contender
+    from workbench.providers.contender import WireContender as Contender
     from workbench.providers.sse import SSEEvent
 
-__all__ = ["OpenAIChat", "OpenAICompletions", "bearer", "classify_body", "error_fields", "error_parts",
-           "openai_lifecycle", "parse_timings", "parse_usage", "stream_object"]
+__all__ = ["EFFORTS", "OPENAI_NO_CACHE", "OPENAI_SDK_RETRY", "OpenAIChat", "OpenAICompletions",
+           "OpenAIImageOptions", "OpenAIOptions", "OpenAIPlatform", "SwitchableCache", "bearer",
+           "classify_body", "error_fields", "error_parts", "openai_lifecycle", "parse_timings",
+           "parse_usage", "stream_object"]
 
 
 def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
@@ -123,24 +131,87 @@ def stream_object(data: str) -> dict[str, Any] | list[StreamDelta]:
     return obj
 
 
-class _OpenAIBase:
-    kind = ""
-    needs_prompt_template = False
-    stream_format = "sse"
+#: Effort levels OpenAI's reasoning models accept (openai 3.63.0 `types/shared/reasoning_effort.py`,
+#: read 2026-12-07).
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+#: openai-python's default retries (`_constants.py`, `_base_client.py`; 3.63.0, read 2026-12-07,
+#: transcribed): 2 retries (3 attempts); backoff `min(0.5 · 2^n, 8)` s times a jitter factor in
+#: [0.75, 1]; a `retry-after-ms` / `retry-after` (seconds or date) in (0, 120] s is used as is, one
+#: above 120 s means no retry, read from the headers only (never a message's "try again in 26.6s");
+#: `x-should-retry: true|false` decides first; then 408, 409, 429 and >= 500 are retried, and so
+#: are timeouts and connection errors.
+OPENAI_SDK_RETRY = SdkRetry(sdk="openai", max_attempts=3, backoff_base_s=0.5, backoff_cap_s=8.0, jitter=0.25,
+                            retry_statuses=frozenset({408, 409, 429}), retry_5xx=True, honour_should_retry=True,
+                            ignore_zero_hint=True, max_retry_after_s=120.0, long_hint_stops=True,
+                            hint_from_headers_only=True)
+
+
+class OpenAIImageOptions(ProviderOptions):
+    """Options of the OpenAI APIs that take images (chat and Responses)."""
+
+    image_detail: Literal["auto", "low", "high", "original"] | None = Field(
+        None, description="each image part's `detail` (openai-python's ImageDetail; default: the API's, auto)")
+
+
+class OpenAIOptions(OpenAIImageOptions):
+    """Options of `/chat/completions` and `/completions`."""
+
+    max_tokens_field: str | None = Field(
+        None, description="the body field the output cap goes in (default: max_completion_tokens for a reasoning "
+                          "contender, else max_tokens)")
+
+
+#: The body field that switches OpenAI's implicit prompt cache off: explicit mode with no breakpoint
+#: (openai-python 3.63.0 `PromptCacheOptions`, chat and Responses; see `workbench.providers.caching`).
+OPENAI_NO_CACHE: dict[str, Any] = {"prompt_cache_options": {"mode": "explicit"}}
+
+
+class OpenAIPlatform(Provider):
+    """What every OpenAI API shares besides its wire: model lookup, caching, prices, batch, SDK retries."""
+
+    openai_compatible = True
+    how_cached = "implicit (automatic above the minimum prefix length; cannot be switched off)"
+    price_provider = "openai"
+    price_hosts = ("api.openai.com",)
+    batch_dialect = "openai"
+    sdk_retry = OPENAI_SDK_RETRY
+
+    def model_url(self, model: str, root: str) -> str | None:
+        return f"{root.rstrip('/')}/models/{model}"
+
+    def models_listing_url(self, root: str) -> str | None:
+        return f"{root.rstrip('/')}/models"
+
+    def min_prefix_tokens(self, model: str) -> tuple[int | None, str]:
+        return 1024, "OpenAI prompt caching docs (prompts of 1,024 tokens or more)"
+
+
+class SwitchableCache(OpenAIPlatform):
+    """The chat and Responses APIs: the implicit cache can be switched off (`OPENAI_NO_CACHE`)."""
+
+    how_cached = "implicit (automatic above the minimum prefix length; off: prompt_cache_options mode explicit)"
+
+    def prefix_cache_options(self, on: bool) -> dict[str, Any] | None:
+        return {} if on else {"extra_body": OPENAI_NO_CACHE}
+
+
+class _OpenAIBase(OpenAIPlatform):
     path = ""
+    Options = OpenAIOptions
 
     def headers(self, contender: Contender, api_key: str | None) -> dict[str, str]:
         return api_headers(contender, bearer(api_key))
 
     def _sampling(self, contender: Contender, stream: bool) -> dict[str, Any]:
-        opts = contender.options
+        opts = options_as(contender, OpenAIOptions)
         body: dict[str, Any] = {"model": contender.model}
         # `max_tokens` is "deprecated in favor of `max_completion_tokens`, and is not compatible
         # with o-series models" (openai-python 3.63.0 `types/chat/completion_create_params.py`):
         # the default for a reasoning contender, whose cap covers reasoning + visible tokens (hence
         # the reserve); other contenders (OpenAI-compatible servers) keep `max_tokens`.
         default_field = "max_completion_tokens" if contender.reasoning is not None else "max_tokens"
-        body[str(opts.get("max_tokens_field", default_field))] = contender.wire_max_tokens
+        body[opts.max_tokens_field or default_field] = contender.wire_max_tokens
         if contender.reasoning is not None and contender.reasoning.effort is not None:
             body["reasoning_effort"] = contender.reasoning.effort
         body.update(sampling_fields(contender, {"temperature": "temperature", "top_p": "top_p", "stop": "stop",
@@ -250,16 +321,29 @@ class _OpenAIStream:
 
 
 @register("openai-chat")
-class OpenAIChat(_OpenAIBase):
+class OpenAIChat(_OpenAIBase, SwitchableCache):
     path = "/chat/completions"
+    efforts = EFFORTS
+
+    def json_mode_body(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        return {**body, "response_format": {"type": "json_object"}}
+
+    def tools_body(self, body: dict[str, Any], tool: ToolSpec) -> dict[str, Any] | None:
+        return {**body, "tools": [{"type": "function", "function": {
+            "name": tool.name, "description": tool.description, "parameters": tool.parameters}}]}
+
+    def tool_called(self, body: Any) -> bool:
+        choices = body.get("choices") if isinstance(body, Mapping) else None
+        return any(isinstance(c, Mapping) and isinstance(c.get("message"), Mapping) and bool(c["message"].get(
+            "tool_calls")) for c in choices or ())
 
     def _payload(self, contender: Contender, prompt: Prompt) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
         system = prompt.system or contender.system_prompt
         if system:
             messages.append({"role": "system", "content": system})
-        messages.append({"role": "user", "content": openai_chat_content(prompt.text, prompt.images,
-                                                                         contender.options.get("image_detail"))})
+        detail = options_as(contender, OpenAIOptions).image_detail
+        messages.append({"role": "user", "content": openai_chat_content(prompt.text, prompt.images, detail)})
         return {"messages": messages}
 
     def _choice_text(self, choice: Mapping[str, Any]) -> str | None:

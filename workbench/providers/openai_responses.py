@@ -37,13 +37,21 @@ from workbench.providers.base import (
     sampling_fields,
     served_processing,
 )
+from workbench.providers.contender import options_as
 from workbench.providers.errors import classify
 from workbench.providers.image_parts import responses_content
-from workbench.providers.openai import bearer, classify_body, openai_lifecycle
+from workbench.providers.openai import (
+    EFFORTS,
+    OpenAIImageOptions,
+    SwitchableCache,
+    bearer,
+    classify_body,
+    openai_lifecycle,
+)
 from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from workbench.config import Contender
+    from workbench.providers.contender import WireContender as Contender
     from workbench.providers.sse import SSEEvent
 
 __all__ = ["OpenAIResponses", "ResponsesStream", "parse_usage"]
@@ -107,13 +115,12 @@ def _failed(response: Mapping[str, Any]) -> ErrorInfo:
 
 
 @register("openai-responses")
-class OpenAIResponses:
+class OpenAIResponses(SwitchableCache):
     """Responses API. Options: `omit_temperature` (reasoning models take only the default),
     `extra_body` (merged into the JSON body)."""
 
-    kind = "openai-responses"
-    needs_prompt_template = False
-    stream_format = "sse"
+    Options = OpenAIImageOptions
+    efforts = EFFORTS
 
     def parse_response(self, body: Any) -> Completion:
         if not isinstance(body, Mapping) or not isinstance(body.get("output"), list):
@@ -140,7 +147,8 @@ class OpenAIResponses:
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
     ) -> HttpRequest:
-        content = responses_content(prompt.text, prompt.images, contender.options.get("image_detail"))
+        detail = options_as(contender, OpenAIImageOptions).image_detail
+        content = responses_content(prompt.text, prompt.images, detail)
         body: dict[str, Any] = {"model": contender.model, "input": [{"role": "user", "content": content}],
                                 "max_output_tokens": max(MIN_OUTPUT_TOKENS, contender.wire_max_tokens)}
         system = prompt.system or contender.system_prompt

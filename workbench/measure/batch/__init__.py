@@ -1,8 +1,8 @@
 """Provider batch APIs as a lever: one module per batch dialect, one shared runner (`base`).
 
-`dialect_for(contender)` finds the batch API of a contender's wire format — OpenAI Batch for
-`openai-chat`, `openai-completions` and `openai-responses`, Anthropic Message Batches for
-`anthropic`, Gemini Batch Mode for `gemini` — or None (`generic` has none). `run_batch` sends a
+`dialect_for(contender)` finds the batch API its provider names (`Provider.batch_dialect`) —
+OpenAI Batch for `openai-chat`, `openai-completions` and `openai-responses`, Anthropic Message
+Batches for `anthropic`, Gemini Batch Mode for `gemini` — or None (`generic` has none). `run_batch` sends a
 workload through it and writes one record per document. The local batch endpoint that speaks
 the same three dialects over the embedded models is `workbench.serve.batch`.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from workbench.errors import lookup
 from workbench.measure.batch.anthropic import AnthropicBatch
 from workbench.measure.batch.base import (
     BatchAPIError,
@@ -25,6 +26,7 @@ from workbench.measure.batch.base import (
 )
 from workbench.measure.batch.gemini import GeminiBatch
 from workbench.measure.batch.openai import OpenAIBatch
+from workbench.providers import provider_for
 
 if TYPE_CHECKING:
     from workbench.config import Contender
@@ -43,16 +45,11 @@ __all__ = [
     "split_items",
 ]
 
-#: api kind → its provider's batch dialect.
-DIALECTS: dict[str, BatchDialect] = {
-    "openai-chat": OpenAIBatch(),
-    "openai-completions": OpenAIBatch(),
-    "openai-responses": OpenAIBatch(),
-    "anthropic": AnthropicBatch(),
-    "gemini": GeminiBatch(),
-}
+#: batch dialect name (a provider's `batch_dialect`) → the dialect.
+DIALECTS: dict[str, BatchDialect] = {"openai": OpenAIBatch(), "anthropic": AnthropicBatch(), "gemini": GeminiBatch()}
 
 
 def dialect_for(contender: Contender) -> BatchDialect | None:
     """The batch API of the contender's wire format, or None when it has none."""
-    return DIALECTS.get(contender.api)
+    name = provider_for(contender).batch_dialect
+    return None if name is None else lookup("batch dialect", name, DIALECTS)
