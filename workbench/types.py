@@ -56,6 +56,11 @@ class ErrorClass(enum.StrEnum):
     # Neither "I don't know" nor a wrong answer: a failure of the product's request, typed.
     REFUSED = "refused"
     BLOCKED = "blocked"
+    # The prompt is longer than the model's context window (or the server's slot): OpenAI code
+    # `context_length_exceeded`, Anthropic "prompt is too long: N tokens > M maximum", Gemini
+    # "The input token count (N) exceeds the maximum number of tokens allowed (M)", llama-server
+    # `exceed_context_size_error`. A bad request that only a shorter prompt (or chunking) cures.
+    CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
 
 
 @dataclass(slots=True)
