@@ -179,6 +179,11 @@ def _check_inputs(params: Mapping[str, Any]) -> None:
             from workbench.experiments.concurrency import parse_levels
 
             parse_levels(params["levels"])
+        if "lengths" in params or "depths" in params:
+            from workbench.experiments.context import parse_depths, parse_lengths
+
+            parse_lengths(params.get("lengths", "512"))
+            parse_depths(params.get("depths", "0.5"))
         if params.get("strategies"):
             from workbench.experiments.coalescing import parse_strategies
 

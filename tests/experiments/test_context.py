@@ -145,3 +145,18 @@ def test_lengths_past_a_declared_window_are_not_sent(wire: MockServer, tmp_path:
     df = cl.load(session.run.path)
     assert set(df["doc_target_tokens"]) == {128}
     assert "1024 tokens is past its window (600" in capsys.readouterr().out
+
+
+def test_a_long_doc_task_reads_the_bundled_example_and_needs_its_questions() -> None:
+    from pydantic import ValidationError
+
+    from workbench import workspace
+    from workbench.tasks import Task
+
+    ws = workspace.bundled()
+    task = Task(type="long_doc", data="documents/contracts.jsonl", questions="documents/questions.jsonl")
+    docs = task.documents(ws)
+    assert [d.id for d in docs] == ["msa-1024", "msa-4096"] and all(len(d.questions) == 4 for d in docs)
+    assert task.check(ws) == 2
+    with pytest.raises(ValidationError, match="questions is required for type long_doc"):
+        Task(type="long_doc", data="documents/contracts.jsonl")

@@ -56,7 +56,7 @@ from workbench.session import Session
 from workbench.types import Prompt, Record
 
 __all__ = ["DOCUMENT_INSTRUCTION", "SLOT_CTX", "context_window", "document_prompt", "parse_depths",
-           "parse_lengths", "plan_documents", "run_context", "token_counter"]
+           "parse_lengths", "plan_documents", "run_context", "slot_tokens", "task_documents", "token_counter"]
 
 #: The slot the embedded servers get while this experiment runs: the longest default document
 #: (8,192 tokens), the question and the answer, with room to spare. Both embedded models were
@@ -86,6 +86,29 @@ def parse_depths(text: str) -> list[float]:
     if not out or any(not 0.0 < d < 1.0 for d in out) or len(out) > 5:
         raise ValueError(f"depths={text!r}: give 1 to 5 fractions strictly between 0 and 1")
     return out
+
+
+def slot_tokens(lengths: str, given: int = 0) -> int:
+    """The embedded servers' slot for this sweep: `given` when set, else `SLOT_CTX` or, for a
+    longer sweep, the longest length plus 1,024 tokens (instruction, question, answer), rounded
+    up to 1,024."""
+    if given:
+        return given
+    longest = parse_lengths(lengths)[-1] + 1024
+    return max(SLOT_CTX, -(-longest // 1024) * 1024)
+
+
+def task_documents(spec: str) -> list[Document] | None:
+    """The user's documents named by `spec` (`scenario:<name>`: that scenario's long_doc task);
+    None for an empty spec (the generated sweep)."""
+    from workbench.tasks import SCENARIO_PREFIX, scenario_task
+
+    if not spec:
+        return None
+    if not spec.startswith(SCENARIO_PREFIX):
+        raise ValueError(f"documents={spec!r}: give scenario:<name> (a scenario whose task is long_doc), or "
+                         "leave it empty for the generated contracts")
+    return scenario_task(spec.removeprefix(SCENARIO_PREFIX)).documents()
 
 
 def token_counter(session: Session, contender: Contender) -> tuple[Callable[[str], int], str]:
