@@ -111,13 +111,14 @@ def task_documents(spec: str) -> list[Document] | None:
     return scenario_task(spec.removeprefix(SCENARIO_PREFIX)).documents()
 
 
-def token_counter(session: Session, contender: Contender) -> tuple[Callable[[str], int], str]:
-    """(count, source): the embedded model's own tokenizer (its server's `/tokenize`), else the
-    chars/4 estimate (a hosted API has no free tokenizer endpoint in every dialect)."""
+def token_counter(session: Session, contender: Contender, client: httpx.Client
+                  ) -> tuple[Callable[[str], int], str]:
+    """(count, source): the embedded model's own tokenizer (its server's `/tokenize`, asked
+    through `client`), else the chars/4 estimate (a hosted API has no free tokenizer endpoint in
+    every dialect)."""
     if not contender.is_local:
         return chars_per_4, "chars/4"
     root = session.base_urls[contender.name].removesuffix("/v1")
-    client = httpx.Client(timeout=60.0, trust_env=False)
 
     def count(text: str) -> int:
         resp = client.post(f"{root}/tokenize", json={"content": text})
@@ -174,10 +175,10 @@ async def _run(session: Session, lengths: Sequence[int], depths: Sequence[float]
     records: list[Record] = []
     done = session.completed_ids() if session.resume else set()
     budget = session.budget
-    with session.writer() as writer:
+    with session.writer() as writer, httpx.Client(timeout=120.0, trust_env=False) as tokenizer:
         for c in session.contenders:
             window, window_source = context_window(session, c)
-            count, source = token_counter(session, c)
+            count, source = token_counter(session, c, tokenizer)
             cached = prefix_cached(c, True) or c
             target = session.target(cached, stream=stream)
             client = make_client(2, c.timeout_s)
