@@ -160,3 +160,28 @@ def test_a_long_doc_task_reads_the_bundled_example_and_needs_its_questions() -> 
     assert task.check(ws) == 2
     with pytest.raises(ValidationError, match="questions is required for type long_doc"):
         Task(type="long_doc", data="documents/contracts.jsonl")
+
+
+def test_a_long_document_pays_its_long_context_tier() -> None:
+    from workbench.config import Contender
+    from workbench.pricing import sized_request_cost
+
+    pro = Contender.model_validate({"name": "pro", "api": "gemini", "model": "gemini-2.5-pro",
+                                    "base_url": "https://generativelanguage.googleapis.com/v1beta",
+                                    "api_key_env": "WB_TEST_KEY"})
+    short, src = sized_request_cost(pro, 100_000, 0)
+    long, _ = sized_request_cost(pro, 300_000, 0)
+    assert short is not None and long is not None and "genai-prices" in src
+    assert long / 300_000 > 1.5 * short / 100_000  # the rate per token past 200k is higher
+    local = Contender.model_validate({"name": "g", "api": "openai-completions", "local": "gemma-3-270m",
+                                      "model": "gemma-3-270m", "prompt_template": "{prompt}"})
+    assert sized_request_cost(local, 1000, 10)[0] is None
+
+
+def test_the_tables_come_back_together_for_the_report(wire: MockServer, tmp_path: Path) -> None:
+    wire.reset(scenario=Scenario(prefill_s_per_token=0.0001))
+    session = _session(tmp_path, wire)
+    cx.run_context(session, lengths="128,256", depths="0.5", probe_window=False)
+    tables = cl.tables(session.run.path, {c.name: c for c in session.contenders})
+    assert set(tables) == {"lengths", "fit", "accuracy", "cache", "window", "cost"}
+    assert len(tables["lengths"]) == 2 and tables["window"]["probe"].eq("not probed").all()

@@ -34,7 +34,7 @@ import numpy as np
 from workbench.analysis import distribution, stats
 
 __all__ = ["accuracy_by_depth", "accuracy_heatmap", "cache_table", "cost_by_length", "fit_ttft", "length_table",
-           "load", "ttft_vs_length_plot", "window_table"]
+           "load", "tables", "ttft_vs_length_plot", "window_table"]
 
 _N_BOOT = 2000
 
@@ -49,6 +49,20 @@ def load(run_dir: str | Path) -> Any:
         tokens = df.get("input_tokens")
         df["x_tokens"] = tokens.fillna(df["doc_tokens"]) if tokens is not None else df["doc_tokens"]
     return df
+
+
+def tables(run_dir: str | Path, contenders: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every table of a run's context experiment, by name: `lengths`, `fit`, `accuracy`, `cache`,
+    `window` and `cost` (empty without `contenders`, name → Contender, to price them). Empty
+    frames when the run has no context records."""
+    import pandas as pd
+
+    df = load(run_dir)
+    if not len(df):
+        return {k: pd.DataFrame() for k in ("lengths", "fit", "accuracy", "cache", "window", "cost")}
+    return {"lengths": length_table(df), "fit": fit_ttft(df), "accuracy": accuracy_by_depth(df),
+            "cache": cache_table(df), "window": window_table(df),
+            "cost": cost_by_length(df, contenders) if contenders else pd.DataFrame()}
 
 
 def _docs(df: Any) -> Any:
