@@ -171,7 +171,7 @@ def plan_documents(lengths: Sequence[int], depths: Sequence[float], docs_per_len
 
 async def _run(session: Session, lengths: Sequence[int], depths: Sequence[float], docs_per_length: int,
                seed: int, user_docs: Sequence[Document] | None, probe_window: bool, max_probe_tokens: int,
-               stream: bool) -> list[Record]:
+               stream: bool, timeout_s: float) -> list[Record]:
     records: list[Record] = []
     done = session.completed_ids() if session.resume else set()
     budget = session.budget
@@ -179,9 +179,13 @@ async def _run(session: Session, lengths: Sequence[int], depths: Sequence[float]
         for c in session.contenders:
             window, window_source = context_window(session, c)
             count, source = token_counter(session, c, tokenizer)
-            cached = prefix_cached(c, True) or c
+            # A long prefill on a CPU takes minutes: the deadline is the contender's or `timeout_s`,
+            # whichever is longer (a cut-off cold request loses the point, and the server finishes
+            # it anyway, delaying the next question).
+            patient = c.model_copy(update={"timeout_s": max(c.timeout_s, timeout_s)})
+            cached = prefix_cached(patient, True) or patient
             target = session.target(cached, stream=stream)
-            client = make_client(2, c.timeout_s)
+            client = make_client(2, patient.timeout_s)
             common = {"window_tokens": window, "window_source": window_source}
             try:
                 if user_docs is not None:
@@ -246,13 +250,14 @@ async def _ask(client: httpx.AsyncClient, target: Target, prompt: Prompt, rid: s
 def run_context(
     session: Session, *, lengths: str = "512,2048,8192", depths: str = "0.1,0.5,0.9", docs_per_length: int = 1,
     seed: int = 0, documents: Sequence[Document] | None = None, probe_window: bool = True,
-    max_probe_tokens: int = 40_000, stream: bool = True,
+    max_probe_tokens: int = 40_000, stream: bool = True, timeout_s: float = 600.0,
 ) -> list[Record]:
     """Run the experiment (see the module docstring); records go to `<run>/context.jsonl` as they
-    complete. `documents`: the user's own (`Task.documents`), instead of the generated sweep."""
+    complete. `documents`: the user's own (`Task.documents`), instead of the generated sweep.
+    `timeout_s`: the per-request deadline, when longer than the contender's own."""
     if docs_per_length < 1:
         raise ValueError("docs_per_length must be >= 1")
     if max_probe_tokens < 0 or not math.isfinite(max_probe_tokens):
         raise ValueError("max_probe_tokens must be >= 0")
     return run_sync(_run(session, parse_lengths(lengths), parse_depths(depths), docs_per_length, seed,
-                         documents, probe_window, max_probe_tokens, stream))
+                         documents, probe_window, max_probe_tokens, stream, timeout_s))
