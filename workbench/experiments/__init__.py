@@ -133,8 +133,8 @@ EXPERIMENTS: dict[str, Experiment] = {
             run_params={"n_docs": 48, "window": 16, "concurrency": 8, "lever_docs": 0, "prefix_control_docs": 6},
         ),
         # One contract per length to 8k tokens on both embedded models, each served from one
-        # 9,216-token slot while it runs: the 8k prefill is most of the time (see
-        # workbench/experiments/context.py for why one document per length).
+        # 9,216-token slot while it runs. The 8k prefills are most of the time: 647 s on 2 busy
+        # cores (Qwen 8k alone 360 s; workbench/experiments/context.py), over make run's budget.
         Experiment("context", "context.ipynb",
                    "input-length axis: TTFT vs length fit, prefill rate, accuracy by length x depth, cached vs "
                    "uncached document, window, cost per document",

@@ -18,13 +18,18 @@ question appended after the document:
   `context_length_exceeded` record, never a crash.
 
 Why one document per length and not repeats: on 2 cores prefill is the dearest thing this
-workbench does (a few hundred tokens a second: an 8k-token prompt costs tens of seconds), and
-`make run` has about 80 s for this experiment on both embedded models. One document per length
-buys a point of the TTFT(length) fit per prefill paid; the questions after the first cost only
-their own few tokens (the cache), so accuracy by depth and the cache comparison come almost
-free. Lengths grow geometrically to the longest (8k), where the fit's slope is decided; the
-short ones add points at little cost. A user raises `docs_per_length` for repeats (intervals per
-length) and `lengths` for a longer sweep.
+workbench does, so each prefill paid buys a point of the TTFT(length) fit, and the questions
+after the first cost only their own few tokens (the cache): accuracy by depth and the cache
+comparison come almost free. Lengths grow geometrically to the longest (8k), where the fit's
+slope is decided; the short ones add points at little cost. A user raises `docs_per_length` for
+repeats (intervals per length) and `lengths` for a longer sweep.
+
+What it costs (measured 2026-12-08, `workbench run --experiments context`, defaults, on 2 cores
+another workload kept 1.5 cores busy, so each server ran one thread): 647 s. The 8k cold
+requests are most of it: Gemma 3 270M prefilled 8,262 tokens in 87 s (95 tokens/s), Qwen2.5
+0.5B 8,198 in 360 s (23 tokens/s, down from 74 at 256 tokens). Not measured idle; the aim of
+about 80 s for this experiment inside `make run`'s 10 minutes needs roughly 200 tokens/s from
+Qwen at 8k, which these rates do not suggest.
 
 The embedded servers run with one slot of `slot_ctx` tokens while this experiment runs (the
 other experiments keep their many short slots); the manifest records it with the server.
