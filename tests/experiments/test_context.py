@@ -185,3 +185,17 @@ def test_the_tables_come_back_together_for_the_report(wire: MockServer, tmp_path
     tables = cl.tables(session.run.path, {c.name: c for c in session.contenders})
     assert set(tables) == {"lengths", "fit", "accuracy", "cache", "window", "cost"}
     assert len(tables["lengths"]) == 2 and tables["window"]["probe"].eq("not probed").all()
+
+
+def test_the_document_is_the_cached_prefix_on_a_chat_api(wire: MockServer, tmp_path: Path) -> None:
+    c = contender_for("anthropic", wire)
+    session = Session(run=RunDir.create(tmp_path, "run"), experiment="context", contenders=[c], skipped=[],
+                      base_urls={c.name: c.base_url or ""})
+    cx.run_context(session, lengths="128", depths="0.5", probe_window=False)
+    bodies = [r["json"] for r in wire.requests if r["json"]]
+    assert len(bodies) == 2  # one document, two questions
+    systems = [b["system"] for b in bodies]
+    assert systems[0] == systems[1]  # the same prefix for every question of the document
+    assert systems[0][-1]["cache_control"] == {"type": "ephemeral"} and "MASTER SERVICES" in systems[0][-1]["text"]
+    questions = [b["messages"][-1]["content"] for b in bodies]
+    assert questions[0] != questions[1]
