@@ -26,9 +26,9 @@ def write_run(root: Path, spec: dict[str, dict[str, Any]], run_id: str = "run-1"
     refuse: answers "I don't know" to everything, fp: share of false premises accepted,
     route: routing accuracy, caps: {fact: value}, timeout_slowest: share of warm requests — its
     slowest — that time out instead (a flaky contender), error_if_wrong: errors instead of every
-    wrong answer and on every unanswerable item, no_unanswerable: leaves the unanswerable items
-    out, prompt_set: the prompt set its latency records name (default: none named)}. Warm request
-    i of every contender is prompt i."""
+    wrong answer and on every unanswerable item (as `error_class`, default a timeout),
+    no_unanswerable: leaves the unanswerable items out, prompt_set: the prompt set its latency
+    records name (default: none named)}. Warm request i of every contender is prompt i."""
     rng = np.random.default_rng(seed)
     run = RunDir.create(root=root, run_id=run_id)
     with RecordWriter(run.jsonl("latency")) as w:
@@ -64,7 +64,8 @@ def write_run(root: Path, spec: dict[str, dict[str, Any]], run_id: str = "run-1"
                              extra={"item_id": f"q{i}", "grade": grade, "sample_index": 0,
                                     "answerable": answerable})
                 if s.get("error_if_wrong") and (grade == "incorrect" or not answerable):
-                    rec.status, rec.error_class, rec.error_message = "error", "timeout", "read timeout"
+                    cls = s.get("error_class", "timeout")
+                    rec.status, rec.error_class, rec.error_message = "error", cls, f"{cls} (synthetic)"
                     rec.e2e_s, rec.extra["grade"] = 30.0, None  # the experiment grades only answers
                 w.write(rec)
     caps = {name: {f: {"value": v, "source": "probed"} for f, v in s.get("caps", {}).items()}

@@ -29,15 +29,14 @@ def test_shipped_file_validates_and_local_models_are_enabled() -> None:
     locals_ = [c for c in cs if c.is_local]
     assert {c.local for c in locals_} == {"gemma-3-270m", "qwen2.5-coder-0.5b-instruct"}
     assert all(c.enabled for c in locals_)
-    for name in ("gpt-5", "claude-3.7-sonnet", "claude-3.5-haiku", "gemini-2.5-flash"):
+    for name in ("gpt-6-luna", "claude-3.7-sonnet", "claude-3.5-haiku", "gemini-2.5-flash"):
         assert cs.get(name).api_key_env
     # The seed's retired Claude models stay as named entries, off by default; the current models
     # of each family are the enabled hosted examples, reasoning models with their settings.
     assert not cs.get("claude-3.7-sonnet").enabled and not cs.get("claude-3.5-haiku").enabled
-    assert not cs.get("gpt-5").enabled  # shuts down on 2026-12-11 (openai-python's deprecations)
-    for name in ("gpt-5.5", "claude-sonnet-5.5", "claude-haiku-5.5", "gemini-3.8-flash"):
+    for name in ("gpt-5.5", "gpt-6-luna", "claude-sonnet-5.5", "claude-haiku-5.5", "gemini-3.8-flash"):
         assert cs.get(name).enabled and cs.get(name).api_key_env
-    for name in ("gpt-5.5", "gpt-5", "gemini-3.8-flash", "gemini-2.5-flash"):
+    for name in ("gpt-5.5", "gpt-6-luna", "gemini-3.8-flash", "gemini-2.5-flash"):
         assert cs.get(name).reasoning_label(), name
 
 
@@ -47,8 +46,8 @@ def test_hosted_contender_without_key_is_skipped_with_a_note(monkeypatch: pytest
     assert "gpt-5.5" not in [c.name for c in chosen]
     assert any(s.name == "gpt-5.5" and "OPENAI_API_KEY is not set" in s.reason for s in skipped)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-canary-000000000000")
-    chosen, _ = load_contenders().select("gpt-5")
-    assert [c.name for c in chosen] == ["gpt-5"]
+    chosen, _ = load_contenders().select("gpt-6-luna")
+    assert [c.name for c in chosen] == ["gpt-6-luna"]
 
 
 def test_unknown_contender_lists_valid_names() -> None:

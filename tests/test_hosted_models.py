@@ -108,4 +108,113 @@ def test_the_bundled_contenders_enable_only_current_models() -> None:
         assert entry is not None, f"{c.name}: {c.model} is not among {provider_of[c.api]}'s models"
         assert entry.shutdown is None and not entry.deprecated, (c.name, entry)
         checked += 1
-    assert checked == 5  # gpt-5.5, claude-sonnet-5.5, claude-haiku-5.5, gemini-3.8-flash, gemini-2.5-flash
+    assert checked == 6  # gpt-5.5, gpt-6-luna, claude-sonnet-5.5, claude-haiku-5.5, gemini-3.8-flash, gemini-2.5-flash
+
+
+def test_the_bundled_contenders_name_no_model_past_its_shutdown() -> None:
+    """No entry of the bundled example, enabled or not, names a model its provider's installed SDK
+    announces as shut down (OpenAI's "Deprecated values", Anthropic's deprecated-models table).
+    When this fails, the SDK has announced a date that has now passed: drop or replace the entry
+    (`workbench models` lists the current ones)."""
+    pytest.importorskip("openai")
+    pytest.importorskip("anthropic")
+    from datetime import UTC, datetime
+
+    from workbench.config import DEFAULT_CONTENDERS_FILE, load_contenders
+    from workbench.hosted_models import sdk_lifecycle
+
+    now = datetime.now(UTC)
+    for c in load_contenders(DEFAULT_CONTENDERS_FILE):
+        life = sdk_lifecycle(c)
+        if life is not None:
+            runnable, why = life.verdict(now)
+            assert runnable, f"{c.name} ({c.model}): {why}"
+
+
+def _contender(model: str, base_url: str = "https://api.openai.com/v1") -> typing.Any:
+    from workbench.config import Contender
+
+    return Contender(name=model, api="openai-chat", model=model, base_url=base_url, api_key_env="OPENAI_API_KEY")
+
+
+def _run_check(c: typing.Any, now: typing.Any, answer: typing.Any) -> tuple[typing.Any, list[str]]:
+    """`preflight.check` with the wire replaced: `answer` (None: nothing may be sent) stands for
+    the provider's model lookup."""
+    import asyncio
+
+    import httpx
+
+    from workbench.measure.preflight import check
+
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url))
+        if answer is None:
+            raise AssertionError(f"sent {request.url}")
+        return httpx.Response(200, json=answer)
+
+    async def go() -> typing.Any:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            return await check(client, c, c.base_url, now)
+
+    return asyncio.run(go()), sent
+
+
+def test_the_offline_check_skips_a_model_past_its_shutdown_before_anything_is_sent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """gpt-5 shuts down on 2026-12-11 per openai-python 3.63.0: the day after, the installed SDK's
+    table alone skips it with one line — no key read, no lookup sent."""
+    pytest.importorskip("openai")
+    from datetime import UTC, datetime
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    pf, sent = _run_check(_contender("gpt-5"), datetime(2026, 12, 12, tzinfo=UTC), None)
+    assert (pf.ok, pf.how, sent) == (False, "sdk", [])
+    assert pf.skip_line.startswith("skipped gpt-5: model 'gpt-5' unavailable — shut down on 2026-12-11 (openai-python")
+    assert "\n" not in pf.skip_line
+
+
+def test_the_offline_check_warns_within_30_days_and_the_lookup_still_runs() -> None:
+    pytest.importorskip("openai")
+    from datetime import UTC, datetime
+
+    looked_up = {"id": "gpt-5", "object": "model", "created": 0, "owned_by": "system"}  # no shutdown_date field
+    pf, sent = _run_check(_contender("gpt-5"), datetime(2026, 12, 8, tzinfo=UTC), looked_up)
+    assert pf.ok is True and sent == ["https://api.openai.com/v1/models/gpt-5"]
+    assert pf.warning.startswith("retires in 3 days, on 2026-12-11 (openai-python")
+    current, _ = _run_check(_contender("gpt-6.2-sol"), datetime(2026, 12, 8, tzinfo=UTC),
+                            {**looked_up, "id": "gpt-6.2-sol"})
+    assert current.ok is True and current.warning == ""
+
+
+def test_the_tables_speak_only_for_the_providers_own_api() -> None:
+    """The same model name served elsewhere (a gateway, a local server) keeps its own schedule."""
+    from workbench.hosted_models import sdk_lifecycle
+
+    assert sdk_lifecycle(_contender("gpt-5", "http://127.0.0.1:8000/v1")) is None
+    pytest.importorskip("openai")
+    life = sdk_lifecycle(_contender("gpt-5"))
+    assert life is not None and life.ends is not None and life.ends.date() == date(2026, 12, 11)
+
+
+def test_init_suggests_each_providers_current_lead_model_from_its_sdk() -> None:
+    """The new workspace's hosted examples name the model each installed SDK's README leads with
+    (pinned for the versions installed here), each current in the catalogue — no hand-kept list."""
+    pytest.importorskip("openai")
+    pytest.importorskip("anthropic")
+    pytest.importorskip("google.genai")
+    from workbench.hosted_models import suggested_model
+    from workbench.workspace_files import _hosted_examples
+
+    text = _hosted_examples()
+    cat = catalog()
+    for provider in ("openai", "anthropic", "google"):
+        entry, why = suggested_model(provider)
+        assert entry is not None and f"model: {entry.model} " in text and "README examples" in why, (provider, why)
+        listed = cat.get(provider, entry.model)
+        assert listed is not None and listed.shutdown is None and not listed.deprecated
+    if (importlib.metadata.version("openai"), importlib.metadata.version("anthropic"),
+            importlib.metadata.version("google-genai")) == ("3.63.0", "2.17.0", "3.6.1"):
+        assert [suggested_model(p)[0].model for p in ("openai", "anthropic", "google")] == [  # type: ignore[union-attr]
+            "gpt-6.2-sol", "claude-opus-5-5", "gemini-3.8-flash"]

@@ -9,11 +9,14 @@ The kinds (`KINDS`), their fields and what an omitted field means:
 - **labelled texts** (routing messages, documents to annotate): `text`, `label`, optional `id`
   (else `row-N`), optional `acceptable` (other labels that also count as right);
 - **QA items** (hallucination spot-checks): `question`, `answers` (empty = unanswerable, a false
-  premise), optional `passage` (grounded questions), `id`, `category`;
-- **prompts** (generation, prototyping, load): `text`, optional `id`, `system`;
+  premise), optional `passage` (grounded questions), `id`, `category`, `images`;
+- **prompts** (generation, prototyping, load): `text`, optional `id`, `system`, `images`;
 - **documents** (long documents, the context experiment): `text` or `file` (a text file beside
   the data file), optional `id`; and their **doc_questions**: `document` (an id), `question`,
   `answers`, optional `id`, `depth` (`workbench.documents`).
+
+`images` lists image files relative to the data file (or http(s) URLs), shown to the model with
+the text; `workbench.images` reads and checks them.
 
 Parsing is the csv and json modules' (CSV in strict mode, so a stray quote is an error, not a
 silently merged field); what is written here is only the one error shape and the row numbering
@@ -82,11 +85,13 @@ KINDS: dict[str, dict[str, FieldSpec]] = {
         "id": FieldSpec(doc="unique id (default row-N)"),
         "category": FieldSpec(doc="a slug to group results by"),
         "answerable": FieldSpec("bool", doc="default: answers is not empty"),
+        "images": FieldSpec("list", nonempty=False, doc="image files (relative to this file) or URLs shown with it"),
     },
     "prompts": {
         "text": FieldSpec(required=True, doc="the prompt"),
         "id": FieldSpec(doc="unique id (default row-N)"),
         "system": FieldSpec(nonempty=False, doc="a system message"),
+        "images": FieldSpec("list", nonempty=False, doc="image files (relative to this file) or URLs shown with it"),
     },
     "documents": {
         "text": FieldSpec(nonempty=False, doc="the document (or give file)"),

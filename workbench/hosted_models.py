@@ -24,6 +24,7 @@ that is not installed lists nothing and says so.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -33,17 +34,32 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from workbench.pricing import library_price
+from workbench.providers.base import Lifecycle
 
-__all__ = ["PROVIDERS", "Catalog", "ModelEntry", "catalog", "format_catalog", "openai_deprecations"]
+if TYPE_CHECKING:
+    from workbench.config import Contender
+
+__all__ = ["OFFICIAL_HOSTS", "PROVIDERS", "Catalog", "ModelEntry", "catalog", "format_catalog", "openai_deprecations",
+           "sdk_lifecycle", "suggested_model"]
 
 #: Provider name → (SDK distribution, genai-prices provider id).
 PROVIDERS: dict[str, tuple[str, str]] = {
     "openai": ("openai", "openai"),
     "anthropic": ("anthropic", "anthropic"),
     "google": ("google-genai", "google"),
+}
+#: Wire format → (provider, the API host its SDK's deprecation tables speak for). A model served
+#: elsewhere (a gateway, another cloud) keeps its own schedule: the tables say nothing of it.
+OFFICIAL_HOSTS: dict[str, tuple[str, str]] = {
+    "openai-chat": ("openai", "api.openai.com"),
+    "openai-responses": ("openai", "api.openai.com"),
+    "openai-completions": ("openai", "api.openai.com"),
+    "anthropic": ("anthropic", "api.anthropic.com"),
+    "gemini": ("google", "generativelanguage.googleapis.com"),
 }
 _SHUTDOWN = re.compile(r"shutdown date:\s*(\d{4}-\d{2}-\d{2})", re.I)
 _ORDINAL = re.compile(r"(\d+)(st|nd|rd|th)\b")
@@ -231,3 +247,69 @@ def format_catalog(cat: Catalog, today: date | None = None, *, include_shut_down
     if hidden:
         lines.append(f"({hidden} models past their shutdown date not shown: --all lists them)")
     return "\n".join(lines)
+
+
+@functools.cache
+def _announced(provider: str) -> dict[str, ModelEntry]:
+    """The provider's models as its installed SDK declares them (no prices: no genai-prices
+    lookups), by name; read once per process."""
+    entries, _ = _sdk_entries(provider)
+    return {e.model: e for e in entries}
+
+
+def sdk_lifecycle(contender: Contender) -> Lifecycle | None:
+    """The contender's model's lifecycle as the installed SDK's own tables announce it — OpenAI's
+    "Deprecated values" shutdown dates, Anthropic's deprecated-models end-of-life dates — with no
+    key and no request; None when the contender is not on its provider's own API (`OFFICIAL_HOSTS`)
+    or the SDK says nothing of its model. The same `Lifecycle.verdict` as a model lookup's: past
+    the date it is skipped, within `providers.base.RETIREMENT_WARNING_DAYS` it warns."""
+    official = OFFICIAL_HOSTS.get(contender.api)
+    if official is None or contender.is_local or urlsplit(contender.base_url or "").hostname != official[1]:
+        return None
+    provider = official[0]
+    if provider == "google" or _version(PROVIDERS[provider][0]) is None:
+        return None  # google-genai has no model type nor deprecation table
+    entry = _announced(provider).get(contender.model)
+    if entry is None or (entry.shutdown is None and not entry.deprecated and not entry.note):
+        return None
+    ends = datetime(entry.shutdown.year, entry.shutdown.month, entry.shutdown.day, tzinfo=UTC) \
+        if entry.shutdown is not None else None
+    table = ("openai-python types/shared/chat_model.py deprecations" if provider == "openai"
+             else "anthropic-sdk-python deprecated models")
+    source = f"{table}, {PROVIDERS[provider][0]} {_version(PROVIDERS[provider][0])}"
+    stage = "deprecated" if entry.deprecated or entry.note or ends is not None else "active"
+    return Lifecycle(stage=stage, ends=ends, source=source + (f": {entry.note}" if entry.note else ""))
+
+
+def _current(provider: str) -> list[str]:
+    """The provider's model names with no deprecation or shutdown announced, in the SDK's order
+    (Gemini's: genai-prices' models not flagged deprecated); no prices looked up."""
+    if provider != "google":
+        return [e.model for e in _announced(provider).values()
+                if e.shutdown is None and not e.deprecated and not e.note]
+    from genai_prices import data_snapshot
+
+    prov = next((p for p in data_snapshot.get_snapshot().providers if p.id == PROVIDERS[provider][1]), None)
+    return [m.id for m in prov.models if m.id.startswith("gemini-") and not m.deprecated] if prov else []
+
+
+def suggested_model(provider: str) -> tuple[ModelEntry | None, str]:
+    """(model, why) to suggest for `provider` in a new workspace — never a hand-kept name: the
+    model the installed SDK's own README examples use most (the provider's lead model of that
+    release), if the SDK and genai-prices list it as current (priced, no deprecation or shutdown
+    announced); else the first current one of the SDK's model type. (None, why) when there is none.
+    Only the chosen model is priced, so `workbench init` stays quick."""
+    dist = PROVIDERS[provider][0]
+    version = _version(dist)
+    if version is None:
+        return None, f"{dist} is not installed"
+    current = _current(provider)
+    readme = importlib.metadata.metadata(dist).get_payload() or ""  # type: ignore[attr-defined]
+    used = re.findall(r"""model\s*=\s*['"]([\w.-]+)['"]""", str(readme))
+    led = [m for m in sorted(set(used), key=lambda m: (-used.count(m), used.index(m))) if m in current]
+    for name, why in [*((m, "README examples") for m in led), *((m, "model type") for m in current)]:
+        price = library_price(name, provider_id=PROVIDERS[provider][1])
+        if price is not None and price.input is not None:
+            return (ModelEntry(provider, name, input_usd_per_mtok=price.input, output_usd_per_mtok=price.output),
+                    f"{dist} {version}'s {why}")
+    return None, f"no current, priced {provider} model in {dist} {version}"

@@ -1,5 +1,6 @@
 """Prompt sets: JSONL files in the workspace's `prompts/` (the bundled example's
-`experiments/prompts/`) or `data/`, one `{"id", "text"[, "system", "meta"]}` object per line.
+`experiments/prompts/`) or `data/`, one `{"id", "text"[, "system", "meta", "images"]}` object per
+line (`images`: files relative to the prompt set, or URLs; `workbench.images`).
 Prompts live in files, not notebooks, so every experiment and every contender sees exactly the
 same inputs.
 
@@ -15,11 +16,12 @@ from pathlib import Path
 from workbench import tasks, workspace
 from workbench.datafiles import load_labelled_texts
 from workbench.errors import ConfigError
+from workbench.images import resolve_images
 from workbench.types import Prompt
 
 __all__ = ["load_prompts", "prompt_dirs", "resolve_prompt_set"]
 
-_FIELDS = {"id", "text", "system", "meta"}
+_FIELDS = {"id", "text", "system", "meta", "images"}
 
 
 def prompt_dirs() -> list[Path]:
@@ -85,7 +87,11 @@ def load_prompts(name_or_path: str | Path) -> list[Prompt]:
         meta = obj.get("meta", {})
         if not isinstance(meta, dict):
             raise ConfigError(src, f"{where}: meta", "must be an object")
-        prompts.append(Prompt(id=obj["id"], text=obj["text"], system=system, meta=meta))
+        names = obj.get("images", [])
+        if not isinstance(names, list) or not all(isinstance(x, str) and x.strip() for x in names):
+            raise ConfigError(src, f"{where}: images", "must be a list of image file paths or URLs")
+        prompts.append(Prompt(id=obj["id"], text=obj["text"], system=system, meta=meta,
+                              images=resolve_images(names, path, f"{where}: images")))
     if not prompts:
         raise ConfigError(src, None, "the prompt set is empty")
     return prompts

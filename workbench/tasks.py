@@ -36,6 +36,7 @@ from workbench.config import load_yaml, validation_error
 from workbench.datafiles import KINDS, LabelledText, load_labelled_texts, read_rows, unique_ids
 from workbench.documents import Document, load_documents
 from workbench.errors import ConfigError
+from workbench.images import resolve_images
 from workbench.types import Prompt
 
 __all__ = [
@@ -158,7 +159,11 @@ class Task(BaseModel):
             return len(self.prompts(ws))
         if self.type == "long_doc":
             return len(self.documents(ws))
-        return len(read_rows(self.path(ws), KINDS[DATA_KIND[self.type]]))
+        path = self.path(ws)
+        rows = read_rows(path, KINDS[DATA_KIND[self.type]])
+        for r in rows:  # every image named is read and checked, as a run would
+            resolve_images(r.values.get("images", ()), path, f"{r.where}: images")
+        return len(rows)
 
 
 def _label_list(labels: list[str]) -> str:
@@ -180,10 +185,11 @@ def classify_prompts(rows: list[LabelledText], labels: list[str], instruction: s
 
 
 def load_prompt_rows(path: Path) -> list[Prompt]:
-    """A prompts file (`text`, optional `id`, `system`) as prompts."""
+    """A prompts file (`text`, optional `id`, `system`, `images`) as prompts."""
     rows = read_rows(path, KINDS["prompts"])
     ids = unique_ids(rows, str(path))
-    return [Prompt(id=i, text=r.values["text"], system=r.values.get("system") or None)
+    return [Prompt(id=i, text=r.values["text"], system=r.values.get("system") or None,
+                   images=resolve_images(r.values.get("images", ()), path, f"{r.where}: images"))
             for i, r in zip(ids, rows, strict=True)]
 
 

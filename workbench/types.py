@@ -17,6 +17,7 @@ __all__ = [
     "RECORD_CORE_FIELDS",
     "ErrorClass",
     "ErrorInfo",
+    "ImageInput",
     "Prompt",
     "Record",
     "ServerTimings",
@@ -56,6 +57,9 @@ class ErrorClass(enum.StrEnum):
     # Neither "I don't know" nor a wrong answer: a failure of the product's request, typed.
     REFUSED = "refused"
     BLOCKED = "blocked"
+    # Never sent: the prompt carries input the contender cannot take (images to a text-only
+    # model or wire format; workbench.images.image_input_support says why).
+    UNSUPPORTED_INPUT = "unsupported_input"
     # The prompt is longer than the model's context window (or the server's slot): OpenAI code
     # `context_length_exceeded`, Anthropic "prompt is too long: N tokens > M maximum", Gemini
     # "The input token count (N) exceeds the maximum number of tokens allowed (M)", llama-server
@@ -93,6 +97,11 @@ class Usage:
     reasoning_tokens: int | None = None
     #: reasoning_tokens is an estimate (the API gave no count; see providers/anthropic.py)
     reasoning_estimated: bool = False
+    #: The processing the provider says served the request (it changes latency and price):
+    #: OpenAI's response `service_tier` ("default", "flex", "priority", ...), Anthropic's
+    #: `usage.service_tier` ("standard", "priority", "batch") and `usage.speed` ("standard", "fast").
+    service_tier: str | None = None
+    speed: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -126,16 +135,36 @@ class StreamDelta:
     finish_reason: str | None = None
     timings: ServerTimings | None = None
     refusal: str | None = None  # text of a refusal the API sends apart from the answer (OpenAI)
+    continuation: str | None = None  # a token to continue an unfinished answer with (Gemini CONTINUATION)
+
+
+@dataclass(slots=True, frozen=True)
+class ImageInput:
+    """One image a prompt shows the model: its bytes (a local file, read once) or a URL the
+    provider fetches itself, with the pixel size the token estimates need (`workbench.images`)."""
+
+    mime_type: str  # image/png, image/jpeg, image/gif or image/webp
+    width: int | None = None  # pixels; None for a URL not read here
+    height: int | None = None
+    data: bytes | None = field(default=None, repr=False)
+    url: str | None = None
+    source: str = ""  # the file or URL, for messages
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.url is None):
+            raise ValueError("an image has exactly one of data or url")
 
 
 @dataclass(slots=True, frozen=True)
 class Prompt:
-    """One item of a prompt set (see `experiments/prompts/`)."""
+    """One item of a prompt set (see `experiments/prompts/`). `images` are shown with the text
+    (in the order given, before it) to contenders that take image input."""
 
     id: str
     text: str
     system: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    images: tuple[ImageInput, ...] = ()
 
 
 # The fields every record carries (README "What `make run` produces"), in the order they are written.
@@ -197,6 +226,13 @@ class Record:
     reasoning_tokens: int | None = None
     visible_output_tokens: int | None = None
     reasoning: str | None = None  # the contender's reasoning settings, e.g. "effort=low" (Contender.reasoning_label)
+    # The processing tier and speed the request asked for (its body's `service_tier` / Gemini
+    # `serviceTier`, Anthropic `speed`) and what the response says it got (Usage.service_tier /
+    # speed; None where the API does not say: Gemini's generateContent reports no tier).
+    service_tier_requested: str | None = None
+    service_tier: str | None = None
+    speed_requested: str | None = None
+    speed: str | None = None
     n_chunks: int | None = None
     itl_s: list[float] | None = None
     # The client's own time before the request went out (httpx, the pool); not in any latency.
@@ -213,6 +249,12 @@ class Record:
     rate_limit: dict[str, str] | None = None
     attempt: int = 1
     logical_request_id: str | None = None
+    # Follow-up requests this answer took: Gemini stops at a per-request token limit with
+    # finish CONTINUATION and a continuationToken, which google-genai follows by default (the
+    # same request again with the token, until the finish is something else); so does the
+    # probe (`options.automatic_continuation: false` stops at the first). Latencies and tokens
+    # cover every hop, as the SDK's merged response does.
+    continuation_hops: int = 0
     finish_reason: str | None = None
     # The server's own account of this request (llama.cpp `timings`), milliseconds and tokens.
     server_prompt_ms: float | None = None

@@ -74,13 +74,9 @@ contenders:
   #   hosting: self-hosted
   #   price: {{machine_hour_usd: 2.50}}
   #
-  # A hosted model (the key is read from the environment variable, never from this file):
-  # - name: claude-haiku
-  #   api: anthropic
-  #   base_url: https://api.anthropic.com/v1
-  #   model: claude-haiku-5-5               # `workbench models` lists the current ones
-  #   api_key_env: ANTHROPIC_API_KEY
-"""
+  # A hosted model (the key is read from the environment variable, never from this file); each
+  # provider's current lead model as its installed SDK names it (`workbench models` lists the rest):
+{hosted}"""
 
 _SCENARIOS = """\
 # Your workloads (fields: README "Scenarios and the decision matrix"). Each names its task and
@@ -184,6 +180,36 @@ def _embedded_contenders(example: Path) -> str:
     return "\n\n".join(kept) + "\n"
 
 
+#: Provider → (wire format, base URL, key variable) of its commented example in a new contenders file.
+_HOSTED_EXAMPLES = {
+    "openai": ("openai-responses", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+    "anthropic": ("anthropic", "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"),
+    "google": ("gemini", "https://generativelanguage.googleapis.com/v1beta", "GEMINI_API_KEY"),
+}
+
+
+def _hosted_examples() -> str:
+    """Commented contender entries, one per hosted provider, naming the model its installed SDK
+    leads with (`hosted_models.suggested_model`), so a new workspace never starts from a stale
+    hand-kept name; a provider whose SDK is missing gets a line saying so."""
+    from workbench.hosted_models import suggested_model
+
+    blocks = []
+    for provider, (api, base_url, key) in _HOSTED_EXAMPLES.items():
+        entry, why = suggested_model(provider)
+        if entry is None:
+            blocks.append(f"  # ({provider}: no model to suggest: {why})")
+            continue
+        blocks.append("\n".join([
+            f"  # - name: {entry.model}",
+            f"  #   api: {api}",
+            f"  #   base_url: {base_url}",
+            f"  #   model: {entry.model}               # from {why}",
+            f"  #   api_key_env: {key}",
+        ]))
+    return "\n  #\n".join(blocks) + "\n"
+
+
 def init_workspace(target: str | Path, log: Callable[[str], None] = print) -> Path:
     """Write a workspace at `target` (a new or empty folder); the files written, one line each."""
     root = Path(target).expanduser().resolve()
@@ -193,7 +219,8 @@ def init_workspace(target: str | Path, log: Callable[[str], None] = print) -> Pa
     messages, labels = _messages(example.root)
     files = {
         "README.md": _README.format(name=root.name),
-        "contenders.yaml": _CONTENDERS.format(embedded=_embedded_contenders(example.root)),
+        "contenders.yaml": _CONTENDERS.format(embedded=_embedded_contenders(example.root),
+                                              hosted=_hosted_examples()),
         "scenarios.yaml": _SCENARIOS.format(labels=", ".join(labels)),
         "data/messages.csv": messages,
         "data/documents.csv": _documents(example.root),

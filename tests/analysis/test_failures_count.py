@@ -69,6 +69,30 @@ def test_a_contender_that_errors_instead_of_being_wrong_does_not_win_prototyping
     assert res.pick == "good"
 
 
+@pytest.mark.parametrize("cls", ["refused", "blocked"])
+def test_a_refusal_or_safety_block_is_a_failure_not_an_abstention(tmp_path: Path, cls: str) -> None:
+    """A refused or blocked item is neither "not attempted" nor correct: it is a failed request —
+    in failed_n beside the graded n, in the scenario's error rate and lost units, and in the
+    error table every notebook shows."""
+    from workbench.analysis.hallucination import split_summary
+    from workbench.results import error_table, load_runs
+
+    run = write_run(tmp_path, {"policy": {"e2e": 0.5, "halluc": 0.5, "fp": 1.0, "error_if_wrong": True,
+                                          "error_class": cls},
+                               "good": {"e2e": 0.5, "halluc": 0.3, "fp": 0.3}})
+    df = load_runs([run], "hallucination")
+    table = split_summary(df, n_boot=50).set_index("contender")
+    assert (table.loc["policy", "not_attempted"], table.loc["policy", "failed_n"]) == (0, 50)
+    assert table.loc["policy", "correct"] == 30  # only the answers it gave
+    errors = error_table(df).reset_index()
+    assert errors.loc[errors["contender"] == "policy", ["error_class", "requests"]].values.tolist() == [[cls, 50]]
+    _, res = _decide(run, "prototyping", contenders("policy", "good"))
+    t = res.table.set_index("contender")
+    assert f"items 50/80 ({cls} 50)" in t.loc["policy", "units_lost_detail"]
+    assert t.loc["policy", "constraint_status"] == "fail" and "error rate" in t.loc["policy", "failed_constraint"]
+    assert res.metrics["policy"]["false_premise_acceptance"].value == 1.0  # a block is no premise rejected
+
+
 def test_the_embedded_routing_cost_comes_from_a_sweep_on_the_routing_prompts(tmp_path: Path) -> None:
     run = write_run(tmp_path, {"api": {"e2e": 0.05, "halluc": 0.1}, "emb": {"e2e": 0.04, "halluc": 0.1}})
     write_concurrency(run, "emb", {1: 0.04, 2: 0.06, 4: 0.2}, prompt_set="routing")

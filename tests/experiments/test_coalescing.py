@@ -318,7 +318,8 @@ def test_cached_prefix_and_batch_api_arms(tmp_path: Path) -> None:
     # One record per document per arm; the control only where the cache can be switched off.
     assert arm.groupby(["contender", "strategy"]).size().eq(len(DOCS)).all() and len(arm) == 2 * 3 * len(DOCS)
     control = df[df["control"].eq(True)]
-    assert set(control["contender"]) == {"cl"} and len(control) == 3 and not control["prefix_cache"].any()
+    # both switch it off: Anthropic without a breakpoint, OpenAI with prompt_cache_options mode explicit
+    assert set(control["contender"]) == {"cl", "oa"} and len(control) == 6 and not control["prefix_cache"].any()
     breakpoints = [b for b in anthropic_bodies if isinstance(b.get("system"), list)]
     assert all(b["system"][0]["cache_control"] == {"type": "ephemeral"} for b in breakpoints)
     assert len(breakpoints) == len(DOCS)  # the lever's requests only: naive, control and batch items have none
@@ -334,7 +335,8 @@ def test_cached_prefix_and_batch_api_arms(tmp_path: Path) -> None:
     assert s.loc[("oa", "batch-api"), "cost_per_doc_usd"] == pytest.approx(naive_cost / 2)
     assert s.loc[("oa", "batch-api"), "batch_api"] and s.loc[("oa", "batch-api"), "turnaround_s"] > 0
     table = levers.prefix_cache_table(df, prices, session.contenders).set_index("contender")
-    assert table.loc["cl", "control"] and table.loc["cl", "pairs"] == 3 and not table.loc["oa", "control"]
+    assert table.loc["cl", "control"] and table.loc["cl", "pairs"] == 3
+    assert table.loc["oa", "control"] and table.loc["oa", "pairs"] == 3
     # the annotation prompts are far shorter than any hosted API's caching minimum: said, not measured as a lever
     assert table.loc["oa", "min_prefix_tokens"] == 1024 and table.loc["cl", "min_prefix_tokens"] >= 1024
     words = levers.format_prefix_cache(table.reset_index()).set_index("contender")["long enough to cache"]
@@ -363,7 +365,8 @@ def test_lever_arms_on_fewer_documents(tmp_path: Path) -> None:
     subset = {d.id for d in co.select_documents(DOCS, 4)}
     n = cost.arm_records(df).groupby("strategy")["prompt_id"].agg(lambda x: set(x))
     assert n["naive"] == {d.id for d in DOCS} and n["cached-prefix"] == subset and n["batch-api"] == subset
-    assert df.groupby("strategy").size().to_dict() == {"naive": 8, "cached-prefix": 4, "batch-api": 4}
+    # the cached-prefix arm's 4 and their 4 cache-off controls (OpenAI's switch)
+    assert df.groupby("strategy").size().to_dict() == {"naive": 8, "cached-prefix": 8, "batch-api": 4}
     prices = levers.contender_prices(session.contenders, df, machine_hour_usd=1.0)
     s = levers.strategy_summary(df, outcomes, prices, n_boot=200)
     ba = levers.before_after(s).set_index("strategy")

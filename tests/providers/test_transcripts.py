@@ -36,6 +36,7 @@ class Stream:
     finish: str | None
     first_visible_event: int | None  # index of the first event with answer text (TTFT lands there)
     options: dict[str, object] | None = None
+    said: str | None = None  # what the error message must carry (the provider's refusal text or category)
 
 
 STREAMS = {
@@ -55,6 +56,21 @@ STREAMS = {
     # The Responses API stopped at max_output_tokens inside the reasoning item.
     "openai_responses_incomplete": Stream("openai-responses", "truncated", "", (13, 64, 64, 0, 0),
                                           "max_output_tokens", None),
+    # gpt-4o declined in delta.refusal (no content): `refused`, the refusal text as the message.
+    "openai_chat_refusal_stream": Stream("openai-chat", "refused", "", (79, 11, 0, 11, None), "stop", None,
+                                         said="I'm sorry, I can't assist with that request."),
+    # Five visible tokens, then finish content_filter: `blocked`, the text before kept.
+    "openai_chat_content_filter": Stream("openai-chat", "blocked", "Here is the story:", (21, 5, 0, 5, None),
+                                         "content_filter", 1),
+    # The Responses API's refusal content part, streamed as response.refusal.delta.
+    "openai_responses_refusal": Stream("openai-responses", "refused", "", (75, 10, 0, 10, 0), "completed", None,
+                                       said="I'm sorry, I can't assist with that."),
+    # Claude's stop_reason refusal with stop_details.category "cyber" and no text.
+    "anthropic_refusal_stop_details": Stream("anthropic", "refused", "", (20, 0, None, 0, None), "refusal", None,
+                                             said="cyber"),
+    # Gemini blocked the prompt: one chunk, promptFeedback.blockReason SAFETY, no candidate.
+    "gemini_prompt_blocked": Stream("gemini", "blocked", "", (11, 0, None, 0, None), "prompt_blocked:SAFETY",
+                                    None, said="SAFETY"),
 }
 
 
@@ -82,6 +98,39 @@ def test_recorded_stream(wire: MockServer, name: str) -> None:
         assert rec.tpot_s == pytest.approx((rec.e2e_s - rec.ttft_s) / (rec.visible_output_tokens - 1))
     if case.error_class == "truncated":
         assert rec.status == "error" and "no visible answer" in (rec.error_message or "")
+    if case.said is not None:
+        assert case.said in (rec.error_message or ""), rec.error_message
+
+
+@dataclass(frozen=True)
+class Whole:
+    """A recorded non-streamed 200 answer that is no answer (a refusal or a safety block)."""
+
+    fmt: str
+    error_class: str
+    tokens: tuple[int | None, int | None]  # in, out
+    finish: str
+    said: str
+
+
+WHOLE = {
+    # gpt-4o's message.refusal beside content null (finish stop): `refused`, the refusal as the message.
+    "openai_chat_refusal": Whole("openai-chat", "refused", (79, 12), "stop",
+                                 "I'm very sorry, but I can't assist with that."),
+    # Gemini's candidate stopped by SAFETY, no content, one rating blocked: `blocked`.
+    "gemini_finish_safety": Whole("gemini", "blocked", (2417, 1), "SAFETY", "SAFETY"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WHOLE))
+def test_recorded_whole_answer(wire: MockServer, name: str) -> None:
+    case = WHOLE[name]
+    assert transcripts.error(name).status == 200
+    wire.fail(transcript_fault(name))
+    rec = go(contender_for(case.fmt, wire), stream=False)
+    assert (rec.status, rec.error_class, rec.http_status) == ("error", case.error_class, 200), rec.error_message
+    assert (rec.input_tokens, rec.output_tokens) == case.tokens and rec.token_source == "server"
+    assert rec.finish_reason == case.finish and case.said in (rec.error_message or ""), rec.error_message
 
 
 @dataclass(frozen=True)
@@ -126,7 +175,7 @@ def test_recorded_error(wire: MockServer, name: str, stream: bool) -> None:
 
 
 def test_every_transcript_is_replayed_by_a_test() -> None:
-    assert set(transcripts.names()) == set(STREAMS) | set(ERRORS)
+    assert set(transcripts.names()) == set(STREAMS) | set(ERRORS) | set(WHOLE)
 
 
 def test_transcript_names_with_or_without_suffix_and_unknown_names_list_all() -> None:

@@ -44,7 +44,7 @@ def test_contender_wrong_types(tmp_path: Path, extra: str, field: str, reason: s
     ('{"id": "a", "text": "hi"', "line 2", "not valid JSON"),
     ('["a", "hi"]', "line 2", "must be a JSON object"),
     ('{"id": "b"}', "line 2: text", "required, a non-empty string"),
-    ('{"id": "b", "text": "x", "colour": 1}', "line 2: colour", "unknown field; valid: id, meta, system, text"),
+    ('{"id": "b", "text": "x", "colour": 1}', "line 2: colour", "unknown field; valid: id, images, meta, system, text"),
     ('{"id": "a", "text": "again"}', "line 2: id", "duplicate id 'a'"),
     ('{"id": "b", "text": "x", "meta": 3}', "line 2: meta", "must be an object"),
 ])

@@ -122,3 +122,63 @@ def test_the_openai_sdks_responses_stream_completes_on_the_mock() -> None:
     assert kinds[-4:] == ["response.output_text.done", "response.content_part.done", "response.output_item.done",
                           "response.completed"]
     assert (final.status, final.output_text) == ("completed", "Hello, world!")
+
+
+@pytest.mark.slow  # the vendor SDK's first import
+def test_the_openai_sdk_reads_the_refusal_and_block_transcripts() -> None:
+    """Each OpenAI refusal / block transcript the mock replays, read by the official SDK as the API's
+    own answer (the same bytes our client records as refused / blocked: tests/providers/test_transcripts.py)."""
+    openai = pytest.importorskip("openai")
+    messages: Any = [{"role": "user", "content": "hi"}]
+    with (MockServer() as srv,
+          openai.OpenAI(base_url=srv.base_url, api_key="test-key", max_retries=0) as client):
+        srv.transcript = "openai_chat_refusal_stream"
+        chunks = list(client.chat.completions.create(model="m", messages=messages, stream=True))
+        refusal = "".join(c.choices[0].delta.refusal or "" for c in chunks if c.choices)
+        assert refusal == "I'm sorry, I can't assist with that request."
+        srv.transcript = "openai_chat_content_filter"
+        chunks = list(client.chat.completions.create(model="m", messages=messages, stream=True))
+        assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "content_filter"
+        srv.transcript = "openai_chat_refusal"
+        whole = client.chat.completions.create(model="m", messages=messages)
+        assert (whole.choices[0].message.content, whole.choices[0].message.refusal) == (
+            None, "I'm very sorry, but I can't assist with that.")
+        srv.transcript = "openai_responses_refusal"
+        with client.responses.stream(model="m", input="hi") as stream:
+            kinds = {e.type for e in stream}
+            final = stream.get_final_response()
+    assert "response.refusal.delta" in kinds
+    [part] = final.output[0].content  # type: ignore[union-attr]
+    assert (part.type, part.refusal) == ("refusal", "I'm sorry, I can't assist with that.")
+
+
+@pytest.mark.slow  # the vendor SDK's first import
+def test_the_anthropic_sdk_reads_the_refusal_transcript() -> None:
+    anthropic = pytest.importorskip("anthropic")
+    with (MockServer(transcript="anthropic_refusal_stop_details") as srv,
+          anthropic.Anthropic(base_url=srv.url, api_key="test-key", max_retries=0) as client,
+          client.messages.stream(model="m", max_tokens=8, messages=[{"role": "user", "content": "hi"}]) as stream):
+        final: Any = stream.get_final_message()
+    assert final.stop_reason == "refusal"
+    assert (final.stop_details.type, final.stop_details.category) == ("refusal", "cyber")
+
+
+@pytest.mark.slow  # the vendor SDK's first import
+def test_the_google_genai_sdk_reads_the_safety_transcripts() -> None:
+    genai = pytest.importorskip("google.genai")
+    from google.genai import types
+
+    with MockServer() as srv:
+        client = genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=srv.url,
+                                                                                 api_version="v1beta"))
+        try:
+            srv.transcript = "gemini_finish_safety"
+            whole = client.models.generate_content(model="gemini-test", contents="hi")
+            srv.transcript = "gemini_prompt_blocked"
+            [chunk] = list(client.models.generate_content_stream(model="gemini-test", contents="hi"))
+        finally:
+            client.close()
+    assert whole.candidates and whole.candidates[0].finish_reason == types.FinishReason.SAFETY
+    assert whole.text is None
+    assert chunk.prompt_feedback and chunk.prompt_feedback.block_reason == types.BlockedReason.SAFETY
+    assert not chunk.candidates

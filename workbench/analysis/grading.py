@@ -57,6 +57,8 @@ from typing import Any
 from workbench import workspace
 from workbench.datafiles import KINDS, read_rows
 from workbench.errors import ConfigError
+from workbench.images import resolve_images
+from workbench.types import ImageInput
 
 __all__ = [
     "CATEGORIES",
@@ -95,6 +97,13 @@ CATEGORIES: tuple[str, ...] = (
     "unanswerable",
     "grounded",
     "grounded_unanswerable",
+    # the generated image spot-check (workbench.imageset)
+    "image_count",
+    "image_colour",
+    "image_chart",
+    "image_text",
+    "image_table",
+    "image_unanswerable",
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -953,7 +962,7 @@ def parse_judge_verdict(text: str) -> str | None:
 # Datasets
 # ---------------------------------------------------------------------------------------------
 
-DATASET_FIELDS: tuple[str, ...] = ("id", "category", "question", "answers", "answerable", "passage")
+DATASET_FIELDS: tuple[str, ...] = ("id", "category", "question", "answers", "answerable", "passage", "images")
 _CATEGORY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -967,6 +976,7 @@ class QAItem:
     answers: tuple[str, ...]
     answerable: bool
     passage: str | None = None
+    images: tuple[ImageInput, ...] = ()  # shown with the question (workbench.images)
 
 
 def _with_defaults(obj: Any, n: int) -> Any:
@@ -1017,6 +1027,9 @@ def _item_from(obj: Any, src: str, where: str) -> QAItem:
         raise fail("passage", "must be a non-empty string or absent")
     if obj["category"].startswith("grounded") and passage is None:
         raise fail("passage", f"required for category {obj['category']!r}")
+    names = obj.get("images", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise fail("images", "must be a list of image file paths or URLs")
     return QAItem(
         id=obj["id"],
         category=obj["category"],
@@ -1024,6 +1037,7 @@ def _item_from(obj: Any, src: str, where: str) -> QAItem:
         answers=tuple(answers),
         answerable=obj["answerable"],
         passage=passage,
+        images=resolve_images(names, src, f"{where}: images"),
     )
 
 

@@ -29,12 +29,13 @@ smaller subset changes their intervals, not their meaning.
     examples) cached the documented way for the contender's API (`providers.caching`:
     Anthropic `cache_control`, OpenAI/Gemini implicit, llama.cpp `cache_prompt`). To measure
     what the cache changes, the arm has a **control**: the same request with the cache
-    switched off (llama.cpp `cache_prompt: false`; Anthropic without a breakpoint) for the first
+    switched off (llama.cpp `cache_prompt: false`; Anthropic without a breakpoint; OpenAI chat and
+    Responses `prompt_cache_options: {"mode": "explicit"}` with no breakpoint) for the first
     `prefix_control_docs` documents, sent in a pass of their own right after the lever's (same
     windows, same requests in flight; after, so the lever finds the shared prefix cached, never
     its own document), recorded with `control=true` (`prefix_cache=false`) and
-    left out of every per-strategy number; APIs that cache implicitly cannot be switched off and
-    get no control (their records show what was cached). On llama.cpp the naive arm already
+    left out of every per-strategy number; APIs that cache implicitly with no switch (Gemini,
+    OpenAI completions) get no control (their records show what was cached). On llama.cpp the naive arm already
     has the slot cache on (llama-server's default), so there the lever's effect is the paired
     cached-vs-uncached table (`levers.prefix_cache_table`), not its row against naive.
   - `batch-api`: every document of the pass as one item of the provider's batch API

@@ -56,6 +56,7 @@ from workbench.analysis.grading import (
 )
 from workbench.config import Contender
 from workbench.errors import ConfigError
+from workbench.imageset import spotcheck_file
 from workbench.measure.probe import make_client, probe
 from workbench.measure.target import Target
 from workbench.providers import get_provider
@@ -66,12 +67,16 @@ from workbench.types import Prompt, Record
 __all__ = [
     "CHAT_SYSTEM_PROMPT",
     "GROUNDED_INSTRUCTION",
+    "IMAGE_SPOTCHECK",
     "JUDGE_MAX_TOKENS",
     "build_prompt",
     "load_items",
     "resolve_datasets",
     "run_hallucination",
 ]
+
+#: The dataset name of the generated image spot-check (`resolve_datasets`).
+IMAGE_SPOTCHECK = "image_spotcheck"
 
 #: The one system instruction every chat contender gets in this experiment.
 CHAT_SYSTEM_PROMPT = (
@@ -90,8 +95,9 @@ def resolve_datasets(spec: str | Sequence[str] = "") -> list[Path]:
     """Dataset files from a comma-separated list of names (`facts` = <workspace>/datasets/facts.jsonl;
     the bundled example's experiments/datasets/), `scenario:<name>` (that scenario's qa task) or
     paths (.jsonl or .csv; relative ones: the workspace's); "all" = every file in the workspace's
-    datasets/; empty = the workspace's prototyping scenario's qa task, else "all". Unknown names
-    list the valid ones."""
+    datasets/; empty = the workspace's prototyping scenario's qa task, else "all";
+    `image_spotcheck` = the generated image spot-check (`workbench.imageset`, written into the
+    cache on first use). Unknown names list the valid ones."""
     from workbench.experiments import workspace_inputs
 
     ws = workspace.current()
@@ -120,8 +126,11 @@ def resolve_datasets(spec: str | Sequence[str] = "") -> list[Path]:
             out.append(ws.resolve(p))
             continue
         candidate = datasets_dir / f"{name}.jsonl"
+        if not candidate.exists() and name == IMAGE_SPOTCHECK:
+            out.append(spotcheck_file())
+            continue
         if not candidate.exists():
-            valid = ", ".join(sorted(f.stem for f in datasets_dir.glob("*.jsonl")))
+            valid = ", ".join(sorted([*(f.stem for f in datasets_dir.glob("*.jsonl")), IMAGE_SPOTCHECK]))
             raise ConfigError(name, None, f"no such dataset; valid names: {valid}, or a .jsonl path")
         out.append(candidate)
     return out
@@ -149,6 +158,7 @@ def build_prompt(item: QAItem, contender: Contender) -> Prompt:
         text=text,
         system=CHAT_SYSTEM_PROMPT if chat else None,
         meta={"category": item.category, "answerable": item.answerable},
+        images=item.images,
     )
 
 

@@ -42,6 +42,7 @@ from typing import Any
 
 from workbench.config import Contender
 from workbench.errors import WorkbenchError
+from workbench.image_tokens import contender_image_tokens
 from workbench.pricing import Price, request_cost
 from workbench.types import ErrorClass, Prompt, Record
 
@@ -175,10 +176,12 @@ class Budget:
 
 
 def estimate_input_tokens(contender: Contender, prompt: Prompt) -> int:
-    """Input tokens of a request, estimated before sending (chars/4 of the rendered prompt)."""
+    """Input tokens of a request, estimated before sending (chars/4 of the rendered prompt, plus its
+    images by the provider's documented rule, `workbench.image_tokens`)."""
     text = contender.prompt_template.replace("{prompt}", prompt.text) if contender.prompt_template else (
         (prompt.system or contender.system_prompt or "") + prompt.text)
-    return max(1, len(text) // 4)
+    images = contender_image_tokens(contender, prompt)
+    return max(1, len(text) // 4) + (images.tokens if images is not None else 0)
 
 
 def _per_token(price: Price | None) -> bool:

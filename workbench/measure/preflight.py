@@ -1,6 +1,6 @@
 """Preflight: before an experiment sends work, is each hosted contender's model there for this key?
 
-Models are retired (Anthropic's SDK lists `claude-3-7-sonnet-20250219` with an end-of-life date of
+Models are retired (Anthropic retired `claude-3-7-sonnet-20250219` on
 19 February 2026) and keys lack access; a run should not spend its time finding that out one
 failed request at a time. For each hosted contender, one cheap call:
 
@@ -9,6 +9,10 @@ failed request at a time. For each hosted contender, one cheap call:
 2. where there is none (generic endpoints), or the lookup route itself is missing (a 404 that
    does not say "model not found", as from a gateway without the route), one generation with
    a 1-token cap.
+
+Before that, with no key and no request, the installed SDK's own deprecation tables
+(`hosted_models.sdk_lifecycle`: OpenAI's announced shutdown dates, Anthropic's end-of-life
+dates; only for the provider's own API host) skip a model past its date and warn within 30 days.
 
 A lookup that answers is read, not trusted: its lifecycle fields (`Provider.lifecycle`: Anthropic's
 `lifecycle` / `retires_at`, OpenAI's `shutdown_date`) skip a retired model or one past its
@@ -24,6 +28,7 @@ never checked: the workbench serves them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -34,6 +39,7 @@ import httpx
 
 from workbench.aio import run_sync
 from workbench.config import Contender
+from workbench.hosted_models import sdk_lifecycle
 from workbench.measure.probe import make_client, probe
 from workbench.measure.target import Target
 from workbench.providers import provider_for
@@ -54,7 +60,7 @@ class Preflight:
     model: str
     ok: bool | None
     message: str
-    how: str  # "lookup" | "generation" | "local"
+    how: str  # "sdk" (its deprecation tables, nothing sent) | "lookup" | "generation" | "local"
     #: runnable, but said before the run: deprecated, or retiring within
     #: `providers.base.RETIREMENT_WARNING_DAYS` (from the lookup's lifecycle fields)
     warning: str = ""
@@ -151,12 +157,18 @@ async def check(client: httpx.AsyncClient, contender: Contender, base_url: str,
     """One contender's preflight (see the module docstring)."""
     if contender.is_local:
         return Preflight(contender.name, contender.model, True, "served by the workbench", "local")
+    # First what the installed SDK's own deprecation tables announce: no key, nothing sent.
+    life = sdk_lifecycle(contender)
+    runnable, announced = life.verdict(now or datetime.now(UTC)) if life is not None else (True, None)
+    if not runnable:
+        return Preflight(contender.name, contender.model, False, announced or "", "sdk")
     url = model_url(contender, base_url)
-    if url is not None:
-        found = await _lookup(client, contender, base_url, url, now)
-        if found is not None:
-            return found
-    return await _generation(client, contender, base_url)
+    found = await _lookup(client, contender, base_url, url, now) if url is not None else None
+    if found is None:
+        found = await _generation(client, contender, base_url)
+    if announced and found.ok is not False and not found.warning:
+        found = dataclasses.replace(found, warning=announced)
+    return found
 
 
 def run_preflight(contenders: Sequence[Contender], base_urls: Mapping[str, str] | None = None) -> list[Preflight]:

@@ -55,12 +55,21 @@ import httpx
 from workbench import keys, metrics
 from workbench.aio import run_sync
 from workbench.config import Contender
+from workbench.image_tokens import contender_image_tokens
+from workbench.images import unsupported_reason
 from workbench.measure.http11 import LeanClient, RawResponse
 from workbench.measure.netbackend import arrival_clock, async_transport, resent_stale, wire_start_ns
 from workbench.measure.target import DEFAULT_MAX_OUTPUT_CHARS, Target
 from workbench.measure.transport_errors import decode_body, error_from_exception
 from workbench.providers import provider_for
-from workbench.providers.base import LENGTH_FINISH, REFUSAL_FINISH, HttpRequest, ResponseError, is_blocked
+from workbench.providers.base import (
+    LENGTH_FINISH,
+    REFUSAL_FINISH,
+    HttpRequest,
+    ResponseError,
+    is_blocked,
+    requested_processing,
+)
 from workbench.providers.errors import rate_limit_headers
 from workbench.providers.sse import SSEDecoder, SSEEvent
 from workbench.types import ErrorClass, ErrorInfo, Prompt, Record, ServerTimings, Usage
@@ -228,7 +237,11 @@ async def _probe(client: httpx.AsyncClient, target: Target, prompt: Prompt, requ
     if contender.key_missing():
         fail_record(rec, ErrorInfo(ErrorClass.AUTH, f"${contender.api_key_env} is not set"))
         return rec
+    if (unsupported := unsupported_reason(contender, prompt)) is not None:
+        fail_record(rec, ErrorInfo(ErrorClass.UNSUPPORTED_INPUT, unsupported))  # never sent
+        return rec
     req = http_request or provider.build_request(contender, prompt, stream=stream, api_key=api_key, base_url=url_root)
+    rec.service_tier_requested, rec.speed_requested = requested_processing(req.json)
     timeout_s = contender.timeout_s
     usage: Usage | None = None
     text_parts = _Text(max(0, target.max_output_chars))
@@ -238,61 +251,76 @@ async def _probe(client: httpx.AsyncClient, target: Target, prompt: Prompt, requ
     timings: ServerTimings | None = None
     refusal: str | None = None
     answered: httpx.Response | RawResponse | None = None
-    headers_out = {**req.headers, **target.headers} if target.headers else req.headers
-    # A lean client sends the request as bytes (its head built once per endpoint); any other
-    # through httpx's Request and Response.
-    lean = client if isinstance(client, LeanClient) else None
-    prepared = lean.prepare(req.method, req.url, headers_out, req.content()) if lean is not None else None
-    request = None if prepared is not None else client.build_request(
-        req.method, _url(req.url), headers=headers_out, json=req.json)
+    follow = getattr(provider, "continued", None) if contender.options.get("automatic_continuation", True) else None
+    continuation: str | None = None
     t0 = time.perf_counter_ns()
     end = t0
     try:
-        async with asyncio.timeout(timeout_s):
-            response: httpx.Response | RawResponse
-            if lean is not None and prepared is not None:
-                response = await lean.send_raw(prepared)
-            else:
-                assert request is not None
-                response = await client.send(request, stream=True)
-            network_stream = response.extensions.get("network_stream")
-            clock = arrival_clock(network_stream)
-            sent = wire_start_ns(network_stream)
-            if sent is not None and sent >= t0:
-                rec.send_delay_s = (sent - t0) * metrics.NS
-                t0 = sent
-            if resent_stale(network_stream):
-                rec.stale_resend = True
-            try:
-                answered = response
-                rec.http_status = response.status_code
-                if response.status_code >= 400:
-                    raw, _ = await _read_capped(response, _MAX_ERROR_BODY)
-                    end = clock()
-                    err = provider.classify_error(response.status_code, decode_body(raw), response.headers)
-                elif stream:
-                    st = await _read_stream(response, provider, text_parts, chunk_ns, clock)
-                    usage, finish, err, timings, refusal = st.usage, st.finish, st.error, st.timings, st.refusal
-                    end = clock()
+        while True:  # one pass per HTTP request: more only to continue an unfinished answer
+            headers_out = {**req.headers, **target.headers} if target.headers else req.headers
+            # A lean client sends the request as bytes (its head built once per endpoint); any other
+            # through httpx's Request and Response.
+            lean = client if isinstance(client, LeanClient) else None
+            prepared = lean.prepare(req.method, req.url, headers_out, req.content()) if lean is not None else None
+            request = None if prepared is not None else client.build_request(
+                req.method, _url(req.url), headers=headers_out, json=req.json)
+            first = rec.continuation_hops == 0
+            hop_usage: Usage | None = None
+            continuation = None
+            async with asyncio.timeout(timeout_s):
+                response: httpx.Response | RawResponse
+                if lean is not None and prepared is not None:
+                    response = await lean.send_raw(prepared)
                 else:
-                    raw, too_big = await _read_capped(response, MAX_BODY_BYTES)
-                    end = clock()
-                    if too_big:
-                        raise _TooLarge(f"response from {req.url} is larger than {MAX_BODY_BYTES} bytes")
-                    try:
-                        completion = provider.parse_response(json.loads(raw))
-                    except ResponseError as exc:
-                        err = exc.info
-                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                        err = ErrorInfo(ErrorClass.PROTOCOL, f"unreadable response from {req.url}: {exc}")
+                    assert request is not None
+                    response = await client.send(request, stream=True)
+                network_stream = response.extensions.get("network_stream")
+                clock = arrival_clock(network_stream)
+                sent = wire_start_ns(network_stream)
+                if first and sent is not None and sent >= t0:
+                    rec.send_delay_s = (sent - t0) * metrics.NS
+                    t0 = sent
+                if first and resent_stale(network_stream):
+                    rec.stale_resend = True
+                try:
+                    answered = response
+                    rec.http_status = response.status_code
+                    if response.status_code >= 400:
+                        raw, _ = await _read_capped(response, _MAX_ERROR_BODY)
+                        end = clock()
+                        err = provider.classify_error(response.status_code, decode_body(raw), response.headers)
+                    elif stream:
+                        st = await _read_stream(response, provider, text_parts, chunk_ns, clock)
+                        hop_usage, finish, err, timings, continuation = (st.usage, st.finish, st.error, st.timings,
+                                                                         st.continuation)
+                        refusal = st.refusal or refusal
+                        end = clock()
                     else:
-                        text_parts.append(completion.text)
-                        usage = completion.usage
-                        finish = completion.finish_reason
-                        timings = completion.timings
-                        refusal = completion.refusal
-            finally:
-                await response.aclose()
+                        raw, too_big = await _read_capped(response, MAX_BODY_BYTES)
+                        end = clock()
+                        if too_big:
+                            raise _TooLarge(f"response from {req.url} is larger than {MAX_BODY_BYTES} bytes")
+                        try:
+                            completion = provider.parse_response(json.loads(raw))
+                        except ResponseError as exc:
+                            err = exc.info
+                        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                            err = ErrorInfo(ErrorClass.PROTOCOL, f"unreadable response from {req.url}: {exc}")
+                        else:
+                            text_parts.append(completion.text)
+                            hop_usage = completion.usage
+                            finish = completion.finish_reason
+                            timings = completion.timings
+                            refusal = completion.refusal or refusal
+                            continuation = completion.continuation
+                finally:
+                    await response.aclose()
+            usage = _sum_usage(usage, hop_usage) if not first else hop_usage
+            if (follow is None or err is not None or continuation is None or finish != "CONTINUATION"
+                    or rec.continuation_hops >= MAX_CONTINUATION_HOPS):
+                break
+            rec.continuation_hops += 1
+            req = follow(req, continuation)
     except BaseException as exc:
         end = time.perf_counter_ns()
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -388,7 +416,8 @@ def _truncated_message(contender: Contender, rec: Record) -> str:
 class _StreamState:
     """What a stream has said so far; `take()` applies the deltas of one network read."""
 
-    __slots__ = ("chunk_ns", "complete", "error", "finish", "refusal", "text_parts", "timings", "usage")
+    __slots__ = ("chunk_ns", "complete", "continuation", "error", "finish", "refusal", "text_parts", "timings",
+                 "usage")
 
     def __init__(self, text_parts: _Text, chunk_ns: list[int]) -> None:
         self.text_parts = text_parts
@@ -399,6 +428,7 @@ class _StreamState:
         self.error: ErrorInfo | None = None
         self.timings: ServerTimings | None = None
         self.refusal: str | None = None
+        self.continuation: str | None = None
 
     def take(self, events: list[SSEEvent], parser: Any, now: int) -> bool:
         """Apply the events of one read (all stamped `now`); False once the stream errored."""
@@ -416,6 +446,8 @@ class _StreamState:
                     self.timings = delta.timings  # the last report covers the whole request
                 if delta.refusal:
                     self.refusal = (self.refusal or "") + delta.refusal
+                if delta.continuation:
+                    self.continuation = delta.continuation
                 if delta.finish_reason:
                     self.finish = delta.finish_reason
                     self.complete = True
@@ -449,6 +481,32 @@ async def _read_stream(
     return st
 
 
+#: Follow-up requests one answer may take to continue (Gemini CONTINUATION) before the probe stops
+#: and records what it has (a server that never finishes would otherwise hold the request forever).
+MAX_CONTINUATION_HOPS = 32
+
+
+def _sum_usage(old: Usage | None, new: Usage | None) -> Usage | None:
+    """Two continuation hops' usage as one answer's: every count summed (each hop bills its prompt
+    and its output, as google-genai's `merge_continuation_responses` sums the `*_count` fields)."""
+    if old is None or new is None:
+        return new if old is None else old
+
+    def add(a: int | None, b: int | None) -> int | None:
+        return None if a is None and b is None else (a or 0) + (b or 0)
+
+    return Usage(
+        input_tokens=add(old.input_tokens, new.input_tokens),
+        output_tokens=add(old.output_tokens, new.output_tokens),
+        cached_input_tokens=add(old.cached_input_tokens, new.cached_input_tokens),
+        cache_creation_input_tokens=add(old.cache_creation_input_tokens, new.cache_creation_input_tokens),
+        reasoning_tokens=add(old.reasoning_tokens, new.reasoning_tokens),
+        reasoning_estimated=old.reasoning_estimated or new.reasoning_estimated,
+        service_tier=new.service_tier or old.service_tier,
+        speed=new.speed or old.speed,
+    )
+
+
 def _merge_usage(old: Usage | None, new: Usage) -> Usage:
     """Later usage reports win field by field (Anthropic sends input early, output late)."""
     if old is None:
@@ -463,6 +521,8 @@ def _merge_usage(old: Usage | None, new: Usage) -> Usage:
         reasoning_tokens=new.reasoning_tokens
         if new.reasoning_tokens is not None else old.reasoning_tokens,
         reasoning_estimated=new.reasoning_estimated if new.reasoning_tokens is not None else old.reasoning_estimated,
+        service_tier=new.service_tier if new.service_tier is not None else old.service_tier,
+        speed=new.speed if new.speed is not None else old.speed,
     )
 
 
@@ -475,6 +535,12 @@ def _fill_tokens(
     n_chunks: int | None,
     full_chars: int | None = None,
 ) -> None:
+    if usage is not None:
+        rec.service_tier, rec.speed = usage.service_tier, usage.speed
+    images = contender_image_tokens(contender, prompt) if prompt.images else None
+    if prompt.images:  # what the images cost by the provider's documented rule, beside the server's count
+        rec.extra.update(n_images=len(prompt.images), image_tokens_estimate=images.tokens if images else None,
+                         image_tokens_rule=images.rule if images else None)
     if usage is not None and usage.output_tokens is not None:
         rec.input_tokens = usage.input_tokens
         rec.output_tokens = usage.output_tokens
@@ -497,7 +563,7 @@ def _fill_tokens(
     if usage is not None and usage.input_tokens is not None:
         rec.input_tokens = usage.input_tokens
     else:
-        rec.input_tokens = _chars_estimate(_rendered_prompt(contender, prompt))
+        rec.input_tokens = _chars_estimate(_rendered_prompt(contender, prompt)) + (images.tokens if images else 0)
 
 
 def _rendered_prompt(contender: Contender, prompt: Prompt) -> str:

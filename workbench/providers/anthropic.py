@@ -37,9 +37,11 @@ from workbench.providers.base import (
     parse_date,
     register,
     sampling_fields,
+    served_processing,
 )
 from workbench.providers.caching import PREFIX_CACHE_OPTION
 from workbench.providers.errors import classify
+from workbench.providers.image_parts import anthropic_content
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
@@ -184,7 +186,7 @@ class Anthropic:
         body: dict[str, Any] = {
             "model": contender.model,
             "max_tokens": contender.wire_max_tokens,  # > budget_tokens, as thinking requires
-            "messages": [{"role": "user", "content": prompt.text}],
+            "messages": [{"role": "user", "content": anthropic_content(prompt.text, prompt.images)}],
         }
         system = prompt.system or contender.system_prompt
         if system and opts.get(PREFIX_CACHE_OPTION):
@@ -223,7 +225,7 @@ class Anthropic:
         )
         return Completion(
             text=text,
-            usage=parse_usage(body.get("usage")) or Usage(),
+            usage=served_processing(body.get("usage"), parse_usage(body.get("usage"))) or Usage(),
             finish_reason=body.get("stop_reason"),
             raw_model=body.get("model"),
             refusal=_refusal_note(body.get("stop_reason"), body.get("stop_details")),
@@ -267,11 +269,12 @@ class AnthropicStream:
         if etype == "error" or event.event == "error":
             return [StreamDelta(error=classify_body(None, obj, None))]
         if etype == "message_start":
-            raw = _raw_usage((obj.get("message") or {}).get("usage"))
+            reported = (obj.get("message") or {}).get("usage")
+            raw = _raw_usage(reported)
             # message_start's output_tokens is a placeholder (1 or so); message_delta has the count.
             raw.pop("output_tokens", None)
             self._usage.update(raw)
-            usage = _usage_from(self._usage)
+            usage = served_processing(reported, _usage_from(self._usage))  # usage.service_tier / speed
             return [StreamDelta(usage=usage)] if usage is not None else []
         if etype == "content_block_delta":
             delta = obj.get("delta") or {}

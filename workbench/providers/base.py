@@ -7,6 +7,7 @@ retries and records live in `workbench.measure.probe`, so every provider is meas
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,7 +44,9 @@ __all__ = [
     "provider_for",
     "register",
     "request_summary",
+    "requested_processing",
     "sampling_fields",
+    "served_processing",
 ]
 
 
@@ -52,7 +55,8 @@ __all__ = [
 #: Responses `incomplete_details.reason` `max_output_tokens`). With no visible text this is the
 #: `truncated` outcome (workbench.types.ErrorClass.TRUNCATED).
 LENGTH_FINISH = frozenset({"length", "max_tokens", "MAX_TOKENS", "max_output_tokens",
-                           "model_context_window_exceeded"})  # Anthropic: the window, not the cap, ended it
+                           "model_context_window_exceeded",  # Anthropic: the window, not the cap, ended it
+                           "CONTINUATION"})  # Gemini's per-request limit, when not followed (probe)
 #: Finish reasons that mean the model declined to answer (Anthropic `stop_reason: refusal`).
 REFUSAL_FINISH = frozenset({"refusal"})
 #: Finish reasons that mean the provider's safety system stopped the answer: OpenAI
@@ -155,6 +159,7 @@ class Completion:
     raw_model: str | None = None
     timings: ServerTimings | None = None
     refusal: str | None = None  # a refusal sent apart from the answer (OpenAI `message.refusal`)
+    continuation: str | None = None  # a token to continue an unfinished answer with (Gemini CONTINUATION)
 
 
 class StreamParser(Protocol):
@@ -284,6 +289,29 @@ def request_summary(contender: Contender) -> dict[str, Any]:
     headers = {k: v for k, v in req.headers.items() if "version" in k.lower() or "beta" in k.lower()}
     body = {k: v for k, v in req.json.items() if k not in _CONTENT_FIELDS}
     return {"path": req.url.split("?", 1)[0].rsplit("/", 1)[-1], "headers": headers, "fields": body}
+
+
+def requested_processing(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(service tier, speed) a request body asks for: `service_tier` (OpenAI, Anthropic) or
+    `serviceTier` (Gemini), and Anthropic's `speed` (None where it asks nothing: the provider's
+    default). Both change latency and price, so a record says what was asked beside what was got."""
+    tier = body.get("service_tier", body.get("serviceTier"))
+    speed = body.get("speed")
+    return (str(tier) if tier is not None else None, str(speed) if speed is not None else None)
+
+
+def served_processing(obj: Any, usage: Usage | None) -> Usage | None:
+    """`usage` with the `service_tier` / `speed` strings of `obj` (the response object or usage
+    object that carries them) added; a Usage of those alone when there is no usage yet."""
+    if not isinstance(obj, Mapping):
+        return usage
+    tier, speed = obj.get("service_tier"), obj.get("speed")
+    tier = tier if isinstance(tier, str) else None
+    speed = speed if isinstance(speed, str) else None
+    if tier is None and speed is None:
+        return usage
+    base = usage if usage is not None else Usage()
+    return dataclasses.replace(base, service_tier=tier or base.service_tier, speed=speed or base.speed)
 
 
 def get_provider(kind: str) -> Provider:

@@ -4,8 +4,14 @@ and the prefix length below which it does nothing.
 - `anthropic`: an explicit breakpoint — the system prompt goes as a text block with
   `cache_control: {"type": "ephemeral"}` (the 5-minute cache); `usage.cache_creation_input_tokens`
   (writes, billed at their own rate) and `cache_read_input_tokens`. Off: no breakpoint, no cache.
-- `openai-*` (OpenAI): implicit, automatic for prompts of 1,024 tokens or more;
-  `prompt_tokens_details.cached_tokens`. Cannot be switched off.
+- `openai-chat` / `openai-responses` (OpenAI): implicit, automatic for prompts of 1,024 tokens or
+  more; `prompt_tokens_details.cached_tokens` (reads) and `cache_write_tokens` (writes, billed at
+  their own rate). Off: `prompt_cache_options: {"mode": "explicit"}` with no explicit breakpoint —
+  "If there are no explicit breakpoints, the request does not use prompt caching" (openai-python
+  3.63.0, `PromptCacheOptions` in `types/chat/completion_create_params.py` and
+  `types/responses/response_create_params.py`: the main namespace, not beta; "supported for
+  gpt-5.6 and later models" — an older model may reject the field, which its records then say).
+  `openai-completions` has no such field: cannot be switched off.
 - `gemini`: implicit caching (Gemini 2.5 and later); `usageMetadata.cachedContentTokenCount`.
   Cannot be switched off.
 - embedded (llama.cpp): the slot's KV cache of its previous prompt (`cache_prompt`, on by
@@ -27,10 +33,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from workbench.config import Contender
 
-__all__ = ["PREFIX_CACHE_OPTION", "how_cached", "min_prefix_tokens", "prefix_cached"]
+__all__ = ["OPENAI_NO_CACHE", "PREFIX_CACHE_OPTION", "how_cached", "min_prefix_tokens", "prefix_cached"]
 
 #: The contender option the Anthropic provider reads to put a cache breakpoint on the system prompt.
 PREFIX_CACHE_OPTION = "cache_prefix"
+#: The OpenAI body field that switches the implicit cache off (no explicit breakpoint is sent).
+OPENAI_NO_CACHE = {"prompt_cache_options": {"mode": "explicit"}}
+_OPENAI_CONTROLLED = ("openai-chat", "openai-responses")
 
 _ANTHROPIC_MIN = (("haiku-4", 4096), ("opus-4-5", 4096), ("opus-4-6", 4096), ("haiku-3", 2048), ("3-5-haiku", 2048),
                   ("3-haiku", 2048))
@@ -42,6 +51,8 @@ def how_cached(contender: Contender) -> str:
         return "llama.cpp slot prompt cache (cache_prompt)"
     if contender.api == "anthropic":
         return "explicit cache_control breakpoint on the system prompt"
+    if contender.api in _OPENAI_CONTROLLED:
+        return "implicit (automatic above the minimum prefix length; off: prompt_cache_options mode explicit)"
     if contender.api.startswith("openai") or contender.api == "gemini":
         return "implicit (automatic above the minimum prefix length; cannot be switched off)"
     return "unknown for this wire format"
@@ -68,12 +79,15 @@ def min_prefix_tokens(contender: Contender) -> tuple[int | None, str]:
 
 def prefix_cached(contender: Contender, on: bool) -> Contender | None:
     """A copy of `contender` with its shared prefix cached (`on`) or not, the documented way; None
-    when the API cannot switch it off (OpenAI and Gemini cache implicitly) and `on` is False."""
+    when the API cannot switch it off (Gemini and OpenAI completions cache implicitly) and `on` is
+    False. OpenAI chat and Responses: on is the API's default (implicit), off is `OPENAI_NO_CACHE`."""
     opts: dict[str, Any] = dict(contender.options)
     if contender.is_local:
         opts["extra_body"] = {**dict(opts.get("extra_body") or {}), "cache_prompt": on}
     elif contender.api == "anthropic":
         opts[PREFIX_CACHE_OPTION] = on
+    elif contender.api in _OPENAI_CONTROLLED and not on:
+        opts["extra_body"] = {**dict(opts.get("extra_body") or {}), **OPENAI_NO_CACHE}
     elif not on:
         return None
     else:

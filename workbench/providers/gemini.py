@@ -35,6 +35,7 @@ from workbench.providers.base import (
     sampling_fields,
 )
 from workbench.providers.errors import classify, parse_duration
+from workbench.providers.image_parts import gemini_parts
 from workbench.types import ErrorClass, ErrorInfo, Prompt, StreamDelta, Usage
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ class Gemini:
         if thinking:
             gen["thinkingConfig"] = thinking
         body: dict[str, Any] = {
-            "contents": [{"role": "user", "parts": [{"text": prompt.text}]}],
+            "contents": [{"role": "user", "parts": gemini_parts(prompt.text, prompt.images)}],
             "generationConfig": gen,
         }
         system = prompt.system or contender.system_prompt
@@ -197,7 +198,15 @@ class Gemini:
             usage=parse_usage(body.get("usageMetadata")) or Usage(),
             finish_reason=finish,
             raw_model=body.get("modelVersion"),
+            continuation=_continuation(body, finish),
         )
+
+    def continued(self, request: HttpRequest, token: str) -> HttpRequest:
+        """The follow-up of `request` after a CONTINUATION finish: the same request with the
+        returned token as the top-level `continuationToken` (google-genai 3.6.1: `models.py`
+        `_generate_content_with_continuation`, the config's `continuation_token` →
+        `continuationToken`)."""
+        return dataclasses.replace(request, json={**request.json, "continuationToken": token})
 
     def stream_parser(self) -> GeminiStream:
         return GeminiStream()
@@ -207,6 +216,15 @@ class Gemini:
 
     def lifecycle(self, model_object: Any) -> Lifecycle | None:
         return None  # its model object carries no retirement fields
+
+
+def _continuation(obj: Mapping[str, Any], finish: str | None) -> str | None:
+    """The first candidate's `continuationToken` when its finish lets the answer be continued
+    (CONTINUATION, or none yet: google-genai `_extra_utils.is_resumable_finish_reason`)."""
+    cands = obj.get("candidates") or []
+    cand = cands[0] if cands and isinstance(cands[0], Mapping) else {}
+    token = cand.get("continuationToken")
+    return token if isinstance(token, str) and token and finish in (None, "CONTINUATION") else None
 
 
 def _candidate(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -245,6 +263,9 @@ class GeminiStream:
         usage = parse_usage(obj.get("usageMetadata"))
         if usage is not None:
             out.append(StreamDelta(usage=usage))
+        token = _continuation(obj, finish)
+        if token is not None:
+            out.append(StreamDelta(continuation=token))
         if finish:
             out.append(StreamDelta(finish_reason=finish))
         return out

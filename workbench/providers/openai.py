@@ -24,8 +24,10 @@ from workbench.providers.base import (
     parse_date,
     register,
     sampling_fields,
+    served_processing,
 )
 from workbench.providers.errors import classify
+from workbench.providers.image_parts import openai_chat_content
 from workbench.types import ErrorClass, ErrorInfo, Prompt, ServerTimings, StreamDelta, Usage
 
 if TYPE_CHECKING:
@@ -37,7 +39,9 @@ __all__ = ["OpenAIChat", "OpenAICompletions", "bearer", "classify_body", "error_
 
 
 def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
-    """OpenAI `usage` → Usage (cached and reasoning counts from the `*_details` objects)."""
+    """OpenAI `usage` → Usage (cached, cache-write and reasoning counts from the `*_details`
+    objects; `prompt_tokens_details.cache_write_tokens` is "the unadjusted number of prompt tokens
+    written to cache", openai-python 3.63.0 `types/completion_usage.py`, priced apart from input)."""
     if not u:
         return None
     prompt_details = u.get("prompt_tokens_details") or {}
@@ -46,6 +50,7 @@ def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
         input_tokens=u.get("prompt_tokens"),
         output_tokens=u.get("completion_tokens"),
         cached_input_tokens=prompt_details.get("cached_tokens"),
+        cache_creation_input_tokens=prompt_details.get("cache_write_tokens"),
         reasoning_tokens=completion_details.get("reasoning_tokens"),
     )
 
@@ -173,7 +178,7 @@ class _OpenAIBase:
             refusal = message.get("refusal") if isinstance(message, Mapping) else None
         return Completion(
             text=text,
-            usage=parse_usage(body.get("usage")) or Usage(),
+            usage=served_processing(body, parse_usage(body.get("usage"))) or Usage(),
             finish_reason=finish,
             raw_model=body.get("model"),
             timings=parse_timings(body.get("timings")),
@@ -236,8 +241,8 @@ class _OpenAIStream:
             if text or finish or refusal:
                 out.append(StreamDelta(text=text or None, finish_reason=finish, refusal=refusal))
         usage = parse_usage(obj.get("usage"))
-        if usage is not None:
-            out.append(StreamDelta(usage=usage))
+        if usage is not None:  # the usage chunk carries the tier too, as every chunk does
+            out.append(StreamDelta(usage=served_processing(obj, usage)))
         timings = parse_timings(obj.get("timings"))
         if timings is not None:
             out.append(StreamDelta(timings=timings))
@@ -249,11 +254,12 @@ class OpenAIChat(_OpenAIBase):
     path = "/chat/completions"
 
     def _payload(self, contender: Contender, prompt: Prompt) -> dict[str, Any]:
-        messages = []
+        messages: list[dict[str, Any]] = []
         system = prompt.system or contender.system_prompt
         if system:
             messages.append({"role": "system", "content": system})
-        messages.append({"role": "user", "content": prompt.text})
+        messages.append({"role": "user", "content": openai_chat_content(prompt.text, prompt.images,
+                                                                         contender.options.get("image_detail"))})
         return {"messages": messages}
 
     def _choice_text(self, choice: Mapping[str, Any]) -> str | None:

@@ -10,8 +10,8 @@ reasoning models. What matters for measurement:
   answer). The stream ends with `response.completed`, `response.incomplete` (with
   `incomplete_details.reason`, e.g. `max_output_tokens`) or `response.failed` (with `error`);
   an `error` event carries `code` and `message` at the top level.
-- `usage`: `input_tokens` (with `input_tokens_details.cached_tokens`), `output_tokens` (reasoning
-  included) and `output_tokens_details.reasoning_tokens`.
+- `usage`: `input_tokens` (with `input_tokens_details.cached_tokens` and `cache_write_tokens`),
+  `output_tokens` (reasoning included) and `output_tokens_details.reasoning_tokens`.
 - The finish reason kept on the record is the response's `status` ("completed"), or the
   incomplete reason ("max_output_tokens", which with no text is the `truncated` outcome).
 - The cap is `max_output_tokens` (reasoning + visible: the reasoning reserve is added); reasoning
@@ -35,8 +35,10 @@ from workbench.providers.base import (
     json_post,
     register,
     sampling_fields,
+    served_processing,
 )
 from workbench.providers.errors import classify
+from workbench.providers.image_parts import responses_content
 from workbench.providers.openai import bearer, classify_body, openai_lifecycle
 from workbench.types import ErrorInfo, Prompt, StreamDelta, Usage
 
@@ -52,13 +54,15 @@ def _int(v: Any) -> int | None:
 
 
 def parse_usage(u: Any) -> Usage | None:
-    """Responses `usage` → Usage (cached and reasoning counts from the `*_details` objects)."""
+    """Responses `usage` → Usage (cached, cache-write and reasoning counts from the `*_details`
+    objects: `input_tokens_details.cache_write_tokens`, openai-python 3.63.0 `types/responses/response_usage.py`)."""
     if not isinstance(u, Mapping) or not u:
         return None
     inp = u.get("input_tokens_details") or {}
     out = u.get("output_tokens_details") or {}
     return Usage(input_tokens=_int(u.get("input_tokens")), output_tokens=_int(u.get("output_tokens")),
                  cached_input_tokens=_int(inp.get("cached_tokens")),
+                 cache_creation_input_tokens=_int(inp.get("cache_write_tokens")),
                  reasoning_tokens=_int(out.get("reasoning_tokens")))
 
 
@@ -116,7 +120,8 @@ class OpenAIResponses:
             raise ValueError("response has no 'output' list")
         if body.get("status") == "failed":
             raise ResponseError(_failed(body))  # typed by its error code, as in a stream
-        return Completion(text=_output_text(body), usage=parse_usage(body.get("usage")) or Usage(),
+        return Completion(text=_output_text(body), usage=served_processing(body, parse_usage(body.get("usage")))
+                          or Usage(),
                           finish_reason=_finish(body), raw_model=body.get("model"), refusal=_refusal_text(body))
 
     def stream_parser(self) -> ResponsesStream:
@@ -135,7 +140,8 @@ class OpenAIResponses:
         self, contender: Contender, prompt: Prompt, *, stream: bool, api_key: str | None,
         base_url: str,
     ) -> HttpRequest:
-        body: dict[str, Any] = {"model": contender.model, "input": [{"role": "user", "content": prompt.text}],
+        content = responses_content(prompt.text, prompt.images, contender.options.get("image_detail"))
+        body: dict[str, Any] = {"model": contender.model, "input": [{"role": "user", "content": content}],
                                 "max_output_tokens": max(MIN_OUTPUT_TOKENS, contender.wire_max_tokens)}
         system = prompt.system or contender.system_prompt
         if system:
@@ -170,7 +176,7 @@ class ResponsesStream:
             response = {}
         if etype in ("response.completed", "response.incomplete"):
             out = []
-            usage = parse_usage(response.get("usage"))
+            usage = served_processing(response, parse_usage(response.get("usage")))
             if usage is not None:
                 out.append(StreamDelta(usage=usage))
             out.append(StreamDelta(finish_reason=_finish(response) or etype.rpartition(".")[2], done=True))

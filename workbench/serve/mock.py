@@ -10,6 +10,8 @@ load-generator speed; and "mock" because it imitates providers, not a model.
 - Wire formats (serve/wire.py): OpenAI chat and completions, Anthropic messages, Gemini and a
   generic `/generate`, all at once, routed by path; streamed and whole answers, usage numbers,
   model listings, each provider's real error bodies.
+- Images in (serve/image_input.py): image parts in each dialect are decoded and answered by a
+  small rule (each image's pixel size and type), an undecodable one by the dialect's 400.
 - Known timing (`Scenario`): the first piece of the answer goes out `ttft_s` after the request
   was read, the rest `itl_s` apart; or the answer is `Scenario.answer(request)`. With
   `prefill_s_per_token` the first piece waits that much longer per prompt token (a long document
@@ -53,6 +55,7 @@ from typing import Any
 
 from workbench.serve.faults import DIALECTS, FAULTS, Fault, FaultPlan, error_fault, parse_fault_specs, transcript_fault
 from workbench.serve.http import LOOPBACK, Request, Server, add_host_arguments, chunk, head, send_json
+from workbench.serve.image_input import bad_image_error, describe, image_tokens, request_images
 from workbench.serve.transcripts import StreamTranscript
 from workbench.serve.wire import (
     FORMATS,
@@ -261,7 +264,15 @@ class MockServer(Server):
         if late:
             await asyncio.sleep(late)
             t_recv += late  # the whole answer, that much later
-        pieces = sc.pieces_for(body)
+        try:  # images in: answered by the image rule (serve/image_input.py), unless the scenario answers
+            seen = request_images(fmt.name, body) if sc.answer is None else []
+        except ValueError as exc:
+            send_json(w, *bad_image_error(fmt.name, str(exc)), sc.headers)
+            return True
+        if seen:  # the images counted in the prompt, as the provider's usage counts them
+            sc = dataclasses.replace(sc, input_tokens=sc.input_tokens + image_tokens(fmt.name, fmt.request_model(body),
+                                                                                  seen))
+        pieces = (describe(seen),) if seen else sc.pieces_for(body)
         output = sc.output_for(pieces)
         itl = sc.itl_s
         if kind == "oversized":  # at once after the TTFT: this is about size, not timing

@@ -33,7 +33,7 @@ from workbench.serve import transcripts
 
 __all__ = ["CTX", "FORMATS", "GEMINI_CTX", "Event", "Scenario", "WireFormat", "anthropic_error", "base_url_for",
            "context_exceeded", "format_for", "google_error", "listing", "lookup_format", "model_not_found",
-           "openai_error", "prompt_tokens"]
+           "openai_error", "prompt_tokens", "text_of"]
 
 CTX = 32768
 GEMINI_CTX = 1048576
@@ -109,6 +109,14 @@ class Scenario:
         return self.output_tokens if self.output_tokens is not None else len(pieces)
 
 
+def text_of(content: Any) -> str:
+    """A user turn's text: the string itself, or its text parts joined (image parts left out)."""
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content
+                       if isinstance(p, dict) and p.get("type") in ("text", "input_text"))
+    return str(content)
+
+
 class WireFormat:
     """One answer in one wire format. Subclasses fill in the shapes.
 
@@ -145,7 +153,7 @@ class WireFormat:
         """The last user text: names a request in the truth notes and the fault log."""
         messages = req.get("messages")
         if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
-            return str(messages[-1].get("content", ""))
+            return text_of(messages[-1].get("content", ""))
         return str(req.get("prompt", ""))
 
     def opening(self) -> list[Event]:
@@ -288,7 +296,7 @@ class OpenAIResponses(OpenAIChat):
     def user_text(req: dict[str, Any]) -> str:
         inp = req.get("input")
         if isinstance(inp, list) and inp and isinstance(inp[-1], dict):
-            return str(inp[-1].get("content", ""))
+            return text_of(inp[-1].get("content", ""))
         return str(inp or "")
 
     def _ev(self, type_: str, **fields: Any) -> Event:
@@ -541,14 +549,21 @@ FORMATS: dict[str, type[WireFormat]] = {f.name: f for f in (OpenAIChat, OpenAICo
 _RECORDED_MODEL = {"openai-chat": "gpt-4o", "anthropic": "claude-3-haiku-20240307", "gemini": "gemini-1.0-pro"}
 
 
+#: Body fields whose strings are not prompt text: names, roles, and image data or addresses
+#: (images are counted by their own rule, `serve/image_input`).
+_NOT_TEXT = frozenset({"model", "role", "type", "source", "image_url", "inlineData", "inline_data", "fileData",
+                       "file_data", "image_data"})
+
+
 def prompt_tokens(body: Any) -> int:
     """The mock's token count of a request: every text in the body (messages, system, contents,
-    prompt), four characters a token, rounded up; the JSON's keys and other values do not count."""
+    prompt), four characters a token, rounded up; the JSON's keys, names, roles and image parts
+    do not count."""
     def chars(x: Any) -> int:
         if isinstance(x, str):
             return len(x)
         if isinstance(x, Mapping):
-            return sum(chars(v) for k, v in x.items() if k not in ("model", "role", "type"))
+            return sum(chars(v) for k, v in x.items() if k not in _NOT_TEXT)
         if isinstance(x, list):
             return sum(chars(v) for v in x)
         return 0

@@ -5,7 +5,8 @@ Two kinds, by file name:
   `*.sse`   a streamed 200 answer, byte for byte: SSE events separated by blank lines. Replayed
             one event per piece of the scenario's timing (the first after `ttft_s`, the rest
             `itl_s` apart), so a client's TTFT lands on the first event that carries visible text.
-  `*.json`  an HTTP error: `{"status": int, "headers": {...}, "body": <the provider's JSON>}`.
+  `*.json`  a whole (non-streamed) answer: `{"status": int, "headers": {...}, "body": <the
+            provider's JSON>}` — an HTTP error, or a 200 that is no answer (a refusal, a block).
 """
 
 from __future__ import annotations
