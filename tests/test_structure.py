@@ -19,7 +19,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 LAYERS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (0, ("workbench.types", "workbench.errors", "workbench.aio", "workbench.metrics", "workbench.children")),
     (1, ("workbench.keys", "workbench.embedded", "workbench.providers", "workbench.datafiles",
-         "workbench.workspace", "workbench.images", "workbench.image_tokens", "workbench.imageset")),
+         "workbench.workspace", "workbench.images", "workbench.image_tokens", "workbench.imageset",
+         "workbench.documents", "workbench.contract_text")),
     (2, ("workbench.config", "workbench.tasks", "workbench.prompts", "workbench.results", "workbench.pricing",
          "workbench.hosted_models")),
     (3, ("workbench.measure",)),

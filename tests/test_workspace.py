@@ -58,7 +58,8 @@ def test_init_writes_a_workspace_that_validates_and_refuses_a_non_empty_folder(w
     assert problems == []
     assert any("messages.csv: 162 rows" in line for line in read)
     assert sorted(p.name for p in (ws_dir / "notebooks").glob("*.ipynb")) == [
-        "coalescing.ipynb", "concurrency.ipynb", "hallucination.ipynb", "latency.ipynb", "summary.ipynb"]
+        "coalescing.ipynb", "concurrency.ipynb", "context.ipynb", "hallucination.ipynb", "latency.ipynb",
+        "summary.ipynb"]
     with pytest.raises(Exception, match="not empty"):
         init_workspace(ws_dir, log=lambda _: None)
 

@@ -5,12 +5,15 @@ CSV with a header row (UTF-8; a list-valued column holds `|`-separated values) â
 reader of the workbench (labelled texts, QA items, prompts) goes through `read_rows`, so a
 mistake is reported the same way everywhere: file, line or row, field, reason, one line.
 
-The three kinds (`KINDS`), their fields and what an omitted field means:
+The kinds (`KINDS`), their fields and what an omitted field means:
 - **labelled texts** (routing messages, documents to annotate): `text`, `label`, optional `id`
   (else `row-N`), optional `acceptable` (other labels that also count as right);
 - **QA items** (hallucination spot-checks): `question`, `answers` (empty = unanswerable, a false
   premise), optional `passage` (grounded questions), `id`, `category`, `images`;
-- **prompts** (generation, prototyping, load): `text`, optional `id`, `system`, `images`.
+- **prompts** (generation, prototyping, load): `text`, optional `id`, `system`, `images`;
+- **documents** (long documents, the context experiment): `text` or `file` (a text file beside
+  the data file), optional `id`; and their **doc_questions**: `document` (an id), `question`,
+  `answers`, optional `id`, `depth` (`workbench.documents`).
 
 `images` lists image files relative to the data file (or http(s) URLs), shown to the model with
 the text; `workbench.images` reads and checks them.
@@ -89,6 +92,18 @@ KINDS: dict[str, dict[str, FieldSpec]] = {
         "id": FieldSpec(doc="unique id (default row-N)"),
         "system": FieldSpec(nonempty=False, doc="a system message"),
         "images": FieldSpec("list", nonempty=False, doc="image files (relative to this file) or URLs shown with it"),
+    },
+    "documents": {
+        "text": FieldSpec(nonempty=False, doc="the document (or give file)"),
+        "file": FieldSpec(nonempty=False, doc="a UTF-8 text file holding the document, relative to this file"),
+        "id": FieldSpec(doc="unique id (default row-N)"),
+    },
+    "doc_questions": {
+        "document": FieldSpec(required=True, doc="the id of the document asked about"),
+        "question": FieldSpec(required=True, doc="the question"),
+        "answers": FieldSpec("list", required=True, doc="accepted answers, each appearing in the document"),
+        "id": FieldSpec(doc="unique id (default row-N)"),
+        "depth": FieldSpec(doc="fraction 0-1 of the document before the answer (default: where it first appears)"),
     },
 }
 

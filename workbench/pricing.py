@@ -45,6 +45,7 @@ __all__ = [
     "price_from_throughput",
     "provider_for_api",
     "request_cost",
+    "sized_request_cost",
 ]
 
 
@@ -327,3 +328,32 @@ def request_cost(
         + output_tokens * price.output
     ) / MTOK
     return usd * (1 - price.batch_discount) if batch else usd
+
+
+def sized_request_cost(contender: Priced, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0,
+                       ) -> tuple[float | None, str]:
+    """(USD, where the rate comes from) for one request of this size, long-context tiers included:
+    a contender whose price the contenders file declares pays `request_cost` at the declared
+    rates (flat: a declaration has no tiers); otherwise genai-prices prices the request at its
+    real size (`calc_price` applies a model's tier above its threshold, e.g. input past 200k
+    tokens), which `library_price`'s small probe leaves out on purpose. (None, why) when neither
+    has a price; the embedded models are machine-priced, never looked up."""
+    if contender.price is not None and contender.price.declared():
+        price = price_for(contender)
+        if price is None or price.input is None:
+            return None, "declared machine-hour price: per-token cost needs measured throughput"
+        return request_cost(price, input_tokens, output_tokens, cached_input_tokens), "declared (no tiers)"
+    kwargs = None if contender.machine_priced else _library_kwargs(contender)
+    if kwargs is None:
+        return None, "no list price (self-hosted: machine-hour priced)"
+    try:
+        from genai_prices import Usage, calc_price
+    except ImportError:
+        return None, "genai-prices is not installed"
+    usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cached_input_tokens or None)
+    try:
+        got = (calc_price(usage, contender.model, provider_id=kwargs["provider_id"]) if "provider_id" in kwargs
+               else calc_price(usage, contender.model, provider_api_url=kwargs["provider_api_url"]))
+    except LookupError:
+        return None, "genai-prices does not know this model"
+    return float(got.total_price), f"genai-prices ({got.provider.id}/{got.model.id}), priced at this size"

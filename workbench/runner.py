@@ -179,6 +179,11 @@ def _check_inputs(params: Mapping[str, Any]) -> None:
             from workbench.experiments.concurrency import parse_levels
 
             parse_levels(params["levels"])
+        if "lengths" in params or "depths" in params:
+            from workbench.experiments.context import parse_depths, parse_lengths
+
+            parse_lengths(params.get("lengths", "512"))
+            parse_depths(params.get("depths", "0.5"))
         if params.get("strategies"):
             from workbench.experiments.coalescing import parse_strategies
 
@@ -265,7 +270,9 @@ def run_experiments(
         meter = CpuMeter()  # this process's tree: the kernel and the servers it starts are ours
         planned = exp.planned(effective, _n_contenders(effective)) if exp.planned else None
         try:
-            with Progress(exp.name, run.jsonl(exp.name), planned, tty=sys.stderr.isatty(), log=log), \
+            # absolute: papermill runs the notebook with the process in its folder, and the tail
+            # thread reads while it does (a relative --out counted nothing)
+            with Progress(exp.name, run.jsonl(exp.name).resolve(), planned, tty=sys.stderr.isatty(), log=log), \
                     workspace.in_force(ws.root):
                 pm.execute_notebook(
                     str(exp.path),

@@ -166,6 +166,8 @@ def open_session(
     resume: bool = False,
     shards: int = 1,
     backend: str = "auto",
+    slots: int | None = None,
+    n_ctx: int | None = None,
 ) -> Session:
     """Open a run folder and make every selected contender reachable.
 
@@ -173,7 +175,10 @@ def open_session(
     precedence chain. Prints one line per skipped contender. `budget_usd` (None or 0: no cap)
     gives the session a `Budget` over the contenders' prices; `resume=True` marks the session
     as resuming an interrupted run (experiments skip `completed_ids()`). `shards` and `backend` say
-    where load runs go (`workbench.measure.load.pool`; default: this process)."""
+    where load runs go (`workbench.measure.load.pool`; default: this process). `slots` and `n_ctx`
+    size the embedded servers this session starts (default: `WORKBENCH_SLOTS` slots of the
+    model's `n_ctx`; the context experiment serves long documents from one large slot); the
+    manifest records them with the server."""
     check_load_options(shards, backend)
     if backend == "ray" and importlib.util.find_spec("ray") is None:  # say so before any server starts
         raise WorkbenchError(RAY_MISSING)
@@ -216,7 +221,7 @@ def open_session(
                 session.reused_servers[c.local] = reuse[c.local]
             else:
                 if c.local not in session.servers:
-                    session.servers[c.local] = start_server(c.local, run.logs)
+                    session.servers[c.local] = start_server(c.local, run.logs, slots=slots, n_ctx=n_ctx)
                 session.base_urls[c.name] = session.servers[c.local].base_url
     except BaseException:
         session.close()

@@ -5,6 +5,7 @@ A scenario in a workspace names its own data and task (`scenarios.yaml`):
     task: {type: classify, data: data/messages.csv, labels: [card_lost, refund, other]}
     task: {type: qa, data: data/qa.jsonl}
     task: {type: generate, data: data/prompts.jsonl}
+    task: {type: long_doc, data: data/contracts.jsonl, questions: data/contract_questions.jsonl}
 
 - `classify` reads labelled texts (`text`, `label`, optional `id`, `acceptable`); every text
   becomes a prompt from `instruction` (`{labels}` and `{text}` filled in), carrying its right
@@ -15,6 +16,9 @@ A scenario in a workspace names its own data and task (`scenarios.yaml`):
 - `qa` reads QA items (`question`, `answers`, optional `passage`, `id`, `category`): the
   hallucination spot-check's questions.
 - `generate` reads prompts (`text`, optional `id`, `system`).
+- `long_doc` reads long documents (`text` or `file`, optional `id`) and the questions asked about
+  them (`questions`: `document`, `question`, `answers`, optional `id`, `depth`): the context
+  experiment's documents (`workbench.documents`).
 
 Experiments name a task as a prompt set or dataset `scenario:<name>` (the runner does so for a
 workspace's scenarios); a path is relative to the workspace root (`workbench.workspace`).
@@ -25,11 +29,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workbench import workspace
 from workbench.config import load_yaml, validation_error
 from workbench.datafiles import KINDS, LabelledText, load_labelled_texts, read_rows, unique_ids
+from workbench.documents import Document, load_documents
 from workbench.errors import ConfigError
 from workbench.images import resolve_images
 from workbench.types import Prompt
@@ -47,7 +52,7 @@ DEFAULT_INSTRUCTION = 'Label the intent of this message as {labels}: "{text}"'
 #: A prompt set or dataset named `scenario:<name>` is that scenario's task data.
 SCENARIO_PREFIX = "scenario:"
 #: The data kind each task type reads (`workbench.datafiles.KINDS`).
-DATA_KIND = {"classify": "labelled", "qa": "qa", "generate": "prompts"}
+DATA_KIND = {"classify": "labelled", "qa": "qa", "generate": "prompts", "long_doc": "documents"}
 
 
 class Task(BaseModel):
@@ -55,13 +60,22 @@ class Task(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["classify", "qa", "generate"] = Field(description="classify, qa or generate")
+    type: Literal["classify", "qa", "generate", "long_doc"] = Field(description="classify, qa, generate or long_doc")
     data: str = Field(description="the data file (JSONL or CSV), relative to the workspace root")
     labels: list[str] | None = Field(None, description="classify: the labels (default: those in the data)")
     instruction: str = Field(DEFAULT_INSTRUCTION,
                              description="classify: the prompt, with {labels} and {text}; generate: unused")
     examples: str | None = Field(None, description="classify: worked examples (a labelled-texts file, never "
                                                    "measured) for a completion model's few-shot prompt")
+    questions: str | None = Field(None, description="long_doc: the questions about the documents (document, "
+                                                    "question, answers, optional id, depth), relative to the "
+                                                    "workspace root")
+
+    @model_validator(mode="after")
+    def _questions_ok(self) -> Task:
+        if (self.type == "long_doc") != (self.questions is not None):
+            raise ValueError("questions is required for type long_doc and only read there")
+        return self
 
     @field_validator("labels")
     @classmethod
@@ -129,13 +143,22 @@ class Task(BaseModel):
             return classify_prompts(rows, self.label_names(rows), self.instruction)
         if self.type == "generate":
             return load_prompt_rows(self.path(ws))
-        raise ConfigError(self.data, "type", "a qa task has questions, not prompts: use it as a hallucination dataset")
+        raise ConfigError(self.data, "type", f"a {self.type} task has questions, not prompts: use it as "
+                                             f"{'a hallucination dataset' if self.type == 'qa' else 'documents'}")
+
+    def documents(self, ws: workspace.Workspace | None = None) -> list[Document]:
+        """long_doc: the documents with their questions, each checked (`workbench.documents`)."""
+        if self.type != "long_doc" or self.questions is None:
+            raise ConfigError(self.data, "type", f"a {self.type} task has no documents")
+        return load_documents(self.path(ws), (ws or workspace.current()).resolve(self.questions))
 
     def check(self, ws: workspace.Workspace | None = None) -> int:
         """Read the data as this task would (every mistake a ConfigError); the number of rows."""
         if self.type == "classify":
             self.example_rows(ws)
             return len(self.prompts(ws))
+        if self.type == "long_doc":
+            return len(self.documents(ws))
         path = self.path(ws)
         rows = read_rows(path, KINDS[DATA_KIND[self.type]])
         for r in rows:  # every image named is read and checked, as a run would

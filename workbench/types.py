@@ -60,6 +60,11 @@ class ErrorClass(enum.StrEnum):
     # Never sent: the prompt carries input the contender cannot take (images to a text-only
     # model or wire format; workbench.images.image_input_support says why).
     UNSUPPORTED_INPUT = "unsupported_input"
+    # The prompt is longer than the model's context window (or the server's slot): OpenAI code
+    # `context_length_exceeded`, Anthropic "prompt is too long: N tokens > M maximum", Gemini
+    # "The input token count (N) exceeds the maximum number of tokens allowed (M)", llama-server
+    # `exceed_context_size_error`. A bad request that only a shorter prompt (or chunking) cures.
+    CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
 
 
 @dataclass(slots=True)

@@ -79,6 +79,21 @@ def _planned_hallucination(p: Mapping[str, Any], n: int) -> int | None:
     return n * items * samples
 
 
+def _planned_context(p: Mapping[str, Any], n: int) -> int | None:
+    """Per contender: each generated document's questions (one per depth and the two-fact one),
+    and the window probe; None for the user's documents (their count is read by the notebook)."""
+    if p.get("documents"):
+        return None
+    try:
+        from workbench.experiments.context import parse_depths, parse_lengths
+
+        docs = len(parse_lengths(str(p.get("lengths", "")))) * int(p.get("docs_per_length", 1))
+        questions = len(parse_depths(str(p.get("depths", "")))) + 1
+    except ValueError:
+        return None  # the notebook reports the mistake itself
+    return n * (docs * questions + (1 if p.get("probe_window") else 0))
+
+
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in (
@@ -117,6 +132,13 @@ EXPERIMENTS: dict[str, Experiment] = {
             # median has an order-statistic interval), and the run keeps its 10 minutes.
             run_params={"n_docs": 48, "window": 16, "concurrency": 8, "lever_docs": 0, "prefix_control_docs": 6},
         ),
+        # One contract per length to 8k tokens on both embedded models, each served from one
+        # 9,216-token slot while it runs. The 8k prefills are most of the time: 647 s on 2 busy
+        # cores (Qwen 8k alone 360 s; workbench/experiments/context.py), over make run's budget.
+        Experiment("context", "context.ipynb",
+                   "input-length axis: TTFT vs length fit, prefill rate, accuracy by length x depth, cached vs "
+                   "uncached document, window, cost per document",
+                   run_params={"lengths": "256,512,1024,2048,8192"}, planned=_planned_context),
         Experiment("summary", "summary.ipynb", "decision matrix per scenario: constraints, p_best, ranks, "
                    "comparisons, report.html", html_report=True),
     )
@@ -139,7 +161,8 @@ def workspace_inputs(ws: workspace.Workspace | None = None) -> dict[str, dict[st
     """Per experiment, the inputs the workspace's scenarios name (a realtime scenario's prompts —
     its task's, or its `prompt_set` — are the latency and load prompts, its SLO and rate the
     sweep's; a prototyping scenario's qa task is the hallucination questions; a batch scenario's
-    task the annotation documents, read by the coalescing experiment itself). The first scenario
+    task the annotation documents, read by the coalescing experiment itself; a long_doc task, of
+    any scenario, the context experiment's documents). The first scenario
     of each kind counts. A notebook run on its own (JupyterLab, papermill, nbval) finds the same
     through `scenario_input`, so it measures the workspace it sits in."""
     from workbench.analysis.scenarios import PrototypingScenario, RealtimeScenario, load_scenarios
@@ -156,6 +179,8 @@ def workspace_inputs(ws: workspace.Workspace | None = None) -> dict[str, dict[st
         elif (isinstance(sc, PrototypingScenario) and sc.task is not None and sc.task.type == "qa"
               and "hallucination" not in out):
             out["hallucination"] = {"datasets": f"{SCENARIO_PREFIX}{name}"}
+        if sc.task is not None and sc.task.type == "long_doc" and "context" not in out:
+            out["context"] = {"documents": f"{SCENARIO_PREFIX}{name}"}  # any kind: the user's documents
     return out
 
 

@@ -39,8 +39,16 @@ _AUTH_CODES = {"authentication_error", "permission_error", "invalid_api_key", "u
 _TIMEOUT_CODES = {"deadline_exceeded", "timeout_error"}
 _NOT_FOUND_MODEL_CODES = {"model_not_found"}
 _BAD_REQUEST_CODES = {"invalid_request_error", "not_found_error", "request_too_large",
-                      "invalid_argument", "not_found", "failed_precondition", "out_of_range",
-                      "context_length_exceeded"}
+                      "invalid_argument", "not_found", "failed_precondition", "out_of_range"}
+# The prompt does not fit the context window: OpenAI's code, llama-server's error type; the
+# others say it only in the message of a generic 400 (`_CONTEXT_MESSAGE`).
+_CONTEXT_CODES = {"context_length_exceeded", "exceed_context_size_error"}
+# Anthropic: "prompt is too long: 208310 tokens > 200000 maximum" (invalid_request_error);
+# Gemini: "The input token count (1200293) exceeds the maximum number of tokens allowed
+# (1048576)." (INVALID_ARGUMENT); OpenAI-like gateways: "maximum context length is N tokens";
+# llama-server: "request (10024 tokens) exceeds the available context size (9216 tokens)".
+_CONTEXT_MESSAGE = re.compile(r"prompt is too long: \d+ tokens > \d+|input token count \(\d+\) exceeds the maximum"
+                              r"|maximum context length is \d+|exceeds the available context size", re.IGNORECASE)
 _SERVER_CODES = {"api_error", "internal", "unknown", "data_loss"}
 # "Please try again in 26.604s" / "in 644ms" (OpenAI 429 messages) and Gemini's "Please retry in 20.04s".
 _TRY_AGAIN = re.compile(r"(?:try again|retry) in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)", re.IGNORECASE)
@@ -94,6 +102,9 @@ def classify(
         cls, retryable = ErrorClass.TIMEOUT, True
     elif status == 409:  # a lock timeout / conflict on the provider's side: both official SDKs retry it
         cls, retryable = ErrorClass.SERVER_ERROR, True
+    elif c in _CONTEXT_CODES or t in _CONTEXT_CODES or (
+            status in (400, 413, None) and _CONTEXT_MESSAGE.search(message)):
+        cls, retryable = ErrorClass.CONTEXT_LENGTH_EXCEEDED, False
     elif c in _BAD_REQUEST_CODES or (status is not None and 400 <= status < 500):
         cls, retryable = ErrorClass.BAD_REQUEST, False
     else:  # other 5xx, a known server code, or an error object in a 200 stream with no code

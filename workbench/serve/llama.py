@@ -156,6 +156,7 @@ class LocalServer:
     slots: int = DEFAULT_SLOTS
     threads: ThreadSettings | None = None
     _log_fh: IO[bytes] | None = None
+    n_ctx: int = 0  # tokens per slot (0: the model's default, `LocalModel.n_ctx`)
 
     @property
     def root_url(self) -> str:
@@ -180,6 +181,7 @@ class LocalServer:
                                                        "binary_version", "cmake_flags", "native", "key")},
             "server_flags": self.command[1:],
             "slots": self.slots,
+            "n_ctx_per_slot": self.n_ctx or self.model.n_ctx,
             "threads": self.threads.to_dict() if self.threads else None,
             "threads_measured": THREADS_MEASURED,
         }
@@ -237,10 +239,13 @@ def start_server(
     threads: ThreadSettings | None = None,
     ready_timeout_s: float = 120.0,
     port: int | None = None,
+    n_ctx: int | None = None,
 ) -> LocalServer:
     """Start one model's server and wait until it answers; raise ServerStartError with the
     log's tail if it exits or does not answer in time. `threads` (default
-    `ThreadSettings.default()`) wins over `n_threads`, which sets both thread counts."""
+    `ThreadSettings.default()`) wins over `n_threads`, which sets both thread counts. `n_ctx`
+    (default `LocalModel.n_ctx`) is each slot's context in tokens: the context experiment serves
+    long documents from one large slot."""
     model = get_model(name)
     path = assemble_model(name)
     binary = _binary()
@@ -252,6 +257,7 @@ def start_server(
     elif threads is None:
         threads = ThreadSettings.default()
     n_slots = slots or int(os.environ.get("WORKBENCH_SLOTS", "0")) or DEFAULT_SLOTS
+    slot_ctx = n_ctx or model.n_ctx
     cmd = [
         str(binary),
         "--model", str(path),
@@ -259,7 +265,7 @@ def start_server(
         "--host", "127.0.0.1",
         "--port", str(port),
         "--parallel", str(n_slots),
-        "--ctx-size", str(model.n_ctx * n_slots),  # split evenly: n_ctx tokens per slot
+        "--ctx-size", str(slot_ctx * n_slots),  # split evenly: slot_ctx tokens per slot
         *threads.args(),
         "--cont-batching",
         "--metrics",
@@ -275,7 +281,7 @@ def start_server(
         cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
         preexec_fn=PREEXEC,
     )
-    server = LocalServer(model, proc, port, log_path, 0.0, started_unix, cmd, n_slots, threads, log_fh)
+    server = LocalServer(model, proc, port, log_path, 0.0, started_unix, cmd, n_slots, threads, log_fh, slot_ctx)
     url = f"http://127.0.0.1:{port}/health"
     deadline = t0 + ready_timeout_s
     try:

@@ -13,7 +13,10 @@ load-generator speed; and "mock" because it imitates providers, not a model.
 - Images in (serve/image_input.py): image parts in each dialect are decoded and answered by a
   small rule (each image's pixel size and type), an undecodable one by the dialect's 400.
 - Known timing (`Scenario`): the first piece of the answer goes out `ttft_s` after the request
-  was read, the rest `itl_s` apart; or the answer is `Scenario.answer(request)`.
+  was read, the rest `itl_s` apart; or the answer is `Scenario.answer(request)`. With
+  `prefill_s_per_token` the first piece waits that much longer per prompt token (a long document
+  costs prefill, as on a real server), and with `context_window` a longer prompt gets the
+  provider's own context-length error.
 - Faults (serve/faults.py): queued per request (`fail(Fault(...))`) or drawn from a `FaultPlan`;
   every answer request is counted by fault kind (`counts`), kept in `requests` (the last 10,000:
   method, path, headers, JSON body, fault) and, with `log_path`, written as one JSON line.
@@ -61,10 +64,12 @@ from workbench.serve.wire import (
     Scenario,
     WireFormat,
     base_url_for,
+    context_exceeded,
     format_for,
     listing,
     lookup_format,
     model_not_found,
+    prompt_tokens,
 )
 
 __all__ = ["DIALECTS", "FAULTS", "FORMATS", "GEMINI_CTX", "Fault", "FaultPlan", "MockServer", "Scenario",
@@ -212,6 +217,12 @@ class MockServer(Server):
             send_json(w, *model_not_found(fmt.name, model))
             return True
         stream = fmt.streamed(req.path, req.query, body)
+        if sc.counts_prompt:  # this request's own prompt size: its usage, its prefill, its window
+            n_prompt = prompt_tokens(body)
+            if sc.context_window is not None and n_prompt > sc.context_window:
+                send_json(w, *context_exceeded(fmt.name, n_prompt, sc.context_window))
+                return True
+            sc = dataclasses.replace(sc, input_tokens=n_prompt, ttft_s=sc.ttft_s + sc.prefill_s_per_token * n_prompt)
         text = fmt.user_text(body)
         kind, fault = self._choose(text, stream, fmt.name)
         entry["fault"], entry["stream"] = kind, stream

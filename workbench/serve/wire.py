@@ -32,7 +32,8 @@ from typing import Any, ClassVar
 from workbench.serve import transcripts
 
 __all__ = ["CTX", "FORMATS", "GEMINI_CTX", "Event", "Scenario", "WireFormat", "anthropic_error", "base_url_for",
-           "format_for", "google_error", "listing", "lookup_format", "model_not_found", "openai_error", "text_of"]
+           "context_exceeded", "format_for", "google_error", "listing", "lookup_format", "model_not_found",
+           "openai_error", "prompt_tokens", "text_of"]
 
 CTX = 32768
 GEMINI_CTX = 1048576
@@ -65,10 +66,24 @@ class Scenario:
     #: Answer every request (any path) at once with one tiny fixed chat-completion JSON: the null
     #: server a load generator's top speed is measured against.
     null: bool = False
+    #: Prefill: the first piece goes out `prefill_s_per_token` × the request's prompt tokens
+    #: later than `ttft_s` (a prompt token is `prompt_tokens`: four characters of the body's
+    #: text), and usage reports those tokens as `input_tokens`. 0: `input_tokens` as given.
+    prefill_s_per_token: float = 0.0
+    #: A request of more prompt tokens than this gets the provider's own context-length error
+    #: (`context_exceeded`); None: no limit.
+    context_window: int | None = None
 
     def __post_init__(self) -> None:
-        if self.ttft_s < 0 or self.itl_s < 0 or not self.pieces:
-            raise ValueError("ttft_s and itl_s must be >= 0 and pieces non-empty")
+        if self.ttft_s < 0 or self.itl_s < 0 or not self.pieces or self.prefill_s_per_token < 0:
+            raise ValueError("ttft_s, itl_s and prefill_s_per_token must be >= 0 and pieces non-empty")
+        if self.context_window is not None and self.context_window < 1:
+            raise ValueError("context_window must be >= 1 (or None: no limit)")
+
+    @property
+    def counts_prompt(self) -> bool:
+        """The server counts each request's prompt (for a prefill delay or a context window)."""
+        return self.prefill_s_per_token > 0 or self.context_window is not None
 
     @classmethod
     def timed(cls, ttft_ms: float, itl_ms: float, n_chunks: int, text: str = " tok") -> Scenario:
@@ -532,6 +547,53 @@ FORMATS: dict[str, type[WireFormat]] = {f.name: f for f in (OpenAIChat, OpenAICo
 
 #: The model each recorded model-not-found body names (replaced by the model asked for).
 _RECORDED_MODEL = {"openai-chat": "gpt-4o", "anthropic": "claude-3-haiku-20240307", "gemini": "gemini-1.0-pro"}
+
+
+#: Body fields whose strings are not prompt text: names, roles, and image data or addresses
+#: (images are counted by their own rule, `serve/image_input`).
+_NOT_TEXT = frozenset({"model", "role", "type", "source", "image_url", "inlineData", "inline_data", "fileData",
+                       "file_data", "image_data"})
+
+
+def prompt_tokens(body: Any) -> int:
+    """The mock's token count of a request: every text in the body (messages, system, contents,
+    prompt), four characters a token, rounded up; the JSON's keys, names, roles and image parts
+    do not count."""
+    def chars(x: Any) -> int:
+        if isinstance(x, str):
+            return len(x)
+        if isinstance(x, Mapping):
+            return sum(chars(v) for k, v in x.items() if k not in _NOT_TEXT)
+        if isinstance(x, list):
+            return sum(chars(v) for v in x)
+        return 0
+
+    return -(-chars(body) // 4)
+
+
+def context_exceeded(fmt: str, n_tokens: int, window: int) -> tuple[int, Any]:
+    """The provider's own HTTP error for a prompt of `n_tokens` past a `window`-token context:
+    OpenAI 400 `context_length_exceeded` (its documented error code, the message its API sends),
+    Anthropic 400 invalid_request_error "prompt is too long: N tokens > M maximum", Gemini 400
+    INVALID_ARGUMENT "The input token count (N) exceeds the maximum number of tokens allowed (M).",
+    as their APIs answer (the SDKs carry no error bodies: these are the bodies users report, e.g.
+    anthropics/claude-code#12186, google-gemini/gemini-cli#4118). `generic` answers as llama-server
+    does (`exceed_context_size_error`, as measured on the pinned build)."""
+    if fmt == "anthropic":
+        return 400, anthropic_error("invalid_request_error",
+                                    f"prompt is too long: {n_tokens} tokens > {window} maximum")
+    if fmt == "gemini":
+        return 400, google_error(400, "INVALID_ARGUMENT", f"The input token count ({n_tokens}) exceeds the maximum "
+                                                          f"number of tokens allowed ({window}).")
+    if fmt == "generic":
+        return 400, {"error": {"code": 400, "message": f"request ({n_tokens} tokens) exceeds the available context "
+                                                       f"size ({window} tokens), try increasing it",
+                               "type": "exceed_context_size_error",
+                               "n_prompt_tokens": n_tokens, "n_ctx": window}}
+    param = "input" if fmt == "openai-responses" else ("prompt" if fmt == "openai-completions" else "messages")
+    return 400, openai_error(f"This model's maximum context length is {window} tokens. However, your messages "
+                             f"resulted in {n_tokens} tokens. Please reduce the length of the messages.",
+                             "invalid_request_error", "context_length_exceeded", param)
 
 
 def model_not_found(fmt: str, model: str) -> tuple[int, Any]:
