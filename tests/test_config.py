@@ -85,8 +85,8 @@ def test_unknown_contender_lists_valid_names() -> None:
         ("contenders:" + LOCAL + "    price: cheap\n", "contenders[g].price", "valid dictionary"),
         ("contenders:\n  - name: h\n    api: openai-chat\n    base_url: http://x\n    model: m\n"
          "    options: {omit_temprature: true}\n", "contenders[h].options",
-         "options.omit_temprature: unknown option for api 'openai-chat'; valid: extra_body, image_detail, max_tokens_field, "
-         "omit_temperature"),
+         "options.omit_temprature: unknown option for api 'openai-chat'; valid: extra_body, image_detail, "
+         "max_tokens_field, omit_temperature"),
         ("contenders:\n  - name: a\n    api: anthropic\n    base_url: http://x\n    model: m\n"
          "    options: {cache_prefix: sometimes}\n", "contenders[a].options", "options.cache_prefix: .*valid boolean"),
         ("contenders: [\n", "line", "invalid YAML"),
