@@ -16,7 +16,7 @@ import pandas as pd
 import yaml
 
 from workbench.experiments import coalescing
-from workbench.experiments.summary import build_summary
+from workbench.report.summary import build_summary
 from workbench.serve.batch import BatchServer
 from workbench.serve.mock import MockServer, Scenario
 from workbench.session import open_session

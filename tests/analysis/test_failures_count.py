@@ -157,7 +157,7 @@ def test_the_report_card_says_inconclusive_where_that_is_true(tmp_path: Path) ->
     import pandas as pd
 
     from workbench.analysis.decision import decision_matrix
-    from workbench.experiments.summary import Summary
+    from workbench.report.summary import Summary
 
     run = write_run(tmp_path, {"a": {"e2e": 0.5, "halluc": 0.3}, "b": {"e2e": 0.5, "halluc": 0.3}})
     ev = gather_evidence(run)
@@ -243,7 +243,7 @@ def test_the_comparison_table_says_how_many_units_each_side_lost(tmp_path: Path)
     import pandas as pd
 
     from workbench.analysis.comparisons import pairwise_tests
-    from workbench.experiments.summary import Summary
+    from workbench.report.summary import Summary
 
     run = write_run(tmp_path, {"flaky": {"e2e": 0.05, "halluc": 0.1, "timeout_slowest": 0.25},
                                "steady": {"e2e": 0.06, "halluc": 0.1}})
@@ -275,7 +275,7 @@ def test_latency_measured_on_other_prompts_is_unmeasured_for_the_scenario(tmp_pa
 
 def test_an_empty_cell_of_the_axes_table_says_why(tmp_path: Path) -> None:
     """No concurrency sweep in the run: its rows say which experiment is missing, not "—"."""
-    from workbench.experiments.summary import build_summary
+    from workbench.report.summary import build_summary
 
     run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}, "b": {"e2e": 0.06, "halluc": 0.1}})
     table = build_summary([run], n_boot=50).axes_table()

@@ -70,7 +70,7 @@ replicates (each rival may beat it in at most {undecided:.1%})."""
 
 
 #: The report's template (`templates/report.html.j2`: the lab template without its CDN scripts).
-REPORT_TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "report.html.j2"
+REPORT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "report.html.j2"
 
 
 @dataclass(frozen=True)
