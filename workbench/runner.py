@@ -34,7 +34,7 @@ from workbench.experiments import Experiment, get_experiment, workspace_inputs
 from workbench.measure.machine import CpuMeter, busy_warning
 from workbench.progress import Progress
 from workbench.report.check import check_report
-from workbench.report.summary import export_html
+from workbench.report.html import export_html
 from workbench.results import RunDir, read_manifest, update_manifest
 
 __all__ = [
