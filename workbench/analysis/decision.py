@@ -49,15 +49,11 @@ from workbench.analysis.scenarios import AXES, Constraint, Scenario
 if TYPE_CHECKING:
     from workbench.config import Contender
 
-__all__ = ["DECISIVE_P", "MATRIX_COLUMNS", "ScenarioResult", "decide", "decision_matrix"]
+__all__ = ["DECISIVE_P", "ScenarioResult", "decide"]
 
 #: The share of replicates in which the pick must beat each rival to be called decisive (one-sided
 #: 97.5% per rival: with two identical contenders either can be the pick, so ~5% in all).
 DECISIVE_P = 0.975
-
-MATRIX_COLUMNS = ["scenario", "contender", "eligible", "constraint_status", "failed_constraint", "score",
-                  "score_low", "score_high", "p_best", "rank", "rank_low", "rank_high", "p_pick_beats", "gives_up"]
-
 
 def _measured(m: Metric | None) -> TypeGuard[Metric]:
     """A metric with a value (an unmeasured one is absent, or NaN with its reason as source)."""
@@ -447,11 +443,3 @@ def _gives_up(res: ScenarioResult, lab: str, live: Mapping[str, float]) -> str:
         return f"nothing against {other}: at least as good on every weighted axis"
     name = res.scenario.axis_metric[worst]
     return f"{describe(name).label}: {_shown(res, lab, name)} vs {_shown(res, other, name)} for {other}"
-
-
-def decision_matrix(results: list[ScenarioResult]) -> pd.DataFrame:
-    frames = [r.table for r in results]
-    if not frames:
-        return pd.DataFrame(columns=MATRIX_COLUMNS)
-    df = pd.concat(frames, ignore_index=True)
-    return df[MATRIX_COLUMNS + [c for c in df.columns if c not in MATRIX_COLUMNS]]

@@ -20,21 +20,15 @@ from workbench.analysis import capacity
 from workbench.analysis.catalog import describe, format_p, format_value, unmeasured_text
 from workbench.analysis.checklist import migration_checklist
 from workbench.analysis.comparisons import pairwise_tests
-from workbench.analysis.decision import DECISIVE_P, ScenarioResult, decide, decision_matrix
+from workbench.analysis.decision import DECISIVE_P, ScenarioResult, decide
 from workbench.analysis.evidence import Draws, Evidence, gather_evidence
 from workbench.analysis.scenarios import AXES, RealtimeScenario, load_scenarios
 from workbench.config import load_contenders
 from workbench.pricing import declared_prices
+from workbench.report.columns import AXES_TABLE, display_matrix, matrix_frame
 from workbench.report.html import Card, Part, plot_overlap_note, render_cards, show_parts, write_report
 
-__all__ = ["AXES_SHOWN", "SCORE_TEXT", "Summary", "build_summary", "run_summary"]
-
-#: Per-contender metrics shown in the axes table, in order.
-AXES_SHOWN: tuple[str, ...] = (
-    "ttft_p50", "ttft_p95", "e2e_p50", "e2e_p95", "e2e_p99", "cold_e2e_s", "route_accuracy", "max_throughput_rps",
-    "goodput_rps", "error_rate", "qa_accuracy", "qa_accuracy_given_attempted", "qa_f_score", "qa_abstention_rate",
-    "false_premise_acceptance", "hallucination_score", "annotation_accuracy", "integration_score",
-)
+__all__ = ["SCORE_TEXT", "Summary", "build_summary", "run_summary"]
 
 #: How to read the matrix, in plain words (the report shows it; README says the same).
 SCORE_TEXT = """\
@@ -75,7 +69,7 @@ class Summary:
         merged: dict[str, dict[str, Any]] = {}
         for r in self.results:
             for label, m in r.metrics.items():
-                merged.setdefault(label, {}).update({k: v for k, v in m.items() if k in AXES_SHOWN})
+                merged.setdefault(label, {}).update({k: v for k, v in m.items() if k in AXES_TABLE})
         for label in merged:  # each scenario counts its own requests; this table: every request sent
             overall = self.evidence.get(label, "error_rate")
             if overall is not None:
@@ -83,7 +77,7 @@ class Summary:
         rows = []
         for label in self.evidence.contenders:
             row: dict[str, Any] = {"contender": label}
-            for name in AXES_SHOWN:
+            for name in AXES_TABLE:
                 mm = merged.get(label, {}).get(name)
                 if mm is None or math.isnan(mm.value):  # an empty cell says why
                     row[describe(name).label] = unmeasured_text(name, mm.source if mm is not None else "")
@@ -122,31 +116,8 @@ class Summary:
 
     def display_matrix(self) -> pd.DataFrame:
         """The matrix in words: what each column means instead of its CSV name (the CSV keeps the
-        names of the contract, documented in the README)."""
-        m = self.matrix
-        rows = []
-        for _, r in m.iterrows():
-            ranked = r["rank"] == r["rank"]
-            rows.append({
-                "scenario": r["scenario"], "contender": r["contender"],
-                "constraints": r["constraint_status"],
-                "score [95% interval]": (f"{r['score']:.2f} [{r['score_low']:.2f}, {r['score_high']:.2f}]"
-                                         if r["score"] == r["score"] else "not measured"),
-                "chance of being best": f"{r['p_best']:.0%}" if ranked else "not ranked",
-                "rank [95% interval]": (f"{r['rank']:.0f} [{r['rank_low']:.0f}, {r['rank_high']:.0f}]" if ranked
-                                        else "—"),
-                "why not eligible": r["failed_constraint"] if isinstance(r["failed_constraint"], str) else "",
-                "P(pass) per constraint at this n": (r["constraint_power"] if isinstance(r.get("constraint_power"), str)
-                                                    else ""),
-                "what it gives up": r["gives_up"],
-                "lost to errors": r.get("units_lost_detail") or "",
-                # the batch scenario's lever and whether its night (and the batch API's) fits the window
-                "lever: night vs window": "; ".join(
-                    f"{label}{r[col]}" for label, col in (("", "lever"), ("its night ", "window_constraint"),
-                                                          ("the batch API's ", "batch_api_window"))
-                    if isinstance(r.get(col), str)),
-            })
-        return pd.DataFrame(rows)
+        names of the contract, `columns.MATRIX`, listed in the README)."""
+        return display_matrix(self.matrix)
 
     def _lost(self, label: str, axis: str) -> int:
         """Units of a comparison's family (prompts; items for hallucination) whose request failed:
@@ -385,5 +356,5 @@ def build_summary(
                for name, sc in scenarios.items()]
     hosted = {name for name, c in contenders.items() if not c.machine_priced}
     declared = {name: text for name, c in contenders.items() if (text := declared_prices(c)) is not None}
-    return Summary(ev, results, decision_matrix(results), pairwise_tests(ev, seed=seed), list(ev.missing), n_boot,
+    return Summary(ev, results, matrix_frame(results), pairwise_tests(ev, seed=seed), list(ev.missing), n_boot,
                    hosted, declared)
