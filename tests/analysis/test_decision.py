@@ -132,7 +132,7 @@ def test_batch_takes_the_cheapest_strategy_that_meets_the_accuracy_floor(tmp_pat
     _, res = _decide(run, "batch_annotation", "a", n_boot=100)
     m = res.metrics["a"]
     assert m["strategy"].source == "dedup"
-    assert m["annotation_accuracy"].value == pytest.approx(0.93) and m["annotation_accuracy"].interval == "Wilson"
+    assert m["annotation_accuracy"].value == pytest.approx(0.93) and m["annotation_accuracy"].method == "Wilson"
     # hosted, list price 1/2 USD per 1M tokens: 0.5 requests/doc × (400 input + 4 output tokens)
     assert m["cost_per_document_usd"].value == pytest.approx(0.5 * (400 * 1.0 + 4 * 2.0) / 1e6)
     assert m["cost_per_document_usd"].reps is not None  # resampled, not fixed
@@ -166,7 +166,7 @@ def _identical_pair(rng: np.random.Generator, n: int = 100) -> Evidence:
                                       "grade": np.where(rng.random(80) < 0.7, "correct", "incorrect")},
                                      index=ev.item_units)
         # no failures: the error-rate constraint passes (unmeasured, it would leave no pick at all)
-        ev.fixed[lab] = {"error_rate": Metric(0.0, 0.0, 0.0, n, source="simulated: no failures", interval="fixed")}
+        ev.fixed[lab] = {"error_rate": Metric(0.0, 0.0, 0.0, n, source="simulated: no failures", method="fixed")}
     return ev
 
 

@@ -117,7 +117,7 @@ def _resolve_n(ev: Evidence, label: str, name: str, m: Metric, c: Constraint) ->
         return n_to_resolve(ev.prompts[label][field_name].to_numpy(dtype=float), float(name.rsplit("_p", 1)[1]),
                             limit)
     gap = abs(m.value - limit)
-    if m.interval == "Wilson" and m.n and gap > 0:
+    if m.method == "Wilson" and m.n and gap > 0:
         n: int | None = _wilson_n(m.value, limit, upper=c.max is not None, start=m.n + 1)
         if n is None:
             return None
@@ -177,7 +177,7 @@ def _pass_power(ev: Evidence, label: str, name: str, m: Metric | None, c: Constr
         if upper:
             return float(sps.binom.sf(hi - 1, n, share)) if hi <= n else 0.0
         return float(sps.binom.cdf(lo - 1, n, share)) if lo >= 1 else 0.0  # X_(lo) >= limit <=> K <= lo - 1
-    if m.interval == "Wilson" and m.n:
+    if m.method == "Wilson" and m.n:
         k = np.arange(m.n + 1)
         bounds = np.array([stats.wilson_interval(int(x), m.n, ci=0.90).high if upper
                            else stats.wilson_interval(int(x), m.n, ci=0.90).low for x in k])

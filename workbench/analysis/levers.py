@@ -39,6 +39,7 @@ import pandas as pd
 
 from workbench import pricing
 from workbench.analysis import cost, distribution, stats
+from workbench.analysis.catalog import format_interval, format_value
 from workbench.config import Contender
 from workbench.providers.caching import min_prefix_tokens
 
@@ -234,15 +235,6 @@ def before_after(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _iv(v: float, lo: float, hi: float, fmt: str) -> str:
-    if v != v:
-        return "n/a"
-    if lo != lo and hi != hi:
-        return format(v, fmt)
-    # one missing bound: the sample cannot support it (order statistics), shown as such
-    return f"{format(v, fmt)} [{format(lo, fmt) if lo == lo else '—'}, {format(hi, fmt) if hi == hi else '—'}]"
-
-
 def _pct(v: float) -> str:
     return "—" if v != v else f"{v:+.0f}%"
 
@@ -262,23 +254,23 @@ def format_before_after(summary: pd.DataFrame) -> pd.DataFrame:
             "requests (Δ)": f"{r['requests']:.0f} ({_pct(d['requests_change_pct'])})",
             "fallbacks": f"{r['fallback_requests']:.0f}",
             "batch parse failures [95% CI]": "—" if r["parse_fail_n"] == 0 else
-            f"{_iv(r['parse_fail_rate'], r['parse_fail_low'], r['parse_fail_high'], '.0%')} "
-            f"n={r['parse_fail_n']}",
+            format_interval(r['parse_fail_rate'], r['parse_fail_low'], r['parse_fail_high'], int(r['parse_fail_n']),
+                            scale=100, unit="%"),
             "wall s (Δ)": ("turnaround " if r.get("batch_api") is True else "")
             + f"{r['wall_s']:.1f} ({_pct(d['wall_change_pct'])})",
             "TTFT p50 ms [95% CI]": distribution.format_cell(r, "ttft", 50) if r.get("ttft_n", 0) else "—",
-            "busy ms/doc [95% CI]": _iv(r["busy_per_doc_s"] * 1e3, r["busy_per_doc_low"] * 1e3,
-                                         r["busy_per_doc_high"] * 1e3, ".0f"),
+            "busy ms/doc [95% CI]": format_interval(r["busy_per_doc_s"], r["busy_per_doc_low"], r["busy_per_doc_high"],
+                                                     scale=1e3),
             "tokens/doc in+out": f"{r['input_tokens_per_doc']:.0f}+{r['output_tokens_per_doc']:.1f}"
             + (f" ({r['cached_tokens_per_doc']:.0f} in cached)" if r.get("cached_tokens_per_doc", 0) > 0 else "")
             + (" (est.)" if r["tokens_estimated_share"] > 0 else ""),
-            "µ$/doc [95% CI] (Δ)": _iv(r["cost_per_doc_usd"] * 1e6, r["cost_per_doc_low"] * 1e6,
-                                        r["cost_per_doc_high"] * 1e6, ".3g")
+            "µ$/doc [95% CI] (Δ)": format_interval(r["cost_per_doc_usd"], r["cost_per_doc_low"], r["cost_per_doc_high"],
+                                                    scale=1e6)
             + f" ({_pct(d['cost_change_pct'])})",
-            "accuracy [95% CI]": _iv(r["accuracy"], r["accuracy_low"], r["accuracy_high"], ".0%")
-            + f" n={r['accuracy_n']}",
+            "accuracy [95% CI]": format_value("annotation_accuracy", r["accuracy"], r["accuracy_low"],
+                                              r["accuracy_high"], int(r["accuracy_n"])),
             "Δ accuracy pp [95% CI]": "—" if r["strategy"] == "naive" else
-            _iv(d["accuracy_change_pp"], d["accuracy_change_low_pp"], d["accuracy_change_high_pp"], "+.0f"),
+            format_interval(d["accuracy_change_pp"], d["accuracy_change_low_pp"], d["accuracy_change_high_pp"]),
         })
     return pd.DataFrame(out)
 

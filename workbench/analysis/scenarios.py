@@ -146,7 +146,7 @@ class Constraint(_Strict):
         number (a declared or documented fact, one pass's measurement) is judged on its value."""
         if m is None or math.isnan(m.value):
             return "inconclusive"
-        if m.interval == "fixed" and math.isnan(m.low) and math.isnan(m.high):  # no sampling error at all
+        if m.method == "fixed" and math.isnan(m.low) and math.isnan(m.high):  # no sampling error at all
             lo = hi = m.value
         else:  # one-sided 95% bounds: a limit on one side is a one-sided test (`Metric.one_sided`)
             lo, hi = m.one_sided("lower"), m.one_sided("upper")
