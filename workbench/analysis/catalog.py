@@ -150,9 +150,9 @@ def format_value(name: str, value: float, low: float = math.nan, high: float = m
     return format_interval(value, low, high, n, scale=d.scale, unit=d.unit)
 
 
-def format_estimate(est: Estimate, name: str = "", *, scale: float = 1.0) -> str:
+def format_estimate(est: Estimate, name: str = "", *, scale: float = 1.0, unit: str = "") -> str:
     """An `Estimate` (or a `Metric`, a `QuantileEstimate`) with its n: in catalogue metric
-    `name`'s unit and scale, or (no name) scaled by `scale`, the unit left to the column's head."""
+    `name`'s unit and scale, or (no name) × `scale` with `unit` (empty: the column's head says it)."""
     if name:
         return format_value(name, est.value, est.low, est.high, est.n)
-    return format_interval(est.value, est.low, est.high, est.n, scale=scale)
+    return format_interval(est.value, est.low, est.high, est.n, scale=scale, unit=unit)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,8 @@ __all__ = [
     "USLFit",
     "bootstrap_ci",
     "ecdf",
+    "estimate_columns",
+    "estimate_from",
     "holm",
     "knee_concurrency",
     "knee_explained",
@@ -89,6 +91,21 @@ class Estimate:
     high: float = math.nan
     n: int = 0
     method: str = "fixed"
+
+
+def estimate_columns(name: str, est: Estimate, scale: float = 1.0) -> dict[str, float | int]:
+    """An estimate as a table's column family `name, name_low, name_high, name_n` (the one
+    scheme of every CSV the workbench writes), values × `scale` (e.g. per document)."""
+    return {name: est.value * scale, f"{name}_low": est.low * scale, f"{name}_high": est.high * scale,
+            f"{name}_n": est.n}
+
+
+def estimate_from(row: Mapping[str, Any], name: str, method: str = "") -> Estimate:
+    """The estimate a row holds in the column family `name` (`estimate_columns`); n is 0 when
+    the family has no `_n` column."""
+    n = row.get(f"{name}_n", 0)
+    return Estimate(float(row[name]), float(row.get(f"{name}_low", math.nan)),
+                    float(row.get(f"{name}_high", math.nan)), int(n) if n == n else 0, method or "fixed")
 
 
 # --------------------------------------------------------------------------------------------
