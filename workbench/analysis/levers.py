@@ -353,7 +353,7 @@ def project_scenarios(
                       "that machine time at the throughput measured in this run")
         for sname in scenarios:
             scn = scenarios[sname]
-            best = best_strategy(summary, str(name), asynchronous=scn.kind == "batch")
+            best = best_strategy(summary, str(name), asynchronous=scn.asynchronous)
             for role, strategy in (("naive", "naive"), ("best", best)):
                 sel = summary[(summary["contender"] == name) & (summary["strategy"] == strategy)]
                 if sel.empty:
@@ -366,7 +366,10 @@ def project_scenarios(
                     part: dict[str, Any] = {"time": "n/a", "cost": "no price",
                                             "assumptions": ["no price: not projected"]}
                 else:
-                    part = scn.lever_projection(r, price, is_local, hourly, strategy)
+                    projected = scn.lever_projection(r, price, is_local, hourly, strategy)
+                    if projected is None:  # this kind projects no lever
+                        continue
+                    part = projected
                 row.update(part)
                 row["assumptions"] = notes + part["assumptions"]
                 rows.append(row)

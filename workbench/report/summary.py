@@ -22,7 +22,7 @@ from workbench.analysis.checklist import migration_checklist
 from workbench.analysis.comparisons import pairwise_tests
 from workbench.analysis.decision import DECISIVE_P, ScenarioResult, decide
 from workbench.analysis.evidence import Draws, Evidence, gather_evidence
-from workbench.analysis.scenarios import AXES, RealtimeScenario, load_scenarios
+from workbench.analysis.scenarios import AXES, load_scenarios
 from workbench.config import load_contenders
 from workbench.pricing import declared_prices
 from workbench.report.columns import AXES_TABLE, display_matrix, matrix_frame
@@ -186,8 +186,7 @@ class Summary:
 
     def concurrency_levels(self) -> pd.DataFrame:
         df = self.evidence.frames.get("concurrency")
-        slo = next((r.scenario.objective for r in self.results if isinstance(r.scenario, RealtimeScenario)),
-                   math.inf)
+        slo = next((o for r in self.results if (o := r.scenario.latency_objective) is not None), math.inf)
         if df is None or "level" not in df:
             return pd.DataFrame()
         table = capacity.level_summary(df.assign(contender=df["label"]), slo)
@@ -271,9 +270,8 @@ class Summary:
             figures.append(("summary_latency_ecdf.png", lambda p: plots.latency_ecdf(frames["latency"], path=p)))
         levels = self.concurrency_levels()
         if not levels.empty:
-            slo = next((r.scenario.objective.max_s for r in self.results  # the plot's axis is p95 E2E
-                        if isinstance(r.scenario, RealtimeScenario) and r.scenario.objective.name == "e2e_p95"),
-                       None)
+            slo = next((o.max_s for r in self.results  # the plot's axis is p95 E2E
+                        if (o := r.scenario.latency_objective) is not None and o.name == "e2e_p95"), None)
             figures.append(("summary_throughput.png",
                             lambda p: plots.throughput_vs_concurrency(levels, path=p, slo_s=slo)))
         else:
