@@ -11,7 +11,7 @@ The report: the summary notebook executed on a run folder writes `report.html` i
 (`workbench.report.summary.Summary.show`), so a plain papermill run of it leaves one too; it
 reads on its own — the matrix, the plots (embedded), the significance table and the checklist. A
 notebook with `html_report` that writes none (an older copy) is exported without code cells
-(`export_html`). `workbench report RUN` calls `render_report`.
+(`workbench.report.html.export_html`). `workbench report RUN` calls `render_report`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from workbench.results import RunDir, read_manifest, update_manifest
 
 __all__ = [
     "ExperimentFailed",
-    "export_html",
     "notebook_parameters",
     "parse_params",
     "preflight",
