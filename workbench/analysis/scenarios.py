@@ -336,6 +336,10 @@ class _ScenarioBase(_Strict):
         """The documents and labels this scenario annotates; None (the default): it annotates none."""
         return None
 
+    def self_hosted_basis(self) -> str:
+        """Which self-hosted monthly cost this scenario's matrix uses, in words (default: busy time)."""
+        return "busy time"
+
 
 # The three kinds declare their workload fields in the same shape, side by side, so a reader
 # compares them at a glance.
@@ -558,6 +562,9 @@ class PrototypingScenario(_ScenarioBase):
 
     def projection_basis(self) -> str:
         return f"{self.monthly_requests:,} requests a month"
+
+    def self_hosted_basis(self) -> str:
+        return "kept up all month" if self.self_hosted == "always_on" else "busy time"
 
     def experiment_inputs(self) -> dict[str, dict[str, Any]]:
         """Its qa task's questions are the hallucination experiment's."""

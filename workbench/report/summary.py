@@ -226,7 +226,6 @@ class Summary:
         which one each scenario's matrix uses, so neither hides the other."""
         rows = []
         for r in self.results:
-            choice = getattr(r.scenario, "self_hosted", None)
             for label, m in r.metrics.items():
                 busy, on = m.get("monthly_busy_cost_usd"), m.get("monthly_always_on_cost_usd")
                 if busy is None or on is None:
@@ -235,7 +234,7 @@ class Summary:
                              "busy time only": format_value("monthly_busy_cost_usd", busy.value, busy.low, busy.high),
                              "machine kept up all month": format_value("monthly_always_on_cost_usd", on.value, on.low,
                                                                        on.high),
-                             "the matrix uses": "kept up all month" if choice == "always_on" else "busy time"})
+                             "the matrix uses": r.scenario.self_hosted_basis()})
         return pd.DataFrame(rows)
 
 
