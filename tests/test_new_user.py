@@ -134,7 +134,7 @@ def test_a_workspace_of_ones_own_runs_every_experiment_into_its_own_report(
 
     from workbench.analysis.evidence import gather_evidence
     from workbench.analysis.scenarios import load_scenarios
-    from workbench.experiments.summary import build_summary
+    from workbench.report.summary import build_summary
 
     monkeypatch.setenv(workspace.WORKSPACE_ENV, str(ws))
     summary = build_summary([run_path], n_boot=100)

@@ -13,7 +13,7 @@ import yaml
 
 from tests.synthetic_runs import HOSTED, write_concurrency, write_run
 from workbench.analysis.catalog import METRICS
-from workbench.report_check import check_report, find_browser
+from workbench.report.check import check_report, find_browser
 from workbench.runner import render_report
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow,

@@ -25,9 +25,9 @@ LAYERS: tuple[tuple[int, tuple[str, ...]], ...] = (
          "workbench.hosted_models")),
     (3, ("workbench.measure",)),
     (4, ("workbench.serve", "workbench.analysis")),
-    (5, ("workbench.session",)),
+    (5, ("workbench.session", "workbench.report")),
     (6, ("workbench.experiments",)),
-    (7, ("workbench.runner", "workbench.workspace_files", "workbench.report_check", "workbench.progress",
+    (7, ("workbench.runner", "workbench.workspace_files", "workbench.progress",
          "workbench.cli")),
 )
 #: The package's own `__init__` sits on top. Matched by its exact name, never as a prefix: as a

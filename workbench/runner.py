@@ -8,10 +8,10 @@ manifest entry also says whether other processes kept the machine busy while it 
 embedded servers it started).
 
 The report: the summary notebook executed on a run folder writes `report.html` itself
-(`workbench.experiments.summary.Summary.show`), so a plain papermill run of it leaves one too; it
+(`workbench.report.summary.Summary.show`), so a plain papermill run of it leaves one too; it
 reads on its own — the matrix, the plots (embedded), the significance table and the checklist. A
 notebook with `html_report` that writes none (an older copy) is exported without code cells
-(`export_html`). `workbench report RUN` calls `render_report`.
+(`workbench.report.html.export_html`). `workbench report RUN` calls `render_report`.
 """
 
 from __future__ import annotations
@@ -31,15 +31,14 @@ from workbench import keys, workspace
 from workbench.config import load_contenders
 from workbench.errors import WorkbenchError
 from workbench.experiments import Experiment, get_experiment, workspace_inputs
-from workbench.experiments.summary import export_html
 from workbench.measure.machine import CpuMeter, busy_warning
 from workbench.progress import Progress
-from workbench.report_check import check_report
+from workbench.report.check import check_report
+from workbench.report.html import export_html
 from workbench.results import RunDir, read_manifest, update_manifest
 
 __all__ = [
     "ExperimentFailed",
-    "export_html",
     "notebook_parameters",
     "parse_params",
     "preflight",

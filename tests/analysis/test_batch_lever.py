@@ -16,7 +16,7 @@ import pandas as pd
 import yaml
 
 from workbench.experiments import coalescing
-from workbench.experiments.summary import build_summary
+from workbench.report.summary import build_summary
 from workbench.serve.batch import BatchServer
 from workbench.serve.mock import MockServer, Scenario
 from workbench.session import open_session
@@ -67,4 +67,4 @@ def test_the_batch_scenario_names_the_lever_and_the_window_outcome(tmp_path: Pat
     shown = summary.display_matrix().set_index(["scenario", "contender"])["lever: night vs window"]
     assert shown[("batch_annotation", "cl")].startswith("batch-api; its night pass: 6.0")
     assert "the batch API's fail: 24.0 h" in shown[("batch_annotation", "oa")]
-    assert shown[("routing", "oa")] == ""
+    assert shown[("routing", "oa")] == "no lever: not a batch scenario"  # an empty cell says why

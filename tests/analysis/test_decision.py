@@ -13,7 +13,7 @@ from tests.synthetic_runs import contenders, write_annotation, write_concurrency
 from workbench.analysis.axes import latency_metrics
 from workbench.analysis.checklist import migration_checklist
 from workbench.analysis.comparisons import hodges_lehmann, pairwise_tests
-from workbench.analysis.decision import MATRIX_COLUMNS, _pass_power, decide, decision_matrix
+from workbench.analysis.decision import _pass_power, decide
 from workbench.analysis.evidence import Draws, Evidence, Metric, _cluster_indices, gather_evidence, proportion_metric
 from workbench.analysis.scenarios import Constraint, load_scenarios
 
@@ -87,21 +87,6 @@ def test_close_contenders_are_not_decisive_and_clear_gaps_are(tmp_path: Path) ->
     assert t.loc["c", "gives_up"].startswith("hallucination score:")
 
 
-def test_matrix_has_the_contract_columns(tmp_path: Path) -> None:
-    run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}, "b": {"e2e": 0.08, "halluc": 0.2}})
-    ev = gather_evidence(run)
-    cs = contenders("a", "b")
-    m = decision_matrix([decide(ev, n, s, cs, machine_hour_usd=0.1, n_boot=100) for n, s in SC.items()])
-    assert list(m.columns[:len(MATRIX_COLUMNS)]) == MATRIX_COLUMNS
-    assert {"constraint_status", "p_best", "rank_low", "rank_high"} <= set(m.columns)
-    assert set(m["scenario"]) == {"routing", "batch_annotation", "prototyping"}
-    batch = m[m["scenario"] == "batch_annotation"]
-    # nothing annotated: unmeasured, so inconclusive (not failed), and said
-    assert (batch["constraint_status"] == "inconclusive").all()
-    assert batch["failed_constraint"].str.contains("annotation accuracy ≥ 80%: not measured — inconclusive").all()
-    assert {"units_lost_to_errors", "units_lost_detail"} <= set(m.columns)
-
-
 def test_pairwise_tests_are_paired_and_holm_corrected(tmp_path: Path) -> None:
     run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}, "b": {"e2e": 0.20, "halluc": 0.5},
                                "c": {"e2e": 0.051, "halluc": 0.1}})
@@ -147,7 +132,7 @@ def test_batch_takes_the_cheapest_strategy_that_meets_the_accuracy_floor(tmp_pat
     _, res = _decide(run, "batch_annotation", "a", n_boot=100)
     m = res.metrics["a"]
     assert m["strategy"].source == "dedup"
-    assert m["annotation_accuracy"].value == pytest.approx(0.93) and m["annotation_accuracy"].interval == "Wilson"
+    assert m["annotation_accuracy"].value == pytest.approx(0.93) and m["annotation_accuracy"].method == "Wilson"
     # hosted, list price 1/2 USD per 1M tokens: 0.5 requests/doc × (400 input + 4 output tokens)
     assert m["cost_per_document_usd"].value == pytest.approx(0.5 * (400 * 1.0 + 4 * 2.0) / 1e6)
     assert m["cost_per_document_usd"].reps is not None  # resampled, not fixed
@@ -181,7 +166,7 @@ def _identical_pair(rng: np.random.Generator, n: int = 100) -> Evidence:
                                       "grade": np.where(rng.random(80) < 0.7, "correct", "incorrect")},
                                      index=ev.item_units)
         # no failures: the error-rate constraint passes (unmeasured, it would leave no pick at all)
-        ev.fixed[lab] = {"error_rate": Metric(0.0, 0.0, 0.0, n, source="simulated: no failures", interval="fixed")}
+        ev.fixed[lab] = {"error_rate": Metric(0.0, 0.0, 0.0, n, source="simulated: no failures", method="fixed")}
     return ev
 
 

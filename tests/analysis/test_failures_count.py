@@ -180,21 +180,21 @@ def test_the_error_rate_limit_is_a_default_hard_constraint_and_overridable() -> 
 def test_the_report_card_says_inconclusive_where_that_is_true(tmp_path: Path) -> None:
     import pandas as pd
 
-    from workbench.analysis.decision import decision_matrix
-    from workbench.experiments.summary import Summary
+    from workbench.report.columns import matrix_frame
+    from workbench.report.summary import Summary
 
     run = write_run(tmp_path, {"a": {"e2e": 0.5, "halluc": 0.3}, "b": {"e2e": 0.5, "halluc": 0.3}})
     ev = gather_evidence(run)
     ev.items.clear()  # nobody's QA answers: the prototyping floor is unmeasured for both
     res = decide(ev, "prototyping", SC["prototyping"], contenders("a", "b"), machine_hour_usd=0.1, n_boot=100)
-    cards = Summary(ev, [res], decision_matrix([res]), pd.DataFrame()).cards_html()
+    cards = Summary(ev, [res], matrix_frame([res]), pd.DataFrame()).cards_html()
     assert "Inconclusive: no pick yet" in cards and "could still qualify" in cards
     assert "fails a hard constraint" not in cards
 
     res = decide(gather_evidence(write_run(tmp_path / "2", {"fast": {"e2e": 0.05, "halluc": 0.1},
                                                             "slow": {"e2e": 0.3, "halluc": 0.1}})),
                  "routing", SC["routing"], contenders("fast", "slow"), machine_hour_usd=0.1, n_boot=100)
-    cards = Summary(ev, [res], decision_matrix([res]), pd.DataFrame()).cards_html()
+    cards = Summary(ev, [res], matrix_frame([res]), pd.DataFrame()).cards_html()
     assert "The only eligible contender" in cards and "best in" not in cards
 
 
@@ -267,7 +267,7 @@ def test_the_comparison_table_says_how_many_units_each_side_lost(tmp_path: Path)
     import pandas as pd
 
     from workbench.analysis.comparisons import pairwise_tests
-    from workbench.experiments.summary import Summary
+    from workbench.report.summary import Summary
 
     run = write_run(tmp_path, {"flaky": {"e2e": 0.05, "halluc": 0.1, "timeout_slowest": 0.25},
                                "steady": {"e2e": 0.06, "halluc": 0.1}})
@@ -299,7 +299,7 @@ def test_latency_measured_on_other_prompts_is_unmeasured_for_the_scenario(tmp_pa
 
 def test_an_empty_cell_of_the_axes_table_says_why(tmp_path: Path) -> None:
     """No concurrency sweep in the run: its rows say which experiment is missing, not "—"."""
-    from workbench.experiments.summary import build_summary
+    from workbench.report.summary import build_summary
 
     run = write_run(tmp_path, {"a": {"e2e": 0.05, "halluc": 0.1}, "b": {"e2e": 0.06, "halluc": 0.1}})
     table = build_summary([run], n_boot=50).axes_table()

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from workbench.analysis import calibration as cov
+from workbench.analysis.catalog import format_estimate
 from workbench.analysis.evidence import order_stat_rows, percentile_rows, proportion_metric
 from workbench.analysis.quantiles import (
     QuantileEstimate,
@@ -172,8 +173,8 @@ def test_validation_and_format() -> None:
         quantile_ci([1.0], 101.0)
     with pytest.raises(ValueError):
         quantile_ci([1.0], 50.0, ci=1.0)
-    est = QuantileEstimate(0.5, 0.25, math.nan, 10, 2, 11, False)
-    assert est.fmt(scale=1000, digits=0, unit="ms") == "500 [250, -] ms n=10"
+    est = QuantileEstimate(0.5, 0.25, math.nan, 10, "order statistics", low_rank=2, high_rank=11, supported=False)
+    assert format_estimate(est, "e2e_p95") == "500 ms [250, —] n=10"
     assert (est.value, est.low) == (0.5, 0.25) and isinstance(est, Estimate)
 
 

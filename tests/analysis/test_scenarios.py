@@ -164,3 +164,29 @@ def test_utilities_are_absolute_and_bounded() -> None:
     assert routing.utility("latency", [0.0, 0.1, 0.3])[1] == pytest.approx(0.5)  # ½ at the reference (the SLO)
     assert list(routing.utility("accuracy", [0.0, 0.5, float("nan")])) == [0.0, 0.5, 0.0]
     assert routing.utility("cost", [float("inf")])[0] == 0.0
+
+
+def test_a_kind_owns_only_what_it_needs_the_rest_is_defaulted() -> None:
+    """The optional behaviour of a kind has defaults: a prototyping scenario projects no lever
+    through a realtime SLO, and a realtime one annotates nothing; the registry is the classes."""
+    from workbench.analysis.scenarios import KINDS, PrototypingScenario
+
+    assert set(KINDS) == {"realtime", "batch", "prototyping"}
+    sc = load_scenarios(DEFAULT_SCENARIOS_FILE)
+    kinds = {s.kind: s for s in sc.values()}
+    assert kinds["prototyping"].latency_objective is None and kinds["realtime"].latency_objective is not None
+    assert kinds["realtime"].annotation_task() is None and not kinds["realtime"].asynchronous
+    assert kinds["batch"].asynchronous and kinds["batch"].experiment_inputs() == {}
+    assert "latency" in kinds["realtime"].experiment_inputs()
+    base = PrototypingScenario.__mro__[1]
+    assert base.lever_projection(kinds["prototyping"], {}, None, False, 0.1, "naive") is None  # type: ignore[arg-type]
+
+
+def test_a_batch_task_that_is_not_classify_is_refused_at_load(tmp_path: Path) -> None:
+    bad = tmp_path / "scenarios.yaml"
+    bad.write_text(yaml.safe_dump({"scenarios": {"night": {
+        "kind": "batch", "description": "d", "weights": {"cost": 1}, "cost_ref_usd": 1, "documents_per_night": 10,
+        "window_hours": 8, "accuracy_floor": 0.5, "concurrency_limit": 2,
+        "task": {"type": "qa", "data": "x.jsonl"}}}}))
+    with pytest.raises(ConfigError, match="use type classify"):
+        load_scenarios(bad)

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+from workbench.analysis.catalog import format_estimate
 from workbench.analysis.stats import (
     Estimate,
     USLFit,
@@ -37,11 +38,12 @@ def _all_nan(e: Estimate) -> bool:
 # ---------------------------------------------------------------------------- Estimate
 
 
-def test_fmt() -> None:
-    e = Estimate(0.1234, 0.1, 0.15, 40)
-    assert e.fmt() == "0.123 [0.100, 0.150] n=40"
-    assert e.fmt(scale=1000, digits=0, unit="ms") == "123 [100, 150] ms n=40"
-    assert str(e) == e.fmt()
+def test_an_estimate_is_shown_by_the_one_formatter() -> None:
+    e = Estimate(0.1234, 0.1, 0.15, 40, "bootstrap")
+    assert format_estimate(e) == "0.123 [0.100, 0.150] n=40"
+    assert format_estimate(e, scale=1000) == "123 [100, 150] n=40"
+    assert format_estimate(e, "e2e_p95") == "123 ms [100, 150] n=40"
+    assert Estimate(1.0).method == "fixed" and math.isnan(Estimate(1.0).low)
 
 
 def test_estimate_is_frozen() -> None:

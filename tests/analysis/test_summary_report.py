@@ -11,7 +11,7 @@ import pandas as pd
 import yaml
 
 from tests.synthetic_runs import HOSTED, write_run
-from workbench.experiments.summary import run_summary
+from workbench.report.summary import run_summary
 
 
 def test_the_summary_call_writes_the_matrix_and_a_standalone_report(tmp_path: Path) -> None:

@@ -20,8 +20,8 @@ import yaml
 
 from workbench.analysis.intents import labels_of
 from workbench.experiments import coalescing, hallucination, latency
-from workbench.experiments.summary import build_summary
 from workbench.prompts import load_prompts
+from workbench.report.summary import build_summary
 from workbench.serve.mock import MockServer, Scenario
 from workbench.session import open_session
 

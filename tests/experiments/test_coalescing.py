@@ -132,7 +132,7 @@ def test_summary_cost_and_counts(mock_session: Session) -> None:
     batch = BATCH_IN * 1.0 + 4 * 2.0  # k=2: 2 docs → 4 output tokens
     coalesced = (4 * batch + 1 * (SINGLE_IN + 2.0)) / 1e6 / len(DOCS)
     assert s.loc["coalesced", "cost_per_doc_usd"] == pytest.approx(coalesced)
-    assert s.loc["coalesced", "cost_per_doc_low"] <= coalesced <= s.loc["coalesced", "cost_per_doc_high"]
+    assert s.loc["coalesced", "cost_per_doc_usd_low"] <= coalesced <= s.loc["coalesced", "cost_per_doc_usd_high"]
     assert s.loc["coalesced", "requests"] == 5 and s.loc["coalesced", "fallback_requests"] == 1
     assert s.loc["coalesced", "parse_fail_rate"] == pytest.approx(1 / 4)
     assert s.loc["cached", "cache_hits"] == 2

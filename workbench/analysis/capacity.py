@@ -20,6 +20,7 @@ from typing import Any
 
 from workbench import metrics
 from workbench.analysis import distribution, stats
+from workbench.analysis.catalog import format_interval, format_value
 from workbench.analysis.quantiles import quantile_ci
 
 __all__ = ["QS", "format_levels", "in_flight", "knee_and_usl", "level_summary", "poisson_rate_ci", "request_ends"]
@@ -35,11 +36,11 @@ def poisson_rate_ci(k: int, window_s: float, ci: float = 0.95) -> stats.Estimate
     from scipy.stats import chi2
 
     if not window_s > 0:
-        return stats.Estimate(math.nan, math.nan, math.nan, k)
+        return stats.Estimate(math.nan, math.nan, math.nan, k, "Garwood")
     a = 1.0 - ci
     low = 0.0 if k == 0 else float(chi2.ppf(a / 2, 2 * k)) / 2.0 / window_s
     high = float(chi2.ppf(1 - a / 2, 2 * k + 2)) / 2.0 / window_s
-    return stats.Estimate(k / window_s, low, high, k)
+    return stats.Estimate(k / window_s, low, high, k, "Garwood")
 
 
 def request_ends(g: Any) -> Any:
@@ -108,19 +109,16 @@ def format_levels(summary: Any) -> Any:
     out = []
     for _, r in summary.iterrows():
         row = {"contender": r["contender"], "concurrency": r["level"], "sent": r["sent"], "ok": r["ok"],
-               "req/s": stats.format_interval(r["throughput_rps"], r["throughput_rps_low"], r["throughput_rps_high"],
-                                              digits=2),
+               "req/s": format_interval(r["throughput_rps"], r["throughput_rps_low"], r["throughput_rps_high"]),
                "out tok/s": f"{r['output_tok_s']:.1f}" + (" (est.)" if r["tokens_estimated"] else "")}
         for m in ("ttft", "e2e"):
             row[f"{m.upper()} n"] = int(r[f"{m}_n"])
             for q in QS:
                 row[f"{m.upper()} p{q} ms"] = distribution.format_cell(r, m, q)
-        row["error rate"] = stats.format_interval(r["error_rate"], r["error_rate_low"], r["error_rate_high"],
-                                                  100.0, 0) + " %"
+        row["error rate"] = format_value("error_rate", r["error_rate"], r["error_rate_low"], r["error_rate_high"])
         row["errors"] = r["errors_by_class"]
         row["client send delay p99 ms"] = f"{r['send_delay_p99'] * 1000:.1f}"
-        row["goodput req/s"] = stats.format_interval(r["goodput_rps"], r["goodput_rps_low"], r["goodput_rps_high"],
-                                                     digits=2)
+        row["goodput req/s"] = format_interval(r["goodput_rps"], r["goodput_rps_low"], r["goodput_rps_high"])
         out.append(row)
     return pd.DataFrame(out)
 

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["METRICS", "MetricDef", "describe", "format_p", "format_value", "measured_by", "unmeasured_text"]
+if TYPE_CHECKING:
+    from workbench.analysis.stats import Estimate
+
+__all__ = ["METRICS", "MetricDef", "describe", "format_estimate", "format_interval", "format_number", "format_p",
+           "format_value", "measured_by", "unmeasured_text"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,9 @@ def describe(name: str) -> MetricDef:
     return METRICS.get(name, MetricDef(name, "", 1, True, ""))
 
 
-def _num(x: float, digits: int = 3) -> str:
+def format_number(x: float, digits: int = 3) -> str:
+    """`x` to `digits` significant digits with thousands separators ("1,234", "45.6", "0.0123");
+    "∞" / "−∞" for an infinite one, "—" for NaN (a bound the sample cannot support)."""
     if math.isinf(x):
         return "∞" if x > 0 else "−∞"
     if x == 0 or not math.isfinite(x):
@@ -122,15 +129,30 @@ def format_p(p: float) -> str:
     return f"{p:.2g}" if p < 0.01 else f"{p:.2f}" if p < 0.995 else "1"
 
 
-def format_value(name: str, value: float, low: float = math.nan, high: float = math.nan, n: int = 0) -> str:
-    """`"212 ms [180, 260] n=162"` in the metric's unit; "—" for a missing bound, "n/a" for a
-    missing value; an infinite one (a percentile on failed requests) is "∞" and keeps its interval
-    (`"∞ ms [120, ∞] n=100"`: what the sample still bounds)."""
-    d = describe(name)
+def format_interval(value: float, low: float = math.nan, high: float = math.nan, n: int = 0, *,
+                    scale: float = 1.0, unit: str = "", digits: int = 3) -> str:
+    """The one way a number with its interval is shown: `"212 ms [180, 260] n=162"` (stored value
+    × `scale`, `digits` significant digits); "—" for a missing bound, "n/a" for a missing value;
+    no brackets when neither bound exists; an infinite value (a percentile on failed requests) is
+    "∞" and keeps its interval (`"∞ ms [120, ∞] n=100"`: what the sample still bounds)."""
     if math.isnan(value):
         return "n/a"
-    unit = "" if not d.unit else (d.unit if d.unit == "%" else f" {d.unit}")
-    text = f"{_num(value * d.scale)}{unit}"
+    shown_unit = "" if not unit else (unit if unit == "%" else f" {unit}")
+    text = f"{format_number(value * scale, digits)}{shown_unit}"
     if not (math.isnan(low) and math.isnan(high)):
-        text += f" [{_num(low * d.scale)}, {_num(high * d.scale)}]"
+        text += f" [{format_number(low * scale, digits)}, {format_number(high * scale, digits)}]"
     return text + (f" n={n}" if n else "")
+
+
+def format_value(name: str, value: float, low: float = math.nan, high: float = math.nan, n: int = 0) -> str:
+    """`format_interval` in the catalogue metric `name`'s unit and scale."""
+    d = describe(name)
+    return format_interval(value, low, high, n, scale=d.scale, unit=d.unit)
+
+
+def format_estimate(est: Estimate, name: str = "", *, scale: float = 1.0, unit: str = "") -> str:
+    """An `Estimate` (or a `Metric`, a `QuantileEstimate`) with its n: in catalogue metric
+    `name`'s unit and scale, or (no name) × `scale` with `unit` (empty: the column's head says it)."""
+    if name:
+        return format_value(name, est.value, est.low, est.high, est.n)
+    return format_interval(est.value, est.low, est.high, est.n, scale=scale, unit=unit)

@@ -49,15 +49,11 @@ from workbench.analysis.scenarios import AXES, Constraint, Scenario
 if TYPE_CHECKING:
     from workbench.config import Contender
 
-__all__ = ["DECISIVE_P", "MATRIX_COLUMNS", "ScenarioResult", "decide", "decision_matrix"]
+__all__ = ["DECISIVE_P", "ScenarioResult", "decide"]
 
 #: The share of replicates in which the pick must beat each rival to be called decisive (one-sided
 #: 97.5% per rival: with two identical contenders either can be the pick, so ~5% in all).
 DECISIVE_P = 0.975
-
-MATRIX_COLUMNS = ["scenario", "contender", "eligible", "constraint_status", "failed_constraint", "score",
-                  "score_low", "score_high", "p_best", "rank", "rank_low", "rank_high", "p_pick_beats", "gives_up"]
-
 
 def _measured(m: Metric | None) -> TypeGuard[Metric]:
     """A metric with a value (an unmeasured one is absent, or NaN with its reason as source)."""
@@ -121,7 +117,7 @@ def _resolve_n(ev: Evidence, label: str, name: str, m: Metric, c: Constraint) ->
         return n_to_resolve(ev.prompts[label][field_name].to_numpy(dtype=float), float(name.rsplit("_p", 1)[1]),
                             limit)
     gap = abs(m.value - limit)
-    if m.interval == "Wilson" and m.n and gap > 0:
+    if m.method == "Wilson" and m.n and gap > 0:
         n: int | None = _wilson_n(m.value, limit, upper=c.max is not None, start=m.n + 1)
         if n is None:
             return None
@@ -181,7 +177,7 @@ def _pass_power(ev: Evidence, label: str, name: str, m: Metric | None, c: Constr
         if upper:
             return float(sps.binom.sf(hi - 1, n, share)) if hi <= n else 0.0
         return float(sps.binom.cdf(lo - 1, n, share)) if lo >= 1 else 0.0  # X_(lo) >= limit <=> K <= lo - 1
-    if m.interval == "Wilson" and m.n:
+    if m.method == "Wilson" and m.n:
         k = np.arange(m.n + 1)
         bounds = np.array([stats.wilson_interval(int(x), m.n, ci=0.90).high if upper
                            else stats.wilson_interval(int(x), m.n, ci=0.90).low for x in k])
@@ -447,11 +443,3 @@ def _gives_up(res: ScenarioResult, lab: str, live: Mapping[str, float]) -> str:
         return f"nothing against {other}: at least as good on every weighted axis"
     name = res.scenario.axis_metric[worst]
     return f"{describe(name).label}: {_shown(res, lab, name)} vs {_shown(res, other, name)} for {other}"
-
-
-def decision_matrix(results: list[ScenarioResult]) -> pd.DataFrame:
-    frames = [r.table for r in results]
-    if not frames:
-        return pd.DataFrame(columns=MATRIX_COLUMNS)
-    df = pd.concat(frames, ignore_index=True)
-    return df[MATRIX_COLUMNS + [c for c in df.columns if c not in MATRIX_COLUMNS]]

@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from workbench.analysis.catalog import format_interval
 from workbench.analysis.quantiles import Values, min_n_for_bounds, quantile_ci
 
 __all__ = ["KEYS", "QS", "columns", "format_cell", "format_table", "key_of", "summarize"]
@@ -53,24 +54,19 @@ def summarize(values: Values, key: str, qs: Sequence[int] = QS, ci: float = 0.95
     return out
 
 
-def _num(x: float, scale: float, digits: int) -> str:
-    return "—" if x is None or math.isnan(x) else f"{x * scale:,.{digits}f}"
-
-
-def format_cell(row: Any, key: str, q: int, scale: float = 1000.0, digits: int = 0) -> str:
-    """`"212 [180, 260]"`, or `"412 [380, —] insufficient n (needs 368)"` when a bound is missing."""
+def format_cell(row: Any, key: str, q: int, scale: float = 1000.0) -> str:
+    """`"212 [180, 260]"` (`catalog.format_interval`), or `"412 [380, —] insufficient n (needs
+    368)"` when a bound is missing."""
     value = float(row[f"{key}_p{q}"])
     low, high = float(row[f"{key}_p{q}_low"]), float(row[f"{key}_p{q}_high"])
-    if math.isnan(value):
-        return "—"
-    text = f"{_num(value, scale, digits)} [{_num(low, scale, digits)}, {_num(high, scale, digits)}]"
-    if math.isnan(low) or math.isnan(high):
+    text = format_interval(value, low, high, scale=scale)
+    if not math.isnan(value) and (math.isnan(low) or math.isnan(high)):
         text += f" insufficient n (needs {min_n_for_bounds(q)})"
     return text
 
 
 def format_table(df: Any, keys: Sequence[str], id_cols: Sequence[str], qs: Sequence[int] = QS,
-                 scale: float = 1000.0, unit: str = "ms", digits: int = 0) -> Any:
+                 scale: float = 1000.0, unit: str = "ms") -> Any:
     """A summary frame as text: id columns, then per key its n and `p{q} {unit} [95% CI]` cells."""
     import pandas as pd
 
@@ -80,6 +76,6 @@ def format_table(df: Any, keys: Sequence[str], id_cols: Sequence[str], qs: Seque
         for key in keys:
             row[f"{LABELS.get(key, key)} n"] = int(r[f"{key}_n"])
             for q in qs:
-                row[f"{LABELS.get(key, key)} p{q} {unit} [95% CI]"] = format_cell(r, key, q, scale, digits)
+                row[f"{LABELS.get(key, key)} p{q} {unit} [95% CI]"] = format_cell(r, key, q, scale)
         rows.append(row)
     return pd.DataFrame(rows)

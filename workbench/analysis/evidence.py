@@ -75,14 +75,13 @@ FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
 
 
-@dataclass
-class Metric:
-    """One measured number: point value, 95% interval, sample size, and its joint replicates.
-
-    `interval` says how the bounds were made: "order statistics" (percentiles), "Wilson"
-    (proportions), "bootstrap" (2.5–97.5% of the replicates, for derived numbers) or "fixed"
-    (no sampling error: a declared or probed fact, a price). `reps` holds the B replicates of
-    the joint resampling (None for a fixed number).
+@dataclass(frozen=True)
+class Metric(stats.Estimate):
+    """One measured number: an `Estimate` (point value, 95% interval, sample size, `method`: how
+    the bounds were made — "order statistics" for percentiles, "Wilson" for proportions,
+    "bootstrap" for derived numbers, 2.5–97.5% of the replicates, "fixed" for a declared or probed
+    fact, a price) with its joint replicates and where it comes from. `reps` holds the B
+    replicates of the joint resampling (None for a fixed number).
 
     `low1` / `high1` are the one-sided 95% bounds made the same way (order statistics at 5% per
     tail, the one-sided Wilson bound, the 5% / 95% replicate quantile): a hard constraint is
@@ -90,13 +89,8 @@ class Metric:
     (which would make it a 97.5% test). None when they were not computed (a fixed number, an
     old caller); NaN when the sample cannot support them."""
 
-    value: float
-    low: float = math.nan
-    high: float = math.nan
-    n: int = 0
-    reps: FloatArray | None = None
+    reps: FloatArray | None = field(default=None, compare=False)
     source: str = ""
-    interval: str = "fixed"
     low1: float | None = None
     high1: float | None = None
 
@@ -113,28 +107,8 @@ class Metric:
             return np.full(1 if rows is None else len(rows), self.value)
         return np.concatenate([[self.value], self.reps])
 
-    def fmt(self, scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
-        """`value unit [low, high] n=N`; "—" for a bound the sample cannot support."""
-        if not math.isfinite(self.value):
-            return "n/a" if math.isnan(self.value) else "∞"
 
-        def num(x: float) -> str:
-            return "—" if math.isnan(x) else _num(x * scale, digits)
-
-        v = f"{num(self.value)}{unit}"
-        if not (math.isnan(self.low) and math.isnan(self.high)):
-            v += f" [{num(self.low)}, {num(self.high)}]"
-        return v + (f" n={self.n}" if self.n else "")
-
-
-def _num(x: float, digits: int) -> str:
-    if x == 0 or not math.isfinite(x):
-        return f"{x:g}"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
-    return f"{x:,.{decimals}f}"
-
-
-def from_rows(rows: FloatArray, source: str, n: int = 0, interval: str = "bootstrap") -> Metric:
+def from_rows(rows: FloatArray, source: str, n: int = 0, method: str = "bootstrap") -> Metric:
     """A metric from its rows (0 = point, 1.. = replicates), bounds from the replicates."""
     value = float(rows[0])
     reps = np.asarray(rows[1:], dtype=float)
@@ -143,7 +117,7 @@ def from_rows(rows: FloatArray, source: str, n: int = 0, interval: str = "bootst
         low = high = low1 = high1 = math.nan  # too many replicates without a value: no honest interval
     else:
         low, low1, high1, high = (float(x) for x in np.percentile(finite, [2.5, 5.0, 95.0, 97.5]))
-    return Metric(value, low, high, n, reps, source, interval, low1, high1)
+    return Metric(value, low, high, n, method, reps=reps, source=source, low1=low1, high1=high1)
 
 
 @dataclass
@@ -384,7 +358,7 @@ def _errors(ev: Evidence) -> None:
         k = int((g["status"] != "ok").sum())
         est = stats.wilson_interval(k, len(g))
         ev.fixed.setdefault(str(label), {})["error_rate"] = Metric(
-            est.value, est.low, est.high, len(g), source="all records sent but the rehearsal", interval="Wilson")
+            est.value, est.low, est.high, len(g), source="all records sent but the rehearsal", method="Wilson")
 
 
 # --------------------------------------------------------------------------------------------
@@ -537,7 +511,8 @@ def quantile_metric(values: FloatArray, idx: IndexArray, q: float, source: str,
     rows = order_stat_rows(values, idx, q, u)
     est = quantile_ci(values, q)
     one = quantile_ci(values, q, ci=0.90)
-    return Metric(est.value, est.low, est.high, est.n, rows[1:], source, "order statistics", one.low, one.high)
+    return Metric(est.value, est.low, est.high, est.n, "order statistics", reps=rows[1:], source=source, low1=one.low,
+                  high1=one.high)
 
 
 def distinct_groups(groups: Sequence[str], mask: npt.NDArray[np.bool_]) -> int | None:
@@ -557,11 +532,11 @@ def proportion_metric(k_rows: FloatArray, n_rows: FloatArray, source: str, units
         rows = np.where(n_rows > 0, k_rows / np.where(n_rows > 0, n_rows, 1), np.nan)
     k, n = round(k_rows[0]), round(n_rows[0])
     if n == 0:
-        return Metric(math.nan, source=source, interval="Wilson", reps=rows[1:])
+        return Metric(math.nan, source=source, method="Wilson", reps=rows[1:])
     value = k / n
     if units is not None and 0 < units < n:
         k, n = round(k * units / n), units
         source += f" (n = {units} distinct units)"
     est = stats.wilson_interval(k, n)
     one = stats.wilson_interval(k, n, ci=0.90)  # its bounds are the one-sided 95% Wilson bounds
-    return Metric(value, est.low, est.high, n, rows[1:], source, "Wilson", one.low, one.high)
+    return Metric(value, est.low, est.high, n, "Wilson", reps=rows[1:], source=source, low1=one.low, high1=one.high)

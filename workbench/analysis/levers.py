@@ -39,6 +39,7 @@ import pandas as pd
 
 from workbench import pricing
 from workbench.analysis import cost, distribution, stats
+from workbench.analysis.catalog import format_estimate
 from workbench.config import Contender
 from workbench.providers.caching import min_prefix_tokens
 
@@ -165,14 +166,12 @@ def strategy_summary(
             "batch_requests": len(batches) / n_pass,
             "fallback_requests": int(g["fallback"].astype(bool).sum()) / n_pass,
             "error_requests": int((g["status"] != "ok").sum()) / n_pass,
-            "parse_fail_rate": pf.value, "parse_fail_low": pf.low, "parse_fail_high": pf.high,
-            "parse_fail_n": pf.n,
+            **stats.estimate_columns("parse_fail_rate", pf),
             "cache_hits": int((all_o["source"] == "cache").sum()) / n_pass,
             "fanouts": int((all_o["source"] == "fanout").sum()) / n_pass,
             "wall_s": float(np.mean(walls)), "wall_min_s": min(walls), "wall_max_s": max(walls),
             "wall_per_doc_s": float(np.mean(walls)) / n_docs,
-            "busy_per_doc_s": per_doc * e2e.value, "busy_per_doc_low": per_doc * e2e.low,
-            "busy_per_doc_high": per_doc * e2e.high,
+            **stats.estimate_columns("busy_per_doc_s", e2e, per_doc),
             "mean_e2e_s": e2e.value,
             **distribution.summarize(busy.to_numpy(dtype=float), "e2e", qs=(95,)),
             **distribution.summarize(pd.to_numeric(g["ttft_s"], errors="coerce").to_numpy(dtype=float)
@@ -193,10 +192,8 @@ def strategy_summary(
             else 0.0,
             "output_tokens_per_doc": float(pd.to_numeric(g["output_tokens"]).sum()) / n_pass / n_docs,
             "tokens_estimated_share": float(est.mean()) if len(est) else math.nan,
-            "cost_per_doc_usd": per_doc * c.value, "cost_per_doc_low": per_doc * c.low,
-            "cost_per_doc_high": per_doc * c.high,
-            "accuracy": acc.value, "accuracy_low": acc.low, "accuracy_high": acc.high,
-            "accuracy_n": acc.n,
+            **stats.estimate_columns("cost_per_doc_usd", c, per_doc),
+            **stats.estimate_columns("accuracy", acc),
             "accuracy_diff": diff.value, "accuracy_diff_low": diff.low, "accuracy_diff_high": diff.high,
         })
     return pd.DataFrame(rows)
@@ -228,19 +225,10 @@ def before_after(summary: pd.DataFrame) -> pd.DataFrame:
                 "cost_per_doc_usd": r["cost_per_doc_usd"],
                 "cost_change_pct": _rel(r["cost_per_doc_usd"], b["cost_per_doc_usd"]),
                 "accuracy": r["accuracy"], "accuracy_change_pp": r["accuracy_diff"] * 100.0,
-                "accuracy_change_low_pp": r["accuracy_diff_low"] * 100.0,
-                "accuracy_change_high_pp": r["accuracy_diff_high"] * 100.0,
+                "accuracy_change_pp_low": r["accuracy_diff_low"] * 100.0,
+                "accuracy_change_pp_high": r["accuracy_diff_high"] * 100.0,
             })
     return pd.DataFrame(rows)
-
-
-def _iv(v: float, lo: float, hi: float, fmt: str) -> str:
-    if v != v:
-        return "n/a"
-    if lo != lo and hi != hi:
-        return format(v, fmt)
-    # one missing bound: the sample cannot support it (order statistics), shown as such
-    return f"{format(v, fmt)} [{format(lo, fmt) if lo == lo else '—'}, {format(hi, fmt) if hi == hi else '—'}]"
 
 
 def _pct(v: float) -> str:
@@ -261,24 +249,20 @@ def format_before_after(summary: pd.DataFrame) -> pd.DataFrame:
             "contender": r["contender"], "strategy": r["strategy"], "docs": r["n_docs"],
             "requests (Δ)": f"{r['requests']:.0f} ({_pct(d['requests_change_pct'])})",
             "fallbacks": f"{r['fallback_requests']:.0f}",
-            "batch parse failures [95% CI]": "—" if r["parse_fail_n"] == 0 else
-            f"{_iv(r['parse_fail_rate'], r['parse_fail_low'], r['parse_fail_high'], '.0%')} "
-            f"n={r['parse_fail_n']}",
+            "batch parse failures [95% CI]": "—" if r["parse_fail_rate_n"] == 0 else
+            format_estimate(stats.estimate_from(r, "parse_fail_rate"), scale=100, unit="%"),
             "wall s (Δ)": ("turnaround " if r.get("batch_api") is True else "")
             + f"{r['wall_s']:.1f} ({_pct(d['wall_change_pct'])})",
             "TTFT p50 ms [95% CI]": distribution.format_cell(r, "ttft", 50) if r.get("ttft_n", 0) else "—",
-            "busy ms/doc [95% CI]": _iv(r["busy_per_doc_s"] * 1e3, r["busy_per_doc_low"] * 1e3,
-                                         r["busy_per_doc_high"] * 1e3, ".0f"),
+            "busy ms/doc [95% CI]": format_estimate(stats.estimate_from(r, "busy_per_doc_s"), scale=1e3),
             "tokens/doc in+out": f"{r['input_tokens_per_doc']:.0f}+{r['output_tokens_per_doc']:.1f}"
             + (f" ({r['cached_tokens_per_doc']:.0f} in cached)" if r.get("cached_tokens_per_doc", 0) > 0 else "")
             + (" (est.)" if r["tokens_estimated_share"] > 0 else ""),
-            "µ$/doc [95% CI] (Δ)": _iv(r["cost_per_doc_usd"] * 1e6, r["cost_per_doc_low"] * 1e6,
-                                        r["cost_per_doc_high"] * 1e6, ".3g")
+            "µ$/doc [95% CI] (Δ)": format_estimate(stats.estimate_from(r, "cost_per_doc_usd"), scale=1e6)
             + f" ({_pct(d['cost_change_pct'])})",
-            "accuracy [95% CI]": _iv(r["accuracy"], r["accuracy_low"], r["accuracy_high"], ".0%")
-            + f" n={r['accuracy_n']}",
+            "accuracy [95% CI]": format_estimate(stats.estimate_from(r, "accuracy"), "annotation_accuracy"),
             "Δ accuracy pp [95% CI]": "—" if r["strategy"] == "naive" else
-            _iv(d["accuracy_change_pp"], d["accuracy_change_low_pp"], d["accuracy_change_high_pp"], "+.0f"),
+            format_estimate(stats.estimate_from(d, "accuracy_change_pp")),
         })
     return pd.DataFrame(out)
 
@@ -369,7 +353,7 @@ def project_scenarios(
                       "that machine time at the throughput measured in this run")
         for sname in scenarios:
             scn = scenarios[sname]
-            best = best_strategy(summary, str(name), asynchronous=scn.kind == "batch")
+            best = best_strategy(summary, str(name), asynchronous=scn.asynchronous)
             for role, strategy in (("naive", "naive"), ("best", best)):
                 sel = summary[(summary["contender"] == name) & (summary["strategy"] == strategy)]
                 if sel.empty:
@@ -382,7 +366,10 @@ def project_scenarios(
                     part: dict[str, Any] = {"time": "n/a", "cost": "no price",
                                             "assumptions": ["no price: not projected"]}
                 else:
-                    part = scn.lever_projection(r, price, is_local, hourly, strategy)
+                    projected = scn.lever_projection(r, price, is_local, hourly, strategy)
+                    if projected is None:  # this kind projects no lever
+                        continue
+                    part = projected
                 row.update(part)
                 row["assumptions"] = notes + part["assumptions"]
                 rows.append(row)
@@ -412,8 +399,8 @@ def seed_comparison(summary: pd.DataFrame) -> pd.DataFrame:
                      "requests": f"{r['requests_change_pct']:+.0f}% (seed -70%)",
                      "wall time": f"{r['wall_change_pct']:+.0f}% (seed -45%)",
                      "cost per doc": f"{r['cost_change_pct']:+.0f}% (seed -38%)",
-                     "accuracy": f"{r['accuracy_change_pp']:+.0f} pp [{r['accuracy_change_low_pp']:+.0f}, "
-                                 f"{r['accuracy_change_high_pp']:+.0f}]"})
+                     "accuracy": f"{r['accuracy_change_pp']:+.0f} pp [{r['accuracy_change_pp_low']:+.0f}, "
+                                 f"{r['accuracy_change_pp_high']:+.0f}]"})
     return pd.DataFrame(rows)
 
 

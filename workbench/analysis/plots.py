@@ -33,10 +33,25 @@ def overlapping_texts(fig: Any) -> list[tuple[str, str]]:
 
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
+    undrawn = {id(label) for label in _ticks_outside_view(fig)}
     boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in fig.findobj(Text)
-             if t.get_visible() and t.get_text().strip() and t.get_alpha() != 0]
+             if t.get_visible() and t.get_text().strip() and t.get_alpha() != 0 and id(t) not in undrawn]
     return [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:]
             if box_a.overlaps(box_b) and box_a.width > 0 and box_b.width > 0]
+
+
+def _ticks_outside_view(fig: Any) -> list[Any]:
+    """Tick labels an axis keeps but does not draw (their tick lies outside the view limits):
+    visible as objects, absent from the picture."""
+    out = []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]:
+                loc = tick.get_loc()
+                if loc is None or not low <= loc <= high:
+                    out += [tick.label1, tick.label2]
+    return out
 
 
 def _done(fig: Any, path: str | Path | None) -> Any:
@@ -161,14 +176,14 @@ def cost_quality_pareto(points: Any, path: str | Path | None = None) -> Any:
         front = [not ((d["cost"] <= r.cost) & (d["quality"] >= r.quality)
                       & ((d["cost"] < r.cost) | (d["quality"] > r.quality))).any() for r in d.itertuples()]
         lo, hi = float(d["cost"].min()), float(d["cost"].max())
-        for r, on_front in zip(d.itertuples(), front, strict=True):
+        for i, (r, on_front) in enumerate(zip(d.itertuples(), front, strict=True)):
             ax.scatter(r.cost, r.quality * 100, s=60, marker="o" if on_front else "x")
-            # names open toward the middle, so the rightmost one stays inside its panel
-            side = "center" if hi <= lo * 1.01 else (
+            # names open toward the middle, so the rightmost one stays inside its panel; at one
+            # cost (a single column of points) they alternate sides, so close ones do not collide
+            side = ("right" if i % 2 else "left") if hi <= lo * 1.01 else (
                 "right" if math.log(r.cost / lo) > 0.5 * math.log(hi / lo) else "left")
             ax.annotate(str(r.contender) + (" ★" if on_front else ""), (r.cost, r.quality * 100), fontsize=7,
-                        xytext={"left": (4, 4), "right": (-4, 4), "center": (0, 7)}[side], textcoords="offset points",
-                        ha=side)
+                        xytext={"left": (4, 4), "right": (-4, 4)}[side], textcoords="offset points", ha=side)
         ax.set_xscale("log")
         ax.margins(x=0.12, y=0.12)
         # Within a decade the log axis labels its minor ticks too, in colliding 2×10⁻¹ strings:

@@ -246,12 +246,13 @@ def quantile_ci(values: Values, q: float, ci: float = 0.95) -> QuantileEstimate:
     x = np.sort(_clean(values))
     n = int(x.size)
     if n == 0:
-        return QuantileEstimate(NAN, NAN, NAN, 0, 0, 1, False)
+        return QuantileEstimate(NAN, NAN, NAN, 0, "order statistics", low_rank=0, high_rank=1, supported=False)
     lo, hi = order_stat_ranks(n, q, ci)
     low = float(x[lo - 1]) if lo >= 1 else NAN
     high = float(x[hi - 1]) if hi <= n else NAN
     value = float(x[_point_rank(n, q) - 1])
-    return QuantileEstimate(value, low, high, n, lo, hi, lo >= 1 and hi <= n)
+    return QuantileEstimate(value, low, high, n, "order statistics", low_rank=lo, high_rank=hi,
+                            supported=lo >= 1 and hi <= n)
 
 
 def n_to_resolve(values: Values, q: float, limit: float, ci: float = 0.95, *, max_n: int = 100_000) -> int | None:

@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -68,6 +68,7 @@ __all__ = [
     "AXES",
     "DEFAULT_MAX_ERROR_RATE",
     "DEFAULT_SCENARIOS_FILE",
+    "KINDS",
     "BatchScenario",
     "Constraint",
     "PrototypingScenario",
@@ -146,7 +147,7 @@ class Constraint(_Strict):
         number (a declared or documented fact, one pass's measurement) is judged on its value."""
         if m is None or math.isnan(m.value):
             return "inconclusive"
-        if m.interval == "fixed" and math.isnan(m.low) and math.isnan(m.high):  # no sampling error at all
+        if m.method == "fixed" and math.isnan(m.low) and math.isnan(m.high):  # no sampling error at all
             lo = hi = m.value
         else:  # one-sided 95% bounds: a limit on one side is a one-sided test (`Metric.one_sided`)
             lo, hi = m.one_sided("lower"), m.one_sided("upper")
@@ -189,7 +190,7 @@ class _ScenarioBase(_Strict):
     latency_ref_s: float = Field(1.0, gt=0, description="p95 E2E at which the latency utility is ½, seconds")
     cost_ref_usd: float = Field(gt=0, description="cost (in the kind's cost unit) at which the cost utility is ½")
     task: Task | None = Field(None, description="the workload's own data and task (workbench.tasks): "
-                                                "{type: classify | qa | generate, data: FILE, labels, instruction}")
+                                                "{type: classify | qa | generate | long_doc, data: FILE, ...}")
     max_error_rate: float | None = Field(
         None, ge=0, le=1, description=f"most failed requests / sent this scenario accepts (a hard constraint "
                                       f"on error_rate); empty: an error_rate hard constraint if listed, else "
@@ -199,6 +200,19 @@ class _ScenarioBase(_Strict):
     #: whose failures the matrix reports as units lost.
     error_experiments: ClassVar[tuple[str, ...]] = ()
     unit_families: ClassVar[tuple[str, ...]] = ()
+    #: Whether the workload can wait for its answers (a batch API's window counts): the lever a
+    #: contender is projected with may then be an asynchronous one.
+    asynchronous: ClassVar[bool] = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_chose_this_class(cls, data: Any) -> Any:
+        """The file's `kind` chose this class (`KINDS`); it is not a field of it."""
+        if isinstance(data, dict) and "kind" in data:
+            if data["kind"] != cls.kind:
+                raise ValueError(f"kind {data['kind']!r} given to a {cls.kind} scenario")
+            data = {k: v for k, v in data.items() if k != "kind"}
+        return data
 
     @model_validator(mode="after")
     def _error_rate_is_constraint(self) -> _ScenarioBase:
@@ -302,10 +316,32 @@ class _ScenarioBase(_Strict):
         return ""
 
     def lever_projection(self, r: Mapping[str, Any], price: Price, is_local: bool, machine_hour_usd: float,
-                         strategy: str) -> dict[str, Any]:
+                         strategy: str) -> dict[str, Any] | None:
         """This scenario's time and cost from one annotation strategy's measured numbers
-        (a row of `workbench.analysis.levers.strategy_summary`)."""
-        raise NotImplementedError
+        (a row of `workbench.analysis.levers.strategy_summary`); None (the default): this kind
+        projects no lever."""
+        return None
+
+    @property
+    def latency_objective(self) -> SLO | None:
+        """The latency objective a load sweep is judged by; None (the default): the kind has none."""
+        return None
+
+    def experiment_inputs(self) -> dict[str, dict[str, Any]]:
+        """Per experiment, the parameters this scenario gives it (`experiments.workspace_inputs`:
+        the first scenario to name an experiment wins). Any kind: a long_doc task's documents are
+        the context experiment's."""
+        if self.task is not None and self.task.type == "long_doc":
+            return {"context": {"documents": f"{SCENARIO_PREFIX}{self.name}"}}
+        return {}
+
+    def annotation_task(self) -> Task | None:
+        """The documents and labels this scenario annotates; None (the default): it annotates none."""
+        return None
+
+    def self_hosted_basis(self) -> str:
+        """Which self-hosted monthly cost this scenario's matrix uses, in words (default: busy time)."""
+        return "busy time"
 
 
 # The three kinds declare their workload fields in the same shape, side by side, so a reader
@@ -320,7 +356,6 @@ class RealtimeScenario(_ScenarioBase):
     error_experiments: ClassVar[tuple[str, ...]] = ("latency", "concurrency")
     unit_families: ClassVar[tuple[str, ...]] = ("prompts",)
 
-    type: Literal["realtime"] = Field("realtime", alias="kind")
     prompt_set: str = Field("", description="prompt set that stands for the traffic (default with a task: "
                                              "scenario:<name>, the task's prompts)")
     target_qps: float = Field(gt=0, description="steady request rate to serve, requests/s")
@@ -374,6 +409,16 @@ class RealtimeScenario(_ScenarioBase):
         return (f"{self.target_qps:g} requests/s, SLO {self.objective.text}, "
                 f"{self.headroom:.0%} headroom")
 
+    @property
+    def latency_objective(self) -> SLO:
+        return self.objective
+
+    def experiment_inputs(self) -> dict[str, dict[str, Any]]:
+        """Its prompts (`scenario:<name>` when it has a task) are the latency and load prompts;
+        its SLO, rate and headroom the sweep's."""
+        return {**super().experiment_inputs(), "latency": {"prompt_set": self.prompt_set},
+                "concurrency": {"prompt_set": self.prompt_set, "scenario": self.name}}
+
     def lever_projection(self, r: Mapping[str, Any], price: Price, is_local: bool, machine_hour_usd: float,
                          strategy: str) -> dict[str, Any]:
         goodput = float(r["docs_per_busy_s"])
@@ -411,7 +456,6 @@ class BatchScenario(_ScenarioBase):
     error_experiments: ClassVar[tuple[str, ...]] = ("coalescing",)
     unit_families: ClassVar[tuple[str, ...]] = ("documents",)
 
-    type: Literal["batch"] = Field("batch", alias="kind")
     dataset: str = Field("annotation", description="the bundled example's workload folder (documents + labels); "
                                                    "a task replaces it")
     documents_per_night: int = Field(gt=0, description="documents to annotate each night")
@@ -419,8 +463,12 @@ class BatchScenario(_ScenarioBase):
     accuracy_floor: float = Field(ge=0, le=1, description="minimum share of documents labelled correctly")
     concurrency_limit: int = Field(ge=1, description="requests in flight at most (quota or machine)")
 
+    asynchronous: ClassVar[bool] = True
+
     @model_validator(mode="after")
     def _floor_is_constraint(self) -> BatchScenario:
+        if self.task is not None and self.task.type != "classify":
+            raise ValueError("task: a batch scenario annotates documents: use type classify")
         self._require("annotation_accuracy", min=self.accuracy_floor)
         self._require("batch_wall_time_h", max=self.window_hours)
         return self
@@ -455,6 +503,9 @@ class BatchScenario(_ScenarioBase):
     def projection_basis(self) -> str:
         return (f"{self.documents_per_night:,} documents a night in {self.window_hours:g} h, "
                 f"{self.concurrency_limit} requests in flight")
+
+    def annotation_task(self) -> Task | None:
+        return self.task
 
     def lever_projection(self, r: Mapping[str, Any], price: Price, is_local: bool, machine_hour_usd: float,
                          strategy: str) -> dict[str, Any]:
@@ -495,7 +546,6 @@ class PrototypingScenario(_ScenarioBase):
     error_experiments: ClassVar[tuple[str, ...]] = ("hallucination", "latency")
     unit_families: ClassVar[tuple[str, ...]] = ("items", "prompts")
 
-    type: Literal["prototyping"] = Field("prototyping", alias="kind")
     prompt_set: str | None = Field(None, description="prompt set that stands for the prototype's use")
     monthly_requests: int = Field(gt=0, description="requests per month")
     quality_floor: float = Field(ge=0, le=1, description="minimum QA F-score on answerable questions")
@@ -516,6 +566,15 @@ class PrototypingScenario(_ScenarioBase):
     def projection_basis(self) -> str:
         return f"{self.monthly_requests:,} requests a month"
 
+    def self_hosted_basis(self) -> str:
+        return "kept up all month" if self.self_hosted == "always_on" else "busy time"
+
+    def experiment_inputs(self) -> dict[str, dict[str, Any]]:
+        """Its qa task's questions are the hallucination experiment's."""
+        if self.task is None or self.task.type != "qa":
+            return super().experiment_inputs()
+        return {"hallucination": {"datasets": f"{SCENARIO_PREFIX}{self.name}"}}
+
     def lever_projection(self, r: Mapping[str, Any], price: Price, is_local: bool, machine_hour_usd: float,
                          strategy: str) -> dict[str, Any]:
         pp = project_prototyping(self.monthly_requests, float(r["cost_per_doc_usd"]))
@@ -528,14 +587,9 @@ class PrototypingScenario(_ScenarioBase):
                 "monthly_cost_usd": pp.monthly_cost_usd, "assumptions": pp.assumptions + extra}
 
 
+#: The kinds, registered once (a new kind is one class here): a scenarios file's `kind` names one.
 Scenario = RealtimeScenario | BatchScenario | PrototypingScenario
-_KINDS: dict[str, Callable[..., Scenario]] = {
-    "realtime": RealtimeScenario.model_validate,
-    "batch": BatchScenario.model_validate,
-    "prototyping": PrototypingScenario.model_validate,
-}
-_MODELS: dict[str, type[BaseModel]] = {"realtime": RealtimeScenario, "batch": BatchScenario,
-                                       "prototyping": PrototypingScenario}
+KINDS: dict[str, type[Scenario]] = {cls.kind: cls for cls in get_args(Scenario)}
 
 
 class ScenarioSet(Mapping[str, Scenario]):
@@ -562,7 +616,7 @@ def _fields_at(kind: str, loc: tuple[int | str, ...]) -> list[str]:
         return list(Task.model_fields)
     if "slo" in loc:
         return list(SloSpec.model_fields)
-    return [f for f in _MODELS[kind].model_fields if f not in ("name", "type")] + ["kind"]
+    return [f for f in KINDS[kind].model_fields if f != "name"] + ["kind"]
 
 
 def load_scenarios(path: str | Path | None = None) -> ScenarioSet:
@@ -579,11 +633,11 @@ def load_scenarios(path: str | Path | None = None) -> ScenarioSet:
         if not isinstance(entry, dict):
             raise ConfigError(src, where, "each scenario must be a mapping")
         kind = entry.get("kind")
-        build = _KINDS.get(kind) if isinstance(kind, str) else None
-        if build is None:
-            raise ConfigError(src, f"{where}.kind", f"unknown kind {kind!r}; valid: {', '.join(_KINDS)}")
+        cls = KINDS.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            raise ConfigError(src, f"{where}.kind", f"unknown kind {kind!r}; valid: {', '.join(KINDS)}")
         try:
-            out[str(name)] = build({"name": str(name), **entry})
+            out[str(name)] = cls.model_validate({"name": str(name), **entry})
         except ValidationError as exc:
             raise validation_error(exc, src, where, functools.partial(_fields_at, str(kind))) from None
     return ScenarioSet(out, source=src)

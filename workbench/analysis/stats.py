@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +45,8 @@ __all__ = [
     "USLFit",
     "bootstrap_ci",
     "ecdf",
-    "format_interval",
+    "estimate_columns",
+    "estimate_from",
     "holm",
     "knee_concurrency",
     "knee_explained",
@@ -73,33 +74,38 @@ _CHUNK_ELEMS = 1 << 22
 _SNAP = 1e-5
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Estimate:
-    """A point value with its interval and the sample size behind it.
+    """A point value with its interval, the sample size behind it, and how the bounds were made.
 
+    The one interval type: a percentile (`quantiles.QuantileEstimate`, with its ranks) and a
+    decision metric (`evidence.Metric`, with its replicates and source) are Estimates too.
     Bounds are NaN when they cannot be computed (n < 2 for a bootstrap); all three are NaN for
-    an empty sample. Reporting `n` beside every interval keeps small samples honest.
+    an empty sample. Reporting `n` beside every interval keeps small samples honest. `method`:
+    "bootstrap", "Wilson", "Newcombe", "order statistics", "Garwood" (a Poisson rate), or "fixed"
+    (no sampling error: a declared or probed fact, a price). Shown by `catalog.format_value`.
     """
 
     value: float
-    low: float
-    high: float
-    n: int
+    low: float = math.nan
+    high: float = math.nan
+    n: int = 0
+    method: str = "fixed"
 
-    def fmt(self, scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
-        """`"0.123 [0.100, 0.150] n=40"`; `scale` converts units (e.g. 1000 for s -> ms).
 
-        A unit, if given, follows the interval: `"123 [100, 150] ms n=40"`.
-        """
+def estimate_columns(name: str, est: Estimate, scale: float = 1.0) -> dict[str, float | int]:
+    """An estimate as a table's column family `name, name_low, name_high, name_n` (the one
+    scheme of every CSV the workbench writes), values × `scale` (e.g. per document)."""
+    return {name: est.value * scale, f"{name}_low": est.low * scale, f"{name}_high": est.high * scale,
+            f"{name}_n": est.n}
 
-        def f(x: float) -> str:
-            return "-" if math.isnan(x) else f"{x * scale:.{digits}f}"
 
-        u = f" {unit}" if unit else ""
-        return f"{f(self.value)} [{f(self.low)}, {f(self.high)}]{u} n={self.n}"
-
-    def __str__(self) -> str:
-        return self.fmt()
+def estimate_from(row: Mapping[str, Any], name: str, method: str = "") -> Estimate:
+    """The estimate a row holds in the column family `name` (`estimate_columns`); n is 0 when
+    the family has no `_n` column."""
+    n = row.get(f"{name}_n", 0)
+    return Estimate(float(row[name]), float(row.get(f"{name}_low", math.nan)),
+                    float(row.get(f"{name}_high", math.nan)), int(n) if n == n else 0, method or "fixed")
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,7 +204,7 @@ def mean_ci(values: Values, *, n_boot: int = 2000, ci: float = 0.95, seed: int =
     rng = np.random.default_rng(seed)
     boot = _boot_rows(rng, x, n_boot, lambda m: np.mean(m, axis=1))
     lo, hi = _bounds(boot, ci)
-    return Estimate(value, lo, hi, n)
+    return Estimate(value, lo, hi, n, "bootstrap")
 
 
 def bootstrap_ci(
@@ -218,7 +224,7 @@ def bootstrap_ci(
     for i in range(n_boot):
         boot[i] = float(stat(x[rng.integers(0, n, size=n)]))
     lo, hi = _bounds(boot, ci)
-    return Estimate(value, lo, hi, n)
+    return Estimate(value, lo, hi, n, "bootstrap")
 
 
 def wilson_interval(k: int, n: int, ci: float = 0.95) -> Estimate:
@@ -240,7 +246,7 @@ def wilson_interval(k: int, n: int, ci: float = 0.95) -> Estimate:
     # Exact 0 and 1 at the boundaries, not 1e-17 from rounding.
     low = 0.0 if k == 0 else max(0.0, centre - half)
     high = 1.0 if k == n else min(1.0, centre + half)
-    return Estimate(p, low, high, n)
+    return Estimate(p, low, high, n, "Wilson")
 
 
 def proportion_summary(k: int, n: int) -> Estimate:
@@ -307,7 +313,7 @@ def paired_proportion_diff(x: Values, y: Values, *, ci: float = 0.95) -> Estimat
     delta = math.sqrt(max(0.0, d1l**2 - 2.0 * phi * d1l * d2u + d2u**2))
     eps = math.sqrt(max(0.0, d1u**2 - 2.0 * phi * d1u * d2l + d2l**2))
     diff = p1 - p2
-    return Estimate(diff, max(-1.0, diff - delta), min(1.0, diff + eps), n)
+    return Estimate(diff, max(-1.0, diff - delta), min(1.0, diff + eps), n, "Newcombe")
 
 
 def _as_row_stat(stat: Stat) -> Callable[[FloatArray], FloatArray] | None:
@@ -357,7 +363,7 @@ def paired_bootstrap_diff(
             idx1 = rng.integers(0, n, size=n)
             boot[i] = float(stat(xa[idx1])) - float(stat(ya[idx1]))
     lo, hi = _bounds(boot, ci)
-    return Estimate(value, lo, hi, n)
+    return Estimate(value, lo, hi, n, "bootstrap")
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -570,13 +576,3 @@ def ecdf(values: Values) -> tuple[FloatArray, FloatArray]:
     n = x.size
     y = np.arange(1, n + 1, dtype=np.float64) / n if n else np.empty(0, dtype=np.float64)
     return x, y
-
-
-def format_interval(value: float, low: float, high: float, scale: float = 1.0, digits: int = 1) -> str:
-    """`value [low, high]` scaled (e.g. 1000 for ms) with fixed decimals; "n/a" for NaN, and
-    the bare value when the interval is undefined (n < 2)."""
-    if math.isnan(value):
-        return "n/a"
-    if math.isnan(low) or math.isnan(high):
-        return f"{value * scale:.{digits}f}"
-    return f"{value * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"

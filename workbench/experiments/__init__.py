@@ -162,25 +162,19 @@ def workspace_inputs(ws: workspace.Workspace | None = None) -> dict[str, dict[st
     its task's, or its `prompt_set` — are the latency and load prompts, its SLO and rate the
     sweep's; a prototyping scenario's qa task is the hallucination questions; a batch scenario's
     task the annotation documents, read by the coalescing experiment itself; a long_doc task, of
-    any scenario, the context experiment's documents). The first scenario
-    of each kind counts. A notebook run on its own (JupyterLab, papermill, nbval) finds the same
-    through `scenario_input`, so it measures the workspace it sits in."""
-    from workbench.analysis.scenarios import PrototypingScenario, RealtimeScenario, load_scenarios
-    from workbench.tasks import SCENARIO_PREFIX
+    any kind, the context experiment's documents): each kind says
+    which (`Scenario.experiment_inputs`), and the first scenario to name an experiment counts.
+    A notebook run on its own (JupyterLab, papermill, nbval) finds the same through
+    `scenario_input`, so it measures the workspace it sits in."""
+    from workbench.analysis.scenarios import load_scenarios
 
     ws = ws or workspace.current()
     if not ws.scenarios_file.exists():
         return {}
     out: dict[str, dict[str, Any]] = {}
-    for name, sc in load_scenarios(ws.scenarios_file).items():
-        if isinstance(sc, RealtimeScenario) and "latency" not in out:
-            out["latency"] = {"prompt_set": sc.prompt_set}  # `scenario:<name>` when it has a task
-            out["concurrency"] = {"prompt_set": sc.prompt_set, "scenario": name}  # its SLO, rate, headroom too
-        elif (isinstance(sc, PrototypingScenario) and sc.task is not None and sc.task.type == "qa"
-              and "hallucination" not in out):
-            out["hallucination"] = {"datasets": f"{SCENARIO_PREFIX}{name}"}
-        if sc.task is not None and sc.task.type == "long_doc" and "context" not in out:
-            out["context"] = {"documents": f"{SCENARIO_PREFIX}{name}"}  # any kind: the user's documents
+    for sc in load_scenarios(ws.scenarios_file).values():
+        for experiment, params in sc.experiment_inputs().items():
+            out.setdefault(experiment, params)
     return out
 
 

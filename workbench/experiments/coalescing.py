@@ -74,7 +74,6 @@ import yaml
 from workbench import workspace
 from workbench.aio import run_sync
 from workbench.config import Contender
-from workbench.errors import ConfigError
 from workbench.measure.batch import BatchDialect, BatchJournal, NoBatchAPI, dialect_for, run_batch
 from workbench.measure.coalesce import (
     AnswerCache,
@@ -175,18 +174,13 @@ def _annotation_dir() -> Path:
 def batch_task() -> Task | None:
     """The workspace's annotation task: the first batch scenario's `task` (None: the bundled
     example's documents and labels)."""
-    from workbench.analysis.scenarios import BatchScenario, load_scenarios
+    from workbench.analysis.scenarios import load_scenarios
 
     ws = workspace.current()
     if not ws.scenarios_file.exists():
         return None
-    for sc in load_scenarios(ws.scenarios_file).values():
-        if isinstance(sc, BatchScenario) and sc.task is not None:
-            if sc.task.type != "classify":
-                raise ConfigError(str(ws.scenarios_file), f"scenarios.{sc.name}.task.type",
-                                  "a batch scenario annotates documents: use type classify")
-            return sc.task
-    return None
+    return next((task for sc in load_scenarios(ws.scenarios_file).values()
+                 if (task := sc.annotation_task()) is not None), None)
 
 
 def load_labels(path: str | Path | None = None) -> dict[str, str]:

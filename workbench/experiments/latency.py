@@ -32,6 +32,7 @@ from typing import Any
 
 from workbench.aio import run_sync
 from workbench.analysis import distribution, stats
+from workbench.analysis.catalog import format_value
 from workbench.analysis.intents import grade_route, labels_of, unread_note
 from workbench.measure.budget import BudgetExhausted
 from workbench.measure.probe import make_client, probe
@@ -157,7 +158,7 @@ def format_summary(summary: Any) -> Any:
     if "route_accuracy" in summary:
         unread = summary["route_unread_n"] if "route_unread_n" in summary else [float("nan")] * len(summary)
         table["routing accuracy % [95% CI]"] = [
-            stats.format_interval(v, lo, hi, 100.0, 0) + f" n={int(n)}"
+            format_value("route_accuracy", v, lo, hi, int(n))
             + (f" (no label read in {int(u)})" if u == u and u > 0 else "") if n == n else "—"
             for v, lo, hi, n, u in zip(summary["route_accuracy"], summary["route_accuracy_low"],
                                        summary["route_accuracy_high"], summary["route_accuracy_n"], unread,

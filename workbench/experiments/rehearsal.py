@@ -15,13 +15,12 @@ What a user waits is read from the schedule: for each logical request, its final
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from workbench.aio import run_sync
-from workbench.analysis import stats
 from workbench.analysis.capacity import poisson_rate_ci, request_ends
+from workbench.analysis.catalog import format_estimate
 from workbench.analysis.quantiles import quantile_ci
 from workbench.config import Contender
 from workbench.measure.load import LoadResult, closed_loop, open_loop
@@ -132,21 +131,10 @@ def rehearsal_table(df: Any, slo_e2e_s: float) -> Any:
             "ok": len(ok),
             "rate_limited records": int((g["error_class"] == "rate_limited").sum()),
             "other errors": int(((g["status"] != "ok") & (g["error_class"] != "rate_limited")).sum()),
-            "p95 E2E from schedule ms [95% CI]": _fmt(p95, 1000.0),
-            "ok req/s [95% CI]": _fmt(thr),
-            f"goodput req/s (E2E ≤ {slo_e2e_s * 1000:g} ms) [95% CI]": _fmt(good),
+            "p95 E2E from schedule ms [95% CI]": format_estimate(p95, scale=1000),
+            "ok req/s [95% CI]": format_estimate(thr),
+            f"goodput req/s (E2E ≤ {slo_e2e_s * 1000:g} ms) [95% CI]": format_estimate(good),
             "window s": round(window, 2),
         })
     return pd.DataFrame(rows)
 
-
-def _fmt(e: stats.Estimate, scale: float = 1.0) -> str:
-    if math.isnan(e.value):
-        return f"n/a (n={e.n})"
-    if math.isnan(e.low) and math.isnan(e.high):
-        return f"{e.value * scale:.2f} (n={e.n})"
-
-    def f(v: float) -> str:
-        return "—" if math.isnan(v) else f"{v * scale:.2f}"
-
-    return f"{e.value * scale:.2f} [{f(e.low)}, {f(e.high)}] n={e.n}"

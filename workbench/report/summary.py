@@ -1,7 +1,7 @@
 """The summary: the decision matrix per scenario, the per-axis evidence, and the text around it.
 
 The notebook calls `build_summary()` once and `Summary.show(run_dir)`, which writes
-`decision_matrix.csv` and `report.html` (`write_report`: the report's parts, `report_parts`, as a
+`decision_matrix.csv` and `report.html` (`html.write_report`: the report's parts, `report_parts`, as a
 standalone page) and displays the same parts — so a notebook run on its own (papermill,
 JupyterLab, nbval) leaves the report `workbench run` does. One joint resampling
 (`Draws`) serves every scenario, so the scenarios' uncertainties come from the same replicates.
@@ -9,8 +9,6 @@ JupyterLab, nbval) leaves the report `workbench run` does. One joint resampling
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,31 +20,15 @@ from workbench.analysis import capacity
 from workbench.analysis.catalog import describe, format_p, format_value, unmeasured_text
 from workbench.analysis.checklist import migration_checklist
 from workbench.analysis.comparisons import pairwise_tests
-from workbench.analysis.decision import DECISIVE_P, ScenarioResult, decide, decision_matrix
+from workbench.analysis.decision import DECISIVE_P, ScenarioResult, decide
 from workbench.analysis.evidence import Draws, Evidence, gather_evidence
-from workbench.analysis.scenarios import AXES, RealtimeScenario, load_scenarios
+from workbench.analysis.scenarios import AXES, load_scenarios
 from workbench.config import load_contenders
 from workbench.pricing import declared_prices
+from workbench.report.columns import AXES_TABLE, display_matrix, matrix_frame
+from workbench.report.html import Card, Part, plot_overlap_note, render_cards, show_parts, write_report
 
-__all__ = ["AXES_SHOWN", "REPORT_TEMPLATE", "SCORE_TEXT", "Part", "Summary", "build_summary", "export_html",
-           "notebook_html", "run_summary", "write_report"]
-
-#: Per-contender metrics shown in the axes table, in order.
-AXES_SHOWN: tuple[str, ...] = (
-    "ttft_p50", "ttft_p95", "e2e_p50", "e2e_p95", "e2e_p99", "cold_e2e_s", "route_accuracy", "max_throughput_rps",
-    "goodput_rps", "error_rate", "qa_accuracy", "qa_accuracy_given_attempted", "qa_f_score", "qa_abstention_rate",
-    "false_premise_acceptance", "hallucination_score", "annotation_accuracy", "integration_score",
-)
-
-_CARD_CSS = """<style>
-.wb-cards{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0 16px}
-.wb-card{flex:1 1 280px;border:1px solid #ccc;border-left:6px solid #888;border-radius:6px;padding:10px 12px;
- font-family:system-ui,sans-serif;font-size:13px;line-height:1.4;break-inside:avoid}
-.wb-card>div{margin:3px 0}.wb-decisive{border-left-color:#2e7d32}.wb-tied{border-left-color:#f9a825}
-.wb-none{border-left-color:#c62828}.wb-scenario{text-transform:uppercase;font-size:11px;color:#555;letter-spacing:.05em}
-.wb-pick{font-size:18px;font-weight:600}.wb-small{font-size:11px;color:#555}
-@media print{.wb-card{border-color:#999}}
-</style>"""
+__all__ = ["SCORE_TEXT", "Summary", "build_summary", "run_summary"]
 
 #: How to read the matrix, in plain words (the report shows it; README says the same).
 SCORE_TEXT = """\
@@ -69,20 +51,6 @@ ones; **rank [low, high]** = its median rank and 95% rank interval over the same
 replicates (each rival may beat it in at most {undecided:.1%})."""
 
 
-#: The report's template (`templates/report.html.j2`: the lab template without its CDN scripts).
-REPORT_TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "report.html.j2"
-
-
-@dataclass(frozen=True)
-class Part:
-    """One piece of the report, in order: `markdown`, `html` or `text` (a str), `table` (a
-    DataFrame, shown without its index unless `index`), or `image` (a PNG file's path)."""
-
-    kind: str
-    content: Any
-    index: bool = False
-
-
 @dataclass
 class Summary:
     evidence: Evidence
@@ -101,7 +69,7 @@ class Summary:
         merged: dict[str, dict[str, Any]] = {}
         for r in self.results:
             for label, m in r.metrics.items():
-                merged.setdefault(label, {}).update({k: v for k, v in m.items() if k in AXES_SHOWN})
+                merged.setdefault(label, {}).update({k: v for k, v in m.items() if k in AXES_TABLE})
         for label in merged:  # each scenario counts its own requests; this table: every request sent
             overall = self.evidence.get(label, "error_rate")
             if overall is not None:
@@ -109,7 +77,7 @@ class Summary:
         rows = []
         for label in self.evidence.contenders:
             row: dict[str, Any] = {"contender": label}
-            for name in AXES_SHOWN:
+            for name in AXES_TABLE:
                 mm = merged.get(label, {}).get(name)
                 if mm is None or math.isnan(mm.value):  # an empty cell says why
                     row[describe(name).label] = unmeasured_text(name, mm.source if mm is not None else "")
@@ -137,46 +105,19 @@ class Summary:
                 give = ""
             else:
                 row = r.table[r.table["contender"] == r.pick].iloc[0]
-                head = html.escape(r.pick)
+                head = r.pick
                 tone = "decisive" if r.decisive else "tied"
                 sure = r.certainty[:1].upper() + r.certainty[1:] + "."
-                give = f"<div><b>You give up</b> {html.escape(str(row['gives_up']))}</div>"
+                give = str(row["gives_up"])
             weights = ", ".join(f"{a} {w:.0%}" for a, w in sc.normalized_weights.items() if w > 0)
-            cards.append(
-                f'<div class="wb-card wb-{tone}"><div class="wb-scenario">{html.escape(r.name)} · '
-                f"{html.escape(sc.kind)}</div><div class=\"wb-pick\">{head}</div>"
-                f"<div>{html.escape(sure)}</div>{give}"
-                f"<div><b>Decided by</b> {html.escape(r.decided_by)}</div>"
-                f'<div class="wb-small">{html.escape(sc.description)} Weights: {html.escape(weights)}.</div></div>')
-        return _CARD_CSS + '<div class="wb-cards">' + "".join(cards) + "</div>"
+            cards.append(Card(scenario=r.name, kind=sc.kind, head=head, tone=tone, sure=sure, gives_up=give,
+                              decided_by=r.decided_by, description=sc.description, weights=weights))
+        return render_cards(cards)
 
     def display_matrix(self) -> pd.DataFrame:
         """The matrix in words: what each column means instead of its CSV name (the CSV keeps the
-        names of the contract, documented in the README)."""
-        m = self.matrix
-        rows = []
-        for _, r in m.iterrows():
-            ranked = r["rank"] == r["rank"]
-            rows.append({
-                "scenario": r["scenario"], "contender": r["contender"],
-                "constraints": r["constraint_status"],
-                "score [95% interval]": (f"{r['score']:.2f} [{r['score_low']:.2f}, {r['score_high']:.2f}]"
-                                         if r["score"] == r["score"] else "not measured"),
-                "chance of being best": f"{r['p_best']:.0%}" if ranked else "not ranked",
-                "rank [95% interval]": (f"{r['rank']:.0f} [{r['rank_low']:.0f}, {r['rank_high']:.0f}]" if ranked
-                                        else "—"),
-                "why not eligible": r["failed_constraint"] if isinstance(r["failed_constraint"], str) else "",
-                "P(pass) per constraint at this n": (r["constraint_power"] if isinstance(r.get("constraint_power"), str)
-                                                    else ""),
-                "what it gives up": r["gives_up"],
-                "lost to errors": r.get("units_lost_detail") or "",
-                # the batch scenario's lever and whether its night (and the batch API's) fits the window
-                "lever: night vs window": "; ".join(
-                    f"{label}{r[col]}" for label, col in (("", "lever"), ("its night ", "window_constraint"),
-                                                          ("the batch API's ", "batch_api_window"))
-                    if isinstance(r.get(col), str)),
-            })
-        return pd.DataFrame(rows)
+        names of the contract, `columns.MATRIX`, listed in the README)."""
+        return display_matrix(self.matrix)
 
     def _lost(self, label: str, axis: str) -> int:
         """Units of a comparison's family (prompts; items for hallucination) whose request failed:
@@ -245,8 +186,7 @@ class Summary:
 
     def concurrency_levels(self) -> pd.DataFrame:
         df = self.evidence.frames.get("concurrency")
-        slo = next((r.scenario.objective for r in self.results if isinstance(r.scenario, RealtimeScenario)),
-                   math.inf)
+        slo = next((o for r in self.results if (o := r.scenario.latency_objective) is not None), math.inf)
         if df is None or "level" not in df:
             return pd.DataFrame()
         table = capacity.level_summary(df.assign(contender=df["label"]), slo)
@@ -286,7 +226,6 @@ class Summary:
         which one each scenario's matrix uses, so neither hides the other."""
         rows = []
         for r in self.results:
-            choice = getattr(r.scenario, "self_hosted", None)
             for label, m in r.metrics.items():
                 busy, on = m.get("monthly_busy_cost_usd"), m.get("monthly_always_on_cost_usd")
                 if busy is None or on is None:
@@ -295,7 +234,7 @@ class Summary:
                              "busy time only": format_value("monthly_busy_cost_usd", busy.value, busy.low, busy.high),
                              "machine kept up all month": format_value("monthly_always_on_cost_usd", on.value, on.low,
                                                                        on.high),
-                             "the matrix uses": "kept up all month" if choice == "always_on" else "busy time"})
+                             "the matrix uses": r.scenario.self_hosted_basis()})
         return pd.DataFrame(rows)
 
 
@@ -330,9 +269,8 @@ class Summary:
             figures.append(("summary_latency_ecdf.png", lambda p: plots.latency_ecdf(frames["latency"], path=p)))
         levels = self.concurrency_levels()
         if not levels.empty:
-            slo = next((r.scenario.objective.max_s for r in self.results  # the plot's axis is p95 E2E
-                        if isinstance(r.scenario, RealtimeScenario) and r.scenario.objective.name == "e2e_p95"),
-                       None)
+            slo = next((o.max_s for r in self.results  # the plot's axis is p95 E2E
+                        if (o := r.scenario.latency_objective) is not None and o.name == "e2e_p95"), None)
             figures.append(("summary_throughput.png",
                             lambda p: plots.throughput_vs_concurrency(levels, path=p, slo_s=slo)))
         else:
@@ -344,8 +282,12 @@ class Summary:
         import matplotlib.pyplot as plt
 
         for name, draw in figures:
-            plt.close(draw(run_dir / name))  # kept as the PNG, shown from it
+            fig = draw(run_dir / name)
+            overlaps = plots.overlapping_texts(fig)
+            plt.close(fig)  # kept as the PNG, shown from it
             parts.append(Part("image", run_dir / name))
+            if (note := plot_overlap_note(name, overlaps)) is not None:
+                parts.append(note)
         parts.append(Part("markdown", "## Statistical comparisons\nEvery pair, paired on the same prompts and "
                           "items; each row says what it tests, the effect (a − b) with its 95% interval, the raw "
                           "p-value and the Holm-adjusted one across the whole table."))
@@ -365,73 +307,11 @@ class Summary:
         """The summary notebook's one call: write `decision_matrix.csv` and `report.html` into
         `run_dir`, and display the report's parts in the notebook. A notebook run on its own
         (papermill, JupyterLab, nbval) so leaves the same report as `workbench run`."""
-        from IPython.display import HTML, Image, Markdown, display
-
         run_dir = Path(run_dir)
         self.matrix.to_csv(run_dir / "decision_matrix.csv", index=False)
         parts = self.report_parts(run_dir)
-        for part in parts:
-            if part.kind == "markdown":
-                display(Markdown(part.content))  # type: ignore[no-untyped-call]
-            elif part.kind == "html":
-                display(HTML(part.content))  # type: ignore[no-untyped-call]
-            elif part.kind == "table":
-                display(_styled(part))  # type: ignore[no-untyped-call]
-            elif part.kind == "image":
-                display(Image(filename=str(part.content)))  # type: ignore[no-untyped-call]
-            else:
-                print(part.content)
+        show_parts(parts)
         return write_report(parts, run_dir / "report.html")
-
-
-def _styled(part: Part) -> Any:
-    table = part.content
-    return table.style if part.index else table.style.hide(axis="index")
-
-
-def write_report(parts: list[Part], out_html: str | Path) -> Path:
-    """The parts as a standalone HTML page: the notebook the report would be exported from,
-    made of the parts' outputs, through `export_html`'s template (plots embedded, no code)."""
-    import nbformat
-
-    v4 = nbformat.v4
-    nb = v4.new_notebook()  # type: ignore[no-untyped-call]
-    for part in parts:
-        if part.kind == "markdown":
-            nb.cells.append(v4.new_markdown_cell(part.content))  # type: ignore[no-untyped-call]
-            continue
-        if part.kind == "text":
-            out = v4.new_output("stream", name="stdout", text=str(part.content) + "\n")  # type: ignore[no-untyped-call]
-        else:
-            data = ({"text/html": part.content} if part.kind == "html" else
-                    {"text/html": _styled(part).to_html()} if part.kind == "table" else
-                    {"image/png": base64.b64encode(Path(part.content).read_bytes()).decode("ascii")})
-            out = v4.new_output("display_data", data=data)  # type: ignore[no-untyped-call]
-        cell = v4.new_code_cell("", outputs=[out])  # type: ignore[no-untyped-call]
-        nb.cells.append(cell)
-    return notebook_html(nb, out_html)
-
-
-def export_html(notebook: str | Path, out_html: str | Path) -> Path:
-    """Executed notebook → standalone HTML without input cells: plots embedded, and nothing
-    fetched at view time (`templates/report.html.j2` drops the lab template's CDN scripts)."""
-    import nbformat
-
-    return notebook_html(nbformat.read(str(notebook), as_version=4), out_html)  # type: ignore[no-untyped-call]
-
-
-def notebook_html(nb: Any, out_html: str | Path) -> Path:
-    """A notebook (nbformat node) as the report page: outputs only, the report template."""
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(template_name="lab", template_file=str(REPORT_TEMPLATE))  # type: ignore[no-untyped-call]
-    exporter.exclude_input = True
-    exporter.exclude_input_prompt = True
-    exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(nb)
-    out = Path(out_html)
-    out.write_text(body, encoding="utf-8")
-    return out
 
 
 def run_summary(
@@ -473,5 +353,5 @@ def build_summary(
                for name, sc in scenarios.items()]
     hosted = {name for name, c in contenders.items() if not c.machine_priced}
     declared = {name: text for name, c in contenders.items() if (text := declared_prices(c)) is not None}
-    return Summary(ev, results, decision_matrix(results), pairwise_tests(ev, seed=seed), list(ev.missing), n_boot,
+    return Summary(ev, results, matrix_frame(results), pairwise_tests(ev, seed=seed), list(ev.missing), n_boot,
                    hosted, declared)

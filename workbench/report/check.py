@@ -3,7 +3,8 @@
 `check_report(html, screenshot)` opens `report.html` in headless Chromium (the system's own
 browser, driven by Playwright; no browser is downloaded) and returns what a reader would trip
 over: console errors, page errors, requests that leave the machine (the report must read
-offline), images that did not decode, the answer cards missing. It saves a screenshot of the
+offline), images that did not decode, the answer cards missing, a plot whose text boxes overlap
+(the report names it under the plot: `html.plot_overlap_note`). It saves a screenshot of the
 first screen. Without Chromium or Playwright it says why in one line and checks nothing.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from workbench.report.html import OVERLAP_CLASS
 
 __all__ = ["BROWSERS", "ReportCheck", "check_report", "find_browser"]
 
@@ -69,6 +72,8 @@ def check_report(html: str | Path, screenshot: str | Path | None = None, *, widt
             bad = [i for i, (done, w, h) in enumerate(images) if not (done and w > 0 and h > 0)]
             if bad:
                 out.problems.append(f"{len(bad)} of {len(images)} images did not decode")
+            overlaps = page.evaluate(f"Array.from(document.querySelectorAll('.{OVERLAP_CLASS}'), e => e.textContent)")
+            out.problems += [f"plot {text}" for text in overlaps]
             out.cards = int(page.evaluate("document.querySelectorAll('.wb-card').length"))
             if out.cards == 0:
                 out.problems.append("no answer cards on the first screen")
