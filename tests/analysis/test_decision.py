@@ -298,3 +298,29 @@ def test_a_run_that_cycles_its_prompts_counts_each_prompt_once(tmp_path: Path) -
     ev, res = _decide(run, "routing", "a", n_boot=100)
     assert len(set(ev.prompt_groups)) == 40 and len(ev.prompt_units) == 100
     assert res.metrics["a"]["route_accuracy"].n == 40
+
+
+def test_a_scenario_needing_image_input_fails_a_text_only_contender(tmp_path: Path) -> None:
+    """`needs: [image_input]` is judged on the integration facts: known absent fails with the reason,
+    unknown is inconclusive, present passes; a scenario needing nothing judges nothing."""
+    run = write_run(tmp_path, {"sees": {"e2e": 0.5, "halluc": 0.1, "caps": {"image_input": True}},
+                               "blind": {"e2e": 0.5, "halluc": 0.1, "caps": {"image_input": False}},
+                               "unsure": {"e2e": 0.5, "halluc": 0.1}})
+    sc = SC["prototyping"].model_copy(update={"needs": ["image_input"]})
+    ev = gather_evidence(run)
+    t = decide(ev, "prototyping", sc, contenders("sees", "blind", "unsure"), machine_hour_usd=0.1,
+               n_boot=100).table.set_index("contender")
+    assert t.loc["sees", "constraint_status"] == "pass"
+    assert t.loc["blind", "constraint_status"] == "fail" and not bool(t.loc["blind", "eligible"])
+    assert "needs image_input: no image_input (probed" in t.loc["blind", "failed_constraint"]
+    assert t.loc["unsure", "constraint_status"] == "inconclusive"
+    plain = decide(ev, "prototyping", SC["prototyping"], contenders("sees", "blind", "unsure"),
+                   machine_hour_usd=0.1, n_boot=100).table.set_index("contender")
+    assert set(plain["constraint_status"]) == {"pass"}
+
+
+def test_an_unknown_modality_names_the_valid_ones() -> None:
+    from workbench.errors import ConfigError
+
+    with pytest.raises((ConfigError, ValueError), match="unknown modality 'smell'; valid: image_input"):
+        type(SC["prototyping"]).model_validate({**SC["prototyping"].model_dump(by_alias=True), "needs": ["smell"]})

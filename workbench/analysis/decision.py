@@ -45,6 +45,7 @@ from workbench.analysis.catalog import describe, format_value
 from workbench.analysis.evidence import Draws, Evidence, Metric
 from workbench.analysis.quantiles import n_to_resolve, order_stat_ranks
 from workbench.analysis.scenarios import AXES, Constraint, Scenario
+from workbench.images import needs_status
 
 if TYPE_CHECKING:
     from workbench.config import Contender
@@ -215,12 +216,18 @@ def _powers(ev: Evidence, label: str, m: Mapping[str, Metric], sc: Scenario) -> 
     return "; ".join(parts) or None
 
 
-def _constraints(ev: Evidence, label: str, m: Mapping[str, Metric], sc: Scenario, needs: Sequence[str] = (),
+def _constraints(ev: Evidence, label: str, m: Mapping[str, Metric], sc: Scenario, scored: Sequence[str] = (),
                  ) -> tuple[str, str | None, int | None]:
     """(status, text of the constraints that did not pass, n that would resolve the first
-    inconclusive one). `needs`: the weighted axis metrics the scenario scores with; one this
-    contender lacks makes it inconclusive ("not measured"), as an unmeasured constraint does."""
+    inconclusive one). `scored`: the weighted axis metrics the scenario scores with; one this
+    contender lacks makes it inconclusive ("not measured"), as an unmeasured constraint does. The
+    scenario's input modalities (`Scenario.needs`) are judged on the contender's integration facts."""
     notes, statuses, resolve = [], [], None
+    if sc.needs:
+        status, why = needs_status(sc.needs, ev.facts.get(label, {}))
+        statuses.append(status)
+        if status != "pass":
+            notes.append(f"needs {', '.join(sc.needs)}: {why} — {status}")
     for c in sc.hard_constraints:
         mm = m.get(c.metric)
         status = c.status(mm)
@@ -238,7 +245,7 @@ def _constraints(ev: Evidence, label: str, m: Mapping[str, Metric], sc: Scenario
             resolve = resolve or n
         notes.append(note)
     constrained = {c.metric for c in sc.hard_constraints}
-    for name in needs:
+    for name in scored:
         if name not in constrained and not _measured(m.get(name)):
             statuses.append("inconclusive")
             notes.append(f"{describe(name).label}: {_unmeasured_text(m.get(name))} — inconclusive")
@@ -280,8 +287,8 @@ def decide(ev: Evidence, name: str, sc: Scenario, contenders: Mapping[str, Conte
     scores = sum((w * utilities[a] for a, w in live.items()), np.zeros((len(labels), draws.rows)))
     reps = scores[:, 1:]
 
-    needs = [sc.axis_metric[a] for a in live]
-    checks = [_constraints(ev, lab, metrics[lab], sc, needs) for lab in labels]
+    scored = [sc.axis_metric[a] for a in live]
+    checks = [_constraints(ev, lab, metrics[lab], sc, scored) for lab in labels]
     status = [c[0] for c in checks]
     ranked = [i for i, s in enumerate(status) if s == "pass"]
     p_best = np.full(len(labels), math.nan)

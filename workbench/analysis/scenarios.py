@@ -57,6 +57,7 @@ from workbench.analysis.cost import (
 from workbench.analysis.evidence import Draws, Evidence, Metric
 from workbench.config import load_sections, validation_error
 from workbench.errors import ConfigError, lookup
+from workbench.images import MODALITIES, check_needs
 from workbench.metrics import SLO
 from workbench.tasks import SCENARIO_PREFIX, Task
 
@@ -191,6 +192,9 @@ class _ScenarioBase(_Strict):
     cost_ref_usd: float = Field(gt=0, description="cost (in the kind's cost unit) at which the cost utility is ½")
     task: Task | None = Field(None, description="the workload's own data and task (workbench.tasks): "
                                                 "{type: classify | qa | generate | long_doc, data: FILE, ...}")
+    needs: list[str] = Field(
+        default_factory=list, description=f"input modalities a contender must take (a hard constraint on its "
+                                          f"integration facts); valid: {', '.join(MODALITIES)}")
     max_error_rate: float | None = Field(
         None, ge=0, le=1, description=f"most failed requests / sent this scenario accepts (a hard constraint "
                                       f"on error_rate); empty: an error_rate hard constraint if listed, else "
@@ -221,6 +225,11 @@ class _ScenarioBase(_Strict):
             self._require("error_rate", max=self.max_error_rate if self.max_error_rate is not None
                           else DEFAULT_MAX_ERROR_RATE)
         return self
+
+    @field_validator("needs")
+    @classmethod
+    def _needs_known(cls, v: list[str]) -> list[str]:
+        return check_needs(v)
 
     @field_validator("weights")
     @classmethod

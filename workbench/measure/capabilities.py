@@ -27,6 +27,7 @@ import httpx
 
 from workbench.config import Contender
 from workbench.errors import ConfigError
+from workbench.measure.image_probe import IMAGE_INPUT, probe_image_input
 from workbench.measure.probe import probe
 from workbench.measure.target import Target
 from workbench.providers import Provider, ToolSpec, provider_for
@@ -43,6 +44,7 @@ FACTS: tuple[str, ...] = (
     "rate_limit_headers",
     "openai_compatible",
     "context_window",
+    IMAGE_INPUT,
 )
 
 _PROBE_MAX_TOKENS = 16
@@ -129,6 +131,9 @@ async def probe_capabilities(client: httpx.AsyncClient, target: Target) -> dict[
 
     # 6. Context window from the model listing.
     facts["context_window"] = await _context_window(client, c, root, api_key)
+
+    # 7. Image input: one tiny image when keyed, else the declaration or the wire format's kind.
+    facts[IMAGE_INPUT] = await probe_image_input(client, target)
 
     return _merge_declared(facts, contender.declared, api_key)
 
