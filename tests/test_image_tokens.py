@@ -10,7 +10,6 @@ from workbench.image_tokens import (
     gemini_image_tokens,
     openai_image_tokens,
     prompt_image_tokens,
-    server_image_tokens,
 )
 
 
@@ -70,13 +69,17 @@ def test_estimates_by_api_kind_and_none_for_text_only_formats() -> None:
 
 
 def test_server_split_where_the_api_gives_one() -> None:
+    """The providers' usage parsers keep the images' part of the prompt where the API splits it."""
+    from workbench.providers import anthropic, gemini, openai
+
     chat = {"prompt_tokens": 800, "prompt_tokens_details": {"image_tokens": 765, "cached_tokens": 0}}
-    assert server_image_tokens("openai-chat", chat) == 765
-    gemini = {"promptTokenCount": 270, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 12},
-                                                               {"modality": "IMAGE", "tokenCount": 258}]}
-    assert server_image_tokens("gemini", gemini) == 258
-    assert server_image_tokens("anthropic", {"input_tokens": 60}) is None
-    assert server_image_tokens("openai-chat", {"prompt_tokens": 5}) is None
+    assert (u := openai.parse_usage(chat)) is not None and u.image_input_tokens == 765
+    meta = {"promptTokenCount": 270, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 12},
+                                                             {"modality": "IMAGE", "tokenCount": 258}]}
+    assert (g := gemini.parse_usage(meta)) is not None and g.image_input_tokens == 258
+    assert (a := anthropic.parse_usage({"input_tokens": 60, "output_tokens": 1})) is not None
+    assert a.image_input_tokens is None
+    assert (o := openai.parse_usage({"prompt_tokens": 5})) is not None and o.image_input_tokens is None
 
 
 def test_a_prompts_images_together_and_urls_left_out() -> None:

@@ -1,6 +1,6 @@
 """How many input tokens an image costs, by each provider's documented rule: an estimate, used
-only where the server does not say (its usage wins; `server_image_tokens` reads the split where
-an API gives one).
+only where the server does not say (its usage wins; the providers' usage parsers keep the
+images' part as `Usage.image_input_tokens` where an API splits it out).
 
 The rules, as the providers document them (read 2026-12-08):
 
@@ -63,7 +63,6 @@ __all__ = [
     "gemini_image_tokens",
     "openai_image_tokens",
     "prompt_image_tokens",
-    "server_image_tokens",
 ]
 
 
@@ -237,26 +236,6 @@ def contender_image_tokens(contender: Contender, prompt: Prompt) -> ImageTokens 
     return prompt_image_tokens(contender.api, contender.model, prompt.images,
                                detail=str(getattr(opts, "image_detail", None) or "auto"),
                                media_resolution=str(resolution) if resolution else None)
-
-
-def server_image_tokens(api_kind: str, usage: Any) -> int | None:
-    """The image part of the prompt's tokens as the server reported it, where the API splits it
-    out: OpenAI chat `usage.prompt_tokens_details.image_tokens` (openai-python 3.63.0
-    `types/completion_usage.py`), Gemini `usageMetadata.promptTokensDetails[]` entries of
-    modality IMAGE (google-genai 3.6.1 `types.ModalityTokenCount`). The Responses API and
-    Anthropic's Messages API give no split: None."""
-    if not isinstance(usage, Mapping):
-        return None
-    if api_kind == "openai-chat":
-        details = usage.get("prompt_tokens_details")
-        n = details.get("image_tokens") if isinstance(details, Mapping) else None
-        return n if isinstance(n, int) and not isinstance(n, bool) else None
-    if api_kind == "gemini":
-        counts = [d.get("tokenCount") for d in usage.get("promptTokensDetails") or ()
-                  if isinstance(d, Mapping) and d.get("modality") == "IMAGE"]
-        ints = [n for n in counts if isinstance(n, int) and not isinstance(n, bool)]
-        return sum(ints) if ints else None
-    return None
 
 
 def _check_size(width: int, height: int) -> None:

@@ -94,6 +94,9 @@ class Usage:
     output_tokens: int | None = None
     cached_input_tokens: int | None = None
     cache_creation_input_tokens: int | None = None
+    #: The images' part of input_tokens, where the API splits it out (OpenAI chat
+    #: `prompt_tokens_details.image_tokens`, Gemini `promptTokensDetails` of modality IMAGE).
+    image_input_tokens: int | None = None
     reasoning_tokens: int | None = None
     #: reasoning_tokens is an estimate (the API gave no count; see providers/anthropic.py)
     reasoning_estimated: bool = False
@@ -220,6 +223,7 @@ class Record:
     token_source: str | None = None
     cached_input_tokens: int | None = None
     cache_creation_input_tokens: int | None = None  # prompt tokens written to the cache (billed apart)
+    image_input_tokens: int | None = None  # the images' part of input_tokens, as the server split it
     # Output tokens spent on reasoning the caller never sees (part of output_tokens, billed);
     # None where the API does not say. visible = output - reasoning: what TPOT and output
     # throughput count (workbench.metrics.visible_tokens).

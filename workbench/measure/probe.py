@@ -502,6 +502,7 @@ def _sum_usage(old: Usage | None, new: Usage | None) -> Usage | None:
         output_tokens=add(old.output_tokens, new.output_tokens),
         cached_input_tokens=add(old.cached_input_tokens, new.cached_input_tokens),
         cache_creation_input_tokens=add(old.cache_creation_input_tokens, new.cache_creation_input_tokens),
+        image_input_tokens=add(old.image_input_tokens, new.image_input_tokens),
         reasoning_tokens=add(old.reasoning_tokens, new.reasoning_tokens),
         reasoning_estimated=old.reasoning_estimated or new.reasoning_estimated,
         service_tier=new.service_tier or old.service_tier,
@@ -520,6 +521,7 @@ def _merge_usage(old: Usage | None, new: Usage) -> Usage:
         if new.cached_input_tokens is not None else old.cached_input_tokens,
         cache_creation_input_tokens=new.cache_creation_input_tokens
         if new.cache_creation_input_tokens is not None else old.cache_creation_input_tokens,
+        image_input_tokens=new.image_input_tokens if new.image_input_tokens is not None else old.image_input_tokens,
         reasoning_tokens=new.reasoning_tokens
         if new.reasoning_tokens is not None else old.reasoning_tokens,
         reasoning_estimated=new.reasoning_estimated if new.reasoning_tokens is not None else old.reasoning_estimated,
@@ -548,6 +550,7 @@ def _fill_tokens(
         rec.output_tokens = usage.output_tokens
         rec.cached_input_tokens = usage.cached_input_tokens
         rec.cache_creation_input_tokens = usage.cache_creation_input_tokens
+        rec.image_input_tokens = usage.image_input_tokens
         rec.reasoning_tokens = usage.reasoning_tokens
         rec.visible_output_tokens = metrics.visible_tokens(usage.output_tokens, usage.reasoning_tokens)
         rec.token_source = "server+reasoning chars/4" if usage.reasoning_estimated else "server"

@@ -70,8 +70,18 @@ def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
         input_tokens=prompt,
         output_tokens=output,
         cached_input_tokens=_int(u.get("cachedContentTokenCount")),
+        image_input_tokens=_modality_tokens(u.get("promptTokensDetails"), "IMAGE"),
         reasoning_tokens=thoughts,
     )
+
+
+def _modality_tokens(details: Any, modality: str) -> int | None:
+    """The tokens of one modality in a `promptTokensDetails` list (google-genai 3.6.1
+    `types.ModalityTokenCount`); None when the list has no entry of it."""
+    counts = [_int(d.get("tokenCount")) for d in details or ()
+              if isinstance(d, Mapping) and d.get("modality") == modality]
+    ints = [n for n in counts if n is not None]
+    return sum(ints) if ints else None
 
 
 def retry_delay(err: Mapping[str, Any]) -> float | None:

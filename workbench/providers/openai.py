@@ -59,6 +59,7 @@ def parse_usage(u: Mapping[str, Any] | None) -> Usage | None:
         output_tokens=u.get("completion_tokens"),
         cached_input_tokens=prompt_details.get("cached_tokens"),
         cache_creation_input_tokens=prompt_details.get("cache_write_tokens"),
+        image_input_tokens=prompt_details.get("image_tokens"),  # openai-python 3.63.0 PromptTokensDetails
         reasoning_tokens=completion_details.get("reasoning_tokens"),
     )
 
