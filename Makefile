@@ -12,6 +12,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
 setup: $(STAMP)
 
+# --no-compile: pip would byte-compile every installed file (~40 s on 2 cores); Python compiles
+# the modules a run imports on first use instead.
 # llama-server's build needs only the standard library, the venv's pip (to fetch its sdist) and
 # cmake, so it runs beside the dependencies' install: compiling beside mostly downloading. If
 # either fails, or on Ctrl-C, the other is stopped and the recipe fails.
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml
 	@PYTHONPATH="$(CURDIR)" $(PY) -m workbench.serve.llama_build >/dev/null & build=$$!; \
 	trap 'kill $$build 2>/dev/null' INT TERM; \
 	echo "installing the dependencies beside the llama-server build (pid $$build)"; \
-	$(PY) -m pip install --quiet -e '.[dev,ray]' || { kill $$build 2>/dev/null; wait $$build; exit 1; }; \
+	$(PY) -m pip install --quiet --no-compile -e '.[dev,ray]' || { kill $$build 2>/dev/null; wait $$build; exit 1; }; \
 	wait $$build
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)

@@ -138,7 +138,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment("context", "context.ipynb",
                    "input-length axis: TTFT vs length fit, prefill rate, accuracy by length x depth, cached vs "
                    "uncached document, window, cost per document",
-                   run_params={"lengths": "256,512,1024,2048,8192"}, planned=_planned_context),
+                   run_params={"lengths": "512,1024,2048,8192"}, planned=_planned_context),
         Experiment("summary", "summary.ipynb", "decision matrix per scenario: constraints, p_best, ranks, "
                    "comparisons, report.html", html_report=True),
     )
