@@ -264,8 +264,10 @@ def cost_by_length(df: Any, contenders: Mapping[str, Any]) -> Any:
     return pd.DataFrame(rows)
 
 
-def ttft_vs_length_plot(df: Any, fits: Any, path: str | Path | None = None) -> Any:
-    """Cold TTFT against input tokens per contender, with each fitted line."""
+def ttft_vs_length_plot(df: Any, fits: Any, path: str | Path | None = None, lengths: Any = None) -> Any:
+    """Cold TTFT against input tokens per contender, with each fitted line; given `lengths`
+    (`length_table`), each length's median TTFT with its 95% order-statistic interval as an
+    error bar (a bound the sample cannot support is left off)."""
     import matplotlib.pyplot as plt
 
     from workbench.analysis.plots import save
@@ -274,7 +276,14 @@ def ttft_vs_length_plot(df: Any, fits: Any, path: str | Path | None = None) -> A
     cold = cold[(cold["status"] == "ok") & (cold["cache_state"] == "cold")]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for contender, g in cold.groupby("contender", sort=True):
-        pts = ax.plot(g["x_tokens"], g["ttft_s"], "o", label=str(contender))
+        pts = ax.plot(g["x_tokens"], g["ttft_s"], "o", alpha=0.5, label=str(contender))
+        own = lengths[lengths["contender"] == contender] if lengths is not None and len(lengths) else None
+        if own is not None and len(own):
+            mid = own["ttft_p50"].to_numpy(dtype=float)
+            low = np.nan_to_num(mid - own["ttft_p50_low"].to_numpy(dtype=float), nan=0.0)
+            high = np.nan_to_num(own["ttft_p50_high"].to_numpy(dtype=float) - mid, nan=0.0)
+            ax.errorbar(own["input_tokens"].to_numpy(dtype=float), mid, yerr=[low, high], fmt="_", capsize=4,
+                        markersize=12, color=pts[0].get_color())
         fit = fits[fits["contender"] == contender] if len(fits) else fits
         if len(fit) and fit["slope_s_per_1k"].iloc[0] == fit["slope_s_per_1k"].iloc[0]:
             xs = np.linspace(0, float(g["x_tokens"].max()), 50)
@@ -282,7 +291,8 @@ def ttft_vs_length_plot(df: Any, fits: Any, path: str | Path | None = None) -> A
                     color=pts[0].get_color(), alpha=0.6)
     ax.set_xlabel("input tokens")
     ax.set_ylabel("TTFT (s), uncached")
-    ax.set_title("TTFT vs input length (points: one cold request per document; lines: fit)", fontsize=9)
+    ax.set_title("TTFT vs input length (points: cold requests; bars: median, 95% interval; lines: fit)",
+                 fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     save(fig, path)
