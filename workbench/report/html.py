@@ -40,7 +40,7 @@ class Part:
 @dataclass(frozen=True)
 class Card:
     """One scenario's answer as the first screen shows it; plain text (the template escapes it).
-    `tone` is `decisive`, `tied` or `none` (the card's colour); `gives_up` empty: no such line."""
+    `tone` is `decisive`, `tied` or `none` (the card's colour); `gives_up` or `detail` empty: no such line."""
 
     scenario: str
     kind: str
@@ -51,6 +51,8 @@ class Card:
     decided_by: str
     description: str
     weights: str
+    #: a line the scenario's kind adds (e.g. the batch scenario's document-length constraint); "": none
+    detail: str = ""
 
 
 def render_cards(cards: Sequence[Card]) -> str:
