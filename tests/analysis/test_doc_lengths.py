@@ -71,6 +71,9 @@ def test_the_longest_document_against_the_window_and_chunking(tmp_path: Path) ->
     unknown = doc_lengths.document_metrics(ev, "a", c, TEXTS, documents_per_night=1000, chunk_tokens=None)
     assert math.isnan(unknown["longest_doc_window_share"].value)
     assert "window unknown" in unknown["longest_doc_window_share"].source
+    local = c.override("test", base_url=None, local="gemma-3-270m", api="openai-chat")
+    window, source = doc_lengths.contender_window(ev, "a", local)
+    assert window is not None and window >= 2048 and "embedded model's slot" in source
 
     sc = load_scenarios()["batch_annotation"]
     rule = next(x for x in sc.hard_constraints if x.metric == "longest_doc_window_share")

@@ -14,8 +14,9 @@ Definitions (README "The batch scenario's documents"):
 - **p50 / p95 / max** of those lengths over the scenario's documents (numpy's linear percentile);
 - **window** of a contender: its probed or declared `context_window` (capabilities.json), the
   contenders file's `declared.context_window`, the context experiment's recorded window or,
-  failing those, the smallest length it refused (`context_length_exceeded`); then the model
-  catalogue's (genai-prices model data); unknown otherwise;
+  failing those, the smallest length it refused (`context_length_exceeded`); then an embedded
+  model's slot (`workbench.embedded`) or the model catalogue's (genai-prices model data); unknown
+  otherwise;
 - **longest document / window** (`longest_doc_window_share`): the hard constraint ≤ 100% — a
   fact, judged on its value; unknown window: inconclusive, saying why. With `chunking: {max_tokens:
   N}` a document longer than N is sent as ceil(length / N) requests of at most N tokens each, so
@@ -130,6 +131,10 @@ def contender_window(ev: Evidence, label: str, contender: Contender | None) -> t
         refused = g[g["error_class"] == "context_length_exceeded"] if "error_class" in g else g.iloc[0:0]
         if len(refused) and "doc_tokens" in refused and refused["doc_tokens"].notna().any():
             return int(refused["doc_tokens"].min()), "the context experiment: the smallest length it refused"
+    if contender is not None and contender.local is not None:
+        from workbench.embedded import LOCAL_MODELS
+
+        return LOCAL_MODELS[contender.local].n_ctx, "the embedded model's slot (workbench.embedded)"
     if contender is not None and not contender.is_local:
         from workbench.hosted_models import catalog_window
 
