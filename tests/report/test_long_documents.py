@@ -55,6 +55,22 @@ def test_the_report_shows_the_context_experiment(wire: MockServer, tmp_path: Pat
     assert "wb-plot-overlap" not in text  # neither plot's text boxes overlap
 
 
+def test_a_self_hosted_documents_cost_is_its_busy_time(wire: MockServer, tmp_path: Path) -> None:
+    from workbench.analysis import context_length as cl
+
+    run, _ = _run_with_context(tmp_path, wire)
+    df = cl.load(run)
+    c = contender_for("openai-chat", wire)
+    own = c.override("test", hosting="self-hosted", price={"machine_hour_usd": 3.6})  # 0.001 USD a busy second
+    assert own.machine_priced
+    cost = cl.cost_by_length(df, {c.name: own}, machine_hour_usd=0.10)
+    cold = df[(df["phase"] == "document") & (df["cache_state"] == "cold") & (df["status"] == "ok")]
+    first = cost.iloc[0]
+    expected = cold[cold["doc_target_tokens"] == first["length"]]["e2e_s"].mean() * 0.001
+    assert first["cold_usd"] == pytest.approx(expected)
+    assert first["price_source"] == "machine time: E2E × $3.6/machine-hour (one request at a time)"
+
+
 def test_a_run_without_context_records_says_so_in_one_line(tmp_path: Path) -> None:
     run = write_run(tmp_path, {"fast": {"e2e": 0.05, "halluc": 0.3}})
     parts = long_document_parts(run)

@@ -51,10 +51,12 @@ def load(run_dir: str | Path) -> Any:
     return df
 
 
-def tables(run_dir: str | Path, contenders: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def tables(run_dir: str | Path, contenders: Mapping[str, Any] | None = None,
+           machine_hour_usd: float | None = None) -> dict[str, Any]:
     """Every table of a run's context experiment, by name: `lengths`, `fit`, `accuracy`, `cache`,
-    `window` and `cost` (empty without `contenders`, name → Contender, to price them). Empty
-    frames when the run has no context records."""
+    `window` and `cost` (empty without `contenders`, name → Contender, to price them; self-hosted
+    ones by machine time given `machine_hour_usd`). Empty frames when the run has no context
+    records."""
     import pandas as pd
 
     df = load(run_dir)
@@ -62,7 +64,7 @@ def tables(run_dir: str | Path, contenders: Mapping[str, Any] | None = None) -> 
         return {k: pd.DataFrame() for k in ("lengths", "fit", "accuracy", "cache", "window", "cost")}
     return {"lengths": length_table(df), "fit": fit_ttft(df), "accuracy": accuracy_by_depth(df),
             "cache": cache_table(df), "window": window_table(df),
-            "cost": cost_by_length(df, contenders) if contenders else pd.DataFrame()}
+            "cost": cost_by_length(df, contenders, machine_hour_usd) if contenders else pd.DataFrame()}
 
 
 def _docs(df: Any) -> Any:
@@ -233,14 +235,23 @@ def window_table(df: Any) -> Any:
     return pd.DataFrame(rows)
 
 
-def cost_by_length(df: Any, contenders: Mapping[str, Any]) -> Any:
+def cost_by_length(df: Any, contenders: Mapping[str, Any], machine_hour_usd: float | None = None) -> Any:
     """Per contender and length: USD per document (its cold request: the whole prompt billed
     uncached) and per question on a cached document (a warm one), each priced at its own size
     (`workbench.pricing.sized_request_cost`: long-context tiers apply), with where the rate comes
-    from. `contenders`: name → Contender (the session's or the contenders file's)."""
+    from. `contenders`: name → Contender (the session's or the contenders file's). A self-hosted
+    contender has no list price: given `machine_hour_usd` (the run's parameter; its own declared
+    rate first), each request costs its busy time, E2E × USD per machine-hour (one request at a
+    time on the machine, as the experiment sends them)."""
     import pandas as pd
 
     from workbench.pricing import sized_request_cost
+
+    def machine_cost(c: Any, r: Any) -> tuple[float | None, str]:
+        if machine_hour_usd is None or not c.machine_priced or r.get("e2e_s") is None or r["e2e_s"] != r["e2e_s"]:
+            return None, ""
+        rate = c.machine_hour_usd(machine_hour_usd)
+        return float(r["e2e_s"]) * rate / 3600.0, f"machine time: E2E × ${rate:g}/machine-hour (one request at a time)"
 
     docs = _docs(df)
     docs = docs[docs["status"] == "ok"]
@@ -254,8 +265,10 @@ def cost_by_length(df: Any, contenders: Mapping[str, Any]) -> Any:
             s = g[g["cache_state"] == state]
             costs, source = [], ""
             for _, r in s.iterrows():
-                usd, source = sized_request_cost(c, int(r["x_tokens"]), int(r.get("output_tokens") or 0),
-                                                 int(r.get("cached_input_tokens") or 0))
+                usd, source = machine_cost(c, r)
+                if usd is None:
+                    usd, source = sized_request_cost(c, int(r["x_tokens"]), int(r.get("output_tokens") or 0),
+                                                     int(r.get("cached_input_tokens") or 0))
                 if usd is not None:
                     costs.append(usd)
             out[f"{state}_usd"] = float(np.mean(costs)) if costs else math.nan

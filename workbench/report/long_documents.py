@@ -118,14 +118,16 @@ def _table(title: str, frame: pd.DataFrame, empty: str) -> list[Part]:
     return [Part("markdown", title), Part("table", frame) if len(frame) else Part("text", empty)]
 
 
-def long_document_parts(run_dir: str | Path, contenders: Mapping[str, Any] | None = None) -> list[Part]:
+def long_document_parts(run_dir: str | Path, contenders: Mapping[str, Any] | None = None,
+                        machine_hour_usd: float | None = None) -> list[Part]:
     """The section's parts for the run in `run_dir` (its plots saved there as PNGs);
-    `contenders`: name → Contender, to price the documents (none: the cost table says so)."""
+    `contenders`: name → Contender, to price the documents (none: the cost table says so), the
+    self-hosted ones by machine time at `machine_hour_usd` (their own declared rate first)."""
     run_dir = Path(run_dir)
     df = context_length.load(run_dir)
     if not len(df):
         return [Part("markdown", _INTRO.split("\n", 1)[0]), Part("text", NO_CONTEXT_TEXT)]
-    t = context_length.tables(run_dir, contenders)
+    t = context_length.tables(run_dir, contenders, machine_hour_usd)
     parts = [Part("markdown", _INTRO)]
     parts += figure_parts(run_dir, "summary_context_ttft.png", lambda p: context_length.ttft_vs_length_plot(
         df, t["fit"], path=p, lengths=t["lengths"]))
@@ -147,7 +149,7 @@ def long_document_parts(run_dir: str | Path, contenders: Mapping[str, Any] | Non
                     "one (same document as the prefix, another question).",
                     _cache(t["cache"]) if len(t["cache"]) else pd.DataFrame(), "no document was asked twice")
     parts += _table("### Cost per document by length\nEach request priced at its own size (long-context tiers "
-                    "included); self-hosted contenders are priced by machine time, not per token.",
+                    "included); a self-hosted contender by its busy time: E2E × USD per machine-hour.",
                     _cost(t["cost"]) if len(t["cost"]) else pd.DataFrame(),
                     "not priced: no contender of this run is in the contenders file")
     return parts

@@ -66,6 +66,8 @@ class Summary:
     declared_prices: dict[str, str] = field(default_factory=dict)
     #: name → Contender (the contenders file's): what prices the long-document section's documents
     contenders: dict[str, Any] = field(default_factory=dict)
+    #: the run's assumed USD per self-hosted machine-hour (the notebook's parameter)
+    machine_hour_usd: float = 0.10
 
     def axes_table(self) -> pd.DataFrame:
         """Value [95% interval] n per contender and metric (the shared metrics of every scenario)."""
@@ -285,7 +287,7 @@ class Summary:
         figures.append(("summary_pareto.png", lambda p: plots.cost_quality_pareto(self.pareto_points(), path=p)))
         for name, draw in figures:
             parts += figure_parts(run_dir, name, draw)
-        parts += long_document_parts(run_dir, self.contenders)
+        parts += long_document_parts(run_dir, self.contenders, self.machine_hour_usd)
         parts.append(Part("markdown", "## Statistical comparisons\nEvery pair, paired on the same prompts and "
                           "items; each row says what it tests, the effect (a − b) with its 95% interval, the raw "
                           "p-value and the Holm-adjusted one across the whole table."))
@@ -352,4 +354,4 @@ def build_summary(
     hosted = {name for name, c in contenders.items() if not c.machine_priced}
     declared = {name: text for name, c in contenders.items() if (text := declared_prices(c)) is not None}
     return Summary(ev, results, matrix_frame(results), pairwise_tests(ev, seed=seed), list(ev.missing), n_boot,
-                   hosted, declared, contenders)
+                   hosted, declared, contenders, machine_hour_usd)
