@@ -126,6 +126,10 @@ def test_the_matrix_and_the_batch_card_name_the_document_length_constraint(tmp_p
     cards = summary.cards_html()
     assert "Document length: the longest document must fit the contender&#39;s context window" in cards
     assert "the pick&#39;s documents: p50" in cards
+    sc = summary.results[1].scenario
+    assert sc.kind == "batch"
+    no_pick = sc.card_detail(summary.results[1].metrics, None)
+    assert "a pass (longest " in no_pick and "b fail (longest " in no_pick and "of its window)" in no_pick
 
 
 def test_a_bad_chunking_field_names_file_and_field(tmp_path: Path) -> None:

@@ -351,9 +351,9 @@ class _ScenarioBase(_Strict):
         """Which self-hosted monthly cost this scenario's matrix uses, in words (default: busy time)."""
         return "busy time"
 
-    def card_detail(self, m: Mapping[str, Metric] | None) -> str:
-        """A line the kind adds to its answer card, given the pick's metrics (None: no pick);
-        "" (the default): none."""
+    def card_detail(self, metrics: Mapping[str, Mapping[str, Metric]], pick: str | None) -> str:
+        """A line the kind adds to its answer card, given every contender's metrics and the pick
+        (None: no pick); "" (the default): none."""
         return ""
 
 
@@ -548,16 +548,23 @@ class BatchScenario(_ScenarioBase):
                 "night_cost_at_lengths_usd": night.value if night is not None else None,
                 "night_cost_at_lengths_source": night.source if night is not None else None}
 
-    def card_detail(self, m: Mapping[str, Metric] | None) -> str:
-        """The document-length constraint, and the pick's lengths and outcome under it."""
+    def card_detail(self, metrics: Mapping[str, Mapping[str, Metric]], pick: str | None) -> str:
+        """The document-length constraint, and the pick's lengths and outcome under it — or,
+        without a pick, each contender's outcome."""
         chunks = (f"; chunking allowed (at most {self.chunking.max_tokens:,} tokens a request)"
                   if self.chunking is not None else "")
         text = f"Document length: the longest document must fit the contender's context window{chunks}"
-        if m is None or "doc_tokens_max" not in m:
-            return text + "."
-        p50, p95, top = (m[f"doc_tokens_{q}"].value for q in ("p50", "p95", "max"))
-        return (f"{text}; the pick's documents: p50 {p50:,.0f} / p95 {p95:,.0f} / max {top:,.0f} tokens — "
-                f"{self.document_window_text(m)}.")
+        m = metrics.get(pick) if pick is not None else None
+        if m is not None and "doc_tokens_max" in m:
+            p50, p95, top = (m[f"doc_tokens_{q}"].value for q in ("p50", "p95", "max"))
+            return (f"{text}; the pick's documents: p50 {p50:,.0f} / p95 {p95:,.0f} / max {top:,.0f} tokens — "
+                    f"{self.document_window_text(m)}.")
+        c = next(c for c in self.hard_constraints if c.metric == "longest_doc_window_share")
+        each = [f"{label} {c.status(share)} (longest {mm['doc_tokens_max'].value:,.0f} tokens"
+                + (f", {format_value(c.metric, share.value)} of its window)" if share.value == share.value
+                   else ", window unknown)")
+                for label, mm in metrics.items() if (share := mm.get(c.metric)) is not None and "doc_tokens_max" in mm]
+        return f"{text}: {'; '.join(each)}." if each else text + "."
 
     def checklist(self, pick: str, m: Mapping[str, Metric]) -> list[str]:
         strat = m.get("strategy")

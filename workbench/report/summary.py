@@ -117,7 +117,7 @@ class Summary:
             weights = ", ".join(f"{a} {w:.0%}" for a, w in sc.normalized_weights.items() if w > 0)
             cards.append(Card(scenario=r.name, kind=sc.kind, head=head, tone=tone, sure=sure, gives_up=give,
                               decided_by=r.decided_by, description=sc.description, weights=weights,
-                              detail=sc.card_detail(r.metrics.get(r.pick) if r.pick is not None else None)))
+                              detail=sc.card_detail(r.metrics, r.pick)))
         return render_cards(cards)
 
     def display_matrix(self) -> pd.DataFrame:
