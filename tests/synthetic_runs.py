@@ -89,10 +89,17 @@ def write_concurrency(run: Path, name: str, e2e_by_level: dict[int, float], n: i
                                       **({"prompt_set": prompt_set} if prompt_set else {})}))
 
 
-def write_annotation(run: Path, name: str, strategies: dict[str, tuple[float, float]], n_docs: int = 100) -> None:
+def write_annotation(run: Path, name: str, strategies: dict[str, tuple[float, float]], n_docs: int = 100,
+                     window: int | None = 32_768) -> None:
     """Per strategy (accuracy, requests per document): per-document outcomes and the requests
     (a 200-token shared prompt + 100 input and 2 output tokens per document, 0.5 s each), as the
-    coalescing experiment writes them."""
+    coalescing experiment writes them; and the contender's probed context `window` in
+    capabilities.json, as the capabilities probe records it (None: not recorded)."""
+    caps_path = run / "capabilities.json"
+    caps = json.loads(caps_path.read_text()) if caps_path.exists() else {}
+    if window is not None:
+        caps.setdefault(name, {}).setdefault("context_window", {"value": window, "source": "probed"})
+        caps_path.write_text(json.dumps(caps))
     outcomes, n = [], 0
     with RecordWriter(run / "coalescing.jsonl") as w:
         for strategy, (accuracy, rpd) in strategies.items():

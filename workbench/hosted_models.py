@@ -43,8 +43,8 @@ from workbench.providers.base import Lifecycle
 if TYPE_CHECKING:
     from workbench.config import Contender
 
-__all__ = ["OFFICIAL_HOSTS", "PROVIDERS", "Catalog", "ModelEntry", "catalog", "format_catalog", "openai_deprecations",
-           "sdk_lifecycle", "suggested_model"]
+__all__ = ["OFFICIAL_HOSTS", "PROVIDERS", "Catalog", "ModelEntry", "catalog", "catalog_window", "format_catalog",
+           "openai_deprecations", "sdk_lifecycle", "suggested_model"]
 
 #: Provider name → (SDK distribution, genai-prices provider id).
 PROVIDERS: dict[str, tuple[str, str]] = {
@@ -255,6 +255,16 @@ def _announced(provider: str) -> dict[str, ModelEntry]:
     lookups), by name; read once per process."""
     entries, _ = _sdk_entries(provider)
     return {e.model: e for e in entries}
+
+
+def catalog_window(contender: Contender) -> int | None:
+    """The hosted model's context window as the model catalogue (genai-prices' model data) gives
+    it; None when its provider or model is not there."""
+    from workbench.pricing import provider_for_api
+
+    provider = next((p for p, (_sdk, gp) in PROVIDERS.items() if gp == provider_for_api(contender.api)), None)
+    entry = catalog([provider]).get(provider, contender.model) if provider else None
+    return entry.context_window if entry is not None and entry.context_window else None
 
 
 def sdk_lifecycle(contender: Contender) -> Lifecycle | None:

@@ -43,7 +43,7 @@ def test_the_batch_scenario_names_the_lever_and_the_window_outcome(tmp_path: Pat
              "price": PRICE, "timeout_s": 10},
             # the user declares the batch turnaround they observe: 6 h fits
             {"name": "cl", "api": "anthropic", "model": "claude-test", "base_url": bs.base_url_for("anthropic"),
-             "price": PRICE, "timeout_s": 10, "declared": {"batch_turnaround_h": 6}},
+             "price": PRICE, "timeout_s": 10, "declared": {"batch_turnaround_h": 6, "context_window": 200_000}},
         ]}))
         out = tmp_path / "run"
         with open_session("coalescing", out_dir=out, contenders="oa,cl", contenders_file=cfile) as s:
@@ -60,6 +60,11 @@ def test_the_batch_scenario_names_the_lever_and_the_window_outcome(tmp_path: Pat
     assert m.loc["cl", "lever"] == "batch-api" and m.loc["cl", "window_constraint"].startswith("pass: 6.0")
     assert "declared in the contenders file" in m.loc["cl", "window_constraint"]
     assert m.loc["cl", "constraint_status"] == "pass", m.loc["cl", "failed_constraint"]
+    # the document-length constraint: the declared window holds the longest; oa's window is unknown
+    assert m.loc["cl", "document_window"].startswith("pass: ")
+    assert "declared in the contenders file" in m.loc["cl", "document_window"]
+    assert m.loc["oa", "document_window"].startswith("inconclusive: n/a") and "window unknown" in \
+        m.loc["oa", "document_window"]
     cost = {c: summary.results[1].metrics[c]["cost_per_document_usd"].value for c in ("oa", "cl")}
     assert cost["cl"] < cost["oa"]  # the batch rate
     assert not pd.isna(m.loc["oa", "score"])

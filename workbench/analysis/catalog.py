@@ -74,6 +74,10 @@ METRICS: dict[str, MetricDef] = {
     "batch_api_wall_time_h": MetricDef("batch API wall time", "h", 1, False,
                                        "the provider's completion window (documented or declared), or the local "
                                        "batch endpoint's measured turnaround scaled to the night"),
+    "longest_doc_window_share": MetricDef("longest document / context window", "%", _PCT, False,
+                                          "batch scenario: the longest request one of its documents needs (with "
+                                          "chunking: the longest chunk) over the contender's context window; "
+                                          "≤ 100%: it fits"),
     "goodput_rps": MetricDef("goodput", "req/s", 1, True, "requests/s within the SLO, best load level that meets it"),
     "max_throughput_rps": MetricDef("max throughput", "req/s", 1, True, "completed requests/s, best load level"),
     "integration_score": MetricDef("integration facts established", "%", _PCT, True,

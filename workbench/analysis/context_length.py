@@ -51,10 +51,12 @@ def load(run_dir: str | Path) -> Any:
     return df
 
 
-def tables(run_dir: str | Path, contenders: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def tables(run_dir: str | Path, contenders: Mapping[str, Any] | None = None,
+           machine_hour_usd: float | None = None) -> dict[str, Any]:
     """Every table of a run's context experiment, by name: `lengths`, `fit`, `accuracy`, `cache`,
-    `window` and `cost` (empty without `contenders`, name → Contender, to price them). Empty
-    frames when the run has no context records."""
+    `window` and `cost` (empty without `contenders`, name → Contender, to price them; self-hosted
+    ones by machine time given `machine_hour_usd`). Empty frames when the run has no context
+    records."""
     import pandas as pd
 
     df = load(run_dir)
@@ -62,7 +64,7 @@ def tables(run_dir: str | Path, contenders: Mapping[str, Any] | None = None) -> 
         return {k: pd.DataFrame() for k in ("lengths", "fit", "accuracy", "cache", "window", "cost")}
     return {"lengths": length_table(df), "fit": fit_ttft(df), "accuracy": accuracy_by_depth(df),
             "cache": cache_table(df), "window": window_table(df),
-            "cost": cost_by_length(df, contenders) if contenders else pd.DataFrame()}
+            "cost": cost_by_length(df, contenders, machine_hour_usd) if contenders else pd.DataFrame()}
 
 
 def _docs(df: Any) -> Any:
@@ -233,14 +235,23 @@ def window_table(df: Any) -> Any:
     return pd.DataFrame(rows)
 
 
-def cost_by_length(df: Any, contenders: Mapping[str, Any]) -> Any:
+def cost_by_length(df: Any, contenders: Mapping[str, Any], machine_hour_usd: float | None = None) -> Any:
     """Per contender and length: USD per document (its cold request: the whole prompt billed
     uncached) and per question on a cached document (a warm one), each priced at its own size
     (`workbench.pricing.sized_request_cost`: long-context tiers apply), with where the rate comes
-    from. `contenders`: name → Contender (the session's or the contenders file's)."""
+    from. `contenders`: name → Contender (the session's or the contenders file's). A self-hosted
+    contender has no list price: given `machine_hour_usd` (the run's parameter; its own declared
+    rate first), each request costs its busy time, E2E × USD per machine-hour (one request at a
+    time on the machine, as the experiment sends them)."""
     import pandas as pd
 
     from workbench.pricing import sized_request_cost
+
+    def machine_cost(c: Any, r: Any) -> tuple[float | None, str]:
+        if machine_hour_usd is None or not c.machine_priced or r.get("e2e_s") is None or r["e2e_s"] != r["e2e_s"]:
+            return None, ""
+        rate = c.machine_hour_usd(machine_hour_usd)
+        return float(r["e2e_s"]) * rate / 3600.0, f"machine time: E2E × ${rate:g}/machine-hour (one request at a time)"
 
     docs = _docs(df)
     docs = docs[docs["status"] == "ok"]
@@ -254,8 +265,10 @@ def cost_by_length(df: Any, contenders: Mapping[str, Any]) -> Any:
             s = g[g["cache_state"] == state]
             costs, source = [], ""
             for _, r in s.iterrows():
-                usd, source = sized_request_cost(c, int(r["x_tokens"]), int(r.get("output_tokens") or 0),
-                                                 int(r.get("cached_input_tokens") or 0))
+                usd, source = machine_cost(c, r)
+                if usd is None:
+                    usd, source = sized_request_cost(c, int(r["x_tokens"]), int(r.get("output_tokens") or 0),
+                                                     int(r.get("cached_input_tokens") or 0))
                 if usd is not None:
                     costs.append(usd)
             out[f"{state}_usd"] = float(np.mean(costs)) if costs else math.nan
@@ -264,8 +277,10 @@ def cost_by_length(df: Any, contenders: Mapping[str, Any]) -> Any:
     return pd.DataFrame(rows)
 
 
-def ttft_vs_length_plot(df: Any, fits: Any, path: str | Path | None = None) -> Any:
-    """Cold TTFT against input tokens per contender, with each fitted line."""
+def ttft_vs_length_plot(df: Any, fits: Any, path: str | Path | None = None, lengths: Any = None) -> Any:
+    """Cold TTFT against input tokens per contender, with each fitted line; given `lengths`
+    (`length_table`), each length's median TTFT with its 95% order-statistic interval as an
+    error bar (a bound the sample cannot support is left off)."""
     import matplotlib.pyplot as plt
 
     from workbench.analysis.plots import save
@@ -274,7 +289,14 @@ def ttft_vs_length_plot(df: Any, fits: Any, path: str | Path | None = None) -> A
     cold = cold[(cold["status"] == "ok") & (cold["cache_state"] == "cold")]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for contender, g in cold.groupby("contender", sort=True):
-        pts = ax.plot(g["x_tokens"], g["ttft_s"], "o", label=str(contender))
+        pts = ax.plot(g["x_tokens"], g["ttft_s"], "o", alpha=0.5, label=str(contender))
+        own = lengths[lengths["contender"] == contender] if lengths is not None and len(lengths) else None
+        if own is not None and len(own):
+            mid = own["ttft_p50"].to_numpy(dtype=float)
+            low = np.nan_to_num(mid - own["ttft_p50_low"].to_numpy(dtype=float), nan=0.0)
+            high = np.nan_to_num(own["ttft_p50_high"].to_numpy(dtype=float) - mid, nan=0.0)
+            ax.errorbar(own["input_tokens"].to_numpy(dtype=float), mid, yerr=[low, high], fmt="_", capsize=4,
+                        markersize=12, color=pts[0].get_color())
         fit = fits[fits["contender"] == contender] if len(fits) else fits
         if len(fit) and fit["slope_s_per_1k"].iloc[0] == fit["slope_s_per_1k"].iloc[0]:
             xs = np.linspace(0, float(g["x_tokens"].max()), 50)
@@ -282,7 +304,8 @@ def ttft_vs_length_plot(df: Any, fits: Any, path: str | Path | None = None) -> A
                     color=pts[0].get_color(), alpha=0.6)
     ax.set_xlabel("input tokens")
     ax.set_ylabel("TTFT (s), uncached")
-    ax.set_title("TTFT vs input length (points: one cold request per document; lines: fit)", fontsize=9)
+    ax.set_title("TTFT vs input length (points: cold requests; bars: median, 95% interval; lines: fit)",
+                 fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     save(fig, path)

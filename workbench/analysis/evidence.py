@@ -189,6 +189,11 @@ def gather_evidence(run_dirs: str | Path | Sequence[str | Path]) -> Evidence:
             ev.missing.append(experiment)
             continue
         ev.frames[experiment] = df.assign(label=_label(df, multi))
+    # the context experiment's records, when a run has them: a batch scenario's document lengths
+    # and windows read them (`analysis.doc_lengths`); not an experiment every run needs
+    context = load_runs(dirs, "context")
+    if not context.empty:
+        ev.frames["context"] = context.assign(label=_label(context, multi))
     labels: set[str] = set()
     labels |= _prompts(ev)
     labels |= _items(ev)

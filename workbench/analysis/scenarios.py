@@ -45,7 +45,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workbench import workspace
-from workbench.analysis import axes
+from workbench.analysis import axes, doc_lengths
 from workbench.analysis.catalog import METRICS, format_value
 from workbench.analysis.cost import (
     DEFAULT_HEADROOM,
@@ -71,6 +71,7 @@ __all__ = [
     "DEFAULT_SCENARIOS_FILE",
     "KINDS",
     "BatchScenario",
+    "ChunkingSpec",
     "Constraint",
     "PrototypingScenario",
     "RealtimeScenario",
@@ -105,6 +106,13 @@ class SloSpec(_Strict):
     metric: Literal["ttft", "e2e"] = Field("e2e", description="ttft or e2e")
     percentile: Literal[50, 90, 95, 99] = Field(95, description="50, 90, 95 or 99")
     max_s: float = Field(gt=0, description="the bound, seconds")
+
+
+class ChunkingSpec(_Strict):
+    """How a batch scenario may split a document longer than a request should be
+    (`workbench.analysis.doc_lengths`)."""
+
+    max_tokens: int = Field(gt=0, description="the most tokens one request of a chunked document carries")
 
 
 class Constraint(_Strict):
@@ -352,6 +360,11 @@ class _ScenarioBase(_Strict):
         """Which self-hosted monthly cost this scenario's matrix uses, in words (default: busy time)."""
         return "busy time"
 
+    def card_detail(self, metrics: Mapping[str, Mapping[str, Metric]], pick: str | None) -> str:
+        """A line the kind adds to its answer card, given every contender's metrics and the pick
+        (None: no pick); "" (the default): none."""
+        return ""
+
 
 # The three kinds declare their workload fields in the same shape, side by side, so a reader
 # compares them at a glance.
@@ -472,6 +485,11 @@ class BatchScenario(_ScenarioBase):
     accuracy_floor: float = Field(ge=0, le=1, description="minimum share of documents labelled correctly")
     concurrency_limit: int = Field(ge=1, description="requests in flight at most (quota or machine)")
 
+    chunking: ChunkingSpec | None = Field(
+        None, description="{max_tokens: N}: a document longer than N tokens is sent as ceil(length / N) requests "
+                          "(more requests, more cost) and only a chunk must fit the window; empty: one request per "
+                          "document, and the longest must fit the contender's window")
+
     asynchronous: ClassVar[bool] = True
 
     @model_validator(mode="after")
@@ -480,13 +498,40 @@ class BatchScenario(_ScenarioBase):
             raise ValueError("task: a batch scenario annotates documents: use type classify")
         self._require("annotation_accuracy", min=self.accuracy_floor)
         self._require("batch_wall_time_h", max=self.window_hours)
+        self._require("longest_doc_window_share", max=1.0)
         return self
+
+    def document_texts(self) -> dict[str, str]:
+        """id → text of the documents the night annotates: the task's labelled texts, else the
+        bundled workload folder's `documents.jsonl` (none there: empty)."""
+        if self.task is not None:
+            return {r.id: r.text for r in self.task.labelled()}
+        path = workspace.current().root / self.dataset / "documents.jsonl"
+        return doc_lengths.read_texts(path) if path.exists() else {}
 
     def task_metrics(self, ev: Evidence, draws: Draws, label: str, contender: Contender | None,
                      shared: dict[str, Metric], machine_hour_usd: float) -> dict[str, Metric]:
-        return axes.annotation_metrics(ev, draws, label, contender, machine_hour_usd=machine_hour_usd,
-                                       floor=self.accuracy_floor, documents_per_night=self.documents_per_night,
-                                       concurrency_limit=self.concurrency_limit, window_hours=self.window_hours)
+        out = axes.annotation_metrics(ev, draws, label, contender, machine_hour_usd=machine_hour_usd,
+                                      floor=self.accuracy_floor, documents_per_night=self.documents_per_night,
+                                      concurrency_limit=self.concurrency_limit, window_hours=self.window_hours)
+        out.update(doc_lengths.document_metrics(
+            ev, label, contender, self.document_texts(), documents_per_night=self.documents_per_night,
+            chunk_tokens=self.chunking.max_tokens if self.chunking is not None else None))
+        return out
+
+    def document_window_text(self, m: Mapping[str, Metric]) -> str | None:
+        """The document-length constraint's outcome for a contender, with its numbers (None: the
+        scenario has no documents)."""
+        share = m.get("longest_doc_window_share")
+        if share is None:
+            return None
+        c = next(c for c in self.hard_constraints if c.metric == "longest_doc_window_share")
+        shown = format_value(c.metric, share.value) if share.value == share.value else "n/a"
+        text = f"{c.status(share)}: {shown} vs ≤ {c.max:.0%} ({share.source})"
+        rpd = m.get("chunk_requests_per_doc")
+        if rpd is not None:
+            text += f"; chunking: {rpd.value:.3g} requests/document ({rpd.source})"
+        return text
 
     def matrix_fields(self, m: Mapping[str, Metric]) -> dict[str, Any]:
         """The lever chosen for this contender, and the window constraint's outcome for it — and,
@@ -500,8 +545,35 @@ class BatchScenario(_ScenarioBase):
             shown = format_value("batch_wall_time_h", x.value, x.low, x.high) if x.value == x.value else "n/a"
             return f"{window.status(x)}: {shown} vs ≤ {self.window_hours:g} h ({x.source})"
 
+        lengths = {f"doc_tokens_{q}": m[f"doc_tokens_{q}"].value for q in ("p50", "p95", "max")
+                   if f"doc_tokens_{q}" in m}
+        night = m.get("night_cost_at_lengths_usd")
+        rpd = m.get("chunk_requests_per_doc")
         return {"lever": strat.source if strat is not None else None, "window_constraint": outcome(wall),
-                "batch_api_window": outcome(api)}
+                "batch_api_window": outcome(api), **lengths,
+                "doc_tokens_source": m["doc_tokens_max"].source if "doc_tokens_max" in m else None,
+                "document_window": self.document_window_text(m),
+                "chunk_requests_per_doc": rpd.value if rpd is not None else None,
+                "night_cost_at_lengths_usd": night.value if night is not None else None,
+                "night_cost_at_lengths_source": night.source if night is not None else None}
+
+    def card_detail(self, metrics: Mapping[str, Mapping[str, Metric]], pick: str | None) -> str:
+        """The document-length constraint, and the pick's lengths and outcome under it — or,
+        without a pick, each contender's outcome."""
+        chunks = (f"; chunking allowed (at most {self.chunking.max_tokens:,} tokens a request)"
+                  if self.chunking is not None else "")
+        text = f"Document length: the longest document must fit the contender's context window{chunks}"
+        m = metrics.get(pick) if pick is not None else None
+        if m is not None and "doc_tokens_max" in m:
+            p50, p95, top = (m[f"doc_tokens_{q}"].value for q in ("p50", "p95", "max"))
+            return (f"{text}; the pick's documents: p50 {p50:,.0f} / p95 {p95:,.0f} / max {top:,.0f} tokens — "
+                    f"{self.document_window_text(m)}.")
+        c = next(c for c in self.hard_constraints if c.metric == "longest_doc_window_share")
+        each = [f"{label} {c.status(share)} (longest {mm['doc_tokens_max'].value:,.0f} tokens"
+                + (f", {format_value(c.metric, share.value)} of its window)" if share.value == share.value
+                   else ", window unknown)")
+                for label, mm in metrics.items() if (share := mm.get(c.metric)) is not None and "doc_tokens_max" in mm]
+        return f"{text}: {'; '.join(each)}." if each else text + "."
 
     def checklist(self, pick: str, m: Mapping[str, Metric]) -> list[str]:
         strat = m.get("strategy")
@@ -625,6 +697,8 @@ def _fields_at(kind: str, loc: tuple[int | str, ...]) -> list[str]:
         return list(Task.model_fields)
     if "slo" in loc:
         return list(SloSpec.model_fields)
+    if "chunking" in loc:
+        return list(ChunkingSpec.model_fields)
     return [f for f in KINDS[kind].model_fields if f != "name"] + ["kind"]
 
 

@@ -145,13 +145,11 @@ def context_window(session: Session, contender: Contender) -> tuple[int | None, 
         return declared, "declared in the contenders file"
     if contender.local is not None:
         return LOCAL_MODELS[contender.local].n_ctx, "the model's default slot (a reused server)"
-    from workbench.hosted_models import PROVIDERS, catalog
-    from workbench.pricing import provider_for_api
+    from workbench.hosted_models import catalog_window
 
-    provider = next((p for p, (_sdk, gp) in PROVIDERS.items() if gp == provider_for_api(contender.api)), None)
-    entry = catalog([provider]).get(provider, contender.model) if provider else None
-    if entry is not None and entry.context_window:
-        return entry.context_window, "genai-prices model data"
+    window = catalog_window(contender)
+    if window is not None:
+        return window, "genai-prices model data"
     return None, "unknown (declare context_window in the contenders file)"
 
 

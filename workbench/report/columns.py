@@ -78,6 +78,22 @@ def _lever(row: Row) -> str:
     return "; ".join(parts) or "no lever: not a batch scenario"
 
 
+def _documents(row: Row) -> str:
+    """The batch scenario's document lengths, the window constraint on the longest, and the night
+    priced at each document's own length."""
+    if not _finite(row, "doc_tokens_max"):
+        return _text(row, "document_window") or "no documents: not a batch scenario"
+    parts = [f"p50 {row['doc_tokens_p50']:,.0f} / p95 {row['doc_tokens_p95']:,.0f} / max "
+             f"{row['doc_tokens_max']:,.0f} tokens ({_text(row, 'doc_tokens_source') or 'source not recorded'})"]
+    if (window := _text(row, "document_window")) is not None:
+        parts.append(f"window {window}")
+    night = (f"${row['night_cost_at_lengths_usd']:,.2f} a night, each document priced at its own length"
+             if _finite(row, "night_cost_at_lengths_usd") else _text(row, "night_cost_at_lengths_source"))
+    if night:
+        parts.append(night)
+    return "; ".join(parts)
+
+
 def _plain(name: str, empty: str = "") -> Callable[[Row], str]:
     return lambda row: _text(row, name) or empty
 
@@ -121,6 +137,20 @@ MATRIX: tuple[Column, ...] = (
     Column("lever", "batch scenario: the chosen strategy (the lever)", "lever: night vs window", _lever),
     Column("window_constraint", "batch scenario: whether a night of documents fits the window, measured"),
     Column("batch_api_window", "batch scenario: the same through the provider's batch API, when measured"),
+    Column("doc_tokens_p50", "batch scenario: the median length of its documents, tokens (the contender's count: "
+                             "README *The batch scenario's documents*)"),
+    Column("doc_tokens_p95", "batch scenario: the 95th percentile of its documents' lengths, tokens"),
+    Column("doc_tokens_max", "batch scenario: its longest document, tokens"),
+    Column("doc_tokens_source", "how the lengths were counted: the context experiment (tokenizer or usage), the "
+                                "server's usage of one-document requests, or estimated as characters / 4 (flagged)"),
+    Column("document_window", "batch scenario: the longest document (with chunking: chunk) against the contender's "
+                              "context window — pass, fail or inconclusive, the numbers and where the window comes "
+                              "from; with chunking, the requests per document and the extra requests a night",
+           "documents: length vs window", _documents),
+    Column("chunk_requests_per_doc", "batch scenario with chunking: mean requests per document after splitting"),
+    Column("night_cost_at_lengths_usd", "batch scenario, hosted: USD a night with each document priced at its own "
+                                        "length (long-context tiers included); empty: self-hosted or no price"),
+    Column("night_cost_at_lengths_source", "what that night's cost rests on, or why it is empty"),
 )
 
 #: The axes table's rows: per contender, the shared metrics of every scenario (catalogue names).

@@ -10,13 +10,13 @@ the page (`plot_overlap_note`), where `check.check_report` finds it.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = ["CARDS_TEMPLATE", "OVERLAP_CLASS", "REPORT_TEMPLATE", "TEMPLATES", "Card", "Part", "export_html",
-           "notebook_html", "plot_overlap_note", "render_cards", "show_parts", "write_report"]
+           "figure_parts", "notebook_html", "plot_overlap_note", "render_cards", "show_parts", "write_report"]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: The page's template: the lab template without its CDN scripts.
@@ -40,7 +40,7 @@ class Part:
 @dataclass(frozen=True)
 class Card:
     """One scenario's answer as the first screen shows it; plain text (the template escapes it).
-    `tone` is `decisive`, `tied` or `none` (the card's colour); `gives_up` empty: no such line."""
+    `tone` is `decisive`, `tied` or `none` (the card's colour); `gives_up` or `detail` empty: no such line."""
 
     scenario: str
     kind: str
@@ -51,6 +51,8 @@ class Card:
     decided_by: str
     description: str
     weights: str
+    #: a line the scenario's kind adds (e.g. the batch scenario's document-length constraint); "": none
+    detail: str = ""
 
 
 def render_cards(cards: Sequence[Card]) -> str:
@@ -72,6 +74,20 @@ def plot_overlap_note(image: str, overlaps: Sequence[tuple[str, str]]) -> Part |
     pairs = "; ".join(f"{a!r} over {b!r}" for a, b in overlaps)
     return Part("html", f'<div class="{OVERLAP_CLASS}">{html.escape(image)}: text overlaps: '
                         f"{html.escape(pairs)}</div>")
+
+
+def figure_parts(run_dir: Path, name: str, draw: Callable[[Path], Any]) -> list[Part]:
+    """A plot as the report shows it: `draw(path)` makes the figure and saves it as `run_dir /
+    name`; the part shows the PNG, followed by the overlap note when its text boxes overlap."""
+    import matplotlib.pyplot as plt
+
+    from workbench.analysis.plots import overlapping_texts
+
+    fig = draw(run_dir / name)
+    overlaps = overlapping_texts(fig)
+    plt.close(fig)  # kept as the PNG, shown from it
+    note = plot_overlap_note(name, overlaps)
+    return [Part("image", run_dir / name)] + ([note] if note is not None else [])
 
 
 def _styled(part: Part) -> Any:

@@ -26,7 +26,8 @@ from workbench.analysis.scenarios import AXES, load_scenarios
 from workbench.config import load_contenders
 from workbench.pricing import declared_prices
 from workbench.report.columns import AXES_TABLE, display_matrix, matrix_frame
-from workbench.report.html import Card, Part, plot_overlap_note, render_cards, show_parts, write_report
+from workbench.report.html import Card, Part, figure_parts, render_cards, show_parts, write_report
+from workbench.report.long_documents import long_document_parts
 
 __all__ = ["SCORE_TEXT", "Summary", "build_summary", "run_summary"]
 
@@ -63,6 +64,10 @@ class Summary:
     #: contender → the price fields its contenders-file entry declares (with their source): the
     #: prices genai-prices does not have (e.g. a batch discount), which the report must name
     declared_prices: dict[str, str] = field(default_factory=dict)
+    #: name → Contender (the contenders file's): what prices the long-document section's documents
+    contenders: dict[str, Any] = field(default_factory=dict)
+    #: the run's assumed USD per self-hosted machine-hour (the notebook's parameter)
+    machine_hour_usd: float = 0.10
 
     def axes_table(self) -> pd.DataFrame:
         """Value [95% interval] n per contender and metric (the shared metrics of every scenario)."""
@@ -111,7 +116,8 @@ class Summary:
                 give = str(row["gives_up"])
             weights = ", ".join(f"{a} {w:.0%}" for a, w in sc.normalized_weights.items() if w > 0)
             cards.append(Card(scenario=r.name, kind=sc.kind, head=head, tone=tone, sure=sure, gives_up=give,
-                              decided_by=r.decided_by, description=sc.description, weights=weights))
+                              decided_by=r.decided_by, description=sc.description, weights=weights,
+                              detail=sc.card_detail(r.metrics, r.pick)))
         return render_cards(cards)
 
     def display_matrix(self) -> pd.DataFrame:
@@ -279,15 +285,9 @@ class Summary:
             self.hallucination_rows(), path=p,
             title="QA F-score, false-premise acceptance, hallucination score (95% intervals)")))
         figures.append(("summary_pareto.png", lambda p: plots.cost_quality_pareto(self.pareto_points(), path=p)))
-        import matplotlib.pyplot as plt
-
         for name, draw in figures:
-            fig = draw(run_dir / name)
-            overlaps = plots.overlapping_texts(fig)
-            plt.close(fig)  # kept as the PNG, shown from it
-            parts.append(Part("image", run_dir / name))
-            if (note := plot_overlap_note(name, overlaps)) is not None:
-                parts.append(note)
+            parts += figure_parts(run_dir, name, draw)
+        parts += long_document_parts(run_dir, self.contenders, self.machine_hour_usd)
         parts.append(Part("markdown", "## Statistical comparisons\nEvery pair, paired on the same prompts and "
                           "items; each row says what it tests, the effect (a − b) with its 95% interval, the raw "
                           "p-value and the Holm-adjusted one across the whole table."))
@@ -354,4 +354,4 @@ def build_summary(
     hosted = {name for name, c in contenders.items() if not c.machine_priced}
     declared = {name: text for name, c in contenders.items() if (text := declared_prices(c)) is not None}
     return Summary(ev, results, matrix_frame(results), pairwise_tests(ev, seed=seed), list(ev.missing), n_boot,
-                   hosted, declared)
+                   hosted, declared, contenders, machine_hour_usd)
