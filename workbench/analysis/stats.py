@@ -515,8 +515,6 @@ def knee_concurrency(
                           gain_floor=gain_floor)[0]
 
 
-# Same signature as `knee_concurrency`, which is this one's first half (kept for the callers
-# that need only the level).
 def knee_explained(
     concurrency: Values,
     p95_latency: Values,
