@@ -73,9 +73,7 @@ import yaml
 
 from workbench import workspace
 from workbench.aio import run_sync
-from workbench.config import Contender
-from workbench.measure.batch import BatchDialect, BatchJournal, NoBatchAPI, dialect_for, run_batch
-from workbench.measure.coalesce import (
+from workbench.coalesced_prompts import (
     AnswerCache,
     build_batch_prompt,
     dedupe,
@@ -83,6 +81,8 @@ from workbench.measure.coalesce import (
     parse_batch_answer,
     parse_single_label,
 )
+from workbench.config import Contender
+from workbench.measure.batch import BatchDialect, BatchJournal, NoBatchAPI, dialect_for, run_batch
 from workbench.measure.probe import make_client, probe
 from workbench.measure.target import Target
 from workbench.providers.caching import how_cached, min_prefix_tokens, prefix_cached
