@@ -7,7 +7,7 @@ binomial intervals, "McNemar" may or may not be exact or continuity-corrected), 
 - All intervals are two-sided 95% by default (`ci=0.95`).
 - Percentiles (p50/p95/p99 latency): order statistics, distribution-free, and no bound where the
   sample cannot support one (`workbench.analysis.quantiles`; the percentile bootstrap covered
-  p95 at n = 12 42% of the time: `workbench.analysis.calibration`).
+  p95 at n = 12 42% of the time: `bench/calibration.py`).
 - Means: a *percentile bootstrap* (not a t-interval): latency and cost are skewed and
   heavy-tailed, the bootstrap makes no normality assumption. Seeded, so a report is reproducible.
 - Proportions (error rate, hallucination rate): the *Wilson* score interval. It behaves at
