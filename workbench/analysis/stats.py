@@ -33,12 +33,15 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 from scipy import optimize
 from scipy import stats as sps
+
+if TYPE_CHECKING:
+    from pandas import Series
 
 __all__ = [
     "Estimate",
@@ -100,7 +103,7 @@ def estimate_columns(name: str, est: Estimate, scale: float = 1.0) -> dict[str, 
             f"{name}_n": est.n}
 
 
-def estimate_from(row: Mapping[str, Any], name: str, method: str = "") -> Estimate:
+def estimate_from(row: Mapping[str, Any] | Series[Any], name: str, method: str = "") -> Estimate:
     """The estimate a row holds in the column family `name` (`estimate_columns`); n is 0 when
     the family has no `_n` column."""
     n = row.get(f"{name}_n", 0)
