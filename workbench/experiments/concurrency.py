@@ -36,7 +36,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -57,6 +57,10 @@ from workbench.metrics import SLO
 from workbench.serve.ratelimit import RateLimitProxy
 from workbench.session import Session
 from workbench.types import Prompt
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = ["MITIGATIONS", "SweepReport", "analyse", "busy_warnings", "client_warnings", "confirm", "parse_levels",
            "rehearsal_table", "rehearse", "run_rehearsal", "run_sweep"]
@@ -437,7 +441,7 @@ def rehearse(session: Session, prompts: Sequence[Prompt], *, slo_e2e_s: float, c
     return table
 
 
-def rehearsal_table(df: Any, slo_e2e_s: float) -> Any:
+def rehearsal_table(df: pd.DataFrame, slo_e2e_s: float) -> pd.DataFrame:
     """Per mitigation: attempts sent, logical requests, ok, rate_limited, user-visible p95 E2E
     (from the schedule) with its 95% CI, and goodput (ok within the SLO per second of window)."""
     import pandas as pd

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.aio import run_sync
 from workbench.analysis import distribution, stats
@@ -47,6 +47,10 @@ from workbench.measure.capabilities import probe_capabilities
 from workbench.measure.probe import make_client, probe
 from workbench.session import Session
 from workbench.types import Prompt, Record
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = ["CAPABILITIES_FILE", "METRICS", "capabilities_table", "cold_start_table", "collect_capabilities",
            "format_summary", "latency_summary", "routing_notes", "run_latency", "server_overhead"]
@@ -138,7 +142,7 @@ def run_latency(
     return run_sync(_run(session, prompts, n_requests, warmup, stream, prompt_set))
 
 
-def latency_summary(df: Any) -> Any:
+def latency_summary(df: pd.DataFrame) -> pd.DataFrame:
     """One row per contender over its successful warm requests: TTFT, E2E and TPOT distributions
     (`workbench.analysis.distribution`: n, p50/p95/p99 with order-statistic intervals) and, on a
     labelled prompt set, the routing accuracy with its Wilson interval."""
@@ -161,7 +165,7 @@ def latency_summary(df: Any) -> Any:
     return pd.DataFrame(rows)
 
 
-def format_summary(summary: Any) -> Any:
+def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as text cells `value [low, high]` in milliseconds (and routing accuracy in %)."""
     table = distribution.format_table(summary, [distribution.key_of(m) for m in METRICS], ["contender"])
     if "route_accuracy" in summary:
@@ -175,7 +179,7 @@ def format_summary(summary: Any) -> Any:
     return table
 
 
-def server_overhead(df: Any) -> Any:
+def server_overhead(df: pd.DataFrame) -> pd.DataFrame:
     """Per contender, over successful warm streamed requests whose server reported `timings`:
     client TTFT minus the server's own prompt time — what the request spent outside the model's
     prefill (connect, HTTP, queueing for a slot, sending the first token) — as a distribution
@@ -194,7 +198,7 @@ def server_overhead(df: Any) -> Any:
     return distribution.format_table(table, ["overhead"], ["contender"], qs=(50, 95)) if len(table) else table
 
 
-def cold_start_table(df: Any) -> Any:
+def cold_start_table(df: pd.DataFrame) -> pd.DataFrame:
     """The cold request of each contender beside its warm median, and the server start time."""
     import pandas as pd
 
@@ -246,7 +250,7 @@ def collect_capabilities(session: Session) -> dict[str, dict[str, Any]]:
     return facts
 
 
-def capabilities_table(facts: dict[str, dict[str, Any]]) -> Any:
+def capabilities_table(facts: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Facts × contenders, each cell `value (source)`."""
     import pandas as pd
 
