@@ -5,6 +5,8 @@ Layout of `results/<run-id>/` (the user-facing contract, see results/README.md):
                          package and server versions, machine
   <experiment>.jsonl     one JSON object per request attempt, appended and flushed as it ends
   <experiment>.ipynb     the executed notebook
+  capabilities.json      each contender's integration facts (`CAPABILITIES_FILE`; written by the
+                         latency experiment, read into the decision matrix)
   logs/                  local model server logs
   decision_matrix.csv, report.html   written by the summary
 """
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "CAPABILITIES_FILE",
     "RESENT_ON_RESUME",
     "RecordWriter",
     "RunDir",
@@ -46,6 +49,9 @@ __all__ = [
     "token_sources",
     "update_manifest",
 ]
+
+#: The run folder's integration facts: contender -> fact -> {value, source, detail}.
+CAPABILITIES_FILE = "capabilities.json"
 
 
 def results_root() -> Path:

@@ -55,7 +55,7 @@ from scipy import stats as sps
 from workbench.analysis import stats
 from workbench.analysis.cost import arm_records
 from workbench.analysis.quantiles import quantile_ci
-from workbench.results import load_runs
+from workbench.results import CAPABILITIES_FILE, load_runs
 
 __all__ = [
     "INTEGRATION_FACTS", "UNSENT_CLASSES", "Draws", "Evidence", "Metric", "distinct_groups", "gather_evidence",
@@ -328,7 +328,7 @@ def _levels(ev: Evidence) -> set[str]:
 def _capabilities(ev: Evidence, dirs: Sequence[Path], multi: bool) -> set[str]:
     found: set[str] = set()
     for d in dirs:
-        p = d / "capabilities.json"
+        p = d / CAPABILITIES_FILE
         if not p.exists():
             continue
         for contender, facts in json.loads(p.read_text()).items():

@@ -45,6 +45,7 @@ from workbench.embedded import LOCAL_MODELS
 from workbench.measure.budget import BudgetExhausted
 from workbench.measure.capabilities import probe_capabilities
 from workbench.measure.probe import make_client, probe
+from workbench.results import CAPABILITIES_FILE
 from workbench.session import Session
 from workbench.types import Prompt, Record
 
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-__all__ = ["CAPABILITIES_FILE", "METRICS", "capabilities_table", "cold_start_table", "collect_capabilities",
+__all__ = ["METRICS", "capabilities_table", "cold_start_table", "collect_capabilities",
            "format_summary", "latency_summary", "routing_notes", "run_latency", "server_overhead"]
 
 METRICS = ("ttft_s", "e2e_s", "tpot_s")
@@ -223,8 +224,6 @@ def cold_start_table(df: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------------------
 # integration facts
-
-CAPABILITIES_FILE = "capabilities.json"
 
 
 async def _collect(session: Session) -> dict[str, dict[str, Any]]:
