@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import time
 
-from workbench.analysis.calibration import CI, markdown, run_study
+from bench.calibration import CI, markdown, run_study
 
 
 def main(argv: list[str] | None = None) -> None:

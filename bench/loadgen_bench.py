@@ -51,7 +51,7 @@ from workbench.measure.load.common import ClientShards
 from workbench.measure.load.pool import ShardPool
 from workbench.measure.target import Target
 from workbench.results import RecordWriter
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 from workbench.types import Prompt
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -221,7 +221,7 @@ def _q(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
 
 
-async def _fidelity(base_url: str, cfg: Scenario, concurrency: int, rounds: int,
+async def _fidelity(base_url: str, cfg: MockScript, concurrency: int, rounds: int,
                     warm: bool = False, ramp_s: float = 0.0, shards: int = 0) -> dict[str, Any]:
     """Cold: the measured run opens its own connections (the first round's TTFT includes the
     TCP connects of every worker at once). Warm: the same clients first carry one request per
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
           f"server pinned to {server_cpu}, client to {client_cpu}")
     report["rate"] = []
     if not args.skip_rate:
-        with MockServer(Scenario(null=True)).in_child(cpu=server_cpu) as null:
+        with MockServer(MockScript(null=True)).in_child(cpu=server_cpu) as null:
             affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
             _pin(client_cpu)
             pid = null.process.pid
@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{co['rps']:.0f} req/s, coordinator {co['coordinator_cpu_ms_per_record']:.3f} ms CPU/record, "
                       f"shards {co['shard_cpu_ms_per_request']:.3f} ms CPU/request; rest of the machine "
                       f"{co['others_cores']:.2f} cores busy")
-    cfg = Scenario.timed(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, n_chunks=args.n_chunks)
+    cfg = MockScript.timed(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, n_chunks=args.n_chunks)
     report["fidelity_truth"] = {"ttft_ms": cfg.ttft_s * 1000, "e2e_ms": cfg.e2e_s * 1000, "n_chunks": cfg.n_chunks}
     report["fidelity"] = []
     modes = {"cold": (False, 0.0), "warm": (True, 0.0), "warm+ramp": (True, cfg.e2e_s)}

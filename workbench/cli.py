@@ -287,7 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the workspace to use (default: $WORKBENCH_WORKSPACE, else the nearest folder at or above "
                         "this one with contenders.yaml and scenarios.yaml, else the bundled example)")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_workspace_and_server_commands(sub)
+    _add_measuring_commands(sub)
+    _add_local_endpoint_commands(sub)
+    return p
 
+
+#: What `add_subparsers` returns: argparse gives it no public name.
+_Subcommands = argparse._SubParsersAction
+
+
+def _add_workspace_and_server_commands(sub: _Subcommands[argparse.ArgumentParser]) -> None:
+    """init, validate, serve, build-server: a workspace and the embedded models' server."""
     s = sub.add_parser("init", help="write a workspace for your own workload (data, scenarios, contenders, notebooks)")
     s.add_argument("dir", help="a new or empty folder")
     s.set_defaults(func=_cmd_init)
@@ -310,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="rebuild even if cached")
     s.set_defaults(func=_cmd_build_server)
 
+
+def _add_measuring_commands(sub: _Subcommands[argparse.ArgumentParser]) -> None:
+    """probe, run, report, models, list: measuring, reporting, and what there is to measure."""
     s = sub.add_parser("probe", help="one timed request, printed as a JSON record")
     s.add_argument("--contender", required=True)
     s.add_argument("--prompt", required=True)
@@ -345,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--contenders-file")
     s.set_defaults(func=_cmd_list)
 
+
+def _add_local_endpoint_commands(sub: _Subcommands[argparse.ArgumentParser]) -> None:
+    """mock-server, ratelimit-proxy, batch-server: the local servers that stand in for a provider
+    (each module declares its own arguments)."""
     from workbench.serve import batch, mock, ratelimit
 
     # `synthetic-server` and `fault-server` were two servers before they became this one.
@@ -361,7 +379,6 @@ def build_parser() -> argparse.ArgumentParser:
                        "the items against an upstream model server")
     batch.add_arguments(s)
     s.set_defaults(func=_cmd_server, build=batch.from_args)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,6 +40,7 @@ __all__ = [
     "FieldSpec",
     "LabelledText",
     "Row",
+    "jsonl_records",
     "load_labelled_texts",
     "read_rows",
 ]
@@ -133,14 +134,16 @@ def read_rows(path: str | Path, fields: Mapping[str, FieldSpec], *,
         raise ConfigError(src, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(src, None, f"cannot read: {exc.strerror or exc}") from None
-    raw = _jsonl_records(text, src) if fmt == "jsonl" else _csv_records(text, src, fields, extra)
+    raw = jsonl_records(text, src) if fmt == "jsonl" else _csv_records(text, src, fields, extra)
     rows = [Row(_typed(obj, where, src, fields, extra, fmt), where, n) for n, (obj, where) in enumerate(raw, 1)]
     if not rows:
         raise ConfigError(src, None, "no rows (the file is empty)")
     return rows
 
 
-def _jsonl_records(text: str, src: str) -> Iterator[tuple[dict[str, Any], str]]:
+def jsonl_records(text: str, src: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """Each JSON object of a JSONL text and where it stands (`line N`); blank lines skipped. A line
+    that is not JSON, or not an object, is a ConfigError naming file `src` and the line."""
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 __all__ = ["NS", "SLO", "e2e_s", "goodput", "itl_s", "throughput", "tpot_s", "ttft_s", "visible_tokens"]
@@ -100,7 +100,7 @@ def itl_s(content_chunk_ns: Sequence[int]) -> list[float]:
     return [(b - a) * NS for a, b in itertools.pairwise(content_chunk_ns)]
 
 
-def window_s(starts: Sequence[float], ends: Sequence[float]) -> float:
+def window_s(starts: Collection[float], ends: Collection[float]) -> float:
     """The measured window: first send → last response end (seconds on one clock)."""
     if len(starts) == 0:
         return math.nan

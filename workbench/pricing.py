@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from workbench.errors import ConfigError
 from workbench.providers import get_provider
+from workbench.providers.contender import ContenderIdentity
 
 __all__ = [
     "MTOK",
@@ -49,18 +50,10 @@ __all__ = [
 ]
 
 
-class Priced(Protocol):
+class Priced(ContenderIdentity, Protocol):
     """What pricing reads of a contender (`workbench.config.Contender` is one): named here so
     this module needs nothing from the config that imports it."""
 
-    @property
-    def name(self) -> str: ...
-    @property
-    def api(self) -> str: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def base_url(self) -> str | None: ...
     @property
     def price(self) -> PriceDeclaration | None: ...
     @property

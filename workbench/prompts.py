@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from workbench import tasks, workspace
-from workbench.datafiles import load_labelled_texts
+from workbench.datafiles import jsonl_records, load_labelled_texts
 from workbench.errors import ConfigError
 from workbench.images import resolve_images
 from workbench.types import Prompt
@@ -56,21 +56,12 @@ def load_prompts(name_or_path: str | Path) -> list[Prompt]:
         return tasks.load_prompt_rows(path)
     src = str(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(src, None, f"cannot read: {exc.strerror or exc}") from None
     prompts: list[Prompt] = []
     seen: set[str] = set()
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"line {n}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(src, where, f"not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise ConfigError(src, where, "each line must be a JSON object")
+    for obj, where in jsonl_records(text, src):
         unknown = set(obj) - _FIELDS
         if unknown:
             raise ConfigError(src, f"{where}: {sorted(unknown)[0]}",

@@ -5,6 +5,8 @@ Layout of `results/<run-id>/` (the user-facing contract, see results/README.md):
                          package and server versions, machine
   <experiment>.jsonl     one JSON object per request attempt, appended and flushed as it ends
   <experiment>.ipynb     the executed notebook
+  capabilities.json      each contender's integration facts (`CAPABILITIES_FILE`; written by the
+                         latency experiment, read into the decision matrix)
   logs/                  local model server logs
   decision_matrix.csv, report.html   written by the summary
 """
@@ -22,12 +24,17 @@ import warnings
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from workbench import keys, workspace
 from workbench.types import RECORD_CORE_FIELDS, Record
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+
 __all__ = [
+    "CAPABILITIES_FILE",
     "RESENT_ON_RESUME",
     "RecordWriter",
     "RunDir",
@@ -42,6 +49,9 @@ __all__ = [
     "token_sources",
     "update_manifest",
 ]
+
+#: The run folder's integration facts: contender -> fact -> {value, source, detail}.
+CAPABILITIES_FILE = "capabilities.json"
 
 
 def results_root() -> Path:
@@ -244,7 +254,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 RESENT_ON_RESUME = ("cancelled", "expired")
 
 
-def load_records(run_dir: str | Path, experiment: str | None = None) -> Any:
+def load_records(run_dir: str | Path, experiment: str | None = None) -> pd.DataFrame:
     """Records of one run as a DataFrame (all experiments, or one). Empty frame if none.
 
     A `cancelled` or `expired` record whose request id was recorded again later in the same
@@ -269,7 +279,7 @@ def load_records(run_dir: str | Path, experiment: str | None = None) -> Any:
     return df
 
 
-def load_runs(run_dirs: Iterable[str | Path], experiment: str | None = None) -> Any:
+def load_runs(run_dirs: Iterable[str | Path], experiment: str | None = None) -> pd.DataFrame:
     """Records of several runs in one DataFrame; `run_id` tells them apart."""
     import pandas as pd
 
@@ -327,7 +337,7 @@ def _package_versions() -> dict[str, str | None]:
     return out
 
 
-def error_table(df: Any, by: Iterable[str] = ("contender",)) -> Any:
+def error_table(df: pd.DataFrame, by: Iterable[str] = ("contender",)) -> pd.DataFrame:
     """Failed requests counted by `by` and error class — the one error table every notebook
     shows; a single row saying "none" when nothing failed."""
     import pandas as pd
@@ -339,7 +349,7 @@ def error_table(df: Any, by: Iterable[str] = ("contender",)) -> Any:
     return failed.groupby([*keys, "error_class"], dropna=False).size().rename("requests").to_frame()
 
 
-def reasoning_tokens(df: Any, by: Iterable[str] = ("contender",)) -> Any:
+def reasoning_tokens(df: pd.DataFrame, by: Iterable[str] = ("contender",)) -> pd.DataFrame:
     """How each contender's output tokens split into thinking and answer.
 
     A reasoning model bills its thinking as output tokens the caller never sees (generated before
@@ -353,17 +363,19 @@ def reasoning_tokens(df: Any, by: Iterable[str] = ("contender",)) -> Any:
     rows = []
     for key, g in df.groupby(keys, dropna=False, sort=False) if keys else [((), df)]:
         ok = g[g["status"] == "ok"] if "status" in g else g
-        out = pd.to_numeric(ok.get("output_tokens"), errors="coerce")
-        thought = pd.to_numeric(ok.get("reasoning_tokens"), errors="coerce")
-        visible = pd.to_numeric(ok.get("visible_output_tokens"), errors="coerce")
+        out = _numeric_column(ok, "output_tokens")
+        thought = _numeric_column(ok, "reasoning_tokens")
+        visible = _numeric_column(ok, "visible_output_tokens")
         reported = thought.notna().sum() if thought is not None else 0
         row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
         row.update({
             "answered": len(ok),
             "output tokens (mean)": round(float(out.mean()), 1) if out is not None and out.notna().any() else None,
-            "reasoning tokens (mean)": round(float(thought.mean()), 1) if reported else "not reported",
+            "reasoning tokens (mean)": round(float(thought.mean()), 1) if thought is not None and reported
+            else "not reported",
             "share of output spent reasoning": (f"{100 * thought.sum() / out[thought.notna()].sum():.0f}%"
-                                                if reported and out[thought.notna()].sum() > 0 else "—"),
+                                                if thought is not None and out is not None and reported
+                                                and out[thought.notna()].sum() > 0 else "—"),
             "visible tokens (mean)": round(float(visible.mean()), 1) if visible is not None and visible.notna().any()
             else None,
             "reasoning estimated": int(ok["token_source"].astype(str).str.contains("reasoning chars/4").sum())
@@ -374,7 +386,15 @@ def reasoning_tokens(df: Any, by: Iterable[str] = ("contender",)) -> Any:
     return pd.DataFrame(rows)
 
 
-def token_sources(df: Any, by: Iterable[str] = ("contender",)) -> Any:
+def _numeric_column(frame: pd.DataFrame, name: str) -> pd.Series | None:
+    """A column as numbers (an unreadable value is NaN); None when the frame has no such column
+    (`pd.to_numeric` of the None that `frame.get` gives would be a NaN scalar, not a column)."""
+    import pandas as pd
+
+    return pd.to_numeric(frame[name], errors="coerce") if name in frame else None
+
+
+def token_sources(df: pd.DataFrame, by: Iterable[str] = ("contender",)) -> pd.DataFrame:
     """Where each record's token counts came from (`usage` = the server; `tokenizer` = the
     model's own tokenizer; `chunks` / `chars/4` = estimates), counted by `by`."""
     keys = [k for k in by if k in df]

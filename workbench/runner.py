@@ -219,39 +219,23 @@ def run_experiments(
     already recorded); one that cannot resume by id (a load level is measured whole) has its
     partial records set aside — renamed `<name>.jsonl.interrupted-<k>`, kept, never loaded — and
     runs again from the start, so no record is counted twice; the rest run as usual."""
-    import papermill as pm
-
     params = dict(params or {})
     keys.check_parameters(params)
     if resume and not (out_dir and (Path(out_dir) / "manifest.json").exists()):
         raise WorkbenchError(f"cannot resume {out_dir or '(no folder)'}: not a run folder (no manifest.json)")
     declared: dict[str, dict[str, Any]] = {e.name: notebook_parameters(e.path) for e in experiments}
-    known = set().union(*(set(d) for d in declared.values())) - _RESERVED if declared else set()
-    for key in params:
-        if key in _RESERVED:
-            raise WorkbenchError(f"--param {key}: set by the runner; use --out / --resume instead")
-        if key not in known:
-            raise WorkbenchError(f"unknown parameter {key!r}; valid: {', '.join(sorted(known))}")
-    params = check_parameters(declared, params)
+    params = _validated_params(declared, params)
     ws = workspace.current()
     inputs = workspace_inputs(ws)
     run = RunDir.open_or_create(out_dir)
-    completed = {name for name, state in (read_manifest(run.path).get("experiments") or {}).items()
-                 if isinstance(state, Mapping) and state.get("completed_utc")} if resume else set()
-    if resume:
-        previous = read_manifest(run.path).get("runner") or {}
-        resumes = [*previous.get("resumed_utc", []), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")]
-        update_manifest(run.path, runner={"resumed_utc": resumes, "failed": None})
-    else:
-        update_manifest(run.path, runner={"experiments": [e.name for e in experiments], "params": params,
-                                          "argv": sys.argv[1:], "workspace": str(ws.root),
-                                          "workspace_inputs": inputs})
+    completed = _open_manifest(run, experiments, params, ws, inputs, resume=resume)
     log(f"run folder: {run.path}")
     if any(e.name != "summary" for e in experiments):
         update_manifest(run.path, preflight=preflight(params, log))
     for i, exp in enumerate(experiments, start=1):
+        step = f"[{i}/{len(experiments)}] {exp.name}"
         if exp.name in completed:
-            log(f"[{i}/{len(experiments)}] {exp.name}: completed before the interruption, kept")
+            log(f"{step}: completed before the interruption, kept")
             continue
         nb_params = resolve_parameters(exp, declared[exp.name], params, inputs.get(exp.name))
         nb_params["out_dir"] = str(run.path.resolve())
@@ -260,51 +244,97 @@ def run_experiments(
         elif resume and (kept := _set_aside(run.jsonl(exp.name))) is not None:
             log(f"      {exp.name} cannot resume by request id: its partial records are kept in {kept.name} "
                 "(not loaded) and it runs again from the start")
-        effective = {k: v for k, v in {**declared[exp.name], **nb_params}.items() if k not in _RESERVED}
-        update_manifest(run.path, experiments={exp.name: {"parameters": effective, "completed_utc": None}})
-        output = run.path / exp.notebook
-        log(f"[{i}/{len(experiments)}] {exp.name}: {exp.summary}")
-        t0 = time.perf_counter()
-        started_unix = time.time()
-        meter = CpuMeter()  # this process's tree: the kernel and the servers it starts are ours
-        planned = exp.planned(effective, _n_contenders(effective)) if exp.planned else None
-        try:
-            # absolute: papermill runs the notebook with the process in its folder, and the tail
-            # thread reads while it does (a relative --out counted nothing)
-            with Progress(exp.name, run.jsonl(exp.name).resolve(), planned, tty=sys.stderr.isatty(), log=log), \
-                    workspace.in_force(ws.root):
-                pm.execute_notebook(
-                    str(exp.path),
-                    str(output),
-                    parameters=nb_params,
-                    cwd=str(exp.path.parent),
-                    kernel_name="python3",
-                    progress_bar=False,
-                    request_save_on_cell_execute=True,
-                    config=_KERNEL_CONFIG,
-                )
-        except pm.PapermillExecutionError as exc:
-            detail = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
-            update_manifest(run.path, runner={"failed": {"experiment": exp.name, "detail": detail}})
-            raise ExperimentFailed(exp.name, output, detail) from None
-        use = meter.stop()
-        update_manifest(run.path, experiments={exp.name: {
-            "completed_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": use.to_dict()}})
-        log(f"      done in {time.perf_counter() - t0:.0f} s → {output}")
-        if (busy := busy_warning(exp.name, use)) is not None:
-            log(f"      {busy}")
-        if exp.html_report:
-            html = run.path / "report.html"
-            if not html.exists() or html.stat().st_mtime < started_unix:  # a notebook that does not write it
-                export_html(output, html)
-            log(f"      report: {html}")
-            seen = check_report(html, run.path / "report_first_screen.png")
-            if seen.skipped:
-                log(f"      report not checked in a browser: {seen.skipped}")
-            for problem in seen.problems:
-                log(f"      report problem: {problem}")
+        _execute(run, exp, step, declared[exp.name], nb_params, ws, log)
     log(f"results: {run.path}")
     return run
+
+
+def _validated_params(declared: Mapping[str, Mapping[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    """`params` checked against what the notebooks declare: no runner-owned name, none that no
+    notebook declares (the valid ones listed), each value of the declared type."""
+    known = set().union(*(set(d) for d in declared.values())) - _RESERVED if declared else set()
+    for key in params:
+        if key in _RESERVED:
+            raise WorkbenchError(f"--param {key}: set by the runner; use --out / --resume instead")
+        if key not in known:
+            raise WorkbenchError(f"unknown parameter {key!r}; valid: {', '.join(sorted(known))}")
+    return check_parameters(declared, params)
+
+
+def _open_manifest(run: RunDir, experiments: Sequence[Experiment], params: Mapping[str, Any],
+                   ws: workspace.Workspace, inputs: Mapping[str, Any], *, resume: bool) -> set[str]:
+    """Write the run's header in its manifest (a resumed run adds the time it resumed) and return
+    the experiments that completed before an interruption."""
+    if resume:
+        manifest = read_manifest(run.path)
+        completed = {name for name, state in (manifest.get("experiments") or {}).items()
+                     if isinstance(state, Mapping) and state.get("completed_utc")}
+        previous = manifest.get("runner") or {}
+        resumes = [*previous.get("resumed_utc", []), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")]
+        update_manifest(run.path, runner={"resumed_utc": resumes, "failed": None})
+        return completed
+    update_manifest(run.path, runner={"experiments": [e.name for e in experiments], "params": params,
+                                      "argv": sys.argv[1:], "workspace": str(ws.root),
+                                      "workspace_inputs": inputs})
+    return set()
+
+
+def _execute(run: RunDir, exp: Experiment, step: str, declared: Mapping[str, Any], nb_params: dict[str, Any],
+             ws: workspace.Workspace, log: Callable[[str], None]) -> None:
+    """Run one experiment's notebook by papermill into the run folder, with its progress line and
+    CPU meter; record its parameters, completion and machine use in the manifest; check its HTML
+    report. A failing cell is recorded and raised as ExperimentFailed."""
+    import papermill as pm
+
+    effective = {k: v for k, v in {**declared, **nb_params}.items() if k not in _RESERVED}
+    update_manifest(run.path, experiments={exp.name: {"parameters": effective, "completed_utc": None}})
+    output = run.path / exp.notebook
+    log(f"{step}: {exp.summary}")
+    t0 = time.perf_counter()
+    started_unix = time.time()
+    meter = CpuMeter()  # this process's tree: the kernel and the servers it starts are ours
+    planned = exp.planned(effective, _n_contenders(effective)) if exp.planned else None
+    try:
+        # absolute: papermill runs the notebook with the process in its folder, and the tail
+        # thread reads while it does (a relative --out counted nothing)
+        with Progress(exp.name, run.jsonl(exp.name).resolve(), planned, tty=sys.stderr.isatty(), log=log), \
+                workspace.in_force(ws.root):
+            pm.execute_notebook(
+                str(exp.path),
+                str(output),
+                parameters=nb_params,
+                cwd=str(exp.path.parent),
+                kernel_name="python3",
+                progress_bar=False,
+                request_save_on_cell_execute=True,
+                config=_KERNEL_CONFIG,
+            )
+    except pm.PapermillExecutionError as exc:
+        detail = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+        update_manifest(run.path, runner={"failed": {"experiment": exp.name, "detail": detail}})
+        raise ExperimentFailed(exp.name, output, detail) from None
+    use = meter.stop()
+    update_manifest(run.path, experiments={exp.name: {
+        "completed_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": use.to_dict()}})
+    log(f"      done in {time.perf_counter() - t0:.0f} s → {output}")
+    if (busy := busy_warning(exp.name, use)) is not None:
+        log(f"      {busy}")
+    if exp.html_report:
+        _check_html_report(run, output, started_unix, log)
+
+
+def _check_html_report(run: RunDir, output: Path, started_unix: float, log: Callable[[str], None]) -> None:
+    """Export the notebook to report.html unless it wrote one itself, then look at it in a browser
+    and log what that finds."""
+    html = run.path / "report.html"
+    if not html.exists() or html.stat().st_mtime < started_unix:  # a notebook that does not write it
+        export_html(output, html)
+    log(f"      report: {html}")
+    seen = check_report(html, run.path / "report_first_screen.png")
+    if seen.skipped:
+        log(f"      report not checked in a browser: {seen.skipped}")
+    for problem in seen.problems:
+        log(f"      report problem: {problem}")
 
 
 def _set_aside(jsonl: Path) -> Path | None:

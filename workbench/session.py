@@ -184,18 +184,43 @@ def open_session(
         raise WorkbenchError(RAY_MISSING)
     params = dict(parameters or {})
     keys.check_parameters(params)
+    chosen, skipped = _selected_contenders(contenders, contenders_file, sampling)
+    run = RunDir.open_or_create(out_dir or None)
+    checked = preflight_hosted(chosen, run.path)
+    chosen = _drop_unavailable(chosen, skipped, checked)
+    reuse = _parse_endpoints(local_endpoints or os.environ.get(ENDPOINTS_ENV, ""))
+    session = Session(run=run, experiment=experiment, contenders=chosen, skipped=skipped, base_urls={},
+                      budget=budget_for(budget_usd, chosen, run.path), resume=resume, shards=shards, backend=backend)
+    atexit.register(session.close)
+    try:
+        _reach_contenders(session, reuse, slots=slots, n_ctx=n_ctx)
+    except BaseException:
+        session.close()
+        raise
+    _record_session(session, params, checked)
+    return session
+
+
+def _selected_contenders(selection: str, contenders_file: str | Path,
+                         sampling: Mapping[str, Any] | None) -> tuple[list[Contender], list[Skipped]]:
+    """The contenders `selection` picks from the contenders file (with the `sampling` overrides)
+    and those it skips, each skip printed; raises when none is left, naming the valid ones."""
     cset = load_contenders(contenders_file or None)
-    chosen, skipped = cset.select(contenders)
+    chosen, skipped = cset.select(selection)
     for s in skipped:
         print(s.reason)
     if sampling:
         chosen = [c.with_sampling(source="sampling parameters", **sampling) for c in chosen]
     if not chosen:
         raise WorkbenchError(
-            f"no contender to run (selection {contenders!r}); valid: {', '.join(cset.names())}"
+            f"no contender to run (selection {selection!r}); valid: {', '.join(cset.names())}"
         )
-    run = RunDir.open_or_create(out_dir or None)
-    checked = preflight_hosted(chosen, run.path)
+    return chosen, skipped
+
+
+def _drop_unavailable(chosen: list[Contender], skipped: list[Skipped], checked: list[Preflight]) -> list[Contender]:
+    """`chosen` without the contenders preflight found unavailable (each added to `skipped` and
+    printed, as are preflight's warnings); raises when none is left."""
     unavailable = {p.contender: p for p in checked if p.ok is False}
     for p in unavailable.values():
         print(p.skip_line)
@@ -206,39 +231,42 @@ def open_session(
     chosen = [c for c in chosen if c.name not in unavailable]
     if not chosen:
         raise WorkbenchError(f"no contender left to run: {'; '.join(p.skip_line for p in unavailable.values())}")
-    reuse = _parse_endpoints(local_endpoints or os.environ.get(ENDPOINTS_ENV, ""))
-    session = Session(run=run, experiment=experiment, contenders=chosen, skipped=skipped, base_urls={},
-                      budget=budget_for(budget_usd, chosen, run.path), resume=resume, shards=shards, backend=backend)
-    atexit.register(session.close)
-    try:
-        for c in chosen:
-            if c.local is None:
-                assert c.base_url is not None
-                session.base_urls[c.name] = c.base_url
-            elif c.local in reuse:
-                check_url(c, reuse[c.local])
-                session.base_urls[c.name] = reuse[c.local]
-                session.reused_servers[c.local] = reuse[c.local]
-            else:
-                if c.local not in session.servers:
-                    session.servers[c.local] = start_server(c.local, run.logs, slots=slots, n_ctx=n_ctx)
-                session.base_urls[c.name] = session.servers[c.local].base_url
-    except BaseException:
-        session.close()
-        raise
+    return chosen
+
+
+def _reach_contenders(session: Session, reuse: Mapping[str, str], *, slots: int | None, n_ctx: int | None) -> None:
+    """Give every contender of `session` a base URL: a hosted one its own, a local one a server
+    named in `reuse` (checked) or one started here (one per local model, shared)."""
+    for c in session.contenders:
+        if c.local is None:
+            assert c.base_url is not None
+            session.base_urls[c.name] = c.base_url
+        elif c.local in reuse:
+            check_url(c, reuse[c.local])
+            session.base_urls[c.name] = reuse[c.local]
+            session.reused_servers[c.local] = reuse[c.local]
+        else:
+            if c.local not in session.servers:
+                session.servers[c.local] = start_server(c.local, session.run.logs, slots=slots, n_ctx=n_ctx)
+            session.base_urls[c.name] = session.servers[c.local].base_url
+
+
+def _record_session(session: Session, params: Mapping[str, Any], checked: list[Preflight]) -> None:
+    """The experiment's entry in the manifest: its parameters, contenders, what each request
+    sends, the skips, preflight and the servers."""
+    chosen = session.contenders
     recorded: dict[str, Any] = {"parameters": params} if params else {}
     update_manifest(
-        run.path,
+        session.run.path,
         experiments={
-            experiment: {
+            session.experiment: {
                 **recorded,
                 "contenders": [c.public_dict() for c in chosen],
                 "requests": {c.name: request_summary(c) for c in chosen},  # what was sent, beside what was asked
-                "skipped": [s.reason for s in skipped],
+                "skipped": [s.reason for s in session.skipped],
                 "preflight": {p.contender: p.to_dict() for p in checked},
                 "servers": {k: v.info() for k, v in session.servers.items()}
                 | {k: {"base_url": v, "reused": True} for k, v in session.reused_servers.items()},
             }
         },
     )
-    return session

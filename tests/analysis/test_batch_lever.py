@@ -18,7 +18,7 @@ import yaml
 from workbench.experiments import coalescing
 from workbench.report.summary import build_summary
 from workbench.serve.batch import BatchServer
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 from workbench.session import open_session
 
 # 40 documents: the two arms' 80 requests without an error put the error rate's Wilson upper bound
@@ -34,7 +34,7 @@ def _annotator(req: dict[str, Any]) -> str:
 
 
 def test_the_batch_scenario_names_the_lever_and_the_window_outcome(tmp_path: Path) -> None:
-    with MockServer(Scenario(answer=_annotator, input_tokens=100, output_tokens=2)) as mock, \
+    with MockServer(MockScript(answer=_annotator, input_tokens=100, output_tokens=2)) as mock, \
             BatchServer(mock.base_url, concurrency=4) as bs:
         cfile = tmp_path / "contenders.yaml"
         cfile.write_text(yaml.safe_dump({"contenders": [

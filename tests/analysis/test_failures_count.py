@@ -234,10 +234,10 @@ def test_real_failed_records_count_through_the_experiments(tmp_path: Path) -> No
     from workbench.experiments import hallucination, latency
     from workbench.prompts import load_prompts
     from workbench.serve.faults import error_fault
-    from workbench.serve.mock import MockServer, Scenario
+    from workbench.serve.mock import MockScript, MockServer
     from workbench.session import open_session
 
-    with MockServer(Scenario(answer=lambda req: "billing", input_tokens=60, output_tokens=3)) as srv:
+    with MockServer(MockScript(answer=lambda req: "billing", input_tokens=60, output_tokens=3)) as srv:
         cfile = tmp_path / "contenders.yaml"
         cfile.write_text(yaml.safe_dump({"contenders": [
             {"name": "a", "api": "openai-chat", "model": "a", "base_url": srv.base_url,

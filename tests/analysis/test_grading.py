@@ -304,7 +304,7 @@ def _error(tmp_path: Path, *lines: str) -> ConfigError:
 
 def test_load_dataset_unreadable_line(tmp_path: Path) -> None:
     err = _error(tmp_path, _line(), "{not json")
-    assert err.field == "line 2: (entry)" and "invalid JSON" in err.reason
+    assert err.field == "line 2" and "not valid JSON" in err.reason
 
 
 def test_load_dataset_missing_field(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from workbench.analysis import calibration as cov
+from bench import calibration as cov
 from workbench.analysis.catalog import format_estimate
 from workbench.analysis.evidence import order_stat_rows, percentile_rows, proportion_metric
 from workbench.analysis.quantiles import (

@@ -22,7 +22,7 @@ from workbench.analysis.intents import labels_of
 from workbench.experiments import coalescing, hallucination, latency
 from workbench.prompts import load_prompts
 from workbench.report.summary import build_summary
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 from workbench.session import open_session
 
 NAMES = ("decent", "idk", "wrong")
@@ -64,7 +64,7 @@ class Oracle:
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
-    with MockServer(Scenario(answer=Oracle(), input_tokens=60, output_tokens=3)) as srv:
+    with MockServer(MockScript(answer=Oracle(), input_tokens=60, output_tokens=3)) as srv:
         cfile = tmp_path / "contenders.yaml"
         cfile.write_text(yaml.safe_dump({"contenders": [
             {"name": n, "api": "openai-chat", "model": n, "base_url": srv.base_url,

@@ -297,9 +297,9 @@ def test_cached_prefix_and_batch_api_arms(tmp_path: Path) -> None:
     """The two arms through the real servers: the mock answers every request, the local batch
     endpoint in front of it is each contender's base URL (synchronous calls forwarded, batches run)."""
     from workbench.serve.batch import BatchServer
-    from workbench.serve.mock import MockServer, Scenario
+    from workbench.serve.mock import MockScript, MockServer
 
-    with (MockServer(Scenario.timed(1, 1, 1, "billing")) as mock, BatchServer(mock.base_url, concurrency=4) as bs):
+    with (MockServer(MockScript.timed(1, 1, 1, "billing")) as mock, BatchServer(mock.base_url, concurrency=4) as bs):
         oa = Contender(name="oa", api="openai-chat", model="m", base_url=bs.base_url_for("openai-chat"),
                        price={"input": 1.0, "output": 2.0, "cached_input": 0.5, "batch_discount": 0.5,
                               "source": "test"})
@@ -351,9 +351,9 @@ def test_lever_arms_on_fewer_documents(tmp_path: Path) -> None:
     record each; changes vs naive are per document and paired on that subset; the turnaround table
     puts the batch beside naive."""
     from workbench.serve.batch import BatchServer
-    from workbench.serve.mock import MockServer, Scenario
+    from workbench.serve.mock import MockScript, MockServer
 
-    with (MockServer(Scenario.timed(1, 1, 1, "billing")) as mock, BatchServer(mock.base_url, concurrency=2) as bs):
+    with (MockServer(MockScript.timed(1, 1, 1, "billing")) as mock, BatchServer(mock.base_url, concurrency=2) as bs):
         oa = Contender(name="oa", api="openai-chat", model="m", base_url=bs.base_url_for("openai-chat"),
                        price={"input": 1.0, "output": 2.0, "batch_discount": 0.5, "source": "test"})
         session = Session(run=RunDir.create(tmp_path, "run"), experiment="coalescing", contenders=[oa], skipped=[],
@@ -391,9 +391,9 @@ def test_the_batch_api_arm_on_a_plain_endpoint_is_skipped_with_a_note(tmp_path: 
     """A self-hosted OpenAI-compatible server has no `/v1/files`: the arm says the endpoint has no
     batch API and is skipped — no batch-api record or outcome — instead of every document failing
     with "File Not Found"; the other arms run as usual."""
-    from workbench.serve.mock import MockServer, Scenario
+    from workbench.serve.mock import MockScript, MockServer
 
-    with MockServer(Scenario.timed(1, 1, 1, "billing")) as mock:
+    with MockServer(MockScript.timed(1, 1, 1, "billing")) as mock:
         plain = Contender(name="plain", api="openai-chat", model="m", base_url=mock.base_url_for("openai-chat"))
         session = Session(run=RunDir.create(tmp_path, "run"), experiment="coalescing", contenders=[plain], skipped=[],
                           base_urls={"plain": plain.base_url or ""})

@@ -18,7 +18,7 @@ from workbench.errors import ConfigError, WorkbenchError
 from workbench.experiments import concurrency
 from workbench.measure.load.pool import RAY_MISSING
 from workbench.results import RunDir, load_records
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 from workbench.session import Session, open_session
 from workbench.types import Prompt
 
@@ -32,7 +32,7 @@ def test_two_shards_make_the_same_tables_as_one(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr("os.cpu_count", lambda: 2)  # as on the 2-core machine: shards beside the server
     prompts = [Prompt(f"p{i}", f"prompt {i}") for i in range(5)]
     out = {}
-    with MockServer(Scenario.timed(ttft_ms=20, itl_ms=10, n_chunks=4)) as srv:
+    with MockServer(MockScript.timed(ttft_ms=20, itl_ms=10, n_chunks=4)) as srv:
         c = fault_contender(srv, 5.0)
         for shards in (1, 2):
             run = RunDir.create(tmp_path / f"s{shards}")

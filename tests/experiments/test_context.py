@@ -20,7 +20,7 @@ from workbench.measure.probe import make_client, probe
 from workbench.measure.target import Target
 from workbench.providers.errors import classify
 from workbench.results import RunDir
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 from workbench.serve.wire import FORMATS
 from workbench.session import Session
 from workbench.types import ErrorClass, Prompt
@@ -91,7 +91,7 @@ def test_each_providers_context_message_is_its_own_class(message: str) -> None:
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_a_request_longer_than_the_window_is_context_length_exceeded(wire: MockServer, fmt: str) -> None:
-    wire.reset(scenario=Scenario(context_window=200))
+    wire.reset(script=MockScript(context_window=200))
     c = contender_for(fmt, wire)
 
     async def go(text: str) -> str | None:
@@ -112,7 +112,7 @@ def _session(tmp_path: Path, srv: MockServer, **kw: object) -> Session:
 
 def test_the_fit_recovers_a_known_prefill_slope(wire: MockServer, tmp_path: Path) -> None:
     slope = 0.0004  # seconds per prompt token: 0.4 s per 1k
-    wire.reset(scenario=Scenario(ttft_s=0.01, prefill_s_per_token=slope, context_window=3000))
+    wire.reset(script=MockScript(ttft_s=0.01, prefill_s_per_token=slope, context_window=3000))
     session = _session(tmp_path, wire, declared={"context_window": 3000})
     records = cx.run_context(session, lengths="128,256,512,1024,2048", depths="0.5", max_probe_tokens=4000)
     df = cl.load(session.run.path)
@@ -139,7 +139,7 @@ def test_the_fit_recovers_a_known_prefill_slope(wire: MockServer, tmp_path: Path
 
 def test_lengths_past_a_declared_window_are_not_sent(wire: MockServer, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    wire.reset(scenario=Scenario(context_window=600))
+    wire.reset(script=MockScript(context_window=600))
     session = _session(tmp_path, wire, declared={"context_window": 600})
     cx.run_context(session, lengths="128,1024", depths="0.5", probe_window=False)
     df = cl.load(session.run.path)
@@ -179,7 +179,7 @@ def test_a_long_document_pays_its_long_context_tier() -> None:
 
 
 def test_the_tables_come_back_together_for_the_report(wire: MockServer, tmp_path: Path) -> None:
-    wire.reset(scenario=Scenario(prefill_s_per_token=0.0001))
+    wire.reset(script=MockScript(prefill_s_per_token=0.0001))
     session = _session(tmp_path, wire)
     cx.run_context(session, lengths="128,256", depths="0.5", probe_window=False)
     tables = cl.tables(session.run.path, {c.name: c for c in session.contenders})

@@ -27,7 +27,7 @@ from workbench.measure.target import Target
 from workbench.providers import provider_for
 from workbench.results import read_jsonl_tolerant
 from workbench.serve.batch import BatchServer
-from workbench.serve.mock import Fault, FaultPlan, MockServer, Scenario
+from workbench.serve.mock import Fault, FaultPlan, MockScript, MockServer
 from workbench.types import Prompt, Record
 
 pytestmark = pytest.mark.timeout(60)
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def mock() -> Iterator[MockServer]:
-    with MockServer(Scenario.timed(2, 1, 3, " yes"), FaultPlan(dialect="auto")) as srv:
+    with MockServer(MockScript.timed(2, 1, 3, " yes"), FaultPlan(dialect="auto")) as srv:
         yield srv
 
 
@@ -105,7 +105,7 @@ def test_a_batch_that_partly_fails(mock: MockServer, api: str) -> None:
 
 @pytest.mark.parametrize("api", APIS)
 def test_a_batch_that_expires_at_max_wait_s(api: str) -> None:
-    with (MockServer(Scenario.timed(150, 1, 2, " slow")) as slow,
+    with (MockServer(MockScript.timed(150, 1, 2, " slow")) as slow,
           BatchServer(slow.base_url, gemini_upstream=slow.base_url_for("gemini"), concurrency=1) as srv):
         recs = go(target(api, srv), 8, max_wait_s=0.4)
         [job] = srv.jobs.values()
@@ -123,7 +123,7 @@ def test_a_batch_that_expires_at_max_wait_s(api: str) -> None:
 
 @pytest.mark.parametrize("api", APIS)
 def test_the_providers_window_expires_items_not_run(api: str) -> None:
-    with (MockServer(Scenario.timed(150, 1, 2, " slow")) as slow,
+    with (MockServer(MockScript.timed(150, 1, 2, " slow")) as slow,
           BatchServer(slow.base_url, gemini_upstream=slow.base_url_for("gemini"), concurrency=1,
                       completion_window_s=0.35) as srv):
         recs = go(target(api, srv), 6)
@@ -158,7 +158,7 @@ asyncio.run(run())
 @pytest.mark.parametrize("api", APIS)
 def test_a_run_killed_after_submission_resumes_without_resubmitting(api: str, tmp_path: Path) -> None:
     out, journal = tmp_path / "coalescing.jsonl", tmp_path / "coalescing_batches.jsonl"
-    with (MockServer(Scenario.timed(100, 1, 2, " late")) as slow,
+    with (MockServer(MockScript.timed(100, 1, 2, " late")) as slow,
           BatchServer(slow.base_url, gemini_upstream=slow.base_url_for("gemini"), concurrency=1) as srv):
         t = target(api, srv)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -11,7 +11,7 @@ from workbench.config import Contender
 from workbench.measure.capabilities import FACTS, probe_capabilities
 from workbench.measure.probe import make_client
 from workbench.measure.target import Target
-from workbench.serve.mock import GEMINI_CTX, Fault, MockServer, Scenario, error_fault
+from workbench.serve.mock import GEMINI_CTX, Fault, MockScript, MockServer, error_fault
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -25,7 +25,7 @@ def caps(c: Contender) -> dict[str, dict[str, Any]]:
 
 
 def test_openai_compatible_server_like_llama_cpp(wire: MockServer) -> None:
-    wire.scenario = Scenario(headers={"x-ratelimit-remaining-requests": "99"})
+    wire.script = MockScript(headers={"x-ratelimit-remaining-requests": "99"})
     f = caps(contender_for("openai-chat", wire))
     assert list(f)[: len(FACTS)] == list(FACTS)
     assert f["streaming"]["value"] is True and f["streaming"]["source"] == "probed"
@@ -42,7 +42,7 @@ def test_openai_compatible_server_like_llama_cpp(wire: MockServer) -> None:
 
 
 def test_server_that_ignores_include_usage_and_refuses_tools(wire: MockServer) -> None:
-    wire.scenario = Scenario(openai_stream_usage=False)
+    wire.script = MockScript(openai_stream_usage=False)
     wire.fail(Fault("none"), Fault("none"), error_fault("openai-chat", "bad_request"))
     f = caps(contender_for("openai-chat", wire))
     assert f["usage_in_stream"]["value"] is False and f["usage_in_stream"]["source"] == "probed"

@@ -18,7 +18,7 @@ from workbench.measure.load import arrival_offsets, closed_loop, open_loop
 from workbench.measure.retry import RetryPolicy
 from workbench.measure.target import Target
 from workbench.serve.child import ChildServer
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 from workbench.types import Prompt, Record
 
 PROMPTS = [Prompt("p1", "hello"), Prompt("p2", "world")]
@@ -32,14 +32,14 @@ def chat() -> Contender:
 @pytest.fixture(scope="module")
 def fast_server() -> Iterator[ChildServer]:
     """TTFT 20 ms, E2E 50 ms."""
-    with MockServer(Scenario.timed(ttft_ms=20, itl_ms=10, n_chunks=4)).in_child() as s:
+    with MockServer(MockScript.timed(ttft_ms=20, itl_ms=10, n_chunks=4)).in_child() as s:
         yield s
 
 
 @pytest.fixture(scope="module")
 def slow_server() -> Iterator[ChildServer]:
     """E2E 2 s: anything bounded below that is cut by the deadline."""
-    with MockServer(Scenario.timed(ttft_ms=1000, itl_ms=500, n_chunks=3)).in_child() as s:
+    with MockServer(MockScript.timed(ttft_ms=1000, itl_ms=500, n_chunks=3)).in_child() as s:
         yield s
 
 

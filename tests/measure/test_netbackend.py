@@ -16,11 +16,11 @@ from workbench.config import load_contenders
 from workbench.measure.netbackend import async_transport, shared_ssl_context
 from workbench.measure.probe import make_client, probe
 from workbench.measure.target import Target
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 from workbench.types import Prompt
 
 LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
-CFG = Scenario.timed(ttft_ms=20, itl_ms=5, n_chunks=4)
+CFG = MockScript.timed(ttft_ms=20, itl_ms=5, n_chunks=4)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from workbench.measure.load.common import Part, ShardLink
 from workbench.measure.load.pool import RAY_MISSING, ShardPool, load_runner
 from workbench.measure.target import Target
 from workbench.pricing import Price
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 from workbench.types import Prompt, Record
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]  # shard processes: 4-14 s a test on 2 cores
@@ -49,7 +49,7 @@ def chat() -> Contender:
 @pytest.fixture(scope="module")
 def fast() -> Iterator[MockServer]:
     """TTFT 20 ms, E2E 50 ms, in a thread of this process (its truth notes readable directly)."""
-    with MockServer(Scenario.timed(ttft_ms=20, itl_ms=10, n_chunks=4)) as srv:
+    with MockServer(MockScript.timed(ttft_ms=20, itl_ms=10, n_chunks=4)) as srv:
         yield srv
 
 
@@ -148,7 +148,7 @@ def test_large_bursts_of_records_on_uvloop(chat: Contender, fast: MockServer, mo
 def test_a_killed_shard_leaves_cancelled_records_and_nothing_else_lost(chat: Contender) -> None:
     """Shard 1 is killed while its 3 requests are in flight (E2E 1.5 s): they become `cancelled`
     records; shard 0's requests all complete; every request the server saw has one record."""
-    with MockServer(Scenario.timed(ttft_ms=750, itl_ms=750, n_chunks=2)) as slow:
+    with MockServer(MockScript.timed(ttft_ms=750, itl_ms=750, n_chunks=2)) as slow:
         target = Target(chat, slow.base_url, keep_itl=False)
         prompts = _prompts(12, "kill")
 
@@ -185,7 +185,7 @@ def test_a_killed_shard_leaves_cancelled_records_and_nothing_else_lost(chat: Con
 def test_the_budget_holds_across_shards(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, CANARY)  # the shards inherit the environment, keys included
     price = Price(input=1.0, output=10.0, source="test")
-    with MockServer(Scenario(ttft_s=0.02)) as srv:
+    with MockServer(MockScript(ttft_s=0.02)) as srv:
         c = fault_contender(srv, 5.0).with_sampling(max_tokens=100)
         budget = Budget(0.0035, {c.name: price})
         target = Target(c, srv.base_url, budget=budget)

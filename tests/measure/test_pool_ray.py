@@ -19,7 +19,7 @@ import pytest
 from workbench.config import Contender, load_contenders
 from workbench.measure.load.pool import ShardPool
 from workbench.measure.target import Target
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 from workbench.types import Prompt
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'llm-workbench[ray]'")
@@ -34,8 +34,8 @@ def chat() -> Contender:
 
 def test_closed_open_and_a_killed_shard_on_two_nodes(ray_cluster: Any, chat: Contender) -> None:
     prompts = [Prompt(f"r-{i}", f"r-{i}") for i in range(8)]
-    with MockServer(Scenario.timed(ttft_ms=20, itl_ms=10, n_chunks=4)) as fast, \
-            MockServer(Scenario.timed(ttft_ms=1000, itl_ms=1000, n_chunks=2)) as slow:
+    with MockServer(MockScript.timed(ttft_ms=20, itl_ms=10, n_chunks=4)) as fast, \
+            MockServer(MockScript.timed(ttft_ms=1000, itl_ms=1000, n_chunks=2)) as slow:
 
         async def go() -> dict[str, Any]:
             async with ShardPool(2, "ray", ray_address=ray_cluster.address) as pool:

@@ -12,10 +12,10 @@ import pytest
 from workbench.config import load_contenders
 from workbench.measure.load import closed_loop
 from workbench.measure.target import Target
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 from workbench.types import Prompt
 
-CFG = Scenario.timed(ttft_ms=200, itl_ms=40, n_chunks=5)  # E2E 360 ms
+CFG = MockScript.timed(ttft_ms=200, itl_ms=40, n_chunks=5)  # E2E 360 ms
 
 
 @pytest.mark.slow
@@ -60,7 +60,7 @@ def test_truth_notes_are_taken_once_and_by_prefix() -> None:
     from workbench.measure.probe import probe_once
 
     c = load_contenders().get("qwen2.5-coder-0.5b")
-    with MockServer(Scenario.timed(ttft_ms=5, itl_ms=1, n_chunks=2)) as srv:
+    with MockServer(MockScript.timed(ttft_ms=5, itl_ms=1, n_chunks=2)) as srv:
         for text in ("a-1", "a-2", "b-1"):
             assert probe_once(Target(c, srv.base_url), Prompt(text, text)).ok
         with httpx.Client() as h:

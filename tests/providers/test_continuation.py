@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import contender_for
 from tests.providers.test_contract import go
 from workbench.serve.faults import Fault
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 from workbench.serve.transcripts import StreamTranscript
 
 TOKEN = "Q0hFQ0tQT0lOVA=="  # base64, as the API sends the SDK's bytes
@@ -35,7 +35,7 @@ def _stream(body: dict[str, Any]) -> Fault:
 
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
 def test_a_continuation_is_followed_to_the_end(wire: MockServer, stream: bool) -> None:
-    wire.scenario = Scenario(ttft_s=0.01, itl_s=0.001)
+    wire.script = MockScript(ttft_s=0.01, itl_s=0.001)
     hops = [_hop("The first half, ", "CONTINUATION", 10, 4, TOKEN), _hop("and the rest.", "STOP", 10, 3)]
     wire.fail(*[_stream(h) if stream else Fault("http", status=200, body=h) for h in hops])
     rec = go(contender_for("gemini", wire), stream=stream)

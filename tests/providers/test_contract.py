@@ -19,7 +19,7 @@ from workbench.config import Contender
 from workbench.measure.probe import make_client, probe
 from workbench.measure.retry import RetryPolicy, probe_with_retries
 from workbench.measure.target import Target
-from workbench.serve.mock import FORMATS, Fault, MockServer, Scenario, error_fault
+from workbench.serve.mock import FORMATS, Fault, MockScript, MockServer, error_fault
 from workbench.types import Prompt, Record
 
 pytestmark = pytest.mark.timeout(30)
@@ -52,7 +52,7 @@ def go(c: Contender, *, stream: bool = True, **kw: Any) -> Record:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_stream_timing_and_usage(wire: MockServer, fmt: str) -> None:
-    wire.scenario = Scenario(ttft_s=TTFT, itl_s=ITL)
+    wire.script = MockScript(ttft_s=TTFT, itl_s=ITL)
     go(contender_for(fmt, wire))  # warm-up: the first request of a process pays one-off import costs
     rec = go(contender_for(fmt, wire))
     assert rec.ok, rec.error_message
@@ -70,7 +70,7 @@ def test_stream_timing_and_usage(wire: MockServer, fmt: str) -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_non_stream(wire: MockServer, fmt: str) -> None:
-    wire.scenario = Scenario(ttft_s=TTFT, itl_s=ITL)
+    wire.script = MockScript(ttft_s=TTFT, itl_s=ITL)
     rec = go(contender_for(fmt, wire), stream=False)
     assert rec.ok, rec.error_message
     assert rec.output_text == "Hello, world!"
@@ -147,10 +147,10 @@ def test_broken_streams_are_protocol_errors(wire: MockServer, fmt: str, kind: st
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_timeout(wire: MockServer, fmt: str) -> None:
     """The client gives up at its own timeout, not when the (much later) first byte comes."""
-    wire.scenario = Scenario(ttft_s=12.0)
+    wire.script = MockScript(ttft_s=12.0)
     rec = go(contender_for(fmt, wire, timeout_s=0.25))
     assert rec.error_class == "timeout"
-    assert rec.e2e_s is not None and 0.24 <= rec.e2e_s < wire.scenario.ttft_s
+    assert rec.e2e_s is not None and 0.24 <= rec.e2e_s < wire.script.ttft_s
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -258,7 +258,7 @@ def test_canary_key_never_in_records(wire: MockServer, fmt: str) -> None:
     """The key reaches the server in the format's own header, and never any record, even when
     the server echoes it in an error message or in its answer."""
     c = contender_for(fmt, wire)
-    wire.scenario = Scenario(pieces=("echo ", CANARY), headers={"x-ratelimit-remaining-requests": "9"})
+    wire.script = MockScript(pieces=("echo ", CANARY), headers={"x-ratelimit-remaining-requests": "9"})
     ok = go(c)
     fault = error_fault(fmt, "auth")
     fault.body = _echo(fault.body)

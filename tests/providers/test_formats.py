@@ -11,13 +11,13 @@ from workbench.providers import get_provider
 from workbench.providers.errors import classify, parse_duration, parse_retry_after
 from workbench.providers.generic import get_path
 from workbench.providers.sse import SSEEvent
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 
 pytestmark = pytest.mark.timeout(20)
 
 
 def test_anthropic_cache_counts_sum_into_total_input(wire: MockServer) -> None:
-    wire.scenario = Scenario(input_tokens=30, cached_input_tokens=20, cache_creation_input_tokens=4)
+    wire.script = MockScript(input_tokens=30, cached_input_tokens=20, cache_creation_input_tokens=4)
     for stream in (True, False):
         rec = go(contender_for("anthropic", wire), stream=stream)
         assert (rec.input_tokens, rec.cached_input_tokens) == (30, 20), stream
@@ -52,7 +52,7 @@ def test_anthropic_ignores_thinking_and_unknown_events() -> None:
 
 
 def test_gemini_thoughts_do_not_start_ttft_and_count_as_output(wire: MockServer) -> None:
-    wire.scenario = Scenario(ttft_s=0.1, thoughts_tokens=3, cached_input_tokens=5)
+    wire.script = MockScript(ttft_s=0.1, thoughts_tokens=3, cached_input_tokens=5)
     rec = go(contender_for("gemini", wire))
     assert rec.ok and rec.output_text == "Hello, world!"
     assert rec.ttft_s is not None and rec.ttft_s >= 0.099

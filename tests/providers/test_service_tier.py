@@ -12,7 +12,7 @@ from tests.conftest import contender_for
 from tests.providers.test_contract import go
 from workbench.providers.base import request_summary
 from workbench.serve.faults import Fault
-from workbench.serve.mock import MockServer, Scenario, transcript_fault
+from workbench.serve.mock import MockScript, MockServer, transcript_fault
 
 _CHAT = {"id": "c", "object": "chat.completion", "created": 0, "model": "gpt-6-luna", "service_tier": "flex",
          "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
@@ -53,7 +53,7 @@ def test_gemini_asks_in_service_tier_and_reports_none(wire: MockServer) -> None:
 
 
 def test_a_streamed_claude_answer_reports_its_tier_from_message_start(wire: MockServer) -> None:
-    wire.scenario = Scenario(ttft_s=0.01, itl_s=0.001)
+    wire.script = MockScript(ttft_s=0.01, itl_s=0.001)
     wire.fail(transcript_fault("anthropic_thinking_signature"))  # usage.service_tier "standard" at message_start
     rec = go(contender_for("anthropic", wire))
     assert (rec.service_tier_requested, rec.service_tier, rec.speed) == (None, "standard", None)

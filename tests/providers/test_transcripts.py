@@ -12,7 +12,7 @@ from tests.conftest import contender_for
 from tests.providers.test_contract import SLACK, go
 from workbench.providers.errors import classify, parse_go_duration
 from workbench.serve import transcripts
-from workbench.serve.mock import MockServer, Scenario, transcript_fault
+from workbench.serve.mock import MockScript, MockServer, transcript_fault
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -77,7 +77,7 @@ STREAMS = {
 @pytest.mark.parametrize("name", sorted(STREAMS))
 def test_recorded_stream(wire: MockServer, name: str) -> None:
     case = STREAMS[name]
-    wire.scenario = Scenario(ttft_s=TTFT, itl_s=ITL)
+    wire.script = MockScript(ttft_s=TTFT, itl_s=ITL)
     wire.fail(transcript_fault(name))
     rec = go(contender_for(case.fmt, wire, options=case.options or {}))
     assert rec.error_class == case.error_class, rec.error_message
@@ -229,7 +229,7 @@ def test_workbench_probe_on_a_reasoning_transcript(wire: MockServer, tmp_path: o
 
     from workbench.cli import main
 
-    wire.scenario = Scenario(ttft_s=TTFT, itl_s=ITL)
+    wire.script = MockScript(ttft_s=TTFT, itl_s=ITL)
     wire.transcript = "anthropic_thinking_signature"
     c = contender_for("anthropic", wire, reasoning={"budget_tokens": 1024})
     p = Path(str(tmp_path)) / "c.yaml"

@@ -13,7 +13,7 @@ from workbench.experiments.latency import run_latency
 from workbench.measure.budget import Budget, BudgetExhausted, budget_for
 from workbench.pricing import Price
 from workbench.results import RunDir, load_records
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 from workbench.session import Session
 from workbench.types import Prompt, Record
 
@@ -98,7 +98,7 @@ def test_a_load_run_stops_at_the_budget(profile: str, monkeypatch: pytest.Monkey
     from workbench.measure.target import Target
 
     monkeypatch.setenv(KEY_ENV, CANARY)
-    with MockServer(Scenario(ttft_s=0.02)) as srv:
+    with MockServer(MockScript(ttft_s=0.02)) as srv:
         c = fault_contender(srv, 5.0).with_sampling(max_tokens=100)
         # worst case ~$0.001 a request, real ~$0.00005: a few dozen fit under the cap
         budget = Budget(0.0035, {c.name: PRICE})
@@ -126,7 +126,7 @@ def test_a_request_cut_off_at_the_deadline_counts_its_worst_case(monkeypatch: py
     from workbench.measure.target import Target
 
     monkeypatch.setenv(KEY_ENV, CANARY)
-    with MockServer(Scenario(ttft_s=2.0)) as srv:
+    with MockServer(MockScript(ttft_s=2.0)) as srv:
         c = fault_contender(srv, 5.0).with_sampling(max_tokens=100)
         budget = Budget(1.0, {c.name: PRICE})
         target = Target(c, srv.base_url, budget=budget)
@@ -194,12 +194,12 @@ def test_coalescing_and_its_batch_api_items_stop_at_the_budget(tmp_path: Path, m
                                                                ) -> None:
     from workbench.experiments import coalescing as co
     from workbench.serve.batch import BatchServer
-    from workbench.serve.mock import Scenario
+    from workbench.serve.mock import MockScript
 
     docs = [co.Document(f"d{i}", f"My parcel number {i} never arrived", "shipping") for i in range(12)]
     labels = {"billing": "money", "shipping": "parcels"}
     for strategy in ("naive", "batch-api"):
-        with (MockServer(Scenario.timed(1, 1, 1, "shipping")) as mock,
+        with (MockServer(MockScript.timed(1, 1, 1, "shipping")) as mock,
               BatchServer(mock.base_url, concurrency=4) as bs):
             c = Contender(name="oa", api="openai-chat", model="m", base_url=bs.base_url_for("openai-chat"),
                           price={"input": 1.0, "output": 10.0, "batch_discount": 0.5, "source": "test"})

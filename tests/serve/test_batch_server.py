@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 
 from workbench.serve.batch import BatchServer
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
 def srv() -> Iterator[BatchServer]:
-    with (MockServer(Scenario.timed(1, 1, 2, " fine")) as mock,
+    with (MockServer(MockScript.timed(1, 1, 2, " fine")) as mock,
           BatchServer(mock.base_url, gemini_upstream=mock.base_url_for("gemini"), concurrency=4) as batch):
         yield batch
 
@@ -98,7 +98,7 @@ def test_google_genai_sdk(srv: BatchServer) -> None:
 
 
 def test_cancel_leaves_items_not_started_cancelled() -> None:
-    with (MockServer(Scenario.timed(100, 1, 1, " x")) as slow,
+    with (MockServer(MockScript.timed(100, 1, 1, " x")) as slow,
           BatchServer(slow.base_url, concurrency=1) as srv):
         openai = pytest.importorskip("openai")
         lines = "".join(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from workbench.cli import build_parser
-from workbench.serve.mock import Fault, FaultPlan, MockServer, Scenario, from_args
+from workbench.serve.mock import Fault, FaultPlan, MockScript, MockServer, from_args
 from workbench.serve.ratelimit import RateLimitProxy
 
 pytestmark = pytest.mark.timeout(60)
@@ -20,17 +20,17 @@ pytestmark = pytest.mark.timeout(60)
 def test_a_scenario_and_plan_survive_the_command_line() -> None:
     plan = FaultPlan(probabilities={"stall": 0.125, "rate_limit": 0.1}, sequence=["reset", "abort"], seed=4,
                      retry_after_s=2.5, slow_s=0.1, stall_s=7.0, oversized_chars=5000)
-    for sc in (Scenario(), Scenario.timed(ttft_ms=0.3, itl_ms=7.1, n_chunks=3, text="-x"), Scenario(null=True)):
+    for sc in (MockScript(), MockScript.timed(ttft_ms=0.3, itl_ms=7.1, n_chunks=3, text="-x"), MockScript(null=True)):
         srv = MockServer(sc, plan)
         args = build_parser().parse_args(srv.argv())
         back = from_args(args)
         assert back.plan == plan
-        assert back.scenario.pieces == sc.pieces and back.scenario.null == sc.null
-        assert back.scenario.ttft_s == pytest.approx(sc.ttft_s) and back.scenario.itl_s == pytest.approx(sc.itl_s)
+        assert back.script.pieces == sc.pieces and back.script.null == sc.null
+        assert back.script.ttft_s == pytest.approx(sc.ttft_s) and back.script.itl_s == pytest.approx(sc.itl_s)
     with pytest.raises(ValueError, match="cannot run in a child process"):
-        MockServer(Scenario(answer=lambda req: "no")).argv()
+        MockServer(MockScript(answer=lambda req: "no")).argv()
     with pytest.raises(ValueError, match="cannot run in a child process"):
-        MockServer(Scenario(input_tokens=3)).argv()
+        MockServer(MockScript(input_tokens=3)).argv()
 
 
 def test_old_command_names_and_no_unit_guessing() -> None:
@@ -44,7 +44,7 @@ def test_old_command_names_and_no_unit_guessing() -> None:
 def test_null_mode_answers_any_path_at_once() -> None:
     """At once: not after the scenario's TTFT, which the client would not even wait for."""
     ttft_s = 60.0
-    with MockServer(Scenario(null=True, ttft_s=ttft_s)) as srv, httpx.Client(timeout=ttft_s / 2) as h:
+    with MockServer(MockScript(null=True, ttft_s=ttft_s)) as srv, httpx.Client(timeout=ttft_s / 2) as h:
         t0 = time.perf_counter()
         for path in ("/v1/chat/completions", "/anything"):
             r = h.post(srv.url + path, json={"stream": True})
@@ -59,7 +59,7 @@ def test_null_mode_answers_any_path_at_once() -> None:
     ("generic", "/generate", {"prompt": "a-1", "stream": True}),
 ])
 def test_truth_notes_in_every_format(fmt: str, path: str, body: dict[str, object]) -> None:
-    with MockServer(Scenario(ttft_s=0.02, itl_s=0.01)) as srv, httpx.Client() as h:
+    with MockServer(MockScript(ttft_s=0.02, itl_s=0.01)) as srv, httpx.Client() as h:
         h.post(srv.url + path, json=body).raise_for_status()
         (note,) = h.get(srv.base_url + "/truth", params={"prefix": "a-"}).json().values()
         read_ns, first_ns, last_ns, due_ns = note

@@ -15,13 +15,13 @@ from workbench.measure.retry import RetryPolicy
 from workbench.measure.target import Target
 from workbench.serve.child import ChildServer
 from workbench.serve.faults import FaultPlan
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 from workbench.serve.ratelimit import RateLimitProxy
 from workbench.types import Prompt
 
 pytestmark = pytest.mark.slow  # proxy and upstreams in child processes: ~20 s on 2 cores
 
-CFG = Scenario.timed(ttft_ms=100, itl_ms=100, n_chunks=4)  # E2E 400 ms
+CFG = MockScript.timed(ttft_ms=100, itl_ms=100, n_chunks=4)  # E2E 400 ms
 
 
 @pytest.fixture(scope="module")

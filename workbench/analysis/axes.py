@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -304,6 +305,41 @@ def annotation_metrics(ev: Evidence, draws: Draws, label: str, contender: Conten
     if not docs:
         return {}
     price = _annotation_price(ev, label, contender, machine_hour_usd)
+    per_strategy = _strategy_draws(draws, label, docs, requests, price, documents_per_night=documents_per_night,
+                                   concurrency_limit=concurrency_limit)
+    if not per_strategy:
+        return {}
+
+    def accuracy(s: str) -> Metric:
+        acc = per_strategy[s]["accuracy"]
+        return proportion_metric(np.nansum(acc, axis=1), np.isfinite(acc).sum(axis=1),
+                                 f"coalescing, strategy {s}, documents vs gold",
+                                 distinct_groups(ev.doc_groups, np.isfinite(docs[s])))
+
+    chosen = _cheapest_strategy(per_strategy, docs, accuracy, floor=floor, window_hours=window_hours)
+    s = per_strategy[chosen]
+    src = f"coalescing, strategy {chosen}"
+    out = {"annotation_accuracy": accuracy(chosen),
+           "strategy": Metric(math.nan, source=chosen)}
+    if price is not None:
+        how = "list price" if contender is None or not contender.machine_priced else (
+            f"{contender.hosted_by}: ${contender.machine_hour_usd(machine_hour_usd):g}/machine-hour at this run's "
+            "measured throughput")
+        out["cost_per_document_usd"] = from_rows(s["cost"], f"{src}: {s['rpd']:.3g} requests/document × mean "
+                                                 f"request cost ({how})", s["n_requests"])
+    out["batch_wall_time_h"] = _wall_metric(s, f"{src}: {s['wall_source']}")
+    if "batch-api" in per_strategy:
+        b = per_strategy["batch-api"]
+        out["batch_api_wall_time_h"] = _wall_metric(b, f"batch-api: {b['wall_source']}")
+    return out
+
+
+def _strategy_draws(
+    draws: Draws, label: str, docs: Mapping[str, Any], requests: Mapping[str, pd.DataFrame], price: Price | None, *,
+    documents_per_night: int, concurrency_limit: int,
+) -> dict[str, dict[str, Any]]:
+    """Per coalescing strategy of contender `label`: its resampled accuracy, requests per
+    document, cost per document and night's wall time (with where that comes from)."""
     per_strategy: dict[str, dict[str, Any]] = {}
     for strategy, correct in docs.items():
         g = requests.get(strategy)
@@ -330,8 +366,12 @@ def annotation_metrics(ev: Evidence, draws: Draws, label: str, contender: Conten
             hours, why = _batch_api_hours(g, n_docs, documents_per_night, concurrency_limit)
             entry["wall"], entry["wall_source"] = np.full(draws.rows, hours), why
         per_strategy[strategy] = entry
-    if not per_strategy:
-        return {}
+    return per_strategy
+
+
+def _cheapest_strategy(per_strategy: Mapping[str, Mapping[str, Any]], docs: Mapping[str, Any],
+                       accuracy: Callable[[str], Metric], *, floor: float, window_hours: float) -> str:
+    """The strategy a contender pulls: the cheapest that is accurate enough and fits the night."""
 
     def point_acc(s: str) -> float:
         return float(np.nanmean(per_strategy[s]["accuracy"][0]))
@@ -346,12 +386,6 @@ def annotation_metrics(ev: Evidence, draws: Draws, label: str, contender: Conten
         a, b = np.asarray(docs[s], dtype=float), np.asarray(docs["naive"], dtype=float)
         both = np.isfinite(a) & np.isfinite(b)
         return bool(both.any() and a[both].mean() >= b[both].mean())
-
-    def accuracy(s: str) -> Metric:
-        acc = per_strategy[s]["accuracy"]
-        return proportion_metric(np.nansum(acc, axis=1), np.isfinite(acc).sum(axis=1),
-                                 f"coalescing, strategy {s}, documents vs gold",
-                                 distinct_groups(ev.doc_groups, np.isfinite(docs[s])))
 
     def passes_floor(s: str) -> bool:
         """The floor met on the one-sided 95% Wilson bound, as the constraint will judge it."""
@@ -368,23 +402,8 @@ def annotation_metrics(ev: Evidence, draws: Draws, label: str, contender: Conten
     pool = ([s for s in priced if passes_floor(s)] or [s for s in priced if point_acc(s) >= floor]
             or [s for s in priced if not_worse(s)])
     meeting = [s for s in pool if fits(s)] or pool
-    chosen = min(meeting, key=lambda s: float(per_strategy[s]["cost"][0])) if meeting else (
+    return min(meeting, key=lambda s: float(per_strategy[s]["cost"][0])) if meeting else (
         "naive" if "naive" in per_strategy else sorted(per_strategy)[0])
-    s = per_strategy[chosen]
-    src = f"coalescing, strategy {chosen}"
-    out = {"annotation_accuracy": accuracy(chosen),
-           "strategy": Metric(math.nan, source=chosen)}
-    if price is not None:
-        how = "list price" if contender is None or not contender.machine_priced else (
-            f"{contender.hosted_by}: ${contender.machine_hour_usd(machine_hour_usd):g}/machine-hour at this run's "
-            "measured throughput")
-        out["cost_per_document_usd"] = from_rows(s["cost"], f"{src}: {s['rpd']:.3g} requests/document × mean "
-                                                 f"request cost ({how})", s["n_requests"])
-    out["batch_wall_time_h"] = _wall_metric(s, f"{src}: {s['wall_source']}")
-    if "batch-api" in per_strategy:
-        b = per_strategy["batch-api"]
-        out["batch_api_wall_time_h"] = _wall_metric(b, f"batch-api: {b['wall_source']}")
-    return out
 
 
 def _wall_metric(s: dict[str, Any], source: str) -> Metric:

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from workbench import metrics
 from workbench.analysis import distribution, stats
 from workbench.analysis.catalog import format_interval, format_value
 from workbench.analysis.quantiles import quantile_ci
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = ["QS", "format_levels", "in_flight", "knee_and_usl", "level_summary", "poisson_rate_ci", "request_ends"]
 
@@ -43,7 +47,7 @@ def poisson_rate_ci(k: int, window_s: float, ci: float = 0.95) -> stats.Estimate
     return stats.Estimate(k / window_s, low, high, k, "Garwood")
 
 
-def request_ends(g: Any) -> Any:
+def request_ends(g: pd.DataFrame) -> pd.Series:
     """When each request ended on the run's clock: hand-off to the probe + the probe's pre-wire
     time + E2E (0 for a record that never got a response; NaN for one never sent)."""
     delay = g["send_delay_s"].fillna(0.0) if "send_delay_s" in g else 0.0
@@ -55,7 +59,7 @@ def _window(g: Any) -> float:
     return metrics.window_s(g["sent_s"], request_ends(g))
 
 
-def level_summary(df: Any, slo: metrics.SLO | float) -> Any:
+def level_summary(df: pd.DataFrame, slo: metrics.SLO | float) -> pd.DataFrame:
     """One row per (contender, level) of the sweep: counts, throughput, percentiles, errors, goodput.
 
     `slo`: the scenario's objective (`metrics.SLO`; a number is seconds of p95 E2E): goodput counts
@@ -70,7 +74,7 @@ def level_summary(df: Any, slo: metrics.SLO | float) -> Any:
     for (contender, level), g in sweep.groupby(["contender", "level"], sort=True):
         ok = g[g["status"] == "ok"]
         window = _window(g)
-        row: dict[str, Any] = {"contender": contender, "level": int(level), "sent": len(g), "ok": len(ok),
+        row: dict[str, Any] = {"contender": contender, "level": int(cast("int", level)), "sent": len(g), "ok": len(ok),
                                "window_s": window}
         n_good = int((pd.to_numeric(ok[slo.field], errors="coerce") <= slo.max_s).sum()) if slo.field in ok else 0
         # Output throughput counts visible tokens (reasoning is not output a user receives).
@@ -102,7 +106,7 @@ def level_summary(df: Any, slo: metrics.SLO | float) -> Any:
     return pd.DataFrame(rows)
 
 
-def format_levels(summary: Any) -> Any:
+def format_levels(summary: pd.DataFrame) -> pd.DataFrame:
     """The level summary as text: value [95% CI], latencies in ms."""
     import pandas as pd
 
@@ -223,7 +227,7 @@ def _level_replicates(g: Any, records: Any, contender: Any, n_boot: int, rng: An
     return thr, p95
 
 
-def in_flight(df: Any, samples: Any) -> Any:
+def in_flight(df: pd.DataFrame, samples: Any) -> pd.DataFrame:
     """Per (contender, level): what the client held in flight — the mean by Little's law, Σ request
     durations / window — beside what the server said it was doing (`<experiment>_server.csv`,
     sampled from /metrics every 0.25 s): busy slots and requests deferred (queued for a slot),
@@ -235,7 +239,7 @@ def in_flight(df: Any, samples: Any) -> Any:
     for (contender, level), g in sweep.groupby(["contender", "level"], sort=True):
         window = _window(g)
         durations = (request_ends(g) - g["sent_s"]).clip(lower=0)
-        row: dict[str, Any] = {"contender": contender, "level": int(level),
+        row: dict[str, Any] = {"contender": contender, "level": int(cast("int", level)),
                                "client_in_flight_mean": float(durations.sum()) / window if window > 0 else math.nan}
         s = samples[(samples["contender"] == contender) & (samples["level"] == level)] if len(samples) else samples
         for gauge in ("requests_processing", "requests_deferred"):

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.analysis.catalog import format_interval
 from workbench.analysis.quantiles import Values, min_n_for_bounds, quantile_ci
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = ["KEYS", "QS", "columns", "format_cell", "format_table", "key_of", "summarize"]
 
@@ -65,8 +69,8 @@ def format_cell(row: Any, key: str, q: int, scale: float = 1000.0) -> str:
     return text
 
 
-def format_table(df: Any, keys: Sequence[str], id_cols: Sequence[str], qs: Sequence[int] = QS,
-                 scale: float = 1000.0, unit: str = "ms") -> Any:
+def format_table(df: pd.DataFrame, keys: Sequence[str], id_cols: Sequence[str], qs: Sequence[int] = QS,
+                 scale: float = 1000.0, unit: str = "ms") -> pd.DataFrame:
     """A summary frame as text: id columns, then per key its n and `p{q} {unit} [95% CI]` cells."""
     import pandas as pd
 

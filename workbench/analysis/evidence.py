@@ -45,7 +45,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -55,7 +55,7 @@ from scipy import stats as sps
 from workbench.analysis import stats
 from workbench.analysis.cost import arm_records
 from workbench.analysis.quantiles import quantile_ci
-from workbench.results import load_runs
+from workbench.results import CAPABILITIES_FILE, load_runs
 
 __all__ = [
     "INTEGRATION_FACTS", "UNSENT_CLASSES", "Draws", "Evidence", "Metric", "distinct_groups", "gather_evidence",
@@ -287,7 +287,8 @@ def _documents(ev: Evidence, dirs: Sequence[Path], multi: bool) -> set[str]:
     for (label, strategy), g in o.groupby(["label", "strategy"]):
         g = g.drop_duplicates("doc_id")
         correct = pd.Series(g["correct"].to_numpy(), index=g["doc_id"].astype(str))
-        ev.docs.setdefault(str(label), {})[str(strategy)] = correct.astype(float).reindex(ev.doc_units).to_numpy()
+        by_unit = correct.astype(float).reindex(ev.doc_units)
+        ev.docs.setdefault(str(label), {})[str(strategy)] = np.asarray(by_unit, dtype=np.float64)
         # a document whose request failed has no label: already wrong in `correct`, counted here
         lost = int((g["source"] == "failed").sum()) if "source" in g else 0
         ev.doc_lost.setdefault(str(label), {})[str(strategy)] = lost
@@ -325,14 +326,14 @@ def _levels(ev: Evidence) -> set[str]:
         return set()
     sweep = df[df["phase"] == "sweep"]
     for (label, level), g in sweep.groupby(["label", "level"]):
-        ev.levels.setdefault(str(label), {})[int(level)] = g
+        ev.levels.setdefault(str(label), {})[int(cast("int", level))] = g
     return set(ev.levels)
 
 
 def _capabilities(ev: Evidence, dirs: Sequence[Path], multi: bool) -> set[str]:
     found: set[str] = set()
     for d in dirs:
-        p = d / "capabilities.json"
+        p = d / CAPABILITIES_FILE
         if not p.exists():
             continue
         for contender, facts in json.loads(p.read_text()).items():

@@ -41,7 +41,6 @@ validates every line so a typo fails loudly with file, line and field.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import random
 import re
@@ -55,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench import workspace
-from workbench.datafiles import KINDS, read_rows
+from workbench.datafiles import KINDS, jsonl_records, read_rows
 from workbench.errors import ConfigError
 from workbench.images import resolve_images
 from workbench.types import ImageInput
@@ -1057,20 +1056,12 @@ def _records(path: Path) -> Iterable[tuple[Any, str, int]]:
             yield row.values, row.where, row.number
         return
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(src, None, f"cannot read: {reason}") from None
-    count = 0
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(src, f"line {n}: (entry)", f"invalid JSON: {exc.msg}") from None
-        count += 1
-        yield obj, f"line {n}", count
+    for count, (obj, where) in enumerate(jsonl_records(text, src), start=1):
+        yield obj, where, count
 
 
 def load_dataset(path_or_paths: str | Path | Iterable[str | Path] = DEFAULT_DATASETS_DIR) -> list[QAItem]:

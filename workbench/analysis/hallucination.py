@@ -27,12 +27,16 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from workbench.analysis import stats
 from workbench.analysis.grading import GRADES, normalize
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = [
     "GRADED",
@@ -143,7 +147,7 @@ def _f_score_of_codes(codes: Any) -> float:
     return _f_score(int(np.sum(arr == 0.0)), int(np.sum(arr == 1.0)), int(arr.size))
 
 
-def graded_rows(df: Any, sample_index: int | None = 0) -> Any:
+def graded_rows(df: pd.DataFrame, sample_index: int | None = 0) -> pd.DataFrame:
     """The rows that count for the headline numbers: successful requests with a grade.
 
     `sample_index=0` keeps one answer per (contender, item) -- the greedy one -- so every item
@@ -159,9 +163,9 @@ def graded_rows(df: Any, sample_index: int | None = 0) -> Any:
 
 
 def summary_table(
-    df: Any, by: Sequence[str] = ("contender",), *, grade_col: str = GRADED,
+    df: pd.DataFrame, by: Sequence[str] = ("contender",), *, grade_col: str = GRADED,
     f_score_ci: bool = True, n_boot: int = 2000, seed: int = 0,
-) -> Any:
+) -> pd.DataFrame:
     """One row per group (default: per contender) with `summarize_grades` plus intervals for the
     F-score (percentile bootstrap over items: it is a ratio of rates, no closed-form interval)
     and the mean token F1 of answerable items (bootstrap). `grade_col="judge_grade"` summarises
@@ -191,7 +195,7 @@ def summary_table(
     return pd.DataFrame(rows)
 
 
-def split_summary(df: Any, n_boot: int = 2000, seed: int = 0) -> Any:
+def split_summary(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """One row per contender: answerable items (SimpleQA counts, accuracy, accuracy given
     attempted, F with a bootstrap interval over items), unanswerable items (false-premise
     acceptance, Wilson) and the hallucination score (bootstrap over items, stratified)."""
@@ -236,7 +240,7 @@ def split_summary(df: Any, n_boot: int = 2000, seed: int = 0) -> Any:
     return pd.DataFrame(rows)
 
 
-def format_summary(summary: Any, digits: int = 3) -> Any:
+def format_summary(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """The summary as text cells `value [low, high]` plus n: what a reader should see."""
     import pandas as pd
 
@@ -259,7 +263,7 @@ def format_summary(summary: Any, digits: int = 3) -> Any:
     return pd.DataFrame(out)
 
 
-def paired_comparison(df: Any, *, grade_col: str = GRADED) -> Any:
+def paired_comparison(df: pd.DataFrame, *, grade_col: str = GRADED) -> pd.DataFrame:
     """Every pair of contenders on the items both answered (with a grade).
 
     Per pair (a, b): n_items; the McNemar exact p-value on correct vs not correct (b_only =
@@ -298,7 +302,7 @@ def paired_comparison(df: Any, *, grade_col: str = GRADED) -> Any:
     return out
 
 
-def judge_agreement_table(df: Any) -> Any:
+def judge_agreement_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per contender: how often the judge agrees with the rule grader (Wilson), over all judged
     answers and over those the rules marked doubtful (`grade_doubt`), with the judge's verdicts
     on the doubtful ones. A judge agrees more with some contenders' phrasing than others', so one
@@ -322,7 +326,7 @@ def judge_agreement_table(df: Any) -> Any:
     return pd.DataFrame(rows)
 
 
-def judge_agreement(df: Any) -> str:
+def judge_agreement(df: pd.DataFrame) -> str:
     """The judge's verdicts summarised, and how often it agrees with the rule grader (Wilson),
     overall and per contender (`judge_agreement_table`)."""
     if "judge_grade" not in df:
@@ -335,7 +339,7 @@ def judge_agreement(df: Any) -> str:
             f"per contender (doubtful = the rules could not settle the grade):\n{per.to_string(index=False)}")
 
 
-def consistency_table(df: Any) -> Any:
+def consistency_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per contender: the share of items whose sampled answers (sample_index >= 1, drawn at
     temperature > 0) all agree after normalisation, with its Wilson interval and n items.
 
@@ -360,7 +364,7 @@ def consistency_table(df: Any) -> Any:
     return pd.DataFrame(rows)
 
 
-def worst_hallucinations(df: Any, limit: int = 20) -> Any:
+def worst_hallucinations(df: pd.DataFrame, limit: int = 20) -> pd.DataFrame:
     """Confidently wrong answers for a human to read, verbatim: incorrect grades, answers to
     unanswerable questions (made-up facts about things that do not exist) first, then the
     rest by category and item."""

@@ -112,8 +112,8 @@ def _busy_s(g: pd.DataFrame) -> pd.Series:
     batch = cost.flagged(g, "batch_api")
     if not batch.any():
         return e2e
-    server = (pd.to_numeric(g.get("server_prompt_ms"), errors="coerce")
-              + pd.to_numeric(g.get("server_predicted_ms"), errors="coerce")) / 1000.0 \
+    server = (pd.to_numeric(g["server_prompt_ms"], errors="coerce")
+              + pd.to_numeric(g["server_predicted_ms"], errors="coerce")) / 1000.0 \
         if "server_prompt_ms" in g and "server_predicted_ms" in g else pd.Series(np.nan, index=g.index)
     return e2e.where(~batch, server.astype(float))
 

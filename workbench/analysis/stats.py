@@ -7,7 +7,7 @@ binomial intervals, "McNemar" may or may not be exact or continuity-corrected), 
 - All intervals are two-sided 95% by default (`ci=0.95`).
 - Percentiles (p50/p95/p99 latency): order statistics, distribution-free, and no bound where the
   sample cannot support one (`workbench.analysis.quantiles`; the percentile bootstrap covered
-  p95 at n = 12 42% of the time: `workbench.analysis.calibration`).
+  p95 at n = 12 42% of the time: `bench/calibration.py`).
 - Means: a *percentile bootstrap* (not a t-interval): latency and cost are skewed and
   heavy-tailed, the bootstrap makes no normality assumption. Seeded, so a report is reproducible.
 - Proportions (error rate, hallucination rate): the *Wilson* score interval. It behaves at
@@ -33,12 +33,15 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 from scipy import optimize
 from scipy import stats as sps
+
+if TYPE_CHECKING:
+    from pandas import Series
 
 __all__ = [
     "Estimate",
@@ -100,7 +103,7 @@ def estimate_columns(name: str, est: Estimate, scale: float = 1.0) -> dict[str, 
             f"{name}_n": est.n}
 
 
-def estimate_from(row: Mapping[str, Any], name: str, method: str = "") -> Estimate:
+def estimate_from(row: Mapping[str, Any] | Series[Any], name: str, method: str = "") -> Estimate:
     """The estimate a row holds in the column family `name` (`estimate_columns`); n is 0 when
     the family has no `_n` column."""
     n = row.get(f"{name}_n", 0)
@@ -515,8 +518,6 @@ def knee_concurrency(
                           gain_floor=gain_floor)[0]
 
 
-# Same signature as `knee_concurrency`, which is this one's first half (kept for the callers
-# that need only the level).
 def knee_explained(
     concurrency: Values,
     p95_latency: Values,

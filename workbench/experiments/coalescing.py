@@ -73,9 +73,7 @@ import yaml
 
 from workbench import workspace
 from workbench.aio import run_sync
-from workbench.config import Contender
-from workbench.measure.batch import BatchDialect, BatchJournal, NoBatchAPI, dialect_for, run_batch
-from workbench.measure.coalesce import (
+from workbench.coalesced_prompts import (
     AnswerCache,
     build_batch_prompt,
     dedupe,
@@ -83,6 +81,8 @@ from workbench.measure.coalesce import (
     parse_batch_answer,
     parse_single_label,
 )
+from workbench.config import Contender
+from workbench.measure.batch import BatchDialect, BatchJournal, NoBatchAPI, dialect_for, run_batch
 from workbench.measure.probe import make_client, probe
 from workbench.measure.target import Target
 from workbench.providers.caching import how_cached, min_prefix_tokens, prefix_cached
@@ -672,6 +672,29 @@ def run_coalescing(
     the cached-prefix and batch-api arms label (a `select_documents` subset of `docs`; None or 0:
     all); `prefix_control_docs`: how many of those also get the cache-off control (None: all).
     """
+    _check_arguments(docs, k=k, window=window, concurrency=concurrency, repeats=repeats, strategies=strategies,
+                     lever_docs=lever_docs, prefix_control_docs=prefix_control_docs)
+    _warn_without_examples(session, labels)
+    update_manifest(session.run.path,
+                    coalescing_prompts=_annotation_prompts(session, labels, k=k, max_tokens=max_tokens,
+                                                           max_tokens_per_doc=max_tokens_per_doc),
+                    coalescing_levers=_levers_available(session, concurrency=concurrency,
+                                                        batch_max_wait_s=batch_max_wait_s))
+    _records, outcomes = run_sync(_run(
+        session, docs, labels, k=k, window=window, concurrency=concurrency, max_tokens=max_tokens,
+        max_tokens_per_doc=max_tokens_per_doc, repeats=repeats, strategies=strategies,
+        stream=stream, client_factory=client_factory, batch_max_wait_s=batch_max_wait_s,
+        batch_poll_s=batch_poll_s, prefix_control_docs=prefix_control_docs, lever_docs=lever_docs,
+    ))
+    df = pd.DataFrame([asdict(o) for o in outcomes])
+    df["correct"] = df["predicted"] == df["gold"]
+    df.to_csv(session.run.path / f"{session.experiment}_documents.csv", index=False)
+    return df
+
+
+def _check_arguments(docs: Sequence[Document], *, k: int, window: int, concurrency: int, repeats: int,
+                     strategies: Sequence[str], lever_docs: int | None, prefix_control_docs: int | None) -> None:
+    """Refuse arguments `run_coalescing` cannot run with, naming the argument and the valid values."""
     if k < 2:
         raise ValueError("k must be >= 2 (k = 1 is the naive strategy)")
     if window < 1 or concurrency < 1 or repeats < 1:
@@ -683,13 +706,23 @@ def run_coalescing(
         raise ValueError("no documents")
     if min(lever_docs or 0, prefix_control_docs or 0) < 0:
         raise ValueError("lever_docs and prefix_control_docs must be >= 0")
-    if not worked_examples(list(labels)):
-        for c in session.contenders:
-            if c.prompt_template is not None:
-                print(f"warning: {c.name} is a completion model and the task's labels have no worked examples: its "
-                      "annotation prompt shows none, and a base model may not answer with a label — give the batch "
-                      "scenario's task `examples:` (a labelled-texts file, a few per label, none of them measured)")
-    # The annotation prompts are the experiment's: keep them beside the contenders in the manifest.
+
+
+def _warn_without_examples(session: Session, labels: Mapping[str, str]) -> None:
+    """Say when a completion contender's annotation prompt will show no worked example."""
+    if worked_examples(list(labels)):
+        return
+    for c in session.contenders:
+        if c.prompt_template is not None:
+            print(f"warning: {c.name} is a completion model and the task's labels have no worked examples: its "
+                  "annotation prompt shows none, and a base model may not answer with a label — give the batch "
+                  "scenario's task `examples:` (a labelled-texts file, a few per label, none of them measured)")
+
+
+def _annotation_prompts(session: Session, labels: Mapping[str, str], *, k: int, max_tokens: int,
+                        max_tokens_per_doc: int) -> dict[str, Any]:
+    """Each contender's annotation prompts (one document, and k at once), for the manifest: the
+    prompts are the experiment's, kept beside the contenders."""
     prompts: dict[str, Any] = {}
     for c in session.contenders:
         one = annotation_contender(c, labels, batch_k=None, max_tokens=max_tokens)
@@ -699,6 +732,12 @@ def run_coalescing(
                    "sampling": x.sampling.model_dump(mode="json")}
             for kind, x in (("single", one), (f"batch_k{k}", many))
         }
+    return prompts
+
+
+def _levers_available(session: Session, *, concurrency: int, batch_max_wait_s: float) -> dict[str, Any]:
+    """Per contender, for the manifest: how its prefix cache works, whether a cache-off control
+    exists, and which batch API (if any) the batch-api arm uses."""
     levers: dict[str, Any] = {}
     for c in session.contenders:
         dialect = dialect_for(c)
@@ -711,14 +750,4 @@ def run_coalescing(
                 if c.is_local else f"{dialect.name}: {dialect.window_source}"),
             "batch_max_wait_s": batch_max_wait_s,
         }
-    update_manifest(session.run.path, coalescing_prompts=prompts, coalescing_levers=levers)
-    _records, outcomes = run_sync(_run(
-        session, docs, labels, k=k, window=window, concurrency=concurrency, max_tokens=max_tokens,
-        max_tokens_per_doc=max_tokens_per_doc, repeats=repeats, strategies=strategies,
-        stream=stream, client_factory=client_factory, batch_max_wait_s=batch_max_wait_s,
-        batch_poll_s=batch_poll_s, prefix_control_docs=prefix_control_docs, lever_docs=lever_docs,
-    ))
-    df = pd.DataFrame([asdict(o) for o in outcomes])
-    df["correct"] = df["predicted"] == df["gold"]
-    df.to_csv(session.run.path / f"{session.experiment}_documents.csv", index=False)
-    return df
+    return levers

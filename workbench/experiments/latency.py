@@ -23,24 +23,38 @@ With a budget (`session.budget`, the run's: `workbench.measure.budget`), each re
 checked at its worst case (input estimate + `max_tokens` output) by `probe`; the first refusal is
 recorded as a `cancelled` record ("budget exhausted: spent $X of $Y") and the experiment stops
 sending.
+
+The notebook also records every contender's integration-effort facts (`collect_capabilities`,
+below), saved as `capabilities.json`. The facts come from
+`workbench.measure.capabilities.probe_capabilities` (observed where the API allows). For embedded
+models the served context window is known exactly — the workbench starts llama.cpp with it — so
+it is filled in as declared when the listing reports none.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.aio import run_sync
 from workbench.analysis import distribution, stats
 from workbench.analysis.catalog import format_value
 from workbench.analysis.intents import grade_route, labels_of, unread_note
+from workbench.embedded import LOCAL_MODELS
 from workbench.measure.budget import BudgetExhausted
+from workbench.measure.capabilities import probe_capabilities
 from workbench.measure.probe import make_client, probe
+from workbench.results import CAPABILITIES_FILE
 from workbench.session import Session
 from workbench.types import Prompt, Record
 
-__all__ = ["METRICS", "cold_start_table", "format_summary", "latency_summary", "routing_notes", "run_latency",
-           "server_overhead"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+__all__ = ["METRICS", "capabilities_table", "cold_start_table", "collect_capabilities",
+           "format_summary", "latency_summary", "routing_notes", "run_latency", "server_overhead"]
 
 METRICS = ("ttft_s", "e2e_s", "tpot_s")
 
@@ -129,7 +143,7 @@ def run_latency(
     return run_sync(_run(session, prompts, n_requests, warmup, stream, prompt_set))
 
 
-def latency_summary(df: Any) -> Any:
+def latency_summary(df: pd.DataFrame) -> pd.DataFrame:
     """One row per contender over its successful warm requests: TTFT, E2E and TPOT distributions
     (`workbench.analysis.distribution`: n, p50/p95/p99 with order-statistic intervals) and, on a
     labelled prompt set, the routing accuracy with its Wilson interval."""
@@ -152,7 +166,7 @@ def latency_summary(df: Any) -> Any:
     return pd.DataFrame(rows)
 
 
-def format_summary(summary: Any) -> Any:
+def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as text cells `value [low, high]` in milliseconds (and routing accuracy in %)."""
     table = distribution.format_table(summary, [distribution.key_of(m) for m in METRICS], ["contender"])
     if "route_accuracy" in summary:
@@ -166,7 +180,7 @@ def format_summary(summary: Any) -> Any:
     return table
 
 
-def server_overhead(df: Any) -> Any:
+def server_overhead(df: pd.DataFrame) -> pd.DataFrame:
     """Per contender, over successful warm streamed requests whose server reported `timings`:
     client TTFT minus the server's own prompt time — what the request spent outside the model's
     prefill (connect, HTTP, queueing for a slot, sending the first token) — as a distribution
@@ -185,7 +199,7 @@ def server_overhead(df: Any) -> Any:
     return distribution.format_table(table, ["overhead"], ["contender"], qs=(50, 95)) if len(table) else table
 
 
-def cold_start_table(df: Any) -> Any:
+def cold_start_table(df: pd.DataFrame) -> pd.DataFrame:
     """The cold request of each contender beside its warm median, and the server start time."""
     import pandas as pd
 
@@ -206,3 +220,42 @@ def cold_start_table(df: Any) -> Any:
             "status": c["status"],
         })
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# integration facts
+
+
+async def _collect(session: Session) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    async with make_client(4) as client:
+        for c in session.contenders:
+            facts = await probe_capabilities(client, session.target(c))
+            if c.local is not None and facts.get("context_window", {}).get("value") is None:
+                facts["context_window"] = {"value": LOCAL_MODELS[c.local].n_ctx, "source": "declared",
+                                           "detail": "n_ctx the workbench serves this model with"}
+            out[c.name] = facts
+    return out
+
+
+def collect_capabilities(session: Session) -> dict[str, dict[str, Any]]:
+    """Probe each contender (a few tiny requests each) and write `<run>/capabilities.json`,
+    merged with facts already there from other notebooks."""
+    facts = run_sync(_collect(session))
+    path = session.run.path / CAPABILITIES_FILE
+    existing = json.loads(path.read_text()) if path.exists() else {}
+    existing.update(facts)
+    path.write_text(json.dumps(existing, indent=2, default=str) + "\n")
+    return facts
+
+
+def capabilities_table(facts: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Facts × contenders, each cell `value (source)`."""
+    import pandas as pd
+
+    names = sorted({f for per in facts.values() for f in per})
+    return pd.DataFrame(
+        {c: [f"{per[f]['value']} ({per[f]['source']})" if f in per else "" for f in names]
+         for c, per in facts.items()},
+        index=names,
+    )

@@ -66,6 +66,7 @@ from workbench.providers.base import (
     LENGTH_FINISH,
     REFUSAL_FINISH,
     HttpRequest,
+    Provider,
     ResponseError,
     is_blocked,
     requested_processing,
@@ -227,98 +228,61 @@ async def probe(
     return rec
 
 
+class _Answer:
+    """What the HTTP requests of one probe have said so far (more than one only when an unfinished
+    answer is continued): the text, the chunk arrival times and the last request's outcome."""
+
+    __slots__ = ("chunk_ns", "continuation", "err", "finish", "refusal", "text", "timings")
+
+    def __init__(self, max_chars: int) -> None:
+        self.text = _Text(max_chars)
+        self.chunk_ns: list[int] = []
+        self.finish: str | None = None
+        self.err: ErrorInfo | None = None
+        self.timings: ServerTimings | None = None
+        self.refusal: str | None = None
+        self.continuation: str | None = None
+
+
 async def _probe(client: httpx.AsyncClient, target: Target, prompt: Prompt, request_id: str | None,
                  extra: dict[str, Any] | None, http_request: HttpRequest | None) -> Record:
     contender, stream = target.contender, target.stream
     provider = provider_for(contender)
-    url_root = target.base_url
     rec = target.record(request_id or new_request_id(), prompt, extra)
     api_key = contender.api_key()
-    if contender.key_missing():
-        fail_record(rec, ErrorInfo(ErrorClass.AUTH, f"${contender.api_key_env} is not set"))
+    refused = _refusal_before_sending(contender, prompt)
+    if refused is not None:
+        fail_record(rec, refused)  # never sent
         return rec
-    if (unsupported := unsupported_reason(contender, prompt)) is not None:
-        fail_record(rec, ErrorInfo(ErrorClass.UNSUPPORTED_INPUT, unsupported))  # never sent
-        return rec
-    req = http_request or provider.build_request(contender, prompt, stream=stream, api_key=api_key, base_url=url_root)
+    req = http_request or provider.build_request(contender, prompt, stream=stream, api_key=api_key,
+                                                 base_url=target.base_url)
     rec.service_tier_requested, rec.speed_requested = requested_processing(req.json)
     timeout_s = contender.timeout_s
     usage: Usage | None = None
-    text_parts = _Text(max(0, target.max_output_chars))
-    chunk_ns: list[int] = []
-    finish: str | None = None
-    err: ErrorInfo | None = None
-    timings: ServerTimings | None = None
-    refusal: str | None = None
+    ans = _Answer(max(0, target.max_output_chars))
     answered: httpx.Response | RawResponse | None = None
-    continuation: str | None = None
     t0 = time.perf_counter_ns()
     end = t0
     try:
         while True:  # one pass per HTTP request: more only to continue an unfinished answer
             headers_out = {**req.headers, **target.headers} if target.headers else req.headers
-            # A lean client sends the request as bytes (its head built once per endpoint); any other
-            # through httpx's Request and Response.
-            lean = client if isinstance(client, LeanClient) else None
-            prepared = lean.prepare(req.method, req.url, headers_out, req.content()) if lean is not None else None
-            request = None if prepared is not None else client.build_request(
-                req.method, _url(req.url), headers=headers_out, json=req.json)
             first = rec.continuation_hops == 0
             hop_usage: Usage | None = None
-            continuation = None
+            ans.continuation = None
             async with asyncio.timeout(timeout_s):
-                response: httpx.Response | RawResponse
-                if lean is not None and prepared is not None:
-                    response = await lean.send_raw(prepared)
-                else:
-                    assert request is not None
-                    response = await client.send(request, stream=True)
-                network_stream = response.extensions.get("network_stream")
-                clock = arrival_clock(network_stream)
-                sent = wire_start_ns(network_stream)
-                if first and sent is not None and sent >= t0:
-                    rec.send_delay_s = (sent - t0) * metrics.NS
-                    t0 = sent
-                if first and resent_stale(network_stream):
-                    rec.stale_resend = True
+                response = await _send(client, req, headers_out)
+                clock, t0 = _stamp_send(rec, response, t0, first)
                 try:
                     answered = response
                     rec.http_status = response.status_code
-                    if response.status_code >= 400:
-                        raw, _ = await _read_capped(response, _MAX_ERROR_BODY)
-                        end = clock()
-                        err = provider.classify_error(response.status_code, decode_body(raw), response.headers)
-                    elif stream:
-                        st = await _read_stream(response, provider, text_parts, chunk_ns, clock)
-                        hop_usage, finish, err, timings, continuation = (st.usage, st.finish, st.error, st.timings,
-                                                                         st.continuation)
-                        refusal = st.refusal or refusal
-                        end = clock()
-                    else:
-                        raw, too_big = await _read_capped(response, MAX_BODY_BYTES)
-                        end = clock()
-                        if too_big:
-                            raise _TooLarge(f"response from {req.url} is larger than {MAX_BODY_BYTES} bytes")
-                        try:
-                            completion = provider.parse_response(json.loads(raw))
-                        except ResponseError as exc:
-                            err = exc.info
-                        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                            err = ErrorInfo(ErrorClass.PROTOCOL, f"unreadable response from {req.url}: {exc}")
-                        else:
-                            text_parts.append(completion.text)
-                            hop_usage = completion.usage
-                            finish = completion.finish_reason
-                            timings = completion.timings
-                            refusal = completion.refusal or refusal
-                            continuation = completion.continuation
+                    hop_usage, end = await _read_answer(response, provider, req, stream, ans, clock)
                 finally:
                     await response.aclose()
             usage = _sum_usage(usage, hop_usage) if not first else hop_usage
-            if (err is not None or continuation is None or finish != "CONTINUATION"
+            if (ans.err is not None or ans.continuation is None or ans.finish != "CONTINUATION"
                     or rec.continuation_hops >= MAX_CONTINUATION_HOPS):
                 break
-            next_req = provider.continued(contender, req, continuation)
+            next_req = provider.continued(contender, req, ans.continuation)
             if next_req is None:
                 break
             rec.continuation_hops += 1
@@ -332,20 +296,101 @@ async def _probe(client: httpx.AsyncClient, target: Target, prompt: Prompt, requ
             fail_record(rec, error_from_exception(exc, req.url, timeout_s))
             rec.e2e_s = metrics.e2e_s(t0, end)
             raise
-        err = (ErrorInfo(ErrorClass.PROTOCOL, str(exc)) if isinstance(exc, _TooLarge)
-               else error_from_exception(exc, req.url, timeout_s))
+        ans.err = (ErrorInfo(ErrorClass.PROTOCOL, str(exc)) if isinstance(exc, _TooLarge)
+                   else error_from_exception(exc, req.url, timeout_s))
+    _stamp_timing(rec, target, t0, end, answered, ans.chunk_ns)
+    return finish_record(rec, contender, prompt, text="".join(ans.text.parts), full_chars=ans.text.total,
+                         finish=ans.finish, usage=usage, timings=ans.timings, err=ans.err, api_key=api_key,
+                         n_chunks=len(ans.chunk_ns) if stream else None, refusal=ans.refusal)
+
+
+def _refusal_before_sending(contender: Contender, prompt: Prompt) -> ErrorInfo | None:
+    """Why this request is not sent at all: its key is not set, or the contender cannot take the
+    prompt's input (images); None when it goes out."""
+    if contender.key_missing():
+        return ErrorInfo(ErrorClass.AUTH, f"${contender.api_key_env} is not set")
+    if (unsupported := unsupported_reason(contender, prompt)) is not None:
+        return ErrorInfo(ErrorClass.UNSUPPORTED_INPUT, unsupported)
+    return None
+
+
+async def _send(client: httpx.AsyncClient, req: HttpRequest,
+                headers: dict[str, str]) -> httpx.Response | RawResponse:
+    """Send one request and return its response with the body unread. A lean client sends the
+    request as bytes (its head built once per endpoint); any other through httpx's Request and
+    Response."""
+    lean = client if isinstance(client, LeanClient) else None
+    prepared = lean.prepare(req.method, req.url, headers, req.content()) if lean is not None else None
+    if lean is not None and prepared is not None:
+        return await lean.send_raw(prepared)
+    return await client.send(client.build_request(req.method, _url(req.url), headers=headers, json=req.json),
+                             stream=True)
+
+
+def _stamp_send(rec: Record, response: httpx.Response | RawResponse, t0: int,
+                first: bool) -> tuple[Callable[[], int], int]:
+    """The clock that stamps this response's bytes, and the probe's start: moved to when the
+    first request left the socket, if the transport knows (the wait before is `send_delay_s`)."""
+    network_stream = response.extensions.get("network_stream")
+    clock = arrival_clock(network_stream)
+    sent = wire_start_ns(network_stream)
+    if first and sent is not None and sent >= t0:
+        rec.send_delay_s = (sent - t0) * metrics.NS
+        t0 = sent
+    if first and resent_stale(network_stream):
+        rec.stale_resend = True
+    return clock, t0
+
+
+async def _read_answer(response: httpx.Response | RawResponse, provider: Provider, req: HttpRequest, stream: bool,
+                       ans: _Answer, clock: Callable[[], int]) -> tuple[Usage | None, int]:
+    """Read one response into `ans` (an error status, a stream or a whole body); its usage and
+    when its last byte arrived."""
+    hop_usage: Usage | None = None
+    if response.status_code >= 400:
+        raw, _ = await _read_capped(response, _MAX_ERROR_BODY)
+        end = clock()
+        ans.err = provider.classify_error(response.status_code, decode_body(raw), response.headers)
+    elif stream:
+        st = await _read_stream(response, provider, ans.text, ans.chunk_ns, clock)
+        hop_usage, ans.finish, ans.err, ans.timings, ans.continuation = (st.usage, st.finish, st.error, st.timings,
+                                                                         st.continuation)
+        ans.refusal = st.refusal or ans.refusal
+        end = clock()
+    else:
+        raw, too_big = await _read_capped(response, MAX_BODY_BYTES)
+        end = clock()
+        if too_big:
+            raise _TooLarge(f"response from {req.url} is larger than {MAX_BODY_BYTES} bytes")
+        try:
+            completion = provider.parse_response(json.loads(raw))
+        except ResponseError as exc:
+            ans.err = exc.info
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            ans.err = ErrorInfo(ErrorClass.PROTOCOL, f"unreadable response from {req.url}: {exc}")
+        else:
+            ans.text.append(completion.text)
+            hop_usage = completion.usage
+            ans.finish = completion.finish_reason
+            ans.timings = completion.timings
+            ans.refusal = completion.refusal or ans.refusal
+            ans.continuation = completion.continuation
+    return hop_usage, end
+
+
+def _stamp_timing(rec: Record, target: Target, t0: int, end: int,
+                  answered: httpx.Response | RawResponse | None, chunk_ns: list[int]) -> None:
+    """The record's clock-derived fields: end-to-end time, rate-limit headers, and for a stream
+    the chunk count, time to first token and (if kept) the inter-token gaps."""
     rec.e2e_s = metrics.e2e_s(t0, end)
     if answered is not None:
         rec.rate_limit = rate_limit_headers(answered.header_items() if isinstance(answered, RawResponse)
                                             else answered.headers.items())
-    if stream:
+    if target.stream:
         rec.n_chunks = len(chunk_ns)
         rec.ttft_s = metrics.ttft_s(t0, chunk_ns[0] if chunk_ns else None)
         if target.keep_itl:
             rec.itl_s = metrics.itl_s(chunk_ns)
-    return finish_record(rec, contender, prompt, text="".join(text_parts.parts), full_chars=text_parts.total,
-                         finish=finish, usage=usage, timings=timings, err=err, api_key=api_key,
-                         n_chunks=len(chunk_ns) if stream else None, refusal=refusal)
 
 
 def wire_request(target: Target, prompt: Prompt) -> HttpRequest:

@@ -8,8 +8,8 @@ from typing import Any, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["ProviderOptions", "ReasoningSettings", "SamplingSettings", "ThinkingOptions", "WireContender",
-           "options_as", "options_error"]
+__all__ = ["ContenderIdentity", "ProviderOptions", "ReasoningSettings", "SamplingSettings", "ThinkingOptions",
+           "WireContender", "options_as", "options_error"]
 
 
 class SamplingSettings(Protocol):
@@ -38,10 +38,9 @@ class ReasoningSettings(Protocol):
     def adaptive(self) -> bool: ...
 
 
-class WireContender(Protocol):
-    """What a provider reads of a contender (`workbench.config.Contender` is one): named here so
-    the wire formats need nothing from the config above them. The provider modules annotate with
-    it under the name `Contender`."""
+class ContenderIdentity(Protocol):
+    """Which contender, on which wire format, model and server: what every reader of a contender
+    below the config needs (the wire formats here, pricing beside them)."""
 
     @property
     def name(self) -> str: ...
@@ -51,6 +50,13 @@ class WireContender(Protocol):
     def model(self) -> str: ...
     @property
     def base_url(self) -> str | None: ...
+
+
+class WireContender(ContenderIdentity, Protocol):
+    """What a provider reads of a contender (`workbench.config.Contender` is one): named here so
+    the wire formats need nothing from the config above them. The provider modules annotate with
+    it under the name `Contender`."""
+
     @property
     def headers(self) -> dict[str, str]: ...
     @property

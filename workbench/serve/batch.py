@@ -406,8 +406,6 @@ class BatchServer(Server):
             return None
         return job
 
-    # One route handler per dialect (`_openai_batch`, `_anthropic_batch`, `_gemini_batch`), alike in
-    # shape: each answers with its own provider's objects.
     def _openai_batch(self, rest: str, method: str, w: asyncio.StreamWriter) -> None:
         bid, _, action = rest.partition("/")
         job = self._job(bid, "openai", w, _error_body("openai", 404, f"No such Batch object: {bid}"))

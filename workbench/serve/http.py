@@ -252,7 +252,7 @@ class Server:
                     return
         except (ConnectionError, asyncio.CancelledError):
             return
-        except Exception:  # a bug in a handler (or a Scenario.answer): said, and this connection closed
+        except Exception:  # a bug in a handler (or a MockScript.answer): said, and this connection closed
             _log.exception("%s failed on a request; closing the connection", type(self).__name__)
         finally:
             self._conns.pop(task, None)

@@ -12,8 +12,8 @@ load-generator speed; and "mock" because it imitates providers, not a model.
   model listings, each provider's real error bodies.
 - Images in (serve/image_input.py): image parts in each dialect are decoded and answered by a
   small rule (each image's pixel size and type), an undecodable one by the dialect's 400.
-- Known timing (`Scenario`): the first piece of the answer goes out `ttft_s` after the request
-  was read, the rest `itl_s` apart; or the answer is `Scenario.answer(request)`. With
+- Known timing (`MockScript`): the first piece of the answer goes out `ttft_s` after the request
+  was read, the rest `itl_s` apart; or the answer is `MockScript.answer(request)`. With
   `prefill_s_per_token` the first piece waits that much longer per prompt token (a long document
   costs prefill, as on a real server), and with `context_window` a longer prompt gets the
   provider's own context-length error.
@@ -27,7 +27,7 @@ load-generator speed; and "mock" because it imitates providers, not a model.
   `GET /v1/truth[?prefix=P]` returns and forgets them (or those whose user text starts with P,
   so several clients can share a server), keyed by the request's last user text. A client's
   measurement minus these is its own error; the server's lateness is reported apart.
-- Null mode (`Scenario(null=True)`): every request, on any path, gets one tiny fixed JSON at
+- Null mode (`MockScript(null=True)`): every request, on any path, gets one tiny fixed JSON at
   once: the null server of bench/loadgen_bench.py.
 
 Hosted in a thread (`with MockServer(...) as srv`) to inspect its state, or in a child process
@@ -61,7 +61,7 @@ from workbench.serve.wire import (
     FORMATS,
     GEMINI_CTX,
     Event,
-    Scenario,
+    MockScript,
     WireFormat,
     base_url_for,
     context_exceeded,
@@ -72,8 +72,20 @@ from workbench.serve.wire import (
     prompt_tokens,
 )
 
-__all__ = ["DIALECTS", "FAULTS", "FORMATS", "GEMINI_CTX", "Fault", "FaultPlan", "MockServer", "Scenario",
-           "add_arguments", "error_fault", "from_args", "transcript_fault"]
+__all__ = [
+    "DIALECTS",
+    "FAULTS",
+    "FORMATS",
+    "GEMINI_CTX",
+    "Fault",
+    "FaultPlan",
+    "MockScript",
+    "MockServer",
+    "add_arguments",
+    "error_fault",
+    "from_args",
+    "transcript_fault",
+]
 
 MAX_LOGGED = 10_000  # requests kept in `MockServer.requests`
 MAX_TRUTH = 1_000_000  # notes kept until fetched; beyond this, new ones are not noted
@@ -108,19 +120,19 @@ async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
 
 
 class MockServer(Server):
-    """`with MockServer(scenario, plan) as srv:` serves on `srv.url` until the block ends;
+    """`with MockServer(script, plan) as srv:` serves on `srv.url` until the block ends;
     `srv.base_url` is the OpenAI base (/v1), `srv.base_url_for(fmt)` any format's."""
 
     base_path = "/v1"
 
-    def __init__(self, scenario: Scenario | None = None, plan: FaultPlan | None = None, *,
+    def __init__(self, script: MockScript | None = None, plan: FaultPlan | None = None, *,
                  host: str = "127.0.0.1", port: int = 0, log_path: str | Path | None = None,
                  missing_models: Iterable[str] = (), transcript: str | None = None,
                  model_fields: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         if host not in LOOPBACK:
             raise ValueError("the mock server only binds to the loopback interface")
         super().__init__(host, port)
-        self.scenario = scenario or Scenario()
+        self.script = script or MockScript()
         self.plan = plan or FaultPlan()
         self.log_path = Path(log_path) if log_path else None
         #: models this server says do not exist (lookups and requests get the provider's real 404)
@@ -137,7 +149,7 @@ class MockServer(Server):
         self.truth: dict[str, list[int]] = {}  # user text -> [read, first sent, last sent, first due] ns
         self._queue: deque[Fault] = deque()
         self._pick = self.plan.picker()
-        self._rendered_for: Scenario | None = None
+        self._rendered_for: MockScript | None = None
         self._rendered: dict[tuple[Any, ...], tuple[bytes, list[bytes], bytes]] = {}
         self._lock = threading.Lock()
 
@@ -149,10 +161,10 @@ class MockServer(Server):
         with self._lock:
             self._queue.extend(faults)
 
-    def reset(self, *, scenario: Scenario | None = None, plan: FaultPlan | None = None) -> None:
-        """Back to a fresh server: the given (or default) scenario and plan, nothing queued or noted."""
+    def reset(self, *, script: MockScript | None = None, plan: FaultPlan | None = None) -> None:
+        """Back to a fresh server: the given (or default) script and plan, nothing queued or noted."""
         with self._lock:
-            self.scenario = scenario or Scenario()
+            self.script = script or MockScript()
             self.plan = plan or FaultPlan()
             self._pick = self.plan.picker()
             self._queue.clear()
@@ -175,7 +187,7 @@ class MockServer(Server):
 
     # ---- requests
     async def handle(self, req: Request, w: asyncio.StreamWriter) -> bool:
-        sc = self.scenario
+        sc = self.script
         if sc.null:
             w.write(_NULL_RESPONSE)
             return True
@@ -245,7 +257,7 @@ class MockServer(Server):
         fault = queued if queued is not None else Fault(kind)
         return kind, plan.as_http(fault.kind, route_format) or fault
 
-    async def _answer(self, fmt: type[WireFormat], sc: Scenario, body: dict[str, Any], text: str, stream: bool,
+    async def _answer(self, fmt: type[WireFormat], sc: MockScript, body: dict[str, Any], text: str, stream: bool,
                       fault: Fault | None, w: asyncio.StreamWriter, t_recv: float, t_read_ns: int) -> bool:
         kind = fault.kind if fault is not None else "none"
         if fault is not None and kind == "http":
@@ -264,7 +276,7 @@ class MockServer(Server):
         if late:
             await asyncio.sleep(late)
             t_recv += late  # the whole answer, that much later
-        try:  # images in: answered by the image rule (serve/image_input.py), unless the scenario answers
+        try:  # images in: answered by the image rule (serve/image_input.py), unless the script answers
             seen = request_images(fmt.name, body) if sc.answer is None else []
         except ValueError as exc:
             send_json(w, *bad_image_error(fmt.name, str(exc)), sc.headers)
@@ -306,10 +318,10 @@ class MockServer(Server):
             self.truth[text] = note
         return True
 
-    def _render(self, fmt: type[WireFormat], sc: Scenario, model: str, output: int, include_usage: bool,
+    def _render(self, fmt: type[WireFormat], sc: MockScript, model: str, output: int, include_usage: bool,
                 pieces: tuple[str, ...]) -> tuple[bytes, list[bytes], bytes]:
         """(response head + opening chunk, each piece's events, closing events) as bytes, rendered
-        once per scenario and request shape: identical requests cost no JSON encoding after the first."""
+        once per script and request shape: identical requests cost no JSON encoding after the first."""
         if sc is not self._rendered_for or len(self._rendered) >= MAX_RENDERED:
             self._rendered_for, self._rendered = sc, {}
         key = (fmt, model, output, include_usage, pieces)
@@ -322,9 +334,9 @@ class MockServer(Server):
                                            [_sse(answer.piece(p)) for p in pieces], _sse(answer.closing()))
         return found
 
-    async def _replay(self, recorded: StreamTranscript, sc: Scenario, w: asyncio.StreamWriter,
+    async def _replay(self, recorded: StreamTranscript, sc: MockScript, w: asyncio.StreamWriter,
                       t_recv: float) -> bool:
-        """A recorded stream, byte for byte: one event per piece of the scenario's timing."""
+        """A recorded stream, byte for byte: one event per piece of the script's timing."""
         loop = asyncio.get_running_loop()
         w.write(head(200, {**_STREAM_HEADERS, **sc.headers}))
         for k, event in enumerate(recorded.events):
@@ -381,9 +393,9 @@ class MockServer(Server):
         return f"served {sum(self.counts.values())} requests: {dict(sorted(self.counts.items()))}"
 
     def argv(self) -> list[str]:
-        """`workbench mock-server ...` for this scenario and plan; ValueError for what a command line
+        """`workbench mock-server ...` for this script and plan; ValueError for what a command line
         cannot carry (an `answer` function, extra headers, token counts)."""
-        sc, p = self.scenario, self.plan
+        sc, p = self.script, self.plan
         args = ["mock-server", f"--ttft-ms={sc.ttft_s * 1000!r}", f"--itl-ms={sc.itl_s * 1000!r}"]
         if len(set(sc.pieces)) == 1:
             args += [f"--n-chunks={len(sc.pieces)}", f"--text={sc.pieces[0]}"]
@@ -405,9 +417,9 @@ class MockServer(Server):
         parser = argparse.ArgumentParser(allow_abbrev=False)
         add_arguments(parser)
         back = from_args(parser.parse_args(args[1:]))
-        same_timing = math.isclose(back.scenario.ttft_s, sc.ttft_s) and math.isclose(back.scenario.itl_s, sc.itl_s)
-        if not same_timing or dataclasses.replace(back.scenario, ttft_s=sc.ttft_s, itl_s=sc.itl_s) != sc:
-            raise ValueError(f"this scenario cannot run in a child process: a command line carries timing, "
+        same_timing = math.isclose(back.script.ttft_s, sc.ttft_s) and math.isclose(back.script.itl_s, sc.itl_s)
+        if not same_timing or dataclasses.replace(back.script, ttft_s=sc.ttft_s, itl_s=sc.itl_s) != sc:
+            raise ValueError(f"this script cannot run in a child process: a command line carries timing, "
                              f"pieces, null mode and faults, not {sc}")
         return args
 
@@ -449,15 +461,15 @@ def from_args(args: argparse.Namespace) -> MockServer:
     """The server `workbench mock-server ARGS` runs; ValueError names a bad option."""
     pieces = tuple(args.piece) if args.piece else None
     if pieces is None:
-        scenario = Scenario.timed(args.ttft_ms, args.itl_ms, args.n_chunks, args.text)
+        script = MockScript.timed(args.ttft_ms, args.itl_ms, args.n_chunks, args.text)
     else:
-        scenario = Scenario(ttft_s=args.ttft_ms / 1000, itl_s=args.itl_ms / 1000, pieces=pieces)
-    scenario = dataclasses.replace(scenario, null=args.null)
+        script = MockScript(ttft_s=args.ttft_ms / 1000, itl_s=args.itl_ms / 1000, pieces=pieces)
+    script = dataclasses.replace(script, null=args.null)
     plan = FaultPlan(probabilities=parse_fault_specs(args.fault or []),
                      sequence=[k.strip() for k in (args.sequence or "").split(",") if k.strip()],
                      seed=args.seed, retry_after_s=args.retry_after, slow_s=args.slow, stall_s=args.stall,
                      oversized_chars=args.oversized_chars, dialect=args.dialect)
-    return MockServer(scenario, plan, host=args.host, port=args.port, log_path=args.log,
+    return MockServer(script, plan, host=args.host, port=args.port, log_path=args.log,
                       missing_models=args.missing_model or (), transcript=args.transcript,
                       model_fields=_model_fields(args.model_fields))
 

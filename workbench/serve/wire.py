@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 from workbench.serve import transcripts
 
-__all__ = ["CTX", "FORMATS", "GEMINI_CTX", "Event", "Scenario", "WireFormat", "anthropic_error", "base_url_for",
+__all__ = ["CTX", "FORMATS", "GEMINI_CTX", "Event", "MockScript", "WireFormat", "anthropic_error", "base_url_for",
            "context_exceeded", "format_for", "google_error", "listing", "lookup_format", "model_not_found",
            "openai_error", "prompt_tokens", "text_of"]
 
@@ -43,12 +43,12 @@ Event = tuple[str | None, Any]
 
 
 @dataclass(frozen=True)
-class Scenario:
+class MockScript:
     """What the mock server answers, how fast, and what usage it reports: the known truth.
 
     The first piece of the answer goes out `ttft_s` after the request was read, the others
     `itl_s` apart (E2E = ttft + (n − 1)·itl); a non-streamed answer is sent whole at that E2E.
-    Frozen: a server renders each answer once per scenario; give it a new one to change it."""
+    Frozen: a server renders each answer once per script; give it a new one to change it."""
 
     ttft_s: float = 0.0
     itl_s: float = 0.0
@@ -86,7 +86,7 @@ class Scenario:
         return self.prefill_s_per_token > 0 or self.context_window is not None
 
     @classmethod
-    def timed(cls, ttft_ms: float, itl_ms: float, n_chunks: int, text: str = " tok") -> Scenario:
+    def timed(cls, ttft_ms: float, itl_ms: float, n_chunks: int, text: str = " tok") -> MockScript:
         """`n_chunks` equal pieces (one token each), the first after `ttft_ms`, then every `itl_ms`:
         the CLI's --ttft-ms/--itl-ms/--n-chunks (milliseconds, as GuideLLM's mock server)."""
         if n_chunks < 1:
@@ -126,7 +126,7 @@ class WireFormat:
     name: ClassVar[str]
     base_path: ClassVar[str] = "/v1"
 
-    def __init__(self, sc: Scenario, model: str, output_tokens: int, include_usage: bool) -> None:
+    def __init__(self, sc: MockScript, model: str, output_tokens: int, include_usage: bool) -> None:
         self.sc, self.model, self.output_tokens, self.include_usage = sc, model, output_tokens, include_usage
 
     @staticmethod
@@ -185,7 +185,7 @@ class WireFormat:
         return status, copy.deepcopy(body), ({"retry-after": f"{retry_s:g}"} if retry_s is not None else {})
 
 
-def _openai_usage(sc: Scenario, output: int) -> dict[str, Any]:
+def _openai_usage(sc: MockScript, output: int) -> dict[str, Any]:
     return {"prompt_tokens": sc.input_tokens, "completion_tokens": output,
             "total_tokens": sc.input_tokens + output,
             "prompt_tokens_details": {"cached_tokens": sc.cached_input_tokens},
@@ -283,7 +283,7 @@ class OpenAIResponses(OpenAIChat):
 
     name = "openai-responses"
 
-    def __init__(self, sc: Scenario, model: str, output_tokens: int, include_usage: bool) -> None:
+    def __init__(self, sc: MockScript, model: str, output_tokens: int, include_usage: bool) -> None:
         super().__init__(sc, model, output_tokens, include_usage)
         self._seq = 0
         self._text = ""  # the pieces sent so far: the `*.done` events and the completed response repeat them

@@ -425,96 +425,129 @@ async def run_batch(
         write(rec)
         out.append(rec)
 
-    budget = target.budget
-    if budget is not None:  # the run's spend budget: an item it refuses is a record, never submitted
-        from workbench.measure.budget import estimate_input_tokens
-
-        c = target.contender
-        admitted, held = [], {}
-        for item in items:
-            if item.request_id in done:
-                admitted.append(item)
-                continue
-            hold = budget.reserve(c.name, estimate_input_tokens(c, item.prompt), c.wire_max_tokens)
-            if hold is not None:  # every admitted item's worst case held until its result is in
-                admitted.append(item)
-                held[item.request_id] = hold
-                continue
-            rec = _base_record(target, item, dialect)
-            rec.status, rec.error_class, rec.error_message = "error", ErrorClass.CANCELLED.value, budget.message()
-            emit(rec)
-        items = admitted
-        write_record = write
-
-        def write(rec: Record) -> None:  # charged at the list price: above the batch rate, a bound
-            budget.release(held.pop(rec.request_id, 0.0))
-            budget.charge(rec)
-            write_record(rec)
-
+    if target.budget is not None:
+        items, write = _admit_within_budget(target, dialect, items, done, emit, write)
     max_requests, max_bytes = limits or (dialect.max_requests, dialect.max_bytes)
     batches, too_big = split_items(items, max_requests, max_bytes)
-
     for item in too_big:
-        rec = _base_record(target, item, dialect)
-        rec.extra["batch_outcome"] = "errored"
-        fail_record(rec, ErrorInfo(ErrorClass.BAD_REQUEST, f"item of {item.size} bytes exceeds the {dialect.name} "
-                                   f"batch limit of {max_bytes} bytes: not sent"))
-        emit(rec)
+        emit(_too_big_record(target, dialect, item, max_bytes))
     known = journal.submitted() if journal is not None else {}
     runs = [_Run(batch_key(target.contender.name, b), b) for b in batches]
     runs = [r for r in runs if any(it.request_id not in done for it in r.items)]
 
-    async def submit(run: _Run) -> None:
-        entry = known.get(run.key)
-        if entry is not None:
-            run.batch_id, run.t_submit, run.resumed = str(entry["batch_id"]), float(entry["t_submit_unix"]), True
-            return
-        run.t_submit = time.time()
-        try:
-            run.batch_id = await dialect.submit(client, target, run.items, api_key)
-        except BatchAPIError as exc:
-            run.error = exc.info
-        except (KeyError, TypeError, ValueError) as exc:  # a 2xx answer that is not a batch
-            run.error = ErrorInfo(ErrorClass.PROTOCOL, f"the answer to the {dialect.name} batch submission at "
-                                  f"{target.base_url} names no batch ({type(exc).__name__}: {exc})")
-        else:
-            if journal is not None:
-                journal.append({"event": "submitted", "key": run.key, "batch_id": run.batch_id,
-                                "dialect": dialect.name, "contender": target.contender.name,
-                                "request_ids": [it.request_id for it in run.items],
-                                "t_submit_unix": run.t_submit})
-
     async def one(run: _Run) -> None:
         if run.batch_id is None and run.error is None:
-            await submit(run)
-        results: dict[str, ItemResult] = {}
-        if run.error is None:
-            await _poll(client, target, dialect, run, api_key, max_wait_s=max_wait_s, poll_s=poll_s,
-                        poll_max_s=poll_max_s, cancel_grace_s=cancel_grace_s)
-            run.t_end = time.time()
-            if run.error is None and run.status is not None and run.status.ended:
-                try:
-                    got = await dialect.results(client, target, run.status, run.items, api_key)
-                except BatchAPIError as exc:
-                    run.error = exc.info
-                else:
-                    results = {r.custom_id: r for r in got}
-        t_fetched = time.time()
-        for item in run.items:
-            res = results.get(item.custom_id)
-            if res is not None and res.outcome == "cancelled" and run.cancelled_at_deadline:
-                res.error = ErrorInfo(ErrorClass.CANCELLED, run.note)
-            emit(_to_record(target, dialect, run, item, res, t_fetched, api_key))
-        if journal is not None and run.batch_id is not None:
-            journal.append({"event": "ended", "key": run.key, "batch_id": run.batch_id,
-                            "state": run.status.state if run.status else None, "t_end_unix": t_fetched})
+            await _submit(client, target, dialect, run, api_key, known, journal)
+        await _poll_and_record(client, target, dialect, run, api_key, journal, emit, max_wait_s=max_wait_s,
+                               poll_s=poll_s, poll_max_s=poll_max_s, cancel_grace_s=cancel_grace_s)
 
     # The first new submission goes alone: an endpoint without a batch API says so there, before
     # any document is recorded or any other batch tried.
     first = next((r for r in runs if r.key not in known), None)
     if first is not None:
-        await submit(first)
+        await _submit(client, target, dialect, first, api_key, known, journal)
         if first.error is not None and NoBatchAPI.matches(first.error):
             raise NoBatchAPI(first.error, target.base_url, dialect.name)
     await asyncio.gather(*(one(r) for r in runs))
     return out
+
+
+def _admit_within_budget(
+    target: Target, dialect: BatchDialect, items: list[BatchItem], done: Container[str],
+    emit: Callable[[Record], None], write: Callable[[Record], None],
+) -> tuple[list[BatchItem], Callable[[Record], None]]:
+    """The items the run's spend budget admits, and `write` wrapped to settle each one's hold.
+
+    Every admitted item's worst case is held until its result is in; an item the budget refuses
+    is a cancelled record (through `emit`), never submitted. A result is charged at the list
+    price: above the batch rate, so a bound."""
+    from workbench.measure.budget import estimate_input_tokens
+
+    budget = target.budget
+    assert budget is not None
+    c = target.contender
+    admitted: list[BatchItem] = []
+    held: dict[str, float] = {}
+    for item in items:
+        if item.request_id in done:
+            admitted.append(item)
+            continue
+        hold = budget.reserve(c.name, estimate_input_tokens(c, item.prompt), c.wire_max_tokens)
+        if hold is not None:
+            admitted.append(item)
+            held[item.request_id] = hold
+            continue
+        rec = _base_record(target, item, dialect)
+        rec.status, rec.error_class, rec.error_message = "error", ErrorClass.CANCELLED.value, budget.message()
+        emit(rec)
+
+    def charged_write(rec: Record) -> None:
+        budget.release(held.pop(rec.request_id, 0.0))
+        budget.charge(rec)
+        write(rec)
+
+    return admitted, charged_write
+
+
+def _too_big_record(target: Target, dialect: BatchDialect, item: BatchItem, max_bytes: int) -> Record:
+    """The record of an item larger than a whole batch may be: refused here, never sent."""
+    rec = _base_record(target, item, dialect)
+    rec.extra["batch_outcome"] = "errored"
+    fail_record(rec, ErrorInfo(ErrorClass.BAD_REQUEST, f"item of {item.size} bytes exceeds the {dialect.name} "
+                               f"batch limit of {max_bytes} bytes: not sent"))
+    return rec
+
+
+async def _submit(client: httpx.AsyncClient, target: Target, dialect: BatchDialect, run: _Run,
+                  api_key: str | None, known: Mapping[str, Mapping[str, Any]],
+                  journal: BatchJournal | None) -> None:
+    """Submit `run` (or take its batch id from the journal of an earlier process), journalling the
+    submission; a failure is left on `run.error`."""
+    entry = known.get(run.key)
+    if entry is not None:
+        run.batch_id, run.t_submit, run.resumed = str(entry["batch_id"]), float(entry["t_submit_unix"]), True
+        return
+    run.t_submit = time.time()
+    try:
+        run.batch_id = await dialect.submit(client, target, run.items, api_key)
+    except BatchAPIError as exc:
+        run.error = exc.info
+    except (KeyError, TypeError, ValueError) as exc:  # a 2xx answer that is not a batch
+        run.error = ErrorInfo(ErrorClass.PROTOCOL, f"the answer to the {dialect.name} batch submission at "
+                              f"{target.base_url} names no batch ({type(exc).__name__}: {exc})")
+    else:
+        if journal is not None:
+            journal.append({"event": "submitted", "key": run.key, "batch_id": run.batch_id,
+                            "dialect": dialect.name, "contender": target.contender.name,
+                            "request_ids": [it.request_id for it in run.items],
+                            "t_submit_unix": run.t_submit})
+
+
+async def _poll_and_record(
+    client: httpx.AsyncClient, target: Target, dialect: BatchDialect, run: _Run, api_key: str | None,
+    journal: BatchJournal | None, emit: Callable[[Record], None], *,
+    max_wait_s: float, poll_s: float, poll_max_s: float, cancel_grace_s: float,
+) -> None:
+    """Wait for a submitted batch to end, read its results and emit one record per document (a
+    typed error for each one the batch did not answer); journal its end."""
+    results: dict[str, ItemResult] = {}
+    if run.error is None:
+        await _poll(client, target, dialect, run, api_key, max_wait_s=max_wait_s, poll_s=poll_s,
+                    poll_max_s=poll_max_s, cancel_grace_s=cancel_grace_s)
+        run.t_end = time.time()
+        if run.error is None and run.status is not None and run.status.ended:
+            try:
+                got = await dialect.results(client, target, run.status, run.items, api_key)
+            except BatchAPIError as exc:
+                run.error = exc.info
+            else:
+                results = {r.custom_id: r for r in got}
+    t_fetched = time.time()
+    for item in run.items:
+        res = results.get(item.custom_id)
+        if res is not None and res.outcome == "cancelled" and run.cancelled_at_deadline:
+            res.error = ErrorInfo(ErrorClass.CANCELLED, run.note)
+        emit(_to_record(target, dialect, run, item, res, t_fetched, api_key))
+    if journal is not None and run.batch_id is not None:
+        journal.append({"event": "ended", "key": run.key, "batch_id": run.batch_id,
+                        "state": run.status.state if run.status else None, "t_end_unix": t_fetched})

@@ -51,8 +51,6 @@ def item_error(err: Any) -> tuple[ErrorInfo, str]:
     return classify_body(None, {"error": err}), "errored"
 
 
-# Every dialect declares the same facts (name, documented limits, window and its source) for the
-# `BatchDialect` protocol: alike on purpose.
 class OpenAIBatch:
     name = "openai-batch"
     max_requests = 50_000

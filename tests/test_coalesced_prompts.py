@@ -1,4 +1,4 @@
-"""Architecture levers: the coalesced-answer parser loses nothing; dedupe and cache; the dataset."""
+"""Coalesced prompts: the coalesced-answer parser loses nothing; dedupe and cache; the dataset."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workbench.measure.coalesce import (
+from workbench.coalesced_prompts import (
     AnswerCache,
     build_batch_prompt,
     dedupe,
@@ -19,7 +19,7 @@ from workbench.measure.coalesce import (
 )
 
 LABELS = ["billing", "shipping", "technical", "account", "other"]
-DATA = Path(__file__).resolve().parents[2] / "experiments" / "annotation"
+DATA = Path(__file__).resolve().parents[1] / "experiments" / "annotation"
 
 
 def test_prompt_numbers_documents_and_states_format() -> None:

@@ -1,4 +1,6 @@
-"""Architecture levers for document annotation, as pure functions a notebook can drive.
+"""Coalesced prompts for document annotation: k documents in one prompt, the answer parsed back
+into one label per document, and the keys that merge repeated documents. Pure functions (no
+request is sent here; `workbench.experiments.coalescing` sends them).
 
 Three levers cut what a batch of documents costs, independent of which model answers:
   - coalescing: k documents in one request, answered one line each ("<n>: <label>"),
