@@ -16,7 +16,7 @@ from workbench.report.check import check_report, find_browser
 from workbench.report.long_documents import NO_CONTEXT_TEXT, long_document_parts
 from workbench.report.summary import run_summary
 from workbench.results import RunDir
-from workbench.serve.mock import MockServer, Scenario
+from workbench.serve.mock import MockScript, MockServer
 from workbench.session import Session
 
 
@@ -24,7 +24,7 @@ def _run_with_context(tmp_path: Path, wire: MockServer) -> tuple[Path, Path]:
     """A synthetic run with the context experiment's records of one contender on the mock
     server (a known per-token prefill, a window the probe meets), and a contenders file naming it."""
     run = write_run(tmp_path, {"fast": {"e2e": 0.05, "halluc": 0.3}, "slow": {"e2e": 0.3, "halluc": 0.05}})
-    wire.reset(scenario=Scenario(ttft_s=0.01, prefill_s_per_token=0.0002, context_window=1500))
+    wire.reset(script=MockScript(ttft_s=0.01, prefill_s_per_token=0.0002, context_window=1500))
     c = contender_for("openai-chat", wire, declared={"context_window": 1500})
     session = Session(run=RunDir(run), experiment="context", contenders=[c], skipped=[],
                       base_urls={c.name: c.base_url or ""})
