@@ -132,13 +132,15 @@ EXPERIMENTS: dict[str, Experiment] = {
             # median has an order-statistic interval), and the run keeps its 10 minutes.
             run_params={"n_docs": 48, "window": 16, "concurrency": 8, "lever_docs": 0, "prefix_control_docs": 6},
         ),
-        # One contract per length to 8k tokens on both embedded models, each served from one
-        # 9,216-token slot while it runs. The 8k prefills are most of the time: 647 s on 2 busy
-        # cores (Qwen 8k alone 360 s; workbench/experiments/context.py), over make run's budget.
+        # One contract per length to 4k tokens on both embedded models, each served from one
+        # 9,216-token slot while it runs (134 s of make run). 8k is one parameter away
+        # (`--param lengths=512,1024,2048,8192`) but costs make run's 10 minutes: Qwen2.5 0.5B's
+        # 8k prefill alone took 91 s on 2 idle cores (~100 tokens/s, attention growing with the
+        # length), and make run with it measured 10:53.
         Experiment("context", "context.ipynb",
                    "input-length axis: TTFT vs length fit, prefill rate, accuracy by length x depth, cached vs "
                    "uncached document, window, cost per document",
-                   run_params={"lengths": "512,1024,2048,8192"}, planned=_planned_context),
+                   run_params={"lengths": "512,1024,2048,4096"}, planned=_planned_context),
         Experiment("summary", "summary.ipynb", "decision matrix per scenario: constraints, p_best, ranks, "
                    "comparisons, report.html", html_report=True),
     )
