@@ -133,7 +133,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             run_params={"n_docs": 48, "window": 16, "concurrency": 8, "lever_docs": 0, "prefix_control_docs": 6},
         ),
         # One contract per length to 4k tokens on both embedded models, each served from one
-        # 9,216-token slot while it runs (134 s of make run). 8k is one parameter away
+        # 9,216-token slot while it runs (77 s of make run's 9:06, measured). 8k is one parameter away
         # (`--param lengths=512,1024,2048,8192`) but costs make run's 10 minutes: Qwen2.5 0.5B's
         # 8k prefill alone took 91 s on 2 idle cores (~100 tokens/s, attention growing with the
         # length), and make run with it measured 10:53.

@@ -20,16 +20,15 @@ question appended after the document:
 Why one document per length and not repeats: on 2 cores prefill is the dearest thing this
 workbench does, so each prefill paid buys a point of the TTFT(length) fit, and the questions
 after the first cost only their own few tokens (the cache): accuracy by depth and the cache
-comparison come almost free. Lengths grow geometrically to the longest (8k), where the fit's
-slope is decided; the short ones add points at little cost. A user raises `docs_per_length` for
+comparison come almost free. Lengths grow geometrically to the longest, where the fit's slope
+is decided; the short ones add points at little cost. A user raises `docs_per_length` for
 repeats (intervals per length) and `lengths` for a longer sweep.
 
-What it costs (measured 2026-12-08, `workbench run --experiments context`, defaults, on 2 cores
-another workload kept 1.5 cores busy, so each server ran one thread): 647 s. The 8k cold
-requests are most of it: Gemma 3 270M prefilled 8,262 tokens in 87 s (95 tokens/s), Qwen2.5
-0.5B 8,198 in 360 s (23 tokens/s, down from 74 at 256 tokens). Not measured idle; the aim of
-about 80 s for this experiment inside `make run`'s 10 minutes needs roughly 200 tokens/s from
-Qwen at 8k, which these rates do not suggest.
+What it costs (measured 2026-12-08 on 2 idle cores, two server threads): `make run`'s sweep (512,
+1k, 2k, 4k tokens) 77 s for both embedded models, Qwen2.5 0.5B's 4k document 28.5 s of it; at 8k
+Gemma 3 270M prefilled 8,344 tokens in 19.6 s (427 tokens/s) and Qwen 8,239 in 91.2 s (90
+tokens/s, down from 235 at 512: attention grows with the length) — with 8k, `make run` took
+10:53, over its 10 minutes, so its sweep stops at 4k and 8k is a parameter.
 
 The embedded servers run with one slot of `slot_ctx` tokens while this experiment runs (the
 other experiments keep their many short slots); the manifest records it with the server.
