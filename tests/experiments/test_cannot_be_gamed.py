@@ -68,7 +68,9 @@ def run_dir(tmp_path: Path) -> Path:
         cfile = tmp_path / "contenders.yaml"
         cfile.write_text(yaml.safe_dump({"contenders": [
             {"name": n, "api": "openai-chat", "model": n, "base_url": srv.base_url,
-             "price": {"input": 0.1, "output": 0.4}, "timeout_s": 10} for n in NAMES]}))
+             "price": {"input": 0.1, "output": 0.4}, "timeout_s": 10,
+             # the batch scenario's window constraint needs one; the mock serves any length
+             "declared": {"context_window": 32768}} for n in NAMES]}))
         out = tmp_path / "run"
         common = {"out_dir": out, "contenders": ",".join(NAMES), "contenders_file": cfile}
         with open_session("latency", **common) as s:
