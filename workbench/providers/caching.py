@@ -29,6 +29,7 @@ or cache-write tokens), never a guess.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from workbench.providers.base import provider_for
@@ -64,15 +65,15 @@ def prefix_cached(contender: C, on: bool) -> C | None:
     """A copy of `contender` with its shared prefix cached (`on`) or not, the documented way; None
     when the API cannot switch it off (Gemini and OpenAI completions cache implicitly) and `on` is
     False. OpenAI chat and Responses: on is the API's default (implicit), off is `OPENAI_NO_CACHE`."""
-    opts: dict[str, Any] = dict(contender.options)
-    if contender.is_local:
-        opts["extra_body"] = {**dict(opts.get("extra_body") or {}), "cache_prompt": on}
+    if contender.is_local:  # llama.cpp's own switch, whatever wire format the server speaks
+        switch: dict[str, Any] | None = {"extra_body": {"cache_prompt": on}}
     else:
         switch = provider_for(contender).prefix_cache_options(on)
-        if switch is None:
-            return None
-        if not switch:
-            return contender
-        for key, value in switch.items():  # a body switch joins the contender's own extra_body
-            opts[key] = {**dict(opts.get(key) or {}), **value} if key == "extra_body" else value
+    if switch is None:
+        return None
+    if not switch:
+        return contender
+    opts: dict[str, Any] = dict(contender.options)
+    for key, value in switch.items():  # a body switch joins the contender's own extra_body
+        opts[key] = {**dict(opts.get(key) or {}), **value} if isinstance(value, Mapping) else value
     return contender.override(f"prefix cache {'on' if on else 'off'}", options=opts)
